@@ -1,0 +1,179 @@
+#include "storage/file.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+namespace esd::storage {
+
+namespace {
+
+Status ErrnoStatus(const std::string& what, int err) {
+  if (err == ENOSPC || err == EDQUOT) return Status::OutOfSpace(what + ": " + std::strerror(err));
+  return Status::IOError(what, err);
+}
+
+}  // namespace
+
+File& File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<File> File::Open(const std::filesystem::path& path, int flags, int mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoStatus("open " + path.string(), errno);
+  return File(fd);
+}
+
+Status File::WriteAt(uint64_t offset, std::span<const uint8_t> data) const {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("pwrite", errno);
+    }
+    data = data.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<size_t> File::ReadAt(uint64_t offset, std::span<uint8_t> data) const {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pread(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("pread", errno);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status File::DataSync() const {
+  if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", errno);
+  return Status::Ok();
+}
+
+Result<uint64_t> File::Size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Status File::WriteZeros(uint64_t offset, uint64_t length) const {
+  static const std::vector<uint8_t> kZeros(1 << 20, 0);
+  while (length > 0) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(length, kZeros.size()));
+    Status s = WriteAt(offset, std::span(kZeros.data(), n));
+    if (!s.ok()) return s;
+    offset += n;
+    length -= n;
+  }
+  return Status::Ok();
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept : data_(o.data_), size_(o.size_) {
+  o.data_ = nullptr;
+  o.size_ = 0;
+}
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  if (this != &o) {
+    if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+    data_ = o.data_;
+    size_ = o.size_;
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+Result<MappedFile> MappedFile::Map(const File& file, size_t size) {
+  MappedFile m;
+  if (size == 0) return m;
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, file.fd(), 0);
+  if (p == MAP_FAILED) return Status::IOError("mmap", errno);
+  m.data_ = static_cast<const uint8_t*>(p);
+  m.size_ = size;
+  return m;
+}
+
+Status SyncDirectory(const std::filesystem::path& dir) {
+  auto f = File::Open(dir, O_RDONLY | O_DIRECTORY);
+  if (!f.ok()) return f.status();
+  if (::fsync(f->fd()) != 0) return Status::IOError("fsync " + dir.string(), errno);
+  return Status::Ok();
+}
+
+Status WriteFileAtomically(const std::filesystem::path& path, std::span<const uint8_t> bytes) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  {
+    auto f = File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    if (!f.ok()) return f.status();
+    Status s = f->WriteAt(0, bytes);
+    if (s.ok()) s = f->DataSync();
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::IOError("rename " + tmp.string(), err);
+  }
+  return SyncDirectory(path.parent_path());
+}
+
+Result<DirectoryLock> DirectoryLock::Acquire(const std::filesystem::path& dir) {
+  auto f = File::Open(dir / "LOCK", O_RDWR | O_CREAT);
+  if (!f.ok()) return f.status();
+  if (::flock(f->fd(), LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    if (err != EWOULDBLOCK) return Status::IOError("flock " + (dir / "LOCK").string(), err);
+    char buf[32] = {};
+    auto n = f->ReadAt(0, std::span(reinterpret_cast<uint8_t*>(buf), sizeof(buf) - 1));
+    std::string holder = n.ok() && *n > 0 ? std::string(buf, *n) : std::string("unknown");
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return Status::Locked("data directory " + dir.string() +
+                          " is in use by another esd process (pid " + holder +
+                          "); stop it or choose another --data-dir");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(f->fd(), 0) == 0) {
+    (void)f->WriteAt(0, std::span(reinterpret_cast<const uint8_t*>(pid.data()), pid.size()));
+  }
+  return DirectoryLock(std::move(f).value());
+}
+
+uint64_t NowMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace esd::storage

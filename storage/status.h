@@ -1,0 +1,90 @@
+// The storage layer's error model: a [[nodiscard]] Status, and Result<T> = value or Status.
+// Each outcome a caller must tell apart is its own code; whether retrying can help is part
+// of the status (see IsRetryable). Exceptions are not used in storage/.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "storage/types.h"
+
+namespace esd::storage {
+
+class [[nodiscard]] Status {
+ public:
+  enum class Code : uint8_t {
+    kOk,
+    kWrongExpectedVersion,  // business outcome: carries the stream's actual version
+    kIdempotencyConflict,   // an event id that was already written, with other content
+    kInvalidArgument,       // bad input from the caller: name, size, count ...
+    kNotFound,
+    kOutOfSpace,            // retryable: the disk is full; nothing was written
+    kIOError,               // the OS failed an operation; the store stops accepting writes
+    kCorruption,            // data on disk is damaged: a data-loss condition
+    kLocked,                // another process holds the data directory
+    kClosed,                // the store is shutting down or failed
+  };
+
+  Status() = default;
+  static Status Ok() { return Status(); }
+  static Status WrongExpectedVersion(std::string stream, ExpectedVersion expected,
+                                     std::optional<StreamVersion> actual);
+  static Status IdempotencyConflict(std::string msg) { return {Code::kIdempotencyConflict, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  static Status OutOfSpace(std::string msg) { return {Code::kOutOfSpace, std::move(msg)}; }
+  static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
+  // `errno_value` is appended to the message as strerror text.
+  static Status IOError(const std::string& what, int errno_value);
+  static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status Locked(std::string msg) { return {Code::kLocked, std::move(msg)}; }
+  static Status Closed(std::string msg) { return {Code::kClosed, std::move(msg)}; }
+
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // True when the same request may succeed later without any change by the caller.
+  bool IsRetryable() const { return code_ == Code::kOutOfSpace; }
+  // True when data that was acknowledged may be damaged or missing.
+  bool IsDataLoss() const { return code_ == Code::kCorruption; }
+
+  // For kWrongExpectedVersion: the stream's version when the append was checked
+  // (nullopt: the stream does not exist).
+  std::optional<StreamVersion> actual_version() const { return actual_version_; }
+
+  std::string ToString() const;  // "wrong expected version: ..." etc.
+  static const char* CodeName(Code code);
+
+ private:
+  Status(Code code, std::string msg) : code_(code), message_(std::move(msg)) {}
+  Code code_ = Code::kOk;
+  std::string message_;
+  std::optional<StreamVersion> actual_version_;
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).ok()); }  // NOLINT
+
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(v_);
+  }
+  T& value() & { assert(ok()); return std::get<T>(v_); }
+  const T& value() const& { assert(ok()); return std::get<T>(v_); }
+  T&& value() && { assert(ok()); return std::get<T>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace esd::storage

@@ -1,0 +1,178 @@
+// esd::storage::Store, the public API of the log.
+//
+// A Store owns one data directory (see docs/storage.md for the layout):
+//
+//   auto store = Store::Open("data", Options{});          // recovers, takes DATA/LOCK
+//   store.value()->Append("order-1", ExpectedVersion::NoStream(), events,
+//                         [](AppendResult r) { ... });     // runs once durable
+//   auto events = store.value()->ReadStream("order-1", StreamVersion(0), 100);
+//
+// Threads. Append, the reads and GetStreamInfo may be called from any thread, at the same
+// time. One writer thread owns the tail of the log and does group commit: it takes every
+// queued append, checks expected versions in order, writes the batches with one pwrite,
+// calls fdatasync once, publishes the durable position and then runs the callbacks.
+// Append callbacks and durable observers run on that writer thread: they must be quick and
+// must not call AppendSync (hand the result to your own thread instead).
+//
+// Durable. With Durability::kAlways (the default) an append's callback runs only after the
+// bytes are on disk (fdatasync), and readers see an event only once it is durable. With
+// kInterval and kNever appends are acknowledged and visible once written to the page cache;
+// a machine crash (not a process crash) may lose the last interval of acknowledged appends.
+//
+// Lifetimes. EventView fields point into memory-mapped segments and stay valid until the
+// Store is destroyed. Destroying the Store finishes every queued append (each callback runs)
+// and releases the directory.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/format.h"
+#include "storage/status.h"
+#include "storage/types.h"
+
+namespace esd::storage {
+
+using EventView = format::EventView;
+
+enum class Durability : uint8_t { kAlways, kInterval, kNever };
+
+struct DurabilityMode {
+  Durability mode = Durability::kAlways;
+  std::chrono::milliseconds interval{0};  // kInterval only
+  // Parses "always", "never" or "interval=MS" (the daemon's --fsync flag).
+  static Result<DurabilityMode> Parse(std::string_view text);
+  std::string ToString() const;
+};
+
+struct Options {
+  // Size of each new segment file; existing segments keep the size they were created with.
+  uint64_t segment_size = 256ull << 20;
+  DurabilityMode durability;
+  // Largest encoded event (header, names, metadata and data). At most kMaxEventSizeLimit.
+  uint32_t max_event_size = 1u << 20;
+  uint32_t max_events_per_append = 10'000;
+  // Most bytes one group commit writes before it syncs; bounds latency under load.
+  uint32_t max_group_bytes = 8u << 20;
+  // A checksum failure before the tail stops Open with kCorruption. With this set, Open
+  // keeps every event before the damaged batch, copies the bytes from there to the end of
+  // the segment aside into "<segment>.corrupt-<offset>" (nothing is deleted), and goes on.
+  bool open_past_corruption = false;
+};
+
+inline constexpr uint32_t kMaxEventSizeLimit = 16u << 20;
+
+// One event to append. Owned bytes, so a request can cross to the writer thread.
+struct EventData {
+  EventId id;                 // not nil; unique within the store
+  std::string type;           // 1..255 bytes of UTF-8
+  std::string content_type;   // 0..255 bytes, e.g. "application/json"
+  std::string metadata;
+  std::string data;
+};
+
+struct AppendOk {
+  StreamVersion first_version;
+  StreamVersion last_version;
+  GlobalPosition first_position;
+  GlobalPosition last_position;  // inclusive
+  TimestampMicros timestamp = 0;
+  // True when these exact events had been written before (an idempotent retry): the
+  // positions are the original ones and nothing new was written.
+  bool already_written = false;
+};
+
+using AppendResult = Result<AppendOk>;
+using AppendCallback = std::function<void(AppendResult)>;
+
+struct StreamInfo {
+  StreamVersion last_version;
+  uint64_t event_count = 0;
+  GlobalPosition last_position;
+  TimestampMicros last_write = 0;
+};
+
+enum class Direction : uint8_t { kForward, kBackward };
+
+// What Open found and did. Nothing here is an error; a daemon logs it.
+struct RecoveryReport {
+  uint64_t segments = 0;
+  GlobalPosition end_position;        // = number of events in the store
+  uint64_t tail_bytes_scanned = 0;    // bytes of the active segment checked at open
+  uint64_t index_files_rebuilt = 0;   // sealed segments whose .idx was missing or damaged
+  uint64_t torn_bytes_discarded = 0;  // an unacknowledged, incomplete tail that was cut off
+  FileOffset torn_at;
+  std::string corruption_moved_aside;  // with open_past_corruption: what was moved where
+};
+
+struct StoreStats {
+  uint64_t appends = 0;          // acknowledged appends (not counting idempotent retries)
+  uint64_t events_written = 0;
+  uint64_t bytes_written = 0;
+  uint64_t groups = 0;           // group commits
+  uint64_t fsyncs = 0;
+  uint64_t segments_sealed = 0;
+  uint64_t index_files_written = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,
+                                             const Options& options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Appends `events` to `stream` as one atomic batch if `expected` holds. `done` runs exactly
+  // once: on the writer thread when the batch is durable (or failed there), or on the
+  // calling thread before Append returns when the request is invalid (kInvalidArgument)
+  // or the store is closed.
+  void Append(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
+              AppendCallback done);
+  // Append, then wait for the result. Not from an append callback.
+  AppendResult AppendSync(std::string stream, ExpectedVersion expected,
+                          std::vector<EventData> events);
+
+  // Up to `max_count` durable events of `stream`, from version `from` on (kForward) or down
+  // (kBackward). kNotFound if the stream has no event; an empty vector if `from` is past the
+  // end going forward. O(count + log(events in store)).
+  Result<std::vector<EventView>> ReadStream(std::string_view stream, StreamVersion from,
+                                            size_t max_count,
+                                            Direction direction = Direction::kForward) const;
+
+  // Durable events of $all with position >= `from`, in order. `visit` returns false to stop.
+  // Returns the number of events visited. O(count + log(events in store)).
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
+                         const std::function<bool(const EventView&)>& visit) const;
+  Result<std::vector<EventView>> ReadAll(GlobalPosition from, size_t max_count) const;
+
+  // nullopt when the stream has no durable event. O(1) amortised.
+  std::optional<StreamInfo> GetStreamInfo(std::string_view stream) const;
+
+  // One past the last durable event: the number of events readers can see.
+  GlobalPosition DurablePosition() const;
+
+  // `observer` runs on the writer thread each time the durable position moves, with the
+  // new value. Returns a handle for RemoveDurableObserver. Subscriptions build on this.
+  uint64_t AddDurableObserver(std::function<void(GlobalPosition)> observer);
+  void RemoveDurableObserver(uint64_t handle);
+
+  const RecoveryReport& recovery() const;
+  StoreStats stats() const;
+  const std::filesystem::path& directory() const;
+
+  class Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace esd::storage
