@@ -1,0 +1,123 @@
+// The index file of a sealed segment, DATA/segments/<first-position>.idx. Written once when
+// the segment is sealed (tmp + fdatasync + rename + fsync(dir)), never changed, checksummed,
+// and rebuilt from the .seg file when it is missing or damaged.
+//
+//   +--------------+---------------------+-------------+----------------------+---------+-------+
+//   | IndexHeader  | RunEntry[runs]      | u32 offsets | TipEntry[tips]       | Sparse  | names |
+//   | 80 bytes     | sorted (hash, name) | (pad to 8)  | sorted (hash, name)  | [n]     |       |
+//   +--------------+---------------------+-------------+----------------------+---------+-------+
+//
+// IndexHeader (80 bytes)
+//   +0  u64 magic "ESDIDX01"   +8 u32 format_version   +12 u32 header_size (80)
+//   +16 u64 segment_id         +24 u64 first_position  +32 u64 end_position (exclusive)
+//   +40 u32 end_offset (first unused byte of the segment)  +44 u32 run_count
+//   +48 u32 offset_count       +52 u32 tip_count       +56 u32 sparse_count  +60 u32 names_size
+//   +64 u64 body_checksum  XXH3-64 of every byte after the header
+//   +72 u64 header_checksum XXH3-64 of bytes [0, 72)
+// RunEntry (48 bytes): the events of one stream in this segment
+//   u64 name_hash, u64 first_version, u64 last_position, u64 last_timestamp,
+//   u32 count, u32 first_offset_index, u32 name_offset, u32 name_size
+// TipEntry (40 bytes): every stream's state as of the end of this segment, cumulative over
+//   all earlier segments, so that opening the store reads one table instead of the log:
+//   u64 name_hash, u64 last_version, u64 last_position, u64 last_timestamp,
+//   u32 name_offset, u32 name_size
+// Sparse (16 bytes): u64 position, u64 offset of a batch that starts there
+// names: the stream names the entries point into (name_hash = XXH3-64 of the name).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "storage/file.h"
+#include "storage/mem_index.h"
+#include "storage/status.h"
+
+namespace esd::storage {
+
+inline constexpr uint64_t kIndexMagic = 0x3130584449445345ull;  // "ESDIDX01"
+inline constexpr size_t kIndexHeaderSize = 80;
+
+class IndexFile {
+ public:
+  // Writes the index of a sealed segment. `previous` is the index of the segment before
+  // (nullptr for the first), whose tips are carried forward.
+  static Status Write(const std::filesystem::path& path, SegmentId id, GlobalPosition first_position,
+                      GlobalPosition end_position, uint64_t end_offset, const MemIndex& index,
+                      const IndexFile* previous);
+
+  // Maps and verifies the file: both checksums and that it belongs to this segment.
+  // kCorruption when damaged, kNotFound when missing.
+  static Result<std::unique_ptr<IndexFile>> Load(const std::filesystem::path& path, SegmentId id,
+                                                 GlobalPosition first_position);
+
+  std::optional<StreamRun> Find(std::string_view stream) const;
+  std::optional<StreamTip> Tip(std::string_view stream) const;
+  std::optional<SparseEntry> SparseFloor(GlobalPosition position) const;
+
+  GlobalPosition end_position() const { return GlobalPosition(header_.end_position); }
+  uint64_t end_offset() const { return header_.end_offset; }
+  size_t run_count() const { return header_.run_count; }
+  size_t tip_count() const { return header_.tip_count; }
+
+  struct Header {
+    uint64_t magic;
+    uint32_t format_version;
+    uint32_t header_size;
+    uint64_t segment_id;
+    uint64_t first_position;
+    uint64_t end_position;
+    uint32_t end_offset;
+    uint32_t run_count;
+    uint32_t offset_count;
+    uint32_t tip_count;
+    uint32_t sparse_count;
+    uint32_t names_size;
+    uint64_t body_checksum;
+    uint64_t header_checksum;
+  };
+  struct RunEntry {
+    uint64_t name_hash;
+    uint64_t first_version;
+    uint64_t last_position;
+    uint64_t last_timestamp;
+    uint32_t count;
+    uint32_t first_offset_index;
+    uint32_t name_offset;
+    uint32_t name_size;
+  };
+  struct TipEntry {
+    uint64_t name_hash;
+    uint64_t last_version;
+    uint64_t last_position;
+    uint64_t last_timestamp;
+    uint32_t name_offset;
+    uint32_t name_size;
+  };
+
+ private:
+  IndexFile() = default;
+  std::string_view Name(uint32_t offset, uint32_t size) const;
+  template <typename Entry>
+  const Entry* Lookup(const Entry* entries, size_t count, std::string_view stream) const;
+
+  File file_;
+  MappedFile map_;
+  Header header_{};
+  const RunEntry* runs_ = nullptr;
+  const uint32_t* offsets_ = nullptr;
+  const TipEntry* tips_ = nullptr;
+  const SparseEntry* sparse_ = nullptr;
+  const char* names_ = nullptr;
+};
+
+static_assert(sizeof(IndexFile::Header) == kIndexHeaderSize);
+static_assert(sizeof(IndexFile::RunEntry) == 48);
+static_assert(sizeof(IndexFile::TipEntry) == 40);
+static_assert(sizeof(SparseEntry) == 16);
+
+uint64_t StreamNameHash(std::string_view stream);
+
+}  // namespace esd::storage

@@ -1,0 +1,310 @@
+// Store: opening, the public API, and the read paths.
+#include "storage/store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <future>
+
+#include "storage/store_impl.h"
+#include "storage/validate.h"
+
+namespace esd::storage {
+
+Result<DurabilityMode> DurabilityMode::Parse(std::string_view text) {
+  if (text == "always") return DurabilityMode{Durability::kAlways, {}};
+  if (text == "never") return DurabilityMode{Durability::kNever, {}};
+  constexpr std::string_view kInterval = "interval=";
+  if (text.substr(0, kInterval.size()) == kInterval) {
+    auto digits = text.substr(kInterval.size());
+    uint64_t ms = 0;
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ms);
+    if (ec == std::errc() && p == digits.data() + digits.size() && ms > 0 && ms <= 60'000) {
+      return DurabilityMode{Durability::kInterval, std::chrono::milliseconds(ms)};
+    }
+  }
+  return Status::InvalidArgument("durability must be 'always', 'never' or 'interval=MS' (1..60000), got '" +
+                                 std::string(text) + "'");
+}
+
+std::string DurabilityMode::ToString() const {
+  switch (mode) {
+    case Durability::kAlways: return "always";
+    case Durability::kNever: return "never";
+    case Durability::kInterval: return "interval=" + std::to_string(interval.count());
+  }
+  return "?";
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Store::~Store() {
+  if (impl_) impl_->StopThreads();
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, const Options& options) {
+  if (options.segment_size < format::kMinSegmentSize || options.segment_size > format::kMaxSegmentSize ||
+      options.segment_size % 4096 != 0) {
+    return Status::InvalidArgument("segment size must be a multiple of 4096 between " +
+                                   std::to_string(format::kMinSegmentSize) + " and " +
+                                   std::to_string(format::kMaxSegmentSize) + " bytes");
+  }
+  if (options.max_event_size < format::kEventHeaderSize + 2 || options.max_event_size > kMaxEventSizeLimit) {
+    return Status::InvalidArgument("max event size must be at most " + std::to_string(kMaxEventSizeLimit) + " bytes");
+  }
+  if (options.max_event_size > options.segment_size / 2) {
+    return Status::InvalidArgument("max event size must be at most half the segment size");
+  }
+  if (options.max_events_per_append == 0) return Status::InvalidArgument("max events per append must be > 0");
+  std::error_code ec;
+  std::filesystem::create_directories(dir / "segments", ec);
+  if (!ec) std::filesystem::create_directories(dir / "snapshots", ec);
+  if (ec) return Status::IOError("create " + dir.string() + ": " + ec.message());
+  auto lock = DirectoryLock::Acquire(dir);
+  if (!lock.ok()) return lock.status();
+  auto impl = std::make_unique<Impl>(dir, options, std::move(lock).value());
+  Status s = impl->Recover();
+  if (!s.ok()) return s;
+  impl->StartThreads();
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+void Store::Append(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
+                   AppendCallback done) {
+  const uint64_t max_batch = std::min<uint64_t>(impl_->options_.segment_size - format::kSegmentHeaderSize,
+                                                std::numeric_limits<uint32_t>::max() & ~uint64_t{7});
+  Status s = ValidateAppend(stream, events, impl_->options_, max_batch);
+  if (!s.ok()) {
+    done(std::move(s));
+    return;
+  }
+  auto r = std::make_unique<AppendRequest>();
+  r->bytes = format::kBatchHeaderSize;
+  for (const EventData& e : events) {
+    r->bytes += format::EventRecordSize(stream, {e.id, e.type, e.content_type, e.metadata, e.data});
+  }
+  r->stream = std::move(stream);
+  r->expected = expected;
+  r->events = std::move(events);
+  r->done = std::move(done);
+  impl_->Enqueue(std::move(r));
+}
+
+AppendResult Store::AppendSync(std::string stream, ExpectedVersion expected, std::vector<EventData> events) {
+  std::promise<AppendResult> promise;
+  auto future = promise.get_future();
+  Append(std::move(stream), expected, std::move(events), [&promise](AppendResult r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+GlobalPosition Store::DurablePosition() const {
+  return GlobalPosition(impl_->durable_.load(std::memory_order_acquire));
+}
+
+uint64_t Store::AddDurableObserver(std::function<void(GlobalPosition)> observer) {
+  std::lock_guard lock(impl_->observers_mu_);
+  const uint64_t id = impl_->next_observer_++;
+  impl_->observers_.emplace(id, std::move(observer));
+  return id;
+}
+
+void Store::RemoveDurableObserver(uint64_t handle) {
+  std::lock_guard lock(impl_->observers_mu_);
+  impl_->observers_.erase(handle);
+}
+
+const RecoveryReport& Store::recovery() const { return impl_->recovery_; }
+const std::filesystem::path& Store::directory() const { return impl_->dir_; }
+
+StoreStats Store::stats() const {
+  const Impl& i = *impl_;
+  return {i.stat_appends_.load(), i.stat_events_.load(), i.stat_bytes_.load(), i.stat_groups_.load(),
+          i.stat_fsyncs_.load(), i.stat_sealed_.load(), i.stat_index_files_.load()};
+}
+
+std::optional<StreamInfo> Store::GetStreamInfo(std::string_view stream) const {
+  std::shared_lock lock(impl_->mu_);
+  auto tip = impl_->TipLocked(stream);
+  if (!tip) return std::nullopt;
+  return StreamInfo{tip->last_version, tip->last_version.value + 1, tip->last_position, tip->last_timestamp};
+}
+
+Result<std::vector<EventView>> Store::ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
+                                                 Direction direction) const {
+  return impl_->ReadStream(stream, from, max_count, direction);
+}
+
+Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count,
+                              const std::function<bool(const EventView&)>& visit) const {
+  return impl_->ReadAll(from, max_count, visit);
+}
+
+Result<std::vector<EventView>> Store::ReadAll(GlobalPosition from, size_t max_count) const {
+  std::vector<EventView> out;
+  auto n = impl_->ReadAll(from, max_count, [&](const EventView& e) {
+    out.push_back(e);
+    return true;
+  });
+  if (!n.ok()) return n.status();
+  return out;
+}
+
+// ---- reads ----
+
+std::optional<StreamTip> Store::Impl::SealedTipLocked(size_t slot, std::string_view stream) const {
+  // A sealed slot without its index file yet answers from its MemIndex, else from the
+  // slot before: tips are cumulative.
+  for (size_t k = slot + 1; k-- > 0;) {
+    const SegmentSlot& s = *segments_[k];
+    if (s.idx) return s.idx->Tip(stream);
+    if (auto run = s.mem->Find(stream)) return StreamTip{run->last_version(), run->last_position, run->last_timestamp};
+  }
+  return std::nullopt;
+}
+
+std::optional<StreamTip> Store::Impl::TipLocked(std::string_view stream) const {
+  if (auto it = streams_.find(stream); it != streams_.end()) return it->second;
+  if (segments_.size() < 2) return std::nullopt;
+  return SealedTipLocked(segments_.size() - 2, stream);
+}
+
+std::optional<StreamRun> Store::Impl::RunLocked(size_t slot, std::string_view stream) const {
+  const SegmentSlot& s = *segments_[slot];
+  return s.idx ? s.idx->Find(stream) : s.mem->Find(stream);
+}
+
+std::optional<size_t> Store::Impl::SlotOfVersionLocked(std::string_view stream, StreamVersion version,
+                                                       size_t from_slot) const {
+  // The first sealed slot whose cumulative tip reaches `version` holds it (tips only grow
+  // along the log); if none does, it is in the active segment.
+  const size_t sealed = segments_.size() - 1;
+  size_t lo = from_slot, hi = sealed;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    auto tip = SealedTipLocked(mid, stream);
+    if (tip && tip->last_version >= version) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  auto run = RunLocked(lo, stream);
+  if (!run || version < run->first_version || version > run->last_version()) return std::nullopt;
+  return lo;
+}
+
+Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
+                                                       Direction direction) const {
+  std::vector<EventView> out;
+  std::shared_lock lock(mu_);
+  auto tip = TipLocked(stream);
+  if (!tip) return Status::NotFound("stream '" + std::string(stream) + "' does not exist");
+  const bool forward = direction == Direction::kForward;
+  if (forward && from > tip->last_version) return out;
+  StreamVersion v = forward ? from : std::min(from, tip->last_version);
+  out.reserve(std::min<uint64_t>(max_count, tip->last_version.value + 1));
+  size_t slot = 0;
+  while (out.size() < max_count) {
+    auto found = SlotOfVersionLocked(stream, v, forward ? slot : 0);
+    if (!found) {
+      return Status::Corruption("stream '" + std::string(stream) + "': version " + std::to_string(v.value) +
+                                " is missing from the index");
+    }
+    slot = *found;
+    const auto run = *RunLocked(slot, stream);
+    const auto bytes = segments_[slot]->segment->bytes();
+    size_t i = v - run.first_version;
+    while (out.size() < max_count) {
+      EventView e;
+      uint32_t size;
+      if (!format::ParseEvent(bytes.subspan(run.offsets[i]), &e, &size) || e.stream != stream ||
+          e.version != run.first_version + i) {
+        return Status::Corruption("stream '" + std::string(stream) + "' version " +
+                                  std::to_string(run.first_version.value + i) + ": record at " +
+                                  segments_[slot]->segment->path().filename().string() + " offset " +
+                                  std::to_string(run.offsets[i]) + " does not match the index");
+      }
+      out.push_back(e);
+      if (forward) {
+        if (++i == run.offsets.size()) break;
+      } else {
+        if (i-- == 0) break;
+      }
+    }
+    if (forward) {
+      v = run.last_version() + 1;
+      if (v > tip->last_version) break;
+    } else {
+      if (run.first_version.value == 0) break;
+      v = run.first_version - 1;
+    }
+  }
+  return out;
+}
+
+Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
+                                    const std::function<bool(const EventView&)>& visit) const {
+  struct Span {
+    const Segment* segment;
+    uint64_t begin, end;
+  };
+  std::vector<Span> spans;
+  const uint64_t durable = durable_.load(std::memory_order_acquire);
+  if (from.value >= durable || max_count == 0) return size_t{0};
+  {
+    // Take what the scan needs under the lock, then read without it: bytes below a
+    // published end_offset never change, and the visitor may call back into the store.
+    std::shared_lock lock(mu_);
+    auto it = std::upper_bound(segments_.begin(), segments_.end(), from, [](GlobalPosition p, const auto& s) {
+      return p < s->segment->first_position();
+    });
+    for (size_t k = static_cast<size_t>(it - segments_.begin()) - 1; k < segments_.size(); ++k) {
+      const SegmentSlot& s = *segments_[k];
+      uint64_t begin = format::kSegmentHeaderSize;
+      if (spans.empty()) {
+        auto floor = s.idx ? s.idx->SparseFloor(from) : s.mem->SparseFloor(from);
+        if (floor && floor->position <= from.value) begin = floor->offset;
+      }
+      spans.push_back({s.segment.get(), begin, s.end_offset});
+    }
+  }
+  size_t visited = 0;
+  for (const Span& span : spans) {
+    const auto bytes = span.segment->bytes();
+    uint64_t off = span.begin;
+    while (off < span.end) {
+      format::BatchHeader h;
+      auto check = format::CheckBatch(bytes.subspan(off, span.end - off), false, &h);
+      if (check != format::BatchCheck::kOk) {
+        return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off) + ": " +
+                                  format::BatchCheckName(check));
+      }
+      const uint64_t batch_end = off + h.batch_size;
+      if ((h.kind & format::kKindSafeToIgnore) != 0 && h.kind != format::kBatchKindEvents) {
+        off = batch_end;
+        continue;
+      }
+      if (h.first_position + h.event_count <= from.value) {
+        off = batch_end;
+        continue;
+      }
+      uint64_t at = off + format::kBatchHeaderSize;
+      for (uint32_t i = 0; i < h.event_count; ++i) {
+        EventView e;
+        uint32_t size;
+        if (!format::ParseEvent(bytes.subspan(at, batch_end - at), &e, &size)) {
+          return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(at) +
+                                    ": event record does not parse");
+        }
+        at += size;
+        if (e.position < from) continue;
+        if (e.position.value >= durable) return visited;
+        ++visited;
+        if (!visit(e) || visited == max_count) return visited;
+      }
+      off = batch_end;
+    }
+  }
+  return visited;
+}
+
+}  // namespace esd::storage

@@ -1,0 +1,159 @@
+// Store::Impl: the state shared by recovery (recovery.cc), the writer thread (writer.cc)
+// and readers (store.cc). Internal to storage/.
+//
+// Locking. `mu_` (shared_mutex) guards segments_, streams_ and the active segment's
+// MemIndex. Readers take it shared; the writer takes it exclusively once per group, to
+// publish what the group made durable, and the index job once per sealed segment. Bytes
+// below a segment's published end_offset never change, so readers may use them unlocked.
+//
+// Invariant: durable_ <= what the writer has written <= what it has encoded. Readers
+// see nothing at or past durable_.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/background.h"
+#include "storage/file.h"
+#include "storage/index_file.h"
+#include "storage/mem_index.h"
+#include "storage/segment.h"
+#include "storage/store.h"
+
+namespace esd::storage {
+
+struct SegmentSlot {
+  std::unique_ptr<Segment> segment;
+  // Lookups go to `idx` when it is loaded, else to `mem` (the active segment, or a sealed
+  // one whose index file is not written yet).
+  std::shared_ptr<MemIndex> mem;
+  std::unique_ptr<IndexFile> idx;
+  uint64_t end_offset = 0;      // first byte past the last published batch
+  GlobalPosition end_position;  // one past the last published event
+  bool sealed = false;
+};
+
+struct AppendRequest {
+  std::string stream;
+  ExpectedVersion expected = ExpectedVersion::Any();
+  std::vector<EventData> events;
+  AppendCallback done;
+  uint64_t bytes = 0;  // encoded batch size
+};
+
+class Store::Impl {
+ public:
+  Impl(std::filesystem::path dir, Options options, DirectoryLock lock);
+  ~Impl();
+
+  // recovery.cc
+  Status Recover();
+  // writer.cc
+  void StartThreads();
+  void StopThreads();
+  void Enqueue(std::unique_ptr<AppendRequest> request);
+
+  // store.cc: reads. `mu_` must be held (shared) by the caller.
+  std::optional<StreamTip> TipLocked(std::string_view stream) const;
+  std::optional<StreamTip> SealedTipLocked(size_t slot, std::string_view stream) const;
+  std::optional<StreamRun> RunLocked(size_t slot, std::string_view stream) const;
+  // The slot whose run of `stream` holds `version`, searching slots >= `from_slot`.
+  std::optional<size_t> SlotOfVersionLocked(std::string_view stream, StreamVersion version,
+                                            size_t from_slot) const;
+  Result<std::vector<EventView>> ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
+                                            Direction direction) const;
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
+                         const std::function<bool(const EventView&)>& visit) const;
+
+  const std::filesystem::path dir_;
+  const std::filesystem::path segments_dir_;
+  const Options options_;
+  DirectoryLock lock_;
+  RecoveryReport recovery_;
+
+  mutable std::shared_mutex mu_;
+  std::vector<std::unique_ptr<SegmentSlot>> segments_;  // log order; back() is active
+  // Every stream written since the last sealed segment began, or since open: the rest are
+  // found in the newest sealed segment's tips.
+  std::unordered_map<std::string, StreamTip, StringHash, std::equal_to<>> streams_;
+  std::atomic<uint64_t> durable_{0};
+
+  // Observers of the durable position.
+  std::mutex observers_mu_;
+  std::map<uint64_t, std::function<void(GlobalPosition)>> observers_;
+  uint64_t next_observer_ = 1;
+
+  // Counters, updated by the writer.
+  std::atomic<uint64_t> stat_appends_{0}, stat_events_{0}, stat_bytes_{0}, stat_groups_{0},
+      stat_fsyncs_{0}, stat_sealed_{0}, stat_index_files_{0};
+
+ private:
+  friend class Store;
+  // ---- writer thread (writer.cc) ----
+  struct Pending {  // a batch encoded into group_ but not yet published
+    AppendRequest* request;
+    uint64_t offset;  // in group_
+    StreamVersion first_version;
+    GlobalPosition first_position;
+    std::vector<uint32_t> event_offsets;  // in the batch
+  };
+  struct BatchRef {  // where a batch starts, found by its first event id
+    GlobalPosition position;
+    uint32_t count;
+  };
+  void WriterLoop();
+  void ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& group);
+  // Checks expected version and idempotency. Returns nullopt to append, or the result.
+  std::optional<AppendResult> Decide(const AppendRequest& r);
+  std::optional<AppendResult> CheckRetry(const AppendRequest& r, GlobalPosition at);
+  std::optional<StreamTip> WriterTip(std::string_view stream) const;
+  void FlushGroup();
+  Status Roll();
+  void Complete();
+  void SyncIfDue(bool force);
+  void WriteIndexFor(SegmentSlot* slot, size_t slot_number);
+  const BatchRef* FindBatchByFirstId(const EventId& id) const;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::unique_ptr<AppendRequest>> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  // Owned by the writer thread.
+  std::vector<uint8_t> group_;
+  std::vector<Pending> pending_;
+  std::vector<std::pair<std::unique_ptr<AppendRequest>, AppendResult>> completions_;
+  std::unordered_map<std::string, StreamTip, StringHash, std::equal_to<>> overlay_;  // this group
+  uint64_t write_offset_ = 0;       // where group_ goes in the active segment
+  uint64_t sync_mark_ = 0;          // active segment bytes below this are durable
+  uint64_t unsynced_ = 0;           // bytes written but not synced (interval / never)
+  std::chrono::steady_clock::time_point last_sync_;
+  GlobalPosition next_position_;    // next position to assign
+  TimestampMicros last_timestamp_ = 0;
+  // First event id of recent batches -> where the batch is: two generations, each holding
+  // up to kIdWindow batches or one segment, for retries of Any/StreamExists appends.
+  std::unordered_map<EventId, BatchRef, EventIdHash> ids_, old_ids_;
+  std::vector<EventId> group_ids_;  // inserted by the current group, undone on failure
+  Status failed_;                   // set after an I/O error: no more writes
+
+  std::unique_ptr<Preallocator> preallocator_;
+  std::unique_ptr<TaskQueue> index_jobs_;
+
+ public:
+  static constexpr size_t kIdWindow = 1 << 20;
+  // Records one scanned/written batch in the id window (recovery uses it too).
+  void RememberBatch(const EventId& first_id, GlobalPosition position, uint32_t count);
+};
+
+}  // namespace esd::storage

@@ -1,0 +1,112 @@
+#include "storage/validate.h"
+
+#include <string>
+#include <unordered_set>
+
+#include "storage/format.h"
+
+namespace esd::storage {
+
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned c = *p;
+    if (c < 0x80) { ++p; continue; }
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (static_cast<size_t>(end - p) <= n) return false;
+    for (size_t i = 1; i <= n; ++i) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+namespace {
+
+// C0 controls, DEL, and the C1 range (U+0080..U+009F, encoded as C2 80..C2 9F).
+bool HasControlCharacter(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0) return true;
+  }
+  return false;
+}
+
+Status ValidateName(std::string_view what, std::string_view s, size_t max) {
+  if (s.empty() || s.size() > max) {
+    return Status::InvalidArgument(std::string(what) + " must be 1.." + std::to_string(max) +
+                                   " bytes, got " + std::to_string(s.size()));
+  }
+  if (!IsValidUtf8(s)) return Status::InvalidArgument(std::string(what) + " is not valid UTF-8");
+  if (HasControlCharacter(s)) {
+    return Status::InvalidArgument(std::string(what) + " contains a control character");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateStreamName(std::string_view stream) {
+  Status s = ValidateName("stream name", stream, format::kMaxStreamNameSize);
+  if (!s.ok()) return s;
+  if (stream.front() == '$') {
+    return Status::InvalidArgument("stream name '" + std::string(stream) +
+                                   "' starts with '$', which is reserved for system streams");
+  }
+  return Status::Ok();
+}
+
+Status ValidateAppend(std::string_view stream, const std::vector<EventData>& events,
+                      const Options& options, uint64_t max_batch_bytes) {
+  Status s = ValidateStreamName(stream);
+  if (!s.ok()) return s;
+  if (events.empty()) return Status::InvalidArgument("an append needs at least one event");
+  if (events.size() > options.max_events_per_append) {
+    return Status::InvalidArgument("too many events in one append: " + std::to_string(events.size()) +
+                                   " > limit " + std::to_string(options.max_events_per_append));
+  }
+  uint64_t batch_bytes = format::kBatchHeaderSize;
+  std::unordered_set<EventId, EventIdHash> ids;
+  ids.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const EventData& e = events[i];
+    const std::string at = "event " + std::to_string(i) + ": ";
+    if (e.id.IsNil()) return Status::InvalidArgument(at + "event id must not be nil");
+    if (!ids.insert(e.id).second) {
+      return Status::InvalidArgument(at + "event id " + e.id.ToString() + " appears twice in the append");
+    }
+    s = ValidateName(at + "event type", e.type, format::kMaxEventTypeSize);
+    if (!s.ok()) return s;
+    if (e.content_type.size() > format::kMaxContentTypeSize || !IsValidUtf8(e.content_type) ||
+        HasControlCharacter(e.content_type)) {
+      return Status::InvalidArgument(at + "content type must be at most 255 bytes of printable UTF-8");
+    }
+    const uint64_t size = format::EventRecordSize(
+        stream, {e.id, e.type, e.content_type, e.metadata, e.data});
+    if (size > options.max_event_size) {
+      return Status::InvalidArgument(at + "event is " + std::to_string(size) +
+                                     " bytes encoded, over the limit of " +
+                                     std::to_string(options.max_event_size));
+    }
+    batch_bytes += size;
+  }
+  if (batch_bytes > max_batch_bytes) {
+    return Status::InvalidArgument("append of " + std::to_string(batch_bytes) +
+                                   " bytes does not fit in one segment (at most " +
+                                   std::to_string(max_batch_bytes) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace esd::storage

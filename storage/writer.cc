@@ -1,0 +1,370 @@
+// The writer thread: group commit. It takes every queued append (up to max_group_bytes),
+// decides each in order (expected version, idempotent retry), encodes the accepted ones
+// into one buffer, writes it with one pwrite, calls fdatasync once, publishes the new
+// durable position to readers, and only then runs the callbacks.
+#include <cassert>
+#include <future>
+
+#include "storage/store_impl.h"
+
+namespace esd::storage {
+
+void Store::Impl::StartThreads() {
+  preallocator_ = std::make_unique<Preallocator>(segments_dir_, options_.segment_size);
+  index_jobs_ = std::make_unique<TaskQueue>();
+  last_sync_ = std::chrono::steady_clock::now();
+  group_.reserve(options_.max_group_bytes);
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+void Store::Impl::StopThreads() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  index_jobs_.reset();  // finishes an index file in progress
+  preallocator_.reset();
+}
+
+void Store::Impl::Enqueue(std::unique_ptr<AppendRequest> request) {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (!stopping_) {
+      queue_.push_back(std::move(request));
+      request = nullptr;
+    }
+  }
+  if (request != nullptr) {
+    request->done(Status::Closed("the store is closed"));
+    return;
+  }
+  queue_cv_.notify_one();
+}
+
+void Store::Impl::WriterLoop() {
+  std::vector<std::unique_ptr<AppendRequest>> group;
+  while (true) {
+    {
+      std::unique_lock lock(queue_mu_);
+      if (options_.durability.mode == Durability::kInterval && unsynced_ > 0) {
+        queue_cv_.wait_until(lock, last_sync_ + options_.durability.interval,
+                             [&] { return stopping_ || !queue_.empty(); });
+      } else {
+        queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      }
+      if (queue_.empty() && stopping_) break;
+      uint64_t bytes = 0;
+      while (!queue_.empty() && (group.empty() || bytes + queue_.front()->bytes <= options_.max_group_bytes)) {
+        bytes += queue_.front()->bytes;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (!group.empty()) ProcessGroup(group);
+    group.clear();
+    SyncIfDue(false);
+  }
+  SyncIfDue(true);
+}
+
+void Store::Impl::SyncIfDue(bool force) {
+  if (unsynced_ == 0 || !failed_.ok()) return;
+  const auto now = std::chrono::steady_clock::now();
+  const bool due = options_.durability.mode == Durability::kInterval &&
+                   now >= last_sync_ + options_.durability.interval;
+  if (!force && !due) return;
+  Status s = segments_.back()->segment->file().DataSync();
+  ++stat_fsyncs_;
+  if (!s.ok()) {
+    failed_ = Status::IOError("fdatasync failed, the store no longer accepts writes: " + s.message());
+    return;
+  }
+  unsynced_ = 0;
+  sync_mark_ = write_offset_;
+  last_sync_ = now;
+}
+
+std::optional<StreamTip> Store::Impl::WriterTip(std::string_view stream) const {
+  // The writer is the only thread that changes streams_, so it may read it unlocked.
+  if (auto it = overlay_.find(stream); it != overlay_.end()) return it->second;
+  if (auto it = streams_.find(stream); it != streams_.end()) return it->second;
+  if (segments_.size() < 2) return std::nullopt;
+  std::shared_lock lock(mu_);  // the index job may swap a sealed slot's index
+  return SealedTipLocked(segments_.size() - 2, stream);
+}
+
+const Store::Impl::BatchRef* Store::Impl::FindBatchByFirstId(const EventId& id) const {
+  if (auto it = ids_.find(id); it != ids_.end()) return &it->second;
+  if (auto it = old_ids_.find(id); it != old_ids_.end()) return &it->second;
+  return nullptr;
+}
+
+void Store::Impl::RememberBatch(const EventId& first_id, GlobalPosition position, uint32_t count) {
+  if (ids_.size() >= kIdWindow) old_ids_ = std::exchange(ids_, {});
+  ids_[first_id] = BatchRef{position, count};
+}
+
+namespace {
+
+bool SameEvent(const EventData& e, const EventView& v) {
+  return e.id == v.id && e.type == v.type && e.content_type == v.content_type && e.metadata == v.metadata &&
+         e.data == v.data;
+}
+
+bool ExpectationHeld(const ExpectedVersion& expected, StreamVersion first_version) {
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::kAny: return true;
+    case ExpectedVersion::Kind::kNoStream: return first_version.value == 0;
+    case ExpectedVersion::Kind::kStreamExists: return first_version.value > 0;
+    case ExpectedVersion::Kind::kExact: return first_version.value == expected.version().value + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+// `r` may be a retry of the batch that starts at `at`. Compares it with what was written.
+std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, GlobalPosition at) {
+  if (at.value >= durable_.load(std::memory_order_acquire)) FlushGroup();  // it is in this group
+  std::vector<EventView> events;
+  (void)ReadAll(at, r.events.size(), [&](const EventView& v) {
+    events.push_back(v);
+    return true;
+  });
+  const std::string id = r.events.front().id.ToString();
+  if (events.size() != r.events.size()) {
+    return AppendResult(Status::IdempotencyConflict("event id " + id + " was already written at position " +
+                                                    std::to_string(at.value) + " in an append of another size"));
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].stream != r.stream || !SameEvent(r.events[i], events[i]) ||
+        (i > 0 && events[i].version != events[0].version + i)) {
+      return AppendResult(Status::IdempotencyConflict(
+          "event id " + id + " was already written at position " + std::to_string(at.value) +
+          " with other content (stream '" + std::string(events[i].stream) + "', event " + std::to_string(i) + ")"));
+    }
+  }
+  if (!ExpectationHeld(r.expected, events.front().version)) {
+    return AppendResult(Status::IdempotencyConflict("event id " + id + " was already written at position " +
+                                                    std::to_string(at.value) + " under another expected version"));
+  }
+  return AppendResult(AppendOk{events.front().version, events.back().version, events.front().position,
+                               events.back().position, events.front().timestamp, true});
+}
+
+std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r) {
+  if (const BatchRef* ref = FindBatchByFirstId(r.events.front().id)) return CheckRetry(r, ref->position);
+
+  const std::optional<StreamTip> tip = WriterTip(r.stream);
+  const std::optional<StreamVersion> actual = tip ? std::optional(tip->last_version) : std::nullopt;
+  auto wrong = [&] { return AppendResult(Status::WrongExpectedVersion(r.stream, r.expected, actual)); };
+  switch (r.expected.kind()) {
+    case ExpectedVersion::Kind::kAny: return std::nullopt;
+    case ExpectedVersion::Kind::kStreamExists: return tip ? std::nullopt : std::optional(wrong());
+    case ExpectedVersion::Kind::kNoStream:
+    case ExpectedVersion::Kind::kExact: {
+      const uint64_t next = r.expected.kind() == ExpectedVersion::Kind::kExact ? r.expected.version().value + 1 : 0;
+      const uint64_t current_next = tip ? tip->last_version.value + 1 : 0;
+      if (current_next == next) return std::nullopt;
+      if (current_next < next) return wrong();
+      // The stream has moved past the expected version: this may be a retry of an append
+      // older than the id window. Look at what sits at the versions it expected to write.
+      auto at = ReadStream(r.stream, StreamVersion(next), 1, Direction::kForward);
+      if (at.ok() && !at->empty() && (*at)[0].id == r.events.front().id) return CheckRetry(r, (*at)[0].position);
+      return wrong();
+    }
+  }
+  return wrong();
+}
+
+void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& group) {
+  const TimestampMicros now = NowMicros();
+  last_timestamp_ = std::max(last_timestamp_, now);
+  std::vector<format::EventFields> fields;
+  for (auto& request : group) {
+    AppendRequest& r = *request;
+    if (!failed_.ok()) {
+      completions_.emplace_back(std::move(request), failed_);
+      continue;
+    }
+    if (auto decided = Decide(r)) {
+      completions_.emplace_back(std::move(request), std::move(*decided));
+      continue;
+    }
+    const Segment* seg = segments_.back()->segment.get();
+    if (write_offset_ + group_.size() + r.bytes > seg->size()) {
+      FlushGroup();
+      Status s = failed_.ok() ? Roll() : failed_;
+      if (!s.ok()) {
+        completions_.emplace_back(std::move(request), s);
+        continue;
+      }
+    }
+    const std::optional<StreamTip> tip = WriterTip(r.stream);
+    const StreamVersion first_version(tip ? tip->last_version.value + 1 : 0);
+    Pending p{&r, group_.size(), first_version, next_position_, std::vector<uint32_t>(r.events.size())};
+    fields.clear();
+    for (const EventData& e : r.events) fields.push_back({e.id, e.type, e.content_type, e.metadata, e.data});
+    group_.resize(group_.size() + r.bytes);
+    format::EncodeBatch(std::span(group_.data() + p.offset, r.bytes), r.stream, fields,
+                        {segments_.back()->segment->id(), next_position_, first_version, last_timestamp_,
+                         FileOffset(sync_mark_)},
+                        p.event_offsets);
+    const uint32_t n = static_cast<uint32_t>(r.events.size());
+    overlay_[r.stream] = StreamTip{first_version + (n - 1), next_position_ + (n - 1), last_timestamp_};
+    RememberBatch(r.events.front().id, next_position_, n);
+    group_ids_.push_back(r.events.front().id);
+    next_position_ = next_position_ + n;
+    pending_.push_back(std::move(p));
+    completions_.emplace_back(std::move(request), AppendOk{});  // filled in at publish
+  }
+  FlushGroup();
+  Complete();
+}
+
+void Store::Impl::FlushGroup() {
+  if (group_.empty()) return;
+  SegmentSlot& active = *segments_.back();
+  const File& file = active.segment->file();
+  Status s = file.WriteAt(write_offset_, group_);
+  if (s.ok() && options_.durability.mode == Durability::kAlways) {
+    s = file.DataSync();
+    ++stat_fsyncs_;
+  }
+  if (!s.ok()) {
+    // Nothing of this group is acknowledged. Zero what may have reached the file so the log
+    // still ends at write_offset_, and forget the group's ids and versions.
+    (void)file.WriteZeros(write_offset_, group_.size());
+    for (const EventId& id : group_ids_) ids_.erase(id);
+    next_position_ = GlobalPosition(durable_.load());
+    if (s.code() != Status::Code::kOutOfSpace) {
+      failed_ = Status::IOError("the store no longer accepts writes after an I/O error (restart to recover): " +
+                                s.message());
+      s = failed_;
+    }
+    for (auto& [req, result] : completions_) {
+      for (const Pending& p : pending_) {
+        if (p.request == req.get()) result = s;
+      }
+    }
+  } else {
+    const uint64_t base = write_offset_;
+    {
+      std::unique_lock lock(mu_);
+      for (const Pending& p : pending_) {
+        std::vector<uint32_t> offsets(p.event_offsets);
+        for (uint32_t& o : offsets) o += static_cast<uint32_t>(base + p.offset);
+        const uint32_t n = static_cast<uint32_t>(offsets.size());
+        active.mem->AddBatch(p.request->stream, p.first_version, p.first_position, last_timestamp_,
+                             base + p.offset, p.request->bytes, offsets);
+        streams_[p.request->stream] =
+            StreamTip{p.first_version + (n - 1), p.first_position + (n - 1), last_timestamp_};
+      }
+      active.end_offset = base + group_.size();
+      active.end_position = next_position_;
+    }
+    durable_.store(next_position_.value, std::memory_order_release);
+    for (auto& [req, result] : completions_) {
+      for (const Pending& p : pending_) {
+        if (p.request != req.get()) continue;
+        const uint64_t n = p.request->events.size();
+        result = AppendOk{p.first_version, p.first_version + (n - 1), p.first_position, p.first_position + (n - 1),
+                          last_timestamp_, false};
+        ++stat_appends_;
+        stat_events_ += n;
+      }
+    }
+    stat_bytes_ += group_.size();
+    ++stat_groups_;
+    write_offset_ += group_.size();
+    if (options_.durability.mode == Durability::kAlways) {
+      sync_mark_ = write_offset_;
+    } else {
+      unsynced_ += group_.size();
+    }
+  }
+  group_.clear();
+  pending_.clear();
+  overlay_.clear();
+  group_ids_.clear();
+}
+
+void Store::Impl::Complete() {
+  const GlobalPosition durable(durable_.load(std::memory_order_acquire));
+  for (auto& [request, result] : completions_) request->done(std::move(result));
+  completions_.clear();
+  std::lock_guard lock(observers_mu_);
+  for (auto& [id, observer] : observers_) observer(durable);
+}
+
+Status Store::Impl::Roll() {
+  SegmentSlot& old = *segments_.back();
+  // A sealed segment is durable whatever the durability mode.
+  if (unsynced_ > 0) {
+    Status s = old.segment->file().DataSync();
+    ++stat_fsyncs_;
+    if (!s.ok()) {
+      failed_ = Status::IOError("fdatasync failed, the store no longer accepts writes: " + s.message());
+      return failed_;
+    }
+    unsynced_ = 0;
+  }
+  auto spare = preallocator_->Take();
+  if (!spare.ok()) {
+    if (spare.status().code() == Status::Code::kOutOfSpace) {
+      return Status::OutOfSpace("no space for a new segment (" + spare.status().message() +
+                                "); free disk space and retry");
+    }
+    return spare.status();
+  }
+  const SegmentId id = old.segment->id() + 1;
+  auto seg = Segment::Activate(std::move(spare->file), spare->path, segments_dir_, id, next_position_,
+                               options_.segment_size);
+  if (!seg.ok()) return seg.status();
+  auto slot = std::make_unique<SegmentSlot>();
+  slot->segment = std::move(seg).value();
+  slot->mem = std::make_shared<MemIndex>();
+  slot->end_offset = format::kSegmentHeaderSize;
+  slot->end_position = next_position_;
+  SegmentSlot* sealed = &old;
+  size_t sealed_number;
+  {
+    std::unique_lock lock(mu_);
+    old.sealed = true;
+    segments_.push_back(std::move(slot));
+    sealed_number = segments_.size() - 2;
+  }
+  write_offset_ = format::kSegmentHeaderSize;
+  sync_mark_ = write_offset_;
+  ++stat_sealed_;
+  index_jobs_->Post([this, sealed, sealed_number] { WriteIndexFor(sealed, sealed_number); });
+  return Status::Ok();
+}
+
+// On the index job thread. Slots are never removed while the store is open.
+void Store::Impl::WriteIndexFor(SegmentSlot* slot, size_t slot_number) {
+  const IndexFile* previous = nullptr;
+  {
+    std::shared_lock lock(mu_);
+    if (slot_number > 0) {
+      previous = segments_[slot_number - 1]->idx.get();
+      // Without the previous index the tips cannot be carried forward; the next open rebuilds.
+      if (previous == nullptr) return;
+    }
+  }
+  const Segment& seg = *slot->segment;
+  const auto path = IndexPath(segments_dir_, seg.first_position());
+  Status s = IndexFile::Write(path, seg.id(), seg.first_position(), slot->end_position, slot->end_offset,
+                              *slot->mem, previous);
+  if (!s.ok()) return;  // reads keep using the in-memory index; the next open rebuilds it
+  auto idx = IndexFile::Load(path, seg.id(), seg.first_position());
+  if (!idx.ok()) return;
+  ++stat_index_files_;
+  std::unique_lock lock(mu_);
+  slot->idx = std::move(idx).value();
+  slot->mem.reset();
+}
+
+}  // namespace esd::storage

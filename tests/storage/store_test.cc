@@ -1,0 +1,450 @@
+// Behaviour of the public Store API: appends, expected versions, idempotent retries, reads,
+// limits, the directory lock and reopening.
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "test_util.h"
+
+namespace esd::storage {
+namespace {
+
+using testing::MakeEvent;
+using testing::MakeEvents;
+using testing::SmallOptions;
+using testing::TempDir;
+
+std::unique_ptr<Store> OpenStore(const TempDir& dir, const Options& options = SmallOptions()) {
+  auto store = Store::Open(dir.path(), options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+TEST(Store, AppendThenReadStreamReturnsEventsWithPositionsAndVersions) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  auto r = store->AppendSync("order-1", ExpectedVersion::NoStream(), MakeEvents("order-1", 0, 3));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_version, StreamVersion(0));
+  EXPECT_EQ(r->last_version, StreamVersion(2));
+  EXPECT_EQ(r->first_position, GlobalPosition(0));
+  EXPECT_EQ(r->last_position, GlobalPosition(2));
+  EXPECT_FALSE(r->already_written);
+
+  auto events = store->ReadStream("order-1", StreamVersion(0), 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 3u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    const EventView& e = (*events)[i];
+    const EventData expected = MakeEvent("order-1", i);
+    EXPECT_EQ(e.stream, "order-1");
+    EXPECT_EQ(e.version, StreamVersion(i));
+    EXPECT_EQ(e.position, GlobalPosition(i));
+    EXPECT_EQ(e.id, expected.id);
+    EXPECT_EQ(e.type, expected.type);
+    EXPECT_EQ(e.content_type, expected.content_type);
+    EXPECT_EQ(e.metadata, expected.metadata);
+    EXPECT_EQ(e.data, expected.data);
+    EXPECT_EQ(e.timestamp, r->timestamp);
+  }
+}
+
+TEST(Store, PositionsAreDenseAcrossStreams) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  for (int i = 0; i < 20; ++i) {
+    const std::string s = "s-" + std::to_string(i % 3);
+    auto info = store->GetStreamInfo(s);
+    const uint64_t next = info ? info->last_version.value + 1 : 0;
+    ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, next, 1 + i % 4)).ok());
+  }
+  auto all = store->ReadAll(GlobalPosition(0), 1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), store->DurablePosition().value);
+  for (size_t i = 0; i < all->size(); ++i) EXPECT_EQ((*all)[i].position, GlobalPosition(i));
+}
+
+TEST(Store, WrongExpectedVersionReportsTheActualVersion) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  ASSERT_TRUE(store->AppendSync("a", ExpectedVersion::NoStream(), MakeEvents("a", 0, 2)).ok());
+
+  auto exact = store->AppendSync("a", ExpectedVersion::Exact(StreamVersion(0)), MakeEvents("a", 2, 1, 9));
+  ASSERT_EQ(exact.status().code(), Status::Code::kWrongExpectedVersion);
+  EXPECT_EQ(exact.status().actual_version(), StreamVersion(1));
+
+  auto no_stream = store->AppendSync("a", ExpectedVersion::NoStream(), MakeEvents("a", 0, 1, 9));
+  ASSERT_EQ(no_stream.status().code(), Status::Code::kWrongExpectedVersion);
+  EXPECT_EQ(no_stream.status().actual_version(), StreamVersion(1));
+
+  auto exists = store->AppendSync("b", ExpectedVersion::StreamExists(), MakeEvents("b", 0, 1));
+  ASSERT_EQ(exists.status().code(), Status::Code::kWrongExpectedVersion);
+  EXPECT_EQ(exists.status().actual_version(), std::nullopt);
+
+  auto ahead = store->AppendSync("b", ExpectedVersion::Exact(StreamVersion(5)), MakeEvents("b", 0, 1));
+  ASSERT_EQ(ahead.status().code(), Status::Code::kWrongExpectedVersion);
+  EXPECT_EQ(ahead.status().actual_version(), std::nullopt);
+
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(2)) << "a rejected append writes nothing";
+}
+
+TEST(Store, EveryExpectedVersionKindAcceptsWhenItHolds) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  EXPECT_TRUE(store->AppendSync("x", ExpectedVersion::NoStream(), MakeEvents("x", 0, 1)).ok());
+  EXPECT_TRUE(store->AppendSync("x", ExpectedVersion::StreamExists(), MakeEvents("x", 1, 1)).ok());
+  EXPECT_TRUE(store->AppendSync("x", ExpectedVersion::Exact(StreamVersion(1)), MakeEvents("x", 2, 1)).ok());
+  EXPECT_TRUE(store->AppendSync("x", ExpectedVersion::Any(), MakeEvents("x", 3, 1)).ok());
+  auto info = store->GetStreamInfo("x");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->last_version, StreamVersion(3));
+  EXPECT_EQ(info->event_count, 4u);
+  EXPECT_EQ(info->last_position, GlobalPosition(3));
+}
+
+TEST(Store, RetriedAppendIsIdempotent) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  auto first = store->AppendSync("r", ExpectedVersion::NoStream(), MakeEvents("r", 0, 3));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(store->AppendSync("other", ExpectedVersion::Any(), MakeEvents("other", 0, 2)).ok());
+
+  auto again = store->AppendSync("r", ExpectedVersion::NoStream(), MakeEvents("r", 0, 3));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->already_written);
+  EXPECT_EQ(again->first_position, first->first_position);
+  EXPECT_EQ(again->last_position, first->last_position);
+  EXPECT_EQ(again->first_version, first->first_version);
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(5)) << "the retry wrote nothing";
+
+  auto any = store->AppendSync("r", ExpectedVersion::Any(), MakeEvents("r", 0, 3));
+  ASSERT_TRUE(any.ok());
+  EXPECT_TRUE(any->already_written);
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(5));
+}
+
+TEST(Store, RetryWithDifferentContentUnderTheSameIdIsRejected) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  ASSERT_TRUE(store->AppendSync("r", ExpectedVersion::NoStream(), MakeEvents("r", 0, 2)).ok());
+  auto changed = MakeEvents("r", 0, 2);
+  changed[1].data = "something else";
+  auto r = store->AppendSync("r", ExpectedVersion::NoStream(), changed);
+  EXPECT_EQ(r.status().code(), Status::Code::kIdempotencyConflict) << r.status().ToString();
+  auto other_stream = store->AppendSync("q", ExpectedVersion::Any(), MakeEvents("r", 0, 2));
+  EXPECT_EQ(other_stream.status().code(), Status::Code::kIdempotencyConflict);
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(2));
+}
+
+TEST(Store, RetryOfExactAppendIsRecognisedAfterReopen) {
+  TempDir dir;
+  AppendResult first = Status::NotFound("");
+  {
+    auto store = OpenStore(dir);
+    ASSERT_TRUE(store->AppendSync("e", ExpectedVersion::NoStream(), MakeEvents("e", 0, 1)).ok());
+    first = store->AppendSync("e", ExpectedVersion::Exact(StreamVersion(0)), MakeEvents("e", 1, 2));
+    ASSERT_TRUE(first.ok());
+    ASSERT_TRUE(store->AppendSync("e", ExpectedVersion::Exact(StreamVersion(2)), MakeEvents("e", 3, 1)).ok());
+  }
+  auto store = OpenStore(dir);
+  auto retry = store->AppendSync("e", ExpectedVersion::Exact(StreamVersion(0)), MakeEvents("e", 1, 2));
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_TRUE(retry->already_written);
+  EXPECT_EQ(retry->first_position, first->first_position);
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(4));
+}
+
+TEST(Store, RetryInTheSameGroupAsTheOriginalIsIdempotent) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  std::mutex mu;
+  std::vector<AppendResult> results;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 2; ++i) {
+    store->Append("g", ExpectedVersion::Any(), MakeEvents("g", 0, 2), [&](AppendResult r) {
+      std::lock_guard lock(mu);
+      results.push_back(std::move(r));
+      ++done;
+    });
+  }
+  while (done.load() < 2) std::this_thread::yield();
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_EQ(results[0]->first_position, results[1]->first_position);
+  EXPECT_NE(results[0]->already_written, results[1]->already_written);
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(2));
+}
+
+TEST(Store, ReadStreamBackwardsFromTheEnd) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  ASSERT_TRUE(store->AppendSync("b", ExpectedVersion::Any(), MakeEvents("b", 0, 5)).ok());
+  auto events = store->ReadStream("b", StreamVersion(~uint64_t{0}), 3, Direction::kBackward);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].version, StreamVersion(4));
+  EXPECT_EQ((*events)[2].version, StreamVersion(2));
+  auto from_one = store->ReadStream("b", StreamVersion(1), 10, Direction::kBackward);
+  ASSERT_TRUE(from_one.ok());
+  ASSERT_EQ(from_one->size(), 2u);
+  EXPECT_EQ((*from_one)[1].version, StreamVersion(0));
+}
+
+TEST(Store, ReadOfMissingStreamIsNotFoundAndPastTheEndIsEmpty) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  EXPECT_EQ(store->ReadStream("none", StreamVersion(0), 10).status().code(), Status::Code::kNotFound);
+  EXPECT_FALSE(store->GetStreamInfo("none").has_value());
+  ASSERT_TRUE(store->AppendSync("one", ExpectedVersion::Any(), MakeEvents("one", 0, 1)).ok());
+  auto past = store->ReadStream("one", StreamVersion(1), 10);
+  ASSERT_TRUE(past.ok());
+  EXPECT_TRUE(past->empty());
+  auto all = store->ReadAll(GlobalPosition(1), 10);
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+}
+
+TEST(Store, ReadsSpanManySealedSegments) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    for (uint64_t i = 0; i < 400; ++i) {
+      const std::string s = "stream-" + std::to_string(i % 4);
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, i / 4, 1, 0, 400)).ok());
+    }
+    EXPECT_GE(testing::SegmentFiles(dir.path()).size(), 3u);
+    auto events = store->ReadStream("stream-1", StreamVersion(10), 80);
+    ASSERT_TRUE(events.ok());
+    ASSERT_EQ(events->size(), 80u);
+    for (uint64_t i = 0; i < 80; ++i) EXPECT_EQ((*events)[i].data, testing::ExpectedData("stream-1", 10 + i, 0, 400));
+  }
+  auto store = OpenStore(dir);
+  EXPECT_EQ(store->recovery().index_files_rebuilt, 0u) << "sealed segments are opened through their index files";
+  for (int s = 0; s < 4; ++s) {
+    const std::string name = "stream-" + std::to_string(s);
+    auto fwd = store->ReadStream(name, StreamVersion(0), 1000);
+    ASSERT_TRUE(fwd.ok()) << fwd.status().ToString();
+    ASSERT_EQ(fwd->size(), 100u);
+    auto back = store->ReadStream(name, StreamVersion(99), 1000, Direction::kBackward);
+    ASSERT_TRUE(back.ok());
+    ASSERT_EQ(back->size(), 100u);
+    for (uint64_t v = 0; v < 100; ++v) {
+      EXPECT_EQ((*fwd)[v].version, StreamVersion(v));
+      EXPECT_EQ((*back)[99 - v].version, StreamVersion(v));
+      EXPECT_EQ((*fwd)[v].data, testing::ExpectedData(name, v, 0, 400));
+    }
+    auto info = store->GetStreamInfo(name);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->last_version, StreamVersion(99));
+  }
+  auto all = store->ReadAll(GlobalPosition(0), 1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 400u);
+  for (uint64_t i = 0; i < 400; ++i) ASSERT_EQ((*all)[i].position, GlobalPosition(i));
+  auto mid = store->ReadAll(GlobalPosition(237), 5);
+  ASSERT_TRUE(mid.ok());
+  ASSERT_EQ(mid->size(), 5u);
+  EXPECT_EQ((*mid)[0].position, GlobalPosition(237));
+}
+
+TEST(Store, ExpectedVersionAfterReopenUsesTheSealedIndex) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    ASSERT_TRUE(store->AppendSync("early", ExpectedVersion::NoStream(), MakeEvents("early", 0, 3)).ok());
+    for (uint64_t i = 0; i < 300; ++i) {
+      ASSERT_TRUE(store->AppendSync("filler", ExpectedVersion::Any(), MakeEvents("filler", i, 1, 0, 400)).ok());
+    }
+  }
+  auto store = OpenStore(dir);
+  auto wrong = store->AppendSync("early", ExpectedVersion::NoStream(), MakeEvents("early", 3, 1, 5));
+  ASSERT_EQ(wrong.status().code(), Status::Code::kWrongExpectedVersion);
+  EXPECT_EQ(wrong.status().actual_version(), StreamVersion(2));
+  auto right = store->AppendSync("early", ExpectedVersion::Exact(StreamVersion(2)), MakeEvents("early", 3, 1));
+  ASSERT_TRUE(right.ok()) << right.status().ToString();
+  EXPECT_EQ(right->first_version, StreamVersion(3));
+}
+
+TEST(Store, TimestampsNeverGoBackwards) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(store->AppendSync("t", ExpectedVersion::Any(), MakeEvents("t", i, 1)).ok());
+  auto all = store->ReadAll(GlobalPosition(0), 100);
+  ASSERT_TRUE(all.ok());
+  for (size_t i = 1; i < all->size(); ++i) EXPECT_LE((*all)[i - 1].timestamp, (*all)[i].timestamp);
+}
+
+TEST(Store, ConcurrentExactAppendsToOneStreamHaveOneWinnerPerVersion) {
+  TempDir dir;
+  Options options = SmallOptions();
+  options.segment_size = 1 << 20;
+  auto store = OpenStore(dir, options);
+  constexpr int kThreads = 8;
+  constexpr uint64_t kVersions = 200;
+  std::mutex mu;
+  std::map<uint64_t, int> winners;  // version -> thread
+  std::atomic<int> wrong_versions{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      uint64_t attempt = 0;
+      while (true) {
+        auto info = store->GetStreamInfo("race");
+        const uint64_t next = info ? info->last_version.value + 1 : 0;
+        if (next >= kVersions) return;
+        auto expected = info ? ExpectedVersion::Exact(info->last_version) : ExpectedVersion::NoStream();
+        auto r = store->AppendSync("race", expected, MakeEvents("race", next, 1, 1000 * t + ++attempt));
+        if (r.ok()) {
+          ASSERT_EQ(r->first_version, StreamVersion(next));
+          std::lock_guard lock(mu);
+          ASSERT_TRUE(winners.emplace(next, t).second) << "two winners for version " << next;
+        } else {
+          ASSERT_EQ(r.status().code(), Status::Code::kWrongExpectedVersion) << r.status().ToString();
+          ASSERT_TRUE(r.status().actual_version().has_value());
+          EXPECT_GE(r.status().actual_version()->value, next) << "the stream had moved past the expected version";
+          ++wrong_versions;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto events = store->ReadStream("race", StreamVersion(0), 1000);
+  ASSERT_TRUE(events.ok());
+  ASSERT_GE(events->size(), kVersions);
+  for (uint64_t v = 0; v < events->size(); ++v) {
+    ASSERT_EQ((*events)[v].version, StreamVersion(v));
+    if (v < kVersions) {
+      ASSERT_TRUE(winners.count(v)) << v;
+      // The stored event is the winner's.
+      bool from_winner = false;
+      for (uint64_t a = 1; a < 10000 && !from_winner; ++a) {
+        from_winner = (*events)[v].id == MakeEvent("race", v, 1000 * winners[v] + a).id;
+      }
+      EXPECT_TRUE(from_winner) << "version " << v;
+    }
+  }
+  std::printf("%d conflicting appends were rejected\n", wrong_versions.load());
+}
+
+TEST(Store, GroupCommitSharesOneSyncAmongConcurrentAppends) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  std::atomic<int> done{0};
+  constexpr int kAppends = 500;
+  for (int i = 0; i < kAppends; ++i) {
+    const std::string s = "gc-" + std::to_string(i);
+    store->Append(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1), [&](AppendResult r) {
+      EXPECT_TRUE(r.ok());
+      ++done;
+    });
+  }
+  while (done.load() < kAppends) std::this_thread::yield();
+  const StoreStats stats = store->stats();
+  EXPECT_EQ(stats.appends, uint64_t{kAppends});
+  EXPECT_LT(stats.fsyncs, uint64_t{kAppends}) << "queued appends are committed in groups";
+  EXPECT_EQ(stats.fsyncs, stats.groups);
+}
+
+TEST(Store, DurableObserverSeesEveryAdvance) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  std::atomic<uint64_t> seen{0};
+  const uint64_t handle = store->AddDurableObserver([&](GlobalPosition p) { seen = p.value; });
+  ASSERT_TRUE(store->AppendSync("o", ExpectedVersion::Any(), MakeEvents("o", 0, 3)).ok());
+  EXPECT_EQ(seen.load(), 3u) << "the observer runs before the append's callback";
+  store->RemoveDurableObserver(handle);
+  ASSERT_TRUE(store->AppendSync("o", ExpectedVersion::Any(), MakeEvents("o", 3, 1)).ok());
+  EXPECT_EQ(seen.load(), 3u);
+}
+
+TEST(Store, InvalidAppendsAreRejectedAndWriteNothing) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  auto code = [&](std::string stream, std::vector<EventData> events) {
+    return store->AppendSync(std::move(stream), ExpectedVersion::Any(), std::move(events)).status().code();
+  };
+  const auto kInvalid = Status::Code::kInvalidArgument;
+  EXPECT_EQ(code("", MakeEvents("x", 0, 1)), kInvalid);
+  EXPECT_EQ(code("$system", MakeEvents("x", 0, 1)), kInvalid);
+  EXPECT_EQ(code(std::string(256, 'n'), MakeEvents("x", 0, 1)), kInvalid);
+  EXPECT_EQ(code("bad\nname", MakeEvents("x", 0, 1)), kInvalid);
+  EXPECT_EQ(code("bad\xff", MakeEvents("x", 0, 1)), kInvalid);
+  EXPECT_EQ(code("ok", {}), kInvalid);
+  auto too_big = MakeEvents("ok", 0, 1, 0, 17 * 1024);
+  EXPECT_EQ(code("ok", too_big), kInvalid);
+  auto nil_id = MakeEvents("ok", 0, 1);
+  nil_id[0].id = EventId();
+  EXPECT_EQ(code("ok", nil_id), kInvalid);
+  auto twice = MakeEvents("ok", 0, 2);
+  twice[1].id = twice[0].id;
+  EXPECT_EQ(code("ok", twice), kInvalid);
+  auto no_type = MakeEvents("ok", 0, 1);
+  no_type[0].type.clear();
+  EXPECT_EQ(code("ok", no_type), kInvalid);
+  Options few = SmallOptions();
+  few.max_events_per_append = 3;
+  store.reset();
+  store = OpenStore(dir, few);
+  EXPECT_EQ(code("ok", MakeEvents("ok", 0, 4)), kInvalid);
+  auto message = store->AppendSync("$x", ExpectedVersion::Any(), MakeEvents("x", 0, 1)).status().message();
+  EXPECT_NE(message.find("reserved"), std::string::npos) << message;
+  EXPECT_EQ(store->DurablePosition(), GlobalPosition(0));
+  EXPECT_TRUE(store->AppendSync("ok", ExpectedVersion::Any(), MakeEvents("ok", 0, 3)).ok()) << "the store carries on";
+}
+
+TEST(Store, SecondOpenOfTheSameDirectoryIsRefused) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  auto second = Store::Open(dir.path(), SmallOptions());
+  ASSERT_EQ(second.status().code(), Status::Code::kLocked);
+  EXPECT_NE(second.status().message().find("pid"), std::string::npos) << second.status().message();
+  store.reset();
+  EXPECT_TRUE(Store::Open(dir.path(), SmallOptions()).ok()) << "the lock goes with the store";
+}
+
+TEST(Store, BadOptionsAreRefused) {
+  TempDir dir;
+  Options o = SmallOptions();
+  o.segment_size = 1000;
+  EXPECT_EQ(Store::Open(dir.path(), o).status().code(), Status::Code::kInvalidArgument);
+  o = SmallOptions();
+  o.max_event_size = 32u << 20;
+  EXPECT_EQ(Store::Open(dir.path(), o).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST(Store, DurabilityModesParse) {
+  EXPECT_EQ(DurabilityMode::Parse("always")->mode, Durability::kAlways);
+  EXPECT_EQ(DurabilityMode::Parse("never")->mode, Durability::kNever);
+  auto interval = DurabilityMode::Parse("interval=25");
+  ASSERT_TRUE(interval.ok());
+  EXPECT_EQ(interval->interval, std::chrono::milliseconds(25));
+  EXPECT_EQ(interval->ToString(), "interval=25");
+  EXPECT_FALSE(DurabilityMode::Parse("interval=").ok());
+  EXPECT_FALSE(DurabilityMode::Parse("sometimes").ok());
+}
+
+TEST(Store, IntervalAndNeverModesKeepEveryAcknowledgedEventAcrossReopen) {
+  for (const char* mode : {"interval=5", "never"}) {
+    TempDir dir;
+    Options o = SmallOptions();
+    o.durability = DurabilityMode::Parse(mode).value();
+    {
+      auto store = OpenStore(dir, o);
+      for (int i = 0; i < 300; ++i) {
+        ASSERT_TRUE(store->AppendSync("m", ExpectedVersion::Any(), MakeEvents("m", i, 1, 0, 300)).ok()) << mode;
+      }
+    }
+    auto store = OpenStore(dir, o);
+    auto info = store->GetStreamInfo("m");
+    ASSERT_TRUE(info.has_value()) << mode;
+    EXPECT_EQ(info->event_count, 300u) << mode;
+  }
+}
+
+}  // namespace
+}  // namespace esd::storage
