@@ -165,13 +165,13 @@ std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r) {
     case ExpectedVersion::Kind::kStreamExists: return tip ? std::nullopt : std::optional(wrong());
     case ExpectedVersion::Kind::kNoStream:
     case ExpectedVersion::Kind::kExact: {
-      const uint64_t next = r.expected.kind() == ExpectedVersion::Kind::kExact ? r.expected.version().value + 1 : 0;
-      const uint64_t current_next = tip ? tip->last_version.value + 1 : 0;
-      if (current_next == next) return std::nullopt;
-      if (current_next < next) return wrong();
+      const bool no_stream = r.expected.kind() == ExpectedVersion::Kind::kNoStream;
+      if (no_stream ? !tip : tip && tip->last_version == r.expected.version()) return std::nullopt;
+      if (!tip || (!no_stream && tip->last_version < r.expected.version())) return wrong();
       // The stream has moved past the expected version: this may be a retry of an append
-      // older than the id window. Look at what sits at the versions it expected to write.
-      auto at = ReadStream(r.stream, StreamVersion(next), 1, Direction::kForward);
+      // older than the id window. Look at what sits at the version it expected to write.
+      const StreamVersion next = no_stream ? StreamVersion(0) : r.expected.version() + 1;
+      auto at = ReadStream(r.stream, next, 1, Direction::kForward);
       if (at.ok() && !at->empty() && (*at)[0].id == r.events.front().id) return CheckRetry(r, (*at)[0].position);
       return wrong();
     }
@@ -291,12 +291,15 @@ void Store::Impl::FlushGroup() {
   group_ids_.clear();
 }
 
+// Observers first: by the time an appender hears back, subscribers have been told.
 void Store::Impl::Complete() {
   const GlobalPosition durable(durable_.load(std::memory_order_acquire));
+  {
+    std::lock_guard lock(observers_mu_);
+    for (auto& [id, observer] : observers_) observer(durable);
+  }
   for (auto& [request, result] : completions_) request->done(std::move(result));
   completions_.clear();
-  std::lock_guard lock(observers_mu_);
-  for (auto& [id, observer] : observers_) observer(durable);
 }
 
 Status Store::Impl::Roll() {

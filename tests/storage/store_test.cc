@@ -91,6 +91,11 @@ TEST(Store, WrongExpectedVersionReportsTheActualVersion) {
   ASSERT_EQ(ahead.status().code(), Status::Code::kWrongExpectedVersion);
   EXPECT_EQ(ahead.status().actual_version(), std::nullopt);
 
+  for (const char* stream : {"a", "b"}) {  // the largest version is no alias of "no stream"
+    auto huge = store->AppendSync(stream, ExpectedVersion::Exact(StreamVersion(~uint64_t{0})), MakeEvents(stream, 9, 1, 9));
+    EXPECT_EQ(huge.status().code(), Status::Code::kWrongExpectedVersion) << stream;
+  }
+
   EXPECT_EQ(store->DurablePosition(), GlobalPosition(2)) << "a rejected append writes nothing";
 }
 

@@ -1,0 +1,169 @@
+// The writer thread: a full disk, readers racing group commits, and segment roll-over
+// under concurrent appends.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "storage/store.h"
+#include "test_util.h"
+
+namespace esd::storage {
+namespace {
+
+using testing::MakeEvents;
+using testing::SmallOptions;
+using testing::TempDir;
+
+// A tmpfs of `bytes`, mounted for the lifetime of the object: a disk that really fills up.
+class SmallFilesystem {
+ public:
+  explicit SmallFilesystem(size_t bytes) {
+    const std::string opts = "size=" + std::to_string(bytes);
+    mounted_ = ::mount("tmpfs", dir_.path().c_str(), "tmpfs", 0, opts.c_str()) == 0;
+    if (!mounted_) error_ = std::strerror(errno);
+  }
+  ~SmallFilesystem() {
+    if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  std::filesystem::path path() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  bool mounted_ = false;
+  std::string error_;
+};
+
+// Writes until the filesystem is full; returns the ballast file's path.
+std::filesystem::path FillUp(const std::filesystem::path& dir) {
+  const auto path = dir / "ballast";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  std::vector<char> block(4096, 'b');
+  while (std::fwrite(block.data(), 1, block.size(), f) == block.size() && std::fflush(f) == 0) {
+  }
+  std::fclose(f);
+  return path;
+}
+
+TEST(Writer, FullDiskFailsTheAppendWithOutOfSpaceAndWritesResumeWhenSpaceReturns) {
+  SmallFilesystem fs(1 << 20);
+  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (" << fs.error() << "); needs root";
+  const auto dir = fs.path() / "data";
+  auto opened = Store::Open(dir, SmallOptions());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto store = std::move(opened).value();
+  // The store has its first segment and (soon) a spare; take the rest of the space.
+  ASSERT_TRUE(store->AppendSync("warm", ExpectedVersion::Any(), MakeEvents("warm", 0, 1)).ok());
+  const auto ballast = FillUp(fs.path());
+
+  uint64_t version = 0;
+  AppendResult r = Status::Closed("");
+  for (int i = 0; i < 1000; ++i) {  // the first segment, then the spare, fill up
+    r = store->AppendSync("full", ExpectedVersion::Any(), MakeEvents("full", version, 4, 0, 500));
+    if (!r.ok()) break;
+    version += 4;
+  }
+  ASSERT_FALSE(r.ok()) << "the disk never filled";
+  EXPECT_EQ(r.status().code(), Status::Code::kOutOfSpace) << r.status().ToString();
+  EXPECT_TRUE(r.status().IsRetryable());
+  EXPECT_NE(r.status().message().find("free disk space"), std::string::npos) << r.status().message();
+
+  const GlobalPosition durable = store->DurablePosition();
+  auto again = store->AppendSync("full", ExpectedVersion::Any(), MakeEvents("full", version, 4, 0, 500));
+  EXPECT_EQ(again.status().code(), Status::Code::kOutOfSpace) << "still full";
+  EXPECT_EQ(store->DurablePosition(), durable) << "a failed append leaves nothing behind";
+
+  auto all = store->ReadAll(GlobalPosition(0), 100000);
+  ASSERT_TRUE(all.ok()) << "reads keep working";
+  EXPECT_EQ(all->size(), durable.value);
+  auto stream = store->ReadStream("full", StreamVersion(0), 100000);
+  ASSERT_TRUE(stream.ok());
+  EXPECT_EQ(stream->size(), version);
+
+  std::filesystem::remove(ballast);
+  auto resumed = store->AppendSync("full", ExpectedVersion::Exact(StreamVersion(version - 1)),
+                                   MakeEvents("full", version, 4, 0, 500));
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->first_position, durable);
+
+  store.reset();
+  auto reopened = Store::Open(dir, SmallOptions());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->DurablePosition(), durable + 4);
+}
+
+TEST(Writer, ReadersRacingAppendsSeeADensePrefixUpToTheDurablePosition) {
+  TempDir dir;
+  auto opened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(opened.ok());
+  auto store = std::move(opened).value();
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      const uint64_t before = store->DurablePosition().value;
+      uint64_t expect = 0;
+      auto n = store->ReadAll(GlobalPosition(0), ~size_t{0}, [&](const EventView& e) {
+        EXPECT_EQ(e.position.value, expect++);
+        return true;
+      });
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      EXPECT_GE(*n, before) << "everything durable before the read is visible";
+      EXPECT_LE(*n, store->DurablePosition().value) << "nothing past the durable position is visible";
+      ++reads;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      const std::string s = "w-" + std::to_string(w);
+      for (uint64_t i = 0; i < 150; ++i) {
+        auto expected = i == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(StreamVersion(i - 1));
+        auto r = store->AppendSync(s, expected, MakeEvents(s, i, 1, 0, 300));
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        EXPECT_LT(r->last_position, store->DurablePosition()) << "acknowledged only once durable";
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  stop = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0u);
+  EXPECT_GE(store->stats().segments_sealed, 3u) << "segments rolled over while readers ran";
+  for (int w = 0; w < 4; ++w) {
+    auto events = store->ReadStream("w-" + std::to_string(w), StreamVersion(0), 1000);
+    ASSERT_TRUE(events.ok());
+    EXPECT_EQ(events->size(), 150u);
+  }
+}
+
+TEST(Writer, CallbacksOfAClosingStoreStillRun) {
+  TempDir dir;
+  std::atomic<int> ok{0}, done{0};
+  {
+    auto opened = Store::Open(dir.path(), SmallOptions());
+    ASSERT_TRUE(opened.ok());
+    for (int i = 0; i < 200; ++i) {
+      const std::string s = "c-" + std::to_string(i);
+      (*opened)->Append(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1), [&](AppendResult r) {
+        ok += r.ok();
+        ++done;
+      });
+    }
+  }  // destroying the store finishes what was queued
+  EXPECT_EQ(done.load(), 200);
+  EXPECT_EQ(ok.load(), 200);
+  auto reopened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->DurablePosition(), GlobalPosition(200));
+}
+
+}  // namespace
+}  // namespace esd::storage
