@@ -1,10 +1,13 @@
 // The store's two helper threads, both off the append path:
-//  - Preallocator keeps one zero-filled spare segment ready (DATA/segments/spare-N.tmp), so
-//    the writer never grows a file (fdatasync of a growing file also commits the journal).
+//  - Preallocator keeps one zero-filled spare segment ready, so the writer never grows a
+//    file (fdatasync of a growing file also commits the journal). A spare is made as
+//    DATA/segments/spare-N.tmp and renamed to spare-N.ready once zero-filled and synced; a
+//    ready spare of the right size survives restarts, anything else is removed.
 //  - TaskQueue runs jobs in order on its own thread: writing the index file of a segment
 //    that was just sealed.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -37,14 +40,17 @@ class Preallocator {
  private:
   void Run();
 
-  std::filesystem::path SparePath(uint64_t n) const;
+  std::filesystem::path SparePath(uint64_t n, const char* suffix) const;
+  // Adopts a ready spare of the right size left by an earlier run; removes the others.
+  void AdoptLeftovers();
 
   const std::filesystem::path dir_;
   const uint64_t segment_size_;
-  uint64_t next_spare_ = 0;  // names spare-N.tmp; a taken spare is never touched again
+  uint64_t next_spare_ = 0;  // names spare-N; a taken spare is never touched again
+  uint64_t adopted_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};  // also read by a zero-fill in progress, unlocked
   bool want_spare_ = true;  // the thread should make one
   bool ready_ = false;
   std::optional<Status> failed_;  // the last attempt's error

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -85,10 +86,15 @@ Result<std::unique_ptr<Segment>> Segment::Activate(File spare, const std::filesy
   return seg;
 }
 
-Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size) {
+Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size, const std::atomic<bool>* cancel) {
   auto f = File::Open(path, O_RDWR | O_CREAT | O_TRUNC);
   if (!f.ok()) return f.status();
-  Status s = f->WriteZeros(0, size);
+  constexpr uint64_t kChunk = 1 << 20;
+  Status s;
+  for (uint64_t off = 0; off < size && s.ok(); off += kChunk) {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) s = Status::Closed("cancelled");
+    if (s.ok()) s = f->WriteZeros(off, std::min(kChunk, size - off));
+  }
   if (s.ok()) s = f->DataSync();
   if (!s.ok()) {
     ::unlink(path.c_str());

@@ -3,6 +3,7 @@
 // batches, used by recovery and by index rebuilds.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -49,8 +50,10 @@ class Segment {
 };
 
 // Creates `path` filled with `size` zero bytes, durable. On failure (kOutOfSpace above all)
-// the partial file is removed so it holds no space.
-Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size);
+// or when `*cancel` becomes true (checked every MiB; kClosed) the partial file is removed so
+// it holds no space.
+Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size,
+                            const std::atomic<bool>* cancel = nullptr);
 
 // A batch found by the scanner, with the offsets of its event records.
 struct ScannedBatch {
