@@ -146,7 +146,7 @@ Status WriteFileAtomically(const std::filesystem::path& path, std::span<const ui
     ::unlink(tmp.c_str());
     return Status::IOError("rename " + tmp.string(), err);
   }
-  return SyncDirectory(path.parent_path());
+  return SyncDirectory(path.has_parent_path() ? path.parent_path() : std::filesystem::path("."));
 }
 
 Result<DirectoryLock> DirectoryLock::Acquire(const std::filesystem::path& dir) {
