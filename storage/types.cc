@@ -49,7 +49,12 @@ std::optional<EventId> EventId::Parse(std::string_view text) {
 }
 
 EventId EventId::Random() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
+  // Seed with 256 bits from the OS: a 32-bit seed would allow only 2^32 id sequences.
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }();
   EventId id;
   uint64_t a = rng(), b = rng();
   std::memcpy(id.bytes.data(), &a, 8);

@@ -1,7 +1,8 @@
 #include "storage/validate.h"
 
+#include <algorithm>
 #include <string>
-#include <unordered_set>
+#include <utility>
 
 #include "storage/format.h"
 
@@ -76,30 +77,40 @@ Status ValidateAppend(std::string_view stream, const std::vector<EventData>& eve
     return Status::InvalidArgument("too many events in one append: " + std::to_string(events.size()) +
                                    " > limit " + std::to_string(options.max_events_per_append));
   }
+  // This runs for every append: messages are built only when something is wrong.
+  auto at = [](size_t i) { return "event " + std::to_string(i) + ": "; };
   uint64_t batch_bytes = format::kBatchHeaderSize;
-  std::unordered_set<EventId, EventIdHash> ids;
-  ids.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const EventData& e = events[i];
-    const std::string at = "event " + std::to_string(i) + ": ";
-    if (e.id.IsNil()) return Status::InvalidArgument(at + "event id must not be nil");
-    if (!ids.insert(e.id).second) {
-      return Status::InvalidArgument(at + "event id " + e.id.ToString() + " appears twice in the append");
+    if (e.id.IsNil()) return Status::InvalidArgument(at(i) + "event id must not be nil");
+    if (e.type.empty() || e.type.size() > format::kMaxEventTypeSize || !IsValidUtf8(e.type) ||
+        HasControlCharacter(e.type)) {
+      return ValidateName(at(i) + "event type", e.type, format::kMaxEventTypeSize);
     }
-    s = ValidateName(at + "event type", e.type, format::kMaxEventTypeSize);
-    if (!s.ok()) return s;
     if (e.content_type.size() > format::kMaxContentTypeSize || !IsValidUtf8(e.content_type) ||
         HasControlCharacter(e.content_type)) {
-      return Status::InvalidArgument(at + "content type must be at most 255 bytes of printable UTF-8");
+      return Status::InvalidArgument(at(i) + "content type must be at most 255 bytes of printable UTF-8");
     }
     const uint64_t size = format::EventRecordSize(
         stream, {e.id, e.type, e.content_type, e.metadata, e.data});
     if (size > options.max_event_size) {
-      return Status::InvalidArgument(at + "event is " + std::to_string(size) +
+      return Status::InvalidArgument(at(i) + "event is " + std::to_string(size) +
                                      " bytes encoded, over the limit of " +
                                      std::to_string(options.max_event_size));
     }
     batch_bytes += size;
+  }
+  if (events.size() > 1) {
+    std::vector<std::pair<EventId, size_t>> ids;
+    ids.reserve(events.size());
+    for (size_t i = 0; i < events.size(); ++i) ids.emplace_back(events[i].id, i);
+    std::sort(ids.begin(), ids.end());
+    for (size_t k = 1; k < ids.size(); ++k) {
+      if (ids[k].first == ids[k - 1].first) {
+        return Status::InvalidArgument(at(std::max(ids[k].second, ids[k - 1].second)) + "event id " +
+                                       ids[k].first.ToString() + " appears twice in the append");
+      }
+    }
   }
   if (batch_bytes > max_batch_bytes) {
     return Status::InvalidArgument("append of " + std::to_string(batch_bytes) +
