@@ -10,9 +10,11 @@
 // Threads. Append, the reads and GetStreamInfo may be called from any thread, at the same
 // time. One writer thread owns the tail of the log and does group commit: it takes every
 // queued append, checks expected versions in order, writes the batches with one pwrite,
-// calls fdatasync once, publishes the durable position and then runs the callbacks.
-// Append callbacks and durable observers run on that writer thread: they must be quick and
-// must not call AppendSync (hand the result to your own thread instead).
+// calls fdatasync once, publishes the durable position, then runs the durable observers and
+// the append callbacks, in commit order, on the writer thread. Callbacks must be quick (the
+// next group waits for them) and must not call AppendSync (it would wait for the thread it
+// runs on); calling Append from a callback is fine and is the fast way to keep appending.
+// AppendSync from many threads works but pays a thread wake-up per append.
 //
 // Durable. With Durability::kAlways (the default) an append's callback runs only after the
 // bytes are on disk (fdatasync), and readers see an event only once it is durable. With

@@ -292,6 +292,10 @@ void Store::Impl::FlushGroup() {
 }
 
 // Observers first: by the time an appender hears back, subscribers have been told.
+// Callbacks run here, on the writer thread, so an appender that submits its next append
+// from the callback gets into the very next group: measured with 64 appends in flight,
+// every group carried all 64 (a completion thread halved that, as the next group started
+// before the resubmissions arrived). Callbacks must therefore be quick.
 void Store::Impl::Complete() {
   const GlobalPosition durable(durable_.load(std::memory_order_acquire));
   {

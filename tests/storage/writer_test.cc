@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <thread>
 
 #include "storage/store.h"
@@ -142,6 +144,42 @@ TEST(Writer, ReadersRacingAppendsSeeADensePrefixUpToTheDurablePosition) {
     ASSERT_TRUE(events.ok());
     EXPECT_EQ(events->size(), 150u);
   }
+}
+
+TEST(Writer, AppendFromACallbackJoinsTheNextGroupWhole) {
+  // 16 appenders, each submitting its next append from the previous one's callback: the
+  // callbacks run on the writer thread before it drains the queue, so every group after
+  // the first carries all 16.
+  TempDir dir;
+  auto opened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  constexpr int kAppenders = 16;
+  constexpr int kRounds = 20;
+  std::atomic<int> finished{0};
+  std::function<void(int, int)> submit = [&](int appender, int round) {
+    const std::string s = "chain-" + std::to_string(appender);
+    store.Append(s, ExpectedVersion::Any(), MakeEvents(s, round, 1), [&, appender, round](AppendResult r) {
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (round + 1 < kRounds) {
+        submit(appender, round + 1);
+      } else {
+        ++finished;
+      }
+    });
+  };
+  {
+    // Hold the writer back until every chain has its first append queued.
+    std::promise<void> release;
+    std::shared_future<void> gate = release.get_future().share();
+    store.Append("gate", ExpectedVersion::Any(), MakeEvents("gate", 0, 1), [gate](AppendResult) { gate.wait(); });
+    for (int a = 0; a < kAppenders; ++a) submit(a, 0);
+    release.set_value();
+  }
+  while (finished.load() < kAppenders) std::this_thread::yield();
+  const StoreStats stats = store.stats();
+  EXPECT_EQ(stats.appends, uint64_t{kAppenders * kRounds + 1});
+  EXPECT_LE(stats.groups, uint64_t{kRounds + 2}) << "each round is one group, not one per appender";
 }
 
 TEST(Writer, CallbacksOfAClosingStoreStillRun) {
