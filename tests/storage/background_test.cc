@@ -3,12 +3,14 @@
 #include "storage/background.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <future>
 #include <mutex>
 #include <set>
 #include <vector>
 
+#include "storage/segment.h"
 #include "test_util.h"
 
 namespace esd::storage {
@@ -85,6 +87,37 @@ TEST(Preallocator, DestroyingWithoutTakingLeavesAtMostOneCompleteSpare) {
   }
   Preallocator again(dir.path(), kSegmentSize);
   EXPECT_TRUE(again.Take().ok());
+}
+
+ino_t Inode(const std::filesystem::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+TEST(Preallocator, AReadySpareOfTheRightSizeIsReusedAfterARestart) {
+  TempDir dir;
+  const auto left = dir.path() / "spare-5.ready";
+  ASSERT_TRUE(CreateZeroFilledFile(left, kSegmentSize).ok());
+  const ino_t inode = Inode(left);
+  Preallocator pre(dir.path(), kSegmentSize);
+  auto spare = pre.Take();
+  ASSERT_TRUE(spare.ok()) << spare.status().ToString();
+  struct stat st;
+  ASSERT_EQ(::fstat(spare->file.fd(), &st), 0);
+  EXPECT_EQ(st.st_ino, inode) << "the spare left by the last run is handed out, not made anew";
+  EXPECT_NE(spare->path, left) << "and under a name later spares will not reuse";
+}
+
+TEST(Preallocator, LeftoverSparesOfAnotherSizeOrHalfMadeAreRemoved) {
+  TempDir dir;
+  ASSERT_TRUE(CreateZeroFilledFile(dir.path() / "spare-1.ready", kSegmentSize / 2).ok());
+  ASSERT_TRUE(CreateZeroFilledFile(dir.path() / "spare-2.tmp", kSegmentSize).ok());
+  Preallocator pre(dir.path(), kSegmentSize);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "spare-1.ready"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "spare-2.tmp"));
+  auto spare = pre.Take();
+  ASSERT_TRUE(spare.ok());
+  EXPECT_EQ(spare->file.Size().value(), kSegmentSize);
 }
 
 TEST(TaskQueue, RunsJobsInTheOrderTheyWerePosted) {
