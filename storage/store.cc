@@ -243,6 +243,7 @@ Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, 
 
 Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
                                     const std::function<bool(const EventView&)>& visit) const {
+  constexpr uint64_t kPrefetchAhead = 1024;
   struct Span {
     const Segment* segment;
     uint64_t begin, end;
@@ -289,6 +290,11 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
       }
       uint64_t at = off + format::kBatchHeaderSize;
       for (uint32_t i = 0; i < h.event_count; ++i) {
+        // A scan missed the cache once per record header (80% of its time in perf); the
+        // hardware prefetcher does not run ahead across ~300-byte strides, so ask for the
+        // line a few records ahead. Measured: 512 B ahead 23M events/s, 1 KiB 24-25M,
+        // 4 KiB 15M (further than a page is worse than nothing), none 17.5M.
+        if (at + kPrefetchAhead < span.end) __builtin_prefetch(bytes.data() + at + kPrefetchAhead);
         EventView e;
         uint32_t size;
         if (!format::ParseEvent(bytes.subspan(at, batch_end - at), &e, &size)) {
