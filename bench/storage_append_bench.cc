@@ -37,36 +37,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "storage/store.h"
 
 namespace {
 
 using namespace esd::storage;
+using namespace esd::bench;
 namespace fs = std::filesystem;
-
-const std::string kPayload(200, 'x');  // EventData.data: 200 bytes, content does not matter
-
-// $ESD_BENCH_DIR wins so the data can be put on the disk being measured; the default sits
-// next to the build, on a real disk (not tmpfs, where fdatasync would cost nothing).
-fs::path BaseDir() {
-  if (const char* env = std::getenv("ESD_BENCH_DIR"); env != nullptr && *env != '\0') return env;
-  return ESD_BENCH_DEFAULT_DIR;
-}
-
-fs::path MakeRunDir(const std::string& prefix) {
-  fs::create_directories(BaseDir());
-  std::string tmpl = (BaseDir() / (prefix + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    std::perror("mkdtemp");
-    std::abort();
-  }
-  return tmpl;
-}
-
-[[noreturn]] void Die(const std::string& what, const Status& s) {
-  std::fprintf(stderr, "%s: %s\n", what.c_str(), s.ToString().c_str());
-  std::abort();
-}
 
 // Shared by the threads of one run. Setup/Teardown (main thread) bracket the threads.
 std::unique_ptr<Store> g_store;
@@ -80,9 +58,7 @@ int g_threads_done = 0;
 
 void OpenStore(const benchmark::State&) {
   g_dir = MakeRunDir("append");
-  auto store = Store::Open(g_dir, Options{});  // 256 MiB segments, Durability::kAlways
-  if (!store.ok()) Die("Store::Open " + g_dir.string(), store.status());
-  g_store = std::move(store).value();
+  g_store = OpenOrDie(g_dir, Options{});  // 256 MiB segments, Durability::kAlways
   // Every Open zero-fills a 256 MiB spare segment in the background; while that runs, an
   // fdatasync costs several times more. Wait for it: a run measures the steady state, in
   // which the spare made by a segment roll during the run still counts, but not the extra
@@ -116,12 +92,7 @@ void BM_DurableAppend(benchmark::State& state) {
 
   for (auto _ : state) {
     // Building the batch is part of an appender's work, but not of the append latency.
-    std::vector<EventData> batch(per_append);
-    for (auto& e : batch) {
-      e.id = EventId::Random();
-      e.type = "BenchEvent";
-      e.data = kPayload;
-    }
+    std::vector<EventData> batch = MakeBenchEvents(per_append);
     const auto t0 = std::chrono::steady_clock::now();
     AppendResult r = g_store->AppendSync(stream, ExpectedVersion::Any(), std::move(batch));
     latencies_us.push_back(
@@ -201,12 +172,7 @@ void BM_DurableAppendInFlight(benchmark::State& state) {
   std::mutex mu;
   std::condition_variable cv;
   std::function<void(int)> submit = [&](int i) {
-    std::vector<EventData> batch(per_append);
-    for (auto& e : batch) {
-      e.id = EventId::Random();
-      e.type = "BenchEvent";
-      e.data = kPayload;
-    }
+    std::vector<EventData> batch = MakeBenchEvents(per_append);
     chains[i].t0 = Clock::now();
     g_store->Append(chains[i].stream, ExpectedVersion::Any(), std::move(batch), [&, i](AppendResult r) {
       Chain& c = chains[i];

@@ -24,28 +24,22 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "storage/store.h"
 
 namespace {
 
 using namespace esd::storage;
+using namespace esd::bench;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-const std::string kPayload(200, 'x');
 constexpr uint64_t kEvents = 10'000'000;
 constexpr uint64_t kPerAppend = 100;
 constexpr uint64_t kStreams = 10'000;
 
 fs::path StoreDir() {
-  const char* env = std::getenv("ESD_BENCH_DIR");
-  const bool set = env != nullptr && *env != '\0';
-  return (set ? fs::path(env) : fs::path(ESD_BENCH_DEFAULT_DIR)) / "open-10m";
-}
-
-[[noreturn]] void Die(const std::string& what, const Status& s) {
-  std::fprintf(stderr, "%s: %s\n", what.c_str(), s.ToString().c_str());
-  std::abort();
+  return BaseDir() / "open-10m";
 }
 
 double Seconds(Clock::time_point since) {
@@ -82,55 +76,14 @@ void BuildStore(const fs::path& dir) {
   if (!opened.ok()) Die("Store::Open " + dir.string(), opened.status());
   Store& store = *opened.value();
 
-  constexpr int kMaxInFlight = 64;
-  std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0;
-  uint64_t acknowledged = 0;
-  Status error;
+  std::fprintf(stderr, "building %s: %llu events ...\n", dir.c_str(), static_cast<unsigned long long>(kEvents));
   const auto t0 = Clock::now();
-  std::fprintf(stderr, "building %s: %llu events ...\n", dir.c_str(),
-               static_cast<unsigned long long>(kEvents));
-  uint64_t next_report = kEvents / 10;
-  for (uint64_t i = 0; i < kEvents / kPerAppend; ++i) {
-    std::vector<EventData> events(kPerAppend);
-    for (auto& e : events) {
-      e.id = EventId::Random();
-      e.type = "BenchEvent";
-      e.data = kPayload;
-    }
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return in_flight < kMaxInFlight; });
-      if (!error.ok()) Die("Append while building", error);
-      ++in_flight;
-      while (acknowledged >= next_report) {
-        std::fprintf(stderr, "  %3llu%%  %llu events  %.1f s\n",
-                     static_cast<unsigned long long>(next_report * 100 / kEvents),
-                     static_cast<unsigned long long>(acknowledged), Seconds(t0));
-        next_report += kEvents / 10;
-      }
-    }
-    store.Append("stream-" + std::to_string(i % kStreams), ExpectedVersion::Any(),
-                 std::move(events), [&](AppendResult r) {
-                   std::lock_guard lock(mu);
-                   if (r.ok()) {
-                     acknowledged += kPerAppend;
-                   } else if (error.ok()) {
-                     error = r.status();
-                   }
-                   --in_flight;
-                   cv.notify_all();
-                 });
-  }
-  {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return in_flight == 0; });
-    if (!error.ok()) Die("Append while building", error);
-  }
+  Loader loader(store, kEvents);
+  for (uint64_t i = 0; i < kEvents / kPerAppend; ++i) loader.Add("stream-" + std::to_string(i % kStreams), kPerAppend);
+  loader.Finish();
   opened.value().reset();  // close: the writer finishes and the last segment is written
   std::fprintf(stderr, "  100%%  %llu events  %.1f s (including close)\n",
-               static_cast<unsigned long long>(acknowledged), Seconds(t0));
+               static_cast<unsigned long long>(kEvents), Seconds(t0));
 }
 
 void BM_OpenStore(benchmark::State& state) {

@@ -27,74 +27,18 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "storage/store.h"
 
 namespace {
 
 using namespace esd::storage;
+using namespace esd::bench;
 namespace fs = std::filesystem;
 
-const std::string kPayload(200, 'x');
 constexpr uint64_t kStoreEvents = 1'000'000;
 constexpr uint64_t kTargetEvents = 1'000;
 constexpr uint64_t kSmallSegment = 32ull << 20;
-
-fs::path BaseDir() {  // $ESD_BENCH_DIR, else <build>/bench-data
-  if (const char* env = std::getenv("ESD_BENCH_DIR"); env != nullptr && *env != '\0') return env;
-  return ESD_BENCH_DEFAULT_DIR;
-}
-[[noreturn]] void Die(const std::string& what, const Status& s) {
-  std::fprintf(stderr, "%s: %s\n", what.c_str(), s.ToString().c_str());
-  std::abort();
-}
-
-std::unique_ptr<Store> OpenOrDie(const fs::path& dir, const Options& options) {
-  auto store = Store::Open(dir, options);
-  if (!store.ok()) Die("Store::Open " + dir.string(), store.status());
-  return std::move(store).value();
-}
-
-// Appends without waiting for each append: up to kMaxInFlight requests stay queued so the
-// writer can group them, which is what makes loading a million events quick.
-class Loader {
- public:
-  explicit Loader(Store& store) : store_(store) {}
-
-  void Add(std::string stream, size_t n) {
-    std::vector<EventData> events(n);
-    for (auto& e : events) {
-      e.id = EventId::Random();
-      e.type = "BenchEvent";
-      e.data = kPayload;
-    }
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return in_flight_ < kMaxInFlight; });
-      ++in_flight_;
-    }
-    store_.Append(std::move(stream), ExpectedVersion::Any(), std::move(events),
-                  [this](AppendResult r) {
-                    std::lock_guard lock(mu_);
-                    if (!r.ok() && error_.ok()) error_ = r.status();
-                    --in_flight_;
-                    cv_.notify_all();
-                  });
-  }
-
-  void Finish() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return in_flight_ == 0; });
-    if (!error_.ok()) Die("Append while loading", error_);
-  }
-
- private:
-  static constexpr int kMaxInFlight = 64;
-  Store& store_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int in_flight_ = 0;
-  Status error_;
-};
 
 struct Fixture {  // a store and its directory, removed together
   fs::path dir;
@@ -108,11 +52,8 @@ struct Fixture {  // a store and its directory, removed together
 
 // Creates a fresh directory, loads it with `load`, closes it and reopens it durably.
 std::unique_ptr<Fixture> Build(const char* name, uint64_t segment_size, void (*load)(Loader&)) {
-  fs::create_directories(BaseDir());
-  std::string tmpl = (BaseDir() / (std::string(name) + "-XXXXXX")).string();
-  if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
   auto f = std::make_unique<Fixture>();
-  f->dir = tmpl;
+  f->dir = MakeRunDir(name);
   const auto t0 = std::chrono::steady_clock::now();
   {
     Options fast;

@@ -16,14 +16,7 @@ inline constexpr int kStreams = 5;
 
 inline std::string StreamName(int s) { return "crash-" + std::to_string(s); }
 
-inline uint64_t Mix(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
+using testing::Mix;
 
 // 0..200 bytes of data, fixed by (stream, version, salt).
 inline size_t DataSize(const std::string& stream, uint64_t version, uint64_t salt) {

@@ -33,8 +33,6 @@ Options SmallOptions() {
   return o;
 }
 
-namespace {
-
 uint64_t Mix(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
@@ -43,6 +41,8 @@ uint64_t Mix(uint64_t x) {
   x ^= x >> 33;
   return x;
 }
+
+namespace {
 
 uint64_t Seed(const std::string& stream, uint64_t version, uint64_t salt) {
   uint64_t h = 1469598103934665603ull;

@@ -27,6 +27,9 @@ class TempDir {
 // Options for small, fast test stores: 64 KiB segments, durable appends.
 Options SmallOptions();
 
+// A 64-bit finaliser (splitmix/murmur3): spreads any input over all bits.
+uint64_t Mix(uint64_t x);
+
 // An event whose id and bytes are a function of (stream, version, salt), so a reader can
 // check content without keeping a copy.
 EventData MakeEvent(const std::string& stream, uint64_t version, uint64_t salt = 0,
