@@ -117,7 +117,6 @@ Status Store::Impl::Recover() {
   SegmentSlot& active = *segments_.back();
   Segment& seg = *active.segment;
   active.mem = std::make_shared<MemIndex>();
-  const size_t last_sealed = segments_.size() - 1;  // slot index of the active one
   auto on_batch = [&](const ScannedBatch& b) {
     active.mem->AddBatch(b.stream, b.first_version, GlobalPosition(b.header.first_position),
                          b.header.timestamp_micros, b.offset, b.header.batch_size, b.event_offsets);
@@ -126,8 +125,7 @@ Status Store::Impl::Recover() {
     (void)format::ParseEvent(seg.bytes().subspan(b.event_offsets[0]), &first, &size);
     RememberBatch(first.id, GlobalPosition(b.header.first_position), b.header.event_count);
   };
-  TimestampMicros min_ts = 0;
-  ScanResult r = ScanSegment(seg, format::kSegmentHeaderSize, seg.first_position(), min_ts, on_batch);
+  ScanResult r = ScanSegment(seg, format::kSegmentHeaderSize, seg.first_position(), 0, on_batch);
   if (!r.clean) {
     TailAnalysis t = AnalyzeTail(seg, r.end_offset);
     const std::string where = Where(seg, r.end_offset) + " (position " + std::to_string(r.end_position.value) + ")";
@@ -147,13 +145,10 @@ Status Store::Impl::Recover() {
       recovery_.torn_bytes_discarded = t.nonzero_end - r.end_offset;
       recovery_.torn_at = FileOffset(r.end_offset);
     }
-    // Zero what follows the last good batch so the log ends there.
+    // Zero what follows the last good batch so the log ends there (synced just below).
     Status s = seg.file().WriteZeros(r.end_offset, t.nonzero_end - r.end_offset);
-    if (s.ok()) s = seg.file().DataSync();
     if (!s.ok()) return s;
-
   }
-  (void)last_sealed;
   active.end_offset = r.end_offset;
   active.end_position = r.end_position;
   recovery_.tail_bytes_scanned = r.end_offset;

@@ -102,7 +102,8 @@ class Store::Impl {
   // ---- writer thread (writer.cc) ----
   struct Pending {  // a batch encoded into group_ but not yet published
     AppendRequest* request;
-    uint64_t offset;  // in group_
+    size_t completion;  // its entry in completions_
+    uint64_t offset;    // in group_
     StreamVersion first_version;
     GlobalPosition first_position;
     std::vector<uint32_t> event_offsets;  // in the batch
@@ -113,8 +114,9 @@ class Store::Impl {
   };
   void WriterLoop();
   void ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& group);
-  // Checks expected version and idempotency. Returns nullopt to append, or the result.
-  std::optional<AppendResult> Decide(const AppendRequest& r);
+  // Checks expected version and idempotency. Returns nullopt to append (with the stream's
+  // current tip in `tip`), or the result.
+  std::optional<AppendResult> Decide(const AppendRequest& r, std::optional<StreamTip>* tip);
   std::optional<AppendResult> CheckRetry(const AppendRequest& r, GlobalPosition at);
   std::optional<StreamTip> WriterTip(std::string_view stream) const;
   void FlushGroup();

@@ -154,10 +154,10 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
                                events.back().position, events.front().timestamp, true});
 }
 
-std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r) {
+std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r, std::optional<StreamTip>* current) {
   if (const BatchRef* ref = FindBatchByFirstId(r.events.front().id)) return CheckRetry(r, ref->position);
 
-  const std::optional<StreamTip> tip = WriterTip(r.stream);
+  const std::optional<StreamTip>& tip = *current = WriterTip(r.stream);
   const std::optional<StreamVersion> actual = tip ? std::optional(tip->last_version) : std::nullopt;
   auto wrong = [&] { return AppendResult(Status::WrongExpectedVersion(r.stream, r.expected, actual)); };
   switch (r.expected.kind()) {
@@ -189,7 +189,8 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
       completions_.emplace_back(std::move(request), failed_);
       continue;
     }
-    if (auto decided = Decide(r)) {
+    std::optional<StreamTip> tip;
+    if (auto decided = Decide(r, &tip)) {
       completions_.emplace_back(std::move(request), std::move(*decided));
       continue;
     }
@@ -202,9 +203,10 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
         continue;
       }
     }
-    const std::optional<StreamTip> tip = WriterTip(r.stream);
+    // `tip` stays right across the flush above: a flush publishes, it does not change tips.
     const StreamVersion first_version(tip ? tip->last_version.value + 1 : 0);
-    Pending p{&r, group_.size(), first_version, next_position_, std::vector<uint32_t>(r.events.size())};
+    Pending p{&r, completions_.size(), group_.size(), first_version, next_position_,
+              std::vector<uint32_t>(r.events.size())};
     fields.clear();
     for (const EventData& e : r.events) fields.push_back({e.id, e.type, e.content_type, e.metadata, e.data});
     group_.resize(group_.size() + r.bytes);
@@ -237,28 +239,26 @@ void Store::Impl::FlushGroup() {
     // Nothing of this group is acknowledged. Zero what may have reached the file so the log
     // still ends at write_offset_, and forget the group's ids and versions.
     (void)file.WriteZeros(write_offset_, group_.size());
-    for (const EventId& id : group_ids_) ids_.erase(id);
+    for (const EventId& id : group_ids_) {
+      ids_.erase(id);
+      old_ids_.erase(id);  // in case the window turned over during the group
+    }
     next_position_ = GlobalPosition(durable_.load());
     if (s.code() != Status::Code::kOutOfSpace) {
       failed_ = Status::IOError("the store no longer accepts writes after an I/O error (restart to recover): " +
                                 s.message());
       s = failed_;
     }
-    for (auto& [req, result] : completions_) {
-      for (const Pending& p : pending_) {
-        if (p.request == req.get()) result = s;
-      }
-    }
+    for (const Pending& p : pending_) completions_[p.completion].second = s;
   } else {
     const uint64_t base = write_offset_;
     {
       std::unique_lock lock(mu_);
-      for (const Pending& p : pending_) {
-        std::vector<uint32_t> offsets(p.event_offsets);
-        for (uint32_t& o : offsets) o += static_cast<uint32_t>(base + p.offset);
-        const uint32_t n = static_cast<uint32_t>(offsets.size());
+      for (Pending& p : pending_) {
+        for (uint32_t& o : p.event_offsets) o += static_cast<uint32_t>(base + p.offset);  // batch -> segment
+        const uint32_t n = static_cast<uint32_t>(p.event_offsets.size());
         active.mem->AddBatch(p.request->stream, p.first_version, p.first_position, last_timestamp_,
-                             base + p.offset, p.request->bytes, offsets);
+                             base + p.offset, p.request->bytes, p.event_offsets);
         streams_[p.request->stream] =
             StreamTip{p.first_version + (n - 1), p.first_position + (n - 1), last_timestamp_};
       }
@@ -266,15 +266,12 @@ void Store::Impl::FlushGroup() {
       active.end_position = next_position_;
     }
     durable_.store(next_position_.value, std::memory_order_release);
-    for (auto& [req, result] : completions_) {
-      for (const Pending& p : pending_) {
-        if (p.request != req.get()) continue;
-        const uint64_t n = p.request->events.size();
-        result = AppendOk{p.first_version, p.first_version + (n - 1), p.first_position, p.first_position + (n - 1),
-                          last_timestamp_, false};
-        ++stat_appends_;
-        stat_events_ += n;
-      }
+    for (const Pending& p : pending_) {
+      const uint64_t n = p.request->events.size();
+      completions_[p.completion].second = AppendOk{p.first_version, p.first_version + (n - 1), p.first_position,
+                                                   p.first_position + (n - 1), last_timestamp_, false};
+      ++stat_appends_;
+      stat_events_ += n;
     }
     stat_bytes_ += group_.size();
     ++stat_groups_;
