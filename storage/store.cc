@@ -117,8 +117,9 @@ const std::filesystem::path& Store::directory() const { return impl_->dir_; }
 
 StoreStats Store::stats() const {
   const Impl& i = *impl_;
-  return {i.stat_appends_.load(), i.stat_events_.load(), i.stat_bytes_.load(), i.stat_groups_.load(),
-          i.stat_fsyncs_.load(), i.stat_sealed_.load(), i.stat_index_files_.load()};
+  return {i.fsync_micros_.Read(),        i.group_appends_.Read(),  i.stat_appends_.load(),
+          i.stat_events_.load(),         i.stat_bytes_.load(),     i.stat_groups_.load(),
+          i.stat_fsyncs_.load(),         i.stat_sealed_.load(),    i.stat_index_files_.load()};
 }
 
 std::optional<StreamInfo> Store::GetStreamInfo(std::string_view stream) const {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "storage/format.h"
+#include "storage/histogram.h"
 #include "storage/status.h"
 #include "storage/types.h"
 
@@ -115,6 +116,8 @@ struct RecoveryReport {
 };
 
 struct StoreStats {
+  Histogram::Snapshot fsync_micros;   // latency of each fdatasync of a group
+  Histogram::Snapshot group_appends;  // appends per group commit
   uint64_t appends = 0;          // acknowledged appends (not counting idempotent retries)
   uint64_t events_written = 0;
   uint64_t bytes_written = 0;

@@ -96,6 +96,8 @@ class Store::Impl {
   // Counters, updated by the writer.
   std::atomic<uint64_t> stat_appends_{0}, stat_events_{0}, stat_bytes_{0}, stat_groups_{0},
       stat_fsyncs_{0}, stat_sealed_{0}, stat_index_files_{0};
+  Histogram fsync_micros_{50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000, 1000000};
+  Histogram group_appends_{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 
  private:
   friend class Store;

@@ -232,7 +232,10 @@ void Store::Impl::FlushGroup() {
   const File& file = active.segment->file();
   Status s = file.WriteAt(write_offset_, group_);
   if (s.ok() && options_.durability.mode == Durability::kAlways) {
+    const auto t0 = std::chrono::steady_clock::now();
     s = file.DataSync();
+    fsync_micros_.Record(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
     ++stat_fsyncs_;
   }
   if (!s.ok()) {
@@ -275,6 +278,7 @@ void Store::Impl::FlushGroup() {
     }
     stat_bytes_ += group_.size();
     ++stat_groups_;
+    group_appends_.Record(pending_.size());
     write_offset_ += group_.size();
     if (options_.durability.mode == Durability::kAlways) {
       sync_mark_ = write_offset_;
