@@ -1,0 +1,427 @@
+#include "client/client.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/compat/tls.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "protocol/esd.capnp.h"
+
+namespace esd::client {
+
+namespace {
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+std::string Str(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
+capnp::Data::Reader Bytes(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
+}
+
+[[noreturn]] void Rethrow(const kj::Exception& e) {
+  const std::string what = e.getDescription().cStr();
+  if (what.find("unauthenticated") != std::string::npos) throw Error(Error::Kind::kUnauthenticated, what);
+  if (e.getType() == kj::Exception::Type::DISCONNECTED) throw Error(Error::Kind::kDisconnected, what);
+  throw Error(Error::Kind::kRemote, what);
+}
+
+RecordedEvent ToEvent(rpc::RecordedEvent::Reader e) {
+  RecordedEvent out;
+  out.stream = Str(e.getStream());
+  out.version = e.getVersion();
+  out.position = e.getPosition();
+  auto id = e.getId();
+  if (id.size() == out.id.size()) std::memcpy(out.id.data(), id.begin(), id.size());
+  out.type = Str(e.getType());
+  out.content_type = Str(e.getContentType());
+  out.timestamp_micros = e.getTimestampMicros();
+  out.metadata = Str(e.getMetadata());
+  out.data = Str(e.getData());
+  return out;
+}
+
+std::vector<RecordedEvent> ToEvents(capnp::List<rpc::RecordedEvent>::Reader list) {
+  std::vector<RecordedEvent> out;
+  out.reserve(list.size());
+  for (auto e : list) out.push_back(ToEvent(e));
+  return out;
+}
+
+const char* RejectName(rpc::RejectCode code) {
+  switch (code) {
+    case rpc::RejectCode::INVALID_ARGUMENT: return "invalid-argument";
+    case rpc::RejectCode::IDEMPOTENCY_CONFLICT: return "idempotency-conflict";
+    case rpc::RejectCode::OUT_OF_SPACE: return "out-of-space";
+    case rpc::RejectCode::PERMISSION_DENIED: return "permission-denied";
+    case rpc::RejectCode::UNAVAILABLE: return "unavailable";
+  }
+  return "unknown";
+}
+
+AppendResult ToAppendResult(rpc::AppendResult::Reader r) {
+  AppendResult out;
+  switch (r.which()) {
+    case rpc::AppendResult::OK: {
+      auto ok = r.getOk();
+      out.first_version = ok.getFirstVersion();
+      out.last_version = ok.getLastVersion();
+      out.first_position = ok.getFirstPosition();
+      out.last_position = ok.getLastPosition();
+      out.timestamp_micros = ok.getTimestampMicros();
+      out.already_written = ok.getAlreadyWritten();
+      break;
+    }
+    case rpc::AppendResult::WRONG_EXPECTED_VERSION: {
+      out.outcome = AppendResult::Outcome::kWrongExpectedVersion;
+      auto w = r.getWrongExpectedVersion();
+      if (w.getStreamExists()) out.actual_version = w.getActualVersion();
+      break;
+    }
+    case rpc::AppendResult::REJECTED:
+      out.outcome = AppendResult::Outcome::kRejected;
+      out.reject_code = RejectName(r.getRejected().getCode());
+      out.reason = Str(r.getRejected().getReason());
+      break;
+    case rpc::AppendResult::STREAM_DELETED: out.outcome = AppendResult::Outcome::kStreamDeleted; break;
+    default:
+      out.outcome = AppendResult::Outcome::kRejected;
+      out.reject_code = "unknown";
+      out.reason = "the server answered with an outcome this client does not know";
+  }
+  return out;
+}
+
+void SetFilter(rpc::Filter::Builder out, const Filter& f) {
+  out.setStreamPrefix(f.stream_prefix);
+  auto types = out.initEventTypes(f.event_types.size());
+  for (size_t i = 0; i < f.event_types.size(); ++i) types.set(i, f.event_types[i]);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(Error::Kind::kConnect, "cannot read " + path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+struct SubscriptionState {
+  Client::SubscriptionCallbacks callbacks;
+  bool caught_up = false;
+  std::optional<std::string> dropped;
+};
+
+class SubscriberImpl final : public rpc::Subscriber::Server {
+ public:
+  explicit SubscriberImpl(std::shared_ptr<SubscriptionState> state) : state_(std::move(state)) {}
+  kj::Promise<void> events(EventsContext context) override {
+    // Returning only after the callback is what makes a slow consumer slow down the pushes.
+    if (state_->callbacks.on_events) state_->callbacks.on_events(ToEvents(context.getParams().getEvents()));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> caughtUp(CaughtUpContext context) override {
+    state_->caught_up = true;
+    if (state_->callbacks.on_caught_up) state_->callbacks.on_caught_up(context.getParams().getPosition());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> dropped(DroppedContext context) override {
+    state_->dropped = Str(context.getParams().getReason());
+    if (state_->callbacks.on_dropped) state_->callbacks.on_dropped(*state_->dropped);
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<SubscriptionState> state_;
+};
+
+class SubscriptionHandle final : public Client::Subscription {
+ public:
+  SubscriptionHandle(rpc::Subscription::Client cap, std::shared_ptr<SubscriptionState> state)
+      : cap_(std::make_unique<rpc::Subscription::Client>(kj::mv(cap))), state_(std::move(state)) {}
+  bool caught_up() const override { return state_->caught_up; }
+  std::optional<std::string> dropped() const override { return state_->dropped; }
+
+ private:
+  // Released on destruction: the server cancels. (Behind a pointer: capnp's Client has a
+  // throwing destructor, which this noexcept one may not have as a member.)
+  std::unique_ptr<rpc::Subscription::Client> cap_;
+  std::shared_ptr<SubscriptionState> state_;
+};
+
+}  // namespace
+
+EventId NewEventId() {
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }();
+  EventId id;
+  uint64_t a = rng(), b = rng();
+  std::memcpy(id.data(), &a, 8);
+  std::memcpy(id.data() + 8, &b, 8);
+  id[6] = static_cast<uint8_t>((id[6] & 0x0f) | 0x40);
+  id[8] = static_cast<uint8_t>((id[8] & 0x3f) | 0x80);
+  return id;
+}
+
+std::string FormatEventId(const EventId& id) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(kHex[id[i] >> 4]);
+    s.push_back(kHex[id[i] & 15]);
+  }
+  return s;
+}
+
+std::optional<EventId> ParseEventId(std::string_view text) {
+  if (text.size() != 36) return std::nullopt;
+  EventId id;
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash) {
+      if (text[i] != '-') return std::nullopt;
+      continue;
+    }
+    const char c = text[i];
+    const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (v < 0) return std::nullopt;
+    if (n % 2 == 0) id[n / 2] = static_cast<uint8_t>(v << 4);
+    else id[n / 2] = static_cast<uint8_t>(id[n / 2] | v);
+    ++n;
+  }
+  return id;
+}
+
+NewEvent NewEvent::Json(std::string type, std::string json) {
+  NewEvent e;
+  e.type = std::move(type);
+  e.content_type = "application/json";
+  e.data = std::move(json);
+  return e;
+}
+
+std::optional<Expected> Expected::Parse(std::string_view text) {
+  if (text == "any") return Any();
+  if (text == "no-stream") return NoStream();
+  if (text == "exists") return StreamExists();
+  if (text.empty()) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return Exact(v);
+}
+
+// KJ allows one event loop per thread: the Clients of a thread share it, and it lives as
+// long as the last of them.
+struct ThreadLoop {
+  ThreadLoop() : io(kj::setupAsyncIo()) {}
+  kj::AsyncIoContext io;
+  static std::shared_ptr<ThreadLoop> Get() {
+    thread_local std::weak_ptr<ThreadLoop> current;
+    auto loop = current.lock();
+    if (!loop) {
+      loop = std::make_shared<ThreadLoop>();
+      current = loop;
+    }
+    return loop;
+  }
+};
+
+class Client::Impl {
+ public:
+  Impl() : loop(ThreadLoop::Get()), io(loop->io) {}
+
+  template <typename T>
+  T Wait(kj::Promise<T> promise) {
+    try {
+      return promise.wait(io.waitScope);
+    } catch (const kj::Exception& e) {
+      Rethrow(e);
+    }
+  }
+
+  std::shared_ptr<ThreadLoop> loop;  // first member: destroyed last
+  kj::AsyncIoContext& io;
+  kj::Own<kj::TlsContext> tls;
+  kj::Maybe<kj::TlsCertificate> trusted;
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyClient> rpc;
+  rpc::Session::Client session = nullptr;
+  rpc::EventStore::Client store = nullptr;
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  auto& ws = impl->io.waitScope;
+  try {
+    auto address = impl->io.provider->getNetwork().parseAddress(options.address, 7400).wait(ws);
+    impl->stream = address->connect().wait(ws);
+  } catch (const kj::Exception& e) {
+    throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
+  }
+  if (options.tls) {
+    kj::TlsContext::Options tls_options;
+    if (!options.tls_ca_file.empty()) {
+      impl->trusted = kj::TlsCertificate(ReadFile(options.tls_ca_file).c_str());
+      tls_options.trustedCertificates = kj::arrayPtr(&KJ_ASSERT_NONNULL(impl->trusted), 1);
+      tls_options.useSystemTrustStore = false;
+    }
+    impl->tls = kj::heap<kj::TlsContext>(kj::mv(tls_options));
+    std::string name = options.tls_server_name;
+    if (name.empty()) name = options.address.substr(0, options.address.rfind(':'));
+    try {
+      impl->stream = impl->tls->wrapClient(kj::mv(impl->stream), name).wait(ws);
+    } catch (const kj::Exception& e) {
+      throw Error(Error::Kind::kConnect, "TLS handshake with " + options.address + " failed: " + e.getDescription().cStr());
+    }
+  }
+  impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
+  auto login = impl->rpc->bootstrap().castAs<rpc::Bootstrap>().loginRequest();
+  login.setToken(options.token);
+  impl->session = login.send().getSession();
+  impl->store = impl->session.eventStoreRequest().send().getStore();
+  impl->Wait(impl->session.roleRequest().send().ignoreResult());  // the login's verdict
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+std::unique_ptr<Client> Client::Connect(const std::string& address, const std::string& token) {
+  ConnectOptions options;
+  options.address = address;
+  options.token = token;
+  return Connect(options);
+}
+
+std::unique_ptr<Client::Subscription> Client::Subscribe(
+    const SubscribeFrom& from, const Filter& filter, std::function<void(const std::vector<RecordedEvent>&)> on_events,
+    std::function<void(uint64_t)> on_caught_up, std::function<void(const std::string&)> on_dropped) {
+  return Subscribe(from, filter, SubscriptionCallbacks{std::move(on_events), std::move(on_caught_up), std::move(on_dropped)});
+}
+
+std::string Client::Role() {
+  auto r = impl_->Wait(impl_->session.roleRequest().send());
+  switch (r.getRole()) {
+    case rpc::Role::READER: return "reader";
+    case rpc::Role::WRITER: return "writer";
+    case rpc::Role::ADMIN: return "admin";
+  }
+  return "unknown";
+}
+
+kj::Promise<AppendResult> Client::AppendAsync(const std::string& stream, Expected expected,
+                                              const std::vector<NewEvent>& events) {
+  auto req = impl_->store.appendRequest();
+  req.setStream(stream);
+  auto ev = req.initExpected();
+  switch (expected.kind) {
+    case Expected::Kind::kAny: ev.setAny(); break;
+    case Expected::Kind::kNoStream: ev.setNoStream(); break;
+    case Expected::Kind::kStreamExists: ev.setStreamExists(); break;
+    case Expected::Kind::kExact: ev.setExact(expected.version); break;
+  }
+  auto list = req.initEvents(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const NewEvent& e = events[i];
+    list[i].setId(capnp::Data::Reader(e.id.data(), e.id.size()));
+    list[i].setType(e.type);
+    list[i].setContentType(e.content_type);
+    list[i].setMetadata(Bytes(e.metadata));
+    list[i].setData(Bytes(e.data));
+  }
+  return req.send().then([](capnp::Response<rpc::EventStore::AppendResults> r) { return ToAppendResult(r.getResult()); });
+}
+
+AppendResult Client::Append(const std::string& stream, Expected expected, const std::vector<NewEvent>& events) {
+  return impl_->Wait(AppendAsync(stream, expected, events));
+}
+
+std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& stream, uint64_t from, uint32_t count,
+                                                             bool backward) {
+  auto req = impl_->store.readStreamRequest();
+  req.setStream(stream);
+  req.setFromVersion(from);
+  req.setCount(count);
+  req.setDirection(backward ? rpc::Direction::BACKWARD : rpc::Direction::FORWARD);
+  auto resp = impl_->Wait(req.send());
+  auto result = resp.getResult();
+  if (result.isNotFound()) return std::nullopt;
+  return ToEvents(result.getEvents());
+}
+
+ReadAllResult Client::ReadAll(uint64_t from, uint32_t count, const Filter& filter) {
+  auto req = impl_->store.readAllRequest();
+  req.setFromPosition(from);
+  req.setCount(count);
+  SetFilter(req.initFilter(), filter);
+  auto resp = impl_->Wait(req.send());
+  return {ToEvents(resp.getEvents()), resp.getNextPosition(), resp.getEndOfLog()};
+}
+
+std::optional<StreamInfo> Client::GetStreamInfo(const std::string& stream) {
+  auto req = impl_->store.streamInfoRequest();
+  req.setStream(stream);
+  auto resp = impl_->Wait(req.send());
+  auto info = resp.getInfo();
+  if (info.isNotFound()) return std::nullopt;
+  auto f = info.getFound();
+  return StreamInfo{f.getLastVersion(), f.getEventCount(), f.getLastPosition(), f.getLastWriteMicros()};
+}
+
+ServerStatus Client::Status() {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto resp = impl_->Wait(admin.statusRequest().send());
+  auto s = resp.getStatus();
+  return {Str(s.getVersion()), s.getDurablePosition(), s.getSegments(), Str(s.getDataDir()), s.getConnections(),
+          s.getSubscriptions(), s.getAppends(), s.getEventsWritten(), s.getUptimeSeconds()};
+}
+
+kj::WaitScope& Client::wait_scope() { return impl_->io.waitScope; }
+
+std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& from, const Filter& filter,
+                                                        SubscriptionCallbacks callbacks) {
+  auto state = std::make_shared<SubscriptionState>();
+  state->callbacks = std::move(callbacks);
+  auto req = impl_->store.subscribeRequest();
+  auto f = req.initFrom();
+  switch (from.kind) {
+    case SubscribeFrom::Kind::kPosition: f.setPosition(from.position); break;
+    case SubscribeFrom::Kind::kStart: f.setStart(); break;
+    case SubscribeFrom::Kind::kEnd: f.setEnd(); break;
+    case SubscribeFrom::Kind::kStream: {
+      auto s = f.initStream();
+      s.setName(from.stream);
+      s.setFromVersion(from.version);
+      break;
+    }
+  }
+  SetFilter(req.initFilter(), filter);
+  req.setSubscriber(kj::heap<SubscriberImpl>(state));
+  auto resp = impl_->Wait(req.send());
+  return std::make_unique<SubscriptionHandle>(resp.getSubscription(), state);
+}
+
+bool Client::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto& timer = impl_->io.provider->getTimer();
+  const auto deadline = timer.now() + timeout.count() * kj::MILLISECONDS;
+  while (!done() && timer.now() < deadline) {
+    impl_->Wait(timer.afterDelay(2 * kj::MILLISECONDS));
+  }
+  return done();
+}
+
+void Client::RunFor(std::chrono::milliseconds duration) {
+  impl_->Wait(impl_->io.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS));
+}
+
+}  // namespace esd::client

@@ -1,0 +1,206 @@
+// esd::client: a small, typed C++ client for esd over Cap'n Proto RPC. esctl and esbench
+// use it; nothing else talks raw RPC.
+//
+//   auto c = esd::client::Client::Connect({.address = "127.0.0.1:7400", .token = "t"});
+//   auto r = c->Append("order-1", Expected::NoStream(), {NewEvent::Json("OrderCreated", "{}")});
+//   if (r.outcome == AppendResult::Outcome::kWrongExpectedVersion) ...
+//
+// Threads: a Client runs on the KJ event loop of the thread that created it, shared by all
+// Clients of that thread, and must be used on that thread only. The synchronous calls run
+// the loop until their answer arrives, so subscription callbacks (of any Client of the
+// thread) run inside any call, or RunFor/RunUntil.
+// Errors: a broken connection, a refused login, or a request the server calls malformed
+// throw esd::client::Error; business outcomes (a wrong expected version, a rejected
+// append, a missing stream) are values.
+#pragma once
+
+#include <kj/async.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace esd::client {
+
+using EventId = std::array<uint8_t, 16>;
+EventId NewEventId();                                           // random (version 4 UUID)
+std::string FormatEventId(const EventId& id);                   // 8-4-4-4-12 hex
+std::optional<EventId> ParseEventId(std::string_view text);
+
+struct NewEvent {
+  EventId id = NewEventId();
+  std::string type;
+  std::string content_type;
+  std::string metadata;
+  std::string data;
+  static NewEvent Json(std::string type, std::string json);
+};
+
+struct RecordedEvent {
+  std::string stream;
+  uint64_t version = 0;
+  uint64_t position = 0;
+  EventId id{};
+  std::string type;
+  std::string content_type;
+  uint64_t timestamp_micros = 0;
+  std::string metadata;
+  std::string data;
+};
+
+struct Expected {
+  enum class Kind { kAny, kNoStream, kStreamExists, kExact };
+  Kind kind = Kind::kAny;
+  uint64_t version = 0;
+  static Expected Any() { return {}; }
+  static Expected NoStream() { return {Kind::kNoStream, 0}; }
+  static Expected StreamExists() { return {Kind::kStreamExists, 0}; }
+  static Expected Exact(uint64_t v) { return {Kind::kExact, v}; }
+  // "any", "no-stream", "exists" or a number.
+  static std::optional<Expected> Parse(std::string_view text);
+};
+
+struct AppendResult {
+  enum class Outcome { kOk, kWrongExpectedVersion, kRejected, kStreamDeleted };
+  Outcome outcome = Outcome::kOk;
+  // kOk
+  uint64_t first_version = 0, last_version = 0, first_position = 0, last_position = 0;
+  uint64_t timestamp_micros = 0;
+  bool already_written = false;
+  // kWrongExpectedVersion: nullopt when the stream has no event
+  std::optional<uint64_t> actual_version;
+  // kRejected: "invalid-argument", "idempotency-conflict", "out-of-space",
+  // "permission-denied" or "unavailable", and a sentence for people
+  std::string reject_code;
+  std::string reason;
+
+  bool ok() const { return outcome == Outcome::kOk; }
+};
+
+struct StreamInfo {
+  uint64_t last_version = 0;
+  uint64_t event_count = 0;
+  uint64_t last_position = 0;
+  uint64_t last_write_micros = 0;
+};
+
+struct Filter {
+  std::string stream_prefix;
+  std::vector<std::string> event_types;  // any of these
+};
+
+struct ReadAllResult {
+  std::vector<RecordedEvent> events;
+  uint64_t next_position = 0;  // continue from here
+  bool end_of_log = false;
+};
+
+struct SubscribeFrom {
+  enum class Kind { kPosition, kStart, kEnd, kStream };
+  Kind kind = Kind::kStart;
+  uint64_t position = 0;
+  std::string stream;
+  uint64_t version = 0;
+  static SubscribeFrom Position(uint64_t p) { return {Kind::kPosition, p, {}, 0}; }
+  static SubscribeFrom Start() { return {Kind::kStart, 0, {}, 0}; }
+  static SubscribeFrom End() { return {Kind::kEnd, 0, {}, 0}; }
+  static SubscribeFrom Stream(std::string name, uint64_t from_version) {
+    return {Kind::kStream, 0, std::move(name), from_version};
+  }
+};
+
+struct ServerStatus {
+  std::string version;
+  uint64_t durable_position = 0;
+  uint64_t segments = 0;
+  std::string data_dir;
+  uint32_t connections = 0;
+  uint32_t subscriptions = 0;
+  uint64_t appends = 0;
+  uint64_t events_written = 0;
+  uint64_t uptime_seconds = 0;
+};
+
+struct ConnectOptions {
+  std::string address = "127.0.0.1:7400";  // HOST:PORT or unix:PATH
+  std::string token;
+  // TLS: set tls_ca_file to the PEM certificate(s) to trust (the server's, or its CA);
+  // tls_server_name is the name the certificate must carry (default: the host).
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_server_name;
+};
+
+class Error : public std::runtime_error {
+ public:
+  enum class Kind { kConnect, kUnauthenticated, kDisconnected, kRemote };
+  Error(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+class Client {
+ public:
+  static std::unique_ptr<Client> Connect(const ConnectOptions& options);
+  static std::unique_ptr<Client> Connect(const std::string& address, const std::string& token = "");
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  std::string Role();  // "reader", "writer" or "admin"
+
+  AppendResult Append(const std::string& stream, Expected expected, const std::vector<NewEvent>& events);
+  // nullopt: the stream has no event. `from` = UINT64_MAX with backward reads from the end.
+  std::optional<std::vector<RecordedEvent>> ReadStream(const std::string& stream, uint64_t from, uint32_t count,
+                                                       bool backward = false);
+  ReadAllResult ReadAll(uint64_t from, uint32_t count, const Filter& filter = {});
+  std::optional<StreamInfo> GetStreamInfo(const std::string& stream);
+  ServerStatus Status();  // needs the admin role
+
+  // For load generators: the append as a promise on this client's loop.
+  kj::Promise<AppendResult> AppendAsync(const std::string& stream, Expected expected,
+                                        const std::vector<NewEvent>& events);
+  kj::WaitScope& wait_scope();
+
+  class Subscription {
+   public:
+    virtual ~Subscription() = default;  // cancels
+    virtual bool caught_up() const = 0;
+    virtual std::optional<std::string> dropped() const = 0;  // the server's reason
+  };
+  struct SubscriptionCallbacks {
+    std::function<void(const std::vector<RecordedEvent>&)> on_events;
+    std::function<void(uint64_t position)> on_caught_up;
+    std::function<void(const std::string& reason)> on_dropped;
+  };
+  // Events are delivered in log order while the loop runs; a slow callback slows only this
+  // subscription (flow control). Destroying the result cancels.
+  std::unique_ptr<Subscription> Subscribe(const SubscribeFrom& from, const Filter& filter,
+                                          SubscriptionCallbacks callbacks);
+  std::unique_ptr<Subscription> Subscribe(const SubscribeFrom& from, const Filter& filter,
+                                          std::function<void(const std::vector<RecordedEvent>&)> on_events,
+                                          std::function<void(uint64_t position)> on_caught_up = {},
+                                          std::function<void(const std::string& reason)> on_dropped = {});
+
+  // Runs the event loop until `done()` returns true (checked after each event) or `timeout`
+  // passes. Returns done().
+  bool RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+  void RunFor(std::chrono::milliseconds duration);
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace esd::client

@@ -1,0 +1,197 @@
+# The wire contract of esd. Business outcomes (a wrong expected version, a rejected append,
+# a missing stream) are typed results; exceptions are for broken requests and bugs.
+# Versions and positions are 0-based; "last" values are inclusive.
+@0xe4d7da315dda49d1;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("esd::rpc");
+
+interface Bootstrap {
+  # The capability a connection starts with. It hands out nothing until a token is shown.
+
+  login @0 (token :Text) -> (session :Session);
+  # Checks `token` against the daemon's --auth file and returns a session with that token's
+  # role. Without --auth every token (also the empty one) gets the admin role. An unknown
+  # token fails the call (an exception: "unauthenticated").
+}
+
+enum Role {
+  reader @0;   # reads and subscriptions
+  writer @1;   # reader, plus appends (and order commands)
+  admin @2;    # writer, plus Admin
+}
+
+interface Session {
+  role @0 () -> (role :Role);
+  # The role the token was granted.
+
+  eventStore @1 () -> (store :EventStore);
+  # The event store. A reader's appends are rejected with `permissionDenied`.
+
+  admin @2 () -> (admin :Admin);
+  # Administration; fails with "permission denied" below the admin role.
+}
+
+struct ExpectedVersion {
+  # What the writer checks before it appends; the append fails as a whole if it does not hold.
+  union {
+    any @0 :Void;            # no check
+    noStream @1 :Void;       # the stream must have no event yet
+    streamExists @2 :Void;   # the stream must have at least one event
+    exact @3 :UInt64;        # the stream's last version must be this
+  }
+}
+
+struct EventData {
+  # One event to append.
+  id @0 :Data;            # 16 bytes (a UUID), not all zero; a retried append with the same ids
+                          # returns the original positions and writes nothing
+  type @1 :Text;          # 1..255 bytes, e.g. "OrderPlaced"
+  contentType @2 :Text;   # 0..255 bytes, e.g. "application/json"
+  metadata @3 :Data;
+  data @4 :Data;
+}
+
+struct RecordedEvent {
+  # One event as stored.
+  stream @0 :Text;
+  version @1 :UInt64;           # in its stream
+  position @2 :UInt64;          # in $all, dense: no gaps
+  id @3 :Data;
+  type @4 :Text;
+  contentType @5 :Text;
+  timestampMicros @6 :UInt64;   # commit time, never decreasing along $all
+  metadata @7 :Data;
+  data @8 :Data;
+}
+
+enum RejectCode {
+  invalidArgument @0;       # bad name, size, count or content: fix the request
+  idempotencyConflict @1;   # an event id was already written with other content
+  outOfSpace @2;            # the disk is full; nothing was written; retry later
+  permissionDenied @3;      # the session's role may not do this
+  unavailable @4;           # the store cannot write (an I/O error, shutting down)
+}
+
+struct AppendResult {
+  union {
+    ok :group {
+      firstVersion @0 :UInt64;
+      lastVersion @1 :UInt64;
+      firstPosition @2 :UInt64;
+      lastPosition @3 :UInt64;
+      timestampMicros @4 :UInt64;
+      alreadyWritten @5 :Bool;   # an idempotent retry: these are the original positions
+    }
+    wrongExpectedVersion :group {
+      streamExists @6 :Bool;     # false: the stream has no event
+      actualVersion @7 :UInt64;  # its last version, when streamExists
+    }
+    rejected :group {
+      code @8 :RejectCode;
+      reason @9 :Text;           # for people: what was wrong and what to do
+    }
+    streamDeleted @10 :Void;     # reserved: streams cannot be deleted yet
+  }
+}
+
+enum Direction {
+  forward @0;
+  backward @1;
+}
+
+struct ReadStreamResult {
+  union {
+    events @0 :List(RecordedEvent);   # empty when `fromVersion` is past the end (forwards)
+    notFound @1 :Void;                # the stream has no event
+  }
+}
+
+struct Filter {
+  # Which events of $all to deliver. Empty fields match everything; both set: both must hold.
+  streamPrefix @0 :Text;
+  eventTypes @1 :List(Text);   # any of these
+}
+
+struct StreamInfo {
+  union {
+    notFound @0 :Void;
+    found :group {
+      lastVersion @1 :UInt64;
+      eventCount @2 :UInt64;
+      lastPosition @3 :UInt64;
+      lastWriteMicros @4 :UInt64;
+    }
+  }
+}
+
+struct SubscribeFrom {
+  union {
+    position @0 :UInt64;   # $all from this position (inclusive)
+    start @1 :Void;        # $all from position 0
+    end @2 :Void;          # only what is appended from now on
+    stream :group {        # one stream, from a version (inclusive)
+      name @3 :Text;
+      fromVersion @4 :UInt64;
+    }
+  }
+}
+
+interface EventStore {
+  append @0 (stream :Text, expected :ExpectedVersion, events :List(EventData)) -> (result :AppendResult);
+  # Appends 1..N events to one stream as one atomic batch; answers once they are durable.
+
+  readStream @1 (stream :Text, fromVersion :UInt64, count :UInt32, direction :Direction)
+      -> (result :ReadStreamResult);
+  # Up to `count` durable events of `stream` from `fromVersion` on (or down, backwards;
+  # use the largest UInt64 to read backwards from the end).
+
+  readAll @2 (fromPosition :UInt64, count :UInt32, filter :Filter)
+      -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool);
+  # Up to `count` durable events of $all from `fromPosition` that pass `filter`. Continue
+  # from `nextPosition`; `endOfLog` says nothing durable lies past what was scanned.
+
+  streamInfo @3 (stream :Text) -> (info :StreamInfo);
+
+  subscribe @4 (from :SubscribeFrom, filter :Filter, subscriber :Subscriber)
+      -> (subscription :Subscription);
+  # Pushes every event from `from` on that passes `filter` to `subscriber`, first the past
+  # (catch-up), then, after one `caughtUp`, what is appended from then on, as one cursor:
+  # no gap and no duplicate at the switch. Dropping `subscription` (or disconnecting)
+  # cancels it.
+}
+
+interface Subscriber {
+  # Implemented by the client.
+
+  events @0 (events :List(RecordedEvent)) -> stream;
+  # A batch of events in log order. Flow control: the server sends more only as the
+  # client takes these.
+
+  caughtUp @1 (position :UInt64);
+  # Once: everything durable before `position` has been delivered; live events follow.
+
+  dropped @2 (reason :Text);
+  # The server ended the subscription (shutting down, or an error reading the log).
+}
+
+interface Subscription {
+  # Held by the client; dropping it cancels the subscription.
+  cancel @0 ();
+}
+
+struct ServerStatus {
+  version @0 :Text;
+  durablePosition @1 :UInt64;   # events in the store
+  segments @2 :UInt64;
+  dataDir @3 :Text;
+  connections @4 :UInt32;
+  subscriptions @5 :UInt32;
+  appends @6 :UInt64;           # since start
+  eventsWritten @7 :UInt64;
+  uptimeSeconds @8 :UInt64;
+}
+
+interface Admin {
+  status @0 () -> (status :ServerStatus);
+}

@@ -1,0 +1,48 @@
+// The daemon's configuration: command-line flags, the --auth file, and the rules between
+// them (no non-loopback listener without --auth unless --insecure).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace esd::server {
+
+enum class Role : uint8_t { kReader = 0, kWriter = 1, kAdmin = 2 };
+const char* RoleName(Role role);
+
+struct Config {
+  std::string data_dir = "data";
+  std::string listen = "127.0.0.1:7400";  // host:port, or unix:PATH
+  std::string http = "127.0.0.1:7401";    // host:port; "off" disables the HTTP endpoint
+  storage::DurabilityMode fsync;
+  uint64_t segment_size = storage::Options().segment_size;
+  uint64_t max_event_size = storage::Options().max_event_size;
+  std::string auth_file;
+  std::string tls_cert;
+  std::string tls_key;
+  bool insecure = false;
+  bool help = false;
+  std::map<std::string, Role> tokens;  // from auth_file
+};
+
+// Parses argv (without argv[0]). On failure returns nullopt and sets `error` to a message
+// naming the flag and what is wrong.
+std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::string* error);
+std::string Usage();
+
+// Lines "TOKEN ROLE" (role: reader, writer or admin); '#' starts a comment. Errors name the
+// line.
+std::optional<std::map<std::string, Role>> ParseAuthFile(const std::string& text, std::string* error);
+
+// 127.0.0.0/8, ::1, localhost, or a unix: socket.
+bool IsLoopback(const std::string& address);
+
+// Splits "host:port" ("[::1]:7400" for IPv6). False when malformed.
+bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port);
+
+}  // namespace esd::server

@@ -1,0 +1,52 @@
+// What the RPC services share: the store, the durable-position notifier, the limits of a
+// request, and the counters /metrics reports. Lives on the KJ thread; counters are atomic
+// because the HTTP thread reads them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/config.h"
+#include "server/notifier.h"
+#include "storage/store.h"
+
+namespace esd::server {
+
+// A read returns at most this many events and, past the first event, at most
+// kMaxReadBytes of them; the caller continues from where it ended.
+inline constexpr uint32_t kMaxReadCount = 10'000;
+inline constexpr uint64_t kMaxReadBytes = 16u << 20;
+// A filtered $all read scans at most this many events per call, so a selective filter
+// cannot keep the event loop busy for long.
+inline constexpr uint64_t kMaxScanPerRead = 100'000;
+// Events per push to a subscriber.
+inline constexpr uint32_t kSubscriptionBatch = 256;
+
+struct ServerCounters {
+  std::atomic<uint32_t> connections{0};
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint32_t> subscriptions{0};
+  std::atomic<uint64_t> appends_rejected{0};
+  std::atomic<uint64_t> rpc_errors{0};
+};
+
+struct ServerContext {
+  storage::Store& store;
+  DurableNotifier& notifier;
+  const Config& config;
+  ServerCounters counters;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// Stream prefix AND event type; empty parts match everything.
+struct EventFilter {
+  std::string stream_prefix;
+  std::vector<std::string> types;
+  bool Matches(const storage::EventView& e) const;
+  bool MatchesAll() const { return stream_prefix.empty() && types.empty(); }
+};
+
+}  // namespace esd::server

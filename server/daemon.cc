@@ -1,0 +1,206 @@
+#include "server/daemon.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/compat/tls.h>
+#include <kj/debug.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "server/context.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/notifier.h"
+#include "server/session.h"
+
+namespace esd::server {
+
+namespace {
+
+// Gives in-flight calls this long to be answered at a graceful stop.
+constexpr auto kDrainTimeout = 5 * kj::SECONDS;
+
+struct Connection {
+  Connection(kj::Own<kj::AsyncIoStream> s, ServerContext& ctx)
+      : stream(kj::mv(s)),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER),
+        rpc(capnp::makeRpcServer(network, MakeBootstrap(ctx))) {}
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+};
+
+class ErrorHandler final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    if (e.getType() != kj::Exception::Type::DISCONNECTED) KJ_LOG(WARNING, "connection failed", e);
+  }
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  KJ_REQUIRE(f.good(), "cannot read", path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string RenderMetrics(ServerContext& ctx) {
+  const auto st = ctx.store.stats();
+  MetricsText m;
+  m.Counter("esd_appends_total", "Appends acknowledged (idempotent retries not counted).", st.appends);
+  m.Counter("esd_appends_rejected_total", "Appends refused: invalid, conflicting, no space, no permission.",
+            ctx.counters.appends_rejected.load());
+  m.Counter("esd_events_written_total", "Events written.", st.events_written);
+  m.Counter("esd_bytes_written_total", "Bytes written to segment files.", st.bytes_written);
+  m.Counter("esd_group_commits_total", "Group commits.", st.groups);
+  m.Counter("esd_fsyncs_total", "fdatasync calls.", st.fsyncs);
+  m.Histogram("esd_fsync_seconds", "Latency of the fdatasync of a group commit.", st.fsync_micros, 1e-6);
+  m.Histogram("esd_group_appends", "Appends per group commit.", st.group_appends);
+  m.Counter("esd_segments_sealed_total", "Segments sealed since start.", st.segments_sealed);
+  m.Gauge("esd_durable_position", "Events durable in the store (one past the last position).",
+          static_cast<double>(ctx.store.DurablePosition().value));
+  m.Gauge("esd_connections", "Open RPC connections.", ctx.counters.connections.load());
+  m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
+  m.Gauge("esd_subscriptions", "Active subscriptions.", ctx.counters.subscriptions.load());
+  return m.Take();
+}
+
+}  // namespace
+
+int RunDaemon(const Config& config) {
+  storage::Options options;
+  options.segment_size = config.segment_size;
+  options.durability = config.fsync;
+  options.max_event_size = static_cast<uint32_t>(std::min<uint64_t>(config.max_event_size, UINT32_MAX));
+  auto opened = storage::Store::Open(config.data_dir, options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "esd: cannot open the store in %s: %s\n", config.data_dir.c_str(),
+                 opened.status().ToString().c_str());
+    return 1;
+  }
+  std::unique_ptr<storage::Store> store = std::move(opened).value();
+  const auto& rec = store->recovery();
+  if (rec.torn_bytes_discarded > 0) {
+    std::fprintf(stderr, "esd: recovery cut an unacknowledged torn tail of %llu bytes at offset %llu\n",
+                 static_cast<unsigned long long>(rec.torn_bytes_discarded),
+                 static_cast<unsigned long long>(rec.torn_at.value));
+  }
+
+  auto io = kj::setupAsyncIo();
+  // Let the event loop look at the sockets every few events, even while subscriptions have
+  // work queued: otherwise a cancel or a disconnect waits behind thousands of pushes.
+  io.waitScope.setBusyPollInterval(16);
+  int exit_code = 0;
+  {
+    DurableNotifier notifier(*store);
+    ServerContext ctx{*store, notifier, config, {}, std::chrono::steady_clock::now()};
+
+    // Shutdown: a signal on the HTTP thread fulfils a promise on this one.
+    auto stop = kj::newPromiseAndCrossThreadFulfiller<int>();
+    std::atomic<bool> stopping{false};
+    auto stop_fulfiller = kj::mv(stop.fulfiller);
+    HttpServer::Options http_options;
+    http_options.address = config.http == "off" ? "" : config.http;
+    http_options.routes["/metrics"] = [&ctx] {
+      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(ctx)};
+    };
+    http_options.routes["/health"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
+    http_options.on_signal = [&](int signo) {
+      if (!stopping.exchange(true)) stop_fulfiller->fulfill(kj::mv(signo));
+    };
+    std::string error;
+    auto http = HttpServer::Start(std::move(http_options), &error);
+    if (!http) {
+      std::fprintf(stderr, "esd: cannot serve HTTP on %s: %s\n", config.http.c_str(), error.c_str());
+      return 1;
+    }
+
+    kj::Own<kj::ConnectionReceiver> listener;
+    kj::Maybe<kj::TlsKeypair> keypair;  // the TlsContext refers to it
+    kj::Own<kj::TlsContext> tls;
+    std::string rpc_address = config.listen;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+      if (config.listen.rfind("unix:", 0) == 0) {
+        const std::string path = config.listen.substr(5);
+        struct stat st;
+        if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale socket
+      }
+      auto address = io.provider->getNetwork().parseAddress(config.listen).wait(io.waitScope);
+      listener = address->listen();
+      if (config.listen.rfind("unix:", 0) != 0) {
+        rpc_address = config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(listener->getPort());
+      }
+      if (!config.tls_cert.empty()) {
+        keypair = kj::TlsKeypair{kj::TlsPrivateKey(ReadFile(config.tls_key).c_str()),
+                                 kj::TlsCertificate(ReadFile(config.tls_cert).c_str())};
+        kj::TlsContext::Options tls_options;
+        tls_options.defaultKeypair = KJ_ASSERT_NONNULL(keypair);
+        // A client that connects and never finishes the handshake must not hold a slot.
+        tls_options.timer = io.provider->getTimer();
+        tls_options.acceptTimeout = 10 * kj::SECONDS;
+        tls = kj::heap<kj::TlsContext>(kj::mv(tls_options));
+        listener = tls->wrapPort(kj::mv(listener));
+      }
+    })) {
+      std::fprintf(stderr, "esd: cannot listen on %s: %s\n", config.listen.c_str(), e->getDescription().cStr());
+      return 1;
+    }
+
+    ErrorHandler errors;
+    kj::TaskSet connections(errors);
+    std::function<kj::Promise<void>()> accept_loop = [&]() -> kj::Promise<void> {
+      return listener->accept().then([&](kj::Own<kj::AsyncIoStream> stream) {
+        ++ctx.counters.connections;
+        ++ctx.counters.connections_total;
+        auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
+        auto done = conn->network.onDisconnect();
+        connections.add(done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; }));
+        return accept_loop();
+      });
+    };
+    kj::Promise<void> accepting = accept_loop().eagerlyEvaluate([](kj::Exception&& e) {
+      KJ_LOG(ERROR, "accepting connections failed", e);
+    });
+
+    std::printf("esd ready: rpc=%s%s http=%s data=%s events=%llu segments=%llu bytes=%llu fsync=%s\n",
+                tls ? "tls:" : "", rpc_address.c_str(),
+                config.http == "off" ? "off" : (config.http.substr(0, config.http.rfind(':')) + ":" +
+                                                std::to_string(http->port())).c_str(),
+                config.data_dir.c_str(), static_cast<unsigned long long>(store->DurablePosition().value),
+                static_cast<unsigned long long>(rec.segments),
+                static_cast<unsigned long long>(rec.segments * config.segment_size),
+                config.fsync.ToString().c_str());
+    std::fflush(stdout);
+
+    const int signo = stop.promise.wait(io.waitScope);
+    std::fprintf(stderr, "esd: %s: stopping: no new connections; answering calls in flight\n",
+                 signo == SIGINT ? "SIGINT" : "SIGTERM");
+    accepting = kj::READY_NOW;  // cancels the accept loop
+    listener = nullptr;
+    // Appends already queued finish (the writer keeps going); give their answers time to go
+    // out. Waiting for the durable position to settle is enough: answers follow at once.
+    auto& timer = io.provider->getTimer();
+    const auto deadline = timer.now() + kDrainTimeout;
+    uint64_t last = store->DurablePosition().value;
+    while (timer.now() < deadline) {
+      timer.afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
+      const uint64_t now = store->DurablePosition().value;
+      if (now == last) break;
+      last = now;
+    }
+    http->Stop();  // last thing that needs ctx; from here a second signal kills (nothing is lost)
+  }
+  store.reset();  // finishes what is queued and syncs
+  std::fprintf(stderr, "esd: stopped\n");
+  return exit_code;
+}
+
+}  // namespace esd::server

@@ -1,0 +1,214 @@
+#include "server/event_store_service.h"
+
+#include <kj/debug.h>
+
+#include <cstring>
+#include <memory>
+
+#include "server/subscription.h"
+
+namespace esd::server {
+
+namespace {
+
+using storage::Status;
+
+bool IsKnown(rpc::Direction d) { return d == rpc::Direction::FORWARD || d == rpc::Direction::BACKWARD; }
+
+void Reject(rpc::AppendResult::Builder result, rpc::RejectCode code, kj::StringPtr reason) {
+  auto rejected = result.initRejected();
+  rejected.setCode(code);
+  rejected.setReason(reason);
+}
+
+void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResult& r) {
+  if (r.ok()) {
+    auto ok = out.initOk();
+    ok.setFirstVersion(r->first_version.value);
+    ok.setLastVersion(r->last_version.value);
+    ok.setFirstPosition(r->first_position.value);
+    ok.setLastPosition(r->last_position.value);
+    ok.setTimestampMicros(r->timestamp);
+    ok.setAlreadyWritten(r->already_written);
+    return;
+  }
+  const Status& s = r.status();
+  const std::string& msg = s.message();
+  switch (s.code()) {
+    case Status::Code::kWrongExpectedVersion: {
+      auto w = out.initWrongExpectedVersion();
+      w.setStreamExists(s.actual_version().has_value());
+      w.setActualVersion(s.actual_version() ? s.actual_version()->value : 0);
+      return;
+    }
+    case Status::Code::kInvalidArgument: return Reject(out, rpc::RejectCode::INVALID_ARGUMENT, msg.c_str());
+    case Status::Code::kIdempotencyConflict: return Reject(out, rpc::RejectCode::IDEMPOTENCY_CONFLICT, msg.c_str());
+    case Status::Code::kOutOfSpace: return Reject(out, rpc::RejectCode::OUT_OF_SPACE, msg.c_str());
+    default: return Reject(out, rpc::RejectCode::UNAVAILABLE, s.ToString().c_str());
+  }
+}
+
+std::string ToString(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+std::string ToString(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
+
+uint64_t EncodedSize(const storage::EventView& e) {
+  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
+}
+
+}  // namespace
+
+bool EventFilter::Matches(const storage::EventView& e) const {
+  if (!stream_prefix.empty() && e.stream.substr(0, stream_prefix.size()) != stream_prefix) return false;
+  if (types.empty()) return true;
+  for (const auto& t : types) {
+    if (e.type == t) return true;
+  }
+  return false;
+}
+
+EventFilter ReadFilter(rpc::Filter::Reader filter) {
+  EventFilter f;
+  f.stream_prefix = ToString(filter.getStreamPrefix());
+  for (auto t : filter.getEventTypes()) f.types.push_back(ToString(t));
+  return f;
+}
+
+void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) {
+  out.setStream(capnp::Text::Reader(e.stream.data(), e.stream.size()));
+  out.setVersion(e.version.value);
+  out.setPosition(e.position.value);
+  out.setId(capnp::Data::Reader(e.id.bytes.data(), e.id.bytes.size()));
+  out.setType(capnp::Text::Reader(e.type.data(), e.type.size()));
+  out.setContentType(capnp::Text::Reader(e.content_type.data(), e.content_type.size()));
+  out.setTimestampMicros(e.timestamp);
+  out.setMetadata(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.metadata.data()), e.metadata.size()));
+  out.setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.data.data()), e.data.size()));
+}
+
+kj::Promise<void> EventStoreService::append(AppendContext context) {
+  auto params = context.getParams();
+  auto result = context.getResults().initResult();
+  if (role_ < Role::kWriter) {
+    ++ctx_.counters.appends_rejected;
+    Reject(result, rpc::RejectCode::PERMISSION_DENIED,
+           kj::str("role ", RoleName(role_), " may not append (needs writer or admin)"));
+    return kj::READY_NOW;
+  }
+  storage::ExpectedVersion expected = storage::ExpectedVersion::Any();
+  auto ev = params.getExpected();
+  switch (ev.which()) {
+    case rpc::ExpectedVersion::ANY: break;
+    case rpc::ExpectedVersion::NO_STREAM: expected = storage::ExpectedVersion::NoStream(); break;
+    case rpc::ExpectedVersion::STREAM_EXISTS: expected = storage::ExpectedVersion::StreamExists(); break;
+    case rpc::ExpectedVersion::EXACT: expected = storage::ExpectedVersion::Exact(storage::StreamVersion(ev.getExact())); break;
+    default: KJ_FAIL_REQUIRE("unknown kind of expected version", static_cast<uint>(ev.which()));
+  }
+  // The request's bytes are copied here: they cross to the writer thread.
+  std::vector<storage::EventData> events;
+  auto list = params.getEvents();
+  events.reserve(list.size());
+  for (uint i = 0; i < list.size(); ++i) {
+    auto e = list[i];
+    if (e.getId().size() != 16) {
+      ++ctx_.counters.appends_rejected;
+      Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
+             kj::str("event ", i, ": the id must be 16 bytes, got ", e.getId().size()));
+      return kj::READY_NOW;
+    }
+    storage::EventData d;
+    std::memcpy(d.id.bytes.data(), e.getId().begin(), 16);
+    d.type = ToString(e.getType());
+    d.content_type = ToString(e.getContentType());
+    d.metadata = ToString(e.getMetadata());
+    d.data = ToString(e.getData());
+    events.push_back(std::move(d));
+  }
+  // The store answers on its writer thread; a cross-thread fulfiller brings it back here.
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<storage::AppendResult>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<storage::AppendResult>>>(kj::mv(paf.fulfiller));
+  ctx_.store.Append(ToString(params.getStream()), expected, std::move(events),
+                    [fulfiller](storage::AppendResult r) { (*fulfiller)->fulfill(kj::mv(r)); });
+  return paf.promise.then([this, context](storage::AppendResult r) mutable {
+    if (!r.ok() && r.status().code() != Status::Code::kWrongExpectedVersion) ++ctx_.counters.appends_rejected;
+    FillAppendResult(context.getResults().getResult(), r);
+  });
+}
+
+kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
+  auto params = context.getParams();
+  KJ_REQUIRE(IsKnown(params.getDirection()), "unknown direction", static_cast<uint>(params.getDirection()));
+  const uint32_t count = std::min(params.getCount(), kMaxReadCount);
+  const auto direction = params.getDirection() == rpc::Direction::FORWARD ? storage::Direction::kForward
+                                                                          : storage::Direction::kBackward;
+  auto events = ctx_.store.ReadStream(ToString(params.getStream()), storage::StreamVersion(params.getFromVersion()),
+                                      count, direction);
+  auto result = context.getResults().initResult();
+  if (!events.ok()) {
+    if (events.status().code() == Status::Code::kNotFound) {
+      result.setNotFound();
+      return kj::READY_NOW;
+    }
+    KJ_FAIL_ASSERT("reading the stream failed", events.status().ToString());
+  }
+  size_t n = 0;
+  uint64_t bytes = 0;
+  while (n < events->size() && (n == 0 || bytes + EncodedSize((*events)[n]) <= kMaxReadBytes)) {
+    bytes += EncodedSize((*events)[n++]);
+  }
+  auto list = result.initEvents(n);
+  for (size_t i = 0; i < n; ++i) FillRecorded(list[i], (*events)[i]);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
+  auto params = context.getParams();
+  const uint32_t count = std::min(params.getCount(), kMaxReadCount);
+  const EventFilter filter = ReadFilter(params.getFilter());
+  const uint64_t durable = ctx_.store.DurablePosition().value;
+  std::vector<storage::EventView> events;
+  uint64_t next = params.getFromPosition();
+  uint64_t bytes = 0;
+  if (count > 0) {
+    auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(next), kMaxScanPerRead, [&](const storage::EventView& e) {
+      if (filter.Matches(e)) {
+        if (!events.empty() && bytes + EncodedSize(e) > kMaxReadBytes) return false;
+        events.push_back(e);
+        bytes += EncodedSize(e);
+      }
+      next = e.position.value + 1;
+      return events.size() < count;
+    });
+    if (!scanned.ok()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
+  }
+  auto results = context.getResults();
+  auto list = results.initEvents(events.size());
+  for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
+  next = std::max(next, params.getFromPosition());
+  results.setNextPosition(next);
+  results.setEndOfLog(next >= durable);
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
+  auto info = ctx_.store.GetStreamInfo(ToString(context.getParams().getStream()));
+  auto out = context.getResults().initInfo();
+  if (!info) {
+    out.setNotFound();
+  } else {
+    auto found = out.initFound();
+    found.setLastVersion(info->last_version.value);
+    found.setEventCount(info->event_count);
+    found.setLastPosition(info->last_position.value);
+    found.setLastWriteMicros(info->last_write);
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> EventStoreService::subscribe(SubscribeContext context) {
+  auto params = context.getParams();
+  context.getResults().setSubscription(
+      StartSubscription(ctx_, params.getFrom(), ReadFilter(params.getFilter()), params.getSubscriber()));
+  return kj::READY_NOW;
+}
+
+}  // namespace esd::server

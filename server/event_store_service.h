@@ -1,0 +1,29 @@
+// The EventStore capability (protocol/esd.capnp), for one session's role.
+#pragma once
+
+#include "protocol/esd.capnp.h"
+#include "server/config.h"
+#include "server/context.h"
+
+namespace esd::server {
+
+class EventStoreService final : public rpc::EventStore::Server {
+ public:
+  EventStoreService(ServerContext& ctx, Role role) : ctx_(ctx), role_(role) {}
+
+  kj::Promise<void> append(AppendContext context) override;
+  kj::Promise<void> readStream(ReadStreamContext context) override;
+  kj::Promise<void> readAll(ReadAllContext context) override;
+  kj::Promise<void> streamInfo(StreamInfoContext context) override;
+  kj::Promise<void> subscribe(SubscribeContext context) override;
+
+ private:
+  ServerContext& ctx_;
+  const Role role_;
+};
+
+// Conversions shared with the subscription code.
+void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
+EventFilter ReadFilter(rpc::Filter::Reader filter);
+
+}  // namespace esd::server

@@ -1,0 +1,92 @@
+#include "server/session.h"
+
+#include <kj/debug.h>
+
+#include "server/event_store_service.h"
+
+namespace esd::server {
+
+namespace {
+
+rpc::Role ToWire(Role r) {
+  switch (r) {
+    case Role::kReader: return rpc::Role::READER;
+    case Role::kWriter: return rpc::Role::WRITER;
+    case Role::kAdmin: return rpc::Role::ADMIN;
+  }
+  return rpc::Role::READER;
+}
+
+class AdminImpl final : public rpc::Admin::Server {
+ public:
+  explicit AdminImpl(ServerContext& ctx) : ctx_(ctx) {}
+
+  kj::Promise<void> status(StatusContext context) override {
+    auto s = context.getResults().initStatus();
+    const auto stats = ctx_.store.stats();
+    s.setVersion("esd 0.1.0");
+    s.setDurablePosition(ctx_.store.DurablePosition().value);
+    s.setSegments(ctx_.store.recovery().segments + stats.segments_sealed);
+    s.setDataDir(ctx_.store.directory().string());
+    s.setConnections(ctx_.counters.connections.load());
+    s.setSubscriptions(ctx_.counters.subscriptions.load());
+    s.setAppends(stats.appends);
+    s.setEventsWritten(stats.events_written);
+    s.setUptimeSeconds(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - ctx_.started).count()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  ServerContext& ctx_;
+};
+
+class SessionImpl final : public rpc::Session::Server {
+ public:
+  SessionImpl(ServerContext& ctx, Role role) : ctx_(ctx), role_(role) {}
+
+  kj::Promise<void> role(RoleContext context) override {
+    context.getResults().setRole(ToWire(role_));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> eventStore(EventStoreContext context) override {
+    context.getResults().setStore(kj::heap<EventStoreService>(ctx_, role_));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> admin(AdminContext context) override {
+    KJ_REQUIRE(role_ == Role::kAdmin, "permission denied: the admin capability needs the admin role",
+               RoleName(role_));
+    context.getResults().setAdmin(kj::heap<AdminImpl>(ctx_));
+    return kj::READY_NOW;
+  }
+
+ private:
+  ServerContext& ctx_;
+  const Role role_;
+};
+
+class BootstrapImpl final : public rpc::Bootstrap::Server {
+ public:
+  explicit BootstrapImpl(ServerContext& ctx) : ctx_(ctx) {}
+
+  kj::Promise<void> login(LoginContext context) override {
+    Role role = Role::kAdmin;  // without --auth, everyone is trusted (loopback only)
+    if (!ctx_.config.auth_file.empty()) {
+      auto token = context.getParams().getToken();
+      auto it = ctx_.config.tokens.find(std::string(token.cStr(), token.size()));
+      KJ_REQUIRE(it != ctx_.config.tokens.end(), "unauthenticated: unknown token");
+      role = it->second;
+    }
+    context.getResults().setSession(kj::heap<SessionImpl>(ctx_, role));
+    return kj::READY_NOW;
+  }
+
+ private:
+  ServerContext& ctx_;
+};
+
+}  // namespace
+
+rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx) { return kj::heap<BootstrapImpl>(ctx); }
+
+}  // namespace esd::server

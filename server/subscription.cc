@@ -1,0 +1,125 @@
+#include "server/subscription.h"
+
+#include <kj/debug.h>
+
+#include "server/event_store_service.h"
+
+namespace esd::server {
+
+namespace {
+
+class SubscriptionImpl final : public rpc::Subscription::Server {
+ public:
+  SubscriptionImpl(ServerContext& ctx, EventFilter filter, rpc::Subscriber::Client subscriber)
+      : ctx_(ctx), filter_(std::move(filter)), subscriber_(kj::mv(subscriber)) {
+    ++ctx_.counters.subscriptions;
+  }
+  ~SubscriptionImpl() noexcept(false) { --ctx_.counters.subscriptions; }
+
+  void StartAtPosition(uint64_t position) {
+    cursor_ = position;
+    Start();
+  }
+  void StartAtStream(std::string stream, uint64_t version) {
+    stream_ = std::move(stream);
+    version_ = version;
+    by_stream_ = true;
+    Start();
+  }
+
+  kj::Promise<void> cancel(CancelContext) override {
+    pump_ = nullptr;  // destroying the promise stops the loop wherever it waits
+    return kj::READY_NOW;
+  }
+
+ private:
+  void Start() {
+    // On an error the subscriber went away (or failed a call) and the loop simply ends; the
+    // handler must not touch pump_, which is the promise it runs in.
+    pump_ = Pump().eagerlyEvaluate([this](kj::Exception&& e) {
+      if (e.getType() != kj::Exception::Type::DISCONNECTED) ++ctx_.counters.rpc_errors;
+    });
+  }
+
+  kj::Promise<void> Pump() {
+    const uint64_t durable = ctx_.store.DurablePosition().value;
+    std::vector<storage::EventView> batch;
+    if (by_stream_) {
+      auto events = ctx_.store.ReadStream(stream_, storage::StreamVersion(version_), kSubscriptionBatch);
+      if (events.ok()) {
+        for (const auto& e : *events) {
+          if (filter_.Matches(e)) batch.push_back(e);
+        }
+        if (!events->empty()) version_ = events->back().version.value + 1;
+        if (!events->empty()) return Send(std::move(batch));
+      } else if (events.status().code() != storage::Status::Code::kNotFound) {
+        return Drop(events.status().ToString());
+      }
+    } else if (cursor_ < durable) {
+      auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, [&](const storage::EventView& e) {
+        if (filter_.Matches(e)) batch.push_back(e);
+        cursor_ = e.position.value + 1;
+        return batch.size() < kSubscriptionBatch;
+      });
+      if (!scanned.ok()) return Drop(scanned.status().ToString());
+      return Send(std::move(batch));
+    }
+    // Nothing durable is left to send.
+    kj::Promise<void> said = kj::READY_NOW;
+    if (!caught_up_) {
+      caught_up_ = true;
+      auto request = subscriber_.caughtUpRequest();
+      request.setPosition(by_stream_ ? durable : cursor_);
+      said = request.send().ignoreResult();
+    }
+    const uint64_t seen = by_stream_ ? durable : cursor_;
+    return said.then([this, seen] { return ctx_.notifier.WaitBeyond(seen); }).then([this] { return Pump(); });
+  }
+
+  kj::Promise<void> Send(std::vector<storage::EventView> batch) {
+    if (batch.empty()) return kj::evalLater([this] { return Pump(); });  // all filtered out
+    auto request = subscriber_.eventsRequest();
+    auto list = request.initEvents(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) FillRecorded(list[i], batch[i]);
+    // evalLater: do not recurse; the daemon's busy-poll interval lets incoming messages (a
+    // cancel, a disconnect) in between batches even while the flow-control window is open.
+    return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
+  }
+
+  kj::Promise<void> Drop(std::string reason) {
+    auto request = subscriber_.droppedRequest();
+    request.setReason(reason);
+    return request.send().ignoreResult();
+  }
+
+  ServerContext& ctx_;
+  const EventFilter filter_;
+  rpc::Subscriber::Client subscriber_;
+  kj::Promise<void> pump_ = nullptr;
+  bool by_stream_ = false;
+  std::string stream_;
+  uint64_t version_ = 0;
+  uint64_t cursor_ = 0;
+  bool caught_up_ = false;
+};
+
+}  // namespace
+
+rpc::Subscription::Client StartSubscription(ServerContext& ctx, rpc::SubscribeFrom::Reader from, EventFilter filter,
+                                            rpc::Subscriber::Client subscriber) {
+  auto sub = kj::heap<SubscriptionImpl>(ctx, std::move(filter), kj::mv(subscriber));
+  switch (from.which()) {
+    case rpc::SubscribeFrom::POSITION: sub->StartAtPosition(from.getPosition()); break;
+    case rpc::SubscribeFrom::START: sub->StartAtPosition(0); break;
+    case rpc::SubscribeFrom::END: sub->StartAtPosition(ctx.store.DurablePosition().value); break;
+    case rpc::SubscribeFrom::STREAM: {
+      auto s = from.getStream();
+      sub->StartAtStream(std::string(s.getName().cStr(), s.getName().size()), s.getFromVersion());
+      break;
+    }
+    default: KJ_FAIL_REQUIRE("unknown subscription start", static_cast<uint>(from.which()));
+  }
+  return kj::mv(sub);
+}
+
+}  // namespace esd::server

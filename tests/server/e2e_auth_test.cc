@@ -1,0 +1,108 @@
+// Authentication, roles and TLS, end to end.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "client/client.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+
+namespace esd {
+namespace {
+
+using client::Client;
+using client::Error;
+using client::Expected;
+using client::NewEvent;
+using testing::EsdProcess;
+
+std::filesystem::path WriteAuthFile(const std::filesystem::path& dir) {
+  const auto path = dir / "tokens";
+  std::ofstream(path) << "# token role\nr-token reader\nw-token writer\na-token admin\n";
+  return path;
+}
+
+TEST(Auth, WithoutAValidTokenTheBootstrapHandsOutNothing) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data", {"--auth", WriteAuthFile(dir.path()).string()});
+  for (const char* token : {"", "wrong"}) {
+    try {
+      Client::Connect(esd.rpc_address(), token);
+      ADD_FAILURE() << "token '" << token << "' was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), Error::Kind::kUnauthenticated) << e.what();
+    }
+  }
+}
+
+TEST(Auth, EachRoleGetsWhatItMayDoAndNoMore) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data", {"--auth", WriteAuthFile(dir.path()).string()});
+  auto writer = Client::Connect(esd.rpc_address(), "w-token");
+  EXPECT_EQ(writer->Role(), "writer");
+  ASSERT_TRUE(writer->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+  EXPECT_THROW(writer->Status(), Error) << "Admin needs the admin role";
+
+  auto reader = Client::Connect(esd.rpc_address(), "r-token");
+  EXPECT_EQ(reader->Role(), "reader");
+  auto refused = reader->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")});
+  EXPECT_EQ(refused.outcome, client::AppendResult::Outcome::kRejected);
+  EXPECT_EQ(refused.reject_code, "permission-denied") << refused.reason;
+  EXPECT_EQ(reader->ReadStream("s", 0, 10)->size(), 1u) << "a reader reads";
+  bool caught_up = false;
+  auto sub = reader->Subscribe(client::SubscribeFrom::Start(), {}, nullptr, [&](uint64_t) { caught_up = true; });
+  EXPECT_TRUE(reader->RunUntil([&] { return caught_up; }, std::chrono::seconds(30))) << "a reader subscribes";
+
+  auto admin = Client::Connect(esd.rpc_address(), "a-token");
+  EXPECT_EQ(admin->Status().durable_position, 1u);
+  EXPECT_TRUE(admin->Append("s", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok());
+}
+
+int RunEsd(const std::vector<std::string>& args, std::string* output) {
+  std::string cmd = ESD_BINARY;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), p) != nullptr) output->append(buf);
+  const int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(Auth, NonLoopbackListenerWithoutAuthIsRefused) {
+  std::string out;
+  // Refused while parsing the flags: nothing is ever bound to the address.
+  EXPECT_EQ(RunEsd({"--listen", "0.0.0.0:7400"}, &out), 2);
+  EXPECT_NE(out.find("--auth"), std::string::npos) << out;
+}
+
+TEST(Tls, ClientsTalkToTheDaemonOverTlsAndPlainClientsDoNot) {
+  storage::testing::TempDir dir;
+  const auto cert = dir.path() / "cert.pem", key = dir.path() / "key.pem";
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                          "-addext subjectAltName=DNS:localhost -keyout " + key.string() + " -out " + cert.string() +
+                          " > /dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl cannot make a test certificate here";
+  EsdProcess esd(dir.path() / "data", {"--tls-cert", cert.string(), "--tls-key", key.string()});
+  ASSERT_EQ(esd.rpc_address().rfind("tls:", 0), 0u) << esd.rpc_address();
+  const std::string address = esd.rpc_address().substr(4);
+  client::ConnectOptions tls;
+  tls.address = address;
+  tls.tls = true;
+  tls.tls_ca_file = cert.string();
+  tls.tls_server_name = "localhost";
+  auto c = Client::Connect(tls);
+  ASSERT_TRUE(c->Append("secure", Expected::NoStream(), {NewEvent::Json("E", R"({"x":1})")}).ok());
+  EXPECT_EQ(c->ReadStream("secure", 0, 10)->at(0).data, R"({"x":1})");
+  EXPECT_THROW(
+      {
+        auto plain = Client::Connect(address);
+        plain->ReadStream("secure", 0, 10);
+      },
+      Error);
+}
+
+}  // namespace
+}  // namespace esd

@@ -1,0 +1,83 @@
+// End-to-end through a real esd process and esd::client: round trips, expected versions,
+// concurrent writers, and a graceful stop.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "client/client.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+
+namespace esd {
+namespace {
+
+using client::Client;
+using client::Expected;
+using client::NewEvent;
+using testing::EsdProcess;
+
+std::unique_ptr<Client> Connect(const EsdProcess& esd, const std::string& token = "") {
+  return Client::Connect(esd.rpc_address(), token);
+}
+
+TEST(EndToEnd, AppendThenReadRoundTrip) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  auto r = c->Append("order-1", Expected::NoStream(),
+                     {NewEvent::Json("OrderCreated", R"({"customer":"c-1"})"), NewEvent::Json("ItemAdded", "{}")});
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.first_version, 0u);
+  EXPECT_EQ(r.last_position, 1u);
+  auto events = c->ReadStream("order-1", 0, 100);
+  ASSERT_TRUE(events.has_value());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].type, "OrderCreated");
+  EXPECT_EQ((*events)[0].data, R"({"customer":"c-1"})");
+  EXPECT_EQ((*events)[0].content_type, "application/json");
+  EXPECT_EQ((*events)[1].version, 1u);
+  auto all = c->ReadAll(0, 100);
+  EXPECT_EQ(all.events.size(), 2u);
+  EXPECT_TRUE(all.end_of_log);
+  EXPECT_EQ(all.next_position, 2u);
+  auto info = c->GetStreamInfo("order-1");
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->event_count, 2u);
+  EXPECT_FALSE(c->GetStreamInfo("order-2").has_value());
+  EXPECT_FALSE(c->ReadStream("order-2", 0, 10).has_value());
+}
+
+TEST(EndToEnd, WrongExpectedVersionCarriesTheActualVersion) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  ASSERT_TRUE(c->Append("s", Expected::Any(), {NewEvent::Json("A", "{}"), NewEvent::Json("B", "{}")}).ok());
+  auto r = c->Append("s", Expected::Exact(0), {NewEvent::Json("C", "{}")});
+  ASSERT_EQ(r.outcome, client::AppendResult::Outcome::kWrongExpectedVersion);
+  EXPECT_EQ(r.actual_version, 1u);
+  auto none = c->Append("t", Expected::StreamExists(), {NewEvent::Json("C", "{}")});
+  ASSERT_EQ(none.outcome, client::AppendResult::Outcome::kWrongExpectedVersion);
+  EXPECT_FALSE(none.actual_version.has_value());
+}
+
+TEST(EndToEnd, SigtermExitsZeroAndKeepsEveryAcknowledgedAppend) {
+  storage::testing::TempDir dir;
+  uint64_t acknowledged = 0;
+  {
+    EsdProcess esd(dir.path() / "data");
+    auto c = Connect(esd);
+    for (int i = 0; i < 50; ++i) {
+      auto r = c->Append("stop-" + std::to_string(i % 3), Expected::Any(), {NewEvent::Json("E", "{}")});
+      ASSERT_TRUE(r.ok());
+      ++acknowledged;
+    }
+    EXPECT_EQ(esd.Stop(SIGTERM), 0) << esd.Output();
+  }
+  EsdProcess again(dir.path() / "data");
+  auto c = Connect(again);
+  EXPECT_EQ(c->ReadAll(0, 1000).events.size(), acknowledged);
+}
+
+}  // namespace
+}  // namespace esd

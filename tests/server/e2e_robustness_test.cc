@@ -1,0 +1,265 @@
+// Bad input and bad clients end to end: each gets a clear error, the daemon and every other
+// client carry on. And kill -9 under load loses no acknowledged append.
+#include <arpa/inet.h>
+#include <capnp/rpc-twoparty.h>
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "client/client.h"
+#include "protocol/esd.capnp.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+
+namespace esd {
+namespace {
+
+using client::Client;
+using client::Expected;
+using client::NewEvent;
+using testing::EsdProcess;
+
+std::unique_ptr<Client> Connect(const EsdProcess& esd) { return Client::Connect(esd.rpc_address()); }
+
+void ExpectStillServing(const EsdProcess& esd) {
+  auto c = Connect(esd);
+  auto r = c->Append("still-serving", Expected::Any(), {NewEvent::Json("Ping", "{}")});
+  EXPECT_TRUE(r.ok()) << r.reason;
+}
+
+int RawConnect(const std::string& address) {
+  const auto colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+TEST(Robustness, InvalidAppendsAreRejectedWithTheReasonAndTheConnectionGoesOn) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  auto reject = [&](const std::string& stream, std::vector<NewEvent> events) {
+    auto r = c->Append(stream, Expected::Any(), events);
+    EXPECT_EQ(r.outcome, client::AppendResult::Outcome::kRejected);
+    EXPECT_EQ(r.reject_code, "invalid-argument");
+    return r.reason;
+  };
+  EXPECT_NE(reject("s", {NewEvent::Json("E", std::string(2 << 20, 'x'))}).find("over the limit"), std::string::npos);
+  EXPECT_NE(reject("bad\xff\xfe", {NewEvent::Json("E", "{}")}).find("UTF-8"), std::string::npos);
+  EXPECT_NE(reject("$system", {NewEvent::Json("E", "{}")}).find("reserved"), std::string::npos);
+  EXPECT_NE(reject("", {NewEvent::Json("E", "{}")}).find("stream name"), std::string::npos);
+  reject("s", {});
+  NewEvent nil = NewEvent::Json("E", "{}");
+  nil.id = {};
+  reject("s", {nil});
+  EXPECT_TRUE(c->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok()) << "the same connection goes on";
+}
+
+TEST(Robustness, AbsurdCountsAreCapped) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  ASSERT_TRUE(c->Append("s", Expected::Any(), {NewEvent::Json("E", "{}"), NewEvent::Json("E", "{}")}).ok());
+  EXPECT_EQ(c->ReadAll(0, UINT32_MAX).events.size(), 2u);
+  EXPECT_EQ(c->ReadStream("s", 0, UINT32_MAX)->size(), 2u);
+  EXPECT_EQ(c->ReadStream("s", UINT64_MAX, UINT32_MAX, true)->size(), 2u);
+  EXPECT_TRUE(c->ReadAll(UINT64_MAX, 10).end_of_log);
+}
+
+TEST(Robustness, GarbageAndTruncatedMessagesCloseOnlyThatConnection) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto other = Connect(esd);  // a client that was there before and must be unaffected
+  // A segment table that claims 2^31 words, then garbage.
+  int fd = RawConnect(esd.rpc_address());
+  const uint32_t header[2] = {0, 0x7fffffff};
+  (void)::write(fd, header, sizeof(header));
+  (void)::write(fd, "garbage garbage garbage", 23);
+  // The daemon may say why (an RPC Abort message), then closes: read to the end. The
+  // receive timeout only turns a daemon that never closes into a failure instead of a hang.
+  timeval guard{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) {
+  }
+  EXPECT_EQ(n, 0) << "the daemon closed the connection";
+  ::close(fd);
+  // A message cut off in the middle.
+  fd = RawConnect(esd.rpc_address());
+  const uint32_t partial[2] = {0, 100};
+  (void)::write(fd, partial, sizeof(partial));
+  (void)::write(fd, "only a few bytes", 16);
+  ::close(fd);
+  // Random bytes.
+  fd = RawConnect(esd.rpc_address());
+  std::string noise(4096, '\0');
+  for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>(i * 131 + 7);
+  (void)::write(fd, noise.data(), noise.size());
+  ::close(fd);
+  EXPECT_TRUE(other->Append("other", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+  ExpectStillServing(esd);
+}
+
+TEST(Robustness, UnknownEnumValuesAndUnionMembersAreBrokenRequests) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  // A raw RPC client, to send what the typed client cannot.
+  auto io = kj::setupAsyncIo();
+  auto addr = io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope);
+  auto stream = addr->connect().wait(io.waitScope);
+  capnp::TwoPartyClient rpc(*stream);
+  auto login = rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest();
+  auto store = login.send().getSession().eventStoreRequest().send().getStore();
+  auto read = store.readStreamRequest();
+  read.setStream("s");
+  read.setCount(10);
+  read.setDirection(static_cast<rpc::Direction>(7));
+  EXPECT_ANY_THROW(read.send().wait(io.waitScope));
+  auto append = store.appendRequest();
+  append.setStream("s");
+  append.initEvents(1)[0].setType("E");  // no id
+  auto r = append.send().wait(io.waitScope);
+  EXPECT_TRUE(r.getResult().isRejected());
+  EXPECT_EQ(r.getResult().getRejected().getCode(), rpc::RejectCode::INVALID_ARGUMENT);
+  // The same connection still works.
+  auto info = store.streamInfoRequest();
+  info.setStream("s");
+  EXPECT_TRUE(info.send().wait(io.waitScope).getInfo().isNotFound());
+}
+
+TEST(Robustness, AClientThatDisconnectsMidCallLeavesTheDaemonServing) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  {
+    auto io = kj::setupAsyncIo();
+    auto addr = io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope);
+    auto stream = addr->connect().wait(io.waitScope);
+    capnp::TwoPartyClient rpc(*stream);
+    auto store = rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest().send().getSession()
+                     .eventStoreRequest().send().getStore();
+    auto append = store.appendRequest();
+    append.setStream("gone");
+    auto events = append.initEvents(100);
+    for (uint i = 0; i < 100; ++i) {
+      auto id = events[i].initId(16);
+      id[0] = static_cast<capnp::byte>(i + 1);
+      events[i].setType("E");
+      events[i].setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>("xxxxxxxx"), 8));
+    }
+    auto pending = append.send();
+    io.waitScope.poll();  // the request goes out; then the client vanishes without the answer
+  }
+  ExpectStillServing(esd);
+}
+
+TEST(Robustness, ConcurrentWritersOnOneStreamGetOneWinnerPerVersion) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  constexpr int kThreads = 4;
+  constexpr uint64_t kVersions = 60;
+  std::mutex mu;
+  std::map<uint64_t, int> winners;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = Connect(esd);
+      while (true) {
+        auto info = c->GetStreamInfo("contended");
+        const uint64_t next = info ? info->last_version + 1 : 0;
+        if (next >= kVersions) return;
+        auto r = c->Append("contended", info ? Expected::Exact(info->last_version) : Expected::NoStream(),
+                           {NewEvent::Json("E", "{\"t\":" + std::to_string(t) + "}")});
+        if (r.ok()) {
+          std::lock_guard lock(mu);
+          EXPECT_TRUE(winners.emplace(r.first_version, t).second);
+        } else {
+          ASSERT_EQ(r.outcome, client::AppendResult::Outcome::kWrongExpectedVersion) << r.reason;
+          EXPECT_TRUE(r.actual_version.has_value() && *r.actual_version >= next);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto events = Connect(esd)->ReadStream("contended", 0, 1000);
+  ASSERT_EQ(events->size(), winners.size());
+  for (uint64_t v = 0; v < events->size(); ++v) {
+    EXPECT_EQ((*events)[v].data, "{\"t\":" + std::to_string(winners[v]) + "}") << "version " << v;
+  }
+}
+
+TEST(Robustness, KillNineUnderLoadLosesNoAcknowledgedAppend) {
+  storage::testing::TempDir dir;
+  struct Ack {
+    std::string stream;
+    uint64_t first_version, first_position, count;
+  };
+  std::mutex mu;
+  std::vector<Ack> acks;
+  {
+    EsdProcess esd(dir.path() / "data");
+    std::atomic<size_t> acked{0};
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 4; ++t) {
+      writers.emplace_back([&, t] {
+        auto c = Connect(esd);
+        const std::string stream = "load-" + std::to_string(t);
+        try {
+          for (uint64_t i = 0;; ++i) {
+            std::vector<NewEvent> events;
+            for (uint64_t k = 0; k <= i % 5; ++k) events.push_back(NewEvent::Json("E", "{\"i\":" + std::to_string(i) + "}"));
+            auto r = c->Append(stream, Expected::Any(), events);
+            if (!r.ok()) return;
+            std::lock_guard lock(mu);
+            acks.push_back({stream, r.first_version, r.first_position, events.size()});
+            ++acked;
+          }
+        } catch (const client::Error&) {
+          // the daemon was killed
+        }
+      });
+    }
+    while (acked.load() < 400) std::this_thread::yield();
+    esd.Kill();
+    for (auto& w : writers) w.join();
+  }
+  EsdProcess restarted(dir.path() / "data");
+  auto c = Connect(restarted);
+  ASSERT_GE(acks.size(), 400u);
+  for (const Ack& a : acks) {
+    auto events = c->ReadStream(a.stream, a.first_version, static_cast<uint32_t>(a.count));
+    ASSERT_TRUE(events.has_value());
+    ASSERT_EQ(events->size(), a.count) << a.stream << "@" << a.first_version;
+    for (uint64_t k = 0; k < a.count; ++k) EXPECT_EQ((*events)[k].position, a.first_position + k);
+  }
+  auto all = c->ReadAll(0, 10'000);
+  for (size_t i = 0; i < all.events.size(); ++i) ASSERT_EQ(all.events[i].position, i) << "dense";
+}
+
+TEST(Robustness, MetricsAndHealthAreServed) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  ASSERT_TRUE(Connect(esd)->Append("m", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("200 OK"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("esd_appends_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("esd_fsync_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics.find("esd_durable_position 1"), std::string::npos);
+  EXPECT_NE(metrics.find("esd_connections"), std::string::npos);
+  EXPECT_NE(testing::HttpGet(esd.http_address(), "/health").find("ok"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace esd

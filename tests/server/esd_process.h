@@ -1,0 +1,43 @@
+// A real esd daemon in a child process for end-to-end tests: started on free loopback
+// ports (port 0) in a directory the test owns, and stopped by the test.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace esd::testing {
+
+class EsdProcess {
+ public:
+  // Starts build/bin/esd with `--data-dir dir --listen 127.0.0.1:0 --http 127.0.0.1:0` plus
+  // `extra_args`, and waits for its "esd ready" line. Throws std::runtime_error with the
+  // daemon's output when it does not get ready.
+  EsdProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra_args = {});
+  ~EsdProcess();  // SIGKILL if still running
+  EsdProcess(const EsdProcess&) = delete;
+  EsdProcess& operator=(const EsdProcess&) = delete;
+
+  const std::string& rpc_address() const { return rpc_; }   // "127.0.0.1:PORT" or "unix:..."
+  const std::string& http_address() const { return http_; }
+  pid_t pid() const { return pid_; }
+
+  // Sends `signo` and waits for the exit; returns the exit status (or 128 + signal).
+  int Stop(int signo);
+  void Kill();  // SIGKILL and reap
+  // Everything the daemon printed (stdout and stderr) so far.
+  std::string Output();
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string output_;
+  std::string rpc_, http_;
+};
+
+// A minimal HTTP GET on loopback; returns the whole response (status line, headers, body).
+std::string HttpGet(const std::string& host_port, const std::string& path);
+
+}  // namespace esd::testing
