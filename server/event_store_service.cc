@@ -124,13 +124,16 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     events.push_back(std::move(d));
   }
   // The store answers on its writer thread; a cross-thread fulfiller brings it back here.
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<storage::AppendResult>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<storage::AppendResult>>>(kj::mv(paf.fulfiller));
-  ctx_.store.Append(ToString(params.getStream()), expected, std::move(events),
-                    [fulfiller](storage::AppendResult r) { (*fulfiller)->fulfill(kj::mv(r)); });
-  return paf.promise.then([this, context](storage::AppendResult r) mutable {
-    if (!r.ok() && r.status().code() != Status::Code::kWrongExpectedVersion) ++ctx_.counters.appends_rejected;
-    FillAppendResult(context.getResults().getResult(), r);
+  // (The result travels boxed: g++ 12 misreads a std::variant inside kj's ExceptionOr.)
+  using Boxed = kj::Own<storage::AppendResult>;
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<Boxed>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Boxed>>>(kj::mv(paf.fulfiller));
+  ctx_.store.Append(ToString(params.getStream()), expected, std::move(events), [fulfiller](storage::AppendResult r) {
+    (*fulfiller)->fulfill(kj::heap<storage::AppendResult>(std::move(r)));
+  });
+  return paf.promise.then([this, context](Boxed r) mutable {
+    if (!r->ok() && r->status().code() != Status::Code::kWrongExpectedVersion) ++ctx_.counters.appends_rejected;
+    FillAppendResult(context.getResults().getResult(), *r);
   });
 }
 
