@@ -30,7 +30,7 @@ build: configure
 	cmake --build $(BUILD_DIR)
 
 run: build
-	./$(BUILD_DIR)/bin/esd-demo --data-dir ./data
+	./$(BUILD_DIR)/bin/esd --data-dir ./data
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j2

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -50,6 +51,17 @@ std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// Bytes of the segment and index files: what the store occupies on disk.
+uint64_t StoreBytes(const std::string& data_dir) {
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "segments", ec)) {
+    const auto ext = f.path().extension();
+    if (ext == ".seg" || ext == ".idx") bytes += f.file_size(ec);
+  }
+  return bytes;
 }
 
 std::string RenderMetrics(ServerContext& ctx) {
@@ -176,7 +188,7 @@ int RunDaemon(const Config& config) {
                                                 std::to_string(http->port())).c_str(),
                 config.data_dir.c_str(), static_cast<unsigned long long>(store->DurablePosition().value),
                 static_cast<unsigned long long>(rec.segments),
-                static_cast<unsigned long long>(rec.segments * config.segment_size),
+                static_cast<unsigned long long>(StoreBytes(config.data_dir)),
                 config.fsync.ToString().c_str());
     std::fflush(stdout);
 

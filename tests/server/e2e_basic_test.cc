@@ -61,6 +61,29 @@ TEST(EndToEnd, WrongExpectedVersionCarriesTheActualVersion) {
   EXPECT_FALSE(none.actual_version.has_value());
 }
 
+TEST(EndToEnd, UnixSocketListener) {
+  storage::testing::TempDir dir;
+  const std::string socket = "unix:" + (dir.path() / "esd.sock").string();
+  EsdProcess esd(dir.path() / "data", {"--listen", socket});
+  EXPECT_EQ(esd.rpc_address(), socket);
+  auto c = Client::Connect(socket);
+  ASSERT_TRUE(c->Append("u", Expected::NoStream(), {NewEvent::Json("E", "{}")}).ok());
+  EXPECT_EQ(c->ReadStream("u", 0, 10)->size(), 1u);
+}
+
+TEST(EndToEnd, ReadyLineReportsTheStore) {
+  storage::testing::TempDir dir;
+  {
+    EsdProcess esd(dir.path() / "data");
+    ASSERT_TRUE(Connect(esd)->Append("r", Expected::Any(), {NewEvent::Json("E", "{}"), NewEvent::Json("E", "{}")}).ok());
+  }
+  EsdProcess esd(dir.path() / "data");
+  const std::string out = esd.Output();
+  EXPECT_NE(out.find("events=2 "), std::string::npos) << out;
+  EXPECT_NE(out.find("fsync=always"), std::string::npos) << out;
+  EXPECT_NE(out.find("bytes=4194304"), std::string::npos) << "one 4 MiB segment: " << out;
+}
+
 TEST(EndToEnd, SigtermExitsZeroAndKeepsEveryAcknowledgedAppend) {
   storage::testing::TempDir dir;
   uint64_t acknowledged = 0;

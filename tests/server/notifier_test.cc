@@ -1,0 +1,42 @@
+// DurableNotifier: a wait resolves when the writer thread moves the durable position.
+#include "server/notifier.h"
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+
+#include "storage/test_util.h"
+
+namespace esd::server {
+namespace {
+
+using storage::testing::MakeEvents;
+
+TEST(DurableNotifier, WaitResolvesAtOnceWhenThePositionIsAlreadyPast) {
+  storage::testing::TempDir dir;
+  auto store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
+  ASSERT_TRUE(store->AppendSync("s", storage::ExpectedVersion::Any(), MakeEvents("s", 0, 2)).ok());
+  auto io = kj::setupAsyncIo();
+  DurableNotifier notifier(*store);
+  auto p = notifier.WaitBeyond(1);
+  EXPECT_TRUE(p.poll(io.waitScope));
+}
+
+TEST(DurableNotifier, WaitersShareOneWakeUpFromTheWriterThread) {
+  storage::testing::TempDir dir;
+  auto store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
+  auto io = kj::setupAsyncIo();
+  DurableNotifier notifier(*store);
+  auto a = notifier.WaitBeyond(0);
+  auto b = notifier.WaitBeyond(0);
+  auto c = notifier.WaitBeyond(5);  // needs more than one append
+  EXPECT_FALSE(a.poll(io.waitScope));
+  store->Append("s", storage::ExpectedVersion::Any(), MakeEvents("s", 0, 1), [](storage::AppendResult) {});
+  a.wait(io.waitScope);
+  EXPECT_TRUE(b.poll(io.waitScope));
+  EXPECT_FALSE(c.poll(io.waitScope)) << "position 1 is not past 5";
+  ASSERT_TRUE(store->AppendSync("s", storage::ExpectedVersion::Any(), MakeEvents("s", 1, 5)).ok());
+  c.wait(io.waitScope);
+}
+
+}  // namespace
+}  // namespace esd::server
