@@ -22,8 +22,15 @@ inline constexpr uint64_t kMaxReadBytes = 16u << 20;
 // A filtered $all read scans at most this many events per call, so a selective filter
 // cannot keep the event loop busy for long.
 inline constexpr uint64_t kMaxScanPerRead = 100'000;
-// Events per push to a subscriber.
+// Events per push to a subscriber, and bytes: past the first event, a push stays below
+// this, far under the receiver's message size limit even with the largest events.
 inline constexpr uint32_t kSubscriptionBatch = 256;
+inline constexpr uint64_t kSubscriptionBatchBytes = 1u << 20;
+
+// About what an event takes in a message; for the size caps above.
+inline uint64_t WireSize(const storage::EventView& e) {
+  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
+}
 
 struct ServerCounters {
   std::atomic<uint32_t> connections{0};

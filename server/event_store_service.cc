@@ -51,10 +51,6 @@ void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResul
 std::string ToString(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 std::string ToString(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
 
-uint64_t EncodedSize(const storage::EventView& e) {
-  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
-}
-
 }  // namespace
 
 bool EventFilter::Matches(const storage::EventView& e) const {
@@ -155,8 +151,8 @@ kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
   }
   size_t n = 0;
   uint64_t bytes = 0;
-  while (n < events->size() && (n == 0 || bytes + EncodedSize((*events)[n]) <= kMaxReadBytes)) {
-    bytes += EncodedSize((*events)[n++]);
+  while (n < events->size() && (n == 0 || bytes + WireSize((*events)[n]) <= kMaxReadBytes)) {
+    bytes += WireSize((*events)[n++]);
   }
   auto list = result.initEvents(n);
   for (size_t i = 0; i < n; ++i) FillRecorded(list[i], (*events)[i]);
@@ -174,9 +170,9 @@ kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
   if (count > 0) {
     auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(next), kMaxScanPerRead, [&](const storage::EventView& e) {
       if (filter.Matches(e)) {
-        if (!events.empty() && bytes + EncodedSize(e) > kMaxReadBytes) return false;
+        if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
         events.push_back(e);
-        bytes += EncodedSize(e);
+        bytes += WireSize(e);
       }
       next = e.position.value + 1;
       return events.size() < count;

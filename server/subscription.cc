@@ -47,17 +47,25 @@ class SubscriptionImpl final : public rpc::Subscription::Server {
     if (by_stream_) {
       auto events = ctx_.store.ReadStream(stream_, storage::StreamVersion(version_), kSubscriptionBatch);
       if (events.ok()) {
+        uint64_t bytes = 0;
         for (const auto& e : *events) {
+          if (!batch.empty() && bytes + WireSize(e) > kSubscriptionBatchBytes) break;  // next push
+          bytes += WireSize(e);
+          version_ = e.version.value + 1;
           if (filter_.Matches(e)) batch.push_back(e);
         }
-        if (!events->empty()) version_ = events->back().version.value + 1;
         if (!events->empty()) return Send(std::move(batch));
       } else if (events.status().code() != storage::Status::Code::kNotFound) {
         return Drop(events.status().ToString());
       }
     } else if (cursor_ < durable) {
+      uint64_t bytes = 0;
       auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, [&](const storage::EventView& e) {
-        if (filter_.Matches(e)) batch.push_back(e);
+        if (filter_.Matches(e)) {
+          if (!batch.empty() && bytes + WireSize(e) > kSubscriptionBatchBytes) return false;  // next push
+          batch.push_back(e);
+          bytes += WireSize(e);
+        }
         cursor_ = e.position.value + 1;
         return batch.size() < kSubscriptionBatch;
       });

@@ -168,6 +168,31 @@ TEST(Subscriptions, DroppingTheHandleStopsThePushesPromptly) {
   EXPECT_EQ(Connect(esd)->Status().subscriptions, 0u);
 }
 
+TEST(Subscriptions, LargeEventsArriveInMessagesTheClientAccepts) {
+  // 100 events of 900 KB: in one push they would exceed a receiver's 64 MB message limit.
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  {
+    auto w = Connect(esd);
+    const std::string big(900'000, 'b');
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(w->Append("large", Expected::Any(), {NewEvent::Json("Big", big)}).ok());
+  }
+  auto c = Connect(esd);
+  size_t received = 0;
+  bool caught_up = false;
+  auto sub = c->Subscribe(SubscribeFrom::Start(), {},
+                          [&](const std::vector<RecordedEvent>& b) {
+                            for (const auto& e : b) {
+                              EXPECT_EQ(e.data.size(), 900'000u);
+                              EXPECT_EQ(e.position, received++);
+                            }
+                          },
+                          [&](uint64_t) { caught_up = true; });
+  ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 60s));
+  EXPECT_EQ(received, 100u);
+  EXPECT_FALSE(sub->dropped().has_value());
+}
+
 TEST(Subscriptions, AStalledSubscriberDoesNotBlockAppends) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
