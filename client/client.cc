@@ -22,8 +22,11 @@ capnp::Data::Reader Bytes(const std::string& s) {
 }
 
 [[noreturn]] void Rethrow(const kj::Exception& e) {
-  const std::string what = e.getDescription().cStr();
-  if (what.find("unauthenticated") != std::string::npos) throw Error(Error::Kind::kUnauthenticated, what);
+  std::string what = e.getDescription().cStr();
+  constexpr std::string_view kRemote = "remote exception: ";
+  if (what.rfind(kRemote, 0) == 0) what.erase(0, kRemote.size());
+  if (what.rfind("unauthenticated", 0) == 0) throw Error(Error::Kind::kUnauthenticated, what);
+  if (what.rfind("permission denied", 0) == 0) throw Error(Error::Kind::kPermissionDenied, what);
   if (e.getType() == kj::Exception::Type::DISCONNECTED) throw Error(Error::Kind::kDisconnected, what);
   throw Error(Error::Kind::kRemote, what);
 }
@@ -114,6 +117,12 @@ struct SubscriptionState {
   std::optional<std::string> dropped;
 };
 
+void Drop(SubscriptionState& state, const std::string& reason) {
+  if (state.dropped) return;  // once
+  state.dropped = reason;
+  if (state.callbacks.on_dropped) state.callbacks.on_dropped(reason);
+}
+
 class SubscriberImpl final : public rpc::Subscriber::Server {
  public:
   explicit SubscriberImpl(std::shared_ptr<SubscriptionState> state) : state_(std::move(state)) {}
@@ -128,8 +137,7 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> dropped(DroppedContext context) override {
-    state_->dropped = Str(context.getParams().getReason());
-    if (state_->callbacks.on_dropped) state_->callbacks.on_dropped(*state_->dropped);
+    Drop(*state_, Str(context.getParams().getReason()));
     return kj::READY_NOW;
   }
 
@@ -141,6 +149,9 @@ class SubscriptionHandle final : public Client::Subscription {
  public:
   SubscriptionHandle(rpc::Subscription::Client cap, std::shared_ptr<SubscriptionState> state)
       : cap_(std::make_unique<rpc::Subscription::Client>(kj::mv(cap))), state_(std::move(state)) {}
+  // No callback runs after this: they may refer to what the caller is destroying. Batches
+  // already on the way are dropped unseen.
+  ~SubscriptionHandle() override { state_->callbacks = {}; }
   bool caught_up() const override { return state_->caught_up; }
   std::optional<std::string> dropped() const override { return state_->dropped; }
 
@@ -249,8 +260,18 @@ class Client::Impl {
     }
   }
 
+  // Tells the subscriptions still alive that the connection is gone.
+  void OnDisconnect(const std::string& why) {
+    for (auto& weak : subscriptions) {
+      if (auto state = weak.lock()) Drop(*state, "connection lost: " + why);
+    }
+    subscriptions.clear();
+  }
+
   std::shared_ptr<ThreadLoop> loop;  // first member: destroyed last
   kj::AsyncIoContext& io;
+  std::vector<std::weak_ptr<SubscriptionState>> subscriptions;
+  kj::Promise<void> disconnect_watch = nullptr;
   kj::Own<kj::TlsContext> tls;
   kj::Maybe<kj::TlsCertificate> trusted;
   kj::Own<kj::AsyncIoStream> stream;
@@ -288,6 +309,11 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
     }
   }
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
+  Impl* raw = impl.get();  // the watch is a member of *raw: it cannot outlive it
+  impl->disconnect_watch = impl->rpc->onDisconnect()
+                               .then([raw] { raw->OnDisconnect("the server closed the connection"); },
+                                     [raw](kj::Exception&& e) { raw->OnDisconnect(e.getDescription().cStr()); })
+                               .eagerlyEvaluate(nullptr);
   auto login = impl->rpc->bootstrap().castAs<rpc::Bootstrap>().loginRequest();
   login.setToken(options.token);
   impl->session = login.send().getSession();
@@ -408,6 +434,8 @@ std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& fro
   SetFilter(req.initFilter(), filter);
   req.setSubscriber(kj::heap<SubscriberImpl>(state));
   auto resp = impl_->Wait(req.send());
+  std::erase_if(impl_->subscriptions, [](const auto& w) { return w.expired(); });
+  impl_->subscriptions.push_back(state);
   return std::make_unique<SubscriptionHandle>(resp.getSubscription(), state);
 }
 

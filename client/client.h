@@ -140,7 +140,7 @@ struct ConnectOptions {
 
 class Error : public std::runtime_error {
  public:
-  enum class Kind { kConnect, kUnauthenticated, kDisconnected, kRemote };
+  enum class Kind { kConnect, kUnauthenticated, kPermissionDenied, kDisconnected, kRemote };
   Error(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
   Kind kind() const { return kind_; }
 
@@ -173,13 +173,15 @@ class Client {
 
   class Subscription {
    public:
-    virtual ~Subscription() = default;  // cancels
+    virtual ~Subscription() = default;  // cancels; no callback runs afterwards
     virtual bool caught_up() const = 0;
     virtual std::optional<std::string> dropped() const = 0;  // the server's reason
   };
   struct SubscriptionCallbacks {
     std::function<void(const std::vector<RecordedEvent>&)> on_events;
     std::function<void(uint64_t position)> on_caught_up;
+    // The subscription ended: the server said why (shutting down, a read error), or the
+    // connection was lost ("connection lost: ..."). Called once.
     std::function<void(const std::string& reason)> on_dropped;
   };
   // Events are delivered in log order while the loop runs; a slow callback slows only this

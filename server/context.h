@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,12 +41,23 @@ struct ServerCounters {
   std::atomic<uint64_t> rpc_errors{0};
 };
 
+// A subscription as the daemon sees it at shutdown.
+class LiveSubscription {
+ public:
+  // Stops the pushes and tells the subscriber why; resolves when that was delivered.
+  virtual kj::Promise<void> End(std::string reason) = 0;
+
+ protected:
+  ~LiveSubscription() = default;
+};
+
 struct ServerContext {
   storage::Store& store;
   DurableNotifier& notifier;
   const Config& config;
   ServerCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::set<LiveSubscription*> subscriptions;  // KJ thread only
 };
 
 // Stream prefix AND event type; empty parts match everything.

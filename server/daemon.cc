@@ -113,7 +113,7 @@ int RunDaemon(const Config& config) {
   int exit_code = 0;
   {
     DurableNotifier notifier(*store);
-    ServerContext ctx{*store, notifier, config, {}, std::chrono::steady_clock::now()};
+    ServerContext ctx{*store, notifier, config, {}, std::chrono::steady_clock::now(), {}};
 
     // Shutdown: a signal on the HTTP thread fulfils a promise on this one.
     auto stop = kj::newPromiseAndCrossThreadFulfiller<int>();
@@ -197,9 +197,18 @@ int RunDaemon(const Config& config) {
                  signo == SIGINT ? "SIGINT" : "SIGTERM");
     accepting = kj::READY_NOW;  // cancels the accept loop
     listener = nullptr;
+    // Subscribers learn why their subscription ends (Subscriber.dropped) before the
+    // connections close.
+    auto& timer = io.provider->getTimer();
+    {
+      kj::Vector<kj::Promise<void>> told;
+      for (LiveSubscription* sub : std::vector<LiveSubscription*>(ctx.subscriptions.begin(), ctx.subscriptions.end())) {
+        told.add(sub->End("the server is shutting down"));
+      }
+      kj::joinPromises(told.releaseAsArray()).exclusiveJoin(timer.afterDelay(2 * kj::SECONDS)).wait(io.waitScope);
+    }
     // Appends already queued finish (the writer keeps going); give their answers time to go
     // out. Waiting for the durable position to settle is enough: answers follow at once.
-    auto& timer = io.provider->getTimer();
     const auto deadline = timer.now() + kDrainTimeout;
     uint64_t last = store->DurablePosition().value;
     while (timer.now() < deadline) {

@@ -54,8 +54,10 @@ class SessionImpl final : public rpc::Session::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> admin(AdminContext context) override {
-    KJ_REQUIRE(role_ == Role::kAdmin, "permission denied: the admin capability needs the admin role",
-               RoleName(role_));
+    if (role_ != Role::kAdmin) {
+      kj::throwFatalException(KJ_EXCEPTION(FAILED, kj::str("permission denied: Admin needs the admin role; this "
+                                                           "session has the ", RoleName(role_), " role")));
+    }
     context.getResults().setAdmin(kj::heap<AdminImpl>(ctx_));
     return kj::READY_NOW;
   }
@@ -74,7 +76,9 @@ class BootstrapImpl final : public rpc::Bootstrap::Server {
     if (!ctx_.config.auth_file.empty()) {
       auto token = context.getParams().getToken();
       auto it = ctx_.config.tokens.find(std::string(token.cStr(), token.size()));
-      KJ_REQUIRE(it != ctx_.config.tokens.end(), "unauthenticated: unknown token");
+      if (it == ctx_.config.tokens.end()) {
+        kj::throwFatalException(KJ_EXCEPTION(FAILED, "unauthenticated: unknown token"));
+      }
       role = it->second;
     }
     context.getResults().setSession(kj::heap<SessionImpl>(ctx_, role));

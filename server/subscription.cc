@@ -8,13 +8,22 @@ namespace esd::server {
 
 namespace {
 
-class SubscriptionImpl final : public rpc::Subscription::Server {
+class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubscription {
  public:
   SubscriptionImpl(ServerContext& ctx, EventFilter filter, rpc::Subscriber::Client subscriber)
       : ctx_(ctx), filter_(std::move(filter)), subscriber_(kj::mv(subscriber)) {
     ++ctx_.counters.subscriptions;
+    ctx_.subscriptions.insert(this);
   }
-  ~SubscriptionImpl() noexcept(false) { --ctx_.counters.subscriptions; }
+  ~SubscriptionImpl() noexcept(false) {
+    ctx_.subscriptions.erase(this);
+    --ctx_.counters.subscriptions;
+  }
+
+  kj::Promise<void> End(std::string reason) override {
+    pump_ = nullptr;
+    return Drop(std::move(reason)).catch_([](kj::Exception&&) {});  // a subscriber already gone is fine
+  }
 
   void StartAtPosition(uint64_t position) {
     cursor_ = position;

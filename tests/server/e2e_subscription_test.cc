@@ -2,6 +2,7 @@
 // switch to live), filters, cancellation, and a stalled subscriber that must not hold up
 // appends.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <set>
@@ -191,6 +192,36 @@ TEST(Subscriptions, LargeEventsArriveInMessagesTheClientAccepts) {
   ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 60s));
   EXPECT_EQ(received, 100u);
   EXPECT_FALSE(sub->dropped().has_value());
+}
+
+TEST(Subscriptions, SubscribersAreToldWhenTheServerShutsDown) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  std::string reason;
+  bool caught_up = false;
+  auto sub = c->Subscribe(SubscribeFrom::Start(), {}, [](const std::vector<RecordedEvent>&) {},
+                          [&](uint64_t) { caught_up = true; }, [&](const std::string& r) { reason = r; });
+  ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 30s));
+  std::thread stopper([&] { EXPECT_EQ(esd.Stop(SIGTERM), 0); });
+  EXPECT_TRUE(c->RunUntil([&] { return !reason.empty(); }, 30s));
+  stopper.join();
+  EXPECT_NE(reason.find("shutting down"), std::string::npos) << reason;
+  EXPECT_EQ(sub->dropped(), reason);
+}
+
+TEST(Subscriptions, ALostConnectionEndsTheSubscriptionWithAReason) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  std::string reason;
+  bool caught_up = false;
+  auto sub = c->Subscribe(SubscribeFrom::Start(), {}, [](const std::vector<RecordedEvent>&) {},
+                          [&](uint64_t) { caught_up = true; }, [&](const std::string& r) { reason = r; });
+  ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 30s));
+  esd.Kill();
+  EXPECT_TRUE(c->RunUntil([&] { return !reason.empty(); }, 30s));
+  EXPECT_EQ(reason.rfind("connection lost", 0), 0u) << reason;
 }
 
 TEST(Subscriptions, AStalledSubscriberDoesNotBlockAppends) {
