@@ -1,0 +1,350 @@
+// esctl end to end: the real binary as a child process against a real esd, checking what it
+// prints and how it exits (0 ok, 1 failure, 2 bad usage, 3 append not done).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+#include "client/client.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+#include "tools/esctl_text.h"
+
+extern char** environ;
+
+namespace esd {
+namespace {
+
+using testing::EsdProcess;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// esctl running with its stdout and stderr on pipes. $ESD_CONNECT and $ESD_TOKEN of the
+// test's environment are not passed on; `env` adds variables.
+class Esctl {
+ public:
+  explicit Esctl(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+    args.insert(args.begin(), ESCTL_BINARY);
+    std::vector<std::string> vars = env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (std::string_view(*e).rfind("ESD_", 0) != 0) vars.push_back(*e);
+    }
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+      std::vector<char*> argv, envp;
+      for (auto& a : args) argv.push_back(a.data());
+      for (auto& v : vars) envp.push_back(v.data());
+      argv.push_back(nullptr);
+      envp.push_back(nullptr);
+      ::execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+  }
+  ~Esctl() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_fd_);
+    ::close(err_fd_);
+  }
+
+  // The next line of stdout. 60 s bounds a hang; it is no timing assertion.
+  std::string ReadLine() {
+    while (out_.find('\n') == std::string::npos) {
+      if (!Pump(60'000) && out_.find('\n') == std::string::npos) {
+        throw std::runtime_error("esctl printed no further line; stdout: " + out_ + " stderr: " + err_);
+      }
+    }
+    const size_t nl = out_.find('\n');
+    std::string line = out_.substr(0, nl);
+    out_.erase(0, nl + 1);
+    return line;
+  }
+
+  // Sends `signo` (unless 0), reads both pipes to their end and reaps the exit status.
+  Result Finish(int signo = 0) {
+    if (signo != 0) ::kill(pid_, signo);
+    while (Pump(60'000)) continue;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out_, err_};
+  }
+
+ private:
+  // Reads what is there from either pipe; false once both are closed (or on timeout).
+  bool Pump(int timeout_ms) {
+    pollfd p[2] = {{out_open_ ? out_fd_ : -1, POLLIN, 0}, {err_open_ ? err_fd_ : -1, POLLIN, 0}};
+    if ((!out_open_ && !err_open_) || ::poll(p, 2, timeout_ms) <= 0) return false;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].revents == 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(p[i].fd, buf, sizeof(buf));
+      if (n > 0) (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
+      else (i == 0 ? out_open_ : err_open_) = false;
+    }
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1, err_fd_ = -1;
+  bool out_open_ = true, err_open_ = true;
+  std::string out_, err_;
+};
+
+Result RunEsctl(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
+  return Esctl(std::move(args), env).Finish();
+}
+
+class EsctlTest : public ::testing::Test {
+ protected:
+  // esctl --connect ADDR ARGS...
+  Result Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--connect", esd_.rpc_address()});
+    return RunEsctl(std::move(args));
+  }
+  void Append(const std::string& stream, const std::string& type, const std::string& data = "{}") {
+    const Result r = Ctl({"append", stream, "--type", type, "--data", data});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+
+  storage::testing::TempDir dir_;
+  EsdProcess esd_{dir_.path() / "data"};
+};
+
+const std::regex kTimestamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)");
+
+TEST_F(EsctlTest, AppendThenReadRoundTripsAsTextAndJson) {
+  Result r = Ctl({"append", "order-1", "--type", "OrderCreated", "--data", R"({ "customer": "c-1" })",
+                  "--expected-version", "no-stream", "--metadata", R"({"by":"ops"})"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("appended order-1@0 at position 0 (", 0), 0u) << r.out;
+  r = Ctl({"append", "order-1", "--type", "Blob", "--content-type", "application/octet-stream", "--data", "\xff\x01"});
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  r = Ctl({"read", "order-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0].rfind("0 order-1@0 OrderCreated ", 0), 0u) << lines[0];
+  EXPECT_TRUE(lines[0].ends_with(R"( {"customer":"c-1"})")) << lines[0];
+  EXPECT_TRUE(std::regex_search(lines[0], kTimestamp)) << lines[0];
+  EXPECT_TRUE(lines[1].ends_with(" base64:/wE=")) << lines[1];
+
+  r = Ctl({"--json", "read", "order-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  for (const auto& line : lines) EXPECT_TRUE(esctl::CompactJson(line).has_value()) << line;
+  for (const char* field : {R"("stream":"order-1")", R"("version":0)", R"("position":0)", R"("type":"OrderCreated")",
+                            R"("contentType":"application/json")", R"("metadata":{"by":"ops"})",
+                            R"("data":{"customer":"c-1"})"}) {
+    EXPECT_NE(lines[0].find(field), std::string::npos) << field << " in " << lines[0];
+  }
+  EXPECT_TRUE(std::regex_search(lines[0], std::regex(R"("id":"[0-9a-f-]{36}","type")"))) << lines[0];
+  EXPECT_TRUE(std::regex_search(lines[0], std::regex(R"("timestamp":"\d{4}-\d\d-\d\dT[0-9:.]{15}Z")")));
+  EXPECT_NE(lines[1].find(R"("data":"/wE=","dataEncoding":"base64")"), std::string::npos) << lines[1];
+}
+
+TEST_F(EsctlTest, WrongExpectedVersionExitsThreeAndNamesTheActualVersion) {
+  Append("s", "A");
+  Append("s", "B");
+  Result r = Ctl({"append", "s", "--type", "C", "--data", "{}", "--expected-version", "0"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("is at version 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--expected-version 1"), std::string::npos) << r.err;
+
+  r = Ctl({"--json", "append", "fresh", "--type", "C", "--data", "{}", "--expected-version", "exists"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.out, "{\"result\":\"wrong-expected-version\",\"stream\":\"fresh\",\"actualVersion\":null}\n");
+  EXPECT_EQ(Lines(Ctl({"read", "s"}).out).size(), 2u);
+}
+
+TEST(Esctl, BadUsageExitsTwoBeforeConnecting) {
+  // Nothing listens on port 1: usage errors must be found before esctl tries to connect.
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"frobnicate"},
+      {"read"},
+      {"read", "s", "--count", "ten"},
+      {"read", "s", "--from", "-1"},
+      {"read", "s", "--from"},
+      {"read", "s", "--bogus"},
+      {"read-all", "--count", "0"},
+      {"append", "s", "--type", "T", "--data", "{}", "--id", "not-a-uuid"},
+      {"append", "s", "--type", "T", "--data", "{\"unterminated\":"},
+      {"append", "s", "--type", "T"},
+      {"append", "s", "--type", "T", "--data", "{}", "--expected-version", "maybe"},
+      {"tail", "--from", "middle"},
+  };
+  for (auto args : cases) {
+    args.insert(args.begin(), {"--connect", "127.0.0.1:1"});
+    const Result r = RunEsctl(args);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << ": " << r.err;
+    EXPECT_NE(r.err.find("esctl help"), std::string::npos) << r.err;
+  }
+}
+
+TEST(Esctl, HelpPrintsUsageAndExitsZero) {
+  using Args = std::vector<std::string>;
+  for (const Args& args : {Args{"help"}, Args{"--help"}, Args{"help", "append"}, Args{"read-all", "--help"}}) {
+    const Result r = RunEsctl(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("usage: esctl", 0), 0u) << r.out;
+  }
+}
+
+TEST(Esctl, ConnectionRefusedExitsOneWithAHint) {
+  // A bound socket that does not listen refuses connections for as long as it is open.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  Result r = RunEsctl({"--connect", address, "read", "s"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot connect to " + address), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Is esd running"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  r = RunEsctl({"status"}, {"ESD_CONNECT=" + address});  // the address from the environment
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot connect to " + address), std::string::npos) << r.err;
+  ::close(fd);
+}
+
+TEST_F(EsctlTest, StatusNamesTheDurablePosition) {
+  Append("s", "A");
+  Result r = Ctl({"status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(durable position +1 )"))) << r.out;
+  EXPECT_NE(r.out.find("data dir"), std::string::npos) << r.out;
+  r = RunEsctl({"--json", "status"}, {"ESD_CONNECT=" + esd_.rpc_address()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(R"("durablePosition":1,)"), std::string::npos) << r.out;
+  EXPECT_TRUE(esctl::CompactJson(r.out).has_value()) << r.out;
+}
+
+TEST_F(EsctlTest, ReadAllFiltersByStreamPrefixAndTypes) {
+  Append("order-1", "A");
+  Append("order-1", "B");
+  Append("customer-1", "A");
+  Append("order-2", "C");
+  Result r = Ctl({"read-all", "--stream-prefix", "order-", "--type", "A", "--type", "C"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0].rfind("0 order-1@0 A ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1].rfind("3 order-2@0 C ", 0), 0u) << lines[1];
+
+  lines = Lines(Ctl({"read-all", "--from", "1", "--count", "2"}).out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].rfind("1 order-1@1 B ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1].rfind("2 customer-1@0 A ", 0), 0u) << lines[1];
+}
+
+TEST_F(EsctlTest, ReadBackwardListsNewestFirst) {
+  for (const char* type : {"A", "B", "C"}) Append("s", type);
+  auto lines = Lines(Ctl({"read", "s", "--backward"}).out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].rfind("2 s@2 C ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[2].rfind("0 s@0 A ", 0), 0u) << lines[2];
+  lines = Lines(Ctl({"read", "s", "--backward", "--from", "1", "--count", "1"}).out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("1 s@1 B ", 0), 0u) << lines[0];
+  const Result missing = Ctl({"read", "nothing-here"});
+  EXPECT_EQ(missing.code, 0);
+  EXPECT_TRUE(missing.out.empty());
+  EXPECT_NE(missing.err.find("has no events"), std::string::npos) << missing.err;
+}
+
+TEST_F(EsctlTest, ReadingPagesThroughMoreEventsThanOneRequestHolds) {
+  client::ConnectOptions options;
+  options.address = esd_.rpc_address();
+  auto c = client::Client::Connect(options);
+  std::vector<client::NewEvent> events(2500, client::NewEvent::Json("E", "{}"));
+  for (auto& e : events) e.id = client::NewEventId();
+  ASSERT_TRUE(c->Append("long", client::Expected::NoStream(), events).ok());
+  EXPECT_EQ(Lines(Ctl({"read", "long"}).out).size(), 2500u);
+  EXPECT_EQ(Lines(Ctl({"read", "long", "--backward"}).out).size(), 2500u);
+  EXPECT_EQ(Lines(Ctl({"read", "long", "--count", "1500"}).out).size(), 1500u);
+  EXPECT_EQ(Lines(Ctl({"read-all"}).out).size(), 2500u);
+}
+
+TEST_F(EsctlTest, AppendingTheSameIdTwiceWritesOnce) {
+  const std::vector<std::string> append = {"append", "s", "--type", "A", "--data", "{}",
+                                           "--id", "123e4567-e89b-12d3-a456-426614174000"};
+  Result first = Ctl(append);
+  ASSERT_EQ(first.code, 0) << first.err;
+  Result again = Ctl(append);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.out.rfind("already written: s@0 at position 0 ", 0), 0u) << again.out;
+  auto json = append;
+  json.insert(json.begin(), "--json");
+  again = Ctl(json);
+  EXPECT_NE(again.out.find(R"("firstPosition":0,)"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find(R"("alreadyWritten":true)"), std::string::npos) << again.out;
+  EXPECT_EQ(Lines(Ctl({"read", "s"}).out).size(), 1u);
+}
+
+TEST_F(EsctlTest, TailFromStartPrintsThePastThenWhatIsAppendedAndStopsCleanlyOnSigterm) {
+  Append("s", "Old1");
+  Append("s", "Old2");
+  Esctl tail({"--connect", esd_.rpc_address(), "tail", "--from", "start"});
+  EXPECT_EQ(tail.ReadLine().rfind("0 s@0 Old1 ", 0), 0u);
+  EXPECT_EQ(tail.ReadLine().rfind("1 s@1 Old2 ", 0), 0u);
+  Append("t", "New", R"({"n":1})");
+  const std::string line = tail.ReadLine();
+  EXPECT_EQ(line.rfind("2 t@0 New ", 0), 0u) << line;
+  EXPECT_TRUE(line.ends_with(R"( {"n":1})")) << line;
+  const Result r = tail.Finish(SIGTERM);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("-- caught up at"), std::string::npos) << r.err;
+}
+
+TEST_F(EsctlTest, TailInJsonModePrintsOnlyJsonOnStdout) {
+  Append("s", "Old");
+  Esctl tail({"--connect", esd_.rpc_address(), "--json", "tail", "--from", "0", "--type", "New"});
+  Append("s", "New");
+  const std::string line = tail.ReadLine();
+  EXPECT_TRUE(esctl::CompactJson(line).has_value()) << line;
+  EXPECT_NE(line.find(R"("type":"New")"), std::string::npos) << line;
+  const Result r = tail.Finish(SIGINT);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+}  // namespace
+}  // namespace esd

@@ -1,0 +1,318 @@
+// esctl: the operator's command line for esd. It talks to the daemon only through
+// esd::client. See `esctl help` (tools/esctl_args.cc) for the commands, and
+// tools/esctl_output.h for what it prints.
+//
+// Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error), 2 bad usage,
+// 3 an append that was not done (wrong expected version, rejected). Every command checks
+// its arguments before it connects, so bad usage is reported even without a server.
+#include <kj/exception.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "tools/esctl_args.h"
+#include "tools/esctl_output.h"
+#include "tools/esctl_text.h"
+
+namespace esd::esctl {
+
+namespace {
+
+using client::Client;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNotAppended = 3;
+
+// Read commands fetch this many events per request when --count does not bound them.
+constexpr uint32_t kPageSize = 1000;
+
+using Connector = std::function<std::unique_ptr<Client>()>;
+
+void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+
+void Note(const std::string& text) { std::fprintf(stderr, "esctl: %s\n", text.c_str()); }
+
+client::Filter FilterOf(const Invocation& inv) {
+  return {inv.Value("stream-prefix").value_or(""), inv.Values("type")};
+}
+
+int Status(const Invocation& inv, const Connector& connect) {
+  auto c = connect();
+  Print(StatusText(c->Status(), inv.global.json));
+  return kExitOk;
+}
+
+int Append(const Invocation& inv, const Connector& connect) {
+  const std::string& stream = inv.positional[0];
+  client::NewEvent event;
+  if (!inv.Value("type")) throw UsageError("append: --type is required");
+  if (!inv.Value("data")) throw UsageError("append: --data is required");
+  event.type = *inv.Value("type");
+  event.data = *inv.Value("data");
+  event.content_type = inv.Value("content-type").value_or("application/json");
+  event.metadata = inv.Value("metadata").value_or("");
+  if (IsJsonContentType(event.content_type)) {
+    if (!CompactJson(event.data)) {
+      throw UsageError("append: --data is not valid JSON (content type " + event.content_type +
+                       "); quote it for the shell, e.g. --data '{\"k\":1}', or give --content-type");
+    }
+    if (inv.Value("metadata") && !CompactJson(event.metadata)) {
+      throw UsageError("append: --metadata is not valid JSON (content type " + event.content_type + ")");
+    }
+  }
+  if (auto id = inv.Value("id")) {
+    auto parsed = client::ParseEventId(*id);
+    if (!parsed) throw UsageError("--id: expected a UUID like 123e4567-e89b-12d3-a456-426614174000, got '" + *id + "'");
+    if (*parsed == client::EventId{}) throw UsageError("--id: the all-zero UUID is not a valid event id");
+    event.id = *parsed;
+  }
+  client::Expected expected = client::Expected::Any();
+  if (auto ev = inv.Value("expected-version")) {
+    auto parsed = client::Expected::Parse(*ev);
+    if (!parsed) throw UsageError("--expected-version: expected any, no-stream, exists or a number, got '" + *ev + "'");
+    expected = *parsed;
+  }
+
+  auto c = connect();
+  const client::AppendResult r = c->Append(stream, expected, {event});
+  const bool json = inv.global.json;
+  switch (r.outcome) {
+    case client::AppendResult::Outcome::kOk: Print(AppendLine(stream, event.id, r, json)); return kExitOk;
+    case client::AppendResult::Outcome::kWrongExpectedVersion: {
+      const std::string actual = r.actual_version ? "is at version " + std::to_string(*r.actual_version)
+                                                  : "has no events";
+      const std::string retry = r.actual_version ? "--expected-version " + std::to_string(*r.actual_version)
+                                                 : "--expected-version no-stream";
+      if (json) {
+        JsonObject o;
+        o.String("result", "wrong-expected-version").String("stream", stream);
+        if (r.actual_version) o.Number("actualVersion", *r.actual_version);
+        else o.Null("actualVersion");
+        Print(o.Done() + "\n");
+      }
+      Note("wrong expected version: stream '" + stream + "' " + actual + " (expected " +
+           inv.Value("expected-version").value_or("any") + "); nothing was written. Read the stream, then retry with " + retry);
+      return kExitNotAppended;
+    }
+    case client::AppendResult::Outcome::kRejected:
+      if (json) {
+        Print(JsonObject().String("result", "rejected").String("code", r.reject_code).String("reason", r.reason).Done() +
+              "\n");
+      }
+      Note("append rejected (" + r.reject_code + "): " + r.reason);
+      return kExitNotAppended;
+    case client::AppendResult::Outcome::kStreamDeleted:
+      if (json) Print(JsonObject().String("result", "stream-deleted").String("stream", stream).Done() + "\n");
+      Note("append rejected: stream '" + stream + "' is deleted");
+      return kExitNotAppended;
+  }
+  return kExitFailure;
+}
+
+int Read(const Invocation& inv, const Connector& connect) {
+  const std::string& stream = inv.positional[0];
+  const bool backward = inv.Has("backward");
+  uint64_t from = backward ? std::numeric_limits<uint64_t>::max() : 0;
+  if (auto f = inv.Value("from")) from = ParseNumber("from", *f);
+  std::optional<uint64_t> left;  // events still to print; nullopt: all
+  if (auto n = inv.Value("count")) left = ParseCount("count", *n);
+
+  auto c = connect();
+  // The server may answer with fewer events than asked for (it bounds a response's bytes),
+  // so only an empty page, or version 0 backwards, ends the stream.
+  while (!left || *left > 0) {
+    const uint32_t ask = left ? static_cast<uint32_t>(std::min<uint64_t>(*left, kPageSize)) : kPageSize;
+    auto page = c->ReadStream(stream, from, ask, backward);
+    if (!page) {
+      Note("stream '" + stream + "' has no events");
+      return kExitOk;
+    }
+    if (page->empty()) break;
+    std::string out;
+    for (const auto& e : *page) out += EventLine(e, inv.global.json);
+    Print(out);
+    if (left) *left -= std::min<uint64_t>(*left, page->size());
+    const uint64_t last = page->back().version;
+    if (backward) {
+      if (last == 0) break;
+      from = last - 1;
+    } else {
+      if (last == std::numeric_limits<uint64_t>::max()) break;
+      from = last + 1;
+    }
+  }
+  return kExitOk;
+}
+
+int ReadAll(const Invocation& inv, const Connector& connect) {
+  uint64_t from = 0;
+  if (auto f = inv.Value("from")) from = ParseNumber("from", *f);
+  std::optional<uint64_t> left;
+  if (auto n = inv.Value("count")) left = ParseCount("count", *n);
+  const client::Filter filter = FilterOf(inv);
+
+  auto c = connect();
+  while (!left || *left > 0) {
+    const uint32_t ask = left ? static_cast<uint32_t>(std::min<uint64_t>(*left, kPageSize)) : kPageSize;
+    auto page = c->ReadAll(from, ask, filter);
+    std::string out;
+    for (const auto& e : page.events) out += EventLine(e, inv.global.json);
+    Print(out);
+    if (left) *left -= std::min<uint64_t>(*left, page.events.size());
+    if (page.end_of_log || page.next_position <= from) break;  // the second: no progress, stop
+    from = page.next_position;
+  }
+  return kExitOk;
+}
+
+int ReportClientError(const client::Error& e, const GlobalOptions& g);
+
+volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_connecting = 0;
+void OnStopSignal(int) {
+  if (g_connecting) _exit(kExitOk);  // nothing printed yet, and connecting may hang: just go
+  g_stop = 1;
+}
+
+int Tail(const Invocation& inv, const Connector& connect) {
+  client::SubscribeFrom from = client::SubscribeFrom::End();
+  if (auto f = inv.Value("from")) {
+    if (*f == "start") from = client::SubscribeFrom::Start();
+    else if (*f != "end") from = client::SubscribeFrom::Position(ParseNumber("from", *f));
+  }
+  const client::Filter filter = FilterOf(inv);
+  const bool json = inv.global.json;
+
+  // The loop below polls the flag (RunUntil checks it every few milliseconds), so a stop
+  // cancels the subscription and exits 0 instead of dying by the signal.
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+
+  g_connecting = 1;
+  auto c = connect();
+  g_connecting = 0;
+  std::optional<uint64_t> next;  // the position after the last event printed
+  std::optional<std::string> dropped;
+  client::Client::SubscriptionCallbacks callbacks;
+  callbacks.on_events = [&](const std::vector<client::RecordedEvent>& events) {
+    std::string out;
+    for (const auto& e : events) out += EventLine(e, json);
+    if (!events.empty()) next = events.back().position + 1;
+    Print(out);
+    std::fflush(stdout);
+  };
+  callbacks.on_caught_up = [&](uint64_t position) {
+    next = std::max(next.value_or(0), position);  // the filter may have skipped the last events
+    std::fprintf(stderr, "-- caught up at %llu --\n", static_cast<unsigned long long>(position));
+  };
+  callbacks.on_dropped = [&](const std::string& reason) { dropped = reason; };
+  auto subscription = c->Subscribe(from, filter, std::move(callbacks));
+  try {
+    // A lost connection or a server that shuts down ends in `dropped` (the client reports both).
+    while (!g_stop && !dropped) c->RunUntil([&] { return g_stop || dropped; }, std::chrono::seconds(60));
+  } catch (const client::Error& e) {
+    ReportClientError(e, inv.global);
+    if (next) Note("to continue where it stopped: esctl tail --from " + std::to_string(*next));
+    return kExitFailure;
+  }
+  subscription.reset();
+  if (dropped) {
+    Note("the server ended the subscription: " + *dropped + "; run tail again" +
+         (next ? " with --from " + std::to_string(*next) + " to continue where it stopped" : std::string()));
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+int ReportClientError(const client::Error& e, const GlobalOptions& g) {
+  const std::string what = e.what();
+  switch (e.kind()) {
+    case client::Error::Kind::kConnect:
+      if (g.tls) {
+        Note(what + "\nDoes esd there serve TLS (esd --tls-cert)? Check --tls-ca and --tls-server-name, or drop "
+                    "--tls for a plain connection.");
+      } else {
+        Note(what + "\nIs esd running there? Start it, or point esctl at it with --connect HOST:PORT (or "
+                    "unix:PATH) or $ESD_CONNECT.");
+      }
+      break;
+    case client::Error::Kind::kUnauthenticated:
+      Note("the server at " + g.connect + " refused the token" + (g.token.empty() ? " (none was given)" : "") +
+           ".\nPass a token from the daemon's --auth file with --token or $ESD_TOKEN.");
+      break;
+    case client::Error::Kind::kDisconnected:
+      Note("lost the connection to " + g.connect + ": " + what +
+           "\nCheck that esd is still running (its log says why it stopped), then retry.");
+      break;
+    case client::Error::Kind::kPermissionDenied:
+      Note(what + "\nThis command needs a token with a higher role (status needs admin, append needs writer); "
+                  "pass one with --token or $ESD_TOKEN.");
+      break;
+    case client::Error::Kind::kRemote:
+      Note("the server failed the request: " + what + "\nSee the esd log for details; retry once it is resolved.");
+      break;
+  }
+  return kExitFailure;
+}
+
+int Main(int argc, char** argv) {
+  Invocation inv;
+  try {
+    inv = ParseCommandLine(std::vector<std::string>(argv + 1, argv + argc));
+    if (inv.help) {
+      Print(HelpText(inv.command));
+      return kExitOk;
+    }
+    if (inv.command.empty()) throw UsageError("no command given (status, append, read, read-all, tail or help)");
+    const Connector connect = [&g = inv.global] {
+      return Client::Connect({.address = g.connect,
+                              .token = g.token,
+                              .tls = g.tls,
+                              .tls_ca_file = g.tls_ca_file,
+                              .tls_server_name = g.tls_server_name});
+    };
+    if (inv.command == "status") return Status(inv, connect);
+    if (inv.command == "append") return Append(inv, connect);
+    if (inv.command == "read") return Read(inv, connect);
+    if (inv.command == "read-all") return ReadAll(inv, connect);
+    if (inv.command == "tail") return Tail(inv, connect);
+    throw UsageError("unknown command '" + inv.command + "'");
+  } catch (const UsageError& e) {
+    Note(std::string(e.what()) + "\nRun 'esctl help' or 'esctl COMMAND --help' for usage.");
+    return kExitUsage;
+  } catch (const client::Error& e) {
+    return ReportClientError(e, inv.global);
+  } catch (const kj::Exception& e) {
+    Note(std::string("unexpected error: ") + e.getDescription().cStr() + "\nPlease report it with the command you ran.");
+  } catch (const std::exception& e) {
+    Note(std::string("unexpected error: ") + e.what() + "\nPlease report it with the command you ran.");
+  }
+  return kExitFailure;
+}
+
+}  // namespace
+
+}  // namespace esd::esctl
+
+int main(int argc, char** argv) {
+  const int code = esd::esctl::Main(argc, argv);
+  if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && code == 0) {
+    std::perror("esctl: writing the output failed");  // e.g. a full disk behind a redirect
+    return 1;
+  }
+  return code;
+}

@@ -1,0 +1,43 @@
+// How esctl prints: one line per event, for people or (--json) as one JSON object per line,
+// and the same two forms for append results and the server status.
+//
+// Human event line:  POSITION STREAM@VERSION TYPE TIMESTAMP DATA
+//   DATA is the compacted JSON for a JSON content type, the text as is when it is UTF-8
+//   without control characters, a JSON string literal when it is UTF-8 with them (so one
+//   event stays one line), else "base64:" and its base64. Empty data prints nothing.
+// JSON event line: {"stream","version","position","id","type","contentType","timestamp",
+//   "metadata","data"}; metadata and data are embedded as JSON values when the content type
+//   is JSON and they parse as JSON, else strings, or base64 strings marked with
+//   "metadataEncoding"/"dataEncoding": "base64" when they are not UTF-8.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "client/client.h"
+
+namespace esd::esctl {
+
+// Builds one JSON object, keys in the order they are added.
+class JsonObject {
+ public:
+  JsonObject& String(std::string_view key, std::string_view value);
+  JsonObject& Number(std::string_view key, uint64_t value);
+  JsonObject& Bool(std::string_view key, bool value);
+  JsonObject& Null(std::string_view key);
+  JsonObject& Raw(std::string_view key, std::string_view json);  // `json` must be valid JSON
+  std::string Done() const { return text_ + "}"; }
+
+ private:
+  void Key(std::string_view key);
+  std::string text_ = "{";
+};
+
+// Each ends with '\n'.
+std::string EventLine(const client::RecordedEvent& e, bool json);
+std::string AppendLine(const std::string& stream, const client::EventId& id, const client::AppendResult& r,
+                       bool json);
+std::string StatusText(const client::ServerStatus& s, bool json);
+
+}  // namespace esd::esctl
