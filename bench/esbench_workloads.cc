@@ -1,0 +1,397 @@
+// esbench's worker threads: the append, read-all and subscribe workloads, and the prefill.
+// Every Client of a thread runs on that thread's KJ loop; a thread drives its loop with
+// RunFor/RunUntil of any of its clients.
+#include <kj/async.h>
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/esbench.h"
+#include "client/client.h"
+
+namespace esbench {
+namespace {
+
+using esd::client::AppendResult;
+using esd::client::Client;
+using esd::client::Expected;
+using esd::client::NewEvent;
+
+uint64_t Ns(Clock::duration d) { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()); }
+
+std::string KindOf(const kj::Exception& e) {
+  switch (e.getType()) {
+    case kj::Exception::Type::DISCONNECTED: return "disconnected";
+    case kj::Exception::Type::OVERLOADED: return "overloaded";
+    case kj::Exception::Type::UNIMPLEMENTED: return "unimplemented";
+    case kj::Exception::Type::FAILED: break;
+  }
+  return "failed";
+}
+
+std::string KindOf(const esd::client::Error& e) {
+  switch (e.kind()) {
+    case esd::client::Error::Kind::kConnect: return "connect";
+    case esd::client::Error::Kind::kUnauthenticated: return "unauthenticated";
+    case esd::client::Error::Kind::kPermissionDenied: return "permission-denied";
+    case esd::client::Error::Kind::kDisconnected: return "disconnected";
+    case esd::client::Error::Kind::kRemote: break;
+  }
+  return "remote";
+}
+
+// An append that did not succeed is an error of its own kind, never hidden.
+void CountAppendError(const AppendResult& r, ThreadStats& stats) {
+  switch (r.outcome) {
+    case AppendResult::Outcome::kOk: return;
+    case AppendResult::Outcome::kWrongExpectedVersion:
+      stats.Error("wrong-expected-version", r.actual_version ? "actual version " + std::to_string(*r.actual_version)
+                                                             : "the stream has no event");
+      return;
+    case AppendResult::Outcome::kRejected: stats.Error("rejected:" + r.reject_code, r.reason); return;
+    case AppendResult::Outcome::kStreamDeleted: stats.Error("stream-deleted"); return;
+  }
+}
+
+std::unique_ptr<Client> Connect(const Options& o) {
+  esd::client::ConnectOptions options;
+  options.address = o.connect;
+  options.token = o.token;
+  return Client::Connect(options);
+}
+
+std::vector<NewEvent> MakeEvents(uint32_t count, uint64_t size) {
+  std::string data(size, 'x');
+  for (uint64_t i = 0; i < size; ++i) data[i] = static_cast<char>('a' + (i * 7 + i / 26) % 26);
+  std::vector<NewEvent> events(count);
+  for (auto& e : events) {
+    e.type = "BenchEvent";
+    e.content_type = "application/octet-stream";
+    e.data = data;
+  }
+  return events;
+}
+
+// One client's connection and the streams its in-flight slots append to.
+struct ClientState {
+  std::unique_ptr<Client> client;
+  std::vector<std::string> streams;
+  size_t next_stream = 0;
+  bool dead = false;
+};
+
+// One chain of appends: when one completes, its latency is recorded and the next is issued.
+struct Slot {
+  ClientState* c = nullptr;
+  int index = 0;
+  std::vector<NewEvent> events;
+};
+
+class AppendChains : private kj::TaskSet::ErrorHandler {
+ public:
+  AppendChains(Run& run, ThreadStats& stats, uint64_t batch_bytes)
+      : run_(run), stats_(stats), batch_bytes_(batch_bytes), tasks_(*this) {}
+
+  void Start(Slot& slot) {
+    ++active_;
+    tasks_.add(Issue(slot));
+  }
+  int active() const { return active_; }
+
+ private:
+  kj::Promise<void> Issue(Slot& s) {
+    if (run_.stop.load(std::memory_order_relaxed) || s.c->dead) {
+      --active_;
+      return kj::READY_NOW;
+    }
+    for (auto& e : s.events) e.id = esd::client::NewEventId();
+    const bool own = run_.options->streams_per_client == 0;
+    const std::string& stream = own ? s.c->streams[s.index] : s.c->streams[s.c->next_stream++ % s.c->streams.size()];
+    const auto t0 = Clock::now();
+    return kj::evalNow([&] { return s.c->client->AppendAsync(stream, Expected::Any(), s.events); })
+        .then(
+            [this, &s, t0](AppendResult r) -> kj::Promise<void> {
+              const auto t1 = Clock::now();
+              stats_.latency.Record(Ns(t1 - t0));
+              stats_.last_done = t1;
+              if (r.ok()) {
+                stats_.events.fetch_add(s.events.size(), std::memory_order_relaxed);
+                stats_.bytes.fetch_add(batch_bytes_, std::memory_order_relaxed);
+              } else {
+                CountAppendError(r, stats_);
+              }
+              stats_.calls.fetch_add(1, std::memory_order_relaxed);
+              return Issue(s);
+            },
+            [this, &s](kj::Exception&& e) -> kj::Promise<void> {
+              // A broken call ends this client: its connection is most likely gone.
+              stats_.last_done = Clock::now();
+              stats_.Error(KindOf(e), e.getDescription().cStr());
+              s.c->dead = true;
+              --active_;
+              return kj::READY_NOW;
+            });
+  }
+
+  void taskFailed(kj::Exception&& e) override {
+    stats_.Error(KindOf(e), e.getDescription().cStr());
+    --active_;
+  }
+
+  Run& run_;
+  ThreadStats& stats_;
+  uint64_t batch_bytes_;
+  int active_ = 0;
+  kj::TaskSet tasks_;
+};
+
+void RunAppend(Run& run, std::vector<ClientState>& clients, ThreadStats& stats) {
+  const Options& o = *run.options;
+  std::vector<Slot> slots;
+  slots.reserve(clients.size() * static_cast<size_t>(o.inflight));
+  for (auto& c : clients) {
+    for (int k = 0; k < o.inflight; ++k) slots.push_back(Slot{&c, k, MakeEvents(o.batch, o.event_size)});
+  }
+  Client& loop = *clients.front().client;
+  {
+    AppendChains chains(run, stats, o.batch * o.event_size);
+    for (auto& s : slots) chains.Start(s);
+    while (!run.stop.load() && chains.active() > 0) loop.RunFor(std::chrono::milliseconds(20));
+    // Drain: every chain stops after its call in flight completes.
+    if (!loop.RunUntil([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
+      stats.Error("drain-timeout", std::to_string(chains.active()) + " appends still in flight 30 s after the end");
+    }
+  }  // destroying the TaskSet cancels whatever still hangs
+}
+
+void RunReadAll(Run& run, std::vector<ClientState>& clients, ThreadStats& stats) {
+  const Options& o = *run.options;
+  // ReadAll is a synchronous call: the clients of a thread take turns, one call at a time.
+  std::vector<uint64_t> position(clients.size(), 0);
+  size_t alive = clients.size();
+  while (!run.stop.load(std::memory_order_relaxed) && alive > 0) {
+    for (size_t i = 0; i < clients.size() && !run.stop.load(std::memory_order_relaxed); ++i) {
+      if (clients[i].dead) continue;
+      const auto t0 = Clock::now();
+      try {
+        auto r = clients[i].client->ReadAll(position[i], o.batch);
+        const auto t1 = Clock::now();
+        stats.latency.Record(Ns(t1 - t0));
+        stats.last_done = t1;
+        uint64_t bytes = 0;
+        for (const auto& e : r.events) bytes += e.data.size();
+        stats.events.fetch_add(r.events.size(), std::memory_order_relaxed);
+        stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
+        stats.calls.fetch_add(1, std::memory_order_relaxed);
+        position[i] = r.end_of_log ? 0 : r.next_position;
+      } catch (const esd::client::Error& e) {
+        stats.last_done = Clock::now();
+        stats.Error(KindOf(e), e.what());
+        clients[i].dead = true;
+        --alive;
+      }
+    }
+  }
+}
+
+// One subscription from position 0: counts events until caught up, checking that positions
+// come dense and in order and that the count matches the caught-up position.
+struct SubState {
+  uint64_t next_position = 0;
+  uint64_t events = 0;
+  bool done = false;
+  std::unique_ptr<Client::Subscription> sub;
+};
+
+void RunSubscribe(Run& run, std::vector<ClientState>& clients, ThreadStats& stats) {
+  std::vector<SubState> subs(clients.size());
+  size_t done = 0;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    SubState& st = subs[i];
+    Client::SubscriptionCallbacks cb;
+    cb.on_events = [&st, &stats](const std::vector<esd::client::RecordedEvent>& events) {
+      if (st.done) return;  // live events after the catch-up are not counted
+      uint64_t bytes = 0;
+      for (const auto& e : events) {
+        if (e.position != st.next_position) {
+          stats.Error(e.position < st.next_position ? "subscribe-out-of-order" : "subscribe-gap",
+                      "expected position " + std::to_string(st.next_position) + ", got " + std::to_string(e.position));
+        }
+        st.next_position = e.position + 1;
+        bytes += e.data.size();
+      }
+      st.events += events.size();
+      stats.events.fetch_add(events.size(), std::memory_order_relaxed);
+      stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
+      stats.calls.fetch_add(1, std::memory_order_relaxed);
+    };
+    cb.on_caught_up = [&st, &stats, &done](uint64_t position) {
+      if (st.done) return;
+      st.done = true;
+      ++done;
+      stats.last_done = Clock::now();
+      ++stats.clients_caught_up;
+      if (st.events != position || st.next_position != position) {
+        stats.Error("subscribe-count-mismatch", "caught up at position " + std::to_string(position) + " after " +
+                                                    std::to_string(st.events) + " events");
+      }
+    };
+    // Also called when the connection is lost ("connection lost: ...").
+    cb.on_dropped = [&st, &stats, &done](const std::string& reason) {
+      if (st.done) return;  // after its catch-up: no longer measured
+      stats.Error("subscription-dropped", reason);
+      stats.last_done = Clock::now();
+      ++done;
+      st.done = true;
+    };
+    try {
+      st.sub = clients[i].client->Subscribe(esd::client::SubscribeFrom::Position(0), {}, std::move(cb));
+    } catch (const esd::client::Error& e) {
+      stats.Error(KindOf(e), e.what());
+      if (!st.done) ++done;
+      st.done = true;
+    }
+  }
+  Client& loop = *clients.front().client;
+  try {
+    while (done < subs.size() && !run.stop.load()) {
+      loop.RunUntil([&] { return done == subs.size() || run.stop.load(std::memory_order_relaxed); },
+                    std::chrono::seconds(1));
+    }
+  } catch (const esd::client::Error& e) {
+    stats.Error(KindOf(e), e.what());
+  }
+  for (auto& st : subs) {
+    if (!st.done) {
+      stats.Error("not-caught-up", "the duration ended before the subscription caught up");
+      stats.last_done = Clock::now();
+    }
+  }
+  run.finished.fetch_add(1);
+  for (auto& st : subs) st.sub.reset();  // cancels
+}
+
+}  // namespace
+
+void RunWorker(Run& run, int first_client, int client_count, ThreadStats& stats) {
+  const Options& o = *run.options;
+  std::vector<ClientState> clients(static_cast<size_t>(client_count));
+  bool ok = true;
+  try {
+    for (int i = 0; i < client_count; ++i) {
+      ClientState& c = clients[static_cast<size_t>(i)];
+      c.client = Connect(o);
+      const int n = o.streams_per_client > 0 ? o.streams_per_client : o.inflight;
+      for (int s = 0; s < n; ++s) {
+        c.streams.push_back("bench-" + run.run_id + "-c" + std::to_string(first_client + i) + "-s" + std::to_string(s));
+      }
+    }
+  } catch (const esd::client::Error& e) {
+    ok = false;
+    run.connect_failed = true;
+    std::lock_guard lock(run.mu);
+    if (run.connect_error.empty()) run.connect_error = e.what();
+  }
+  run.connected.count_down();
+  run.go.wait();
+  if (!ok || run.connect_failed.load()) {
+    run.finished.fetch_add(1);
+    return;
+  }
+  switch (o.workload) {
+    case Workload::kAppend: RunAppend(run, clients, stats); break;
+    case Workload::kReadAll: RunReadAll(run, clients, stats); break;
+    case Workload::kSubscribe: RunSubscribe(run, clients, stats); return;  // counted itself
+  }
+  run.finished.fetch_add(1);
+}
+
+bool Prefill(const Options& options, const std::string& run_id, uint64_t total, bool tty, std::string* error) {
+  constexpr uint32_t kBatch = 1000;
+  constexpr int kInflight = 16;
+  std::unique_ptr<Client> client;
+  try {
+    client = Connect(options);
+  } catch (const esd::client::Error& e) {
+    *error = e.what();
+    return false;
+  }
+  uint64_t issued = 0, written = 0;
+  int active = 0;
+  std::string failure;
+  std::vector<std::vector<NewEvent>> batches(kInflight, MakeEvents(kBatch, options.event_size));
+  std::vector<NewEvent> tail;
+  std::vector<std::string> streams;
+  for (int k = 0; k < kInflight; ++k) streams.push_back("prefill-" + run_id + "-" + std::to_string(k));
+
+  std::function<kj::Promise<void>(int)> issue = [&](int k) -> kj::Promise<void> {
+    if (issued >= total || !failure.empty()) {
+      --active;
+      return kj::READY_NOW;
+    }
+    const uint64_t n = std::min<uint64_t>(kBatch, total - issued);
+    issued += n;
+    std::vector<NewEvent>* events = &batches[static_cast<size_t>(k)];
+    if (n < kBatch) {
+      tail = MakeEvents(static_cast<uint32_t>(n), options.event_size);
+      events = &tail;
+    }
+    for (auto& e : *events) e.id = esd::client::NewEventId();
+    return kj::evalNow([&] { return client->AppendAsync(streams[static_cast<size_t>(k)], Expected::Any(), *events); })
+        .then(
+            [&, k, n](AppendResult r) -> kj::Promise<void> {
+              if (!r.ok()) {
+                ThreadStats scratch;
+                CountAppendError(r, scratch);
+                failure = "append " + scratch.errors.begin()->first + ": " + r.reason;
+              } else {
+                written += n;
+              }
+              return issue(k);
+            },
+            [&](kj::Exception&& e) -> kj::Promise<void> {
+              failure = e.getDescription().cStr();
+              --active;
+              return kj::READY_NOW;
+            });
+  };
+  struct Handler : kj::TaskSet::ErrorHandler {
+    std::string* failure;
+    void taskFailed(kj::Exception&& e) override { *failure = e.getDescription().cStr(); }
+  } handler;
+  handler.failure = &failure;
+  const auto start = Clock::now();
+  auto last_print = start;
+  {
+    kj::TaskSet tasks(handler);
+    for (int k = 0; k < kInflight; ++k) {
+      ++active;
+      tasks.add(issue(k));
+    }
+    while (active > 0) {
+      client->RunFor(std::chrono::milliseconds(100));
+      const auto now = Clock::now();
+      const double secs = std::chrono::duration<double>(now - start).count();
+      if (active == 0 || now - last_print >= std::chrono::seconds(tty ? 1 : 5)) {
+        last_print = now;
+        std::fprintf(stderr, "%sprefill: %llu / %llu events (%.0f%%), %.1f s, %.0f events/s%s", tty ? "\r" : "",
+                     static_cast<unsigned long long>(written), static_cast<unsigned long long>(total),
+                     total ? 100.0 * static_cast<double>(written) / static_cast<double>(total) : 100.0, secs,
+                     secs > 0 ? static_cast<double>(written) / secs : 0.0, tty ? "\033[K" : "\n");
+      }
+    }
+  }
+  if (tty) std::fputc('\n', stderr);
+  if (!failure.empty()) {
+    *error = failure;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace esbench
