@@ -58,6 +58,10 @@ struct ServerContext {
   ServerCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions;  // KJ thread only
+  // Set at a graceful stop: new appends and subscriptions are refused (unavailable) while
+  // the appends already in flight finish. KJ thread only.
+  bool stopping = false;
+  uint64_t appends_in_flight = 0;
 };
 
 // Stream prefix AND event type; empty parts match everything.

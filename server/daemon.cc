@@ -197,6 +197,7 @@ int RunDaemon(const Config& config) {
                  signo == SIGINT ? "SIGINT" : "SIGTERM");
     accepting = kj::READY_NOW;  // cancels the accept loop
     listener = nullptr;
+    ctx.stopping = true;  // new appends and subscriptions are refused from here
     // Subscribers learn why their subscription ends (Subscriber.dropped) before the
     // connections close.
     auto& timer = io.provider->getTimer();
@@ -207,18 +208,16 @@ int RunDaemon(const Config& config) {
       }
       kj::joinPromises(told.releaseAsArray()).exclusiveJoin(timer.afterDelay(2 * kj::SECONDS)).wait(io.waitScope);
     }
-    // Appends already queued finish (the writer keeps going); give their answers time to go
-    // out. Waiting for the durable position to settle is enough: answers follow at once.
+    // The appends in flight finish (the writer keeps going) and are answered; then a short
+    // pause lets the last answers leave the socket buffers.
     const auto deadline = timer.now() + kDrainTimeout;
-    uint64_t last = store->DurablePosition().value;
-    while (timer.now() < deadline) {
-      timer.afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
-      const uint64_t now = store->DurablePosition().value;
-      if (now == last) break;
-      last = now;
+    while (ctx.appends_in_flight > 0 && timer.now() < deadline) {
+      timer.afterDelay(5 * kj::MILLISECONDS).wait(io.waitScope);
     }
+    timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
     http->Stop();  // last thing that needs ctx; from here a second signal kills (nothing is lost)
   }
+  if (config.listen.rfind("unix:", 0) == 0) ::unlink(config.listen.substr(5).c_str());
   store.reset();  // finishes what is queued and syncs
   std::fprintf(stderr, "esd: stopped\n");
   return exit_code;

@@ -84,6 +84,10 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) 
 kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
   auto result = context.getResults().initResult();
+  if (ctx_.stopping) {
+    Reject(result, rpc::RejectCode::UNAVAILABLE, "the server is shutting down; nothing was written, retry once it is back");
+    return kj::READY_NOW;
+  }
   if (role_ < Role::kWriter) {
     ++ctx_.counters.appends_rejected;
     Reject(result, rpc::RejectCode::PERMISSION_DENIED,
@@ -127,7 +131,9 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   ctx_.store.Append(ToString(params.getStream()), expected, std::move(events), [fulfiller](storage::AppendResult r) {
     (*fulfiller)->fulfill(kj::heap<storage::AppendResult>(std::move(r)));
   });
+  ++ctx_.appends_in_flight;
   return paf.promise.then([this, context](Boxed r) mutable {
+    --ctx_.appends_in_flight;
     if (!r->ok() && r->status().code() != Status::Code::kWrongExpectedVersion) ++ctx_.counters.appends_rejected;
     FillAppendResult(context.getResults().getResult(), *r);
   });
@@ -205,6 +211,7 @@ kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
 
 kj::Promise<void> EventStoreService::subscribe(SubscribeContext context) {
   auto params = context.getParams();
+  if (ctx_.stopping) kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the server is shutting down"));
   context.getResults().setSubscription(
       StartSubscription(ctx_, params.getFrom(), ReadFilter(params.getFilter()), params.getSubscriber()));
   return kj::READY_NOW;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
+#include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "client/client.h"
@@ -69,6 +72,53 @@ TEST(EndToEnd, UnixSocketListener) {
   auto c = Client::Connect(socket);
   ASSERT_TRUE(c->Append("u", Expected::NoStream(), {NewEvent::Json("E", "{}")}).ok());
   EXPECT_EQ(c->ReadStream("u", 0, 10)->size(), 1u);
+  c.reset();
+  EXPECT_EQ(esd.Stop(SIGTERM), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "esd.sock")) << "the socket file goes with the daemon";
+}
+
+TEST(EndToEnd, SigtermUnderLoadAnswersOrRefusesEveryAppendAndLosesNone) {
+  storage::testing::TempDir dir;
+  std::mutex mu;
+  std::vector<std::pair<std::string, uint64_t>> acked;  // stream, first version
+  std::atomic<int> acks{0};
+  {
+    EsdProcess esd(dir.path() / "data");
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 4; ++t) {
+      writers.emplace_back([&, t] {
+        auto c = Connect(esd);
+        const std::string stream = "term-" + std::to_string(t);
+        bool refused = false;
+        try {
+          while (true) {
+            auto r = c->Append(stream, Expected::Any(), {NewEvent::Json("E", "{}")});
+            if (r.ok()) {
+              EXPECT_FALSE(refused) << "nothing is acknowledged after the daemon started refusing";
+              std::lock_guard lock(mu);
+              acked.emplace_back(stream, r.first_version);
+              ++acks;
+            } else {
+              EXPECT_EQ(r.reject_code, "unavailable") << r.reason;
+              EXPECT_NE(r.reason.find("shutting down"), std::string::npos) << r.reason;
+              refused = true;
+            }
+          }
+        } catch (const client::Error&) {
+          // the daemon closed the connection: the end of the run for this writer
+        }
+      });
+    }
+    while (acks.load() < 200) std::this_thread::yield();
+    EXPECT_EQ(esd.Stop(SIGTERM), 0) << esd.Output();
+    for (auto& w : writers) w.join();
+  }
+  EsdProcess again(dir.path() / "data");
+  auto c = Connect(again);
+  for (const auto& [stream, version] : acked) {
+    auto events = c->ReadStream(stream, version, 1);
+    ASSERT_TRUE(events.has_value() && events->size() == 1) << stream << "@" << version;
+  }
 }
 
 TEST(EndToEnd, ReadyLineReportsTheStore) {
