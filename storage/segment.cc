@@ -89,11 +89,15 @@ Result<std::unique_ptr<Segment>> Segment::Activate(File spare, const std::filesy
 Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size, const std::atomic<bool>* cancel) {
   auto f = File::Open(path, O_RDWR | O_CREAT | O_TRUNC);
   if (!f.ok()) return f.status();
+  // Synced every few MiB: filling 256 MiB and syncing once queued that much write-back
+  // ahead of the writer's own fdatasync, which then stalled for ~100 ms (esbench p99.9).
   constexpr uint64_t kChunk = 1 << 20;
+  constexpr uint64_t kSyncEvery = 8 << 20;
   Status s;
   for (uint64_t off = 0; off < size && s.ok(); off += kChunk) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) s = Status::Closed("cancelled");
     if (s.ok()) s = f->WriteZeros(off, std::min(kChunk, size - off));
+    if (s.ok() && (off + kChunk) % kSyncEvery == 0) s = f->DataSync();
   }
   if (s.ok()) s = f->DataSync();
   if (!s.ok()) {
