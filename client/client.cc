@@ -46,6 +46,24 @@ RecordedEvent ToEvent(rpc::RecordedEvent::Reader e) {
   return out;
 }
 
+std::string_view View(capnp::Text::Reader t) { return std::string_view(t.cStr(), t.size()); }
+std::string_view View(capnp::Data::Reader d) { return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size()); }
+
+RecordedEventView ToView(rpc::RecordedEvent::Reader e) {
+  RecordedEventView v;
+  v.stream = View(e.getStream());
+  v.version = e.getVersion();
+  v.position = e.getPosition();
+  auto id = e.getId();
+  if (id.size() == v.id.size()) std::memcpy(v.id.data(), id.begin(), id.size());
+  v.type = View(e.getType());
+  v.content_type = View(e.getContentType());
+  v.timestamp_micros = e.getTimestampMicros();
+  v.metadata = View(e.getMetadata());
+  v.data = View(e.getData());
+  return v;
+}
+
 std::vector<RecordedEvent> ToEvents(capnp::List<rpc::RecordedEvent>::Reader list) {
   std::vector<RecordedEvent> out;
   out.reserve(list.size());
@@ -128,7 +146,14 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
   explicit SubscriberImpl(std::shared_ptr<SubscriptionState> state) : state_(std::move(state)) {}
   kj::Promise<void> events(EventsContext context) override {
     // Returning only after the callback is what makes a slow consumer slow down the pushes.
-    if (state_->callbacks.on_events) state_->callbacks.on_events(ToEvents(context.getParams().getEvents()));
+    auto list = context.getParams().getEvents();
+    if (state_->callbacks.on_event_views) {
+      views_.clear();
+      for (auto e : list) views_.push_back(ToView(e));
+      state_->callbacks.on_event_views(views_);
+    } else if (state_->callbacks.on_events) {
+      state_->callbacks.on_events(ToEvents(list));
+    }
     return kj::READY_NOW;
   }
   kj::Promise<void> caughtUp(CaughtUpContext context) override {
@@ -143,6 +168,7 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
 
  private:
   std::shared_ptr<SubscriptionState> state_;
+  std::vector<RecordedEventView> views_;  // reused from batch to batch
 };
 
 class SubscriptionHandle final : public Client::Subscription {
@@ -332,7 +358,11 @@ std::unique_ptr<Client> Client::Connect(const std::string& address, const std::s
 std::unique_ptr<Client::Subscription> Client::Subscribe(
     const SubscribeFrom& from, const Filter& filter, std::function<void(const std::vector<RecordedEvent>&)> on_events,
     std::function<void(uint64_t)> on_caught_up, std::function<void(const std::string&)> on_dropped) {
-  return Subscribe(from, filter, SubscriptionCallbacks{std::move(on_events), std::move(on_caught_up), std::move(on_dropped)});
+  SubscriptionCallbacks callbacks;
+  callbacks.on_events = std::move(on_events);
+  callbacks.on_caught_up = std::move(on_caught_up);
+  callbacks.on_dropped = std::move(on_dropped);
+  return Subscribe(from, filter, std::move(callbacks));
 }
 
 std::string Client::Role() {
@@ -347,7 +377,10 @@ std::string Client::Role() {
 
 kj::Promise<AppendResult> Client::AppendAsync(const std::string& stream, Expected expected,
                                               const std::vector<NewEvent>& events) {
-  auto req = impl_->store.appendRequest();
+  // Sized so the request is one segment, which the server reads without segment lookups.
+  uint64_t bytes = stream.size();
+  for (const NewEvent& e : events) bytes += e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
+  auto req = impl_->store.appendRequest(capnp::MessageSize{64 + bytes / 8 + 16 * events.size(), 0});
   req.setStream(stream);
   auto ev = req.initExpected();
   switch (expected.kind) {

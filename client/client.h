@@ -84,6 +84,20 @@ struct AppendResult {
   bool ok() const { return outcome == Outcome::kOk; }
 };
 
+// An event as a view into the received message: valid only during the callback that gets
+// it. For consumers that look at events without keeping them (no copy, no allocation).
+struct RecordedEventView {
+  std::string_view stream;
+  uint64_t version = 0;
+  uint64_t position = 0;
+  EventId id{};
+  std::string_view type;
+  std::string_view content_type;
+  uint64_t timestamp_micros = 0;
+  std::string_view metadata;
+  std::string_view data;
+};
+
 struct StreamInfo {
   uint64_t last_version = 0;
   uint64_t event_count = 0;
@@ -179,6 +193,8 @@ class Client {
   };
   struct SubscriptionCallbacks {
     std::function<void(const std::vector<RecordedEvent>&)> on_events;
+    // Instead of on_events when set: the same batches as views, without copying them.
+    std::function<void(const std::vector<RecordedEventView>&)> on_event_views;
     std::function<void(uint64_t position)> on_caught_up;
     // The subscription ended: the server said why (shutting down, a read error), or the
     // connection was lost ("connection lost: ..."). Called once.

@@ -53,6 +53,10 @@ std::string ToString(capnp::Data::Reader d) { return std::string(reinterpret_cas
 
 }  // namespace
 
+capnp::MessageSize OneSegment(uint64_t bytes, size_t events) {
+  return capnp::MessageSize{64 + bytes / 8 + 24 * events, 0};
+}
+
 bool EventFilter::Matches(const storage::EventView& e) const {
   if (!stream_prefix.empty() && e.stream.substr(0, stream_prefix.size()) != stream_prefix) return false;
   if (types.empty()) return true;
@@ -147,10 +151,9 @@ kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
                                                                           : storage::Direction::kBackward;
   auto events = ctx_.store.ReadStream(ToString(params.getStream()), storage::StreamVersion(params.getFromVersion()),
                                       count, direction);
-  auto result = context.getResults().initResult();
   if (!events.ok()) {
     if (events.status().code() == Status::Code::kNotFound) {
-      result.setNotFound();
+      context.getResults().initResult().setNotFound();
       return kj::READY_NOW;
     }
     KJ_FAIL_ASSERT("reading the stream failed", events.status().ToString());
@@ -160,7 +163,7 @@ kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
   while (n < events->size() && (n == 0 || bytes + WireSize((*events)[n]) <= kMaxReadBytes)) {
     bytes += WireSize((*events)[n++]);
   }
-  auto list = result.initEvents(n);
+  auto list = context.initResults(OneSegment(bytes, n)).initResult().initEvents(n);
   for (size_t i = 0; i < n; ++i) FillRecorded(list[i], (*events)[i]);
   return kj::READY_NOW;
 }
@@ -185,7 +188,7 @@ kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
     });
     if (!scanned.ok()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
   }
-  auto results = context.getResults();
+  auto results = context.initResults(OneSegment(bytes, events.size()));
   auto list = results.initEvents(events.size());
   for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
   next = std::max(next, params.getFromPosition());

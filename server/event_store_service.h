@@ -24,6 +24,9 @@ class EventStoreService final : public rpc::EventStore::Server {
 
 // Conversions shared with the subscription code.
 void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
+// A size hint that makes a message of `events` events of `bytes` (WireSize) one segment: a
+// receiver looks up every blob outside the first segment under a mutex.
+capnp::MessageSize OneSegment(uint64_t bytes, size_t events);
 EventFilter ReadFilter(rpc::Filter::Reader filter);
 
 }  // namespace esd::server
