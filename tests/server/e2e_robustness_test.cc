@@ -35,6 +35,19 @@ void ExpectStillServing(const EsdProcess& esd) {
   EXPECT_TRUE(r.ok()) << r.reason;
 }
 
+// A Cap'n Proto connection without esd::client, logged in, with the EventStore.
+struct RawClient {
+  explicit RawClient(const EsdProcess& esd)
+      : io(kj::setupAsyncIo()),
+        stream(io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope)->connect().wait(io.waitScope)),
+        rpc(*stream),
+        store(rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest().send().getSession().eventStoreRequest().send().getStore()) {}
+  kj::AsyncIoContext io;
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyClient rpc;
+  rpc::EventStore::Client store;
+};
+
 int RawConnect(const std::string& address) {
   const auto colon = address.rfind(':');
   sockaddr_in addr{};
@@ -116,13 +129,9 @@ TEST(Robustness, GarbageAndTruncatedMessagesCloseOnlyThatConnection) {
 TEST(Robustness, UnknownEnumValuesAndUnionMembersAreBrokenRequests) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
-  // A raw RPC client, to send what the typed client cannot.
-  auto io = kj::setupAsyncIo();
-  auto addr = io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope);
-  auto stream = addr->connect().wait(io.waitScope);
-  capnp::TwoPartyClient rpc(*stream);
-  auto login = rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest();
-  auto store = login.send().getSession().eventStoreRequest().send().getStore();
+  RawClient raw(esd);  // to send what the typed client cannot
+  auto& io = raw.io;
+  auto& store = raw.store;
   auto read = store.readStreamRequest();
   read.setStream("s");
   read.setCount(10);
@@ -144,13 +153,9 @@ TEST(Robustness, AClientThatDisconnectsMidCallLeavesTheDaemonServing) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
   {
-    auto io = kj::setupAsyncIo();
-    auto addr = io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope);
-    auto stream = addr->connect().wait(io.waitScope);
-    capnp::TwoPartyClient rpc(*stream);
-    auto store = rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest().send().getSession()
-                     .eventStoreRequest().send().getStore();
-    auto append = store.appendRequest();
+    RawClient raw(esd);
+    auto& io = raw.io;
+    auto append = raw.store.appendRequest();
     append.setStream("gone");
     auto events = append.initEvents(100);
     for (uint i = 0; i < 100; ++i) {

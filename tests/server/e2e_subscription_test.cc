@@ -194,15 +194,32 @@ TEST(Subscriptions, LargeEventsArriveInMessagesTheClientAccepts) {
   EXPECT_FALSE(sub->dropped().has_value());
 }
 
+// A caught-up subscription whose end (on_dropped) is recorded in `reason`.
+struct Watched {
+  std::unique_ptr<Client> client;
+  std::unique_ptr<Client::Subscription> sub;
+  std::string reason;
+};
+
+std::unique_ptr<Watched> WatchUntilCaughtUp(const EsdProcess& esd) {
+  auto w = std::make_unique<Watched>();
+  w->client = Connect(esd);
+  bool caught_up = false;
+  Watched* raw = w.get();
+  w->sub = w->client->Subscribe(SubscribeFrom::Start(), {}, [](const std::vector<RecordedEvent>&) {},
+                                [&caught_up](uint64_t) { caught_up = true; },
+                                [raw](const std::string& r) { raw->reason = r; });
+  EXPECT_TRUE(w->client->RunUntil([&] { return caught_up; }, 30s));
+  return w;
+}
+
 TEST(Subscriptions, SubscribersAreToldWhenTheServerShutsDown) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
-  auto c = Connect(esd);
-  std::string reason;
-  bool caught_up = false;
-  auto sub = c->Subscribe(SubscribeFrom::Start(), {}, [](const std::vector<RecordedEvent>&) {},
-                          [&](uint64_t) { caught_up = true; }, [&](const std::string& r) { reason = r; });
-  ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 30s));
+  auto w = WatchUntilCaughtUp(esd);
+  auto& c = w->client;
+  auto& sub = w->sub;
+  std::string& reason = w->reason;
   std::thread stopper([&] { EXPECT_EQ(esd.Stop(SIGTERM), 0); });
   EXPECT_TRUE(c->RunUntil([&] { return !reason.empty(); }, 30s));
   stopper.join();
@@ -213,12 +230,9 @@ TEST(Subscriptions, SubscribersAreToldWhenTheServerShutsDown) {
 TEST(Subscriptions, ALostConnectionEndsTheSubscriptionWithAReason) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
-  auto c = Connect(esd);
-  std::string reason;
-  bool caught_up = false;
-  auto sub = c->Subscribe(SubscribeFrom::Start(), {}, [](const std::vector<RecordedEvent>&) {},
-                          [&](uint64_t) { caught_up = true; }, [&](const std::string& r) { reason = r; });
-  ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 30s));
+  auto w = WatchUntilCaughtUp(esd);
+  auto& c = w->client;
+  std::string& reason = w->reason;
   esd.Kill();
   EXPECT_TRUE(c->RunUntil([&] { return !reason.empty(); }, 30s));
   EXPECT_EQ(reason.rfind("connection lost", 0), 0u) << reason;
