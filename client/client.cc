@@ -133,10 +133,14 @@ struct SubscriptionState {
   Client::SubscriptionCallbacks callbacks;
   bool caught_up = false;
   std::optional<std::string> dropped;
+  // Set when the handle is dropped: no callback runs after that. The callbacks themselves
+  // live on until the subscriber object goes, since the handle may be dropped from inside
+  // one of them.
+  bool cancelled = false;
 };
 
 void Drop(SubscriptionState& state, const std::string& reason) {
-  if (state.dropped) return;  // once
+  if (state.dropped || state.cancelled) return;  // once, and never after a cancel
   state.dropped = reason;
   if (state.callbacks.on_dropped) state.callbacks.on_dropped(reason);
 }
@@ -147,7 +151,9 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
   kj::Promise<void> events(EventsContext context) override {
     // Returning only after the callback is what makes a slow consumer slow down the pushes.
     auto list = context.getParams().getEvents();
-    if (state_->callbacks.on_event_views) {
+    if (state_->cancelled) {
+      // A batch that was on its way when the handle was dropped.
+    } else if (state_->callbacks.on_event_views) {
       views_.clear();
       for (auto e : list) views_.push_back(ToView(e));
       state_->callbacks.on_event_views(views_);
@@ -158,7 +164,9 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
   }
   kj::Promise<void> caughtUp(CaughtUpContext context) override {
     state_->caught_up = true;
-    if (state_->callbacks.on_caught_up) state_->callbacks.on_caught_up(context.getParams().getPosition());
+    if (!state_->cancelled && state_->callbacks.on_caught_up) {
+      state_->callbacks.on_caught_up(context.getParams().getPosition());
+    }
     return kj::READY_NOW;
   }
   kj::Promise<void> dropped(DroppedContext context) override {
@@ -176,8 +184,9 @@ class SubscriptionHandle final : public Client::Subscription {
   SubscriptionHandle(rpc::Subscription::Client cap, std::shared_ptr<SubscriptionState> state)
       : cap_(std::make_unique<rpc::Subscription::Client>(kj::mv(cap))), state_(std::move(state)) {}
   // No callback runs after this: they may refer to what the caller is destroying. Batches
-  // already on the way are dropped unseen.
-  ~SubscriptionHandle() override { state_->callbacks = {}; }
+  // already on the way are dropped unseen. (The handle may be dropped from inside a
+  // callback, so the callbacks are not destroyed here.)
+  ~SubscriptionHandle() override { state_->cancelled = true; }
   bool caught_up() const override { return state_->caught_up; }
   std::optional<std::string> dropped() const override { return state_->dropped; }
 

@@ -73,13 +73,19 @@ EventFilter ReadFilter(rpc::Filter::Reader filter) {
   return f;
 }
 
+// Views into a segment are not NUL-terminated, which capnp::Text::Reader requires: copy
+// into a Text::Builder of the right size instead (capnp adds the NUL).
+void CopyText(capnp::Text::Builder to, std::string_view from) {
+  if (!from.empty()) std::memcpy(to.begin(), from.data(), from.size());
+}
+
 void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) {
-  out.setStream(capnp::Text::Reader(e.stream.data(), e.stream.size()));
+  CopyText(out.initStream(e.stream.size()), e.stream);
   out.setVersion(e.version.value);
   out.setPosition(e.position.value);
   out.setId(capnp::Data::Reader(e.id.bytes.data(), e.id.bytes.size()));
-  out.setType(capnp::Text::Reader(e.type.data(), e.type.size()));
-  out.setContentType(capnp::Text::Reader(e.content_type.data(), e.content_type.size()));
+  CopyText(out.initType(e.type.size()), e.type);
+  CopyText(out.initContentType(e.content_type.size()), e.content_type);
   out.setTimestampMicros(e.timestamp);
   out.setMetadata(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.metadata.data()), e.metadata.size()));
   out.setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.data.data()), e.data.size()));
