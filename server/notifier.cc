@@ -1,5 +1,7 @@
 #include "server/notifier.h"
 
+#include <kj/debug.h>
+
 namespace esd::server {
 
 DurableNotifier::DurableNotifier(storage::Store& store) : store_(store) {
@@ -11,10 +13,10 @@ DurableNotifier::~DurableNotifier() {
 }
 
 void DurableNotifier::OnDurable() {
-  auto locked = armed_.lockExclusive();
-  if (*locked) {
-    (*locked)->fulfill();
-    *locked = nullptr;
+  std::lock_guard lock(armed_mu_);
+  if (armed_) {
+    armed_->fulfill();
+    armed_ = nullptr;
   }
 }
 
@@ -22,7 +24,10 @@ kj::Promise<void> DurableNotifier::WaitBeyond(uint64_t position) {
   if (store_.DurablePosition().value > position) return kj::READY_NOW;
   if (next_ == nullptr) {
     auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
-    *armed_.lockExclusive() = kj::mv(paf.fulfiller);
+    {
+      std::lock_guard lock(armed_mu_);
+      armed_ = kj::mv(paf.fulfiller);
+    }
     next_ = paf.promise.fork();
     ++generation_;
     // The writer may have moved between the check above and arming: look again so that
