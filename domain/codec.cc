@@ -1,0 +1,134 @@
+#include "domain/codec.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <cstring>
+
+#include "protocol/orders.capnp.h"
+
+namespace esd::domain {
+
+namespace {
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
+std::string Flatten(capnp::MessageBuilder& message) {
+  auto words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+// Bytes in the log sit at any offset; a message reader wants whole, aligned words.
+kj::Array<capnp::word> Aligned(std::string_view bytes) {
+  auto words = kj::heapArray<capnp::word>((bytes.size() + sizeof(capnp::word) - 1) / sizeof(capnp::word));
+  std::memset(words.begin(), 0, words.asBytes().size());
+  if (!bytes.empty()) std::memcpy(words.begin(), bytes.data(), bytes.size());
+  return words;
+}
+
+template <typename Struct, typename F>
+std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
+  std::optional<OrderEvent> out;
+  auto words = Aligned(data);
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(words);
+    out = convert(reader.getRoot<Struct>());
+  })) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace
+
+EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
+  EncodedEvent out;
+  out.type = EventTypeName(event);
+  capnp::MallocMessageBuilder message(64);
+  std::visit(Overloaded{
+                 [&](const OrderCreated& e) {
+                   auto b = message.initRoot<orders::OrderCreated>();
+                   b.setOrderId(e.order_id);
+                   b.setCustomerId(e.customer_id);
+                   b.setCreatedAt(e.created_at);
+                 },
+                 [&](const ItemAdded& e) {
+                   auto b = message.initRoot<orders::ItemAdded>();
+                   b.setSku(e.sku);
+                   b.setQuantity(e.quantity);
+                   b.setUnitPriceCents(e.unit_price_cents);
+                 },
+                 [&](const ItemRemoved& e) {
+                   auto b = message.initRoot<orders::ItemRemoved>();
+                   b.setSku(e.sku);
+                   b.setQuantity(e.quantity);
+                 },
+                 [&](const OrderPlaced& e) {
+                   auto b = message.initRoot<orders::OrderPlaced>();
+                   b.setTotalCents(e.total_cents);
+                   b.setItemCount(e.item_count);
+                 },
+                 [&](const OrderCancelled& e) { message.initRoot<orders::OrderCancelled>().setReason(e.reason); },
+             },
+             event);
+  out.data = Flatten(message);
+  capnp::MallocMessageBuilder meta(32);
+  auto m = meta.initRoot<orders::EventMetadata>();
+  m.setCommandId(context.command_id);
+  m.setCorrelationId(context.correlation_id);
+  m.setCausedBy(context.caused_by);
+  out.metadata = Flatten(meta);
+  return out;
+}
+
+std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view data) {
+  if (type == "OrderCreated") {
+    return Read<orders::OrderCreated>(data, [](orders::OrderCreated::Reader r) -> OrderEvent {
+      return OrderCreated{Str(r.getOrderId()), Str(r.getCustomerId()), r.getCreatedAt()};
+    });
+  }
+  if (type == "ItemAdded") {
+    return Read<orders::ItemAdded>(data, [](orders::ItemAdded::Reader r) -> OrderEvent {
+      return ItemAdded{Str(r.getSku()), r.getQuantity(), r.getUnitPriceCents()};
+    });
+  }
+  if (type == "ItemRemoved") {
+    return Read<orders::ItemRemoved>(data, [](orders::ItemRemoved::Reader r) -> OrderEvent {
+      return ItemRemoved{Str(r.getSku()), r.getQuantity()};
+    });
+  }
+  if (type == "OrderPlaced") {
+    return Read<orders::OrderPlaced>(data, [](orders::OrderPlaced::Reader r) -> OrderEvent {
+      return OrderPlaced{r.getTotalCents(), r.getItemCount()};
+    });
+  }
+  if (type == "OrderCancelled") {
+    return Read<orders::OrderCancelled>(data, [](orders::OrderCancelled::Reader r) -> OrderEvent {
+      return OrderCancelled{Str(r.getReason())};
+    });
+  }
+  return std::nullopt;
+}
+
+CommandContext DecodeMetadata(std::string_view metadata) {
+  CommandContext c;
+  if (metadata.empty()) return c;
+  auto words = Aligned(metadata);
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(words);
+    auto m = reader.getRoot<orders::EventMetadata>();
+    c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy())};
+  })) {
+    return CommandContext{};
+  }
+  return c;
+}
+
+}  // namespace esd::domain

@@ -1,0 +1,28 @@
+// Order events to and from the bytes stored in the log: the data is the event's Cap'n
+// Proto struct (protocol/orders.capnp) as one flat message, the metadata an EventMetadata.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "domain/order.h"
+
+namespace esd::domain {
+
+inline constexpr std::string_view kOrderContentType = "application/x-capnp; schema=orders";
+
+struct EncodedEvent {
+  std::string type;  // the struct's name
+  std::string data;
+  std::string metadata;
+};
+
+EncodedEvent Encode(const OrderEvent& event, const CommandContext& context);
+
+// nullopt when `type` is not an order event or the bytes do not decode.
+std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view data);
+// Empty fields when the bytes do not decode (metadata is informative, never trusted).
+CommandContext DecodeMetadata(std::string_view metadata);
+
+}  // namespace esd::domain

@@ -1,0 +1,153 @@
+// The Order aggregate: its events, its commands, the state the events fold into, and the
+// decision of a command into events or a named rejection. Pure functions: no I/O, no
+// clock (the caller passes `now`), so every rule is tested without a store.
+//
+// Rules, each with the name a caller sees when it rejects a command:
+//   order-already-exists      CreateOrder on an order that exists
+//   order-not-found           any other command on an order that does not exist
+//   order-not-open            AddItem, RemoveItem or PlaceOrder on a placed or cancelled order
+//   quantity-out-of-range     a quantity outside 1..10,000 (also a line over 10,000 in all)
+//   price-out-of-range        a unit price below 0 or above 10^11 cents
+//   price-mismatch            AddItem of a SKU already in the order at another price
+//   item-not-in-order         RemoveItem of a SKU the order does not hold
+//   remove-more-than-present  RemoveItem of more units than the line holds
+//   order-empty               PlaceOrder of an order without lines
+//   order-already-cancelled   CancelOrder of a cancelled order
+//   invalid-argument          an empty order id, customer id or SKU
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace esd::domain {
+
+inline constexpr uint32_t kMaxQuantity = 10'000;
+inline constexpr int64_t kMaxUnitPriceCents = 100'000'000'000;  // keeps totals far from overflow
+
+// ---- events ----
+struct OrderCreated {
+  std::string order_id;
+  std::string customer_id;
+  uint64_t created_at = 0;  // micros
+  bool operator==(const OrderCreated&) const = default;
+};
+struct ItemAdded {
+  std::string sku;
+  uint32_t quantity = 0;
+  int64_t unit_price_cents = 0;
+  bool operator==(const ItemAdded&) const = default;
+};
+struct ItemRemoved {
+  std::string sku;
+  uint32_t quantity = 0;
+  bool operator==(const ItemRemoved&) const = default;
+};
+struct OrderPlaced {
+  int64_t total_cents = 0;
+  uint32_t item_count = 0;
+  bool operator==(const OrderPlaced&) const = default;
+};
+struct OrderCancelled {
+  std::string reason;
+  bool operator==(const OrderCancelled&) const = default;
+};
+using OrderEvent = std::variant<OrderCreated, ItemAdded, ItemRemoved, OrderPlaced, OrderCancelled>;
+const char* EventTypeName(const OrderEvent& e);  // "OrderCreated", ...
+
+// Who asked, and in which flow; stored as each event's metadata.
+struct CommandContext {
+  std::string command_id;      // unique per command; a retry carries the same id
+  std::string correlation_id;
+  std::string caused_by;
+  bool operator==(const CommandContext&) const = default;
+};
+
+// An event as read back from its stream.
+struct RecordedOrderEvent {
+  OrderEvent event;
+  CommandContext context;
+  uint64_t version = 0;
+  uint64_t position = 0;
+  uint64_t timestamp = 0;  // commit time, micros
+};
+
+// ---- commands ----
+struct CreateOrder {
+  std::string order_id;
+  std::string customer_id;
+};
+struct AddItem {
+  std::string order_id;
+  std::string sku;
+  uint32_t quantity = 0;
+  int64_t unit_price_cents = 0;
+};
+struct RemoveItem {
+  std::string order_id;
+  std::string sku;
+  std::optional<uint32_t> quantity;  // nullopt: the whole line
+};
+struct PlaceOrder {
+  std::string order_id;
+};
+struct CancelOrder {
+  std::string order_id;
+  std::string reason;
+};
+using OrderCommand = std::variant<CreateOrder, AddItem, RemoveItem, PlaceOrder, CancelOrder>;
+const std::string& CommandOrderId(const OrderCommand& c);
+
+// ---- state ----
+enum class OrderStatus : uint8_t { kNone, kOpen, kPlaced, kCancelled };
+const char* StatusName(OrderStatus s);  // "none", "open", "placed", "cancelled"
+
+struct OrderLine {
+  std::string sku;
+  uint32_t quantity = 0;
+  int64_t unit_price_cents = 0;
+  bool operator==(const OrderLine&) const = default;
+};
+
+struct AppliedCommand {
+  std::string command_id;
+  uint64_t first_version = 0, last_version = 0, last_position = 0;
+  bool operator==(const AppliedCommand&) const = default;
+};
+
+struct OrderState {
+  std::string order_id;
+  std::string customer_id;
+  OrderStatus status = OrderStatus::kNone;
+  std::vector<OrderLine> lines;  // in the order their SKUs were first added
+  int64_t total_cents = 0;
+  std::optional<uint64_t> version;  // of the last event folded in; nullopt: no event
+  uint64_t last_position = 0;
+  uint64_t created_at = 0, placed_at = 0, cancelled_at = 0;
+  std::string cancel_reason;
+  // The last kRecentCommands commands, so a retried command is answered with its original
+  // result instead of being decided again.
+  std::vector<AppliedCommand> recent_commands;
+  static constexpr size_t kRecentCommands = 32;
+
+  uint32_t ItemCount() const;
+  const AppliedCommand* FindCommand(const std::string& command_id) const;
+  bool operator==(const OrderState&) const = default;
+};
+
+// Folds one recorded event into `state`. Events must come in version order.
+void Apply(OrderState& state, const RecordedOrderEvent& e);
+
+struct Rejection {
+  std::string rule;     // one of the names above
+  std::string message;  // for people
+};
+
+// The events `command` produces on `state`, or the rule it breaks. `now` stamps
+// OrderCreated.created_at.
+std::variant<std::vector<OrderEvent>, Rejection> Decide(const OrderState& state, const OrderCommand& command,
+                                                        uint64_t now);
+
+}  // namespace esd::domain

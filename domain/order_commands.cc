@@ -1,0 +1,123 @@
+#include "domain/order_commands.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "domain/codec.h"
+
+namespace esd::domain {
+
+namespace {
+
+uint64_t NowMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+std::string OrderStream(const std::string& order_id) { return "order-" + order_id; }
+
+storage::EventId CommandEventId(const std::string& command_id, uint32_t index) {
+  const XXH128_hash_t h = XXH3_128bits_withSeed(command_id.data(), command_id.size(), index);
+  storage::EventId id;
+  std::memcpy(id.bytes.data(), &h.low64, 8);
+  std::memcpy(id.bytes.data() + 8, &h.high64, 8);
+  id.bytes[6] = static_cast<uint8_t>((id.bytes[6] & 0x0f) | 0x80);  // UUID version 8: derived
+  id.bytes[8] = static_cast<uint8_t>((id.bytes[8] & 0x3f) | 0x80);
+  return id;
+}
+
+storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, LoadStats* stats) const {
+  LoadStats local;
+  LoadStats& st = stats != nullptr ? *stats : local;
+  st = LoadStats{};
+  OrderState state;
+  const std::string stream = OrderStream(order_id);
+  uint64_t next = 0;
+  if (auto snap = snapshots_.Load(stream)) {
+    // A snapshot ahead of the stream (a store restored from an older copy) is not used.
+    auto info = store_.GetStreamInfo(stream);
+    if (info && info->last_version.value >= *snap->version) {
+      st.snapshot_version = snap->version;
+      next = *snap->version + 1;
+      state = std::move(*snap);
+    }
+  }
+  while (true) {
+    auto page = store_.ReadStream(stream, storage::StreamVersion(next), 1000);
+    if (!page.ok()) {
+      if (page.status().code() == storage::Status::Code::kNotFound) return state;
+      return page.status();
+    }
+    if (page->empty()) return state;
+    for (const storage::EventView& e : *page) {
+      auto event = DecodeEvent(e.type, e.data);
+      if (!event) {
+        return storage::Status::Corruption("stream '" + stream + "' version " + std::to_string(e.version.value) +
+                                           " (position " + std::to_string(e.position.value) + "): '" +
+                                           std::string(e.type) + "' is not an order event that decodes");
+      }
+      Apply(state, {std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
+      ++st.events_read;
+    }
+    next = page->back().version.value + 1;
+  }
+}
+
+void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
+                                  const CommandContext& context, const storage::AppendOk& appended) const {
+  const uint64_t every = options_.snapshot_every;
+  const uint64_t before = state.version ? *state.version + 1 : 0;  // events before the command
+  if (every == 0 || appended.already_written || (appended.last_version.value + 1) / every == before / every) return;
+  for (uint64_t i = 0; i < events.size(); ++i) {
+    Apply(state, {events[i], context, appended.first_version.value + i, appended.first_position.value + i,
+                  appended.timestamp});
+  }
+  // A snapshot is only a shortcut: if it cannot be written, loading reads more events.
+  (void)snapshots_.Save(stream, state);
+}
+
+OrderCommands::Outcome OrderCommands::Execute(const OrderCommand& command, const CommandContext& context) {
+  const std::string& order_id = CommandOrderId(command);
+  if (order_id.empty()) return Rejection{"invalid-argument", "the order id must not be empty"};
+  const std::string stream = OrderStream(order_id);
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    auto loaded = Load(order_id);
+    if (!loaded.ok()) return loaded.status();
+    const OrderState& state = *loaded;
+    if (const AppliedCommand* done = state.FindCommand(context.command_id)) {
+      return Accepted{done->first_version, done->last_version, done->last_position, true};
+    }
+    auto decision = Decide(state, command, NowMicros());
+    if (auto* rejection = std::get_if<Rejection>(&decision)) return *rejection;
+    const auto& events = std::get<std::vector<OrderEvent>>(decision);
+    std::vector<storage::EventData> data;
+    data.reserve(events.size());
+    for (uint32_t i = 0; i < events.size(); ++i) {
+      EncodedEvent enc = Encode(events[i], context);
+      storage::EventData d;
+      d.id = context.command_id.empty() ? storage::EventId::Random() : CommandEventId(context.command_id, i);
+      d.type = std::move(enc.type);
+      d.content_type = std::string(kOrderContentType);
+      d.metadata = std::move(enc.metadata);
+      d.data = std::move(enc.data);
+      data.push_back(std::move(d));
+    }
+    const auto expected = state.version ? storage::ExpectedVersion::Exact(storage::StreamVersion(*state.version))
+                                        : storage::ExpectedVersion::NoStream();
+    auto r = store_.AppendSync(stream, expected, std::move(data));
+    if (r.ok()) {
+      MaybeSnapshot(stream, state, events, context, *r);
+      return Accepted{r->first_version.value, r->last_version.value, r->last_position.value, r->already_written};
+    }
+    if (r.status().code() != storage::Status::Code::kWrongExpectedVersion) return r.status();
+    // Someone appended in between: decide again on the new state.
+  }
+  return Conflict{options_.max_attempts};
+}
+
+}  // namespace esd::domain

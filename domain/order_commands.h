@@ -1,0 +1,69 @@
+// Runs Order commands against the store: load the order (fold its stream), decide, append
+// the events with the loaded version as the expected version; on a conflict (someone else
+// appended in between) reload and decide again, a bounded number of times.
+//
+// Idempotency: a command's id becomes its events' ids (CommandEventId), and the state
+// remembers its last commands; a retried command is answered with its original result and
+// writes nothing. A retry older than OrderState::kRecentCommands commands is refused by the
+// store (the ids exist with another expected version) rather than applied twice.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "domain/order.h"
+#include "domain/snapshots.h"
+#include "storage/store.h"
+
+namespace esd::domain {
+
+std::string OrderStream(const std::string& order_id);  // "order-<id>"
+
+// 16 bytes from (command id, index of the event in the command), the same every time.
+storage::EventId CommandEventId(const std::string& command_id, uint32_t index);
+
+class OrderCommands {
+ public:
+  struct Options {
+    int max_attempts = 5;         // decisions per command before giving up on conflicts
+    uint64_t snapshot_every = 50; // a snapshot each time an order crosses a multiple of this
+                                  // many events (0: never)
+  };
+
+  // `store` must outlive this. Execute blocks on the store (AppendSync): call it from a
+  // thread that may block, never from an append callback.
+  explicit OrderCommands(storage::Store& store) : OrderCommands(store, Options{}) {}
+  OrderCommands(storage::Store& store, Options options)
+      : store_(store), options_(options), snapshots_(store.directory()) {}
+
+  struct LoadStats {
+    std::optional<uint64_t> snapshot_version;  // the snapshot it started from
+    uint64_t events_read = 0;                  // events folded on top of it
+  };
+  // The order: its latest snapshot plus the events after it. kCorruption if the stream
+  // holds something that is not an order event (named by position).
+  storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
+
+  struct Accepted {
+    uint64_t first_version = 0, last_version = 0;
+    uint64_t position = 0;         // of the last event: a query may wait for it
+    bool already_applied = false;  // a retry: nothing new was written
+  };
+  struct Conflict {
+    int attempts = 0;  // the order kept changing under the command
+  };
+  using Outcome = std::variant<Accepted, Rejection, Conflict, storage::Status>;
+
+  Outcome Execute(const OrderCommand& command, const CommandContext& context);
+
+ private:
+  void MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
+                     const CommandContext& context, const storage::AppendOk& appended) const;
+
+  storage::Store& store_;
+  const Options options_;
+  OrderSnapshots snapshots_;
+};
+
+}  // namespace esd::domain
