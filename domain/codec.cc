@@ -35,6 +35,9 @@ kj::Array<capnp::word> Aligned(std::string_view bytes) {
 
 template <typename Struct, typename F>
 std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
+  // Encode writes whole words: anything else was cut short, and zero padding would decode
+  // it into a different event.
+  if (data.size() % sizeof(capnp::word) != 0) return std::nullopt;
   std::optional<OrderEvent> out;
   auto words = Aligned(data);
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
@@ -119,7 +122,7 @@ std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view da
 
 CommandContext DecodeMetadata(std::string_view metadata) {
   CommandContext c;
-  if (metadata.empty()) return c;
+  if (metadata.empty() || metadata.size() % sizeof(capnp::word) != 0) return c;
   auto words = Aligned(metadata);
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
     capnp::FlatArrayMessageReader reader(words);

@@ -87,12 +87,16 @@ void Apply(OrderState& s, const RecordedOrderEvent& r) {
                    s.created_at = e.created_at;
                  },
                  [&](const ItemAdded& e) {
-                   if (OrderLine* line = FindLine(s.lines, e.sku)) {
+                   // A line keeps its first price (Decide allows no other), so the total
+                   // always equals the sum over lines, even for an event from another writer.
+                   OrderLine* line = FindLine(s.lines, e.sku);
+                   if (line != nullptr) {
                      line->quantity += e.quantity;
                    } else {
                      s.lines.push_back({e.sku, e.quantity, e.unit_price_cents});
+                     line = &s.lines.back();
                    }
-                   s.total_cents += static_cast<int64_t>(e.quantity) * e.unit_price_cents;
+                   s.total_cents += static_cast<int64_t>(e.quantity) * line->unit_price_cents;
                  },
                  [&](const ItemRemoved& e) {
                    OrderLine* line = FindLine(s.lines, e.sku);
