@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "domain/codec.h"
+#include "domain/order_history.h"
 
 namespace esd::domain {
 
@@ -47,25 +48,12 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
       state = std::move(*snap);
     }
   }
-  while (true) {
-    auto page = store_.ReadStream(stream, storage::StreamVersion(next), 1000);
-    if (!page.ok()) {
-      if (page.status().code() == storage::Status::Code::kNotFound) return state;
-      return page.status();
-    }
-    if (page->empty()) return state;
-    for (const storage::EventView& e : *page) {
-      auto event = DecodeEvent(e.type, e.data);
-      if (!event) {
-        return storage::Status::Corruption("stream '" + stream + "' version " + std::to_string(e.version.value) +
-                                           " (position " + std::to_string(e.position.value) + "): '" +
-                                           std::string(e.type) + "' is not an order event that decodes");
-      }
-      Apply(state, {std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
-      ++st.events_read;
-    }
-    next = page->back().version.value + 1;
-  }
+  storage::Status s = ForEachOrderEvent(store_, order_id, next, UINT64_MAX, [&](RecordedOrderEvent&& e) {
+    Apply(state, e);
+    ++st.events_read;
+  });
+  if (!s.ok()) return s;
+  return state;
 }
 
 void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,

@@ -1,0 +1,70 @@
+#include "domain/order_history.h"
+
+#include "domain/codec.h"
+#include "domain/order_commands.h"
+
+namespace esd::domain {
+
+storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
+                                  uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit) {
+  const std::string stream = OrderStream(order_id);
+  uint64_t next = from;
+  while (next <= to) {
+    auto page = store.ReadStream(stream, storage::StreamVersion(next), 1000);
+    if (!page.ok()) {
+      return page.status().code() == storage::Status::Code::kNotFound ? storage::Status::Ok() : page.status();
+    }
+    if (page->empty()) return storage::Status::Ok();
+    for (const storage::EventView& e : *page) {
+      if (e.version.value > to) return storage::Status::Ok();
+      auto event = DecodeEvent(e.type, e.data);
+      if (!event) {
+        return storage::Status::Corruption("stream '" + stream + "' version " + std::to_string(e.version.value) +
+                                           " (position " + std::to_string(e.position.value) + "): '" +
+                                           std::string(e.type) + "' is not an order event that decodes");
+      }
+      visit({std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
+    }
+    next = page->back().version.value + 1;
+  }
+  return storage::Status::Ok();
+}
+
+storage::Result<std::vector<RecordedOrderEvent>> OrderHistory::Events(const std::string& order_id) const {
+  std::vector<RecordedOrderEvent> out;
+  storage::Status s = ForEachOrderEvent(store_, order_id, 0, UINT64_MAX, [&](RecordedOrderEvent&& e) {
+    out.push_back(std::move(e));
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+storage::Result<OrderState> OrderHistory::AsOfVersion(const std::string& order_id, uint64_t version) const {
+  OrderState state;
+  storage::Status s = ForEachOrderEvent(store_, order_id, 0, version, [&](RecordedOrderEvent&& e) { Apply(state, e); });
+  if (!s.ok()) return s;
+  return state;
+}
+
+storage::Result<OrderState> OrderHistory::AsOfTime(const std::string& order_id, uint64_t micros) const {
+  const std::string stream = OrderStream(order_id);
+  auto info = store_.GetStreamInfo(stream);
+  if (!info) return OrderState{};
+  // The first version committed after `micros`: timestamps never decrease along a stream.
+  uint64_t lo = 0, hi = info->last_version.value + 1;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    auto e = store_.ReadStream(stream, storage::StreamVersion(mid), 1);
+    if (!e.ok()) return e.status();
+    if (e->empty()) return storage::Status::Corruption("stream '" + stream + "' lacks version " + std::to_string(mid));
+    if ((*e)[0].timestamp <= micros) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo == 0) return OrderState{};  // nothing yet at that time
+  return AsOfVersion(order_id, lo - 1);
+}
+
+}  // namespace esd::domain
