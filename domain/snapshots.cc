@@ -34,21 +34,7 @@ static_assert(sizeof(Header) == kHeaderSize);
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
-}  // namespace
-
-OrderSnapshots::OrderSnapshots(const std::filesystem::path& data_dir) : dir_(data_dir / "snapshots" / "orders") {}
-
-std::filesystem::path OrderSnapshots::PathOf(const std::string& stream) const {
-  char name[32];
-  std::snprintf(name, sizeof(name), "%016llx.snap",
-                static_cast<unsigned long long>(XXH3_64bits(stream.data(), stream.size())));
-  return dir_ / name;
-}
-
-storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState& s) const {
-  if (!s.version) return storage::Status::InvalidArgument("an order without events has no snapshot");
-  capnp::MallocMessageBuilder message;
-  auto b = message.initRoot<orders::OrderSnapshot>();
+void Fill(orders::OrderSnapshot::Builder b, const OrderState& s) {
   b.setOrderId(s.order_id);
   b.setCustomerId(s.customer_id);
   b.setStatus(static_cast<orders::OrderSnapshot::Status>(s.status));
@@ -59,7 +45,7 @@ storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState
     lines[i].setUnitPriceCents(s.lines[i].unit_price_cents);
   }
   b.setTotalCents(s.total_cents);
-  b.setVersion(*s.version);
+  b.setVersion(s.version.value_or(0));
   b.setLastPosition(s.last_position);
   b.setCreatedAt(s.created_at);
   b.setPlacedAt(s.placed_at);
@@ -73,22 +59,75 @@ storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState
     cmds[i].setLastVersion(c.last_version);
     cmds[i].setLastPosition(c.last_position);
   }
-  auto body = capnp::messageToFlatArray(message);
-  auto bytes = body.asBytes();
-  Header h{kMagic, kSnapshotFormatVersion, kHeaderSize, *s.version, bytes.size(),
-           XXH3_64bits(bytes.begin(), bytes.size()), 0};
-  h.header_checksum = XXH3_64bits(&h, offsetof(Header, header_checksum));
-  std::vector<uint8_t> file(kHeaderSize + bytes.size());
-  std::memcpy(file.data(), &h, kHeaderSize);
-  std::memcpy(file.data() + kHeaderSize, bytes.begin(), bytes.size());
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  if (ec) return storage::Status::IOError("create " + dir_.string() + ": " + ec.message());
-  return storage::WriteFileAtomically(PathOf(stream), file);
 }
 
-std::optional<OrderState> OrderSnapshots::Load(const std::string& stream) const {
-  std::ifstream f(PathOf(stream), std::ios::binary);
+std::optional<OrderState> Read(orders::OrderSnapshot::Reader r) {
+  OrderState s;
+  s.order_id = Str(r.getOrderId());
+  s.customer_id = Str(r.getCustomerId());
+  const auto status = static_cast<uint16_t>(r.getStatus());
+  if (status > static_cast<uint16_t>(OrderStatus::kCancelled)) return std::nullopt;
+  s.status = static_cast<OrderStatus>(status);
+  for (auto l : r.getLines()) s.lines.push_back({Str(l.getSku()), l.getQuantity(), l.getUnitPriceCents()});
+  s.total_cents = r.getTotalCents();
+  s.version = r.getVersion();
+  s.last_position = r.getLastPosition();
+  s.created_at = r.getCreatedAt();
+  s.placed_at = r.getPlacedAt();
+  s.cancelled_at = r.getCancelledAt();
+  s.cancel_reason = Str(r.getCancelReason());
+  for (auto c : r.getRecentCommands()) {
+    s.recent_commands.push_back({Str(c.getCommandId()), c.getFirstVersion(), c.getLastVersion(), c.getLastPosition()});
+  }
+  return s;
+}
+
+std::string Flatten(capnp::MessageBuilder& message) {
+  auto words = capnp::messageToFlatArray(message);
+  return std::string(reinterpret_cast<const char*>(words.asBytes().begin()), words.asBytes().size());
+}
+
+// Runs `read` over `body` as a message; false when it does not decode.
+template <typename F>
+bool ReadMessage(const std::string& body, F&& read) {
+  if (body.size() % sizeof(capnp::word) != 0) return false;
+  auto words = kj::heapArray<capnp::word>(body.size() / sizeof(capnp::word));
+  if (!body.empty()) std::memcpy(words.begin(), body.data(), body.size());
+  bool ok = false;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(words);
+    ok = read(reader);
+  })) {
+    return false;
+  }
+  return ok;
+}
+
+}  // namespace
+
+OrderSnapshots::OrderSnapshots(const std::filesystem::path& data_dir) : dir_(data_dir / "snapshots" / "orders") {}
+
+std::filesystem::path OrderSnapshots::PathOf(const std::string& stream) const {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%016llx.snap",
+                static_cast<unsigned long long>(XXH3_64bits(stream.data(), stream.size())));
+  return dir_ / name;
+}
+
+storage::Status WriteSnapshotFile(const std::filesystem::path& path, uint64_t version, const std::string& body) {
+  Header h{kMagic, kSnapshotFormatVersion, kHeaderSize, version, body.size(), XXH3_64bits(body.data(), body.size()), 0};
+  h.header_checksum = XXH3_64bits(&h, offsetof(Header, header_checksum));
+  std::vector<uint8_t> file(kHeaderSize + body.size());
+  std::memcpy(file.data(), &h, kHeaderSize);
+  if (!body.empty()) std::memcpy(file.data() + kHeaderSize, body.data(), body.size());
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) return storage::Status::IOError("create " + path.parent_path().string() + ": " + ec.message());
+  return storage::WriteFileAtomically(path, file);
+}
+
+std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
   if (!f) return std::nullopt;
   const std::string file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (file.size() < kHeaderSize) return std::nullopt;
@@ -100,33 +139,50 @@ std::optional<OrderState> OrderSnapshots::Load(const std::string& stream) const 
       h.body_checksum != XXH3_64bits(file.data() + kHeaderSize, h.body_size)) {
     return std::nullopt;
   }
-  auto words = kj::heapArray<capnp::word>(h.body_size / sizeof(capnp::word));
-  std::memcpy(words.begin(), file.data() + kHeaderSize, h.body_size);
-  std::optional<OrderState> out;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
-    auto r = reader.getRoot<orders::OrderSnapshot>();
-    OrderState s;
-    s.order_id = Str(r.getOrderId());
-    s.customer_id = Str(r.getCustomerId());
-    const auto status = static_cast<uint16_t>(r.getStatus());
-    if (status > static_cast<uint16_t>(OrderStatus::kCancelled)) return;
-    s.status = static_cast<OrderStatus>(status);
-    for (auto l : r.getLines()) s.lines.push_back({Str(l.getSku()), l.getQuantity(), l.getUnitPriceCents()});
-    s.total_cents = r.getTotalCents();
-    s.version = r.getVersion();
-    s.last_position = r.getLastPosition();
-    s.created_at = r.getCreatedAt();
-    s.placed_at = r.getPlacedAt();
-    s.cancelled_at = r.getCancelledAt();
-    s.cancel_reason = Str(r.getCancelReason());
-    for (auto c : r.getRecentCommands()) {
-      s.recent_commands.push_back({Str(c.getCommandId()), c.getFirstVersion(), c.getLastVersion(), c.getLastPosition()});
+  return SnapshotFile{h.stream_version, file.substr(kHeaderSize)};
+}
+
+std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderState*>& states) {
+  capnp::MallocMessageBuilder message;
+  auto b = message.initRoot<orders::ProjectionSnapshot>();
+  b.setCheckpoint(checkpoint);
+  auto list = b.initOrders(states.size());
+  for (size_t i = 0; i < states.size(); ++i) Fill(list[i], *states[i]);
+  return Flatten(message);
+}
+
+std::optional<ProjectionState> DecodeProjection(const std::string& bytes) {
+  ProjectionState out;
+  const bool ok = ReadMessage(bytes, [&](capnp::MessageReader& reader) {
+    auto r = reader.getRoot<orders::ProjectionSnapshot>();
+    out.checkpoint = r.getCheckpoint();
+    for (auto o : r.getOrders()) {
+      auto s = Read(o);
+      if (!s) return false;
+      out.orders.push_back(std::move(*s));
     }
-    if (s.version == h.stream_version && OrderStream(s.order_id) == stream) out = std::move(s);
-  })) {
-    return std::nullopt;
-  }
+    return true;
+  });
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState& s) const {
+  if (!s.version) return storage::Status::InvalidArgument("an order without events has no snapshot");
+  capnp::MallocMessageBuilder message;
+  Fill(message.initRoot<orders::OrderSnapshot>(), s);
+  return WriteSnapshotFile(PathOf(stream), *s.version, Flatten(message));
+}
+
+std::optional<OrderState> OrderSnapshots::Load(const std::string& stream) const {
+  auto file = ReadSnapshotFile(PathOf(stream));
+  if (!file) return std::nullopt;
+  std::optional<OrderState> out;
+  ReadMessage(file->body, [&](capnp::MessageReader& reader) {
+    out = Read(reader.getRoot<orders::OrderSnapshot>());
+    return out.has_value();
+  });
+  if (!out || out->version != file->version || OrderStream(out->order_id) != stream) return std::nullopt;
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "domain/order.h"
 #include "storage/status.h"
@@ -23,6 +24,24 @@
 namespace esd::domain {
 
 inline constexpr uint32_t kSnapshotFormatVersion = 1;
+
+// The file format above, for any body: written atomically, read back only when both
+// checksums hold and the format version is this one.
+storage::Status WriteSnapshotFile(const std::filesystem::path& path, uint64_t version, const std::string& body);
+struct SnapshotFile {
+  uint64_t version = 0;
+  std::string body;  // whole 8-byte words
+};
+std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path);
+
+// A projection's orders and checkpoint to and from bytes (a ProjectionSnapshot message,
+// whole words); nullopt when the bytes do not decode.
+struct ProjectionState {
+  uint64_t checkpoint = 0;
+  std::vector<OrderState> orders;
+};
+std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderState*>& orders);
+std::optional<ProjectionState> DecodeProjection(const std::string& bytes);
 
 class OrderSnapshots {
  public:

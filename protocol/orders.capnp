@@ -74,3 +74,10 @@ struct OrderSnapshot {
     lastPosition @3 :UInt64;
   }
 }
+
+# A projection's snapshot: every order it knows, and the $all position it has applied up
+# to (exclusive). A restart loads it and catches up from `checkpoint`.
+struct ProjectionSnapshot {
+  checkpoint @0 :UInt64;
+  orders @1 :List(OrderSnapshot);
+}
