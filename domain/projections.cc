@@ -1,0 +1,119 @@
+#include "domain/projections.h"
+
+#include <charconv>
+
+#include "domain/codec.h"
+#include "domain/snapshots.h"
+
+namespace esd::domain {
+
+namespace {
+
+constexpr std::string_view kOrderPrefix = "order-";
+
+std::string Token(const std::pair<uint64_t, std::string>& key) {
+  return std::to_string(key.first) + ":" + key.second;
+}
+
+std::optional<std::pair<uint64_t, std::string>> ParseToken(const std::string& token) {
+  const auto colon = token.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(token.data(), token.data() + colon, v);
+  if (ec != std::errc() || p != token.data() + colon) return std::nullopt;
+  return std::make_pair(v, token.substr(colon + 1));
+}
+
+}  // namespace
+
+void OrderProjection::Index(const OrderState& order) {
+  by_customer_[order.customer_id].insert({UINT64_MAX - order.created_at, order.order_id});
+}
+
+void OrderProjection::Apply(const storage::EventView& e) {
+  if (e.position.value < checkpoint_) return;
+  checkpoint_ = e.position.value + 1;
+  if (e.stream.substr(0, kOrderPrefix.size()) != kOrderPrefix) return;
+  auto event = DecodeEvent(e.type, e.data);
+  if (!event) {
+    ++skipped_;
+    return;
+  }
+  const std::string order_id(e.stream.substr(kOrderPrefix.size()));
+  OrderState& state = orders_[order_id];
+  const bool created = std::holds_alternative<OrderCreated>(*event);
+  domain::Apply(state, {std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
+  if (created) Index(state);
+}
+
+storage::Result<uint64_t> OrderProjection::CatchUp(const storage::Store& store, uint64_t max_events) {
+  uint64_t read = 0;
+  while (read < max_events) {
+    auto n = store.ReadAll(storage::GlobalPosition(checkpoint_), std::min<uint64_t>(max_events - read, 10'000),
+                           [&](const storage::EventView& e) {
+                             Apply(e);
+                             return true;
+                           });
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    read += *n;
+  }
+  return read;
+}
+
+const OrderState* OrderProjection::Get(const std::string& order_id) const {
+  auto it = orders_.find(order_id);
+  return it == orders_.end() ? nullptr : &it->second;
+}
+
+std::optional<OrderProjection::ListPage> OrderProjection::List(const std::string& customer_id,
+                                                               std::optional<OrderStatus> status, size_t page_size,
+                                                               const std::string& page_token) const {
+  ListPage page;
+  auto c = by_customer_.find(customer_id);
+  if (c == by_customer_.end()) {
+    if (!page_token.empty() && !ParseToken(page_token)) return std::nullopt;
+    return page;
+  }
+  auto it = c->second.begin();
+  if (!page_token.empty()) {
+    auto key = ParseToken(page_token);
+    if (!key) return std::nullopt;
+    it = c->second.upper_bound(*key);
+  }
+  for (; it != c->second.end(); ++it) {
+    const OrderState* order = Get(it->second);
+    if (order == nullptr || (status && order->status != *status)) continue;
+    if (page.orders.size() == page_size) {
+      // The token is the last key returned: the next page starts after it.
+      page.next_page_token = Token({UINT64_MAX - page.orders.back()->created_at, page.orders.back()->order_id});
+      break;
+    }
+    page.orders.push_back(order);
+  }
+  return page;
+}
+
+storage::Status OrderProjection::SaveSnapshot(const std::filesystem::path& path) const {
+  std::vector<const OrderState*> states;
+  states.reserve(orders_.size());
+  for (const auto& [id, state] : orders_) states.push_back(&state);
+  return WriteSnapshotFile(path, checkpoint_, EncodeProjection(checkpoint_, states));
+}
+
+OrderProjection OrderProjection::LoadSnapshot(const std::filesystem::path& path) {
+  OrderProjection p;
+  auto file = ReadSnapshotFile(path);
+  if (!file) return p;
+  auto state = DecodeProjection(file->body);
+  if (!state || state->checkpoint != file->version) return p;
+  for (auto& order : state->orders) {
+    std::string id = order.order_id;
+    p.Index(order);
+    p.orders_.emplace(std::move(id), std::move(order));
+  }
+  p.checkpoint_ = state->checkpoint;
+  return p;
+}
+
+}  // namespace esd::domain

@@ -1,0 +1,69 @@
+// The Order read models: one fold of $all, in position order, that answers GetOrder (an
+// order's state) and ListOrders (a customer's orders, newest first, paged, optionally by
+// status). It remembers how far it got (the checkpoint: the next $all position to apply),
+// saves itself as a snapshot, and a restart loads the snapshot and catches up from there.
+// A rebuild is a fresh projection caught up from position 0, swapped in when done.
+//
+// Not thread-safe: one owner feeds it and answers from it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/order.h"
+#include "storage/store.h"
+
+namespace esd::domain {
+
+class OrderProjection {
+ public:
+  // Folds one event of $all. Events at positions it already has are ignored (so catching
+  // up twice is harmless); events of streams other than "order-..." only move the
+  // checkpoint; an order event that does not decode is counted in skipped_events().
+  void Apply(const storage::EventView& e);
+
+  // Applies every durable event from checkpoint() on (at most `max_events`). Returns how
+  // many events it read.
+  storage::Result<uint64_t> CatchUp(const storage::Store& store, uint64_t max_events = UINT64_MAX);
+
+  uint64_t checkpoint() const { return checkpoint_; }
+  uint64_t skipped_events() const { return skipped_; }
+  size_t order_count() const { return orders_.size(); }
+
+  // GetOrder: nullptr when the projection has no such order (yet).
+  const OrderState* Get(const std::string& order_id) const;
+
+  struct ListPage {
+    std::vector<const OrderState*> orders;
+    std::string next_page_token;  // empty: this was the last page
+  };
+  // ListOrders. `page_token` is "" for the first page, else the previous page's token;
+  // nullopt for a token this projection did not make. Orders created after the first
+  // page was read appear only on a new first page.
+  std::optional<ListPage> List(const std::string& customer_id, std::optional<OrderStatus> status, size_t page_size,
+                               const std::string& page_token) const;
+
+  storage::Status SaveSnapshot(const std::filesystem::path& path) const;
+  // The projection in the snapshot at `path`, or an empty one (checkpoint 0) when there is
+  // none or it cannot be used: catching up then rebuilds it.
+  static OrderProjection LoadSnapshot(const std::filesystem::path& path);
+
+  bool operator==(const OrderProjection& o) const { return checkpoint_ == o.checkpoint_ && orders_ == o.orders_; }
+
+ private:
+  void Index(const OrderState& order);
+
+  std::unordered_map<std::string, OrderState> orders_;
+  // Per customer, sorted newest first: (UINT64_MAX - created_at, order id).
+  std::map<std::string, std::set<std::pair<uint64_t, std::string>>> by_customer_;
+  uint64_t checkpoint_ = 0;
+  uint64_t skipped_ = 0;
+};
+
+}  // namespace esd::domain

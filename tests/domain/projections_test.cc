@@ -1,0 +1,158 @@
+// The Order projections: a rebuild equals the incrementally built state, a restart from a
+// snapshot plus catch-up equals an uninterrupted run, and ListOrders pages every order once.
+#include "domain/projections.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "domain/order_commands.h"
+#include "storage/test_util.h"
+
+namespace esd::domain {
+namespace {
+
+class ProjectionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = storage::Store::Open(dir_.path(), storage::testing::SmallOptions()).value(); }
+
+  // A deterministic mix of commands over `orders` orders of 3 customers; rejections too.
+  void Run(int commands, int orders, uint32_t seed, OrderProjection* incremental = nullptr) {
+    OrderCommands exec(*store_);
+    std::mt19937 rng(seed);
+    for (int i = 0; i < commands; ++i) {
+      const std::string id = "p" + std::to_string(rng() % orders);
+      OrderCommand cmd;
+      switch (rng() % 6) {
+        case 0: cmd = CreateOrder{id, "cust-" + std::to_string(rng() % 3)}; break;
+        case 1:
+        case 2: cmd = AddItem{id, "sku-" + std::to_string(rng() % 4), static_cast<uint32_t>(1 + rng() % 3), 100}; break;
+        case 3: cmd = RemoveItem{id, "sku-" + std::to_string(rng() % 4), 1}; break;
+        case 4: cmd = PlaceOrder{id}; break;
+        default: cmd = CancelOrder{id, "r"}; break;
+      }
+      auto outcome = exec.Execute(cmd, {"c-" + std::to_string(seed) + "-" + std::to_string(i), "", ""});
+      ASSERT_FALSE(std::holds_alternative<storage::Status>(outcome));
+      if (incremental != nullptr) {
+        ASSERT_TRUE(incremental->CatchUp(*store_).ok());
+      }
+      // Other streams share $all: the projection must skip them.
+      if (i % 10 == 0) {
+        storage::EventData other;
+        other.id = storage::EventId::Random();
+        other.type = "Unrelated";
+        ASSERT_TRUE(store_->AppendSync("audit-log", storage::ExpectedVersion::Any(), {other}).ok());
+      }
+    }
+  }
+
+  storage::testing::TempDir dir_;
+  std::unique_ptr<storage::Store> store_;
+};
+
+TEST_F(ProjectionsTest, ARebuildFromZeroEqualsTheIncrementallyBuiltState) {
+  OrderProjection incremental;
+  Run(300, 25, 1, &incremental);
+  OrderProjection rebuilt;
+  ASSERT_TRUE(rebuilt.CatchUp(*store_).ok());
+  EXPECT_EQ(rebuilt.checkpoint(), store_->DurablePosition().value);
+  EXPECT_GT(rebuilt.order_count(), 0u);
+  EXPECT_TRUE(rebuilt == incremental);
+  EXPECT_EQ(rebuilt.skipped_events(), 0u);
+}
+
+TEST_F(ProjectionsTest, RestartFromASnapshotAndCatchUpEqualsAnUninterruptedRun) {
+  OrderProjection uninterrupted;
+  Run(150, 20, 2, &uninterrupted);
+  const auto path = dir_.path() / "snapshots" / "projections" / "orders.snap";
+  ASSERT_TRUE(uninterrupted.SaveSnapshot(path).ok());
+  Run(150, 20, 3, &uninterrupted);  // the daemon was down for these
+  OrderProjection restarted = OrderProjection::LoadSnapshot(path);
+  EXPECT_LT(restarted.checkpoint(), uninterrupted.checkpoint());
+  EXPECT_GT(restarted.checkpoint(), 0u);
+  auto read = restarted.CatchUp(*store_);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, uninterrupted.checkpoint() - OrderProjection::LoadSnapshot(path).checkpoint())
+      << "a restart reads only what came after the checkpoint";
+  EXPECT_TRUE(restarted == uninterrupted);
+}
+
+TEST_F(ProjectionsTest, ADamagedSnapshotMeansARebuildNotAWrongState) {
+  OrderProjection p;
+  Run(60, 10, 4, &p);
+  const auto path = dir_.path() / "proj.snap";
+  ASSERT_TRUE(p.SaveSnapshot(path).ok());
+  storage::testing::FlipByte(path, std::filesystem::file_size(path) - 9);
+  OrderProjection loaded = OrderProjection::LoadSnapshot(path);
+  EXPECT_EQ(loaded.checkpoint(), 0u);
+  EXPECT_EQ(loaded.order_count(), 0u);
+  ASSERT_TRUE(loaded.CatchUp(*store_).ok());
+  EXPECT_TRUE(loaded == p);
+}
+
+TEST_F(ProjectionsTest, GetOrderAgreesWithTheAggregate) {
+  OrderProjection p;
+  Run(200, 15, 5);
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  OrderCommands exec(*store_);
+  for (int i = 0; i < 15; ++i) {
+    const std::string id = "p" + std::to_string(i);
+    auto state = exec.Load(id).value();
+    const OrderState* view = p.Get(id);
+    if (state.status == OrderStatus::kNone) {
+      EXPECT_EQ(view, nullptr) << id;
+    } else {
+      ASSERT_NE(view, nullptr) << id;
+      EXPECT_EQ(*view, state) << id;
+    }
+  }
+}
+
+TEST_F(ProjectionsTest, ListOrdersPagesEveryOrderOnceNewestFirst) {
+  OrderCommands exec(*store_);
+  for (int i = 0; i < 23; ++i) {
+    const std::string id = "l" + std::to_string(i);
+    ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(exec.Execute(CreateOrder{id, "alice"}, {"c" + id, "", ""})));
+    if (i % 3 == 0) {
+      ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(exec.Execute(AddItem{id, "x", 1, 1}, {"a" + id, "", ""})));
+      ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(exec.Execute(PlaceOrder{id}, {"p" + id, "", ""})));
+    }
+  }
+  ASSERT_TRUE(exec.Execute(CreateOrder{"b0", "bob"}, {"cb0", "", ""}).index() == 0);
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+
+  std::vector<const OrderState*> all;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = p.List("alice", std::nullopt, 5, token);
+    ASSERT_TRUE(page.has_value());
+    ASSERT_LE(page->orders.size(), 5u);
+    all.insert(all.end(), page->orders.begin(), page->orders.end());
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty());
+  EXPECT_EQ(pages, 5);
+  ASSERT_EQ(all.size(), 23u);
+  std::set<std::string> ids;
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_TRUE(ids.insert(all[i]->order_id).second) << "listed twice: " << all[i]->order_id;
+    EXPECT_EQ(all[i]->customer_id, "alice");
+    if (i > 0) {
+      EXPECT_GE(all[i - 1]->created_at, all[i]->created_at) << "newest first";
+    }
+  }
+  auto placed = p.List("alice", OrderStatus::kPlaced, 100, "");
+  ASSERT_TRUE(placed.has_value());
+  EXPECT_EQ(placed->orders.size(), 8u);  // i = 0, 3, ..., 21
+  for (const OrderState* o : placed->orders) EXPECT_EQ(o->status, OrderStatus::kPlaced);
+  EXPECT_TRUE(placed->next_page_token.empty());
+  EXPECT_EQ(p.List("bob", std::nullopt, 10, "")->orders.size(), 1u);
+  EXPECT_TRUE(p.List("nobody", std::nullopt, 10, "")->orders.empty());
+  EXPECT_FALSE(p.List("alice", std::nullopt, 10, "not-a-token").has_value());
+}
+
+}  // namespace
+}  // namespace esd::domain
