@@ -69,41 +69,55 @@ void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, c
   (void)snapshots_.Save(stream, state);
 }
 
-OrderCommands::Outcome OrderCommands::Execute(const OrderCommand& command, const CommandContext& context) {
+std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::Status> OrderCommands::Prepare(
+    const OrderCommand& command, const CommandContext& context) const {
   const std::string& order_id = CommandOrderId(command);
   if (order_id.empty()) return Rejection{"invalid-argument", "the order id must not be empty"};
-  const std::string stream = OrderStream(order_id);
+  auto loaded = Load(order_id);
+  if (!loaded.ok()) return loaded.status();
+  if (const AppliedCommand* done = loaded->FindCommand(context.command_id)) {
+    return Accepted{done->first_version, done->last_version, done->last_position, true};
+  }
+  auto decision = Decide(*loaded, command, NowMicros());
+  if (auto* rejection = std::get_if<Rejection>(&decision)) return *rejection;
+  Plan plan;
+  plan.stream = OrderStream(order_id);
+  plan.decided = std::get<std::vector<OrderEvent>>(std::move(decision));
+  plan.context = context;
+  for (uint32_t i = 0; i < plan.decided.size(); ++i) {
+    EncodedEvent enc = Encode(plan.decided[i], context);
+    storage::EventData d;
+    d.id = context.command_id.empty() ? storage::EventId::Random() : CommandEventId(context.command_id, i);
+    d.type = std::move(enc.type);
+    d.content_type = std::string(kOrderContentType);
+    d.metadata = std::move(enc.metadata);
+    d.data = std::move(enc.data);
+    plan.events.push_back(std::move(d));
+  }
+  plan.expected = loaded->version ? storage::ExpectedVersion::Exact(storage::StreamVersion(*loaded->version))
+                                  : storage::ExpectedVersion::NoStream();
+  plan.state = std::move(loaded).value();
+  return plan;
+}
+
+std::optional<OrderCommands::Outcome> OrderCommands::Finish(const Plan& plan, const storage::AppendResult& r) const {
+  if (r.ok()) {
+    MaybeSnapshot(plan.stream, plan.state, plan.decided, plan.context, r.value());
+    return Accepted{r->first_version.value, r->last_version.value, r->last_position.value, r->already_written};
+  }
+  if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;  // decide again
+  return r.status();
+}
+
+OrderCommands::Outcome OrderCommands::Execute(const OrderCommand& command, const CommandContext& context) {
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    auto loaded = Load(order_id);
-    if (!loaded.ok()) return loaded.status();
-    const OrderState& state = *loaded;
-    if (const AppliedCommand* done = state.FindCommand(context.command_id)) {
-      return Accepted{done->first_version, done->last_version, done->last_position, true};
-    }
-    auto decision = Decide(state, command, NowMicros());
-    if (auto* rejection = std::get_if<Rejection>(&decision)) return *rejection;
-    const auto& events = std::get<std::vector<OrderEvent>>(decision);
-    std::vector<storage::EventData> data;
-    data.reserve(events.size());
-    for (uint32_t i = 0; i < events.size(); ++i) {
-      EncodedEvent enc = Encode(events[i], context);
-      storage::EventData d;
-      d.id = context.command_id.empty() ? storage::EventId::Random() : CommandEventId(context.command_id, i);
-      d.type = std::move(enc.type);
-      d.content_type = std::string(kOrderContentType);
-      d.metadata = std::move(enc.metadata);
-      d.data = std::move(enc.data);
-      data.push_back(std::move(d));
-    }
-    const auto expected = state.version ? storage::ExpectedVersion::Exact(storage::StreamVersion(*state.version))
-                                        : storage::ExpectedVersion::NoStream();
-    auto r = store_.AppendSync(stream, expected, std::move(data));
-    if (r.ok()) {
-      MaybeSnapshot(stream, state, events, context, *r);
-      return Accepted{r->first_version.value, r->last_version.value, r->last_position.value, r->already_written};
-    }
-    if (r.status().code() != storage::Status::Code::kWrongExpectedVersion) return r.status();
-    // Someone appended in between: decide again on the new state.
+    auto prepared = Prepare(command, context);
+    if (auto* accepted = std::get_if<Accepted>(&prepared)) return *accepted;
+    if (auto* rejection = std::get_if<Rejection>(&prepared)) return *rejection;
+    if (auto* error = std::get_if<storage::Status>(&prepared)) return *error;
+    Plan& plan = std::get<Plan>(prepared);
+    auto appended = store_.AppendSync(plan.stream, plan.expected, std::move(plan.events));  // Finish needs no events
+    if (auto outcome = Finish(plan, appended)) return *outcome;
   }
   return Conflict{options_.max_attempts};
 }

@@ -57,6 +57,23 @@ class OrderCommands {
 
   Outcome Execute(const OrderCommand& command, const CommandContext& context);
 
+  // Execute in steps, for callers that must not block on the append (the RPC service on
+  // its event loop): Prepare loads and decides; the caller appends `plan.events` to
+  // `plan.stream` with `plan.expected`; Finish judges the append's result. Finish returns
+  // nullopt when the order changed meanwhile: Prepare again (at most max_attempts times).
+  struct Plan {
+    std::string stream;
+    storage::ExpectedVersion expected = storage::ExpectedVersion::Any();
+    std::vector<storage::EventData> events;
+    OrderState state;                  // as loaded
+    std::vector<OrderEvent> decided;   // what `events` encode
+    CommandContext context;
+  };
+  std::variant<Plan, Accepted, Rejection, storage::Status> Prepare(const OrderCommand& command,
+                                                                   const CommandContext& context) const;
+  std::optional<Outcome> Finish(const Plan& plan, const storage::AppendResult& appended) const;
+  int max_attempts() const { return options_.max_attempts; }
+
  private:
   void MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
                      const CommandContext& context, const storage::AppendOk& appended) const;
