@@ -456,6 +456,175 @@ ServerStatus Client::Status() {
 
 kj::WaitScope& Client::wait_scope() { return impl_->io.waitScope; }
 
+namespace {
+
+const char* StatusText(rpc::OrderStatus s) {
+  switch (s) {
+    case rpc::OrderStatus::OPEN: return "open";
+    case rpc::OrderStatus::PLACED: return "placed";
+    case rpc::OrderStatus::CANCELLED: return "cancelled";
+    default: return "none";
+  }
+}
+
+OrderView ToView(rpc::OrderView::Reader r) {
+  OrderView v;
+  v.order_id = Str(r.getOrderId());
+  v.customer_id = Str(r.getCustomerId());
+  v.status = StatusText(r.getStatus());
+  for (auto l : r.getLines()) v.lines.push_back({Str(l.getSku()), l.getQuantity(), l.getUnitPriceCents()});
+  v.total_cents = r.getTotalCents();
+  v.version = r.getVersion();
+  v.last_position = r.getLastPosition();
+  v.created_at_micros = r.getCreatedAtMicros();
+  v.placed_at_micros = r.getPlacedAtMicros();
+  v.cancelled_at_micros = r.getCancelledAtMicros();
+  v.cancel_reason = Str(r.getCancelReason());
+  return v;
+}
+
+CommandOutcome ToOutcome(rpc::CommandResult::Reader r) {
+  CommandOutcome o;
+  switch (r.which()) {
+    case rpc::CommandResult::OK:
+      o.version = r.getOk().getVersion();
+      o.position = r.getOk().getPosition();
+      o.already_applied = r.getOk().getAlreadyApplied();
+      break;
+    case rpc::CommandResult::REJECTED:
+      o.kind = CommandOutcome::Kind::kRejected;
+      o.rule = Str(r.getRejected().getRule());
+      o.message = Str(r.getRejected().getMessage());
+      break;
+    case rpc::CommandResult::CONFLICT:
+      o.kind = CommandOutcome::Kind::kConflict;
+      o.message = "the order kept changing; the command was retried and gave up";
+      break;
+    default:
+      o.kind = CommandOutcome::Kind::kFailed;
+      o.code = r.isFailed() ? RejectName(r.getFailed().getCode()) : "unknown";
+      o.message = r.isFailed() ? Str(r.getFailed().getReason()) : "an outcome this client does not know";
+  }
+  return o;
+}
+
+template <typename Request>
+void SetMeta(Request& req, const std::string& command_id, const std::string& correlation_id) {
+  auto meta = req.initMeta();
+  meta.setCommandId(command_id.empty() ? FormatEventId(NewEventId()) : command_id);
+  meta.setCorrelationId(correlation_id);
+}
+
+OrderQuery ToQuery(rpc::OrderResult::Reader r) {
+  OrderQuery q;
+  if (r.isFound()) q.order = ToView(r.getFound());
+  q.timed_out = r.isTimeout();
+  return q;
+}
+
+}  // namespace
+
+CommandOutcome Client::CreateOrder(const std::string& order_id, const std::string& customer_id,
+                                   const std::string& command_id, const std::string& correlation_id) {
+  auto req = impl_->session.ordersRequest().send().getOrders().createOrderRequest();
+  SetMeta(req, command_id, correlation_id);
+  req.setOrderId(order_id);
+  req.setCustomerId(customer_id);
+  return ToOutcome(impl_->Wait(req.send()).getResult());
+}
+
+CommandOutcome Client::AddItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
+                               int64_t unit_price_cents, const std::string& command_id) {
+  auto req = impl_->session.ordersRequest().send().getOrders().addItemRequest();
+  SetMeta(req, command_id, "");
+  req.setOrderId(order_id);
+  req.setSku(sku);
+  req.setQuantity(quantity);
+  req.setUnitPriceCents(unit_price_cents);
+  return ToOutcome(impl_->Wait(req.send()).getResult());
+}
+
+CommandOutcome Client::RemoveItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
+                                  const std::string& command_id) {
+  auto req = impl_->session.ordersRequest().send().getOrders().removeItemRequest();
+  SetMeta(req, command_id, "");
+  req.setOrderId(order_id);
+  req.setSku(sku);
+  req.setQuantity(quantity);
+  return ToOutcome(impl_->Wait(req.send()).getResult());
+}
+
+CommandOutcome Client::PlaceOrder(const std::string& order_id, const std::string& command_id) {
+  auto req = impl_->session.ordersRequest().send().getOrders().placeOrderRequest();
+  SetMeta(req, command_id, "");
+  req.setOrderId(order_id);
+  return ToOutcome(impl_->Wait(req.send()).getResult());
+}
+
+CommandOutcome Client::CancelOrder(const std::string& order_id, const std::string& reason,
+                                   const std::string& command_id) {
+  auto req = impl_->session.ordersRequest().send().getOrders().cancelOrderRequest();
+  SetMeta(req, command_id, "");
+  req.setOrderId(order_id);
+  req.setReason(reason);
+  return ToOutcome(impl_->Wait(req.send()).getResult());
+}
+
+OrderQuery Client::GetOrder(const std::string& order_id, uint64_t min_position) {
+  auto req = impl_->session.ordersRequest().send().getOrders().getOrderRequest();
+  req.setOrderId(order_id);
+  req.initAsOf().setLatest();
+  req.setMinPosition(min_position);
+  return ToQuery(impl_->Wait(req.send()).getResult());
+}
+
+OrderQuery Client::GetOrderAtVersion(const std::string& order_id, uint64_t version) {
+  auto req = impl_->session.ordersRequest().send().getOrders().getOrderRequest();
+  req.setOrderId(order_id);
+  req.initAsOf().setVersion(version);
+  return ToQuery(impl_->Wait(req.send()).getResult());
+}
+
+OrderQuery Client::GetOrderAtTime(const std::string& order_id, uint64_t time_micros) {
+  auto req = impl_->session.ordersRequest().send().getOrders().getOrderRequest();
+  req.setOrderId(order_id);
+  req.initAsOf().setTimeMicros(time_micros);
+  return ToQuery(impl_->Wait(req.send()).getResult());
+}
+
+OrderPage Client::ListOrders(const std::string& customer_id, const std::string& status, uint32_t page_size,
+                             const std::string& page_token, uint64_t min_position) {
+  auto req = impl_->session.ordersRequest().send().getOrders().listOrdersRequest();
+  req.setCustomerId(customer_id);
+  rpc::OrderStatus s = rpc::OrderStatus::NONE;
+  if (status == "open") s = rpc::OrderStatus::OPEN;
+  else if (status == "placed") s = rpc::OrderStatus::PLACED;
+  else if (status == "cancelled") s = rpc::OrderStatus::CANCELLED;
+  else if (!status.empty()) throw Error(Error::Kind::kRemote, "unknown order status '" + status + "'");
+  req.setStatus(s);
+  req.setPageSize(page_size);
+  req.setPageToken(page_token);
+  req.setMinPosition(min_position);
+  auto resp = impl_->Wait(req.send());
+  OrderPage page;
+  for (auto o : resp.getOrders()) page.orders.push_back(ToView(o));
+  page.next_page_token = Str(resp.getNextPageToken());
+  page.timed_out = resp.getTimeout();
+  return page;
+}
+
+std::vector<HistoryEntry> Client::History(const std::string& order_id) {
+  auto req = impl_->session.ordersRequest().send().getOrders().historyRequest();
+  req.setOrderId(order_id);
+  auto resp = impl_->Wait(req.send());
+  std::vector<HistoryEntry> out;
+  for (auto e : resp.getEvents()) {
+    out.push_back({e.getVersion(), e.getPosition(), e.getTimestampMicros(), Str(e.getType()), Str(e.getJson()),
+                   Str(e.getCommandId()), Str(e.getCorrelationId()), Str(e.getCausedBy())});
+  }
+  return out;
+}
+
 std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& from, const Filter& filter,
                                                         SubscriptionCallbacks callbacks) {
   auto state = std::make_shared<SubscriptionState>();

@@ -142,6 +142,53 @@ struct ServerStatus {
   uint64_t uptime_seconds = 0;
 };
 
+// ---- the Order service ----
+struct CommandOutcome {
+  enum class Kind { kOk, kRejected, kConflict, kFailed };
+  Kind kind = Kind::kOk;
+  uint64_t version = 0;    // kOk: the order's version after the command
+  uint64_t position = 0;   // kOk: pass as min_position to read your own write
+  bool already_applied = false;
+  std::string rule;        // kRejected: the business rule, e.g. "order-not-open"
+  std::string message;     // kRejected / kFailed: for people
+  std::string code;        // kFailed: "permission-denied", "unavailable", ...
+  bool ok() const { return kind == Kind::kOk; }
+};
+
+struct OrderLineView {
+  std::string sku;
+  uint32_t quantity = 0;
+  int64_t unit_price_cents = 0;
+};
+
+struct OrderView {
+  std::string order_id;
+  std::string customer_id;
+  std::string status;  // "open", "placed" or "cancelled"
+  std::vector<OrderLineView> lines;
+  int64_t total_cents = 0;
+  uint64_t version = 0;
+  uint64_t last_position = 0;
+  uint64_t created_at_micros = 0, placed_at_micros = 0, cancelled_at_micros = 0;
+  std::string cancel_reason;
+};
+
+struct OrderQuery {
+  std::optional<OrderView> order;  // nullopt: no such order (at that point)
+  bool timed_out = false;          // the projection had not reached min_position in time
+};
+
+struct OrderPage {
+  std::vector<OrderView> orders;
+  std::string next_page_token;  // empty: the last page
+  bool timed_out = false;
+};
+
+struct HistoryEntry {
+  uint64_t version = 0, position = 0, timestamp_micros = 0;
+  std::string type, json, command_id, correlation_id, caused_by;
+};
+
 struct ConnectOptions {
   std::string address = "127.0.0.1:7400";  // HOST:PORT or unix:PATH
   std::string token;
@@ -179,6 +226,25 @@ class Client {
   ReadAllResult ReadAll(uint64_t from, uint32_t count, const Filter& filter = {});
   std::optional<StreamInfo> GetStreamInfo(const std::string& stream);
   ServerStatus Status();  // needs the admin role
+
+  // The Order service. `command_id` makes a command idempotent: a retry with the same id
+  // returns the original outcome. An empty id gets a random one (no retry protection).
+  CommandOutcome CreateOrder(const std::string& order_id, const std::string& customer_id,
+                             const std::string& command_id = "", const std::string& correlation_id = "");
+  CommandOutcome AddItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
+                         int64_t unit_price_cents, const std::string& command_id = "");
+  CommandOutcome RemoveItem(const std::string& order_id, const std::string& sku, uint32_t quantity /* 0: all */,
+                            const std::string& command_id = "");
+  CommandOutcome PlaceOrder(const std::string& order_id, const std::string& command_id = "");
+  CommandOutcome CancelOrder(const std::string& order_id, const std::string& reason, const std::string& command_id = "");
+  // The latest state (after min_position, from the projection), or as of a version or time.
+  OrderQuery GetOrder(const std::string& order_id, uint64_t min_position = 0);
+  OrderQuery GetOrderAtVersion(const std::string& order_id, uint64_t version);
+  OrderQuery GetOrderAtTime(const std::string& order_id, uint64_t time_micros);
+  // status "" lists every status.
+  OrderPage ListOrders(const std::string& customer_id, const std::string& status, uint32_t page_size,
+                       const std::string& page_token = "", uint64_t min_position = 0);
+  std::vector<HistoryEntry> History(const std::string& order_id);
 
   // For load generators: the append as a promise on this client's loop.
   kj::Promise<AppendResult> AppendAsync(const std::string& stream, Expected expected,

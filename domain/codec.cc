@@ -1,5 +1,6 @@
 #include "domain/codec.h"
 
+#include <capnp/compat/json.h>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
@@ -132,6 +133,27 @@ CommandContext DecodeMetadata(std::string_view metadata) {
     return CommandContext{};
   }
   return c;
+}
+
+std::optional<std::string> EventToJson(std::string_view type, std::string_view data) {
+  if (data.size() % sizeof(capnp::word) != 0) return std::nullopt;
+  auto words = Aligned(data);
+  std::optional<std::string> out;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(words);
+    capnp::JsonCodec codec;
+    kj::String json;
+    if (type == "OrderCreated") json = codec.encode(reader.getRoot<orders::OrderCreated>());
+    else if (type == "ItemAdded") json = codec.encode(reader.getRoot<orders::ItemAdded>());
+    else if (type == "ItemRemoved") json = codec.encode(reader.getRoot<orders::ItemRemoved>());
+    else if (type == "OrderPlaced") json = codec.encode(reader.getRoot<orders::OrderPlaced>());
+    else if (type == "OrderCancelled") json = codec.encode(reader.getRoot<orders::OrderCancelled>());
+    else return;
+    out = std::string(json.cStr());
+  })) {
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace esd::domain

@@ -25,4 +25,7 @@ std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view da
 // Empty fields when the bytes do not decode (metadata is informative, never trusted).
 CommandContext DecodeMetadata(std::string_view metadata);
 
+// The event's fields as JSON, through capnp's JSON codec; nullopt when it does not decode.
+std::optional<std::string> EventToJson(std::string_view type, std::string_view data);
+
 }  // namespace esd::domain

@@ -30,6 +30,9 @@ interface Session {
 
   admin @2 () -> (admin :Admin);
   # Administration; fails with "permission denied" below the admin role.
+
+  orders @3 () -> (orders :OrderService);
+  # The Order service. A reader's commands fail with `permissionDenied`; queries work.
 }
 
 struct ExpectedVersion {
@@ -194,4 +197,113 @@ struct ServerStatus {
 
 interface Admin {
   status @0 () -> (status :ServerStatus);
+}
+
+# ---- The Order service -----------------------------------------------------------------
+# Commands decide against the order's current state and append its events to the stream
+# "order-<id>"; queries answer from projections of $all (getOrder, listOrders) or from the
+# stream itself (time travel, history).
+
+struct CommandMeta {
+  commandId @0 :Text;       # unique per command; a retry with the same id is answered with
+                            # the original result and writes nothing
+  correlationId @1 :Text;   # the business flow the command belongs to
+}
+
+struct CommandResult {
+  union {
+    ok :group {
+      version @0 :UInt64;          # the order's version after the command
+      position @1 :UInt64;         # $all position of its last event: pass it as minPosition
+                                   # to read your own write
+      alreadyApplied @2 :Bool;     # a retry: nothing new was written
+    }
+    rejected :group {
+      rule @3 :Text;               # the business rule that refused it, e.g. "order-not-open"
+      message @4 :Text;
+    }
+    conflict @5 :Void;             # the order kept changing: retried, then gave up
+    failed :group {
+      code @6 :RejectCode;         # permissionDenied, unavailable, outOfSpace ...
+      reason @7 :Text;
+    }
+  }
+}
+
+enum OrderStatus {
+  none @0;
+  open @1;
+  placed @2;
+  cancelled @3;
+}
+
+struct OrderLine {
+  sku @0 :Text;
+  quantity @1 :UInt32;
+  unitPriceCents @2 :Int64;
+}
+
+struct OrderView {
+  orderId @0 :Text;
+  customerId @1 :Text;
+  status @2 :OrderStatus;
+  lines @3 :List(OrderLine);
+  totalCents @4 :Int64;
+  version @5 :UInt64;
+  lastPosition @6 :UInt64;
+  createdAtMicros @7 :UInt64;
+  placedAtMicros @8 :UInt64;     # 0 unless placed
+  cancelledAtMicros @9 :UInt64;  # 0 unless cancelled
+  cancelReason @10 :Text;
+}
+
+struct AsOf {
+  union {
+    latest @0 :Void;
+    version @1 :UInt64;          # the order after this version of its stream
+    timeMicros @2 :UInt64;       # the order with every event committed at or before this time
+  }
+}
+
+struct OrderResult {
+  union {
+    found @0 :OrderView;
+    notFound @1 :Void;
+    timeout @2 :Void;            # the projection had not reached minPosition in time
+  }
+}
+
+struct HistoryEvent {
+  version @0 :UInt64;
+  position @1 :UInt64;
+  timestampMicros @2 :UInt64;
+  type @3 :Text;
+  json @4 :Text;                 # the event's fields as JSON
+  commandId @5 :Text;
+  correlationId @6 :Text;
+  causedBy @7 :Text;
+}
+
+interface OrderService {
+  createOrder @0 (meta :CommandMeta, orderId :Text, customerId :Text) -> (result :CommandResult);
+  addItem @1 (meta :CommandMeta, orderId :Text, sku :Text, quantity :UInt32, unitPriceCents :Int64)
+      -> (result :CommandResult);
+  removeItem @2 (meta :CommandMeta, orderId :Text, sku :Text, quantity :UInt32)
+      -> (result :CommandResult);
+  # quantity 0 removes the whole line.
+  placeOrder @3 (meta :CommandMeta, orderId :Text) -> (result :CommandResult);
+  cancelOrder @4 (meta :CommandMeta, orderId :Text, reason :Text) -> (result :CommandResult);
+
+  getOrder @5 (orderId :Text, asOf :AsOf, minPosition :UInt64) -> (result :OrderResult);
+  # latest: from the GetOrder projection, once it has applied every position below
+  # minPosition (waits up to 5 s, then `timeout`). version / time: from the stream.
+
+  listOrders @6 (customerId :Text, status :OrderStatus, pageSize :UInt32, pageToken :Text,
+                 minPosition :UInt64)
+      -> (orders :List(OrderView), nextPageToken :Text, timeout :Bool);
+  # A customer's orders, newest first; status `none` lists all. nextPageToken is empty on
+  # the last page.
+
+  history @7 (orderId :Text) -> (events :List(HistoryEvent));
+  # The audit trail: every event of the order, oldest first.
 }

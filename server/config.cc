@@ -24,6 +24,7 @@ std::string Usage() {
                            interval=MS or never: faster, a machine crash may lose recent appends
   --segment-size BYTES     size of new segment files (default 268435456)
   --max-event-size BYTES   largest event accepted (default 1048576, at most 16777216)
+  --snapshot-every N       snapshot an order each time it crosses N events (default 50; 0: never)
   --auth FILE              tokens and roles, one "TOKEN reader|writer|admin" per line
   --tls-cert FILE          serve RPC over TLS with this certificate chain (PEM) ...
   --tls-key FILE           ... and this private key (PEM)
@@ -117,7 +118,7 @@ std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::strin
       c.insecure = true;
     } else if (flag == "--data-dir" || flag == "--listen" || flag == "--http" || flag == "--auth" ||
                flag == "--tls-cert" || flag == "--tls-key" || flag == "--fsync" || flag == "--segment-size" ||
-               flag == "--max-event-size") {
+               flag == "--max-event-size" || flag == "--snapshot-every") {
       auto v = value();
       if (!v) return std::nullopt;
       if (flag == "--data-dir") c.data_dir = *v;
@@ -140,7 +141,7 @@ std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::strin
           *error = flag + ": not a number: '" + *v + "'";
           return std::nullopt;
         }
-        (flag == "--segment-size" ? c.segment_size : c.max_event_size) = n;
+        (flag == "--segment-size" ? c.segment_size : flag == "--max-event-size" ? c.max_event_size : c.snapshot_every) = n;
       }
     } else {
       *error = "unknown argument '" + args[i] + "' (see --help)";

@@ -22,6 +22,7 @@ struct Config {
   storage::DurabilityMode fsync;
   uint64_t segment_size = storage::Options().segment_size;
   uint64_t max_event_size = storage::Options().max_event_size;
+  uint64_t snapshot_every = 50;  // aggregate snapshot each time an order crosses N events
   std::string auth_file;
   std::string tls_cert;
   std::string tls_key;

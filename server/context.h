@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/order_commands.h"
 #include "server/config.h"
 #include "server/notifier.h"
 #include "storage/store.h"
@@ -51,10 +52,14 @@ class LiveSubscription {
   ~LiveSubscription() = default;
 };
 
+class ProjectionRunner;
+
 struct ServerContext {
   storage::Store& store;
   DurableNotifier& notifier;
   const Config& config;
+  domain::OrderCommands& orders;
+  ProjectionRunner& projection;
   ServerCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions;  // KJ thread only

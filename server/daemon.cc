@@ -19,6 +19,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/notifier.h"
+#include "server/projection_runner.h"
 #include "server/session.h"
 
 namespace esd::server {
@@ -82,6 +83,10 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Gauge("esd_connections", "Open RPC connections.", ctx.counters.connections.load());
   m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
   m.Gauge("esd_subscriptions", "Active subscriptions.", ctx.counters.subscriptions.load());
+  const uint64_t durable = ctx.store.DurablePosition().value, checkpoint = ctx.projection.checkpoint();
+  m.Gauge("esd_projection_checkpoint", "Next $all position the order projection applies.", static_cast<double>(checkpoint));
+  m.Gauge("esd_projection_lag_events", "Durable events the order projection has not applied yet.",
+          static_cast<double>(durable > checkpoint ? durable - checkpoint : 0));
   return m.Take();
 }
 
@@ -113,7 +118,15 @@ int RunDaemon(const Config& config) {
   int exit_code = 0;
   {
     DurableNotifier notifier(*store);
-    ServerContext ctx{*store, notifier, config, {}, std::chrono::steady_clock::now(), {}};
+    domain::OrderCommands::Options order_options;
+    order_options.snapshot_every = config.snapshot_every;
+    domain::OrderCommands orders(*store, order_options);
+    // The projection snapshots every 10,000 events it applies, and at a graceful stop.
+    ProjectionRunner projection(*store, notifier, io.provider->getTimer(),
+                                std::filesystem::path(config.data_dir) / "snapshots" / "projections" / "orders.snap",
+                                10'000);
+    projection.Start();
+    ServerContext ctx{*store, notifier, config, orders, projection, {}, std::chrono::steady_clock::now(), {}};
 
     // Shutdown: a signal on the HTTP thread fulfils a promise on this one.
     auto stop = kj::newPromiseAndCrossThreadFulfiller<int>();
@@ -215,6 +228,10 @@ int RunDaemon(const Config& config) {
       timer.afterDelay(5 * kj::MILLISECONDS).wait(io.waitScope);
     }
     timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+    if (auto saved = projection.SaveSnapshot(); !saved.ok()) {
+      std::fprintf(stderr, "esd: could not save the order projection's snapshot (%s); the next start catches up\n",
+                   saved.ToString().c_str());
+    }
     http->Stop();  // last thing that needs ctx; from here a second signal kills (nothing is lost)
   }
   if (config.listen.rfind("unix:", 0) == 0) ::unlink(config.listen.substr(5).c_str());

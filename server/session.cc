@@ -3,6 +3,7 @@
 #include <kj/debug.h>
 
 #include "server/event_store_service.h"
+#include "server/order_service.h"
 
 namespace esd::server {
 
@@ -51,6 +52,10 @@ class SessionImpl final : public rpc::Session::Server {
   }
   kj::Promise<void> eventStore(EventStoreContext context) override {
     context.getResults().setStore(kj::heap<EventStoreService>(ctx_, role_));
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> orders(OrdersContext context) override {
+    context.getResults().setOrders(kj::heap<OrderServiceImpl>(ctx_, role_));
     return kj::READY_NOW;
   }
   kj::Promise<void> admin(AdminContext context) override {

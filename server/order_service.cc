@@ -1,0 +1,210 @@
+#include "server/order_service.h"
+
+#include <kj/debug.h>
+
+#include <memory>
+
+#include "domain/codec.h"
+#include "domain/order_history.h"
+#include "server/projection_runner.h"
+
+namespace esd::server {
+
+namespace {
+
+using Outcome = domain::OrderCommands::Outcome;
+constexpr auto kMinPositionTimeout = 5 * kj::SECONDS;
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+void Fill(rpc::CommandResult::Builder out, const Outcome& o) {
+  if (auto* ok = std::get_if<domain::OrderCommands::Accepted>(&o)) {
+    auto b = out.initOk();
+    b.setVersion(ok->last_version);
+    b.setPosition(ok->position);
+    b.setAlreadyApplied(ok->already_applied);
+  } else if (auto* r = std::get_if<domain::Rejection>(&o)) {
+    auto b = out.initRejected();
+    b.setRule(r->rule);
+    b.setMessage(r->message);
+  } else if (std::holds_alternative<domain::OrderCommands::Conflict>(o)) {
+    out.setConflict();
+  } else {
+    const auto& s = std::get<storage::Status>(o);
+    auto b = out.initFailed();
+    b.setCode(s.code() == storage::Status::Code::kOutOfSpace ? rpc::RejectCode::OUT_OF_SPACE
+              : s.code() == storage::Status::Code::kInvalidArgument ? rpc::RejectCode::INVALID_ARGUMENT
+                                                                    : rpc::RejectCode::UNAVAILABLE);
+    b.setReason(s.ToString());
+  }
+}
+
+void FillView(rpc::OrderView::Builder out, const domain::OrderState& s) {
+  out.setOrderId(s.order_id);
+  out.setCustomerId(s.customer_id);
+  out.setStatus(static_cast<rpc::OrderStatus>(s.status));
+  auto lines = out.initLines(s.lines.size());
+  for (size_t i = 0; i < s.lines.size(); ++i) {
+    lines[i].setSku(s.lines[i].sku);
+    lines[i].setQuantity(s.lines[i].quantity);
+    lines[i].setUnitPriceCents(s.lines[i].unit_price_cents);
+  }
+  out.setTotalCents(s.total_cents);
+  out.setVersion(s.version.value_or(0));
+  out.setLastPosition(s.last_position);
+  out.setCreatedAtMicros(s.created_at);
+  out.setPlacedAtMicros(s.placed_at);
+  out.setCancelledAtMicros(s.cancelled_at);
+  out.setCancelReason(s.cancel_reason);
+}
+
+// Prepare, append without blocking, Finish; again on a conflict. Boxed results: g++ 12
+// misreads a std::variant inside kj's ExceptionOr.
+kj::Promise<kj::Own<Outcome>> Run(ServerContext& ctx, domain::OrderCommand command, domain::CommandContext context,
+                                 int attempt) {
+  auto prepared = ctx.orders.Prepare(command, context);
+  if (auto* a = std::get_if<domain::OrderCommands::Accepted>(&prepared)) return kj::heap<Outcome>(*a);
+  if (auto* r = std::get_if<domain::Rejection>(&prepared)) return kj::heap<Outcome>(*r);
+  if (auto* s = std::get_if<storage::Status>(&prepared)) return kj::heap<Outcome>(*s);
+  auto plan = std::make_shared<domain::OrderCommands::Plan>(std::get<domain::OrderCommands::Plan>(std::move(prepared)));
+  using Boxed = kj::Own<storage::AppendResult>;
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<Boxed>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Boxed>>>(kj::mv(paf.fulfiller));
+  ++ctx.appends_in_flight;
+  ctx.store.Append(plan->stream, plan->expected, std::move(plan->events), [fulfiller](storage::AppendResult r) {
+    (*fulfiller)->fulfill(kj::heap<storage::AppendResult>(std::move(r)));
+  });
+  return paf.promise.then([&ctx, plan, command = std::move(command), context = std::move(context),
+                           attempt](Boxed r) mutable -> kj::Promise<kj::Own<Outcome>> {
+    --ctx.appends_in_flight;
+    if (auto outcome = ctx.orders.Finish(*plan, *r)) return kj::heap<Outcome>(std::move(*outcome));
+    if (attempt >= ctx.orders.max_attempts()) return kj::heap<Outcome>(domain::OrderCommands::Conflict{attempt});
+    return Run(ctx, std::move(command), std::move(context), attempt + 1);
+  });
+}
+
+}  // namespace
+
+template <typename Context>
+kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::Reader meta,
+                                            domain::OrderCommand command) {
+  auto result = context.getResults().initResult();
+  if (role_ < Role::kWriter || ctx_.stopping) {
+    auto failed = result.initFailed();
+    failed.setCode(ctx_.stopping ? rpc::RejectCode::UNAVAILABLE : rpc::RejectCode::PERMISSION_DENIED);
+    failed.setReason(ctx_.stopping ? std::string("the server is shutting down")
+                                   : std::string("role ") + RoleName(role_) + " may not send commands (needs writer)");
+    return kj::READY_NOW;
+  }
+  domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role_)};
+  return Run(ctx_, std::move(command), std::move(cc), 1).then([context](kj::Own<Outcome> o) mutable {
+    Fill(context.getResults().getResult(), *o);
+  });
+}
+
+kj::Promise<void> OrderServiceImpl::createOrder(CreateOrderContext context) {
+  auto p = context.getParams();
+  return Command(context, p.getMeta(), domain::CreateOrder{Str(p.getOrderId()), Str(p.getCustomerId())});
+}
+
+kj::Promise<void> OrderServiceImpl::addItem(AddItemContext context) {
+  auto p = context.getParams();
+  return Command(context, p.getMeta(),
+                 domain::AddItem{Str(p.getOrderId()), Str(p.getSku()), p.getQuantity(), p.getUnitPriceCents()});
+}
+
+kj::Promise<void> OrderServiceImpl::removeItem(RemoveItemContext context) {
+  auto p = context.getParams();
+  std::optional<uint32_t> quantity;
+  if (p.getQuantity() != 0) quantity = p.getQuantity();
+  return Command(context, p.getMeta(), domain::RemoveItem{Str(p.getOrderId()), Str(p.getSku()), quantity});
+}
+
+kj::Promise<void> OrderServiceImpl::placeOrder(PlaceOrderContext context) {
+  auto p = context.getParams();
+  return Command(context, p.getMeta(), domain::PlaceOrder{Str(p.getOrderId())});
+}
+
+kj::Promise<void> OrderServiceImpl::cancelOrder(CancelOrderContext context) {
+  auto p = context.getParams();
+  return Command(context, p.getMeta(), domain::CancelOrder{Str(p.getOrderId()), Str(p.getReason())});
+}
+
+kj::Promise<void> OrderServiceImpl::getOrder(GetOrderContext context) {
+  auto p = context.getParams();
+  const std::string id = Str(p.getOrderId());
+  auto as_of = p.getAsOf();
+  if (!as_of.isLatest()) {
+    domain::OrderHistory history(ctx_.store);
+    storage::Result<domain::OrderState> state = storage::Status::NotFound("");
+    switch (as_of.which()) {
+      case rpc::AsOf::VERSION: state = history.AsOfVersion(id, as_of.getVersion()); break;
+      case rpc::AsOf::TIME_MICROS: state = history.AsOfTime(id, as_of.getTimeMicros()); break;
+      default: KJ_FAIL_REQUIRE("unknown kind of asOf", static_cast<uint>(as_of.which()));
+    }
+    if (!state.ok()) KJ_FAIL_ASSERT("reading the order failed", state.status().ToString());
+    auto result = context.getResults().initResult();
+    if (state->status == domain::OrderStatus::kNone) {
+      result.setNotFound();
+    } else {
+      FillView(result.initFound(), *state);
+    }
+    return kj::READY_NOW;
+  }
+  return ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout).then([this, context, id](bool ready) mutable {
+    auto result = context.getResults().initResult();
+    if (!ready) return result.setTimeout();
+    const domain::OrderState* state = ctx_.projection.projection().Get(id);
+    if (state == nullptr) return result.setNotFound();
+    FillView(result.initFound(), *state);
+  });
+}
+
+kj::Promise<void> OrderServiceImpl::listOrders(ListOrdersContext context) {
+  auto p = context.getParams();
+  return ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout).then([this, context](bool ready) mutable {
+    auto p = context.getParams();
+    auto results = context.getResults();
+    if (!ready) {
+      results.setTimeout(true);
+      return;
+    }
+    std::optional<domain::OrderStatus> status;
+    if (p.getStatus() != rpc::OrderStatus::NONE) {
+      KJ_REQUIRE(static_cast<uint16_t>(p.getStatus()) <= 3, "unknown order status");
+      status = static_cast<domain::OrderStatus>(p.getStatus());
+    }
+    const size_t page_size = p.getPageSize() == 0 ? 50 : std::min<size_t>(p.getPageSize(), 1000);
+    auto page = ctx_.projection.projection().List(Str(p.getCustomerId()), status, page_size, Str(p.getPageToken()));
+    KJ_REQUIRE(page.has_value(), "unknown page token: start again with an empty one");
+    auto list = results.initOrders(page->orders.size());
+    for (size_t i = 0; i < page->orders.size(); ++i) FillView(list[i], *page->orders[i]);
+    results.setNextPageToken(page->next_page_token);
+  });
+}
+
+kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
+  const std::string id = Str(context.getParams().getOrderId());
+  auto events = ctx_.store.ReadStream(domain::OrderStream(id), storage::StreamVersion(0), kMaxReadCount);
+  if (!events.ok() && events.status().code() != storage::Status::Code::kNotFound) {
+    KJ_FAIL_ASSERT("reading the order failed", events.status().ToString());
+  }
+  const size_t n = events.ok() ? events->size() : 0;
+  auto list = context.getResults().initEvents(n);
+  for (size_t i = 0; i < n; ++i) {
+    const storage::EventView& e = (*events)[i];
+    auto out = list[i];
+    out.setVersion(e.version.value);
+    out.setPosition(e.position.value);
+    out.setTimestampMicros(e.timestamp);
+    out.setType(std::string(e.type));
+    out.setJson(domain::EventToJson(e.type, e.data).value_or("null"));
+    auto meta = domain::DecodeMetadata(e.metadata);
+    out.setCommandId(meta.command_id);
+    out.setCorrelationId(meta.correlation_id);
+    out.setCausedBy(meta.caused_by);
+  }
+  return kj::READY_NOW;
+}
+
+}  // namespace esd::server

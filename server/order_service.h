@@ -1,0 +1,33 @@
+// The OrderService capability (protocol/esd.capnp), for one session's role. Commands run
+// on the event loop without blocking it: Prepare (load, decide), an asynchronous append
+// answered through a cross-thread fulfiller, Finish; a conflict prepares again.
+#pragma once
+
+#include "protocol/esd.capnp.h"
+#include "server/config.h"
+#include "server/context.h"
+
+namespace esd::server {
+
+class OrderServiceImpl final : public rpc::OrderService::Server {
+ public:
+  OrderServiceImpl(ServerContext& ctx, Role role) : ctx_(ctx), role_(role) {}
+
+  kj::Promise<void> createOrder(CreateOrderContext context) override;
+  kj::Promise<void> addItem(AddItemContext context) override;
+  kj::Promise<void> removeItem(RemoveItemContext context) override;
+  kj::Promise<void> placeOrder(PlaceOrderContext context) override;
+  kj::Promise<void> cancelOrder(CancelOrderContext context) override;
+  kj::Promise<void> getOrder(GetOrderContext context) override;
+  kj::Promise<void> listOrders(ListOrdersContext context) override;
+  kj::Promise<void> history(HistoryContext context) override;
+
+ private:
+  template <typename Context>
+  kj::Promise<void> Command(Context context, rpc::CommandMeta::Reader meta, domain::OrderCommand command);
+
+  ServerContext& ctx_;
+  const Role role_;
+};
+
+}  // namespace esd::server

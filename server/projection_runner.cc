@@ -1,0 +1,61 @@
+#include "server/projection_runner.h"
+
+#include <kj/debug.h>
+
+namespace esd::server {
+
+namespace {
+constexpr uint64_t kSlice = 20'000;  // events per turn of the loop
+}
+
+ProjectionRunner::ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer,
+                                   std::filesystem::path snapshot_path, uint64_t snapshot_every)
+    : store_(store),
+      notifier_(notifier),
+      timer_(timer),
+      snapshot_path_(std::move(snapshot_path)),
+      snapshot_every_(snapshot_every),
+      projection_(domain::OrderProjection::LoadSnapshot(snapshot_path_)) {
+  checkpoint_ = projection_.checkpoint();
+}
+
+void ProjectionRunner::Start() {
+  loop_ = Loop().eagerlyEvaluate([](kj::Exception&& e) { KJ_LOG(ERROR, "the order projection stopped", e); });
+}
+
+kj::Promise<void> ProjectionRunner::Loop() {
+  const uint64_t before = projection_.checkpoint();
+  auto read = projection_.CatchUp(store_, kSlice);
+  if (!read.ok()) KJ_FAIL_ASSERT("reading $all for the order projection failed", read.status().ToString());
+  applied_since_snapshot_ += projection_.checkpoint() - before;
+  checkpoint_ = projection_.checkpoint();
+  WakeWaiters();
+  if (snapshot_every_ > 0 && applied_since_snapshot_ >= snapshot_every_) (void)SaveSnapshot();
+  if (*read == kSlice) return kj::evalLater([this] { return Loop(); });  // more to do: yield first
+  return notifier_.WaitBeyond(projection_.checkpoint()).then([this] { return Loop(); });
+}
+
+void ProjectionRunner::WakeWaiters() {
+  const uint64_t applied_below = projection_.checkpoint();
+  while (!waiters_.empty() && waiters_.begin()->first < applied_below) {
+    waiters_.begin()->second->fulfill(true);
+    waiters_.erase(waiters_.begin());
+  }
+}
+
+kj::Promise<bool> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
+  if (position < projection_.checkpoint() || position >= store_.DurablePosition().value) {
+    // Applied already, or not durable: a position nobody was told about cannot be waited for.
+    return position < projection_.checkpoint() || projection_.checkpoint() >= store_.DurablePosition().value;
+  }
+  auto paf = kj::newPromiseAndFulfiller<bool>();
+  waiters_.emplace(position, kj::mv(paf.fulfiller));
+  return paf.promise.exclusiveJoin(timer_.afterDelay(timeout).then([] { return false; }));
+}
+
+storage::Status ProjectionRunner::SaveSnapshot() {
+  applied_since_snapshot_ = 0;
+  return projection_.SaveSnapshot(snapshot_path_);
+}
+
+}  // namespace esd::server

@@ -1,0 +1,51 @@
+// Runs the Order projection inside the daemon, on the KJ event loop: it loads its snapshot,
+// catches up with $all in slices (yielding to I/O between them), then waits for the writer
+// to move the durable position. Queries that need "at least position P" wait for it here.
+// It saves a snapshot every `snapshot_every` events it applies and at a graceful stop.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+
+#include "domain/projections.h"
+#include "server/notifier.h"
+#include "storage/store.h"
+
+namespace esd::server {
+
+class ProjectionRunner {
+ public:
+  ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer,
+                   std::filesystem::path snapshot_path, uint64_t snapshot_every);
+
+  void Start();
+  const domain::OrderProjection& projection() const { return projection_; }
+
+  // True once the projection has applied the event at `position` (at once if it has, or if
+  // nothing is there yet); false after `timeout`.
+  kj::Promise<bool> WaitFor(uint64_t position, kj::Duration timeout);
+
+  storage::Status SaveSnapshot();
+  uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_relaxed); }  // any thread
+
+ private:
+  kj::Promise<void> Loop();
+  void WakeWaiters();
+
+  storage::Store& store_;
+  DurableNotifier& notifier_;
+  kj::Timer& timer_;
+  const std::filesystem::path snapshot_path_;
+  const uint64_t snapshot_every_;
+  domain::OrderProjection projection_;
+  uint64_t applied_since_snapshot_ = 0;
+  std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics
+  std::multimap<uint64_t, kj::Own<kj::PromiseFulfiller<bool>>> waiters_;  // by position
+  kj::Promise<void> loop_ = nullptr;
+};
+
+}  // namespace esd::server
