@@ -454,6 +454,13 @@ ServerStatus Client::Status() {
           s.getSubscriptions(), s.getAppends(), s.getEventsWritten(), s.getUptimeSeconds()};
 }
 
+uint64_t Client::RebuildProjection(const std::string& name) {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto req = admin.rebuildProjectionRequest();
+  req.setName(name);
+  return impl_->Wait(req.send()).getEventsRead();
+}
+
 kj::WaitScope& Client::wait_scope() { return impl_->io.waitScope; }
 
 namespace {

@@ -226,6 +226,9 @@ class Client {
   ReadAllResult ReadAll(uint64_t from, uint32_t count, const Filter& filter = {});
   std::optional<StreamInfo> GetStreamInfo(const std::string& stream);
   ServerStatus Status();  // needs the admin role
+  // Rebuilds a projection ("orders") from position 0 while the daemon keeps serving;
+  // returns once the rebuilt one took over: the events it read. Needs the admin role.
+  uint64_t RebuildProjection(const std::string& name);
 
   // The Order service. `command_id` makes a command idempotent: a retry with the same id
   // returns the original outcome. An empty id gets a random one (no retry protection).

@@ -197,6 +197,11 @@ struct ServerStatus {
 
 interface Admin {
   status @0 () -> (status :ServerStatus);
+
+  rebuildProjection @1 (name :Text) -> (eventsRead :UInt64, checkpoint :UInt64);
+  # Replays $all from position 0 into a fresh copy of the projection ("orders") while
+  # queries keep being answered from the current one; answers once the copy has caught up
+  # and taken over. An unknown name fails the call.
 }
 
 # ---- The Order service -----------------------------------------------------------------

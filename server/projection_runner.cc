@@ -53,6 +53,35 @@ kj::Promise<bool> ProjectionRunner::WaitFor(uint64_t position, kj::Duration time
   return paf.promise.exclusiveJoin(timer_.afterDelay(timeout).then([] { return false; }));
 }
 
+kj::Promise<uint64_t> ProjectionRunner::Rebuild() {
+  if (rebuild_ == nullptr) {
+    rebuilding_ = kj::heap<domain::OrderProjection>();
+    rebuild_ = RebuildLoop(0)
+                   .then([this](uint64_t read) {
+                     rebuild_ = nullptr;
+                     return read;
+                   })
+                   .fork();
+  }
+  return KJ_ASSERT_NONNULL(rebuild_).addBranch();
+}
+
+kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
+  auto n = rebuilding_->CatchUp(store_, kSlice);
+  if (!n.ok()) KJ_FAIL_ASSERT("reading $all for the rebuild failed", n.status().ToString());
+  read += *n;
+  if (rebuilding_->checkpoint() < projection_.checkpoint() || *n == kSlice) {
+    return kj::evalLater([this, read] { return RebuildLoop(read); });  // yield to queries and I/O
+  }
+  // Caught up with (or past) the live projection: take over.
+  projection_ = kj::mv(*rebuilding_);
+  rebuilding_ = nullptr;
+  checkpoint_ = projection_.checkpoint();
+  WakeWaiters();
+  (void)SaveSnapshot();
+  return read;
+}
+
 storage::Status ProjectionRunner::SaveSnapshot() {
   applied_since_snapshot_ = 0;
   return projection_.SaveSnapshot(snapshot_path_);

@@ -29,6 +29,12 @@ class ProjectionRunner {
   // nothing is there yet); false after `timeout`.
   kj::Promise<bool> WaitFor(uint64_t position, kj::Duration timeout);
 
+  // Replays $all from position 0 into a fresh projection, in slices on this event loop,
+  // while queries keep being answered from the current one; when the fresh one has caught
+  // up it takes over (and is snapshotted). Resolves then, with the number of events it
+  // read. A second call while one runs joins it.
+  kj::Promise<uint64_t> Rebuild();
+
   storage::Status SaveSnapshot();
   uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_relaxed); }  // any thread
 
@@ -46,6 +52,9 @@ class ProjectionRunner {
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics
   std::multimap<uint64_t, kj::Own<kj::PromiseFulfiller<bool>>> waiters_;  // by position
   kj::Promise<void> loop_ = nullptr;
+  kj::Promise<uint64_t> RebuildLoop(uint64_t read);
+  kj::Own<domain::OrderProjection> rebuilding_;
+  kj::Maybe<kj::ForkedPromise<uint64_t>> rebuild_;
 };
 
 }  // namespace esd::server

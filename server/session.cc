@@ -4,6 +4,7 @@
 
 #include "server/event_store_service.h"
 #include "server/order_service.h"
+#include "server/projection_runner.h"
 
 namespace esd::server {
 
@@ -21,6 +22,15 @@ rpc::Role ToWire(Role r) {
 class AdminImpl final : public rpc::Admin::Server {
  public:
   explicit AdminImpl(ServerContext& ctx) : ctx_(ctx) {}
+
+  kj::Promise<void> rebuildProjection(RebuildProjectionContext context) override {
+    auto name = context.getParams().getName();
+    KJ_REQUIRE(name == "orders", "unknown projection (there is one: orders)", name);
+    return ctx_.projection.Rebuild().then([this, context](uint64_t read) mutable {
+      context.getResults().setEventsRead(read);
+      context.getResults().setCheckpoint(ctx_.projection.checkpoint());
+    });
+  }
 
   kj::Promise<void> status(StatusContext context) override {
     auto s = context.getResults().initStatus();

@@ -154,5 +154,28 @@ TEST(Orders, ARestartInTheMiddleKeepsEveryOrderAndTheProjectionCatchesUp) {
   EXPECT_EQ(c->AddItem("m0", "y", 1, 1).rule, "order-not-open") << "commands see the state from before the restart";
 }
 
+TEST(Orders, ARebuildReplaysEverythingAndAnswersTheSameWhileServing) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(c->CreateOrder(Id("b", i), "frank").ok());
+    last = c->AddItem(Id("b", i), "x", 1 + i % 3, 10).position;
+  }
+  auto before = c->ListOrders("frank", "", 100, "", last);
+  const uint64_t read = c->RebuildProjection("orders");
+  EXPECT_EQ(read, last + 1) << "a rebuild replays $all from position 0";
+  auto after = c->ListOrders("frank", "", 100, "", last);
+  ASSERT_EQ(after.orders.size(), before.orders.size());
+  for (size_t i = 0; i < after.orders.size(); ++i) {
+    EXPECT_EQ(after.orders[i].order_id, before.orders[i].order_id);
+    EXPECT_EQ(after.orders[i].total_cents, before.orders[i].total_cents);
+    EXPECT_EQ(after.orders[i].version, before.orders[i].version);
+  }
+  EXPECT_THROW(c->RebuildProjection("nothing"), client::Error);
+  ASSERT_TRUE(c->PlaceOrder("b0").ok()) << "and the service carries on";
+}
+
 }  // namespace
 }  // namespace esd
