@@ -541,9 +541,10 @@ CommandOutcome Client::CreateOrder(const std::string& order_id, const std::strin
 }
 
 CommandOutcome Client::AddItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
-                               int64_t unit_price_cents, const std::string& command_id) {
+                               int64_t unit_price_cents, const std::string& command_id,
+                               const std::string& correlation_id) {
   auto req = impl_->session.ordersRequest().send().getOrders().addItemRequest();
-  SetMeta(req, command_id, "");
+  SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setSku(sku);
   req.setQuantity(quantity);
@@ -552,26 +553,27 @@ CommandOutcome Client::AddItem(const std::string& order_id, const std::string& s
 }
 
 CommandOutcome Client::RemoveItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
-                                  const std::string& command_id) {
+                                  const std::string& command_id, const std::string& correlation_id) {
   auto req = impl_->session.ordersRequest().send().getOrders().removeItemRequest();
-  SetMeta(req, command_id, "");
+  SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setSku(sku);
   req.setQuantity(quantity);
   return ToOutcome(impl_->Wait(req.send()).getResult());
 }
 
-CommandOutcome Client::PlaceOrder(const std::string& order_id, const std::string& command_id) {
+CommandOutcome Client::PlaceOrder(const std::string& order_id, const std::string& command_id,
+                                  const std::string& correlation_id) {
   auto req = impl_->session.ordersRequest().send().getOrders().placeOrderRequest();
-  SetMeta(req, command_id, "");
+  SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   return ToOutcome(impl_->Wait(req.send()).getResult());
 }
 
 CommandOutcome Client::CancelOrder(const std::string& order_id, const std::string& reason,
-                                   const std::string& command_id) {
+                                   const std::string& command_id, const std::string& correlation_id) {
   auto req = impl_->session.ordersRequest().send().getOrders().cancelOrderRequest();
-  SetMeta(req, command_id, "");
+  SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setReason(reason);
   return ToOutcome(impl_->Wait(req.send()).getResult());

@@ -235,11 +235,14 @@ class Client {
   CommandOutcome CreateOrder(const std::string& order_id, const std::string& customer_id,
                              const std::string& command_id = "", const std::string& correlation_id = "");
   CommandOutcome AddItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
-                         int64_t unit_price_cents, const std::string& command_id = "");
+                         int64_t unit_price_cents, const std::string& command_id = "",
+                         const std::string& correlation_id = "");
   CommandOutcome RemoveItem(const std::string& order_id, const std::string& sku, uint32_t quantity /* 0: all */,
-                            const std::string& command_id = "");
-  CommandOutcome PlaceOrder(const std::string& order_id, const std::string& command_id = "");
-  CommandOutcome CancelOrder(const std::string& order_id, const std::string& reason, const std::string& command_id = "");
+                            const std::string& command_id = "", const std::string& correlation_id = "");
+  CommandOutcome PlaceOrder(const std::string& order_id, const std::string& command_id = "",
+                            const std::string& correlation_id = "");
+  CommandOutcome CancelOrder(const std::string& order_id, const std::string& reason, const std::string& command_id = "",
+                             const std::string& correlation_id = "");
   // The latest state (after min_position, from the projection), or as of a version or time.
   OrderQuery GetOrder(const std::string& order_id, uint64_t min_position = 0);
   OrderQuery GetOrderAtVersion(const std::string& order_id, uint64_t version);

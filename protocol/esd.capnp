@@ -300,8 +300,9 @@ interface OrderService {
   cancelOrder @4 (meta :CommandMeta, orderId :Text, reason :Text) -> (result :CommandResult);
 
   getOrder @5 (orderId :Text, asOf :AsOf, minPosition :UInt64) -> (result :OrderResult);
-  # latest: from the GetOrder projection, once it has applied every position below
-  # minPosition (waits up to 5 s, then `timeout`). version / time: from the stream.
+  # latest: from the GetOrder projection, once it has applied the event at minPosition (a
+  # command's result position; 0 does not wait); waits up to 5 s, then `timeout`.
+  # version / time: from the stream.
 
   listOrders @6 (customerId :Text, status :OrderStatus, pageSize :UInt32, pageToken :Text,
                  minPosition :UInt64)

@@ -25,8 +25,8 @@ class ProjectionRunner {
   void Start();
   const domain::OrderProjection& projection() const { return projection_; }
 
-  // True once the projection has applied the event at `position` (at once if it has, or if
-  // nothing is there yet); false after `timeout`.
+  // True once the projection has applied the event at `position` (at once if it has, or for
+  // position 0, which asks for no wait); false after `timeout`.
   kj::Promise<bool> WaitFor(uint64_t position, kj::Duration timeout);
 
   // Replays $all from position 0 into a fresh projection, in slices on this event loop,

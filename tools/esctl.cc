@@ -2,9 +2,11 @@
 // esd::client. See `esctl help` (tools/esctl_args.cc) for the commands, and
 // tools/esctl_output.h for what it prints.
 //
-// Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error), 2 bad usage,
-// 3 an append that was not done (wrong expected version, rejected). Every command checks
-// its arguments before it connects, so bad usage is reported even without a server.
+// Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not
+// found), 2 bad usage, 3 an append or order command that was not done (wrong expected
+// version, rejected, a business rule, a conflict). Every command checks its arguments before
+// it connects, so bad usage is reported even without a server. The order commands are in
+// tools/esctl_order.cc.
 #include <kj/exception.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 
 #include "client/client.h"
 #include "tools/esctl_args.h"
+#include "tools/esctl_order.h"
 #include "tools/esctl_output.h"
 #include "tools/esctl_text.h"
 
@@ -29,15 +32,8 @@ namespace {
 
 using client::Client;
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitNotAppended = 3;
-
 // Read commands fetch this many events per request when --count does not bound them.
 constexpr uint32_t kPageSize = 1000;
-
-using Connector = std::function<std::unique_ptr<Client>()>;
 
 void Print(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
@@ -103,7 +99,7 @@ int Append(const Invocation& inv, const Connector& connect) {
       }
       Note("wrong expected version: stream '" + stream + "' " + actual + " (expected " +
            inv.Value("expected-version").value_or("any") + "); nothing was written. Read the stream, then retry with " + retry);
-      return kExitNotAppended;
+      return kExitNotDone;
     }
     case client::AppendResult::Outcome::kRejected:
       if (json) {
@@ -111,11 +107,11 @@ int Append(const Invocation& inv, const Connector& connect) {
               "\n");
       }
       Note("append rejected (" + r.reject_code + "): " + r.reason);
-      return kExitNotAppended;
+      return kExitNotDone;
     case client::AppendResult::Outcome::kStreamDeleted:
       if (json) Print(JsonObject().String("result", "stream-deleted").String("stream", stream).Done() + "\n");
       Note("append rejected: stream '" + stream + "' is deleted");
-      return kExitNotAppended;
+      return kExitNotDone;
   }
   return kExitFailure;
 }
@@ -259,8 +255,8 @@ int ReportClientError(const client::Error& e, const GlobalOptions& g) {
            "\nCheck that esd is still running (its log says why it stopped), then retry.");
       break;
     case client::Error::Kind::kPermissionDenied:
-      Note(what + "\nThis command needs a token with a higher role (status needs admin, append needs writer); "
-                  "pass one with --token or $ESD_TOKEN.");
+      Note(what + "\nThis command needs a token with a higher role (status needs admin; append and order "
+                  "commands that write need writer); pass one with --token or $ESD_TOKEN.");
       break;
     case client::Error::Kind::kRemote:
       Note("the server failed the request: " + what + "\nSee the esd log for details; retry once it is resolved.");
@@ -277,7 +273,7 @@ int Main(int argc, char** argv) {
       Print(HelpText(inv.command));
       return kExitOk;
     }
-    if (inv.command.empty()) throw UsageError("no command given (status, append, read, read-all, tail or help)");
+    if (inv.command.empty()) throw UsageError("no command given (status, append, read, read-all, tail, order or help)");
     const Connector connect = [&g = inv.global] {
       return Client::Connect({.address = g.connect,
                               .token = g.token,
@@ -290,6 +286,9 @@ int Main(int argc, char** argv) {
     if (inv.command == "read") return Read(inv, connect);
     if (inv.command == "read-all") return ReadAll(inv, connect);
     if (inv.command == "tail") return Tail(inv, connect);
+    if (inv.command.rfind("order ", 0) == 0) {
+      return RunOrder(inv, connect, [&inv](const client::Error& e) { return ReportClientError(e, inv.global); });
+    }
     throw UsageError("unknown command '" + inv.command + "'");
   } catch (const UsageError& e) {
     Note(std::string(e.what()) + "\nRun 'esctl help' or 'esctl COMMAND --help' for usage.");

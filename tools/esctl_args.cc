@@ -14,11 +14,17 @@ struct FlagSpec {
 };
 
 struct CommandSpec {
-  std::string_view name;
-  size_t positional;  // exactly this many
+  std::string_view name;  // "order create" for a command of the group "order"
+  size_t positional;      // exactly this many
   std::vector<FlagSpec> flags;
   std::string_view help;
+  std::string_view operand = "STREAM";  // what the positional argument is, for messages
+  bool group = false;                   // "order": the next word names the command
 };
+
+// Flags of every order command that writes.
+constexpr FlagSpec kCommandId{"command-id", true, false};
+constexpr FlagSpec kCorrelationId{"correlation-id", true, false};
 
 constexpr std::string_view kOverview = R"(usage: esctl [--connect ADDR] [--token T] [--json] COMMAND [ARGS...]
 
@@ -30,6 +36,8 @@ commands:
   read         read one stream, forwards or backwards
   read-all     read the global log ($all), optionally filtered
   tail         follow the global log as events arrive, until Ctrl-C
+  order        the Order service: create, add-item, remove-item, place, cancel, get, list,
+               history (see `esctl order --help`)
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
@@ -47,9 +55,41 @@ compacted JSON, the text, a quoted string when the text has control characters, 
 version, position, id, type, contentType, timestamp, metadata and data (JSON values when the
 content type is JSON and they parse, else strings; "dataEncoding":"base64" marks base64).
 
-exit codes: 0 ok, 1 failure (cannot connect, refused token, server error), 2 bad usage,
-3 append not done (wrong expected version, or rejected by the server)
+exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not found),
+2 bad usage, 3 not done: an append (wrong expected version, or rejected by the server) or an
+order command (rejected by a business rule, or a conflict)
 )";
+
+constexpr std::string_view kOrderOverview = R"text(usage: esctl order COMMAND [ID] [options]
+
+The Order service: commands that change an order (they print the order's version and the
+$all position of what they wrote), and queries.
+
+commands:
+  create ID --customer C                     open a new order for customer C
+  add-item ID --sku S --qty N --price CENTS  add N units of S at CENTS each
+  remove-item ID --sku S [--qty N]           remove N units of S (default: the whole line)
+  place ID                                   place an open order that has lines
+  cancel ID [--reason R]                     cancel an order that is not cancelled yet
+  get ID [--at-version V | --at-time T] [--min-position P]
+                                             the order now, after version V, or at time T
+  list --customer C [--status S] [--min-position P]
+                                             a customer's orders, newest first
+  history ID                                 every event of the order, oldest first
+
+Commands that write take --command-id ID: a retry with the same id (after a timeout or a
+lost connection) is answered with the first outcome and writes nothing new. The default is
+a random id, which they print; `create` also takes --correlation-id ID, the business flow
+the order belongs to (it shows in the history).
+
+A command prints "order ID: version V, position P (command id C)". `get` and `list` read a
+projection that follows the log: pass --min-position P (P from the command) to see that
+command's effect at once. With --json, one JSON object per line.
+
+exit codes: 0 ok; 1 failure (cannot connect, permission denied, server unavailable, order not
+found); 2 bad usage; 3 not done: rejected by a business rule (the rule is named, e.g.
+order-not-open), or a conflict (the order kept changing: retry)
+)text";
 
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
@@ -121,6 +161,112 @@ stderr (never on stdout).
   --stream-prefix P   only events of streams whose name starts with P
   --type T            only events of type T; repeat for several types (any of them)
 )"},
+      {"order", 0, {}, kOrderOverview, "", true},
+      {"order create",
+       1,
+       {{"customer", true, false}, kCommandId, kCorrelationId},
+       R"(usage: esctl order create ID --customer C [--command-id ID] [--correlation-id ID]
+
+Opens order ID for customer C. Exit 3 (rule order-already-exists) if the order exists.
+
+  --customer C          the customer (required)
+  --command-id ID       makes a retry safe (default: a random id, printed)
+  --correlation-id ID   the business flow this order belongs to, recorded in its history
+)",
+       "ID"},
+      {"order add-item",
+       1,
+       {{"sku", true, false}, {"qty", true, false}, {"price", true, false}, kCommandId},
+       R"(usage: esctl order add-item ID --sku S --qty N --price CENTS [--command-id ID]
+
+Adds N units of SKU S at CENTS each to the open order ID. Adding a SKU that is in the order
+again adds to its line (at the same price only: rule price-mismatch otherwise).
+
+  --sku S           the SKU (required)
+  --qty N           the number of units, 1 or more (required; the server allows up to 10000)
+  --price CENTS     the unit price in cents, 0 or more (required)
+  --command-id ID   makes a retry safe (default: a random id, printed)
+)",
+       "ID"},
+      {"order remove-item",
+       1,
+       {{"sku", true, false}, {"qty", true, false}, kCommandId},
+       R"(usage: esctl order remove-item ID --sku S [--qty N] [--command-id ID]
+
+Removes N units of SKU S from the open order ID; without --qty, the whole line.
+
+  --sku S           the SKU (required)
+  --qty N           the number of units to remove, 1 or more (default: all of them)
+  --command-id ID   makes a retry safe (default: a random id, printed)
+)",
+       "ID"},
+      {"order place",
+       1,
+       {kCommandId},
+       R"(usage: esctl order place ID [--command-id ID]
+
+Places the open order ID; it must have at least one line (rule order-empty).
+
+  --command-id ID   makes a retry safe (default: a random id, printed)
+)",
+       "ID"},
+      {"order cancel",
+       1,
+       {{"reason", true, false}, kCommandId},
+       R"(usage: esctl order cancel ID [--reason R] [--command-id ID]
+
+Cancels order ID, open or placed (rule order-already-cancelled if it is cancelled).
+
+  --reason R        why, recorded with the order
+  --command-id ID   makes a retry safe (default: a random id, printed)
+)",
+       "ID"},
+      {"order get",
+       1,
+       {{"at-version", true, false}, {"at-time", true, false}, {"min-position", true, false}},
+       R"(usage: esctl order get ID [--at-version V | --at-time T | --min-position P]
+
+Prints order ID: customer, status, lines (SKU, quantity, unit price), total (in cents and
+in units), version, $all position, and when it was created, placed and cancelled. An order
+that does not exist is an error (exit 1).
+
+  --at-version V     the order as it was after version V of its stream (read from the stream)
+  --at-time T        the order with every event committed at or before T, a UTC time like
+                     2026-11-26T11:22:15.571709Z (fraction and Z optional; read from the stream)
+  --min-position P   the latest state comes from a projection that follows the log: wait (up
+                     to 5 s) until it has applied position P, e.g. the position a command
+                     printed (default 0)
+
+With --json, one object: orderId, customerId, status, lines [{sku, quantity,
+unitPriceCents}], totalCents, total, version, lastPosition, createdAt, placedAt, cancelledAt
+(null when not) and cancelReason.
+)",
+       "ID"},
+      {"order list",
+       0,
+       {{"customer", true, false}, {"status", true, false}, {"min-position", true, false}},
+       R"(usage: esctl order list --customer C [--status open|placed|cancelled] [--min-position P]
+
+Prints customer C's orders, newest first, one per line: ID STATUS, total, lines, version and
+creation time (fetched 100 at a time). With --json, one object per line as `order get` prints.
+
+  --customer C       the customer (required)
+  --status S         only orders with this status: open, placed or cancelled
+  --min-position P   wait (up to 5 s) until the projection has applied position P (default 0)
+)",
+       "ID"},
+      {"order history",
+       1,
+       {},
+       R"(usage: esctl order history ID
+
+Prints every event of order ID, oldest first, one per line:
+VERSION POSITION TIME TYPE JSON COMMAND-ID, then the correlation id and who caused it. With
+--json, one object per line with the keys version, position, time, type, json (the event's
+fields as a JSON value), commandId, correlationId and causedBy. An order without events is
+an error (exit 1).
+)",
+       "ID"},
       {"help", 0, {}, "usage: esctl help [COMMAND]\n"},
   };
   return kCommands;
@@ -138,6 +284,17 @@ const FlagSpec* FindFlag(const CommandSpec& command, std::string_view name) {
     if (f.name == name) return &f;
   }
   return nullptr;
+}
+
+// "one of: create, add-item, ..." for the group `group`.
+std::string SubcommandList(const std::string& group) {
+  std::string out;
+  for (const auto& c : Commands()) {
+    if (c.name.size() > group.size() && c.name.rfind(group + " ", 0) == 0) {
+      out += (out.empty() ? "one of: " : ", ") + std::string(c.name.substr(group.size() + 1));
+    }
+  }
+  return out;
 }
 
 bool IsGlobalSwitch(std::string_view name) { return name == "json" || name == "tls"; }
@@ -174,9 +331,14 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
     const bool is_option = !options_ended && arg.size() > 1 && arg[0] == '-';
     if (!is_option) {
       if (command == nullptr) {
-        command = FindCommand(arg);
+        command = arg.find(' ') == std::string::npos ? FindCommand(arg) : nullptr;  // not "order create"
         if (command == nullptr) throw UsageError("unknown command '" + arg + "'");
         inv.command = arg;
+      } else if (command->group) {
+        const std::string name = inv.command + " " + arg;
+        command = FindCommand(name);
+        if (command == nullptr) throw UsageError("unknown command '" + name + "'; " + SubcommandList(inv.command));
+        inv.command = name;
       } else {
         pending.push_back(arg);
       }
@@ -223,15 +385,22 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
   if (inv.command == "help") {
     inv.help = true;
     inv.command.clear();
-    if (pending.size() > 1) throw UsageError("help takes at most one command name");
-    if (!pending.empty()) {
-      if (FindCommand(pending[0]) == nullptr) throw UsageError("unknown command '" + pending[0] + "'");
-      inv.command = pending[0];
+    std::string topic;  // "order create" from `help order create`
+    for (const std::string& word : pending) topic += (topic.empty() ? "" : " ") + word;
+    if (!topic.empty()) {
+      const CommandSpec* spec = FindCommand(topic);
+      if (spec == nullptr || spec->name == "help") throw UsageError("unknown command '" + topic + "'");
+      inv.command = topic;
     }
     return inv;
   }
+  if (command != nullptr && command->group && !inv.help) {
+    throw UsageError(inv.command + ": missing the command; " + SubcommandList(inv.command));
+  }
   if (command != nullptr && !inv.help && pending.size() != command->positional) {
-    if (pending.size() < command->positional) throw UsageError(inv.command + ": missing the STREAM argument");
+    if (pending.size() < command->positional) {
+      throw UsageError(inv.command + ": missing the " + std::string(command->operand) + " argument");
+    }
     throw UsageError(inv.command + ": unexpected argument '" + pending[command->positional] + "'");
   }
   inv.positional = std::move(pending);

@@ -24,6 +24,12 @@ JsonObject& JsonObject::Number(std::string_view key, uint64_t value) {
   return *this;
 }
 
+JsonObject& JsonObject::Integer(std::string_view key, int64_t value) {
+  Key(key);
+  text_ += std::to_string(value);
+  return *this;
+}
+
 JsonObject& JsonObject::Bool(std::string_view key, bool value) {
   Key(key);
   text_ += value ? "true" : "false";
@@ -66,6 +72,47 @@ void JsonPayload(JsonObject& out, const std::string& key, const std::string& byt
     out.String(key, Base64(bytes));
     out.String(key + "Encoding", "base64");
   }
+}
+
+// An order's time: ISO 8601, or null / "-" when it has not happened.
+void JsonTime(JsonObject& out, std::string_view key, uint64_t micros) {
+  if (micros == 0) out.Null(key);
+  else out.String(key, FormatTimestamp(micros));
+}
+std::string HumanTime(uint64_t micros) { return micros == 0 ? "-" : FormatTimestamp(micros); }
+
+std::string Money(int64_t cents) { return std::to_string(cents) + " cents (" + FormatCents(cents) + ")"; }
+
+std::string OrderJson(const client::OrderView& v) {
+  std::string lines = "[";
+  for (const auto& l : v.lines) {
+    if (lines.size() > 1) lines.push_back(',');
+    lines += JsonObject()
+                 .String("sku", l.sku)
+                 .Number("quantity", l.quantity)
+                 .Integer("unitPriceCents", l.unit_price_cents)
+                 .Done();
+  }
+  lines.push_back(']');
+  JsonObject o;
+  o.String("orderId", v.order_id)
+      .String("customerId", v.customer_id)
+      .String("status", v.status)
+      .Raw("lines", lines)
+      .Integer("totalCents", v.total_cents)
+      .String("total", FormatCents(v.total_cents))
+      .Number("version", v.version)
+      .Number("lastPosition", v.last_position);
+  JsonTime(o, "createdAt", v.created_at_micros);
+  JsonTime(o, "placedAt", v.placed_at_micros);
+  JsonTime(o, "cancelledAt", v.cancelled_at_micros);
+  o.String("cancelReason", v.cancel_reason);
+  return o.Done() + "\n";
+}
+
+// Text from the server (ids, SKUs, reasons) as is, or quoted when it would break the line.
+std::string Field(const std::string& text) {
+  return text.empty() || HasControlCharacters(text) || !IsValidUtf8(text) ? QuoteJson(text) : text;
 }
 
 std::string Versions(uint64_t first, uint64_t last) {
@@ -157,6 +204,80 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
   row("events written", std::to_string(s.events_written) + " (since start)");
   row("uptime", uptime);
   return out;
+}
+
+std::string OrderCommandLine(const std::string& order_id, const std::string& command_id,
+                             const client::CommandOutcome& ok, bool json) {
+  if (json) {
+    return JsonObject()
+               .String("orderId", order_id)
+               .Number("version", ok.version)
+               .Number("position", ok.position)
+               .Bool("alreadyApplied", ok.already_applied)
+               .String("commandId", command_id)
+               .Done() +
+           "\n";
+  }
+  return "order " + Field(order_id) + ": version " + std::to_string(ok.version) + ", position " +
+         std::to_string(ok.position) + " (" + (ok.already_applied ? "already applied: nothing new written; " : "") +
+         "command id " + Field(command_id) + ")\n";
+}
+
+std::string OrderText(const client::OrderView& v, bool json) {
+  if (json) return OrderJson(v);
+  std::string out;
+  const auto row = [&](std::string_view name, const std::string& value) {
+    out += name;
+    out.append(15 - name.size(), ' ');
+    out += value + "\n";
+  };
+  row("order", Field(v.order_id));
+  row("customer", Field(v.customer_id));
+  row("status", v.status);
+  if (v.lines.empty()) row("lines", "none");
+  for (const auto& l : v.lines) {
+    row("line", Field(l.sku) + " " + std::to_string(l.quantity) + " x " + std::to_string(l.unit_price_cents) +
+                    " cents");
+  }
+  row("total", Money(v.total_cents));
+  row("version", std::to_string(v.version));
+  row("last position", std::to_string(v.last_position));
+  row("created", HumanTime(v.created_at_micros));
+  row("placed", HumanTime(v.placed_at_micros));
+  row("cancelled", HumanTime(v.cancelled_at_micros));
+  if (v.cancelled_at_micros != 0 || !v.cancel_reason.empty()) row("cancel reason", Field(v.cancel_reason));
+  return out;
+}
+
+std::string OrderListLine(const client::OrderView& v, bool json) {
+  if (json) return OrderJson(v);
+  return Field(v.order_id) + " " + v.status + " total " + Money(v.total_cents) + ", " +
+         std::to_string(v.lines.size()) + (v.lines.size() == 1 ? " line" : " lines") + ", version " +
+         std::to_string(v.version) + ", created " + HumanTime(v.created_at_micros) + "\n";
+}
+
+std::string HistoryLine(const client::HistoryEntry& e, bool json) {
+  const std::optional<std::string> fields = CompactJson(e.json);
+  if (json) {
+    JsonObject o;
+    o.Number("version", e.version).Number("position", e.position).String("time", FormatTimestamp(e.timestamp_micros));
+    o.String("type", e.type);
+    if (fields) o.Raw("json", *fields);
+    else o.String("json", e.json);
+    return o.String("commandId", e.command_id)
+               .String("correlationId", e.correlation_id)
+               .String("causedBy", e.caused_by)
+               .Done() +
+           "\n";
+  }
+  std::string line = std::to_string(e.version) + " " + std::to_string(e.position) + " " +
+                     FormatTimestamp(e.timestamp_micros) + " " + Field(e.type) + " " +
+                     (fields ? *fields : QuoteJson(e.json)) + " " + Field(e.command_id);
+  std::string extra;
+  if (!e.correlation_id.empty()) extra = "correlation " + Field(e.correlation_id);
+  if (!e.caused_by.empty()) extra += (extra.empty() ? "by " : ", by ") + Field(e.caused_by);
+  if (!extra.empty()) line += " (" + extra + ")";
+  return line + "\n";
 }
 
 }  // namespace esd::esctl

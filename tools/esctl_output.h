@@ -9,6 +9,18 @@
 //   "metadata","data"}; metadata and data are embedded as JSON values when the content type
 //   is JSON and they parse as JSON, else strings, or base64 strings marked with
 //   "metadataEncoding"/"dataEncoding": "base64" when they are not UTF-8.
+//
+// Orders (esctl order ...):
+//   a command:  "order ID: version V, position P (command id C)", and "already applied:
+//               nothing new written; " before the command id on a retry. JSON: {"orderId",
+//               "version","position","alreadyApplied","commandId"}.
+//   get:        one "NAME  VALUE" row per field, a "line" row per order line. JSON: one
+//               object (OrderJson) with times as ISO 8601 strings, null when not set.
+//   list:       one order per line: ID STATUS total T cents (U), N lines, version V, created
+//               TIME. JSON: one object per line, as get prints.
+//   history:    one event per line: VERSION POSITION TIME TYPE JSON COMMAND-ID, then
+//               "(correlation X, by Y)". JSON: {"version","position","time","type","json",
+//               "commandId","correlationId","causedBy"} with json embedded as a JSON value.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +36,7 @@ class JsonObject {
  public:
   JsonObject& String(std::string_view key, std::string_view value);
   JsonObject& Number(std::string_view key, uint64_t value);
+  JsonObject& Integer(std::string_view key, int64_t value);
   JsonObject& Bool(std::string_view key, bool value);
   JsonObject& Null(std::string_view key);
   JsonObject& Raw(std::string_view key, std::string_view json);  // `json` must be valid JSON
@@ -39,5 +52,11 @@ std::string EventLine(const client::RecordedEvent& e, bool json);
 std::string AppendLine(const std::string& stream, const client::EventId& id, const client::AppendResult& r,
                        bool json);
 std::string StatusText(const client::ServerStatus& s, bool json);
+
+std::string OrderCommandLine(const std::string& order_id, const std::string& command_id,
+                             const client::CommandOutcome& ok, bool json);
+std::string OrderText(const client::OrderView& order, bool json);
+std::string OrderListLine(const client::OrderView& order, bool json);
+std::string HistoryLine(const client::HistoryEntry& e, bool json);
 
 }  // namespace esd::esctl

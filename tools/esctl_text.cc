@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -259,6 +260,49 @@ std::string FormatTimestamp(uint64_t micros_since_epoch) {
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<unsigned>(micros_since_epoch % 1'000'000));
+  return buf;
+}
+
+std::optional<uint64_t> ParseTimestamp(std::string_view text) {
+  if (!text.empty() && text.back() == 'Z') text.remove_suffix(1);
+  // Fixed positions: YYYY-MM-DDTHH:MM:SS, then an optional fraction.
+  static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd";
+  if (text.size() < kShape.size()) return std::nullopt;
+  for (size_t i = 0; i < kShape.size(); ++i) {
+    if (kShape[i] == 'd' ? !IsDigit(text[i]) : text[i] != kShape[i]) return std::nullopt;
+  }
+  const auto number = [&](size_t at, size_t n) {
+    unsigned v = 0;
+    for (size_t i = at; i < at + n; ++i) v = v * 10 + static_cast<unsigned>(text[i] - '0');
+    return v;
+  };
+  uint64_t micros = 0;
+  std::string_view fraction = text.substr(kShape.size());
+  if (!fraction.empty()) {
+    if (fraction[0] != '.' || fraction.size() < 2 || fraction.size() > 10) return std::nullopt;
+    fraction.remove_prefix(1);
+    for (size_t i = 0; i < 6; ++i) {
+      if (i < fraction.size() && !IsDigit(fraction[i])) return std::nullopt;
+      micros = micros * 10 + (i < fraction.size() ? static_cast<unsigned>(fraction[i] - '0') : 0);
+    }
+    for (size_t i = 6; i < fraction.size(); ++i) {
+      if (!IsDigit(fraction[i])) return std::nullopt;
+    }
+  }
+  using namespace std::chrono;
+  const year_month_day date{year(static_cast<int>(number(0, 4))), month(number(5, 2)), day(number(8, 2))};
+  const unsigned hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
+  if (!date.ok() || date.year() < year(1970) || hour > 23 || minute > 59 || second > 59) return std::nullopt;
+  const auto days = static_cast<uint64_t>(sys_days(date).time_since_epoch().count());
+  return ((days * 24 + hour) * 60 + minute) * 60'000'000 + second * uint64_t{1'000'000} + micros;
+}
+
+std::string FormatCents(int64_t cents) {
+  // Through the magnitude as unsigned, so that INT64_MIN has one too.
+  const uint64_t magnitude = cents < 0 ? uint64_t{0} - static_cast<uint64_t>(cents) : static_cast<uint64_t>(cents);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%s%llu.%02llu", cents < 0 ? "-" : "",
+                static_cast<unsigned long long>(magnitude / 100), static_cast<unsigned long long>(magnitude % 100));
   return buf;
 }
 

@@ -1,5 +1,5 @@
 // Text helpers of esctl: a JSON validator, JSON string quoting, UTF-8 checks, base64 and
-// ISO 8601 timestamps. Pure functions, no I/O; esctl prints events with them.
+// ISO 8601 timestamps, and money. Pure functions, no I/O; esctl prints events with them.
 #pragma once
 
 #include <cstdint>
@@ -30,5 +30,13 @@ std::string Base64(std::string_view bytes);
 
 // "2024-05-01T12:00:00.123456Z"
 std::string FormatTimestamp(uint64_t micros_since_epoch);
+
+// The inverse, for UTC times "YYYY-MM-DDTHH:MM:SS", optionally with a fraction of 1 to 9
+// digits (cut to microseconds) and a trailing "Z": microseconds since the epoch. nullopt:
+// not such a time, an impossible date (2025-02-30), or one before 1970.
+std::optional<uint64_t> ParseTimestamp(std::string_view text);
+
+// Cents as units with two decimals: 310 -> "3.10", -5 -> "-0.05".
+std::string FormatCents(int64_t cents);
 
 }  // namespace esd::esctl
