@@ -1,6 +1,7 @@
 // esbench: the load generator of esd. Drives a running daemon through esd::client with one
-// connection per client, spread over a few threads, and reports events/s, MB/s, calls/s,
-// latency percentiles per call and errors by kind. See Usage() below.
+// connection per client, spread over a few threads, and reports events/s, MB/s, calls/s
+// (orders: orders/s and commands/s), latency percentiles per call and errors by kind. See
+// kUsage below.
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,10 +28,11 @@ Load generator for esd. Each client has its own connection; the clients are spre
 
   --connect ADDR          daemon address, HOST:PORT or unix:PATH (default 127.0.0.1:7400)
   --token T               login token (default empty)
-  --workload W            append | read-all | subscribe (default append)
+  --workload W            append | read-all | subscribe | orders (default append)
   --clients N             connections (default 1)
-  --threads T             client threads (default 1; at most --clients)
-  --inflight K            appends each client keeps in flight (default 1)
+  --threads T             client threads (default 1, orders: --clients up to 64; at most
+                          --clients)
+  --inflight K            appends each client keeps in flight (default 1; orders: only 1)
   --batch B               append: events per append (default 1);
                           read-all: events per ReadAll page (default 1000)
   --event-size BYTES      data bytes per appended event (default 200)
@@ -51,11 +53,23 @@ Workloads:
   subscribe  every client subscribes to $all from position 0 and counts events until it
              is caught up, then stops; the rate is over the time to catch up. It checks
              that positions arrive dense and in order. "calls" are the batches pushed.
+  orders     every client places orders through the Order service, one after the other:
+             CreateOrder (id unique per run, client and iteration; customer
+             "cust-<client % 100>"), three AddItem (different SKUs, quantity 1..3, unit
+             price 100..999 cents) and PlaceOrder, each command with a fresh command id.
+             Reports orders/s (orders placed) and commands/s; latency is per command, and
+             per placed order from CreateOrder to PlaceOrder. Any outcome but ok is an
+             error by kind (rejected:<rule>, conflict, failed:<code>) and abandons that
+             order. The client's order calls are synchronous and the clients of a thread
+             share its event loop, so a thread has one command in flight: --threads
+             defaults to --clients (at most 64) here; with more clients than threads, a
+             thread's clients take turns, which adds connections but no concurrency.
 
 Latency is per call (append or ReadAll) from a log-bucketed histogram (< 0.8% buckets).
 MB/s counts event data bytes (1 MB = 10^6 bytes). A rejected append or a wrong expected
 version is an error. Exit status: 0 success, 1 an error occurred or the connection
-failed, 2 bad usage.
+failed, 2 bad usage. --batch, --event-size and --streams-per-client do not apply to
+orders.
 )";
 
 bool ParseUint(const std::string& s, uint64_t max, uint64_t* out) {
@@ -69,7 +83,7 @@ bool ParseUint(const std::string& s, uint64_t max, uint64_t* out) {
 // Returns nullopt and sets `error` on bad usage; sets `help` for --help.
 std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string* error) {
   Options o;
-  bool batch_set = false, duration_set = false;
+  bool batch_set = false, duration_set = false, threads_set = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i], value;
     if (arg == "--help" || arg == "-h") {
@@ -118,8 +132,9 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
       if (value == "append") o.workload = Workload::kAppend;
       else if (value == "read-all") o.workload = Workload::kReadAll;
       else if (value == "subscribe") o.workload = Workload::kSubscribe;
+      else if (value == "orders") o.workload = Workload::kOrders;
       else {
-        *error = "--workload: expected append, read-all or subscribe, got '" + value + "'";
+        *error = "--workload: expected append, read-all, subscribe or orders, got '" + value + "'";
         return std::nullopt;
       }
     } else if (arg == "--clients") {
@@ -128,6 +143,7 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     } else if (arg == "--threads") {
       if (!number(1, 1024)) return std::nullopt;
       o.threads = static_cast<int>(n);
+      threads_set = true;
     } else if (arg == "--inflight") {
       if (!number(1, 100000)) return std::nullopt;
       o.inflight = static_cast<int>(n);
@@ -156,6 +172,14 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
   }
   if (!batch_set) o.batch = o.workload == Workload::kReadAll ? 1000 : 1;
   if (!duration_set) o.duration = o.workload == Workload::kSubscribe ? 600 : 10;
+  if (o.workload == Workload::kOrders) {
+    if (o.inflight != 1) {
+      *error = "--inflight: the orders workload has one command in flight per client (the client's order calls "
+               "are synchronous); use more --clients";
+      return std::nullopt;
+    }
+    if (!threads_set) o.threads = std::min(o.clients, kOrdersMaxDefaultThreads);
+  }
   o.threads = std::min(o.threads, o.clients);
   return o;
 }
@@ -172,6 +196,7 @@ const char* WorkloadName(Workload w) {
     case Workload::kAppend: return "append";
     case Workload::kReadAll: return "read-all";
     case Workload::kSubscribe: return "subscribe";
+    case Workload::kOrders: return "orders";
   }
   return "?";
 }
@@ -194,9 +219,10 @@ std::string JsonString(const std::string& s) {
 }
 
 struct Totals {
-  uint64_t events = 0, calls = 0, bytes = 0, errors = 0;
+  uint64_t events = 0, calls = 0, bytes = 0, errors = 0, orders = 0;
   double seconds = 0;
   Histogram latency;
+  Histogram order_latency;
   std::map<std::string, uint64_t> error_kinds;
   std::map<std::string, std::string> examples;
   int caught_up = 0;
@@ -208,7 +234,10 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
   const double mbps = static_cast<double>(t.bytes) / 1e6 / secs;
   const double cps = static_cast<double>(t.calls) / secs;
   const bool has_latency = o.workload != Workload::kSubscribe;
+  const bool orders = o.workload == Workload::kOrders;
+  const double ops = static_cast<double>(t.orders) / secs;
   auto us = [&](double q) { return static_cast<double>(t.latency.ValueAt(q)) / 1e3; };
+  auto order_us = [&](double q) { return static_cast<double>(t.order_latency.ValueAt(q)) / 1e3; };
   if (o.json) {
     std::string j = "{";
     j += "\"workload\":" + JsonString(WorkloadName(o.workload));
@@ -232,6 +261,22 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
     } else {
       j += ",\"latency_us\":null";
     }
+    if (orders) {
+      std::snprintf(buf, sizeof buf, ",\"orders\":%llu,\"orders_per_s\":%.1f,\"commands\":%llu,\"commands_per_s\":%.1f",
+                    static_cast<unsigned long long>(t.orders), ops, static_cast<unsigned long long>(t.calls), cps);
+      j += buf;
+      if (t.order_latency.count() > 0) {
+        std::snprintf(buf, sizeof buf,
+                      ",\"order_latency_us\":{\"count\":%llu,\"min\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+                      "\"p999\":%.1f,\"max\":%.1f}",
+                      static_cast<unsigned long long>(t.order_latency.count()),
+                      static_cast<double>(t.order_latency.min()) / 1e3, order_us(0.5), order_us(0.9), order_us(0.99),
+                      order_us(0.999), static_cast<double>(t.order_latency.max()) / 1e3);
+        j += buf;
+      } else {
+        j += ",\"order_latency_us\":null";
+      }
+    }
     if (o.workload == Workload::kSubscribe) j += ",\"caught_up\":" + std::to_string(t.caught_up);
     j += ",\"errors\":{\"total\":" + std::to_string(t.errors) + ",\"kinds\":{";
     bool first = true;
@@ -248,17 +293,31 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
     std::cout << j << std::endl;
     return;
   }
-  std::printf("workload     %s, %d clients on %d threads, inflight %d, batch %u, event size %llu B\n",
-              WorkloadName(o.workload), o.clients, o.threads, o.inflight, o.batch,
-              static_cast<unsigned long long>(o.event_size));
+  if (orders) {
+    std::printf("workload     orders, %d clients on %d threads\n", o.clients, o.threads);
+  } else {
+    std::printf("workload     %s, %d clients on %d threads, inflight %d, batch %u, event size %llu B\n",
+                WorkloadName(o.workload), o.clients, o.threads, o.inflight, o.batch,
+                static_cast<unsigned long long>(o.event_size));
+  }
   std::printf("duration     %.2f s\n", t.seconds);
-  std::printf("events       %llu (%.0f events/s)\n", static_cast<unsigned long long>(t.events), eps);
-  std::printf("data         %.2f MB/s\n", mbps);
-  std::printf("%-12s %llu (%.0f/s)\n", o.workload == Workload::kSubscribe ? "batches" : "calls",
-              static_cast<unsigned long long>(t.calls), cps);
+  if (orders) {
+    std::printf("orders       %llu (%.0f orders/s)\n", static_cast<unsigned long long>(t.orders), ops);
+    std::printf("commands     %llu (%.0f commands/s)\n", static_cast<unsigned long long>(t.calls), cps);
+    std::printf("events       %llu (%.0f events/s)\n", static_cast<unsigned long long>(t.events), eps);
+  } else {
+    std::printf("events       %llu (%.0f events/s)\n", static_cast<unsigned long long>(t.events), eps);
+    std::printf("data         %.2f MB/s\n", mbps);
+    std::printf("%-12s %llu (%.0f/s)\n", o.workload == Workload::kSubscribe ? "batches" : "calls",
+                static_cast<unsigned long long>(t.calls), cps);
+  }
   if (has_latency && t.latency.count() > 0) {
-    std::printf("latency/call p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", us(0.5), us(0.9),
-                us(0.99), us(0.999), static_cast<double>(t.latency.max()) / 1e3);
+    std::printf("latency/%s p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+                orders ? "cmd " : "call", us(0.5), us(0.9), us(0.99), us(0.999), static_cast<double>(t.latency.max()) / 1e3);
+  }
+  if (orders && t.order_latency.count() > 0) {
+    std::printf("latency/order p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", order_us(0.5),
+                order_us(0.9), order_us(0.99), order_us(0.999), static_cast<double>(t.order_latency.max()) / 1e3);
   }
   if (o.workload == Workload::kSubscribe) std::printf("caught up    %d of %d clients\n", t.caught_up, o.clients);
   std::printf("errors       %llu\n", static_cast<unsigned long long>(t.errors));
@@ -310,7 +369,7 @@ int Main(int argc, char** argv) {
   const auto end = run.start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration));
   const auto period = std::chrono::seconds(tty ? 1 : 5);
   auto next_print = run.start + period;
-  uint64_t last_events = 0;
+  uint64_t last_events = 0, last_calls = 0;
   auto last_time = run.start;
   auto sum = [&](auto member) {
     uint64_t n = 0;
@@ -321,12 +380,25 @@ int Main(int argc, char** argv) {
     const auto now = Clock::now();
     if (now >= end) break;
     if (now >= next_print) {
-      const uint64_t events = sum(&ThreadStats::events);
-      const double rate = static_cast<double>(events - last_events) / std::chrono::duration<double>(now - last_time).count();
-      std::fprintf(stderr, "%s%6.1f s  %llu events  %.0f events/s  %llu errors%s", tty ? "\r" : "",
-                   std::chrono::duration<double>(now - run.start).count(), static_cast<unsigned long long>(events), rate,
-                   static_cast<unsigned long long>(sum(&ThreadStats::error_count)), tty ? "\033[K" : "\n");
-      last_events = events;
+      const double elapsed = std::chrono::duration<double>(now - last_time).count();
+      const uint64_t errors = sum(&ThreadStats::error_count);
+      if (o.workload == Workload::kOrders) {
+        const uint64_t orders = sum(&ThreadStats::orders), calls = sum(&ThreadStats::calls);
+        std::fprintf(stderr, "%s%6.1f s  %llu orders  %.0f orders/s  %.0f commands/s  %llu errors%s", tty ? "\r" : "",
+                     std::chrono::duration<double>(now - run.start).count(), static_cast<unsigned long long>(orders),
+                     static_cast<double>(orders - last_events) / elapsed,
+                     static_cast<double>(calls - last_calls) / elapsed, static_cast<unsigned long long>(errors),
+                     tty ? "\033[K" : "\n");
+        last_events = orders;
+        last_calls = calls;
+      } else {
+        const uint64_t events = sum(&ThreadStats::events);
+        const double rate = static_cast<double>(events - last_events) / elapsed;
+        std::fprintf(stderr, "%s%6.1f s  %llu events  %.0f events/s  %llu errors%s", tty ? "\r" : "",
+                     std::chrono::duration<double>(now - run.start).count(), static_cast<unsigned long long>(events),
+                     rate, static_cast<unsigned long long>(errors), tty ? "\033[K" : "\n");
+        last_events = events;
+      }
       last_time = now;
       next_print += period;
     }
@@ -343,7 +415,9 @@ int Main(int argc, char** argv) {
     t.calls += s->calls;
     t.bytes += s->bytes;
     t.errors += s->error_count;
+    t.orders += s->orders;
     t.latency.Merge(s->latency);
+    t.order_latency.Merge(s->order_latency);
     for (const auto& [k, n] : s->errors) t.error_kinds[k] += n;
     for (const auto& [k, ex] : s->error_examples) t.examples.emplace(k, ex);
     t.caught_up += s->clients_caught_up;

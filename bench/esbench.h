@@ -16,14 +16,18 @@ namespace esbench {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Workload { kAppend, kReadAll, kSubscribe };
+enum class Workload { kAppend, kReadAll, kSubscribe, kOrders };
+
+// orders: --threads defaults to --clients, at most this many (each thread then drives
+// ceil(clients / threads) clients in turn, one command at a time).
+constexpr int kOrdersMaxDefaultThreads = 64;
 
 struct Options {
   std::string connect = "127.0.0.1:7400";
   std::string token;
   Workload workload = Workload::kAppend;
   int clients = 1;
-  int threads = 1;
+  int threads = 1;                // orders: default min(clients, kOrdersMaxDefaultThreads)
   int inflight = 1;
   uint32_t batch = 0;             // 0: the workload's default (append 1, read-all 1000)
   uint64_t event_size = 200;
@@ -37,10 +41,12 @@ struct Options {
 // thread runs; the rest is read only after it has been joined.
 struct ThreadStats {
   std::atomic<uint64_t> events{0};
-  std::atomic<uint64_t> calls{0};
+  std::atomic<uint64_t> calls{0};  // orders: commands answered (any outcome)
   std::atomic<uint64_t> bytes{0};  // event data bytes
   std::atomic<uint64_t> error_count{0};
-  Histogram latency;               // per call, ns
+  std::atomic<uint64_t> orders{0};  // orders: placed (all five commands ok)
+  Histogram latency;               // per call (orders: per command), ns
+  Histogram order_latency;         // orders: CreateOrder sent .. PlaceOrder answered, placed orders only, ns
   std::map<std::string, uint64_t> errors;  // by kind
   std::map<std::string, std::string> error_examples;  // kind -> the first message seen
   Clock::time_point last_done{};   // when its last call completed (or its last catch-up)

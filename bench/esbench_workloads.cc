@@ -1,13 +1,17 @@
-// esbench's worker threads: the append, read-all and subscribe workloads, and the prefill.
+// esbench's worker threads: the append, read-all, subscribe and orders workloads, and the
+// prefill.
 // Every Client of a thread runs on that thread's KJ loop; a thread drives its loop with
 // RunFor/RunUntil of any of its clients.
 #include <kj/async.h>
 #include <kj/exception.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -19,6 +23,7 @@ namespace {
 
 using esd::client::AppendResult;
 using esd::client::Client;
+using esd::client::CommandOutcome;
 using esd::client::Expected;
 using esd::client::NewEvent;
 
@@ -278,6 +283,102 @@ void RunSubscribe(Run& run, std::vector<ClientState>& clients, ThreadStats& stat
   for (auto& st : subs) st.sub.reset();  // cancels
 }
 
+// A command that was answered but not ok is an error of its own kind.
+void CountCommandError(const CommandOutcome& r, ThreadStats& stats) {
+  switch (r.kind) {
+    case CommandOutcome::Kind::kOk: return;
+    case CommandOutcome::Kind::kRejected: stats.Error("rejected:" + r.rule, r.message); return;
+    case CommandOutcome::Kind::kConflict: stats.Error("conflict", r.message); return;
+    case CommandOutcome::Kind::kFailed: stats.Error("failed:" + r.code, r.message); return;
+  }
+}
+
+// Every client places orders, one after the other: CreateOrder, three AddItem (different
+// SKUs, quantity 1..3, 100..999 cents) and PlaceOrder, each with a command id of its own.
+// The order calls are synchronous, so the clients of a thread take turns, one command at a
+// time: concurrency comes from threads (--threads defaults to --clients for this workload).
+// An order whose command is not ok is abandoned (its later commands would only be refused)
+// and the client goes on with the next one; a broken call (an exception) ends the client.
+void RunOrders(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats) {
+  constexpr int kSkus = 1000;
+  constexpr int kItems = 3;
+  std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(first_client) << 32));
+  auto uniform = [&rng](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)); };
+  std::vector<uint64_t> iteration(clients.size(), 0);
+  size_t alive = clients.size();
+
+  struct Item {
+    std::string sku;
+    uint32_t quantity = 0;
+    int64_t price = 0;
+  };
+  std::array<Item, kItems> items;
+  auto place_one = [&](size_t i) {
+    Client& client = *clients[i].client;
+    const int client_number = first_client + static_cast<int>(i);
+    const std::string order_id =
+        "bench-" + run.run_id + "-c" + std::to_string(client_number) + "-o" + std::to_string(iteration[i]++);
+    const std::string customer = "cust-" + std::to_string(client_number % 100);
+    int skus[kItems];
+    for (int k = 0; k < kItems; ++k) {
+      do {
+        skus[k] = uniform(0, kSkus - 1);
+      } while (std::find(skus, skus + k, skus[k]) != skus + k);
+      char sku[16];
+      std::snprintf(sku, sizeof sku, "sku-%04d", skus[k]);
+      items[static_cast<size_t>(k)] = Item{sku, static_cast<uint32_t>(uniform(1, 3)), uniform(100, 999)};
+    }
+
+    const auto order_t0 = Clock::now();
+    std::optional<uint64_t> version;  // the order's version after its last ok command
+    bool placed = false;
+    for (int step = 0; step < kItems + 2; ++step) {
+      const std::string command_id = order_id + "/" + std::to_string(step);
+      const auto t0 = Clock::now();
+      CommandOutcome r;
+      try {
+        if (step == 0) {
+          r = client.CreateOrder(order_id, customer, command_id);
+        } else if (step <= kItems) {
+          const Item& it = items[static_cast<size_t>(step - 1)];
+          r = client.AddItem(order_id, it.sku, it.quantity, it.price, command_id);
+        } else {
+          r = client.PlaceOrder(order_id, command_id);
+        }
+      } catch (const esd::client::Error& e) {
+        stats.last_done = Clock::now();
+        stats.Error(KindOf(e), e.what());
+        clients[i].dead = true;
+        --alive;
+        break;
+      }
+      const auto t1 = Clock::now();
+      stats.latency.Record(Ns(t1 - t0));
+      stats.last_done = t1;
+      stats.calls.fetch_add(1, std::memory_order_relaxed);
+      if (!r.ok()) {
+        CountCommandError(r, stats);
+        break;
+      }
+      version = r.version;
+      if (step == kItems + 1) {
+        placed = true;
+        stats.order_latency.Record(Ns(t1 - order_t0));
+      }
+    }
+    // Events written for this order: its stream holds versions 0..version.
+    if (version) stats.events.fetch_add(*version + 1, std::memory_order_relaxed);
+    if (placed) stats.orders.fetch_add(1, std::memory_order_relaxed);
+  };
+
+  // An order once begun is finished (or abandoned) even past the end: at most five commands.
+  while (!run.stop.load(std::memory_order_relaxed) && alive > 0) {
+    for (size_t i = 0; i < clients.size() && !run.stop.load(std::memory_order_relaxed); ++i) {
+      if (!clients[i].dead) place_one(i);
+    }
+  }
+}
+
 }  // namespace
 
 void RunWorker(Run& run, int first_client, int client_count, ThreadStats& stats) {
@@ -309,6 +410,7 @@ void RunWorker(Run& run, int first_client, int client_count, ThreadStats& stats)
     case Workload::kAppend: RunAppend(run, clients, stats); break;
     case Workload::kReadAll: RunReadAll(run, clients, stats); break;
     case Workload::kSubscribe: RunSubscribe(run, clients, stats); return;  // counted itself
+    case Workload::kOrders: RunOrders(run, clients, first_client, stats); break;
   }
   run.finished.fetch_add(1);
 }

@@ -313,6 +313,7 @@ class Client::Impl {
   kj::Own<capnp::TwoPartyClient> rpc;
   rpc::Session::Client session = nullptr;
   rpc::EventStore::Client store = nullptr;
+  rpc::OrderService::Client orders = nullptr;  // fetched once, pipelined at connect
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -353,6 +354,7 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
   login.setToken(options.token);
   impl->session = login.send().getSession();
   impl->store = impl->session.eventStoreRequest().send().getStore();
+  impl->orders = impl->session.ordersRequest().send().getOrders();
   impl->Wait(impl->session.roleRequest().send().ignoreResult());  // the login's verdict
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -533,7 +535,7 @@ OrderQuery ToQuery(rpc::OrderResult::Reader r) {
 
 CommandOutcome Client::CreateOrder(const std::string& order_id, const std::string& customer_id,
                                    const std::string& command_id, const std::string& correlation_id) {
-  auto req = impl_->session.ordersRequest().send().getOrders().createOrderRequest();
+  auto req = impl_->orders.createOrderRequest();
   SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setCustomerId(customer_id);
@@ -543,7 +545,7 @@ CommandOutcome Client::CreateOrder(const std::string& order_id, const std::strin
 CommandOutcome Client::AddItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
                                int64_t unit_price_cents, const std::string& command_id,
                                const std::string& correlation_id) {
-  auto req = impl_->session.ordersRequest().send().getOrders().addItemRequest();
+  auto req = impl_->orders.addItemRequest();
   SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setSku(sku);
@@ -554,7 +556,7 @@ CommandOutcome Client::AddItem(const std::string& order_id, const std::string& s
 
 CommandOutcome Client::RemoveItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
                                   const std::string& command_id, const std::string& correlation_id) {
-  auto req = impl_->session.ordersRequest().send().getOrders().removeItemRequest();
+  auto req = impl_->orders.removeItemRequest();
   SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setSku(sku);
@@ -564,7 +566,7 @@ CommandOutcome Client::RemoveItem(const std::string& order_id, const std::string
 
 CommandOutcome Client::PlaceOrder(const std::string& order_id, const std::string& command_id,
                                   const std::string& correlation_id) {
-  auto req = impl_->session.ordersRequest().send().getOrders().placeOrderRequest();
+  auto req = impl_->orders.placeOrderRequest();
   SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   return ToOutcome(impl_->Wait(req.send()).getResult());
@@ -572,7 +574,7 @@ CommandOutcome Client::PlaceOrder(const std::string& order_id, const std::string
 
 CommandOutcome Client::CancelOrder(const std::string& order_id, const std::string& reason,
                                    const std::string& command_id, const std::string& correlation_id) {
-  auto req = impl_->session.ordersRequest().send().getOrders().cancelOrderRequest();
+  auto req = impl_->orders.cancelOrderRequest();
   SetMeta(req, command_id, correlation_id);
   req.setOrderId(order_id);
   req.setReason(reason);
@@ -580,7 +582,7 @@ CommandOutcome Client::CancelOrder(const std::string& order_id, const std::strin
 }
 
 OrderQuery Client::GetOrder(const std::string& order_id, uint64_t min_position) {
-  auto req = impl_->session.ordersRequest().send().getOrders().getOrderRequest();
+  auto req = impl_->orders.getOrderRequest();
   req.setOrderId(order_id);
   req.initAsOf().setLatest();
   req.setMinPosition(min_position);
@@ -588,14 +590,14 @@ OrderQuery Client::GetOrder(const std::string& order_id, uint64_t min_position) 
 }
 
 OrderQuery Client::GetOrderAtVersion(const std::string& order_id, uint64_t version) {
-  auto req = impl_->session.ordersRequest().send().getOrders().getOrderRequest();
+  auto req = impl_->orders.getOrderRequest();
   req.setOrderId(order_id);
   req.initAsOf().setVersion(version);
   return ToQuery(impl_->Wait(req.send()).getResult());
 }
 
 OrderQuery Client::GetOrderAtTime(const std::string& order_id, uint64_t time_micros) {
-  auto req = impl_->session.ordersRequest().send().getOrders().getOrderRequest();
+  auto req = impl_->orders.getOrderRequest();
   req.setOrderId(order_id);
   req.initAsOf().setTimeMicros(time_micros);
   return ToQuery(impl_->Wait(req.send()).getResult());
@@ -603,7 +605,7 @@ OrderQuery Client::GetOrderAtTime(const std::string& order_id, uint64_t time_mic
 
 OrderPage Client::ListOrders(const std::string& customer_id, const std::string& status, uint32_t page_size,
                              const std::string& page_token, uint64_t min_position) {
-  auto req = impl_->session.ordersRequest().send().getOrders().listOrdersRequest();
+  auto req = impl_->orders.listOrdersRequest();
   req.setCustomerId(customer_id);
   rpc::OrderStatus s = rpc::OrderStatus::NONE;
   if (status == "open") s = rpc::OrderStatus::OPEN;
@@ -623,7 +625,7 @@ OrderPage Client::ListOrders(const std::string& customer_id, const std::string& 
 }
 
 std::vector<HistoryEntry> Client::History(const std::string& order_id) {
-  auto req = impl_->session.ordersRequest().send().getOrders().historyRequest();
+  auto req = impl_->orders.historyRequest();
   req.setOrderId(order_id);
   auto resp = impl_->Wait(req.send());
   std::vector<HistoryEntry> out;

@@ -39,10 +39,13 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
   OrderState state;
   const std::string stream = OrderStream(order_id);
   uint64_t next = 0;
-  if (auto snap = snapshots_.Load(stream)) {
+  // Only an order that has crossed snapshot_every events can have a snapshot: don't look
+  // for a file otherwise (a failed open per command cost 3% of the daemon under load).
+  auto info = store_.GetStreamInfo(stream);
+  const bool may_have_snapshot = info && options_.snapshot_every > 0 && info->event_count >= options_.snapshot_every;
+  if (auto snap = may_have_snapshot ? snapshots_.Load(stream) : std::nullopt) {
     // A snapshot ahead of the stream (a store restored from an older copy) is not used.
-    auto info = store_.GetStreamInfo(stream);
-    if (info && info->last_version.value >= *snap->version) {
+    if (info->last_version.value >= *snap->version) {
       st.snapshot_version = snap->version;
       next = *snap->version + 1;
       state = std::move(*snap);

@@ -121,7 +121,7 @@ int RunDaemon(const Config& config) {
     domain::OrderCommands::Options order_options;
     order_options.snapshot_every = config.snapshot_every;
     domain::OrderCommands orders(*store, order_options);
-    // The projection snapshots every 10,000 events it applies, and at a graceful stop.
+    // The projection snapshots after 10,000 events and 60 s, and at a graceful stop.
     ProjectionRunner projection(*store, notifier, io.provider->getTimer(),
                                 std::filesystem::path(config.data_dir) / "snapshots" / "projections" / "orders.snap",
                                 10'000);

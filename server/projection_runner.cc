@@ -9,12 +9,15 @@ constexpr uint64_t kSlice = 20'000;  // events per turn of the loop
 }
 
 ProjectionRunner::ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer,
-                                   std::filesystem::path snapshot_path, uint64_t snapshot_every)
+                                   std::filesystem::path snapshot_path, uint64_t snapshot_every,
+                                   kj::Duration snapshot_interval)
     : store_(store),
       notifier_(notifier),
       timer_(timer),
       snapshot_path_(std::move(snapshot_path)),
       snapshot_every_(snapshot_every),
+      snapshot_interval_(snapshot_interval),
+      last_snapshot_(timer.now()),
       projection_(domain::OrderProjection::LoadSnapshot(snapshot_path_)) {
   checkpoint_ = projection_.checkpoint();
 }
@@ -30,7 +33,10 @@ kj::Promise<void> ProjectionRunner::Loop() {
   applied_since_snapshot_ += projection_.checkpoint() - before;
   checkpoint_ = projection_.checkpoint();
   WakeWaiters();
-  if (snapshot_every_ > 0 && applied_since_snapshot_ >= snapshot_every_) (void)SaveSnapshot();
+  if (snapshot_every_ > 0 && applied_since_snapshot_ >= snapshot_every_ &&
+      timer_.now() - last_snapshot_ >= snapshot_interval_) {
+    (void)SaveSnapshot();
+  }
   if (*read == kSlice) return kj::evalLater([this] { return Loop(); });  // more to do: yield first
   return notifier_.WaitBeyond(projection_.checkpoint()).then([this] { return Loop(); });
 }
@@ -81,6 +87,7 @@ kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
 
 storage::Status ProjectionRunner::SaveSnapshot() {
   applied_since_snapshot_ = 0;
+  last_snapshot_ = timer_.now();
   return projection_.SaveSnapshot(snapshot_path_);
 }
 

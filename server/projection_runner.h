@@ -19,8 +19,12 @@ namespace esd::server {
 
 class ProjectionRunner {
  public:
+  // A snapshot is taken when at least `snapshot_every` events were applied since the last
+  // one AND `snapshot_interval` has passed: its cost grows with the number of orders, so
+  // it must not follow the event rate alone.
   ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer,
-                   std::filesystem::path snapshot_path, uint64_t snapshot_every);
+                   std::filesystem::path snapshot_path, uint64_t snapshot_every,
+                   kj::Duration snapshot_interval = 60 * kj::SECONDS);
 
   void Start();
   const domain::OrderProjection& projection() const { return projection_; }
@@ -47,6 +51,8 @@ class ProjectionRunner {
   kj::Timer& timer_;
   const std::filesystem::path snapshot_path_;
   const uint64_t snapshot_every_;
+  const kj::Duration snapshot_interval_;
+  kj::TimePoint last_snapshot_;
   domain::OrderProjection projection_;
   uint64_t applied_since_snapshot_ = 0;
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics

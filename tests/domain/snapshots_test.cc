@@ -111,7 +111,7 @@ TEST_F(SnapshotsTest, ASnapshotOfAnotherFormatVersionIsIgnored) {
 
 TEST_F(SnapshotsTest, ASnapshotAheadOfTheStreamIsNotUsed) {
   OrderCommands orders(*store_, options_);
-  Fill(orders, 9);  // 10 events, no snapshot yet
+  Fill(orders, 59);  // 60 events: enough that a snapshot is looked for
   OrderState future = orders.Load("s1").value();
   future.version = 500;
   future.total_cents = 999999;
@@ -119,6 +119,19 @@ TEST_F(SnapshotsTest, ASnapshotAheadOfTheStreamIsNotUsed) {
   OrderCommands::LoadStats stats;
   auto state = orders.Load("s1", &stats);
   EXPECT_FALSE(stats.snapshot_version.has_value()) << "e.g. a store restored from an older backup";
+  EXPECT_EQ(stats.events_read, 60u);
+  EXPECT_NE(state->total_cents, 999999);
+}
+
+TEST_F(SnapshotsTest, AnOrderTooShortForASnapshotDoesNotLookForOne) {
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 9);  // 10 events
+  OrderState planted = orders.Load("s1").value();
+  planted.total_cents = 999999;  // a file that should never be read for such a short order
+  ASSERT_TRUE(OrderSnapshots(dir_.path()).Save("order-s1", planted).ok());
+  OrderCommands::LoadStats stats;
+  auto state = orders.Load("s1", &stats);
+  EXPECT_FALSE(stats.snapshot_version.has_value());
   EXPECT_NE(state->total_cents, 999999);
 }
 
