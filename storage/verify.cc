@@ -1,0 +1,122 @@
+#include "storage/verify.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "storage/index_file.h"
+#include "storage/mem_index.h"
+#include "storage/segment.h"
+
+namespace esd::storage {
+
+namespace {
+
+std::string Rel(const std::filesystem::path& p) { return "segments/" + p.filename().string(); }
+
+// The index file against what a scan of its segment found.
+void CompareIndex(const IndexFile& idx, const MemIndex& scanned, const ScanResult& scan, const std::string& file,
+                  std::vector<VerifyProblem>& problems) {
+  auto problem = [&](std::string what) { problems.push_back({file, 0, std::nullopt, std::move(what)}); };
+  if (idx.end_position() != scan.end_position || idx.end_offset() != scan.end_offset) {
+    problem("says the segment ends at position " + std::to_string(idx.end_position().value) + " (offset " +
+            std::to_string(idx.end_offset()) + "); the log ends at " + std::to_string(scan.end_position.value) +
+            " (offset " + std::to_string(scan.end_offset) + ")");
+  }
+  if (idx.run_count() != scanned.stream_count()) {
+    problem("lists " + std::to_string(idx.run_count()) + " streams; the segment holds " +
+            std::to_string(scanned.stream_count()));
+  }
+  scanned.ForEachStream([&](std::string_view stream, const StreamRun& run) {
+    auto in_idx = idx.Find(stream);
+    if (!in_idx) return problem("has no entry for stream '" + std::string(stream) + "'");
+    if (in_idx->first_version != run.first_version || !std::equal(in_idx->offsets.begin(), in_idx->offsets.end(),
+                                                                   run.offsets.begin(), run.offsets.end())) {
+      return problem("entry for stream '" + std::string(stream) + "' does not match the log");
+    }
+    auto tip = idx.Tip(stream);
+    if (!tip || tip->last_version != run.last_version() || tip->last_position != run.last_position) {
+      problem("tip of stream '" + std::string(stream) + "' does not match the log");
+    }
+  });
+}
+
+}  // namespace
+
+Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyProgress& progress) {
+  const auto segments_dir = dir / "segments";
+  std::vector<std::pair<uint64_t, std::filesystem::path>> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(segments_dir, ec)) {
+    if (entry.path().extension() != ".seg") continue;
+    const std::string stem = entry.path().stem().string();
+    uint64_t first = 0;
+    auto [p, e] = std::from_chars(stem.data(), stem.data() + stem.size(), first);
+    if (e == std::errc() && p == stem.data() + stem.size() && stem.size() == 20) found.emplace_back(first, entry.path());
+  }
+  if (ec || found.empty()) return Status::NotFound(dir.string() + " holds no store (no segments/*.seg)");
+  std::sort(found.begin(), found.end());
+
+  VerifyReport report;
+  uint64_t total = 0, done = 0;
+  for (const auto& [first, path] : found) total += std::filesystem::file_size(path, ec);
+  std::optional<GlobalPosition> expected = GlobalPosition(0);  // nullopt: unknown after damage
+  for (size_t k = 0; k < found.size(); ++k) {
+    const std::string file = Rel(found[k].second);
+    auto seg = Segment::Open(found[k].second);
+    if (!seg.ok()) {
+      report.problems.push_back({file, 0, std::nullopt, seg.status().message()});
+      continue;
+    }
+    const Segment& s = **seg;
+    ++report.segments;
+    if (s.id().value != k) {
+      report.problems.push_back({file, 0, std::nullopt, "is segment " + std::to_string(s.id().value) + ", expected " +
+                                                            std::to_string(k) + " (a segment file is missing?)"});
+    }
+    if (expected && s.first_position() != *expected) {
+      report.problems.push_back({file, 0, s.first_position().value,
+                                 "starts at position " + std::to_string(s.first_position().value) +
+                                     " but the log before it ends at " + std::to_string(expected->value)});
+    }
+    MemIndex scanned;
+    ScanResult r = ScanSegment(s, format::kSegmentHeaderSize, s.first_position(), 0, [&](const ScannedBatch& b) {
+      scanned.AddBatch(b.stream, b.first_version, GlobalPosition(b.header.first_position), b.header.timestamp_micros,
+                       b.offset, b.header.batch_size, b.event_offsets);
+      ++report.batches;
+      report.events += b.header.event_count;
+      if (progress && report.batches % 4096 == 0) progress(done + b.offset, total);
+    });
+    report.bytes += r.end_offset;
+    const bool last = k + 1 == found.size();
+    if (!r.clean) {
+      TailAnalysis t = AnalyzeTail(s, r.end_offset);
+      if (last && !t.vouched_for) {
+        report.torn_tail = file + " offset " + std::to_string(r.end_offset) + ": " + r.problem + " (" +
+                           std::to_string(t.nonzero_end - r.end_offset) +
+                           " bytes never acknowledged; the next open cuts them off)";
+      } else {
+        report.problems.push_back({file, r.end_offset, r.end_position.value, r.problem});
+      }
+    }
+    // Where the next segment must start: where this one's log ends, or, when damage
+    // stopped the scan early, where its index file says it ends (else: unknown).
+    expected = r.clean ? std::optional(r.end_position) : std::nullopt;
+    if (!last) {
+      const auto idx_path = IndexPath(segments_dir, s.first_position());
+      auto idx = IndexFile::Load(idx_path, s.id(), s.first_position());
+      if (!idx.ok()) {
+        report.problems.push_back({Rel(idx_path), 0, std::nullopt, idx.status().message()});
+      } else if (r.clean) {
+        ++report.index_files;
+        CompareIndex(**idx, scanned, r, Rel(idx_path), report.problems);
+      } else {
+        expected = (*idx)->end_position();
+      }
+    }
+    done += std::filesystem::file_size(found[k].second, ec);
+    if (progress) progress(done, total);
+  }
+  return report;
+}
+
+}  // namespace esd::storage

@@ -1,0 +1,44 @@
+// Checking a store's files without opening it for writing: every segment header and how the
+// segments join, every batch checksum and dense positions, and each sealed segment's index
+// file against the log. Read-only; meant for a stopped store (esctl --data-dir), or for the
+// sealed segments of a running one.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/status.h"
+
+namespace esd::storage {
+
+struct VerifyProblem {
+  std::string file;                 // relative to the data directory
+  uint64_t offset = 0;              // in that file
+  std::optional<uint64_t> position; // the global position involved, when there is one
+  std::string what;
+};
+
+struct VerifyReport {
+  uint64_t segments = 0;
+  uint64_t batches = 0;
+  uint64_t events = 0;
+  uint64_t bytes = 0;          // of log checked
+  uint64_t index_files = 0;    // checked against the log
+  std::vector<VerifyProblem> problems;
+  // An incomplete, never-acknowledged batch at the end of the log: not a problem (the next
+  // open cuts it off), but worth knowing.
+  std::optional<std::string> torn_tail;
+  bool ok() const { return problems.empty(); }
+};
+
+// `progress(done, total)` is called as the bytes of log are checked.
+using VerifyProgress = std::function<void(uint64_t done, uint64_t total)>;
+
+// kNotFound when `dir` holds no store; otherwise the report, however bad the files are.
+Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyProgress& progress = {});
+
+}  // namespace esd::storage
