@@ -22,6 +22,7 @@
 
 #include "client/client.h"
 #include "tools/esctl_args.h"
+#include "tools/esctl_offline.h"
 #include "tools/esctl_order.h"
 #include "tools/esctl_output.h"
 #include "tools/esctl_text.h"
@@ -281,6 +282,7 @@ int Main(int argc, char** argv) {
                               .tls_ca_file = g.tls_ca_file,
                               .tls_server_name = g.tls_server_name});
     };
+    if (inv.command == "verify") return VerifyOffline(inv);
     if (inv.command == "status") return Status(inv, connect);
     if (inv.command == "append") return Append(inv, connect);
     if (inv.command == "read") return Read(inv, connect);

@@ -26,6 +26,7 @@ struct GlobalOptions {
   bool tls = false;  // also implied by --tls-ca
   std::string tls_ca_file;
   std::string tls_server_name;
+  std::string data_dir;  // --data-dir: work offline on a stopped store's files
 };
 
 struct Invocation {

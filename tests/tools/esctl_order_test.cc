@@ -13,51 +13,12 @@
 #include "client/client.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
+#include "tools/esctl_run.h"
 #include "tools/esctl_text.h"
 
 namespace esd {
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string ReadAll(std::FILE* f) {
-  std::string text(static_cast<size_t>(std::ftell(f)), '\0');
-  std::rewind(f);
-  text.resize(std::fread(text.data(), 1, text.size(), f));
-  std::fclose(f);
-  return text;
-}
-
-// Runs esctl to its end, its output in temporary files. Every run names the server with
-// --connect (and the token with --token), so $ESD_CONNECT and $ESD_TOKEN do not matter.
-Result RunEsctl(std::vector<std::string> args) {
-  args.insert(args.begin(), ESCTL_BINARY);
-  std::FILE* out = std::tmpfile();
-  std::FILE* err = std::tmpfile();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fileno(out), 1);
-    ::dup2(fileno(err), 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ReadAll(out), ReadAll(err)};
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

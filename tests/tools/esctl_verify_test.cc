@@ -1,0 +1,99 @@
+// esctl --data-dir DIR verify on a stopped store: clean is 0; a flipped byte, a truncated
+// index file and a damaged snapshot are each named, with exit 4; a running esd is named.
+#include <gtest/gtest.h>
+
+#include "domain/snapshots.h"
+#include "server/esd_process.h"
+#include "storage/store.h"
+#include "storage/test_util.h"
+#include "tools/esctl_run.h"
+
+namespace esd {
+namespace {
+
+using storage::testing::SegmentFiles;
+
+class EsctlVerifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = storage::Store::Open(dir_.path(), storage::testing::SmallOptions()).value();
+    for (int i = 0; i < 300; ++i) {
+      const std::string s = "v-" + std::to_string(i % 3);
+      ASSERT_TRUE(store->AppendSync(s, storage::ExpectedVersion::Any(),
+                                    storage::testing::MakeEvents(s, i / 3, 1, 0, 400)).ok());
+    }
+    snapshot_ = dir_.path() / "snapshots" / "projections" / "orders.snap";
+    ASSERT_TRUE(domain::WriteSnapshotFile(snapshot_, 7, std::string(64, '\0')).ok());
+  }
+  Result Verify(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--data-dir", dir_.path().string(), "verify"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunEsctl(args);
+  }
+  storage::testing::TempDir dir_;
+  std::filesystem::path snapshot_;
+};
+
+TEST_F(EsctlVerifyTest, ACleanStoreExitsZeroAndSaysWhatItChecked) {
+  const Result r = Verify();
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("clean: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("300 events"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 snapshots"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("verify: 100%"), std::string::npos) << "progress lines when not on a terminal: " << r.err;
+}
+
+TEST_F(EsctlVerifyTest, AFlippedByteIsNamedByFileAndPositionWithExitFour) {
+  const auto seg = SegmentFiles(dir_.path())[1];
+  storage::testing::FlipByte(seg, storage::testing::BatchOffsets(seg)[2] + 90);
+  const Result r = Verify();
+  EXPECT_EQ(r.code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("BAD segments/" + seg.filename().string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(position "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checksum"), std::string::npos) << r.out;
+}
+
+TEST_F(EsctlVerifyTest, ATruncatedIndexFileIsNamed) {
+  auto idx = SegmentFiles(dir_.path())[0];
+  idx.replace_extension(".idx");
+  storage::testing::TruncateFile(idx, std::filesystem::file_size(idx) / 2);
+  const Result r = Verify();
+  EXPECT_EQ(r.code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("BAD segments/" + idx.filename().string()), std::string::npos) << r.out;
+}
+
+TEST_F(EsctlVerifyTest, ADamagedSnapshotIsNamed) {
+  storage::testing::FlipByte(snapshot_, std::filesystem::file_size(snapshot_) - 3);
+  const Result r = Verify();
+  EXPECT_EQ(r.code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("BAD snapshots/projections/orders.snap"), std::string::npos) << r.out;
+}
+
+TEST_F(EsctlVerifyTest, JsonListsEachProblem) {
+  const auto seg = SegmentFiles(dir_.path())[0];
+  storage::testing::FlipByte(seg, storage::testing::BatchOffsets(seg)[1] + 90);
+  const Result r = Verify({"--json"});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_EQ(r.out.rfind("{\"ok\":false", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"problems\":[{\"file\":\"segments/" + seg.filename().string()), std::string::npos) << r.out;
+}
+
+TEST_F(EsctlVerifyTest, ARunningDaemonIsNamedAndNothingIsRead) {
+  testing::EsdProcess esd(dir_.path());
+  const Result r = Verify();
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("pid " + std::to_string(esd.pid())), std::string::npos) << r.err;
+}
+
+TEST(EsctlVerify, WithoutADataDirOrAStoreItSaysWhatToDo) {
+  Result r = RunEsctl({"verify"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--data-dir"), std::string::npos) << r.err;
+  storage::testing::TempDir empty;
+  r = RunEsctl({"--data-dir", empty.path().string(), "verify"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("holds no store"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace esd

@@ -1,0 +1,121 @@
+#include "tools/esctl_offline.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "domain/snapshots.h"
+#include "tools/esctl_order.h"
+#include "tools/esctl_text.h"
+#include "storage/file.h"
+#include "storage/verify.h"
+
+namespace esd::esctl {
+
+namespace {
+
+void Note(const std::string& s) { std::fprintf(stderr, "esctl: %s\n", s.c_str()); }
+
+// A progress bar with rate and ETA on a terminal; a plain line every 10% otherwise.
+class Progress {
+ public:
+  explicit Progress(const char* what) : what_(what), tty_(::isatty(2) == 1), start_(Clock::now()) {}
+  void operator()(uint64_t done, uint64_t total) {
+    const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double frac = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+    if (tty_) {
+      const int width = 30, filled = static_cast<int>(frac * width);
+      std::fprintf(stderr, "\r%s [%s%s] %3.0f%%  %.0f MB/s  ETA %.0fs ", what_, std::string(filled, '#').c_str(),
+                   std::string(width - filled, ' ').c_str(), frac * 100, rate / 1e6, eta);
+      if (done >= total) std::fputc('\n', stderr);
+    } else if (frac * 10 >= next_tenth_ || done >= total) {
+      std::fprintf(stderr, "%s: %.0f%% (%.0f MB of %.0f MB, %.0f MB/s)\n", what_, frac * 100, done / 1e6,
+                   total / 1e6, rate / 1e6);
+      next_tenth_ = static_cast<int>(frac * 10) + 1;
+    }
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  const char* what_;
+  const bool tty_;
+  const Clock::time_point start_;
+  int next_tenth_ = 1;
+};
+
+}  // namespace
+
+int VerifyOffline(const Invocation& inv) {
+  const std::filesystem::path dir = inv.global.data_dir;
+  if (dir.empty()) {
+    Note("verify checks a stopped store's files: give its directory with --data-dir DIR");
+    return kExitUsage;
+  }
+  if (!std::filesystem::is_directory(dir / "segments")) {
+    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
+    return kExitFailure;
+  }
+  // Holding the LOCK keeps esd off these files while they are read, and names it if it runs.
+  auto lock = storage::DirectoryLock::Acquire(dir);
+  if (!lock.ok()) {
+    Note(lock.status().message());
+    return kExitFailure;
+  }
+  Progress progress("verify");
+  auto report = storage::VerifyStore(dir, [&](uint64_t done, uint64_t total) { progress(done, total); });
+  if (!report.ok()) {
+    Note(report.status().message() + "; is --data-dir the directory esd was started with?");
+    return kExitFailure;
+  }
+  // Snapshots: each file's checksums (and format version).
+  uint64_t snapshots = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir / "snapshots", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".snap") continue;
+    ++snapshots;
+    if (!domain::ReadSnapshotFile(it->path())) {
+      report->problems.push_back({std::filesystem::relative(it->path(), dir).string(), 0, std::nullopt,
+                                  "snapshot does not verify (damaged, or another format version); it is ignored "
+                                  "and rebuilt, and may be deleted"});
+    }
+  }
+  const auto& r = *report;
+  if (inv.global.json) {
+    std::string out = "{\"ok\":" + std::string(r.ok() ? "true" : "false") + ",\"segments\":" +
+                      std::to_string(r.segments) + ",\"batches\":" + std::to_string(r.batches) + ",\"events\":" +
+                      std::to_string(r.events) + ",\"bytes\":" + std::to_string(r.bytes) + ",\"indexFiles\":" +
+                      std::to_string(r.index_files) + ",\"snapshots\":" + std::to_string(snapshots) +
+                      ",\"tornTail\":" + (r.torn_tail ? QuoteJson(*r.torn_tail) : std::string("null")) +
+                      ",\"problems\":[";
+    for (size_t i = 0; i < r.problems.size(); ++i) {
+      const auto& p = r.problems[i];
+      out += std::string(i ? "," : "") + "{\"file\":" + QuoteJson(p.file) + ",\"offset\":" + std::to_string(p.offset) +
+             ",\"position\":" + (p.position ? std::to_string(*p.position) : std::string("null")) +
+             ",\"what\":" + QuoteJson(p.what) + "}";
+    }
+    std::printf("%s]}\n", out.c_str());
+  } else {
+    for (const auto& p : r.problems) {
+      std::printf("BAD %s offset %llu%s: %s\n", p.file.c_str(), static_cast<unsigned long long>(p.offset),
+                  p.position ? (" (position " + std::to_string(*p.position) + ")").c_str() : "", p.what.c_str());
+    }
+    if (r.torn_tail) std::printf("note: torn tail at %s\n", r.torn_tail->c_str());
+    std::printf("%s: %llu segments, %llu batches, %llu events, %llu index files, %llu snapshots checked; %zu problem%s\n",
+                r.ok() ? "clean" : "DAMAGED", static_cast<unsigned long long>(r.segments),
+                static_cast<unsigned long long>(r.batches), static_cast<unsigned long long>(r.events),
+                static_cast<unsigned long long>(r.index_files), static_cast<unsigned long long>(snapshots),
+                r.problems.size(), r.problems.size() == 1 ? "" : "s");
+  }
+  if (!r.ok()) {
+    Note("damage found. Keep a copy of the directory; a damaged index or snapshot file can be deleted (it is "
+         "rebuilt at the next start); a damaged segment needs the copy from a backup");
+  }
+  return r.ok() ? 0 : kExitDamage;
+}
+
+}  // namespace esd::esctl

@@ -1,0 +1,14 @@
+// esctl's offline commands: work on a stopped store's files (--data-dir), holding its LOCK
+// so that esd cannot start on them meanwhile.
+#pragma once
+
+#include "tools/esctl_args.h"
+
+namespace esd::esctl {
+
+inline constexpr int kExitDamage = 4;
+
+// `esctl --data-dir DIR verify`.
+int VerifyOffline(const Invocation& inv);
+
+}  // namespace esd::esctl
