@@ -283,6 +283,22 @@ int Main(int argc, char** argv) {
                               .tls_server_name = g.tls_server_name});
     };
     if (inv.command == "verify") return VerifyOffline(inv);
+    if (inv.command == "replay") {
+      if (!inv.global.data_dir.empty()) return ReplayOffline(inv);
+      const auto start = std::chrono::steady_clock::now();
+      std::fprintf(stderr, "replaying %s from position 0; the daemon keeps serving meanwhile...\n",
+                   inv.positional.at(0).c_str());
+      const uint64_t read = connect()->RebuildProjection(inv.positional.at(0));
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (inv.global.json) {
+        std::printf("{\"projection\":\"%s\",\"eventsRead\":%llu,\"seconds\":%.3f}\n", inv.positional.at(0).c_str(),
+                    static_cast<unsigned long long>(read), secs);
+      } else {
+        std::printf("replayed %s: %llu events in %.1f s; the rebuilt projection now answers queries\n",
+                    inv.positional.at(0).c_str(), static_cast<unsigned long long>(read), secs);
+      }
+      return kExitOk;
+    }
     if (inv.command == "status") return Status(inv, connect);
     if (inv.command == "append") return Append(inv, connect);
     if (inv.command == "read") return Read(inv, connect);

@@ -39,6 +39,7 @@ commands:
   order        the Order service: create, add-item, remove-item, place, cancel, get, list,
                history (see `esctl order --help`)
   verify       check a stopped store's files (with --data-dir): checksums, positions, indexes
+  replay       rebuild a projection from position 0, online or (with --data-dir) offline
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
@@ -48,7 +49,7 @@ global options (before or after the command):
   --tls                   connect over TLS, trusting the system's certificate authorities
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
   --tls-server-name NAME  the name the server's certificate must carry (default: the host)
-  --data-dir DIR          work offline on a stopped store's files (verify)
+  --data-dir DIR          work offline on a stopped store's files (verify, replay)
   -h, --help              help; `esctl COMMAND --help` for a command
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
@@ -106,6 +107,16 @@ Lists each bad file, offset and position (with --json, one object).
 exit codes: 0 clean; 4 damage found (each item listed); 1 cannot check (no store there, esd
 running on it); 2 bad usage
 )"},
+      {"replay", 1, {}, R"(usage: esctl replay PROJECTION            (online)
+       esctl --data-dir DIR replay PROJECTION   (offline, on a stopped store)
+
+Rebuilds a projection (there is one: orders) from position 0 of $all. Online, the daemon
+keeps answering queries from the current projection until the rebuilt one has caught up,
+then switches to it (needs the admin role). Offline, the projection is rebuilt from the
+files with a progress bar, and its snapshot replaced, so esd starts from it.
+
+exit codes: 0 done; 1 failure (unknown projection, cannot connect, esd running on DIR); 2 bad usage
+)", "PROJECTION"},
       {"status", 0, {}, R"(usage: esctl status
 
 Prints the server's version, durable position (the number of events in the store), segment

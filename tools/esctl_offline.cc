@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <string>
 
+#include "domain/projections.h"
 #include "domain/snapshots.h"
 #include "tools/esctl_order.h"
 #include "tools/esctl_text.h"
 #include "storage/file.h"
+#include "storage/store.h"
 #include "storage/verify.h"
 
 namespace esd::esctl {
@@ -116,6 +118,53 @@ int VerifyOffline(const Invocation& inv) {
          "rebuilt at the next start); a damaged segment needs the copy from a backup");
   }
   return r.ok() ? 0 : kExitDamage;
+}
+
+int ReplayOffline(const Invocation& inv) {
+  const std::string& name = inv.positional.at(0);
+  if (name != "orders") {
+    Note("unknown projection '" + name + "' (there is one: orders)");
+    return kExitFailure;
+  }
+  const std::filesystem::path dir = inv.global.data_dir;
+  if (!std::filesystem::is_directory(dir / "segments")) {
+    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
+    return kExitFailure;
+  }
+  // Opening the store takes its LOCK and recovers it as esd would.
+  auto store = storage::Store::Open(dir, storage::Options{});
+  if (!store.ok()) {
+    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
+    return kExitFailure;
+  }
+  const uint64_t total = (*store)->DurablePosition().value;
+  Progress progress("replay");
+  domain::OrderProjection projection;
+  while (projection.checkpoint() < total) {
+    auto n = projection.CatchUp(**store, 100'000);
+    if (!n.ok()) {
+      Note("reading $all failed at position " + std::to_string(projection.checkpoint()) + ": " + n.status().message());
+      return kExitFailure;
+    }
+    progress(projection.checkpoint(), total);
+    if (*n == 0) break;
+  }
+  if (total == 0) progress(0, 0);
+  const auto path = dir / "snapshots" / "projections" / "orders.snap";
+  if (auto saved = projection.SaveSnapshot(path); !saved.ok()) {
+    Note("could not write " + path.string() + ": " + saved.message());
+    return kExitFailure;
+  }
+  if (inv.global.json) {
+    std::printf("{\"projection\":\"orders\",\"eventsRead\":%llu,\"orders\":%zu,\"checkpoint\":%llu}\n",
+                static_cast<unsigned long long>(projection.checkpoint()), projection.order_count(),
+                static_cast<unsigned long long>(projection.checkpoint()));
+  } else {
+    std::printf("replayed orders: %llu events, %zu orders; snapshot written at checkpoint %llu\n",
+                static_cast<unsigned long long>(projection.checkpoint()), projection.order_count(),
+                static_cast<unsigned long long>(projection.checkpoint()));
+  }
+  return 0;
 }
 
 }  // namespace esd::esctl

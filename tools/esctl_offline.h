@@ -11,4 +11,7 @@ inline constexpr int kExitDamage = 4;
 // `esctl --data-dir DIR verify`.
 int VerifyOffline(const Invocation& inv);
 
+// `esctl --data-dir DIR replay PROJECTION`.
+int ReplayOffline(const Invocation& inv);
+
 }  // namespace esd::esctl
