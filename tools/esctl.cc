@@ -283,6 +283,7 @@ int Main(int argc, char** argv) {
                               .tls_server_name = g.tls_server_name});
     };
     if (inv.command == "verify") return VerifyOffline(inv);
+    if (inv.command == "dump") return Dump(inv);
     if (inv.command == "replay") {
       if (!inv.global.data_dir.empty()) return ReplayOffline(inv);
       const auto start = std::chrono::steady_clock::now();

@@ -20,6 +20,7 @@ struct CommandSpec {
   std::string_view help;
   std::string_view operand = "STREAM";  // what the positional argument is, for messages
   bool group = false;                   // "order": the next word names the command
+  bool positional_optional = false;     // `positional` is a maximum, not an exact count
 };
 
 // Flags of every order command that writes.
@@ -40,6 +41,7 @@ commands:
                history (see `esctl order --help`)
   verify       check a stopped store's files (with --data-dir): checksums, positions, indexes
   replay       rebuild a projection from position 0, online or (with --data-dir) offline
+  dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
@@ -49,7 +51,7 @@ global options (before or after the command):
   --tls                   connect over TLS, trusting the system's certificate authorities
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
   --tls-server-name NAME  the name the server's certificate must carry (default: the host)
-  --data-dir DIR          work offline on a stopped store's files (verify, replay)
+  --data-dir DIR          work offline on a stopped store's files (verify, replay, dump)
   -h, --help              help; `esctl COMMAND --help` for a command
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
@@ -117,6 +119,18 @@ files with a progress bar, and its snapshot replaced, so esd starts from it.
 
 exit codes: 0 done; 1 failure (unknown projection, cannot connect, esd running on DIR); 2 bad usage
 )", "PROJECTION"},
+      {"dump", 1, {{"position", true, false}}, R"(usage: esctl --data-dir DIR dump SEGMENT
+       esctl --data-dir DIR dump --position P
+
+Lists the batches of a segment file (a name like 00000000000000000000.seg, or a path): offset,
+size, events, first and last position, segment id, commit time, checksum, and whether the
+checksum holds. It stops at the end of the log or at the first batch that does not hold
+(the rest of the segment cannot be framed). With --position P, only the batch holding
+position P. Reads the files only; esd may be running. --json: one object per batch.
+
+exit codes: 0 done; 4 a batch does not hold (it is listed, and the listing stops there);
+1 no such segment or position; 2 bad usage
+)", "SEGMENT", false, true},
       {"status", 0, {}, R"(usage: esctl status
 
 Prints the server's version, durable position (the number of events in the store), segment
@@ -423,7 +437,8 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
   if (command != nullptr && command->group && !inv.help) {
     throw UsageError(inv.command + ": missing the command; " + SubcommandList(inv.command));
   }
-  if (command != nullptr && !inv.help && pending.size() != command->positional) {
+  if (command != nullptr && !inv.help && pending.size() != command->positional &&
+      !(command->positional_optional && pending.size() < command->positional)) {
     if (pending.size() < command->positional) {
       throw UsageError(inv.command + ": missing the " + std::string(command->operand) + " argument");
     }

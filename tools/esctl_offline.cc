@@ -4,6 +4,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "domain/projections.h"
@@ -11,6 +15,7 @@
 #include "tools/esctl_order.h"
 #include "tools/esctl_text.h"
 #include "storage/file.h"
+#include "storage/format.h"
 #include "storage/store.h"
 #include "storage/verify.h"
 
@@ -163,6 +168,85 @@ int ReplayOffline(const Invocation& inv) {
     std::printf("replayed orders: %llu events, %zu orders; snapshot written at checkpoint %llu\n",
                 static_cast<unsigned long long>(projection.checkpoint()), projection.order_count(),
                 static_cast<unsigned long long>(projection.checkpoint()));
+  }
+  return 0;
+}
+
+int Dump(const Invocation& inv) {
+  const std::filesystem::path dir = inv.global.data_dir;
+  const auto position = inv.Value("position");
+  if (dir.empty() || (inv.positional.empty() == !position)) {
+    Note("dump needs --data-dir DIR and either a SEGMENT or --position P");
+    return kExitUsage;
+  }
+  std::optional<uint64_t> want;
+  if (position) want = ParseNumber("--position", *position);
+  // The segment: named, or the last one whose first position is at or before P.
+  std::filesystem::path file;
+  if (!inv.positional.empty()) {
+    file = inv.positional[0];
+    if (!std::filesystem::exists(file)) file = dir / "segments" / inv.positional[0];
+  } else {
+    std::vector<std::filesystem::path> segs;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "segments", ec)) {
+      if (e.path().extension() == ".seg") segs.push_back(e.path());
+    }
+    std::sort(segs.begin(), segs.end());
+    for (const auto& p : segs) {
+      if (std::stoull(p.stem().string()) <= *want) file = p;
+    }
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (file.empty() || !in) {
+    Note(file.empty() ? "no segment holds position " + *position : "no segment file " + file.string());
+    return kExitFailure;
+  }
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  uint64_t off = storage::format::kSegmentHeaderSize;
+  bool found = !want;
+  auto status_of = [](storage::format::BatchCheck c) { return std::string(storage::format::BatchCheckName(c)); };
+  while (off < bytes.size()) {
+    storage::format::BatchHeader h{};
+    auto check = storage::format::CheckBatch(std::span(data + off, bytes.size() - off), true, &h);
+    if (check == storage::format::BatchCheck::kEndOfLog) break;
+    if (check != storage::format::BatchCheck::kOk) std::memcpy(&h, data + off, std::min<size_t>(sizeof(h), bytes.size() - off));
+    const uint64_t last = h.first_position + (h.event_count == 0 ? 0 : h.event_count - 1);
+    const bool print = !want || (check == storage::format::BatchCheck::kOk && *want >= h.first_position && *want <= last) ||
+                       check != storage::format::BatchCheck::kOk;
+    if (print) {
+      found = found || check == storage::format::BatchCheck::kOk;
+      char sum[17];
+      std::snprintf(sum, sizeof(sum), "%016llx", static_cast<unsigned long long>(h.checksum));
+      const std::string status = storage::format::BatchCheckName(check);
+      if (inv.global.json) {
+        std::printf("{\"file\":%s,\"offset\":%llu,\"size\":%u,\"events\":%u,\"firstPosition\":%llu,"
+                    "\"lastPosition\":%llu,\"segmentId\":%llu,\"timestamp\":%s,\"checksum\":\"%s\",\"status\":%s}\n",
+                    QuoteJson(file.filename().string()).c_str(), static_cast<unsigned long long>(off), h.batch_size,
+                    h.event_count, static_cast<unsigned long long>(h.first_position), static_cast<unsigned long long>(last),
+                    static_cast<unsigned long long>(h.segment_id), QuoteJson(FormatTimestamp(h.timestamp_micros)).c_str(),
+                    sum, QuoteJson(status).c_str());
+      } else {
+        std::printf("offset %-10llu size %-7u events %-5u positions %llu..%llu  segment %llu  %s  xxh3 %s  %s\n",
+                    static_cast<unsigned long long>(off), h.batch_size, h.event_count,
+                    static_cast<unsigned long long>(h.first_position), static_cast<unsigned long long>(last),
+                    static_cast<unsigned long long>(h.segment_id), FormatTimestamp(h.timestamp_micros).c_str(), sum,
+                    status.c_str());
+      }
+    }
+    if (check != storage::format::BatchCheck::kOk) {
+      // What follows cannot be framed: report where, and that it is damage.
+      Note("the batch at offset " + std::to_string(off) + " of " + file.filename().string() + " does not hold (" +
+           status_of(check) + "); the rest of the segment cannot be listed. `esctl verify` tells what else is damaged");
+      return kExitDamage;
+    }
+    if (want && *want <= last) break;
+    off += h.batch_size;
+  }
+  if (!found) {
+    Note("position " + *position + " is not in " + file.filename().string() + " (past the end of the log?)");
+    return kExitFailure;
   }
   return 0;
 }

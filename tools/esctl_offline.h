@@ -14,4 +14,7 @@ int VerifyOffline(const Invocation& inv);
 // `esctl --data-dir DIR replay PROJECTION`.
 int ReplayOffline(const Invocation& inv);
 
+// `esctl --data-dir DIR dump (SEGMENT | --position P)`.
+int Dump(const Invocation& inv);
+
 }  // namespace esd::esctl
