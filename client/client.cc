@@ -463,6 +463,14 @@ uint64_t Client::RebuildProjection(const std::string& name) {
   return impl_->Wait(req.send()).getEventsRead();
 }
 
+Client::BackupResult Client::Backup(const std::string& dest) {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto req = admin.backupRequest();
+  req.setDest(dest);
+  auto resp = impl_->Wait(req.send());
+  return {resp.getPosition(), resp.getBytes()};
+}
+
 kj::WaitScope& Client::wait_scope() { return impl_->io.waitScope; }
 
 namespace {

@@ -229,6 +229,13 @@ class Client {
   // Rebuilds a projection ("orders") from position 0 while the daemon keeps serving;
   // returns once the rebuilt one took over: the events it read. Needs the admin role.
   uint64_t RebuildProjection(const std::string& name);
+  // Copies the store into `dest` on the daemon's machine (new or empty) while it keeps
+  // serving; returns the position below which the copy holds every event. Admin role.
+  struct BackupResult {
+    uint64_t position = 0;
+    uint64_t bytes = 0;
+  };
+  BackupResult Backup(const std::string& dest);
 
   // The Order service. `command_id` makes a command idempotent: a retry with the same id
   // returns the original outcome. An empty id gets a random one (no retry protection).

@@ -202,6 +202,12 @@ interface Admin {
   # Replays $all from position 0 into a fresh copy of the projection ("orders") while
   # queries keep being answered from the current one; answers once the copy has caught up
   # and taken over. An unknown name fails the call.
+
+  backup @2 (dest :Text) -> (position :UInt64, bytes :UInt64);
+  # Copies the store into `dest`, a directory on the daemon's machine that must not exist
+  # or be empty: snapshots first, then every segment and index file up to what is durable
+  # when the copy of the log begins (`position`: every event below it). Appends go on
+  # meanwhile. esd starts on `dest` as it is: restoring is starting esd there.
 }
 
 # ---- The Order service -----------------------------------------------------------------

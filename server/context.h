@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,8 @@ struct ServerContext {
   // the appends already in flight finish. KJ thread only.
   bool stopping = false;
   uint64_t appends_in_flight = 0;
+  // Long jobs off the event loop (backups); joined before the store closes.
+  std::vector<std::thread> jobs;
 };
 
 // Stream prefix AND event type; empty parts match everything.

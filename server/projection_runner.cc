@@ -19,6 +19,9 @@ ProjectionRunner::ProjectionRunner(storage::Store& store, DurableNotifier& notif
       snapshot_interval_(snapshot_interval),
       last_snapshot_(timer.now()),
       projection_(domain::OrderProjection::LoadSnapshot(snapshot_path_)) {
+  // A snapshot ahead of the log (a store restored from an older copy) would skip events:
+  // start from nothing instead.
+  if (projection_.checkpoint() > store_.DurablePosition().value) projection_ = domain::OrderProjection();
   checkpoint_ = projection_.checkpoint();
 }
 

@@ -2,6 +2,9 @@
 
 #include <kj/debug.h>
 
+#include <filesystem>
+#include <memory>
+
 #include "server/event_store_service.h"
 #include "server/order_service.h"
 #include "server/projection_runner.h"
@@ -29,6 +32,41 @@ class AdminImpl final : public rpc::Admin::Server {
     return ctx_.projection.Rebuild().then([this, context](uint64_t read) mutable {
       context.getResults().setEventsRead(read);
       context.getResults().setCheckpoint(ctx_.projection.checkpoint());
+    });
+  }
+
+  kj::Promise<void> backup(BackupContext context) override {
+    const std::filesystem::path dest = std::string(context.getParams().getDest().cStr());
+    std::error_code ec;
+    KJ_REQUIRE(!dest.empty() && (!std::filesystem::exists(dest, ec) || std::filesystem::is_empty(dest, ec)),
+               "the backup directory must be new or empty", dest.string());
+    struct Outcome {
+      storage::Result<storage::GlobalPosition> upto = storage::Status::Closed("");
+      uint64_t bytes = 0;
+    };
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Outcome>>();
+    auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<Outcome>>>>(kj::mv(paf.fulfiller));
+    const std::filesystem::path data = ctx_.config.data_dir;
+    storage::Store* store = &ctx_.store;
+    ctx_.jobs.emplace_back([store, data, dest, fulfiller] {
+      auto out = kj::heap<Outcome>();
+      std::error_code ec;
+      // Snapshots first: then none is ahead of the log copied after it.
+      std::filesystem::create_directories(dest, ec);
+      if (std::filesystem::exists(data / "snapshots")) {
+        std::filesystem::copy(data / "snapshots", dest / "snapshots", std::filesystem::copy_options::recursive, ec);
+      }
+      if (ec) {
+        out->upto = storage::Status::IOError("copy the snapshots: " + ec.message());
+      } else {
+        out->upto = store->Backup(dest, [&](uint64_t done, uint64_t) { out->bytes = done; });
+      }
+      (*fulfiller)->fulfill(kj::mv(out));
+    });
+    return paf.promise.then([context](kj::Own<Outcome> out) mutable {
+      KJ_REQUIRE(out->upto.ok(), "the backup failed", out->upto.status().ToString());
+      context.getResults().setPosition(out->upto.value().value);
+      context.getResults().setBytes(out->bytes);
     });
   }
 

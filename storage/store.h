@@ -169,6 +169,13 @@ class Store {
   uint64_t AddDurableObserver(std::function<void(GlobalPosition)> observer);
   void RemoveDurableObserver(uint64_t handle);
 
+  // Copies a consistent prefix of the log into `dest` (created; it must not hold segments
+  // yet): every event below the returned position, byte for byte, as segment and index
+  // files that Open takes as they are. Appends may go on meanwhile; the copy holds what was
+  // durable when it began. `progress(done, total)` in bytes. Blocks: not on an event loop.
+  Result<GlobalPosition> Backup(const std::filesystem::path& dest,
+                                const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+
   const RecoveryReport& recovery() const;
   StoreStats stats() const;
   const std::filesystem::path& directory() const;

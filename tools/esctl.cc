@@ -284,6 +284,21 @@ int Main(int argc, char** argv) {
     };
     if (inv.command == "verify") return VerifyOffline(inv);
     if (inv.command == "dump") return Dump(inv);
+    if (inv.command == "backup") {
+      const std::string& dest = inv.positional.at(0);
+      std::fprintf(stderr, "backing up into %s; the daemon keeps serving meanwhile...\n", dest.c_str());
+      const auto b = connect()->Backup(dest);
+      if (inv.global.json) {
+        std::printf("{\"dest\":%s,\"position\":%llu,\"bytes\":%llu}\n", QuoteJson(dest).c_str(),
+                    static_cast<unsigned long long>(b.position), static_cast<unsigned long long>(b.bytes));
+      } else {
+        std::printf("backed up every event below position %llu (%llu bytes of log) into %s; to restore, start "
+                    "esd with --data-dir %s\n",
+                    static_cast<unsigned long long>(b.position), static_cast<unsigned long long>(b.bytes), dest.c_str(),
+                    dest.c_str());
+      }
+      return kExitOk;
+    }
     if (inv.command == "replay") {
       if (!inv.global.data_dir.empty()) return ReplayOffline(inv);
       const auto start = std::chrono::steady_clock::now();

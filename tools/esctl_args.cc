@@ -42,6 +42,7 @@ commands:
   verify       check a stopped store's files (with --data-dir): checksums, positions, indexes
   replay       rebuild a projection from position 0, online or (with --data-dir) offline
   dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
+  backup       a consistent copy of the running store into a new directory
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
@@ -131,6 +132,16 @@ position P. Reads the files only; esd may be running. --json: one object per bat
 exit codes: 0 done; 4 a batch does not hold (it is listed, and the listing stops there);
 1 no such segment or position; 2 bad usage
 )", "SEGMENT", false, true},
+      {"backup", 1, {}, R"(usage: esctl backup DEST
+
+Asks the running daemon for a consistent copy of its store in DEST, a directory on the
+daemon's machine that must not exist or be empty: snapshots, then every segment and index
+file up to the durable position when the copy of the log begins. The daemon keeps serving.
+Prints that position: the copy holds every event below it. To restore, start esd with
+--data-dir DEST. Needs the admin role.
+
+exit codes: 0 done; 1 failure (DEST not new, cannot connect, permission denied); 2 bad usage
+)", "DEST"},
       {"status", 0, {}, R"(usage: esctl status
 
 Prints the server's version, durable position (the number of events in the store), segment

@@ -451,5 +451,44 @@ TEST(Store, IntervalAndNeverModesKeepEveryAcknowledgedEventAcrossReopen) {
   }
 }
 
+TEST(Store, ABackupTakenWhileAppendingHoldsEveryEventBelowItsPositionByteForByte) {
+  TempDir dir, backup_dir;
+  auto store = OpenStore(dir);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (uint64_t i = 0; !stop.load(); ++i) {
+      ASSERT_TRUE(store->AppendSync("b", ExpectedVersion::Any(), MakeEvents("b", i, 1, 0, 300)).ok());
+    }
+  });
+  while (store->DurablePosition().value < 400) std::this_thread::yield();  // several segments
+  uint64_t last_done = 0;
+  auto upto = store->Backup(backup_dir.path() / "copy", [&](uint64_t done, uint64_t total) {
+    EXPECT_LE(done, total);
+    last_done = done;
+  });
+  stop = true;
+  writer.join();
+  ASSERT_TRUE(upto.ok()) << upto.status().ToString();
+  EXPECT_GE(upto->value, 400u);
+  EXPECT_GT(last_done, 0u);
+
+  auto copy = Store::Open(backup_dir.path() / "copy", SmallOptions());
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ((*copy)->DurablePosition(), *upto) << "the copy holds exactly what was durable when it began";
+  auto original = store->ReadAll(GlobalPosition(0), upto->value);
+  auto copied = (*copy)->ReadAll(GlobalPosition(0), upto->value);
+  ASSERT_TRUE(original.ok() && copied.ok());
+  ASSERT_EQ(copied->size(), original->size());
+  for (size_t i = 0; i < copied->size(); ++i) {
+    ASSERT_EQ((*copied)[i].id, (*original)[i].id) << i;
+    ASSERT_EQ((*copied)[i].data, (*original)[i].data) << i;
+    ASSERT_EQ((*copied)[i].timestamp, (*original)[i].timestamp) << i;
+  }
+  EXPECT_TRUE((*copy)->AppendSync("after", ExpectedVersion::NoStream(), MakeEvents("after", 0, 1)).ok())
+      << "the copy is a store that takes appends";
+  EXPECT_EQ(store->Backup(backup_dir.path() / "copy").status().code(), Status::Code::kInvalidArgument)
+      << "never into a directory that holds something";
+}
+
 }  // namespace
 }  // namespace esd::storage
