@@ -448,6 +448,21 @@ std::optional<StreamInfo> Client::GetStreamInfo(const std::string& stream) {
   return StreamInfo{f.getLastVersion(), f.getEventCount(), f.getLastPosition(), f.getLastWriteMicros()};
 }
 
+Client::StreamPage Client::ListStreams(const std::string& prefix, const std::string& after, uint32_t count) {
+  auto req = impl_->store.listStreamsRequest();
+  req.setPrefix(prefix);
+  req.setAfter(after);
+  req.setCount(count);
+  auto resp = impl_->Wait(req.send());
+  StreamPage page;
+  for (auto s : resp.getStreams()) {
+    page.streams.emplace_back(Str(s.getName()), StreamInfo{s.getLastVersion(), s.getEventCount(), s.getLastPosition(),
+                                                           s.getLastWriteMicros()});
+  }
+  page.more = resp.getMore();
+  return page;
+}
+
 ServerStatus Client::Status() {
   auto admin = impl_->session.adminRequest().send().getAdmin();
   auto resp = impl_->Wait(admin.statusRequest().send());

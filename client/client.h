@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace esd::client {
@@ -225,6 +226,12 @@ class Client {
                                                        bool backward = false);
   ReadAllResult ReadAll(uint64_t from, uint32_t count, const Filter& filter = {});
   std::optional<StreamInfo> GetStreamInfo(const std::string& stream);
+  // Streams whose name starts with `prefix`, in name order, after `after` (paging).
+  struct StreamPage {
+    std::vector<std::pair<std::string, StreamInfo>> streams;
+    bool more = false;
+  };
+  StreamPage ListStreams(const std::string& prefix, const std::string& after = "", uint32_t count = 1000);
   ServerStatus Status();  // needs the admin role
   // Rebuilds a projection ("orders") from position 0 while the daemon keeps serving;
   // returns once the rebuilt one took over: the events it read. Needs the admin role.

@@ -162,6 +162,18 @@ interface EventStore {
   # (catch-up), then, after one `caughtUp`, what is appended from then on, as one cursor:
   # no gap and no duplicate at the switch. Dropping `subscription` (or disconnecting)
   # cancels it.
+
+  listStreams @5 (prefix :Text, after :Text, count :UInt32) -> (streams :List(StreamSummary), more :Bool);
+  # Streams whose name starts with `prefix`, in name order, after the name `after` ("" for
+  # the first page), at most `count` (capped at 10,000). `more`: another page follows.
+}
+
+struct StreamSummary {
+  name @0 :Text;
+  lastVersion @1 :UInt64;
+  eventCount @2 :UInt64;
+  lastPosition @3 :UInt64;
+  lastWriteMicros @4 :UInt64;
 }
 
 interface Subscriber {

@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -215,6 +216,28 @@ kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
     found.setLastPosition(info->last_position.value);
     found.setLastWriteMicros(info->last_write);
   }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> EventStoreService::listStreams(ListStreamsContext context) {
+  auto p = context.getParams();
+  const std::string after = ToString(p.getAfter());
+  const size_t count = std::min<uint32_t>(p.getCount() == 0 ? 1000 : p.getCount(), kMaxReadCount);
+  auto all = ctx_.store.ListStreams(ToString(p.getPrefix()));
+  auto begin = std::upper_bound(all.begin(), all.end(), after,
+                                [](const std::string& a, const auto& entry) { return a < entry.first; });
+  const size_t n = std::min<size_t>(count, static_cast<size_t>(all.end() - begin));
+  auto results = context.getResults();
+  auto list = results.initStreams(n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& [name, info] = *(begin + i);
+    list[i].setName(name);
+    list[i].setLastVersion(info.last_version.value);
+    list[i].setEventCount(info.event_count);
+    list[i].setLastPosition(info.last_position.value);
+    list[i].setLastWriteMicros(info.last_write);
+  }
+  results.setMore(begin + n != all.end());
   return kj::READY_NOW;
 }
 

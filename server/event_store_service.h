@@ -16,6 +16,7 @@ class EventStoreService final : public rpc::EventStore::Server {
   kj::Promise<void> readAll(ReadAllContext context) override;
   kj::Promise<void> streamInfo(StreamInfoContext context) override;
   kj::Promise<void> subscribe(SubscribeContext context) override;
+  kj::Promise<void> listStreams(ListStreamsContext context) override;
 
  private:
   ServerContext& ctx_;

@@ -56,6 +56,14 @@ class IndexFile {
   std::optional<StreamRun> Find(std::string_view stream) const;
   std::optional<StreamTip> Tip(std::string_view stream) const;
   std::optional<SparseEntry> SparseFloor(GlobalPosition position) const;
+  template <typename F>  // f(std::string_view stream, const StreamTip&), in hash order
+  void ForEachTip(F&& f) const {
+    for (uint32_t i = 0; i < header_.tip_count; ++i) {
+      const TipEntry& t = tips_[i];
+      f(Name(t.name_offset, t.name_size),
+        StreamTip{StreamVersion(t.last_version), GlobalPosition(t.last_position), t.last_timestamp});
+    }
+  }
 
   GlobalPosition end_position() const { return GlobalPosition(header_.end_position); }
   uint64_t end_offset() const { return header_.end_offset; }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <future>
 
 #include <fcntl.h>
@@ -187,6 +188,29 @@ std::optional<StreamInfo> Store::GetStreamInfo(std::string_view stream) const {
   auto tip = impl_->TipLocked(stream);
   if (!tip) return std::nullopt;
   return StreamInfo{tip->last_version, tip->last_version.value + 1, tip->last_position, tip->last_timestamp};
+}
+
+std::vector<std::pair<std::string, StreamInfo>> Store::ListStreams(std::string_view prefix) const {
+  std::map<std::string, StreamTip, std::less<>> all;
+  auto keep = [&](std::string_view name, const StreamTip& tip) {
+    if (name.substr(0, prefix.size()) == prefix) all[std::string(name)] = tip;
+  };
+  std::shared_lock lock(impl_->mu_);
+  // The newest index file's tips cover everything before it; streams_ holds every stream
+  // written since the store was opened, newer than those tips.
+  for (size_t k = impl_->segments_.size(); k-- > 0;) {
+    if (const auto& idx = impl_->segments_[k]->idx) {
+      idx->ForEachTip(keep);
+      break;
+    }
+  }
+  for (const auto& [name, tip] : impl_->streams_) keep(name, tip);
+  std::vector<std::pair<std::string, StreamInfo>> out;
+  out.reserve(all.size());
+  for (auto& [name, tip] : all) {
+    out.emplace_back(name, StreamInfo{tip.last_version, tip.last_version.value + 1, tip.last_position, tip.last_timestamp});
+  }
+  return out;
 }
 
 Result<std::vector<EventView>> Store::ReadStream(std::string_view stream, StreamVersion from, size_t max_count,

@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -160,6 +161,10 @@ class Store {
 
   // nullopt when the stream has no durable event. O(1) amortised.
   std::optional<StreamInfo> GetStreamInfo(std::string_view stream) const;
+
+  // Every stream whose name starts with `prefix`, in name order, with its info.
+  // O(streams): the newest index file's tips and the streams written since; never a scan.
+  std::vector<std::pair<std::string, StreamInfo>> ListStreams(std::string_view prefix = "") const;
 
   // One past the last durable event: the number of events readers can see.
   GlobalPosition DurablePosition() const;

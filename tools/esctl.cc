@@ -284,6 +284,21 @@ int Main(int argc, char** argv) {
     };
     if (inv.command == "verify") return VerifyOffline(inv);
     if (inv.command == "dump") return Dump(inv);
+    if (inv.command == "streams") {
+      if (!inv.global.data_dir.empty()) return StreamsOffline(inv);
+      auto c = connect();
+      std::string after;
+      while (true) {
+        auto page = c->ListStreams(inv.Value("prefix").value_or(""), after, 1000);
+        for (const auto& [name, info] : page.streams) {
+          PrintStream(name, info.last_version, info.event_count, info.last_position, info.last_write_micros,
+                      inv.global.json);
+        }
+        if (!page.more || page.streams.empty()) break;
+        after = page.streams.back().first;
+      }
+      return kExitOk;
+    }
     if (inv.command == "backup") {
       const std::string& dest = inv.positional.at(0);
       std::fprintf(stderr, "backing up into %s; the daemon keeps serving meanwhile...\n", dest.c_str());

@@ -33,6 +33,7 @@ Talks to an esd event store.
 
 commands:
   status       the server's status (needs the admin role)
+  streams      the streams, optionally by name prefix: last version, events, last write
   append       append one event to a stream
   read         read one stream, forwards or backwards
   read-all     read the global log ($all), optionally filtered
@@ -52,7 +53,7 @@ global options (before or after the command):
   --tls                   connect over TLS, trusting the system's certificate authorities
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
   --tls-server-name NAME  the name the server's certificate must carry (default: the host)
-  --data-dir DIR          work offline on a stopped store's files (verify, replay, dump)
+  --data-dir DIR          work offline on a stopped store's files (verify, replay, dump, streams)
   -h, --help              help; `esctl COMMAND --help` for a command
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
@@ -142,6 +143,13 @@ Prints that position: the copy holds every event below it. To restore, start esd
 
 exit codes: 0 done; 1 failure (DEST not new, cannot connect, permission denied); 2 bad usage
 )", "DEST"},
+      {"streams", 0, {{"prefix", true, false}}, R"(usage: esctl streams [--prefix P]
+       esctl --data-dir DIR streams [--prefix P]   (offline, on a stopped store)
+
+Lists the streams (those whose name starts with P), in name order, one per line: name, last
+version, number of events, last position and last write time. With --json, one object per
+line. Never scans the log: stream tips come from the index files and the log's tail.
+)"},
       {"status", 0, {}, R"(usage: esctl status
 
 Prints the server's version, durable position (the number of events in the store), segment

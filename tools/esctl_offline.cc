@@ -251,4 +251,36 @@ int Dump(const Invocation& inv) {
   return 0;
 }
 
+void PrintStream(const std::string& name, uint64_t last_version, uint64_t events, uint64_t last_position,
+                 uint64_t last_write_micros, bool json) {
+  if (json) {
+    std::printf("{\"stream\":%s,\"lastVersion\":%llu,\"events\":%llu,\"lastPosition\":%llu,\"lastWrite\":%s}\n",
+                QuoteJson(name).c_str(), static_cast<unsigned long long>(last_version),
+                static_cast<unsigned long long>(events), static_cast<unsigned long long>(last_position),
+                QuoteJson(FormatTimestamp(last_write_micros)).c_str());
+  } else {
+    std::printf("%-40s version %-8llu events %-8llu position %-10llu %s\n", name.c_str(),
+                static_cast<unsigned long long>(last_version), static_cast<unsigned long long>(events),
+                static_cast<unsigned long long>(last_position), FormatTimestamp(last_write_micros).c_str());
+  }
+}
+
+int StreamsOffline(const Invocation& inv) {
+  const std::filesystem::path dir = inv.global.data_dir;
+  if (!std::filesystem::is_directory(dir / "segments")) {
+    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
+    return kExitFailure;
+  }
+  auto store = storage::Store::Open(dir, storage::Options{});  // takes the LOCK, recovers as esd would
+  if (!store.ok()) {
+    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
+    return kExitFailure;
+  }
+  for (const auto& [name, info] : (*store)->ListStreams(inv.Value("prefix").value_or(""))) {
+    PrintStream(name, info.last_version.value, info.event_count, info.last_position.value, info.last_write,
+                inv.global.json);
+  }
+  return 0;
+}
+
 }  // namespace esd::esctl

@@ -17,4 +17,10 @@ int ReplayOffline(const Invocation& inv);
 // `esctl --data-dir DIR dump (SEGMENT | --position P)`.
 int Dump(const Invocation& inv);
 
+// One line (or JSON object) per stream, for `streams` online and offline.
+void PrintStream(const std::string& name, uint64_t last_version, uint64_t events, uint64_t last_position,
+                 uint64_t last_write_micros, bool json);
+// `esctl --data-dir DIR streams [--prefix P]`.
+int StreamsOffline(const Invocation& inv);
+
 }  // namespace esd::esctl

@@ -451,6 +451,35 @@ TEST(Store, IntervalAndNeverModesKeepEveryAcknowledgedEventAcrossReopen) {
   }
 }
 
+TEST(Store, ListStreamsCoversSealedSegmentsAndTheTailInNameOrder) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    for (int i = 0; i < 300; ++i) {
+      const std::string s = (i % 2 ? "odd-" : "even-") + std::to_string(i % 7);
+      auto info = store->GetStreamInfo(s);
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, info ? info->event_count : 0, 1, 0, 300)).ok());
+    }
+  }
+  auto store = OpenStore(dir);  // most streams are now known only from the index files
+  ASSERT_TRUE(store->AppendSync("new-one", ExpectedVersion::Any(), MakeEvents("new-one", 0, 2)).ok());
+  auto all = store->ListStreams();
+  ASSERT_EQ(all.size(), 15u);  // even-0..6 and odd-0..6 (2 and 7 are coprime: all 14 occur), new-one
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].first, all[i].first);
+  uint64_t total = 0;
+  for (const auto& [name, info] : all) {
+    auto direct = store->GetStreamInfo(name);
+    ASSERT_TRUE(direct.has_value()) << name;
+    EXPECT_EQ(info.event_count, direct->event_count) << name;
+    EXPECT_EQ(info.last_position, direct->last_position) << name;
+    total += info.event_count;
+  }
+  EXPECT_EQ(total, 302u);
+  auto odd = store->ListStreams("odd-");
+  for (const auto& [name, info] : odd) EXPECT_EQ(name.rfind("odd-", 0), 0u);
+  EXPECT_FALSE(odd.empty());
+}
+
 TEST(Store, ABackupTakenWhileAppendingHoldsEveryEventBelowItsPositionByteForByte) {
   TempDir dir, backup_dir;
   auto store = OpenStore(dir);
