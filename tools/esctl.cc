@@ -330,7 +330,7 @@ int Main(int argc, char** argv) {
       }
       return kExitOk;
     }
-    if (inv.command == "status") return Status(inv, connect);
+    if (inv.command == "status") return inv.global.data_dir.empty() ? Status(inv, connect) : StatusOffline(inv);
     if (inv.command == "append") return Append(inv, connect);
     if (inv.command == "read") return Read(inv, connect);
     if (inv.command == "read-all") return ReadAll(inv, connect);

@@ -53,7 +53,8 @@ global options (before or after the command):
   --tls                   connect over TLS, trusting the system's certificate authorities
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
   --tls-server-name NAME  the name the server's certificate must carry (default: the host)
-  --data-dir DIR          work offline on a stopped store's files (verify, replay, dump, streams)
+  --data-dir DIR          work offline on a stopped store's files (status, streams, verify, replay,
+                          dump)
   -h, --help              help; `esctl COMMAND --help` for a command
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
@@ -155,6 +156,9 @@ line. Never scans the log: stream tips come from the index files and the log's t
 Prints the server's version, durable position (the number of events in the store), segment
 count, data directory, open connections and subscriptions, appends and events written since
 the start, and uptime. Needs a token with the admin role.
+
+With --data-dir DIR (offline, on a stopped store): the durable position, segments and bytes,
+streams, snapshot files, and the order projection's checkpoint and how far it lags.
 )"},
       {"append",
        1,

@@ -283,4 +283,57 @@ int StreamsOffline(const Invocation& inv) {
   return 0;
 }
 
+int StatusOffline(const Invocation& inv) {
+  const std::filesystem::path dir = inv.global.data_dir;
+  if (!std::filesystem::is_directory(dir / "segments")) {
+    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
+    return kExitFailure;
+  }
+  auto store = storage::Store::Open(dir, storage::Options{});  // takes the LOCK, recovers as esd would
+  if (!store.ok()) {
+    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
+    return kExitFailure;
+  }
+  const uint64_t durable = (*store)->DurablePosition().value;
+  uint64_t bytes = 0, snapshots = 0;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir / "segments", ec)) {
+    if (f.path().extension() == ".seg" || f.path().extension() == ".idx") bytes += f.file_size(ec);
+  }
+  for (auto it = std::filesystem::recursive_directory_iterator(dir / "snapshots", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    snapshots += it->path().extension() == ".snap";
+  }
+  const auto projection = domain::ReadSnapshotFile(dir / "snapshots" / "projections" / "orders.snap");
+  const uint64_t checkpoint = projection ? projection->version : 0;
+  const size_t streams = (*store)->ListStreams().size();
+  const auto& rec = (*store)->recovery();
+  if (inv.global.json) {
+    std::printf("{\"dataDir\":%s,\"durablePosition\":%llu,\"segments\":%llu,\"bytes\":%llu,\"streams\":%zu,"
+                "\"snapshots\":%llu,\"projections\":[{\"name\":\"orders\",\"checkpoint\":%llu,\"lag\":%llu,"
+                "\"snapshot\":%s}]}\n",
+                QuoteJson(dir.string()).c_str(), static_cast<unsigned long long>(durable),
+                static_cast<unsigned long long>(rec.segments), static_cast<unsigned long long>(bytes), streams,
+                static_cast<unsigned long long>(snapshots), static_cast<unsigned long long>(checkpoint),
+                static_cast<unsigned long long>(durable - std::min(durable, checkpoint)), projection ? "true" : "false");
+  } else {
+    std::printf("data dir          %s (offline)\n", dir.string().c_str());
+    std::printf("durable position  %llu (events in the store)\n", static_cast<unsigned long long>(durable));
+    std::printf("segments          %llu, %llu bytes with index files\n", static_cast<unsigned long long>(rec.segments),
+                static_cast<unsigned long long>(bytes));
+    std::printf("streams           %zu\n", streams);
+    std::printf("snapshots         %llu files\n", static_cast<unsigned long long>(snapshots));
+    std::printf("projection orders %s\n",
+                projection ? ("checkpoint " + std::to_string(checkpoint) + ", " +
+                              std::to_string(durable - std::min(durable, checkpoint)) +
+                              " events to catch up at the next start").c_str()
+                           : "no snapshot: rebuilt from position 0 at the next start");
+    if (rec.torn_bytes_discarded > 0) {
+      std::printf("recovery          cut a torn, unacknowledged tail of %llu bytes\n",
+                  static_cast<unsigned long long>(rec.torn_bytes_discarded));
+    }
+  }
+  return 0;
+}
+
 }  // namespace esd::esctl

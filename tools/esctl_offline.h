@@ -23,4 +23,7 @@ void PrintStream(const std::string& name, uint64_t last_version, uint64_t events
 // `esctl --data-dir DIR streams [--prefix P]`.
 int StreamsOffline(const Invocation& inv);
 
+// `esctl --data-dir DIR status`: from the files.
+int StatusOffline(const Invocation& inv);
+
 }  // namespace esd::esctl
