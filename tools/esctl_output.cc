@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "domain/codec.h"
 #include "tools/esctl_text.h"
 
 namespace esd::esctl {
@@ -49,6 +50,17 @@ JsonObject& JsonObject::Raw(std::string_view key, std::string_view json) {
 }
 
 namespace {
+
+// Order events (protocol/orders.capnp) decoded to JSON through capnp's codec; nullopt for
+// other content types, or bytes that do not decode (they are then shown as bytes).
+std::optional<std::string> OrderJson(const client::RecordedEvent& e, bool metadata) {
+  if (e.content_type != domain::kOrderContentType) return std::nullopt;
+  if (!metadata) return domain::EventToJson(e.type, e.data);
+  const domain::CommandContext c = domain::DecodeMetadata(e.metadata);
+  JsonObject o;
+  o.String("commandId", c.command_id).String("correlationId", c.correlation_id).String("causedBy", c.caused_by);
+  return o.Done();
+}
 
 std::string HumanPayload(const std::string& bytes, const std::string& content_type) {
   if (IsJsonContentType(content_type)) {
@@ -132,15 +144,18 @@ std::string EventLine(const client::RecordedEvent& e, bool json) {
         .String("contentType", e.content_type)
         .String("timestamp", FormatTimestamp(e.timestamp_micros));
     const bool json_content = IsJsonContentType(e.content_type);
-    JsonPayload(o, "metadata", e.metadata, json_content);
-    JsonPayload(o, "data", e.data, json_content);
+    if (auto meta = OrderJson(e, true)) o.Raw("metadata", *meta);
+    else JsonPayload(o, "metadata", e.metadata, json_content);
+    if (auto data = OrderJson(e, false)) o.Raw("data", *data);
+    else JsonPayload(o, "data", e.data, json_content);
     return o.Done() + "\n";
   }
   std::string line = std::to_string(e.position) + " " + e.stream + "@" + std::to_string(e.version) + " " + e.type +
                      " " + FormatTimestamp(e.timestamp_micros);
   if (!e.data.empty()) {
     line.push_back(' ');
-    line += HumanPayload(e.data, e.content_type);
+    auto order = OrderJson(e, false);
+    line += order ? *order : HumanPayload(e.data, e.content_type);
   }
   return line + "\n";
 }

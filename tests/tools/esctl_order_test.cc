@@ -274,5 +274,22 @@ TEST(OrderCliText, TimestampsParseBackFromWhatEsctlPrints) {
   }
 }
 
+TEST(EsctlOrderEvents, ReadShowsOrderEventsAsJsonThroughTheCapnpCodec) {
+  storage::testing::TempDir dir;
+  testing::EsdProcess esd(dir.path() / "data");
+  const std::string a = esd.rpc_address();
+  ASSERT_EQ(RunEsctl({"--connect", a, "order", "create", "j1", "--customer", "cust", "--command-id", "cmd-j1"}).code, 0);
+  ASSERT_EQ(RunEsctl({"--connect", a, "order", "add-item", "j1", "--sku", "kiwi", "--qty", "2", "--price", "30"}).code, 0);
+  Result r = RunEsctl({"--connect", a, "read", "order-j1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("{\"orderId\":\"j1\",\"customerId\":\"cust\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"sku\":\"kiwi\",\"quantity\":2"), std::string::npos) << r.out;
+  r = RunEsctl({"--connect", a, "--json", "read-all"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"metadata\":{\"commandId\":\"cmd-j1\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"data\":{\"orderId\":\"j1\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("base64"), std::string::npos) << "decoded, not shown as bytes";
+}
+
 }  // namespace
 }  // namespace esd
