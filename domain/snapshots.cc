@@ -167,6 +167,15 @@ std::optional<ProjectionState> DecodeProjection(const std::string& bytes) {
   return out;
 }
 
+std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
+  std::optional<OrderState> out;
+  ReadMessage(body, [&](capnp::MessageReader& reader) {
+    out = Read(reader.getRoot<orders::OrderSnapshot>());
+    return out.has_value();
+  });
+  return out;
+}
+
 storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState& s) const {
   if (!s.version) return storage::Status::InvalidArgument("an order without events has no snapshot");
   capnp::MallocMessageBuilder message;
@@ -177,11 +186,7 @@ storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState
 std::optional<OrderState> OrderSnapshots::Load(const std::string& stream) const {
   auto file = ReadSnapshotFile(PathOf(stream));
   if (!file) return std::nullopt;
-  std::optional<OrderState> out;
-  ReadMessage(file->body, [&](capnp::MessageReader& reader) {
-    out = Read(reader.getRoot<orders::OrderSnapshot>());
-    return out.has_value();
-  });
+  std::optional<OrderState> out = DecodeOrderSnapshot(file->body);
   if (!out || out->version != file->version || OrderStream(out->order_id) != stream) return std::nullopt;
   return out;
 }

@@ -41,6 +41,8 @@ struct ProjectionState {
   std::vector<OrderState> orders;
 };
 std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderState*>& orders);
+// The order in an order snapshot's body (SnapshotFile::body); nullopt when it does not decode.
+std::optional<OrderState> DecodeOrderSnapshot(const std::string& body);
 std::optional<ProjectionState> DecodeProjection(const std::string& bytes);
 
 class OrderSnapshots {

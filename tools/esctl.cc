@@ -24,6 +24,7 @@
 #include "tools/esctl_args.h"
 #include "tools/esctl_offline.h"
 #include "tools/esctl_order.h"
+#include "tools/esctl_snapshot.h"
 #include "tools/esctl_output.h"
 #include "tools/esctl_text.h"
 
@@ -284,6 +285,7 @@ int Main(int argc, char** argv) {
     };
     if (inv.command == "verify") return VerifyOffline(inv);
     if (inv.command == "dump") return Dump(inv);
+    if (inv.command.rfind("snapshot ", 0) == 0) return Snapshot(inv);
     if (inv.command == "streams") {
       if (!inv.global.data_dir.empty()) return StreamsOffline(inv);
       auto c = connect();

@@ -44,6 +44,7 @@ commands:
   replay       rebuild a projection from position 0, online or (with --data-dir) offline
   dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
   backup       a consistent copy of the running store into a new directory
+  snapshot     list, show, create or delete snapshots (--data-dir; see `esctl snapshot --help`)
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
@@ -222,6 +223,39 @@ stderr (never on stdout).
   --stream-prefix P   only events of streams whose name starts with P
   --type T            only events of type T; repeat for several types (any of them)
 )"},
+      {"snapshot", 0, {}, R"(usage: esctl --data-dir DIR snapshot (list | show | create | delete) ...
+
+Aggregate snapshots (one per order stream) and the order projection's snapshot, on a stopped
+store (the daemon writes them itself while it runs):
+  snapshot list                          every snapshot: what it covers, its version or checkpoint
+  snapshot show (STREAM | --projection orders)    the state in it, as JSON
+  snapshot create (STREAM | --projection orders)  write one now from the log
+  snapshot delete (STREAM | --projection orders)  remove it (it is rebuilt when needed)
+)", "", true},
+      {"snapshot list", 0, {}, R"(usage: esctl --data-dir DIR snapshot list
+
+Lists the snapshot files: for an order, its stream and the version it covers; for the
+projection, its checkpoint and the number of orders in it; with the file's size. A file
+that does not verify is listed as such. --json: one object per line.
+)"},
+      {"snapshot show", 1, {{"projection", true, false}}, R"(usage: esctl --data-dir DIR snapshot show STREAM
+       esctl --data-dir DIR snapshot show --projection orders
+
+Prints the state in the snapshot as JSON: an order's fields, lines and recent commands; or
+the projection's checkpoint and every order in it.
+)", "STREAM", false, true},
+      {"snapshot create", 1, {{"projection", true, false}}, R"(usage: esctl --data-dir DIR snapshot create STREAM
+       esctl --data-dir DIR snapshot create --projection orders
+
+Writes a snapshot now: of an order stream (order-ID), from its events; or of the projection,
+caught up from its current snapshot (or position 0) to the end of the log.
+)", "STREAM", false, true},
+      {"snapshot delete", 1, {{"projection", true, false}}, R"(usage: esctl --data-dir DIR snapshot delete STREAM
+       esctl --data-dir DIR snapshot delete --projection orders
+
+Removes the snapshot. Nothing is lost: an order is then loaded from its events, and the
+projection is rebuilt from position 0 at the next start.
+)", "STREAM", false, true},
       {"order", 0, {}, kOrderOverview, "", true},
       {"order create",
        1,

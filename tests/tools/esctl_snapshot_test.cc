@@ -1,0 +1,81 @@
+// esctl --data-dir DIR snapshot list|show|create|delete on a stopped store.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "client/client.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+#include "tools/esctl_run.h"
+
+namespace esd {
+namespace {
+
+class EsctlSnapshotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = dir_.path() / "data";
+    testing::EsdProcess esd(data_);
+    auto c = client::Client::Connect(esd.rpc_address());
+    ASSERT_TRUE(c->CreateOrder("n1", "nina").ok());
+    ASSERT_TRUE(c->AddItem("n1", "fig", 4, 25).ok());
+    ASSERT_EQ(esd.Stop(SIGTERM), 0);  // leaves the projection's snapshot
+  }
+  Result Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--data-dir", data_.string(), "snapshot"});
+    return RunEsctl(args);
+  }
+  storage::testing::TempDir dir_;
+  std::filesystem::path data_;
+};
+
+TEST_F(EsctlSnapshotTest, CreateListShowAndDeleteAnOrderSnapshot) {
+  Result r = Ctl({"create", "order-n1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("order-n1 written at version 1"), std::string::npos) << r.out;
+  r = Ctl({"list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("order-n1 at version 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("projection orders at checkpoint 2, 1 orders"), std::string::npos) << r.out;
+  r = Ctl({"show", "order-n1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"customerId\":\"nina\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("{\"sku\":\"fig\",\"quantity\":4,\"unitPriceCents\":25}"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"totalCents\":100"), std::string::npos) << r.out;
+  r = Ctl({"delete", "order-n1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Ctl({"show", "order-n1"}).code, 1);
+  EXPECT_EQ(Ctl({"delete", "order-n1"}).code, 1) << "nothing left to delete";
+}
+
+TEST_F(EsctlSnapshotTest, TheProjectionSnapshotShowsEveryOrderAndIsRecreated) {
+  Result r = Ctl({"show", "--projection", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("{\"projection\":\"orders\",\"checkpoint\":2,\"orders\":[{\"orderId\":\"n1\""), std::string::npos)
+      << r.out;
+  ASSERT_EQ(Ctl({"delete", "--projection", "orders"}).code, 0);
+  r = Ctl({"create", "--projection", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("at checkpoint 2 (1 orders)"), std::string::npos) << r.out;
+}
+
+TEST_F(EsctlSnapshotTest, ADamagedSnapshotIsListedAsSuchAndUsageIsChecked) {
+  const auto snap = data_ / "snapshots" / "projections" / "orders.snap";
+  storage::testing::FlipByte(snap, std::filesystem::file_size(snap) - 5);
+  Result r = Ctl({"list", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"ok\":false"), std::string::npos) << r.out;
+  EXPECT_EQ(Ctl({"show", "--projection", "orders"}).code, 1);
+  EXPECT_EQ(Ctl({"show", "not-an-order"}).code, 2);
+  EXPECT_EQ(Ctl({"show", "order-n1", "--projection", "orders"}).code, 2);
+  EXPECT_EQ(RunEsctl({"snapshot", "list"}).code, 2) << "no --data-dir";
+}
+
+TEST_F(EsctlSnapshotTest, WhileEsdRunsTheFilesAreLeftAlone) {
+  testing::EsdProcess esd(data_);
+  const Result r = Ctl({"delete", "--projection", "orders"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("pid " + std::to_string(esd.pid())), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace esd
