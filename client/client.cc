@@ -486,6 +486,24 @@ Client::BackupResult Client::Backup(const std::string& dest) {
   return {resp.getPosition(), resp.getBytes()};
 }
 
+Client::VerifyReport Client::Verify() {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto resp = impl_->Wait(admin.verifyRequest().send());
+  auto r = resp.getReport();
+  VerifyReport out;
+  out.segments = r.getSegments();
+  out.batches = r.getBatches();
+  out.events = r.getEvents();
+  out.index_files = r.getIndexFiles();
+  out.snapshots = r.getSnapshots();
+  out.torn_tail = Str(r.getTornTail());
+  for (auto p : r.getProblems()) {
+    out.problems.push_back({Str(p.getFile()), p.getOffset(),
+                            p.getHasPosition() ? std::optional<uint64_t>(p.getPosition()) : std::nullopt, Str(p.getWhat())});
+  }
+  return out;
+}
+
 kj::WaitScope& Client::wait_scope() { return impl_->io.waitScope; }
 
 namespace {

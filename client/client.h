@@ -243,6 +243,19 @@ class Client {
     uint64_t bytes = 0;
   };
   BackupResult Backup(const std::string& dest);
+  // Checks the daemon's files while it serves (admin role).
+  struct VerifyProblem {
+    std::string file;
+    uint64_t offset = 0;
+    std::optional<uint64_t> position;
+    std::string what;
+  };
+  struct VerifyReport {
+    uint64_t segments = 0, batches = 0, events = 0, index_files = 0, snapshots = 0;
+    std::vector<VerifyProblem> problems;
+    std::string torn_tail;
+  };
+  VerifyReport Verify();
 
   // The Order service. `command_id` makes a command idempotent: a retry with the same id
   // returns the original outcome. An empty id gets a random one (no retry protection).

@@ -5,6 +5,7 @@
 #include <kj/exception.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -173,6 +174,18 @@ std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
     out = Read(reader.getRoot<orders::OrderSnapshot>());
     return out.has_value();
   });
+  return out;
+}
+
+std::vector<SnapshotCheck> CheckSnapshots(const std::filesystem::path& data_dir) {
+  std::vector<SnapshotCheck> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(data_dir / "snapshots", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".snap") continue;
+    out.push_back({std::filesystem::relative(it->path(), data_dir).string(), ReadSnapshotFile(it->path()).has_value()});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.file < b.file; });
   return out;
 }
 

@@ -45,6 +45,14 @@ std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderS
 std::optional<OrderState> DecodeOrderSnapshot(const std::string& body);
 std::optional<ProjectionState> DecodeProjection(const std::string& bytes);
 
+// Every snapshot file under data_dir/snapshots, and whether it verifies (checksums and
+// format version). Paths relative to data_dir.
+struct SnapshotCheck {
+  std::string file;
+  bool ok = false;
+};
+std::vector<SnapshotCheck> CheckSnapshots(const std::filesystem::path& data_dir);
+
 class OrderSnapshots {
  public:
   // `data_dir` is the store's directory; snapshots go under data_dir/snapshots/orders.

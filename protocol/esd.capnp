@@ -220,6 +220,28 @@ interface Admin {
   # or be empty: snapshots first, then every segment and index file up to what is durable
   # when the copy of the log begins (`position`: every event below it). Appends go on
   # meanwhile. esd starts on `dest` as it is: restoring is starting esd there.
+
+  verify @3 () -> (report :VerifyReport);
+  # Checks the store's files while the daemon serves: segment headers and joins, every
+  # batch checksum, index files against the log, snapshot checksums.
+}
+
+struct VerifyReport {
+  segments @0 :UInt64;
+  batches @1 :UInt64;
+  events @2 :UInt64;
+  indexFiles @3 :UInt64;
+  snapshots @4 :UInt64;
+  problems @5 :List(VerifyProblem);
+  tornTail @6 :Text;           # empty: none (a batch being written shows up here, harmlessly)
+}
+
+struct VerifyProblem {
+  file @0 :Text;
+  offset @1 :UInt64;
+  hasPosition @2 :Bool;
+  position @3 :UInt64;
+  what @4 :Text;
 }
 
 # ---- The Order service -----------------------------------------------------------------

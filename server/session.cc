@@ -8,6 +8,8 @@
 #include "server/event_store_service.h"
 #include "server/order_service.h"
 #include "server/projection_runner.h"
+#include "domain/snapshots.h"
+#include "storage/verify.h"
 
 namespace esd::server {
 
@@ -67,6 +69,52 @@ class AdminImpl final : public rpc::Admin::Server {
       KJ_REQUIRE(out->upto.ok(), "the backup failed", out->upto.status().ToString());
       context.getResults().setPosition(out->upto.value().value);
       context.getResults().setBytes(out->bytes);
+    });
+  }
+
+  kj::Promise<void> verify(VerifyContext context) override {
+    struct Outcome {
+      storage::Result<storage::VerifyReport> report = storage::Status::Closed("");
+      std::vector<domain::SnapshotCheck> snapshots;
+    };
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Outcome>>();
+    auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<Outcome>>>>(kj::mv(paf.fulfiller));
+    const std::filesystem::path data = ctx_.config.data_dir;
+    // Off the event loop: reading every segment takes a while. The files are read only.
+    ctx_.jobs.emplace_back([data, fulfiller] {
+      auto out = kj::heap<Outcome>();
+      out->report = storage::VerifyStore(data);
+      out->snapshots = domain::CheckSnapshots(data);
+      (*fulfiller)->fulfill(kj::mv(out));
+    });
+    return paf.promise.then([context](kj::Own<Outcome> out) mutable {
+      KJ_REQUIRE(out->report.ok(), "verify failed", out->report.status().ToString());
+      const storage::VerifyReport& r = out->report.value();
+      size_t bad_snapshots = 0;
+      for (const auto& c : out->snapshots) bad_snapshots += !c.ok;
+      auto rep = context.getResults().initReport();
+      rep.setSegments(r.segments);
+      rep.setBatches(r.batches);
+      rep.setEvents(r.events);
+      rep.setIndexFiles(r.index_files);
+      rep.setSnapshots(out->snapshots.size());
+      rep.setTornTail(r.torn_tail.value_or(""));
+      auto problems = rep.initProblems(r.problems.size() + bad_snapshots);
+      size_t i = 0;
+      for (const auto& p : r.problems) {
+        auto b = problems[i++];
+        b.setFile(p.file);
+        b.setOffset(p.offset);
+        b.setHasPosition(p.position.has_value());
+        b.setPosition(p.position.value_or(0));
+        b.setWhat(p.what);
+      }
+      for (const auto& c : out->snapshots) {
+        if (c.ok) continue;
+        auto b = problems[i++];
+        b.setFile(c.file);
+        b.setWhat("snapshot does not verify (damaged, or another format version); it is ignored and rebuilt");
+      }
     });
   }
 

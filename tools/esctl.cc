@@ -283,7 +283,11 @@ int Main(int argc, char** argv) {
                               .tls_ca_file = g.tls_ca_file,
                               .tls_server_name = g.tls_server_name});
     };
-    if (inv.command == "verify") return VerifyOffline(inv);
+    if (inv.command == "verify") {
+      if (!inv.global.data_dir.empty()) return VerifyOffline(inv);
+      std::fprintf(stderr, "verifying the daemon's files; it keeps serving meanwhile...\n");
+      return PrintVerify(connect()->Verify(), inv.global.json);
+    }
     if (inv.command == "dump") return Dump(inv);
     if (inv.command.rfind("snapshot ", 0) == 0) return Snapshot(inv);
     if (inv.command == "streams") {

@@ -40,7 +40,7 @@ commands:
   tail         follow the global log as events arrive, until Ctrl-C
   order        the Order service: create, add-item, remove-item, place, cancel, get, list,
                history (see `esctl order --help`)
-  verify       check a stopped store's files (with --data-dir): checksums, positions, indexes
+  verify       check the store's files: checksums, positions, indexes, snapshots
   replay       rebuild a projection from position 0, online or (with --data-dir) offline
   dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
   backup       a consistent copy of the running store into a new directory
@@ -102,7 +102,8 @@ order-not-open), or a conflict (the order kept changing: retry)
 
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
-      {"verify", 0, {}, R"(usage: esctl --data-dir DIR verify
+      {"verify", 0, {}, R"(usage: esctl verify                  (online: the daemon checks its files while it serves)
+       esctl --data-dir DIR verify   (offline, on a stopped store)
 
 Checks a stopped store's files: every segment header and that positions are dense across
 segments, every batch checksum, every sealed segment's index file against its log, and every

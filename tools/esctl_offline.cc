@@ -78,30 +78,38 @@ int VerifyOffline(const Invocation& inv) {
     Note(report.status().message() + "; is --data-dir the directory esd was started with?");
     return kExitFailure;
   }
+  client::Client::VerifyReport out;
+  out.segments = report->segments;
+  out.batches = report->batches;
+  out.events = report->events;
+  out.index_files = report->index_files;
+  out.torn_tail = report->torn_tail.value_or("");
+  for (const auto& p : report->problems) out.problems.push_back({p.file, p.offset, p.position, p.what});
   // Snapshots: each file's checksums (and format version).
-  uint64_t snapshots = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir / "snapshots", ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->path().extension() != ".snap") continue;
-    ++snapshots;
-    if (!domain::ReadSnapshotFile(it->path())) {
-      report->problems.push_back({std::filesystem::relative(it->path(), dir).string(), 0, std::nullopt,
-                                  "snapshot does not verify (damaged, or another format version); it is ignored "
-                                  "and rebuilt, and may be deleted"});
+  for (const auto& c : domain::CheckSnapshots(dir)) {
+    ++out.snapshots;
+    if (!c.ok) {
+      out.problems.push_back({c.file, 0, std::nullopt,
+                              "snapshot does not verify (damaged, or another format version); it is ignored and "
+                              "rebuilt, and may be deleted"});
     }
   }
-  const auto& r = *report;
-  if (inv.global.json) {
-    std::string out = "{\"ok\":" + std::string(r.ok() ? "true" : "false") + ",\"segments\":" +
+  return PrintVerify(out, inv.global.json);
+}
+
+int PrintVerify(const client::Client::VerifyReport& r, bool json) {
+  const bool ok = r.problems.empty();
+  if (json) {
+    std::string out = "{\"ok\":" + std::string(ok ? "true" : "false") + ",\"segments\":" +
                       std::to_string(r.segments) + ",\"batches\":" + std::to_string(r.batches) + ",\"events\":" +
-                      std::to_string(r.events) + ",\"bytes\":" + std::to_string(r.bytes) + ",\"indexFiles\":" +
-                      std::to_string(r.index_files) + ",\"snapshots\":" + std::to_string(snapshots) +
-                      ",\"tornTail\":" + (r.torn_tail ? QuoteJson(*r.torn_tail) : std::string("null")) +
+                      std::to_string(r.events) + ",\"indexFiles\":" + std::to_string(r.index_files) +
+                      ",\"snapshots\":" + std::to_string(r.snapshots) +
+                      ",\"tornTail\":" + (r.torn_tail.empty() ? std::string("null") : QuoteJson(r.torn_tail)) +
                       ",\"problems\":[";
     for (size_t i = 0; i < r.problems.size(); ++i) {
       const auto& p = r.problems[i];
-      out += std::string(i ? "," : "") + "{\"file\":" + QuoteJson(p.file) + ",\"offset\":" + std::to_string(p.offset) +
+      if (i > 0) out += ',';
+      out += "{\"file\":" + QuoteJson(p.file) + ",\"offset\":" + std::to_string(p.offset) +
              ",\"position\":" + (p.position ? std::to_string(*p.position) : std::string("null")) +
              ",\"what\":" + QuoteJson(p.what) + "}";
     }
@@ -111,18 +119,18 @@ int VerifyOffline(const Invocation& inv) {
       std::printf("BAD %s offset %llu%s: %s\n", p.file.c_str(), static_cast<unsigned long long>(p.offset),
                   p.position ? (" (position " + std::to_string(*p.position) + ")").c_str() : "", p.what.c_str());
     }
-    if (r.torn_tail) std::printf("note: torn tail at %s\n", r.torn_tail->c_str());
+    if (!r.torn_tail.empty()) std::printf("note: torn tail at %s\n", r.torn_tail.c_str());
     std::printf("%s: %llu segments, %llu batches, %llu events, %llu index files, %llu snapshots checked; %zu problem%s\n",
-                r.ok() ? "clean" : "DAMAGED", static_cast<unsigned long long>(r.segments),
+                ok ? "clean" : "DAMAGED", static_cast<unsigned long long>(r.segments),
                 static_cast<unsigned long long>(r.batches), static_cast<unsigned long long>(r.events),
-                static_cast<unsigned long long>(r.index_files), static_cast<unsigned long long>(snapshots),
+                static_cast<unsigned long long>(r.index_files), static_cast<unsigned long long>(r.snapshots),
                 r.problems.size(), r.problems.size() == 1 ? "" : "s");
   }
-  if (!r.ok()) {
+  if (!ok) {
     Note("damage found. Keep a copy of the directory; a damaged index or snapshot file can be deleted (it is "
          "rebuilt at the next start); a damaged segment needs the copy from a backup");
   }
-  return r.ok() ? 0 : kExitDamage;
+  return ok ? 0 : kExitDamage;
 }
 
 int ReplayOffline(const Invocation& inv) {

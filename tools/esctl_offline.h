@@ -2,6 +2,7 @@
 // so that esd cannot start on them meanwhile.
 #pragma once
 
+#include "client/client.h"
 #include "tools/esctl_args.h"
 
 namespace esd::esctl {
@@ -10,6 +11,8 @@ inline constexpr int kExitDamage = 4;
 
 // `esctl --data-dir DIR verify`.
 int VerifyOffline(const Invocation& inv);
+// Prints a verify report (offline or from the daemon); returns 0 clean, 4 damage.
+int PrintVerify(const client::Client::VerifyReport& report, bool json);
 
 // `esctl --data-dir DIR replay PROJECTION`.
 int ReplayOffline(const Invocation& inv);

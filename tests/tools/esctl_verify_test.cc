@@ -2,6 +2,7 @@
 // index file and a damaged snapshot are each named, with exit 4; a running esd is named.
 #include <gtest/gtest.h>
 
+#include "client/client.h"
 #include "domain/snapshots.h"
 #include "server/esd_process.h"
 #include "storage/store.h"
@@ -85,11 +86,33 @@ TEST_F(EsctlVerifyTest, ARunningDaemonIsNamedAndNothingIsRead) {
   EXPECT_NE(r.err.find("pid " + std::to_string(esd.pid())), std::string::npos) << r.err;
 }
 
-TEST(EsctlVerify, WithoutADataDirOrAStoreItSaysWhatToDo) {
-  Result r = RunEsctl({"verify"});
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_NE(r.err.find("--data-dir"), std::string::npos) << r.err;
+TEST(EsctlVerify, OnlineTheDaemonChecksItsFilesWhileServing) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  testing::EsdProcess esd(data, {"--segment-size", "1048576", "--max-event-size", "65536"});
+  {
+    auto c = client::Client::Connect(esd.rpc_address());
+    for (int i = 0; i < 60; ++i) {
+      std::vector<client::NewEvent> batch;
+      for (int k = 0; k < 50; ++k) batch.push_back(client::NewEvent::Json("E", "\"" + std::string(400, 'x') + "\""));
+      ASSERT_TRUE(c->Append("online", client::Expected::Any(), batch).ok());
+    }
+  }
+  Result r = RunEsctl({"--connect", esd.rpc_address(), "verify"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("clean: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3000 events"), std::string::npos) << r.out;
+
+  const auto seg = SegmentFiles(data)[0];  // sealed: the daemon only reads it
+  storage::testing::FlipByte(seg, storage::testing::BatchOffsets(seg)[3] + 200);
+  r = RunEsctl({"--connect", esd.rpc_address(), "verify"});
+  EXPECT_EQ(r.code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("BAD segments/" + seg.filename().string()), std::string::npos) << r.out;
+}
+
+TEST(EsctlVerify, WithoutAStoreItSaysWhatToDo) {
   storage::testing::TempDir empty;
+  Result r;
   r = RunEsctl({"--data-dir", empty.path().string(), "verify"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("holds no store"), std::string::npos) << r.err;
