@@ -468,7 +468,8 @@ ServerStatus Client::Status() {
   auto resp = impl_->Wait(admin.statusRequest().send());
   auto s = resp.getStatus();
   return {Str(s.getVersion()), s.getDurablePosition(), s.getSegments(), Str(s.getDataDir()), s.getConnections(),
-          s.getSubscriptions(), s.getAppends(), s.getEventsWritten(), s.getUptimeSeconds()};
+          s.getSubscriptions(), s.getAppends(), s.getEventsWritten(), s.getUptimeSeconds(),
+          s.getProjectionCheckpoint(), s.getProjectionLag()};
 }
 
 uint64_t Client::RebuildProjection(const std::string& name) {

@@ -141,6 +141,8 @@ struct ServerStatus {
   uint64_t appends = 0;
   uint64_t events_written = 0;
   uint64_t uptime_seconds = 0;
+  uint64_t projection_checkpoint = 0;  // the order projection
+  uint64_t projection_lag = 0;
 };
 
 // ---- the Order service ----

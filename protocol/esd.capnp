@@ -205,6 +205,8 @@ struct ServerStatus {
   appends @6 :UInt64;           # since start
   eventsWritten @7 :UInt64;
   uptimeSeconds @8 :UInt64;
+  projectionCheckpoint @9 :UInt64;  # the order projection: next $all position it applies
+  projectionLag @10 :UInt64;        # durable events it has not applied yet
 }
 
 interface Admin {

@@ -129,6 +129,9 @@ class AdminImpl final : public rpc::Admin::Server {
     s.setSubscriptions(ctx_.counters.subscriptions.load());
     s.setAppends(stats.appends);
     s.setEventsWritten(stats.events_written);
+    const uint64_t durable = ctx_.store.DurablePosition().value, checkpoint = ctx_.projection.checkpoint();
+    s.setProjectionCheckpoint(checkpoint);
+    s.setProjectionLag(durable > checkpoint ? durable - checkpoint : 0);
     s.setUptimeSeconds(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - ctx_.started).count()));
     return kj::READY_NOW;

@@ -196,6 +196,8 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
                .Number("appends", s.appends)
                .Number("eventsWritten", s.events_written)
                .Number("uptimeSeconds", s.uptime_seconds)
+               .Raw("projections", "[{\"name\":\"orders\",\"checkpoint\":" + std::to_string(s.projection_checkpoint) +
+                                       ",\"lag\":" + std::to_string(s.projection_lag) + "}]")
                .Done() +
            "\n";
   }
@@ -218,6 +220,8 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
   row("appends", std::to_string(s.appends) + " (since start)");
   row("events written", std::to_string(s.events_written) + " (since start)");
   row("uptime", uptime);
+  row("projection", "orders at checkpoint " + std::to_string(s.projection_checkpoint) + ", lag " +
+                        std::to_string(s.projection_lag) + " events");
   return out;
 }
 

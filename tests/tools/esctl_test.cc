@@ -157,7 +157,10 @@ TEST_F(EsctlTest, StatusNamesTheDurablePosition) {
   r = RunEsctl({"--json", "status"}, {"ESD_CONNECT=" + esd_.rpc_address()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find(R"("durablePosition":1,)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("projections":[{"name":"orders","checkpoint":)"), std::string::npos) << r.out;
   EXPECT_TRUE(esctl::CompactJson(r.out).has_value()) << r.out;
+  r = Ctl({"status"});
+  EXPECT_NE(r.out.find("projection"), std::string::npos) << "the projection's checkpoint and lag: " << r.out;
 }
 
 TEST_F(EsctlTest, ReadAllFiltersByStreamPrefixAndTypes) {
