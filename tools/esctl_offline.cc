@@ -56,16 +56,28 @@ class Progress {
 
 }  // namespace
 
+bool RequireStore(const std::filesystem::path& dir) {
+  if (std::filesystem::is_directory(dir / "segments")) return true;
+  Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
+  return false;
+}
+
+std::unique_ptr<storage::Store> OpenOffline(const std::filesystem::path& dir) {
+  auto store = storage::Store::Open(dir, storage::Options{});
+  if (!store.ok()) {
+    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
+    return nullptr;
+  }
+  return std::move(store).value();
+}
+
 int VerifyOffline(const Invocation& inv) {
   const std::filesystem::path dir = inv.global.data_dir;
   if (dir.empty()) {
     Note("verify checks a stopped store's files: give its directory with --data-dir DIR");
     return kExitUsage;
   }
-  if (!std::filesystem::is_directory(dir / "segments")) {
-    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
-    return kExitFailure;
-  }
+  if (!RequireStore(dir)) return kExitFailure;
   // Holding the LOCK keeps esd off these files while they are read, and names it if it runs.
   auto lock = storage::DirectoryLock::Acquire(dir);
   if (!lock.ok()) {
@@ -140,21 +152,14 @@ int ReplayOffline(const Invocation& inv) {
     return kExitFailure;
   }
   const std::filesystem::path dir = inv.global.data_dir;
-  if (!std::filesystem::is_directory(dir / "segments")) {
-    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
-    return kExitFailure;
-  }
-  // Opening the store takes its LOCK and recovers it as esd would.
-  auto store = storage::Store::Open(dir, storage::Options{});
-  if (!store.ok()) {
-    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
-    return kExitFailure;
-  }
-  const uint64_t total = (*store)->DurablePosition().value;
+  if (!RequireStore(dir)) return kExitFailure;
+  auto store = OpenOffline(dir);
+  if (!store) return kExitFailure;
+  const uint64_t total = store->DurablePosition().value;
   Progress progress("replay");
   domain::OrderProjection projection;
   while (projection.checkpoint() < total) {
-    auto n = projection.CatchUp(**store, 100'000);
+    auto n = projection.CatchUp(*store, 100'000);
     if (!n.ok()) {
       Note("reading $all failed at position " + std::to_string(projection.checkpoint()) + ": " + n.status().message());
       return kExitFailure;
@@ -275,16 +280,10 @@ void PrintStream(const std::string& name, uint64_t last_version, uint64_t events
 
 int StreamsOffline(const Invocation& inv) {
   const std::filesystem::path dir = inv.global.data_dir;
-  if (!std::filesystem::is_directory(dir / "segments")) {
-    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
-    return kExitFailure;
-  }
-  auto store = storage::Store::Open(dir, storage::Options{});  // takes the LOCK, recovers as esd would
-  if (!store.ok()) {
-    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
-    return kExitFailure;
-  }
-  for (const auto& [name, info] : (*store)->ListStreams(inv.Value("prefix").value_or(""))) {
+  if (!RequireStore(dir)) return kExitFailure;
+  auto store = OpenOffline(dir);
+  if (!store) return kExitFailure;
+  for (const auto& [name, info] : store->ListStreams(inv.Value("prefix").value_or(""))) {
     PrintStream(name, info.last_version.value, info.event_count, info.last_position.value, info.last_write,
                 inv.global.json);
   }
@@ -293,16 +292,10 @@ int StreamsOffline(const Invocation& inv) {
 
 int StatusOffline(const Invocation& inv) {
   const std::filesystem::path dir = inv.global.data_dir;
-  if (!std::filesystem::is_directory(dir / "segments")) {
-    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
-    return kExitFailure;
-  }
-  auto store = storage::Store::Open(dir, storage::Options{});  // takes the LOCK, recovers as esd would
-  if (!store.ok()) {
-    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
-    return kExitFailure;
-  }
-  const uint64_t durable = (*store)->DurablePosition().value;
+  if (!RequireStore(dir)) return kExitFailure;
+  auto store = OpenOffline(dir);
+  if (!store) return kExitFailure;
+  const uint64_t durable = store->DurablePosition().value;
   uint64_t bytes = 0, snapshots = 0;
   std::error_code ec;
   for (const auto& f : std::filesystem::directory_iterator(dir / "segments", ec)) {
@@ -314,8 +307,8 @@ int StatusOffline(const Invocation& inv) {
   }
   const auto projection = domain::ReadSnapshotFile(dir / "snapshots" / "projections" / "orders.snap");
   const uint64_t checkpoint = projection ? projection->version : 0;
-  const size_t streams = (*store)->ListStreams().size();
-  const auto& rec = (*store)->recovery();
+  const size_t streams = store->ListStreams().size();
+  const auto& rec = store->recovery();
   if (inv.global.json) {
     std::printf("{\"dataDir\":%s,\"durablePosition\":%llu,\"segments\":%llu,\"bytes\":%llu,\"streams\":%zu,"
                 "\"snapshots\":%llu,\"projections\":[{\"name\":\"orders\",\"checkpoint\":%llu,\"lag\":%llu,"

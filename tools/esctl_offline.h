@@ -2,12 +2,22 @@
 // so that esd cannot start on them meanwhile.
 #pragma once
 
+#include <filesystem>
+#include <memory>
+
 #include "client/client.h"
+#include "storage/store.h"
 #include "tools/esctl_args.h"
 
 namespace esd::esctl {
 
 inline constexpr int kExitDamage = 4;
+
+// True when `dir` holds a store; otherwise says so (and what to check) on stderr.
+bool RequireStore(const std::filesystem::path& dir);
+// Opens a stopped store: takes its LOCK (a running esd is named) and recovers it as esd
+// would. nullptr after a message on stderr.
+std::unique_ptr<storage::Store> OpenOffline(const std::filesystem::path& dir);
 
 // `esctl --data-dir DIR verify`.
 int VerifyOffline(const Invocation& inv);

@@ -10,6 +10,7 @@
 #include "domain/snapshots.h"
 #include "storage/file.h"
 #include "storage/store.h"
+#include "tools/esctl_offline.h"
 #include "tools/esctl_order.h"
 #include "tools/esctl_output.h"
 #include "tools/esctl_text.h"
@@ -145,15 +146,12 @@ int Show(const std::filesystem::path& dir, const Target& t) {
 }
 
 int Create(const std::filesystem::path& dir, const Target& t) {
-  auto store = storage::Store::Open(dir, storage::Options{});
-  if (!store.ok()) {
-    Note("cannot open the store in " + dir.string() + ": " + store.status().message());
-    return kExitFailure;
-  }
+  auto store = OpenOffline(dir);
+  if (!store) return kExitFailure;
   if (t.projection) {
     auto p = domain::OrderProjection::LoadSnapshot(ProjectionPath(dir));
-    if (p.checkpoint() > (*store)->DurablePosition().value) p = domain::OrderProjection();
-    auto n = p.CatchUp(**store);
+    if (p.checkpoint() > store->DurablePosition().value) p = domain::OrderProjection();
+    auto n = p.CatchUp(*store);
     storage::Status s = n.ok() ? p.SaveSnapshot(ProjectionPath(dir)) : n.status();
     if (!s.ok()) {
       Note("could not write the projection snapshot: " + s.message());
@@ -163,7 +161,7 @@ int Create(const std::filesystem::path& dir, const Target& t) {
                 static_cast<unsigned long long>(p.checkpoint()), p.order_count());
     return kExitOk;
   }
-  auto state = domain::OrderCommands(**store).Load(t.order_id);
+  auto state = domain::OrderCommands(*store).Load(t.order_id);
   if (!state.ok() || state->status == domain::OrderStatus::kNone) {
     Note(state.ok() ? t.stream + " has no events: nothing to snapshot" : state.status().message());
     return kExitFailure;
@@ -185,10 +183,7 @@ int Snapshot(const Invocation& inv) {
     Note("snapshot works on a stopped store's files: give its directory with --data-dir DIR");
     return kExitUsage;
   }
-  if (!std::filesystem::is_directory(dir / "segments")) {
-    Note(dir.string() + " holds no store (no segments/ in it); is --data-dir the directory esd was started with?");
-    return kExitFailure;
-  }
+  if (!RequireStore(dir)) return kExitFailure;
   if (inv.command == "snapshot create") {
     auto t = TargetOf(inv);
     return t ? Create(dir, *t) : kExitUsage;  // Store::Open takes the LOCK
