@@ -72,6 +72,14 @@ struct ServerContext {
   std::vector<std::thread> jobs;
 };
 
+// Appends through the store's writer thread and brings the result back to this event loop
+// (the request's bytes must already be copied into `events`). The append counts in
+// ctx.appends_in_flight until it is answered or its caller is gone (cancelled). The result
+// is boxed: g++ 12 misreads a std::variant inside kj's ExceptionOr.
+kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
+                                                         storage::ExpectedVersion expected,
+                                                         std::vector<storage::EventData> events);
+
 // Stream prefix AND event type; empty parts match everything.
 struct EventFilter {
   std::string stream_prefix;

@@ -134,17 +134,8 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     d.data = ToString(e.getData());
     events.push_back(std::move(d));
   }
-  // The store answers on its writer thread; a cross-thread fulfiller brings it back here.
-  // (The result travels boxed: g++ 12 misreads a std::variant inside kj's ExceptionOr.)
-  using Boxed = kj::Own<storage::AppendResult>;
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<Boxed>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Boxed>>>(kj::mv(paf.fulfiller));
-  ctx_.store.Append(ToString(params.getStream()), expected, std::move(events), [fulfiller](storage::AppendResult r) {
-    (*fulfiller)->fulfill(kj::heap<storage::AppendResult>(std::move(r)));
-  });
-  ++ctx_.appends_in_flight;
-  return paf.promise.then([this, context](Boxed r) mutable {
-    --ctx_.appends_in_flight;
+  auto appended = AppendOnLoop(ctx_, ToString(params.getStream()), expected, std::move(events));
+  return appended.then([this, context](kj::Own<storage::AppendResult> r) mutable {
     if (!r->ok() && r->status().code() != Status::Code::kWrongExpectedVersion) ++ctx_.counters.appends_rejected;
     FillAppendResult(context.getResults().getResult(), *r);
   });

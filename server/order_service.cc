@@ -58,8 +58,8 @@ void FillView(rpc::OrderView::Builder out, const domain::OrderState& s) {
   out.setCancelReason(s.cancel_reason);
 }
 
-// Prepare, append without blocking, Finish; again on a conflict. Boxed results: g++ 12
-// misreads a std::variant inside kj's ExceptionOr.
+// Prepare, append without blocking (AppendOnLoop), Finish; again on a conflict. Outcomes
+// are boxed for the same reason as AppendOnLoop's results.
 kj::Promise<kj::Own<Outcome>> Run(ServerContext& ctx, domain::OrderCommand command, domain::CommandContext context,
                                  int attempt) {
   auto prepared = ctx.orders.Prepare(command, context);
@@ -67,16 +67,9 @@ kj::Promise<kj::Own<Outcome>> Run(ServerContext& ctx, domain::OrderCommand comma
   if (auto* r = std::get_if<domain::Rejection>(&prepared)) return kj::heap<Outcome>(*r);
   if (auto* s = std::get_if<storage::Status>(&prepared)) return kj::heap<Outcome>(*s);
   auto plan = std::make_shared<domain::OrderCommands::Plan>(std::get<domain::OrderCommands::Plan>(std::move(prepared)));
-  using Boxed = kj::Own<storage::AppendResult>;
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<Boxed>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Boxed>>>(kj::mv(paf.fulfiller));
-  ++ctx.appends_in_flight;
-  ctx.store.Append(plan->stream, plan->expected, std::move(plan->events), [fulfiller](storage::AppendResult r) {
-    (*fulfiller)->fulfill(kj::heap<storage::AppendResult>(std::move(r)));
-  });
-  return paf.promise.then([&ctx, plan, command = std::move(command), context = std::move(context),
-                           attempt](Boxed r) mutable -> kj::Promise<kj::Own<Outcome>> {
-    --ctx.appends_in_flight;
+  auto appended = AppendOnLoop(ctx, plan->stream, plan->expected, std::move(plan->events));
+  return appended.then([&ctx, plan, command = std::move(command), context = std::move(context),
+                        attempt](kj::Own<storage::AppendResult> r) mutable -> kj::Promise<kj::Own<Outcome>> {
     if (auto outcome = ctx.orders.Finish(*plan, *r)) return kj::heap<Outcome>(std::move(*outcome));
     if (attempt >= ctx.orders.max_attempts()) return kj::heap<Outcome>(domain::OrderCommands::Conflict{attempt});
     return Run(ctx, std::move(command), std::move(context), attempt + 1);

@@ -3,6 +3,7 @@
 #include <kj/debug.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "server/event_store_service.h"
@@ -22,6 +23,16 @@ rpc::Role ToWire(Role r) {
     case Role::kAdmin: return rpc::Role::ADMIN;
   }
   return rpc::Role::READER;
+}
+
+// Runs `job` on a thread of its own (joined before the store closes) and resolves on this
+// event loop with what it returned: for work that would hold the loop for long.
+template <typename T>
+kj::Promise<kj::Own<T>> RunOffLoop(ServerContext& ctx, std::function<kj::Own<T>()> job) {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<T>>>>(kj::mv(paf.fulfiller));
+  ctx.jobs.emplace_back([job = std::move(job), fulfiller] { (*fulfiller)->fulfill(job()); });
+  return kj::mv(paf.promise);
 }
 
 class AdminImpl final : public rpc::Admin::Server {
@@ -46,11 +57,9 @@ class AdminImpl final : public rpc::Admin::Server {
       storage::Result<storage::GlobalPosition> upto = storage::Status::Closed("");
       uint64_t bytes = 0;
     };
-    auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Outcome>>();
-    auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<Outcome>>>>(kj::mv(paf.fulfiller));
     const std::filesystem::path data = ctx_.config.data_dir;
     storage::Store* store = &ctx_.store;
-    ctx_.jobs.emplace_back([store, data, dest, fulfiller] {
+    auto done = RunOffLoop<Outcome>(ctx_, [store, data, dest] {
       auto out = kj::heap<Outcome>();
       std::error_code ec;
       // Snapshots first: then none is ahead of the log copied after it.
@@ -61,11 +70,11 @@ class AdminImpl final : public rpc::Admin::Server {
       if (ec) {
         out->upto = storage::Status::IOError("copy the snapshots: " + ec.message());
       } else {
-        out->upto = store->Backup(dest, [&](uint64_t done, uint64_t) { out->bytes = done; });
+        out->upto = store->Backup(dest, [&](uint64_t copied, uint64_t) { out->bytes = copied; });
       }
-      (*fulfiller)->fulfill(kj::mv(out));
+      return out;
     });
-    return paf.promise.then([context](kj::Own<Outcome> out) mutable {
+    return done.then([context](kj::Own<Outcome> out) mutable {
       KJ_REQUIRE(out->upto.ok(), "the backup failed", out->upto.status().ToString());
       context.getResults().setPosition(out->upto.value().value);
       context.getResults().setBytes(out->bytes);
@@ -77,17 +86,15 @@ class AdminImpl final : public rpc::Admin::Server {
       storage::Result<storage::VerifyReport> report = storage::Status::Closed("");
       std::vector<domain::SnapshotCheck> snapshots;
     };
-    auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<Outcome>>();
-    auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<Outcome>>>>(kj::mv(paf.fulfiller));
     const std::filesystem::path data = ctx_.config.data_dir;
     // Off the event loop: reading every segment takes a while. The files are read only.
-    ctx_.jobs.emplace_back([data, fulfiller] {
+    auto done = RunOffLoop<Outcome>(ctx_, [data] {
       auto out = kj::heap<Outcome>();
       out->report = storage::VerifyStore(data);
       out->snapshots = domain::CheckSnapshots(data);
-      (*fulfiller)->fulfill(kj::mv(out));
+      return out;
     });
-    return paf.promise.then([context](kj::Own<Outcome> out) mutable {
+    return done.then([context](kj::Own<Outcome> out) mutable {
       KJ_REQUIRE(out->report.ok(), "verify failed", out->report.status().ToString());
       const storage::VerifyReport& r = out->report.value();
       size_t bad_snapshots = 0;
