@@ -48,16 +48,6 @@ struct RawClient {
   rpc::EventStore::Client store;
 };
 
-int RawConnect(const std::string& address) {
-  const auto colon = address.rfind(':');
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  return fd;
-}
 
 TEST(Robustness, InvalidAppendsAreRejectedWithTheReasonAndTheConnectionGoesOn) {
   storage::testing::TempDir dir;
@@ -96,7 +86,7 @@ TEST(Robustness, GarbageAndTruncatedMessagesCloseOnlyThatConnection) {
   EsdProcess esd(dir.path() / "data");
   auto other = Connect(esd);  // a client that was there before and must be unaffected
   // A segment table that claims 2^31 words, then garbage.
-  int fd = RawConnect(esd.rpc_address());
+  int fd = testing::ConnectLoopback(esd.rpc_address());
   const uint32_t header[2] = {0, 0x7fffffff};
   (void)::write(fd, header, sizeof(header));
   (void)::write(fd, "garbage garbage garbage", 23);
@@ -111,13 +101,13 @@ TEST(Robustness, GarbageAndTruncatedMessagesCloseOnlyThatConnection) {
   EXPECT_EQ(n, 0) << "the daemon closed the connection";
   ::close(fd);
   // A message cut off in the middle.
-  fd = RawConnect(esd.rpc_address());
+  fd = testing::ConnectLoopback(esd.rpc_address());
   const uint32_t partial[2] = {0, 100};
   (void)::write(fd, partial, sizeof(partial));
   (void)::write(fd, "only a few bytes", 16);
   ::close(fd);
   // Random bytes.
-  fd = RawConnect(esd.rpc_address());
+  fd = testing::ConnectLoopback(esd.rpc_address());
   std::string noise(4096, '\0');
   for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>(i * 131 + 7);
   (void)::write(fd, noise.data(), noise.size());

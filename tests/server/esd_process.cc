@@ -81,7 +81,7 @@ int EsdProcess::Stop(int signo) {
 
 void EsdProcess::Kill() { Stop(SIGKILL); }
 
-std::string HttpGet(const std::string& host_port, const std::string& path) {
+int ConnectLoopback(const std::string& host_port) {
   const auto colon = host_port.rfind(':');
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -92,6 +92,11 @@ std::string HttpGet(const std::string& host_port, const std::string& path) {
     ::close(fd);
     throw std::runtime_error("cannot connect to " + host_port);
   }
+  return fd;
+}
+
+std::string HttpGet(const std::string& host_port, const std::string& path) {
+  int fd = ConnectLoopback(host_port);
   const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n";
   (void)::write(fd, req.data(), req.size());
   std::string resp;

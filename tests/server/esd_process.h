@@ -37,6 +37,9 @@ class EsdProcess {
   std::string rpc_, http_;
 };
 
+// A TCP connection to "127.0.0.1:PORT"; throws std::runtime_error when it fails.
+int ConnectLoopback(const std::string& host_port);
+
 // A minimal HTTP GET on loopback; returns the whole response (status line, headers, body).
 std::string HttpGet(const std::string& host_port, const std::string& path);
 
