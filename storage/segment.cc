@@ -28,8 +28,14 @@ std::filesystem::path IndexPath(const std::filesystem::path& dir, GlobalPosition
   return dir / (PositionName(first) + ".idx");
 }
 
-Result<std::unique_ptr<Segment>> Segment::Open(const std::filesystem::path& path) {
-  auto file = File::Open(path, O_RDWR);
+Result<std::unique_ptr<Segment>> Segment::Open(const std::filesystem::path& path) { return OpenAs(path, true); }
+
+Result<std::unique_ptr<Segment>> Segment::OpenReadOnly(const std::filesystem::path& path) {
+  return OpenAs(path, false);
+}
+
+Result<std::unique_ptr<Segment>> Segment::OpenAs(const std::filesystem::path& path, bool writable) {
+  auto file = File::Open(path, writable ? O_RDWR : O_RDONLY);
   if (!file.ok()) return file.status();
   auto size = file->Size();
   if (!size.ok()) return size.status();
@@ -46,12 +52,17 @@ Result<std::unique_ptr<Segment>> Segment::Open(const std::filesystem::path& path
                                                                             : "bad field") +
                               ")");
   }
+  uint64_t mapped = h.segment_size;
   if (*size < h.segment_size) {
-    Status s = file->WriteZeros(*size, h.segment_size - *size);
-    if (s.ok()) s = file->DataSync();
-    if (!s.ok()) return s;
+    if (writable) {
+      Status s = file->WriteZeros(*size, h.segment_size - *size);
+      if (s.ok()) s = file->DataSync();
+      if (!s.ok()) return s;
+    } else {
+      mapped = *size;  // a mapping past the end of the file would fault where it is read
+    }
   }
-  auto map = MappedFile::Map(*file, h.segment_size);
+  auto map = MappedFile::Map(*file, mapped);
   if (!map.ok()) return map.status();
   std::unique_ptr<Segment> seg(new Segment());
   seg->path_ = path;

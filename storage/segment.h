@@ -26,6 +26,9 @@ class Segment {
   // Opens an existing segment and checks its header. A file shorter than the size in its
   // header (a truncated tail) is extended with zeros, so that the mapping covers real bytes.
   static Result<std::unique_ptr<Segment>> Open(const std::filesystem::path& path);
+  // The same without writing anything, for checking files (verify): a short file stays as
+  // it is, and size() and bytes() cover just the bytes it has.
+  static Result<std::unique_ptr<Segment>> OpenReadOnly(const std::filesystem::path& path);
 
   // Turns a zero-filled spare file into segment `id` starting at `first`: writes and syncs
   // the header, renames the spare to its final name and syncs the directory.
@@ -42,6 +45,7 @@ class Segment {
 
  private:
   Segment() = default;
+  static Result<std::unique_ptr<Segment>> OpenAs(const std::filesystem::path& path, bool writable);
   std::filesystem::path path_;
   SegmentId id_;
   GlobalPosition first_;

@@ -62,7 +62,7 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
   std::optional<GlobalPosition> expected = GlobalPosition(0);  // nullopt: unknown after damage
   for (size_t k = 0; k < found.size(); ++k) {
     const std::string file = Rel(found[k].second);
-    auto seg = Segment::Open(found[k].second);
+    auto seg = Segment::OpenReadOnly(found[k].second);
     if (!seg.ok()) {
       report.problems.push_back({file, 0, std::nullopt, seg.status().message()});
       continue;

@@ -166,6 +166,23 @@ TEST(Segment, ShortFileIsExtendedWithZerosOnOpen) {
   EXPECT_TRUE(Scan(*seg).clean);
 }
 
+TEST(Segment, OpenReadOnlyLeavesAShortFileAsItIsAndMapsWhatItHas) {
+  TempDir dir;
+  SegmentBuilder b(dir);
+  b.Write(Spec(0, 2));
+  const uint64_t end = b.next_offset();
+  b.Write(Spec(2, 1));
+  testing::TruncateFile(b.path(), b.next_offset() - 8);  // the last batch cut short
+  const auto before = ReadFileBytes(b.path());
+  auto seg = Segment::OpenReadOnly(b.path());
+  ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+  EXPECT_EQ((*seg)->size(), before.size());
+  const ScanResult r = Scan(**seg);
+  EXPECT_FALSE(r.clean) << "the cut batch is seen as such";
+  EXPECT_EQ(r.end_offset, end);
+  EXPECT_EQ(ReadFileBytes(b.path()), before) << "nothing written";
+}
+
 TEST(ScanSegment, ReportsBatchesInOrderAndStopsCleanAtZeros) {
   TempDir dir;
   SegmentBuilder b(dir, SegmentId(2), GlobalPosition(10));

@@ -97,6 +97,21 @@ TEST(Verify, ATornTailIsReportedButIsNoProblem) {
   EXPECT_NE(report->torn_tail->find("never acknowledged"), std::string::npos);
 }
 
+TEST(Verify, ASegmentCutShortIsNamedAndLeftExactlyAsItWas) {
+  TempDir dir;
+  Fill(dir.path(), 400);
+  const auto seg = SegmentFiles(dir.path())[1];
+  const auto offsets = testing::BatchOffsets(seg);
+  testing::TruncateFile(seg, offsets[3] + 50);  // a sealed segment that lost its end
+  const auto before = testing::ReadFileBytes(seg);
+  auto report = VerifyStore(dir.path());
+  ASSERT_TRUE(report.ok());
+  ASSERT_FALSE(report->ok());
+  EXPECT_EQ(report->problems[0].file, "segments/" + seg.filename().string()) << Describe(*report);
+  EXPECT_EQ(report->problems[0].offset, offsets[3]) << Describe(*report);
+  EXPECT_EQ(testing::ReadFileBytes(seg), before) << "verify reads; it never extends or repairs";
+}
+
 TEST(Verify, ADirectoryWithoutAStoreIsNotFound) {
   TempDir dir;
   EXPECT_EQ(VerifyStore(dir.path()).status().code(), Status::Code::kNotFound);
