@@ -472,24 +472,74 @@ ServerStatus Client::Status() {
           s.getProjectionCheckpoint(), s.getProjectionLag()};
 }
 
-uint64_t Client::RebuildProjection(const std::string& name) {
+namespace {
+
+class ProgressSinkImpl final : public rpc::ProgressSink::Server {
+ public:
+  explicit ProgressSinkImpl(Client::Progress progress) : progress_(std::move(progress)) {}
+  kj::Promise<void> progress(ProgressContext context) override {
+    progress_(context.getParams().getDone(), context.getParams().getTotal());
+    return kj::READY_NOW;
+  }
+
+ private:
+  Client::Progress progress_;
+};
+
+template <typename Request>
+void SetProgress(Request& req, Client::Progress progress) {
+  if (progress) req.setProgress(kj::heap<ProgressSinkImpl>(std::move(progress)));
+}
+
+void SetTarget(rpc::SnapshotTarget::Builder out, const Client::SnapshotTarget& t) {
+  if (t.projection) {
+    out.setProjection(t.name);
+  } else {
+    out.setStream(t.name);
+  }
+}
+
+Client::SnapshotInfo ToSnapshotInfo(rpc::SnapshotInfo::Reader r) {
+  Client::SnapshotInfo out;
+  out.file = Str(r.getFile());
+  out.bytes = r.getBytes();
+  out.ok = r.getOk();
+  if (r.isProjection()) {
+    out.projection = true;
+    out.name = Str(r.getProjection().getName());
+    out.version = r.getProjection().getCheckpoint();
+    out.orders = r.getProjection().getOrders();
+  } else {
+    out.name = Str(r.getOrder().getStream());
+    out.version = r.getOrder().getVersion();
+  }
+  return out;
+}
+
+}  // namespace
+
+uint64_t Client::RebuildProjection(const std::string& name, Progress progress) {
   auto admin = impl_->session.adminRequest().send().getAdmin();
   auto req = admin.rebuildProjectionRequest();
   req.setName(name);
+  SetProgress(req, std::move(progress));
   return impl_->Wait(req.send()).getEventsRead();
 }
 
-Client::BackupResult Client::Backup(const std::string& dest) {
+Client::BackupResult Client::Backup(const std::string& dest, Progress progress) {
   auto admin = impl_->session.adminRequest().send().getAdmin();
   auto req = admin.backupRequest();
   req.setDest(dest);
+  SetProgress(req, std::move(progress));
   auto resp = impl_->Wait(req.send());
   return {resp.getPosition(), resp.getBytes()};
 }
 
-Client::VerifyReport Client::Verify() {
+Client::VerifyReport Client::Verify(Progress progress) {
   auto admin = impl_->session.adminRequest().send().getAdmin();
-  auto resp = impl_->Wait(admin.verifyRequest().send());
+  auto req = admin.verifyRequest();
+  SetProgress(req, std::move(progress));
+  auto resp = impl_->Wait(req.send());
   auto r = resp.getReport();
   VerifyReport out;
   out.segments = r.getSegments();
@@ -503,6 +553,49 @@ Client::VerifyReport Client::Verify() {
                             p.getHasPosition() ? std::optional<uint64_t>(p.getPosition()) : std::nullopt, Str(p.getWhat())});
   }
   return out;
+}
+
+std::vector<Client::SnapshotInfo> Client::ListSnapshots() {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  std::vector<SnapshotInfo> out;
+  std::string after;
+  while (true) {
+    auto req = admin.listSnapshotsRequest();
+    req.setAfter(after);
+    req.setCount(1000);
+    auto resp = impl_->Wait(req.send());
+    for (auto s : resp.getSnapshots()) out.push_back(ToSnapshotInfo(s));
+    if (!resp.getMore() || resp.getSnapshots().size() == 0) break;
+    after = out.back().file;
+  }
+  return out;
+}
+
+std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target) {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto req = admin.readSnapshotRequest();
+  SetTarget(req.initTarget(), target);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.getFound()) return std::nullopt;
+  return Str(resp.getFile());
+}
+
+std::optional<Client::SnapshotInfo> Client::CreateSnapshot(const SnapshotTarget& target) {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto req = admin.createSnapshotRequest();
+  SetTarget(req.initTarget(), target);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.getFound()) return std::nullopt;
+  return ToSnapshotInfo(resp.getInfo());
+}
+
+std::optional<std::string> Client::DeleteSnapshot(const SnapshotTarget& target) {
+  auto admin = impl_->session.adminRequest().send().getAdmin();
+  auto req = admin.deleteSnapshotRequest();
+  SetTarget(req.initTarget(), target);
+  auto resp = impl_->Wait(req.send());
+  if (!resp.getFound()) return std::nullopt;
+  return Str(resp.getFile());
 }
 
 kj::WaitScope& Client::wait_scope() { return impl_->io.waitScope; }

@@ -235,17 +235,23 @@ class Client {
   };
   StreamPage ListStreams(const std::string& prefix, const std::string& after = "", uint32_t count = 1000);
   ServerStatus Status();  // needs the admin role
+  // How far a long Admin call is: (done, total), a few times a second while it runs and
+  // once more, with done == total, before it returns. Runs inside the call, on this thread.
+  using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
   // Rebuilds a projection ("orders") from position 0 while the daemon keeps serving;
   // returns once the rebuilt one took over: the events it read. Needs the admin role.
-  uint64_t RebuildProjection(const std::string& name);
+  // Progress in events.
+  uint64_t RebuildProjection(const std::string& name, Progress progress = {});
   // Copies the store into `dest` on the daemon's machine (new or empty) while it keeps
   // serving; returns the position below which the copy holds every event. Admin role.
+  // Progress in bytes of log.
   struct BackupResult {
     uint64_t position = 0;
     uint64_t bytes = 0;
   };
-  BackupResult Backup(const std::string& dest);
-  // Checks the daemon's files while it serves (admin role).
+  BackupResult Backup(const std::string& dest, Progress progress = {});
+  // Checks the daemon's files while it serves (admin role). Progress in bytes of log.
   struct VerifyProblem {
     std::string file;
     uint64_t offset = 0;
@@ -257,7 +263,31 @@ class Client {
     std::vector<VerifyProblem> problems;
     std::string torn_tail;
   };
-  VerifyReport Verify();
+  VerifyReport Verify(Progress progress = {});
+
+  // The daemon's snapshots (admin role): an order's, by its stream, or a projection's.
+  struct SnapshotTarget {
+    bool projection = false;
+    std::string name;  // the stream "order-<id>", or the projection ("orders")
+    static SnapshotTarget Stream(std::string stream) { return {false, std::move(stream)}; }
+    static SnapshotTarget Projection(std::string name) { return {true, std::move(name)}; }
+  };
+  struct SnapshotInfo {
+    std::string file;  // relative to the daemon's data directory
+    uint64_t bytes = 0;
+    bool ok = false;   // checksums, format version and body hold
+    bool projection = false;
+    std::string name;  // the order's stream (empty unless ok), or the projection's name
+    uint64_t version = 0;  // an order: the stream version it covers; a projection: its checkpoint
+    uint64_t orders = 0;   // a projection: the orders in it
+  };
+  std::vector<SnapshotInfo> ListSnapshots();  // every page, in file name order
+  // The snapshot file's bytes as on disk (see domain/snapshots.h); nullopt: there is none.
+  std::optional<std::string> ReadSnapshot(const SnapshotTarget& target);
+  // Writes one now; nullopt: the order has no events (nothing written).
+  std::optional<SnapshotInfo> CreateSnapshot(const SnapshotTarget& target);
+  // The file it removed; nullopt: there was none.
+  std::optional<std::string> DeleteSnapshot(const SnapshotTarget& target);
 
   // The Order service. `command_id` makes a command idempotent: a retry with the same id
   // returns the original outcome. An empty id gets a random one (no retry protection).

@@ -131,6 +131,10 @@ std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path) 
   std::ifstream f(path, std::ios::binary);
   if (!f) return std::nullopt;
   const std::string file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return ParseSnapshotFile(file);
+}
+
+std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file) {
   if (file.size() < kHeaderSize) return std::nullopt;
   Header h;
   std::memcpy(&h, file.data(), kHeaderSize);
@@ -140,7 +144,11 @@ std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path) 
       h.body_checksum != XXH3_64bits(file.data() + kHeaderSize, h.body_size)) {
     return std::nullopt;
   }
-  return SnapshotFile{h.stream_version, file.substr(kHeaderSize)};
+  return SnapshotFile{h.stream_version, std::string(file.substr(kHeaderSize))};
+}
+
+std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_dir) {
+  return data_dir / "snapshots" / "projections" / "orders.snap";
 }
 
 std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderState*>& states) {
@@ -177,15 +185,51 @@ std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
   return out;
 }
 
-std::vector<SnapshotCheck> CheckSnapshots(const std::filesystem::path& data_dir) {
-  std::vector<SnapshotCheck> out;
+SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path) {
+  SnapshotEntry e;
   std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(data_dir / "snapshots", ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->path().extension() != ".snap") continue;
-    out.push_back({std::filesystem::relative(it->path(), data_dir).string(), ReadSnapshotFile(it->path()).has_value()});
+  e.file = std::filesystem::relative(path, data_dir, ec).string();
+  e.bytes = std::filesystem::file_size(path, ec);
+  if (ec) e.bytes = 0;
+  e.kind = path.parent_path().filename() == "projections" ? SnapshotEntry::Kind::kProjection : SnapshotEntry::Kind::kOrder;
+  const auto file = ReadSnapshotFile(path);
+  if (!file) return e;
+  if (e.kind == SnapshotEntry::Kind::kProjection) {
+    e.name = path.stem().string();
+    const auto state = DecodeProjection(file->body);
+    if (!state || state->checkpoint != file->version) return e;
+    e.version = state->checkpoint;
+    e.orders = state->orders.size();
+  } else {
+    const auto state = DecodeOrderSnapshot(file->body);
+    // Load uses a snapshot only in the file its stream names: one elsewhere is never read.
+    if (!state || state->version != file->version ||
+        OrderSnapshots(data_dir).PathOf(OrderStream(state->order_id)) != path) {
+      return e;
+    }
+    e.name = OrderStream(state->order_id);
+    e.version = file->version;
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.file < b.file; });
+  e.ok = true;
+  return e;
+}
+
+std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, std::string_view after,
+                                         size_t limit) {
+  std::vector<std::pair<std::string, std::filesystem::path>> files;  // (relative name, path)
+  for (const char* sub : {"orders", "projections"}) {
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(data_dir / "snapshots" / sub, ec)) {
+      if (f.path().extension() != ".snap") continue;
+      std::string name = std::filesystem::relative(f.path(), data_dir, ec).string();
+      if (name > after) files.emplace_back(std::move(name), f.path());
+    }
+  }
+  const size_t n = std::min(limit, files.size());
+  std::partial_sort(files.begin(), files.begin() + n, files.end());
+  std::vector<SnapshotEntry> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out.push_back(InspectSnapshot(data_dir, files[i].second));
   return out;
 }
 

@@ -12,10 +12,12 @@
 // reads the whole stream, and the next snapshot replaces it. Never misread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "domain/order.h"
@@ -33,6 +35,11 @@ struct SnapshotFile {
   std::string body;  // whole 8-byte words
 };
 std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path);
+// The same checks on a whole file's bytes already in memory (e.g. sent over RPC).
+std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file);
+
+// DATA/snapshots/projections/orders.snap: where the order projection keeps its snapshot.
+std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_dir);
 
 // A projection's orders and checkpoint to and from bytes (a ProjectionSnapshot message,
 // whole words); nullopt when the bytes do not decode.
@@ -45,13 +52,25 @@ std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderS
 std::optional<OrderState> DecodeOrderSnapshot(const std::string& body);
 std::optional<ProjectionState> DecodeProjection(const std::string& bytes);
 
-// Every snapshot file under data_dir/snapshots, and whether it verifies (checksums and
-// format version). Paths relative to data_dir.
-struct SnapshotCheck {
-  std::string file;
-  bool ok = false;
+// What a snapshot file holds, for listing and verifying: DATA/snapshots/orders/*.snap
+// (aggregates) and DATA/snapshots/projections/*.snap.
+struct SnapshotEntry {
+  enum class Kind { kOrder, kProjection };
+  std::string file;        // relative to the data directory
+  uint64_t bytes = 0;
+  bool ok = false;         // checksums, format version and body hold (and, for an order, the
+                           // file is the one its stream's snapshot belongs in)
+  Kind kind = Kind::kOrder;
+  std::string name;        // kOrder: the stream ("" unless ok); kProjection: "orders"
+  uint64_t version = 0;    // kOrder: the stream version it covers; kProjection: the checkpoint
+  uint64_t orders = 0;     // kProjection: orders in it
 };
-std::vector<SnapshotCheck> CheckSnapshots(const std::filesystem::path& data_dir);
+// One file, as listed below; `path` lies under data_dir/snapshots.
+SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path);
+// The store's snapshot files in file name order: those whose name (SnapshotEntry::file)
+// sorts after `after`, at most `limit` of them. Only those are read.
+std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, std::string_view after = "",
+                                         size_t limit = SIZE_MAX);
 
 class OrderSnapshots {
  public:

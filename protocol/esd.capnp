@@ -212,20 +212,73 @@ struct ServerStatus {
 interface Admin {
   status @0 () -> (status :ServerStatus);
 
-  rebuildProjection @1 (name :Text) -> (eventsRead :UInt64, checkpoint :UInt64);
+  rebuildProjection @1 (name :Text, progress :ProgressSink) -> (eventsRead :UInt64, checkpoint :UInt64);
   # Replays $all from position 0 into a fresh copy of the projection ("orders") while
   # queries keep being answered from the current one; answers once the copy has caught up
-  # and taken over. An unknown name fails the call.
+  # and taken over. An unknown name fails the call. Progress in events: read, and the
+  # durable position it is catching up with.
 
-  backup @2 (dest :Text) -> (position :UInt64, bytes :UInt64);
+  backup @2 (dest :Text, progress :ProgressSink) -> (position :UInt64, bytes :UInt64);
   # Copies the store into `dest`, a directory on the daemon's machine that must not exist
   # or be empty: snapshots first, then every segment and index file up to what is durable
   # when the copy of the log begins (`position`: every event below it). Appends go on
-  # meanwhile. esd starts on `dest` as it is: restoring is starting esd there.
+  # meanwhile. esd starts on `dest` as it is: restoring is starting esd there. Progress in
+  # bytes of log copied.
 
-  verify @3 () -> (report :VerifyReport);
+  verify @3 (progress :ProgressSink) -> (report :VerifyReport);
   # Checks the store's files while the daemon serves: segment headers and joins, every
-  # batch checksum, index files against the log, snapshot checksums.
+  # batch checksum, index files against the log, snapshot checksums. Progress in bytes of
+  # log checked.
+
+  listSnapshots @4 (after :Text, count :UInt32) -> (snapshots :List(SnapshotInfo), more :Bool);
+  # The store's snapshot files in file name order, after the name `after` ("" for the first
+  # page), at most `count` (capped at 10,000), each with whether it verifies. `more`:
+  # another page follows.
+
+  readSnapshot @5 (target :SnapshotTarget) -> (found :Bool, file :Data);
+  # The snapshot file's bytes as they are on disk (header and body, see domain/snapshots.h),
+  # for the caller to check and decode. `found` false: there is none. A file larger than
+  # 48 MiB fails the call (it would not fit in one message): show it offline.
+
+  createSnapshot @6 (target :SnapshotTarget) -> (found :Bool, info :SnapshotInfo);
+  # Writes a snapshot now: of an order from its stream, or of the projection as it is
+  # (at its checkpoint). `found` false: the order has no events, nothing was written.
+
+  deleteSnapshot @7 (target :SnapshotTarget) -> (found :Bool, file :Text);
+  # Removes the snapshot file. Nothing is lost: an order is then loaded from its events,
+  # and the projection writes a new snapshot at its next one (or rebuilds at a start).
+}
+
+interface ProgressSink {
+  # Implemented by the caller of a long Admin call to see how far it is. Called every few
+  # hundred milliseconds while the call runs and once more, with its final figures, just
+  # before the call answers. Not called at all when the caller passes none.
+  progress @0 (done :UInt64, total :UInt64) -> stream;
+}
+
+struct SnapshotTarget {
+  union {
+    stream @0 :Text;       # an order's stream, "order-<id>"
+    projection @1 :Text;   # a projection's name: "orders"
+  }
+}
+
+struct SnapshotInfo {
+  file @0 :Text;           # relative to the data directory
+  bytes @1 :UInt64;
+  ok @2 :Bool;             # checksums, format version and body hold; if not, only the kind
+                           # (order or projection) below is known
+  union {
+    order :group {
+      stream @3 :Text;
+      version @4 :UInt64;  # the stream version the snapshot covers
+    }
+    projection :group {
+      name @5 :Text;
+      checkpoint @6 :UInt64;  # the next $all position it would apply
+      orders @7 :UInt64;
+    }
+  }
 }
 
 struct VerifyReport {

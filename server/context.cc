@@ -22,3 +22,29 @@ kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std
 }
 
 }  // namespace esd::server
+
+namespace esd::server {
+
+void OffLoopJobs::Start(std::function<void()> job) {
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    if (it->ended->load(std::memory_order_acquire)) {
+      it->thread.join();
+      it = jobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  jobs_.push_back({std::thread([job = std::move(job), ended] {
+                     job();
+                     ended->store(true, std::memory_order_release);
+                   }),
+                   ended});
+}
+
+void OffLoopJobs::JoinAll() {
+  for (auto& j : jobs_) j.thread.join();
+  jobs_.clear();
+}
+
+}  // namespace esd::server

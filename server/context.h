@@ -3,12 +3,16 @@
 // because the HTTP thread reads them.
 #pragma once
 
+#include <kj/timer.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <set>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "domain/order_commands.h"
@@ -55,12 +59,34 @@ class LiveSubscription {
 
 class ProjectionRunner;
 
+// Long jobs on threads of their own, off the event loop (backups, verifies). A job that has
+// ended is joined when the next one starts, so a daemon that verifies every hour does not
+// collect threads; the rest are joined before the store closes. KJ thread only.
+class OffLoopJobs {
+ public:
+  OffLoopJobs() = default;
+  OffLoopJobs(const OffLoopJobs&) = delete;
+  OffLoopJobs& operator=(const OffLoopJobs&) = delete;
+  ~OffLoopJobs() { JoinAll(); }
+
+  void Start(std::function<void()> job);
+  void JoinAll();  // waits for every job to end
+
+ private:
+  struct Job {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> ended;
+  };
+  std::vector<Job> jobs_;
+};
+
 struct ServerContext {
   storage::Store& store;
   DurableNotifier& notifier;
   const Config& config;
   domain::OrderCommands& orders;
   ProjectionRunner& projection;
+  kj::Timer& timer;
   ServerCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions;  // KJ thread only
@@ -68,8 +94,7 @@ struct ServerContext {
   // the appends already in flight finish. KJ thread only.
   bool stopping = false;
   uint64_t appends_in_flight = 0;
-  // Long jobs off the event loop (backups); joined before the store closes.
-  std::vector<std::thread> jobs;
+  OffLoopJobs jobs;
 };
 
 // Appends through the store's writer thread and brings the result back to this event loop

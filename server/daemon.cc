@@ -123,10 +123,11 @@ int RunDaemon(const Config& config) {
     domain::OrderCommands orders(*store, order_options);
     // The projection snapshots after 10,000 events and 60 s, and at a graceful stop.
     ProjectionRunner projection(*store, notifier, io.provider->getTimer(),
-                                std::filesystem::path(config.data_dir) / "snapshots" / "projections" / "orders.snap",
+                                domain::ProjectionSnapshotPath(config.data_dir),
                                 10'000);
     projection.Start();
-    ServerContext ctx{*store, notifier, config, orders, projection, {}, std::chrono::steady_clock::now(), {}, false, 0, {}};
+    ServerContext ctx{*store, notifier, config, orders, projection, io.provider->getTimer(), {},
+                      std::chrono::steady_clock::now(), {}, false, 0, {}};
 
     // Shutdown: a signal on the HTTP thread fulfils a promise on this one.
     auto stop = kj::newPromiseAndCrossThreadFulfiller<int>();
@@ -228,7 +229,7 @@ int RunDaemon(const Config& config) {
       timer.afterDelay(5 * kj::MILLISECONDS).wait(io.waitScope);
     }
     timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
-    for (auto& job : ctx.jobs) job.join();  // a backup in progress finishes first
+    ctx.jobs.JoinAll();  // a backup or verify in progress finishes first
     if (auto saved = projection.SaveSnapshot(); !saved.ok()) {
       std::fprintf(stderr, "esd: could not save the order projection's snapshot (%s); the next start catches up\n",
                    saved.ToString().c_str());

@@ -39,6 +39,12 @@ class ProjectionRunner {
   // read. A second call while one runs joins it.
   kj::Promise<uint64_t> Rebuild();
 
+  // How far a rebuild in progress has got (its checkpoint: events read from position 0);
+  // the live checkpoint when none runs. For progress reports.
+  uint64_t rebuild_checkpoint() const {
+    return rebuilding_ != nullptr ? rebuilding_->checkpoint() : checkpoint();
+  }
+
   storage::Status SaveSnapshot();
   uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_relaxed); }  // any thread
 

@@ -1,5 +1,5 @@
 // The capabilities a connection gets: Bootstrap (login with a token), Session (the role's
-// services) and Admin.
+// services). Admin is in server/admin_service.h.
 #pragma once
 
 #include "protocol/esd.capnp.h"

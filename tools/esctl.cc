@@ -24,8 +24,10 @@
 #include "tools/esctl_args.h"
 #include "tools/esctl_offline.h"
 #include "tools/esctl_order.h"
-#include "tools/esctl_snapshot.h"
 #include "tools/esctl_output.h"
+#include "tools/esctl_progress.h"
+#include "tools/esctl_snapshot.h"
+#include "tools/esctl_source.h"
 #include "tools/esctl_text.h"
 
 namespace esd::esctl {
@@ -118,7 +120,7 @@ int Append(const Invocation& inv, const Connector& connect) {
   return kExitFailure;
 }
 
-int Read(const Invocation& inv, const Connector& connect) {
+int Read(const Invocation& inv, const std::function<std::unique_ptr<EventSource>()>& open) {
   const std::string& stream = inv.positional[0];
   const bool backward = inv.Has("backward");
   uint64_t from = backward ? std::numeric_limits<uint64_t>::max() : 0;
@@ -126,7 +128,8 @@ int Read(const Invocation& inv, const Connector& connect) {
   std::optional<uint64_t> left;  // events still to print; nullopt: all
   if (auto n = inv.Value("count")) left = ParseCount("count", *n);
 
-  auto c = connect();
+  auto c = open();
+  if (!c) return kExitFailure;
   // The server may answer with fewer events than asked for (it bounds a response's bytes),
   // so only an empty page, or version 0 backwards, ends the stream.
   while (!left || *left > 0) {
@@ -153,14 +156,15 @@ int Read(const Invocation& inv, const Connector& connect) {
   return kExitOk;
 }
 
-int ReadAll(const Invocation& inv, const Connector& connect) {
+int ReadAll(const Invocation& inv, const std::function<std::unique_ptr<EventSource>()>& open) {
   uint64_t from = 0;
   if (auto f = inv.Value("from")) from = ParseNumber("from", *f);
   std::optional<uint64_t> left;
   if (auto n = inv.Value("count")) left = ParseCount("count", *n);
   const client::Filter filter = FilterOf(inv);
 
-  auto c = connect();
+  auto c = open();
+  if (!c) return kExitFailure;
   while (!left || *left > 0) {
     const uint32_t ask = left ? static_cast<uint32_t>(std::min<uint64_t>(*left, kPageSize)) : kPageSize;
     auto page = c->ReadAll(from, ask, filter);
@@ -283,15 +287,23 @@ int Main(int argc, char** argv) {
                               .tls_ca_file = g.tls_ca_file,
                               .tls_server_name = g.tls_server_name});
     };
+    const bool offline = !inv.global.data_dir.empty();
+    if (offline && !WorksOffline(inv.command)) {
+      throw UsageError(inv.command + " needs a running esd; --data-dir (offline work on a stopped store) is for " +
+                       "status, streams, read, read-all, verify, replay, dump, backup and snapshot");
+    }
     if (inv.command == "verify") {
-      if (!inv.global.data_dir.empty()) return VerifyOffline(inv);
+      if (offline) return VerifyOffline(inv);
       std::fprintf(stderr, "verifying the daemon's files; it keeps serving meanwhile...\n");
-      return PrintVerify(connect()->Verify(), inv.global.json);
+      Progress progress("verify", Progress::Unit::kBytes);
+      auto report = connect()->Verify(std::ref(progress));
+      progress.Finish();
+      return PrintVerify(report, inv.global.json);
     }
     if (inv.command == "dump") return Dump(inv);
-    if (inv.command.rfind("snapshot ", 0) == 0) return Snapshot(inv);
+    if (inv.command.rfind("snapshot ", 0) == 0) return Snapshot(inv, connect);
     if (inv.command == "streams") {
-      if (!inv.global.data_dir.empty()) return StreamsOffline(inv);
+      if (offline) return StreamsOffline(inv);
       auto c = connect();
       std::string after;
       while (true) {
@@ -306,40 +318,40 @@ int Main(int argc, char** argv) {
       return kExitOk;
     }
     if (inv.command == "backup") {
+      if (offline) return BackupOffline(inv);
       const std::string& dest = inv.positional.at(0);
       std::fprintf(stderr, "backing up into %s; the daemon keeps serving meanwhile...\n", dest.c_str());
-      const auto b = connect()->Backup(dest);
-      if (inv.global.json) {
-        std::printf("{\"dest\":%s,\"position\":%llu,\"bytes\":%llu}\n", QuoteJson(dest).c_str(),
-                    static_cast<unsigned long long>(b.position), static_cast<unsigned long long>(b.bytes));
-      } else {
-        std::printf("backed up every event below position %llu (%llu bytes of log) into %s; to restore, start "
-                    "esd with --data-dir %s\n",
-                    static_cast<unsigned long long>(b.position), static_cast<unsigned long long>(b.bytes), dest.c_str(),
-                    dest.c_str());
-      }
+      Progress progress("backup", Progress::Unit::kBytes);
+      const auto b = connect()->Backup(dest, std::ref(progress));
+      progress.Finish();
+      PrintBackup(dest, b.position, b.bytes, inv.global.json);
       return kExitOk;
     }
     if (inv.command == "replay") {
-      if (!inv.global.data_dir.empty()) return ReplayOffline(inv);
+      if (offline) return ReplayOffline(inv);
+      const std::string& name = inv.positional.at(0);
       const auto start = std::chrono::steady_clock::now();
-      std::fprintf(stderr, "replaying %s from position 0; the daemon keeps serving meanwhile...\n",
-                   inv.positional.at(0).c_str());
-      const uint64_t read = connect()->RebuildProjection(inv.positional.at(0));
+      std::fprintf(stderr, "replaying %s from position 0; the daemon keeps serving meanwhile...\n", name.c_str());
+      Progress progress("replay", Progress::Unit::kEvents);
+      const uint64_t read = connect()->RebuildProjection(name, std::ref(progress));
+      progress.Finish();
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (inv.global.json) {
-        std::printf("{\"projection\":\"%s\",\"eventsRead\":%llu,\"seconds\":%.3f}\n", inv.positional.at(0).c_str(),
+        std::printf("{\"projection\":%s,\"eventsRead\":%llu,\"seconds\":%.3f}\n", QuoteJson(name).c_str(),
                     static_cast<unsigned long long>(read), secs);
       } else {
-        std::printf("replayed %s: %llu events in %.1f s; the rebuilt projection now answers queries\n",
-                    inv.positional.at(0).c_str(), static_cast<unsigned long long>(read), secs);
+        std::printf("replayed %s: %llu events in %.1f s; the rebuilt projection now answers queries\n", name.c_str(),
+                    static_cast<unsigned long long>(read), secs);
       }
       return kExitOk;
     }
-    if (inv.command == "status") return inv.global.data_dir.empty() ? Status(inv, connect) : StatusOffline(inv);
+    if (inv.command == "status") return offline ? StatusOffline(inv) : Status(inv, connect);
     if (inv.command == "append") return Append(inv, connect);
-    if (inv.command == "read") return Read(inv, connect);
-    if (inv.command == "read-all") return ReadAll(inv, connect);
+    const std::function<std::unique_ptr<EventSource>()> open_events = [&] {
+      return offline ? OfflineSource(inv.global.data_dir) : OnlineSource(connect());
+    };
+    if (inv.command == "read") return Read(inv, open_events);
+    if (inv.command == "read-all") return ReadAll(inv, open_events);
     if (inv.command == "tail") return Tail(inv, connect);
     if (inv.command.rfind("order ", 0) == 0) {
       return RunOrder(inv, connect, [&inv](const client::Error& e) { return ReportClientError(e, inv.global); });

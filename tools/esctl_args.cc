@@ -43,8 +43,8 @@ commands:
   verify       check the store's files: checksums, positions, indexes, snapshots
   replay       rebuild a projection from position 0, online or (with --data-dir) offline
   dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
-  backup       a consistent copy of the running store into a new directory
-  snapshot     list, show, create or delete snapshots (--data-dir; see `esctl snapshot --help`)
+  backup       a consistent copy of the store into a new directory, online or offline
+  snapshot     list, show, create or delete snapshots (see `esctl snapshot --help`)
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
@@ -54,8 +54,9 @@ global options (before or after the command):
   --tls                   connect over TLS, trusting the system's certificate authorities
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
   --tls-server-name NAME  the name the server's certificate must carry (default: the host)
-  --data-dir DIR          work offline on a stopped store's files (status, streams, verify, replay,
-                          dump)
+  --data-dir DIR          work offline on a stopped store's files: status, streams, read,
+                          read-all, verify, replay, dump, backup and snapshot (the others need
+                          a running esd)
   -h, --help              help; `esctl COMMAND --help` for a command
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
@@ -105,11 +106,13 @@ const std::vector<CommandSpec>& Commands() {
       {"verify", 0, {}, R"(usage: esctl verify                  (online: the daemon checks its files while it serves)
        esctl --data-dir DIR verify   (offline, on a stopped store)
 
-Checks a stopped store's files: every segment header and that positions are dense across
+Checks the store's files: every segment header and that positions are dense across
 segments, every batch checksum, every sealed segment's index file against its log, and every
-snapshot file's checksums. Takes the directory's LOCK: if esd is running there, it says so.
-Shows a progress bar with rate and ETA on a terminal, plain progress lines otherwise.
-Lists each bad file, offset and position (with --json, one object).
+snapshot file's checksums. It only reads: nothing is repaired or changed. Online, the daemon
+reads its own files while it keeps serving (needs the admin role). Offline, esctl reads them,
+holding the directory's LOCK: if esd is running there, it says so. Shows a progress bar with
+rate and ETA on a terminal, plain progress lines otherwise, on stderr. Lists each bad file,
+offset and position (with --json, one object).
 
 exit codes: 0 clean; 4 damage found (each item listed); 1 cannot check (no store there, esd
 running on it); 2 bad usage
@@ -120,9 +123,11 @@ running on it); 2 bad usage
 Rebuilds a projection (there is one: orders) from position 0 of $all. Online, the daemon
 keeps answering queries from the current projection until the rebuilt one has caught up,
 then switches to it (needs the admin role). Offline, the projection is rebuilt from the
-files with a progress bar, and its snapshot replaced, so esd starts from it.
+files, and its snapshot replaced, so esd starts from it. Both show their progress (events
+read) on stderr: a bar on a terminal, plain lines otherwise.
 
-exit codes: 0 done; 1 failure (unknown projection, cannot connect, esd running on DIR); 2 bad usage
+exit codes: 0 done; 1 failure (unknown projection, cannot connect, permission denied, esd
+running on DIR); 2 bad usage
 )", "PROJECTION"},
       {"dump", 1, {{"position", true, false}}, R"(usage: esctl --data-dir DIR dump SEGMENT
        esctl --data-dir DIR dump --position P
@@ -136,15 +141,18 @@ position P. Reads the files only; esd may be running. --json: one object per bat
 exit codes: 0 done; 4 a batch does not hold (it is listed, and the listing stops there);
 1 no such segment or position; 2 bad usage
 )", "SEGMENT", false, true},
-      {"backup", 1, {}, R"(usage: esctl backup DEST
+      {"backup", 1, {}, R"(usage: esctl backup DEST                      (online)
+       esctl --data-dir DIR backup DEST       (offline, on a stopped store)
 
-Asks the running daemon for a consistent copy of its store in DEST, a directory on the
-daemon's machine that must not exist or be empty: snapshots, then every segment and index
-file up to the durable position when the copy of the log begins. The daemon keeps serving.
-Prints that position: the copy holds every event below it. To restore, start esd with
---data-dir DEST. Needs the admin role.
+Makes a consistent copy of the store in DEST, a directory that must not exist or be empty:
+the snapshots, then every segment and index file up to the durable position when the copy
+of the log begins, each synced to disk. Online, the daemon copies while it keeps serving, and
+DEST is on the daemon's machine (needs the admin role). Prints that position: the copy holds
+every event below it. Progress (bytes copied) goes to stderr. To restore, start esd with
+--data-dir DEST: it starts from the copy as it is.
 
-exit codes: 0 done; 1 failure (DEST not new, cannot connect, permission denied); 2 bad usage
+exit codes: 0 done; 1 failure (DEST not new, cannot connect, permission denied, disk full,
+esd running on DIR); 2 bad usage
 )", "DEST"},
       {"streams", 0, {{"prefix", true, false}}, R"(usage: esctl streams [--prefix P]
        esctl --data-dir DIR streams [--prefix P]   (offline, on a stopped store)
@@ -152,15 +160,21 @@ exit codes: 0 done; 1 failure (DEST not new, cannot connect, permission denied);
 Lists the streams (those whose name starts with P), in name order, one per line: name, last
 version, number of events, last position and last write time. With --json, one object per
 line. Never scans the log: stream tips come from the index files and the log's tail.
+
+exit codes: 0 done; 1 failure (cannot connect, refused token, esd running on DIR); 2 bad usage
 )"},
       {"status", 0, {}, R"(usage: esctl status
 
 Prints the server's version, durable position (the number of events in the store), segment
 count, data directory, open connections and subscriptions, appends and events written since
-the start, and uptime. Needs a token with the admin role.
+the start, uptime, and the order projection's checkpoint and lag. Needs a token with the
+admin role.
 
 With --data-dir DIR (offline, on a stopped store): the durable position, segments and bytes,
 streams, snapshot files, and the order projection's checkpoint and how far it lags.
+
+exit codes: 0 done; 1 failure (cannot connect, permission denied, esd running on DIR); 2 bad
+usage
 )"},
       {"append",
        1,
@@ -184,6 +198,10 @@ Appends one event to STREAM and prints its version and position.
   --id UUID                  the event id (default: a random one). Appending again with the same
                              id and content is an idempotent retry: it prints the original
                              positions and writes nothing
+
+exit codes: 0 appended (or an idempotent retry); 1 failure (cannot connect, refused token);
+2 bad usage (also data that is not JSON for a JSON content type); 3 not done: wrong expected
+version (the actual one is printed) or rejected by the server (the reason is printed)
 )"},
       {"read",
        1,
@@ -196,7 +214,11 @@ Prints the events of STREAM in version order (or reverse order with --backward).
   --backward      newest first
   --count N       at most N events (default: all of them, fetched 1000 at a time)
 
-A stream without events prints nothing (and says so on stderr).
+A stream without events prints nothing (and says so on stderr). With --data-dir DIR, reads
+a stopped store's files instead of asking the daemon.
+
+exit codes: 0 done (also for a stream without events); 1 failure (cannot connect, esd running
+on DIR); 2 bad usage
 )"},
       {"read-all",
        0,
@@ -209,6 +231,10 @@ Prints the events of the global log ($all) in position order.
   --count N           at most N events (default: all of them up to the end of the log)
   --stream-prefix P   only events of streams whose name starts with P
   --type T            only events of type T; repeat for several types (any of them)
+
+With --data-dir DIR, reads a stopped store's files instead of asking the daemon.
+
+exit codes: 0 done; 1 failure (cannot connect, esd running on DIR); 2 bad usage
 )"},
       {"tail",
        0,
@@ -223,39 +249,62 @@ stderr (never on stdout).
                       which prints only what is appended from now on
   --stream-prefix P   only events of streams whose name starts with P
   --type T            only events of type T; repeat for several types (any of them)
-)"},
-      {"snapshot", 0, {}, R"(usage: esctl --data-dir DIR snapshot (list | show | create | delete) ...
 
-Aggregate snapshots (one per order stream) and the order projection's snapshot, on a stopped
-store (the daemon writes them itself while it runs):
-  snapshot list                          every snapshot: what it covers, its version or checkpoint
+exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure (cannot connect, the connection was lost
+or the server ended the subscription: it prints --from P to go on where it stopped); 2 bad usage
+)"},
+      {"snapshot", 0, {}, R"(usage: esctl [--data-dir DIR] snapshot (list | show | create | delete) ...
+
+Aggregate snapshots (one per order stream) and the order projection's snapshot:
+  snapshot list                                   every snapshot: what it covers, its version
+                                                  or checkpoint, whether it verifies
   snapshot show (STREAM | --projection orders)    the state in it, as JSON
-  snapshot create (STREAM | --projection orders)  write one now from the log
+  snapshot create (STREAM | --projection orders)  write one now
   snapshot delete (STREAM | --projection orders)  remove it (it is rebuilt when needed)
+
+Online the running daemon does the work (it writes snapshots itself; needs the admin role).
+With --data-dir DIR, on a stopped store's files, holding its LOCK.
+
+exit codes: 0 done; 1 failure (no such snapshot, one that does not verify, an order without
+events, cannot connect, esd running on DIR); 2 bad usage
 )", "", true},
-      {"snapshot list", 0, {}, R"(usage: esctl --data-dir DIR snapshot list
+      {"snapshot list", 0, {}, R"(usage: esctl [--data-dir DIR] snapshot list
 
 Lists the snapshot files: for an order, its stream and the version it covers; for the
 projection, its checkpoint and the number of orders in it; with the file's size. A file
-that does not verify is listed as such. --json: one object per line.
+that does not verify is listed as such. --json: one object per line with file, bytes, ok,
+and stream and version, or projection, checkpoint and orders.
+
+exit codes: 0 done; 1 failure (cannot connect, esd running on DIR); 2 bad usage
 )"},
-      {"snapshot show", 1, {{"projection", true, false}}, R"(usage: esctl --data-dir DIR snapshot show STREAM
-       esctl --data-dir DIR snapshot show --projection orders
+      {"snapshot show", 1, {{"projection", true, false}}, R"(usage: esctl [--data-dir DIR] snapshot show STREAM
+       esctl [--data-dir DIR] snapshot show --projection orders
 
 Prints the state in the snapshot as JSON: an order's fields, lines and recent commands; or
-the projection's checkpoint and every order in it.
-)", "STREAM", false, true},
-      {"snapshot create", 1, {{"projection", true, false}}, R"(usage: esctl --data-dir DIR snapshot create STREAM
-       esctl --data-dir DIR snapshot create --projection orders
+the projection's checkpoint and every order in it. Online, the daemon sends the file and
+esctl checks and decodes it (a file over 48 MiB is shown offline only).
 
-Writes a snapshot now: of an order stream (order-ID), from its events; or of the projection,
-caught up from its current snapshot (or position 0) to the end of the log.
+exit codes: 0 done; 1 no snapshot, or one that does not verify; 2 bad usage
 )", "STREAM", false, true},
-      {"snapshot delete", 1, {{"projection", true, false}}, R"(usage: esctl --data-dir DIR snapshot delete STREAM
-       esctl --data-dir DIR snapshot delete --projection orders
+      {"snapshot create", 1, {{"projection", true, false}}, R"(usage: esctl [--data-dir DIR] snapshot create STREAM
+       esctl [--data-dir DIR] snapshot create --projection orders
+
+Writes a snapshot now: of an order stream (order-ID), from its events; or of the projection.
+Online, the projection's snapshot is the running projection at its checkpoint; offline, the
+projection is caught up from its current snapshot (or position 0) to the end of the log
+first. --json: the new snapshot as `snapshot list` prints it.
+
+exit codes: 0 written; 1 failure (the order has no events, cannot write, esd running on DIR);
+2 bad usage
+)", "STREAM", false, true},
+      {"snapshot delete", 1, {{"projection", true, false}}, R"(usage: esctl [--data-dir DIR] snapshot delete STREAM
+       esctl [--data-dir DIR] snapshot delete --projection orders
 
 Removes the snapshot. Nothing is lost: an order is then loaded from its events, and the
-projection is rebuilt from position 0 at the next start.
+projection is rebuilt from position 0 at the next start (a running daemon writes a new one
+at its next snapshot).
+
+exit codes: 0 deleted; 1 failure (no such snapshot, esd running on DIR); 2 bad usage
 )", "STREAM", false, true},
       {"order", 0, {}, kOrderOverview, "", true},
       {"order create",
@@ -509,10 +558,17 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
   return inv;
 }
 
+bool WorksOffline(std::string_view command) {
+  for (std::string_view c : {"status", "streams", "read", "read-all", "verify", "replay", "dump", "backup"}) {
+    if (command == c) return true;
+  }
+  return command.rfind("snapshot ", 0) == 0;
+}
+
 std::string HelpText(const std::string& command) {
   if (const CommandSpec* spec = command.empty() ? nullptr : FindCommand(command)) {
     return std::string(spec->help) +
-           "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE (see esctl help)\n";
+           "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help)\n";
   }
   return std::string(kOverview);
 }

@@ -45,6 +45,9 @@ struct Invocation {
 // and `--name value` both work; `--` ends the options.
 Invocation ParseCommandLine(const std::vector<std::string>& args);
 
+// Whether `command` works on a stopped store's files (--data-dir).
+bool WorksOffline(std::string_view command);
+
 // The overview (empty `command`) or one command's help.
 std::string HelpText(const std::string& command);
 

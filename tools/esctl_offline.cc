@@ -6,13 +6,16 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <string>
 
+#include "domain/maintenance.h"
 #include "domain/projections.h"
 #include "domain/snapshots.h"
 #include "tools/esctl_order.h"
+#include "tools/esctl_progress.h"
 #include "tools/esctl_text.h"
 #include "storage/file.h"
 #include "storage/format.h"
@@ -24,35 +27,6 @@ namespace esd::esctl {
 namespace {
 
 void Note(const std::string& s) { std::fprintf(stderr, "esctl: %s\n", s.c_str()); }
-
-// A progress bar with rate and ETA on a terminal; a plain line every 10% otherwise.
-class Progress {
- public:
-  explicit Progress(const char* what) : what_(what), tty_(::isatty(2) == 1), start_(Clock::now()) {}
-  void operator()(uint64_t done, uint64_t total) {
-    const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-    const double frac = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-    if (tty_) {
-      const int width = 30, filled = static_cast<int>(frac * width);
-      std::fprintf(stderr, "\r%s [%s%s] %3.0f%%  %.0f MB/s  ETA %.0fs ", what_, std::string(filled, '#').c_str(),
-                   std::string(width - filled, ' ').c_str(), frac * 100, rate / 1e6, eta);
-      if (done >= total) std::fputc('\n', stderr);
-    } else if (frac * 10 >= next_tenth_ || done >= total) {
-      std::fprintf(stderr, "%s: %.0f%% (%.0f MB of %.0f MB, %.0f MB/s)\n", what_, frac * 100, done / 1e6,
-                   total / 1e6, rate / 1e6);
-      next_tenth_ = static_cast<int>(frac * 10) + 1;
-    }
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  const char* what_;
-  const bool tty_;
-  const Clock::time_point start_;
-  int next_tenth_ = 1;
-};
 
 }  // namespace
 
@@ -84,28 +58,22 @@ int VerifyOffline(const Invocation& inv) {
     Note(lock.status().message());
     return kExitFailure;
   }
-  Progress progress("verify");
-  auto report = storage::VerifyStore(dir, [&](uint64_t done, uint64_t total) { progress(done, total); });
-  if (!report.ok()) {
-    Note(report.status().message() + "; is --data-dir the directory esd was started with?");
+  Progress progress("verify", Progress::Unit::kBytes);
+  auto checked = domain::VerifyWithSnapshots(dir, [&](uint64_t done, uint64_t total) { progress(done, total); });
+  if (!checked.ok()) {
+    Note(checked.status().message() + "; is --data-dir the directory esd was started with?");
     return kExitFailure;
   }
+  progress.Finish();
+  const storage::VerifyReport& report = checked->report;
   client::Client::VerifyReport out;
-  out.segments = report->segments;
-  out.batches = report->batches;
-  out.events = report->events;
-  out.index_files = report->index_files;
-  out.torn_tail = report->torn_tail.value_or("");
-  for (const auto& p : report->problems) out.problems.push_back({p.file, p.offset, p.position, p.what});
-  // Snapshots: each file's checksums (and format version).
-  for (const auto& c : domain::CheckSnapshots(dir)) {
-    ++out.snapshots;
-    if (!c.ok) {
-      out.problems.push_back({c.file, 0, std::nullopt,
-                              "snapshot does not verify (damaged, or another format version); it is ignored and "
-                              "rebuilt, and may be deleted"});
-    }
-  }
+  out.segments = report.segments;
+  out.batches = report.batches;
+  out.events = report.events;
+  out.index_files = report.index_files;
+  out.snapshots = checked->snapshots;
+  out.torn_tail = report.torn_tail.value_or("");
+  for (const auto& p : report.problems) out.problems.push_back({p.file, p.offset, p.position, p.what});
   return PrintVerify(out, inv.global.json);
 }
 
@@ -156,7 +124,7 @@ int ReplayOffline(const Invocation& inv) {
   auto store = OpenOffline(dir);
   if (!store) return kExitFailure;
   const uint64_t total = store->DurablePosition().value;
-  Progress progress("replay");
+  Progress progress("replay", Progress::Unit::kEvents);
   domain::OrderProjection projection;
   while (projection.checkpoint() < total) {
     auto n = projection.CatchUp(*store, 100'000);
@@ -167,8 +135,8 @@ int ReplayOffline(const Invocation& inv) {
     progress(projection.checkpoint(), total);
     if (*n == 0) break;
   }
-  if (total == 0) progress(0, 0);
-  const auto path = dir / "snapshots" / "projections" / "orders.snap";
+  progress.Finish();
+  const auto path = domain::ProjectionSnapshotPath(dir);
   if (auto saved = projection.SaveSnapshot(path); !saved.ok()) {
     Note("could not write " + path.string() + ": " + saved.message());
     return kExitFailure;
@@ -183,6 +151,36 @@ int ReplayOffline(const Invocation& inv) {
                 static_cast<unsigned long long>(projection.checkpoint()));
   }
   return 0;
+}
+
+void PrintBackup(const std::string& dest, uint64_t position, uint64_t bytes, bool json) {
+  if (json) {
+    std::printf("{\"dest\":%s,\"position\":%llu,\"bytes\":%llu}\n", QuoteJson(dest).c_str(),
+                static_cast<unsigned long long>(position), static_cast<unsigned long long>(bytes));
+  } else {
+    std::printf("backed up every event below position %llu (%llu bytes of log) into %s; to restore, start esd with "
+                "--data-dir %s\n",
+                static_cast<unsigned long long>(position), static_cast<unsigned long long>(bytes), dest.c_str(),
+                dest.c_str());
+  }
+}
+
+int BackupOffline(const Invocation& inv) {
+  const std::filesystem::path dir = inv.global.data_dir;
+  const std::string& dest = inv.positional.at(0);
+  if (!RequireStore(dir)) return kExitFailure;
+  auto store = OpenOffline(dir);
+  if (!store) return kExitFailure;
+  Progress progress("backup", Progress::Unit::kBytes);
+  uint64_t bytes = 0;
+  auto upto = domain::BackupWithSnapshots(*store, dir, dest, std::ref(progress), &bytes);
+  if (!upto.ok()) {
+    Note("the backup failed: " + upto.status().message());
+    return kExitFailure;
+  }
+  progress.Finish();
+  PrintBackup(dest, upto->value, bytes, inv.global.json);
+  return kExitOk;
 }
 
 int Dump(const Invocation& inv) {
@@ -305,7 +303,7 @@ int StatusOffline(const Invocation& inv) {
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     snapshots += it->path().extension() == ".snap";
   }
-  const auto projection = domain::ReadSnapshotFile(dir / "snapshots" / "projections" / "orders.snap");
+  const auto projection = domain::ReadSnapshotFile(domain::ProjectionSnapshotPath(dir));
   const uint64_t checkpoint = projection ? projection->version : 0;
   const size_t streams = store->ListStreams().size();
   const auto& rec = store->recovery();

@@ -36,6 +36,11 @@ void PrintStream(const std::string& name, uint64_t last_version, uint64_t events
 // `esctl --data-dir DIR streams [--prefix P]`.
 int StreamsOffline(const Invocation& inv);
 
+// What a backup holds and how to restore it (online and offline).
+void PrintBackup(const std::string& dest, uint64_t position, uint64_t bytes, bool json);
+// `esctl --data-dir DIR backup DEST`: a copy of a stopped store, with a progress bar.
+int BackupOffline(const Invocation& inv);
+
 // `esctl --data-dir DIR status`: from the files.
 int StatusOffline(const Invocation& inv);
 

@@ -2,8 +2,11 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "domain/order_commands.h"
 #include "domain/projections.h"
@@ -11,7 +14,6 @@
 #include "storage/file.h"
 #include "storage/store.h"
 #include "tools/esctl_offline.h"
-#include "tools/esctl_order.h"
 #include "tools/esctl_output.h"
 #include "tools/esctl_text.h"
 
@@ -19,7 +21,12 @@ namespace esd::esctl {
 
 namespace {
 
+using Info = client::Client::SnapshotInfo;
+using Target = client::Client::SnapshotTarget;
+
 void Note(const std::string& s) { std::fprintf(stderr, "esctl: %s\n", s.c_str()); }
+
+std::string What(const Target& t) { return t.projection ? "projection " + t.name : t.name; }
 
 std::string OrderJson(const domain::OrderState& s) {
   std::string lines = "[", commands = "[";
@@ -49,81 +56,58 @@ std::string OrderJson(const domain::OrderState& s) {
   return o.Done();
 }
 
-std::filesystem::path ProjectionPath(const std::filesystem::path& dir) {
-  return dir / "snapshots" / "projections" / "orders.snap";
-}
-
-// STREAM (order-ID), or --projection orders; nullopt (after a message) when neither fits.
-struct Target {
-  bool projection = false;
-  std::string stream;
-  std::string order_id;
-};
-std::optional<Target> TargetOf(const Invocation& inv) {
-  Target t;
+// STREAM (order-ID), or --projection orders; throws UsageError when neither fits.
+Target TargetOf(const Invocation& inv) {
   if (auto p = inv.Value("projection")) {
     if (!inv.positional.empty() || *p != "orders") {
-      Note("give either STREAM or --projection orders (the one projection there is)");
-      return std::nullopt;
+      throw UsageError(inv.command + ": give either STREAM or --projection orders (the one projection there is)");
     }
-    t.projection = true;
-    return t;
+    return Target::Projection(*p);
   }
   if (inv.positional.empty() || inv.positional[0].rfind("order-", 0) != 0 || inv.positional[0].size() == 6) {
-    Note("give an order stream (order-ID) or --projection orders; only orders have snapshots");
-    return std::nullopt;
+    throw UsageError(inv.command + ": give an order stream (order-ID) or --projection orders; only orders have "
+                     "snapshots");
   }
-  t.stream = inv.positional[0];
-  t.order_id = t.stream.substr(6);
-  return t;
+  return Target::Stream(inv.positional[0]);
 }
 
-int List(const std::filesystem::path& dir, bool json) {
-  std::error_code ec;
-  auto print = [&](const std::filesystem::path& f, const std::string& what, const std::string& json_fields) {
-    const auto size = std::filesystem::file_size(f, ec);
-    const std::string rel = std::filesystem::relative(f, dir).string();
-    if (json) {
-      std::printf("{\"file\":%s,\"bytes\":%llu,%s}\n", QuoteJson(rel).c_str(), static_cast<unsigned long long>(size),
-                  json_fields.c_str());
-    } else {
-      std::printf("%-48s %10llu bytes  %s\n", rel.c_str(), static_cast<unsigned long long>(size), what.c_str());
-    }
-  };
-  for (const auto& e : std::filesystem::directory_iterator(dir / "snapshots" / "orders", ec)) {
-    if (e.path().extension() != ".snap") continue;
-    auto file = domain::ReadSnapshotFile(e.path());
-    auto state = file ? domain::DecodeOrderSnapshot(file->body) : std::nullopt;
-    if (!state) {
-      print(e.path(), "does not verify (damaged, or another format)", "\"ok\":false");
-      continue;
-    }
-    const std::string stream = domain::OrderStream(state->order_id);
-    print(e.path(), stream + " at version " + std::to_string(*state->version),
-          "\"ok\":true,\"stream\":" + QuoteJson(stream) + ",\"version\":" + std::to_string(*state->version));
-  }
-  if (std::filesystem::exists(ProjectionPath(dir))) {
-    auto file = domain::ReadSnapshotFile(ProjectionPath(dir));
-    auto state = file ? domain::DecodeProjection(file->body) : std::nullopt;
-    if (!state) {
-      print(ProjectionPath(dir), "does not verify (damaged, or another format)", "\"ok\":false");
-    } else {
-      print(ProjectionPath(dir),
-            "projection orders at checkpoint " + std::to_string(state->checkpoint) + ", " +
-                std::to_string(state->orders.size()) + " orders",
-            "\"ok\":true,\"projection\":\"orders\",\"checkpoint\":" + std::to_string(state->checkpoint) +
-                ",\"orders\":" + std::to_string(state->orders.size()));
-    }
-  }
-  return kExitOk;
+Info ToInfo(const domain::SnapshotEntry& e) {
+  return {e.file, e.bytes, e.ok, e.kind == domain::SnapshotEntry::Kind::kProjection, e.name, e.version, e.orders};
 }
 
-int Show(const std::filesystem::path& dir, const Target& t) {
+// One line per snapshot (or a JSON object).
+void PrintInfo(const Info& s, bool json) {
+  if (json) {
+    JsonObject o;
+    o.String("file", s.file).Number("bytes", s.bytes).Bool("ok", s.ok);
+    if (s.projection) {
+      o.String("projection", s.name);
+      if (s.ok) o.Number("checkpoint", s.version).Number("orders", s.orders);
+    } else if (s.ok) {
+      o.String("stream", s.name).Number("version", s.version);
+    }
+    std::printf("%s\n", o.Done().c_str());
+    return;
+  }
+  std::string what = "does not verify (damaged, or another format)";
+  if (s.ok && s.projection) {
+    what = "projection " + s.name + " at checkpoint " + std::to_string(s.version) + ", " + std::to_string(s.orders) +
+           " orders";
+  } else if (s.ok) {
+    what = s.name + " at version " + std::to_string(s.version);
+  }
+  std::printf("%-48s %10llu bytes  %s\n", s.file.c_str(), static_cast<unsigned long long>(s.bytes), what.c_str());
+}
+
+// The state in a snapshot file's bytes, as JSON; `file` nullopt: there is none.
+int Show(const Target& t, const std::optional<std::string>& file) {
+  const auto parsed = file ? domain::ParseSnapshotFile(*file) : std::nullopt;
   if (t.projection) {
-    auto file = domain::ReadSnapshotFile(ProjectionPath(dir));
-    auto state = file ? domain::DecodeProjection(file->body) : std::nullopt;
+    const auto state = parsed ? domain::DecodeProjection(parsed->body) : std::nullopt;
     if (!state) {
-      Note("no usable projection snapshot in " + dir.string() + " (none, damaged, or another format)");
+      Note(std::string(file ? "the projection's snapshot does not verify (damaged, or another format)"
+                            : "the projection has no snapshot") +
+           "; `snapshot create --projection orders` writes one");
       return kExitFailure;
     }
     std::string orders = "[";
@@ -132,80 +116,122 @@ int Show(const std::filesystem::path& dir, const Target& t) {
       orders += OrderJson(o);
     }
     JsonObject o;
-    o.String("projection", "orders").Number("checkpoint", state->checkpoint).Raw("orders", orders + "]");
+    o.String("projection", t.name).Number("checkpoint", state->checkpoint).Raw("orders", orders + "]");
     std::printf("%s\n", o.Done().c_str());
     return kExitOk;
   }
-  auto state = domain::OrderSnapshots(dir).Load(t.stream);
+  auto state = parsed ? domain::DecodeOrderSnapshot(parsed->body) : std::nullopt;
+  if (state && (state->version != parsed->version || domain::OrderStream(state->order_id) != t.name)) {
+    state = std::nullopt;  // what Load would refuse
+  }
   if (!state) {
-    Note("no usable snapshot of " + t.stream + " (none yet, damaged, or another format); `snapshot create` writes one");
+    Note(std::string(file ? "the snapshot of " + t.name + " does not verify (damaged, or another format)"
+                          : t.name + " has no snapshot yet") +
+         "; `snapshot create " + t.name + "` writes one");
     return kExitFailure;
   }
   std::printf("%s\n", OrderJson(*state).c_str());
   return kExitOk;
 }
 
-int Create(const std::filesystem::path& dir, const Target& t) {
-  auto store = OpenOffline(dir);
+int Created(const Target& t, const std::optional<Info>& info, bool json) {
+  if (!info) {
+    Note(t.name + " has no events: nothing to snapshot");
+    return kExitFailure;
+  }
+  if (json) {
+    PrintInfo(*info, true);
+  } else if (info->projection) {
+    std::printf("snapshot of projection %s written at checkpoint %llu (%llu orders)\n", info->name.c_str(),
+                static_cast<unsigned long long>(info->version), static_cast<unsigned long long>(info->orders));
+  } else {
+    std::printf("snapshot of %s written at version %llu\n", info->name.c_str(),
+                static_cast<unsigned long long>(info->version));
+  }
+  return kExitOk;
+}
+
+int Deleted(const Target& t, const std::optional<std::string>& file, bool json) {
+  if (!file) {
+    Note("no snapshot of " + What(t) + " to delete");
+    return kExitFailure;
+  }
+  if (json) {
+    std::printf("%s\n", JsonObject().String("deleted", *file).Done().c_str());
+  } else {
+    std::printf("deleted %s; it is rebuilt when needed\n", file->c_str());
+  }
+  return kExitOk;
+}
+
+std::filesystem::path PathOf(const std::filesystem::path& dir, const Target& t) {
+  return t.projection ? domain::ProjectionSnapshotPath(dir) : domain::OrderSnapshots(dir).PathOf(t.name);
+}
+
+// Offline: writes the snapshot from the files.
+int CreateOffline(const std::filesystem::path& dir, const Target& t, bool json) {
+  auto store = OpenOffline(dir);  // takes the LOCK
   if (!store) return kExitFailure;
+  storage::Status saved;
   if (t.projection) {
-    auto p = domain::OrderProjection::LoadSnapshot(ProjectionPath(dir));
+    auto p = domain::OrderProjection::LoadSnapshot(PathOf(dir, t));
     if (p.checkpoint() > store->DurablePosition().value) p = domain::OrderProjection();
     auto n = p.CatchUp(*store);
-    storage::Status s = n.ok() ? p.SaveSnapshot(ProjectionPath(dir)) : n.status();
-    if (!s.ok()) {
-      Note("could not write the projection snapshot: " + s.message());
-      return kExitFailure;
-    }
-    std::printf("snapshot of projection orders written at checkpoint %llu (%zu orders)\n",
-                static_cast<unsigned long long>(p.checkpoint()), p.order_count());
+    saved = n.ok() ? p.SaveSnapshot(PathOf(dir, t)) : n.status();
+  } else {
+    auto state = domain::OrderCommands(*store).Load(t.name.substr(6));
+    if (state.ok() && state->status == domain::OrderStatus::kNone) return Created(t, std::nullopt, json);
+    saved = state.ok() ? domain::OrderSnapshots(dir).Save(t.name, *state) : state.status();
+  }
+  if (!saved.ok()) {
+    Note("could not write the snapshot of " + What(t) + ": " + saved.message());
+    return kExitFailure;
+  }
+  return Created(t, ToInfo(domain::InspectSnapshot(dir, PathOf(dir, t))), json);
+}
+
+int Offline(const Invocation& inv, const std::filesystem::path& dir) {
+  if (!RequireStore(dir)) return kExitFailure;
+  if (inv.command == "snapshot create") return CreateOffline(dir, TargetOf(inv), inv.global.json);
+  const std::optional<Target> t = inv.command == "snapshot list" ? std::nullopt : std::optional(TargetOf(inv));
+  // The daemon writes snapshots while it runs: hold its LOCK so it cannot meanwhile.
+  auto lock = storage::DirectoryLock::Acquire(dir);
+  if (!lock.ok()) {
+    Note(lock.status().message() + "; without --data-dir the snapshot commands ask the running daemon");
+    return kExitFailure;
+  }
+  if (!t) {
+    for (const auto& e : domain::ListSnapshots(dir)) PrintInfo(ToInfo(e), inv.global.json);
     return kExitOk;
   }
-  auto state = domain::OrderCommands(*store).Load(t.order_id);
-  if (!state.ok() || state->status == domain::OrderStatus::kNone) {
-    Note(state.ok() ? t.stream + " has no events: nothing to snapshot" : state.status().message());
+  const auto path = PathOf(dir, *t);
+  if (inv.command == "snapshot show") {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Show(*t, std::nullopt);
+    return Show(*t, std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  }
+  std::error_code ec;
+  const bool removed = std::filesystem::remove(path, ec);
+  if (ec) {
+    Note("could not delete " + path.string() + ": " + ec.message());
     return kExitFailure;
   }
-  if (auto s = domain::OrderSnapshots(dir).Save(t.stream, *state); !s.ok()) {
-    Note("could not write the snapshot: " + s.message());
-    return kExitFailure;
-  }
-  std::printf("snapshot of %s written at version %llu\n", t.stream.c_str(),
-              static_cast<unsigned long long>(*state->version));
-  return kExitOk;
+  if (!removed) return Deleted(*t, std::nullopt, inv.global.json);
+  return Deleted(*t, std::filesystem::relative(path, dir).string(), inv.global.json);
 }
 
 }  // namespace
 
-int Snapshot(const Invocation& inv) {
-  const std::filesystem::path dir = inv.global.data_dir;
-  if (dir.empty()) {
-    Note("snapshot works on a stopped store's files: give its directory with --data-dir DIR");
-    return kExitUsage;
+int Snapshot(const Invocation& inv, const Connector& connect) {
+  if (!inv.global.data_dir.empty()) return Offline(inv, inv.global.data_dir);
+  if (inv.command == "snapshot list") {
+    for (const auto& s : connect()->ListSnapshots()) PrintInfo(s, inv.global.json);
+    return kExitOk;
   }
-  if (!RequireStore(dir)) return kExitFailure;
-  if (inv.command == "snapshot create") {
-    auto t = TargetOf(inv);
-    return t ? Create(dir, *t) : kExitUsage;  // Store::Open takes the LOCK
-  }
-  // The daemon writes snapshots while it runs: hold its LOCK so it cannot meanwhile.
-  auto lock = storage::DirectoryLock::Acquire(dir);
-  if (!lock.ok()) {
-    Note(lock.status().message());
-    return kExitFailure;
-  }
-  if (inv.command == "snapshot list") return List(dir, inv.global.json);
-  auto t = TargetOf(inv);
-  if (!t) return kExitUsage;
-  if (inv.command == "snapshot show") return Show(dir, *t);
-  const auto path = t->projection ? ProjectionPath(dir) : domain::OrderSnapshots(dir).PathOf(t->stream);
-  std::error_code ec;
-  if (!std::filesystem::remove(path, ec)) {
-    Note("no snapshot of " + (t->projection ? std::string("projection orders") : t->stream) + " to delete");
-    return kExitFailure;
-  }
-  std::printf("deleted %s; it is rebuilt when needed\n", std::filesystem::relative(path, dir).string().c_str());
-  return kExitOk;
+  const Target t = TargetOf(inv);
+  if (inv.command == "snapshot show") return Show(t, connect()->ReadSnapshot(t));
+  if (inv.command == "snapshot create") return Created(t, connect()->CreateSnapshot(t), inv.global.json);
+  return Deleted(t, connect()->DeleteSnapshot(t), inv.global.json);
 }
 
 }  // namespace esd::esctl

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -133,6 +134,85 @@ TEST_F(SnapshotsTest, AnOrderTooShortForASnapshotDoesNotLookForOne) {
   auto state = orders.Load("s1", &stats);
   EXPECT_FALSE(stats.snapshot_version.has_value());
   EXPECT_NE(state->total_cents, 999999);
+}
+
+// A state for listing tests: order `id` at version `version`.
+OrderState StateOf(const std::string& id, uint64_t version) {
+  OrderState s;
+  s.order_id = id;
+  s.customer_id = "c";
+  s.status = OrderStatus::kOpen;
+  s.version = version;
+  return s;
+}
+
+TEST_F(SnapshotsTest, ListingNamesEachSnapshotWithWhatItCovers) {
+  const OrderSnapshots snaps(dir_.path());
+  ASSERT_TRUE(snaps.Save("order-a", StateOf("a", 3)).ok());
+  const OrderState b = StateOf("b", 7);
+  ASSERT_TRUE(WriteSnapshotFile(ProjectionSnapshotPath(dir_.path()), 12, EncodeProjection(12, {&b})).ok());
+  const auto list = ListSnapshots(dir_.path());
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].file, std::filesystem::relative(snaps.PathOf("order-a"), dir_.path()).string());
+  EXPECT_TRUE(list[0].ok);
+  EXPECT_EQ(list[0].kind, SnapshotEntry::Kind::kOrder);
+  EXPECT_EQ(list[0].name, "order-a");
+  EXPECT_EQ(list[0].version, 3u);
+  EXPECT_EQ(list[0].bytes, std::filesystem::file_size(snaps.PathOf("order-a")));
+  EXPECT_EQ(list[1].file, "snapshots/projections/orders.snap");
+  EXPECT_TRUE(list[1].ok);
+  EXPECT_EQ(list[1].kind, SnapshotEntry::Kind::kProjection);
+  EXPECT_EQ(list[1].version, 12u);
+  EXPECT_EQ(list[1].orders, 1u);
+}
+
+TEST_F(SnapshotsTest, ListingPagesAfterAFileNameInNameOrder) {
+  const OrderSnapshots snaps(dir_.path());
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(snaps.Save(OrderStream(std::to_string(i)), StateOf(std::to_string(i), 1)).ok());
+  std::vector<std::string> paged;
+  std::string after;
+  while (true) {
+    const auto page = ListSnapshots(dir_.path(), after, 10);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 10u);
+    for (const auto& e : page) paged.push_back(e.file);
+    after = page.back().file;
+  }
+  std::vector<std::string> all;
+  for (const auto& e : ListSnapshots(dir_.path())) all.push_back(e.file);
+  EXPECT_EQ(all.size(), 25u);
+  EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+  EXPECT_EQ(paged, all);
+}
+
+TEST_F(SnapshotsTest, ASnapshotInAnotherStreamsFileOrDamagedIsListedAsNotOk) {
+  const OrderSnapshots snaps(dir_.path());
+  ASSERT_TRUE(snaps.Save("order-a", StateOf("a", 3)).ok());
+  ASSERT_TRUE(snaps.Save("order-b", StateOf("b", 3)).ok());
+  // a's snapshot copied over b's: its checksums hold, but Load("order-b") would refuse it.
+  std::filesystem::copy_file(snaps.PathOf("order-a"), snaps.PathOf("order-b"),
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_FALSE(InspectSnapshot(dir_.path(), snaps.PathOf("order-b")).ok);
+  EXPECT_TRUE(InspectSnapshot(dir_.path(), snaps.PathOf("order-a")).ok);
+  storage::testing::FlipByte(snaps.PathOf("order-a"), 60);
+  const SnapshotEntry damaged = InspectSnapshot(dir_.path(), snaps.PathOf("order-a"));
+  EXPECT_FALSE(damaged.ok);
+  EXPECT_EQ(damaged.kind, SnapshotEntry::Kind::kOrder);
+  EXPECT_EQ(damaged.name, "") << "what a damaged file covers is not known";
+}
+
+TEST_F(SnapshotsTest, ParsingBytesInMemoryChecksWhatReadingAFileChecks) {
+  const OrderSnapshots snaps(dir_.path());
+  ASSERT_TRUE(snaps.Save("order-a", StateOf("a", 3)).ok());
+  const auto raw = storage::testing::ReadFileBytes(snaps.PathOf("order-a"));
+  std::string bytes(raw.begin(), raw.end());
+  const auto parsed = ParseSnapshotFile(bytes);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->version, 3u);
+  EXPECT_EQ(DecodeOrderSnapshot(parsed->body)->order_id, "a");
+  EXPECT_FALSE(ParseSnapshotFile(bytes.substr(0, bytes.size() - 8))) << "cut short";
+  bytes[bytes.size() - 1] ^= 1;
+  EXPECT_FALSE(ParseSnapshotFile(bytes)) << "a flipped bit";
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // esctl backup: a copy of a running store, taken under load, that esd starts from and that
-// holds every event acknowledged below the backup's position, byte for byte.
+// holds every event acknowledged below the backup's position, byte for byte; and offline,
+// a copy of a stopped store.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <mutex>
@@ -54,6 +56,7 @@ TEST(EsctlBackup, ABackupUnderLoadStartsAndHoldsEveryAcknowledgedEventBelowItsPo
     stop = true;
     for (auto& w : writers) w.join();
     ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("backup: 100%"), std::string::npos) << "the daemon's progress: " << r.err;
     std::smatch m;
     ASSERT_TRUE(std::regex_search(r.out, m, std::regex("below position (\\d+)"))) << r.out;
     position = std::stoull(m[1]);
@@ -83,6 +86,41 @@ TEST(EsctlBackup, IntoADirectoryThatHoldsSomethingIsRefused) {
   const Result r = RunEsctl({"--connect", esd.rpc_address(), "backup", (dir.path() / "data").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("new or empty"), std::string::npos) << r.err;
+}
+
+TEST(EsctlBackup, OfflineACopyOfAStoppedStoreStartsAndHoldsEveryEvent) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data", dest = dir.path() / "copy";
+  {
+    testing::EsdProcess esd(data);
+    auto c = client::Client::Connect(esd.rpc_address());
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(c->Append("s", client::Expected::Any(), {client::NewEvent::Json("E", "{\"i\":" + std::to_string(i) + "}")}).ok());
+    }
+    ASSERT_TRUE(c->CreateOrder("b1", "bea").ok());
+    ASSERT_EQ(esd.Stop(SIGTERM), 0);
+  }
+  Result r = RunEsctl({"--data-dir", data.string(), "backup", dest.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("every event below position 51"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("backup: 100%"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dest / "snapshots" / "projections" / "orders.snap")) << "snapshots come along";
+  const Result before = RunEsctl({"--data-dir", data.string(), "read", "s"});
+  testing::EsdProcess restored(dest);
+  const Result after = RunEsctl({"--connect", restored.rpc_address(), "read", "s"});
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_EQ(after.out, before.out) << "the same events, ids and times";
+  auto c = client::Client::Connect(restored.rpc_address());
+  EXPECT_EQ(c->GetOrder("b1").order->customer_id, "bea");
+}
+
+TEST(EsctlBackup, OfflineARunningDaemonIsNamedAndNothingIsCopied) {
+  storage::testing::TempDir dir;
+  testing::EsdProcess esd(dir.path() / "data");
+  const Result r = RunEsctl({"--data-dir", (dir.path() / "data").string(), "backup", (dir.path() / "copy").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("pid " + std::to_string(esd.pid())), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "copy"));
 }
 
 }  // namespace

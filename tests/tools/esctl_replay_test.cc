@@ -49,6 +49,8 @@ TEST(EsctlReplay, OnlineReplayRebuildsWhileTheDaemonServes) {
   const Result r = RunEsctl({"--connect", esd.rpc_address(), "replay", "orders"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("replayed orders: "), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("replay: 100%"), std::string::npos) << "the daemon's progress, in events: " << r.err;
+  EXPECT_NE(r.err.find(" events/s"), std::string::npos) << r.err;
   auto c = client::Client::Connect(esd.rpc_address());
   EXPECT_EQ(c->GetOrder("r3").order->status, "open") << "queries are answered by the rebuilt projection";
   const Result unknown = RunEsctl({"--connect", esd.rpc_address(), "replay", "nothing"});

@@ -1,8 +1,12 @@
-// esctl --data-dir DIR snapshot list|show|create|delete on a stopped store.
+// esctl snapshot list|show|create|delete: online against a running esd, which does the
+// work itself, and with --data-dir on a stopped store. Both print the same.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <memory>
+
 #include "client/client.h"
+#include "domain/snapshots.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
@@ -67,7 +71,7 @@ TEST_F(EsctlSnapshotTest, ADamagedSnapshotIsListedAsSuchAndUsageIsChecked) {
   EXPECT_EQ(Ctl({"show", "--projection", "orders"}).code, 1);
   EXPECT_EQ(Ctl({"show", "not-an-order"}).code, 2);
   EXPECT_EQ(Ctl({"show", "order-n1", "--projection", "orders"}).code, 2);
-  EXPECT_EQ(RunEsctl({"snapshot", "list"}).code, 2) << "no --data-dir";
+  EXPECT_EQ(Ctl({"create", "--projection", "other"}).code, 2) << "there is one projection";
 }
 
 TEST_F(EsctlSnapshotTest, WhileEsdRunsTheFilesAreLeftAlone) {
@@ -75,6 +79,88 @@ TEST_F(EsctlSnapshotTest, WhileEsdRunsTheFilesAreLeftAlone) {
   const Result r = Ctl({"delete", "--projection", "orders"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("pid " + std::to_string(esd.pid())), std::string::npos) << r.err;
+}
+
+// Online: the same commands, asked of a running daemon.
+class EsctlSnapshotOnlineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    esd_ = std::make_unique<testing::EsdProcess>(dir_.path() / "data");
+    client_ = client::Client::Connect(esd_->rpc_address());
+    ASSERT_TRUE(client_->CreateOrder("n1", "nina").ok());
+    const auto added = client_->AddItem("n1", "fig", 4, 25);
+    ASSERT_TRUE(added.ok());
+    ASSERT_TRUE(client_->GetOrder("n1", added.position).order.has_value()) << "the projection has applied it";
+  }
+  Result Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--connect", esd_->rpc_address(), "snapshot"});
+    return RunEsctl(args);
+  }
+  storage::testing::TempDir dir_;
+  std::unique_ptr<testing::EsdProcess> esd_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(EsctlSnapshotOnlineTest, CreateListShowAndDeleteWhileTheDaemonServes) {
+  Result r = Ctl({"create", "order-n1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("snapshot of order-n1 written at version 1"), std::string::npos) << r.out;
+  r = Ctl({"list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("order-n1 at version 1"), std::string::npos) << r.out;
+  r = Ctl({"show", "order-n1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("{\"sku\":\"fig\",\"quantity\":4,\"unitPriceCents\":25}"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"totalCents\":100"), std::string::npos) << r.out;
+  r = Ctl({"delete", "order-n1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("deleted snapshots/orders/"), std::string::npos) << r.out;
+  r = Ctl({"show", "order-n1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("order-n1 has no snapshot yet"), std::string::npos) << r.err;
+  EXPECT_EQ(Ctl({"delete", "order-n1"}).code, 1) << "nothing left to delete";
+  r = Ctl({"create", "order-nobody"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no events"), std::string::npos) << r.err;
+}
+
+TEST_F(EsctlSnapshotOnlineTest, AnOrderLoadsFromItsEventsOnceItsSnapshotIsDeleted) {
+  ASSERT_EQ(Ctl({"create", "order-n1"}).code, 0);
+  ASSERT_EQ(Ctl({"delete", "order-n1"}).code, 0);
+  const auto more = client_->AddItem("n1", "fig", 1, 25);
+  ASSERT_TRUE(more.ok()) << more.message;
+  EXPECT_EQ(more.version, 2u);
+  const auto now = client_->GetOrder("n1", more.position);
+  ASSERT_TRUE(now.order.has_value());
+  EXPECT_EQ(now.order->total_cents, 125);
+}
+
+TEST_F(EsctlSnapshotOnlineTest, TheProjectionSnapshotIsTheRunningProjectionAtItsCheckpoint) {
+  Result r = Ctl({"--json", "create", "--projection", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"projection\":\"orders\",\"checkpoint\":2,\"orders\":1"), std::string::npos) << r.out;
+  r = Ctl({"show", "--projection", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("{\"projection\":\"orders\",\"checkpoint\":2,\"orders\":[{\"orderId\":\"n1\""), std::string::npos)
+      << r.out;
+}
+
+TEST_F(EsctlSnapshotOnlineTest, ADamagedSnapshotIsListedAsSuchAndNotShown) {
+  ASSERT_EQ(Ctl({"create", "order-n1"}).code, 0);
+  const auto file = domain::OrderSnapshots(dir_.path() / "data").PathOf("order-n1");
+  storage::testing::FlipByte(file, std::filesystem::file_size(file) - 3);
+  Result r = Ctl({"--json", "list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"ok\":false"), std::string::npos) << r.out;
+  r = Ctl({"show", "order-n1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("does not verify"), std::string::npos) << r.err;
+}
+
+TEST_F(EsctlSnapshotOnlineTest, UsageIsCheckedBeforeConnecting) {
+  const Result r = RunEsctl({"--connect", "127.0.0.1:1", "snapshot", "show", "not-an-order"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("order stream"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ class EsctlVerifyTest : public ::testing::Test {
                                     storage::testing::MakeEvents(s, i / 3, 1, 0, 400)).ok());
     }
     snapshot_ = dir_.path() / "snapshots" / "projections" / "orders.snap";
-    ASSERT_TRUE(domain::WriteSnapshotFile(snapshot_, 7, std::string(64, '\0')).ok());
+    ASSERT_TRUE(domain::WriteSnapshotFile(snapshot_, 7, domain::EncodeProjection(7, {})).ok());
   }
   Result Verify(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--data-dir", dir_.path().string(), "verify"};
@@ -102,6 +102,7 @@ TEST(EsctlVerify, OnlineTheDaemonChecksItsFilesWhileServing) {
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("clean: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("3000 events"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("verify: 100%"), std::string::npos) << "the daemon's progress, as plain lines: " << r.err;
 
   const auto seg = SegmentFiles(data)[0];  // sealed: the daemon only reads it
   storage::testing::FlipByte(seg, storage::testing::BatchOffsets(seg)[3] + 200);

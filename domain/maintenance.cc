@@ -1,0 +1,69 @@
+#include "domain/maintenance.h"
+
+#include <fcntl.h>
+
+#include <vector>
+
+#include "domain/snapshots.h"
+#include "storage/file.h"
+
+namespace esd::domain {
+
+storage::Result<StoreVerification> VerifyWithSnapshots(const std::filesystem::path& dir,
+                                                       const ByteProgress& progress) {
+  auto log = storage::VerifyStore(dir, progress);
+  if (!log.ok()) return log.status();
+  StoreVerification out{std::move(log).value(), 0};
+  for (const auto& s : ListSnapshots(dir)) {
+    ++out.snapshots;
+    if (!s.ok) {
+      out.report.problems.push_back({s.file, 0, std::nullopt,
+                                     "snapshot does not verify (damaged, or another format version); it is ignored "
+                                     "and rebuilt, and may be deleted"});
+    }
+  }
+  return out;
+}
+
+storage::Result<storage::GlobalPosition> BackupWithSnapshots(const storage::Store& store,
+                                                             const std::filesystem::path& data_dir,
+                                                             const std::filesystem::path& dest,
+                                                             const ByteProgress& progress, uint64_t* bytes) {
+  std::error_code ec;
+  if (dest.empty() || (std::filesystem::exists(dest, ec) && !std::filesystem::is_empty(dest, ec))) {
+    return storage::Status::InvalidArgument("the backup directory " + dest.string() + " must be new or empty");
+  }
+  std::filesystem::create_directories(dest, ec);
+  if (ec) return storage::Status::IOError("create " + dest.string() + ": " + ec.message());
+  // The daemon may write or delete snapshots meanwhile: each is replaced by a rename, so a
+  // copy gets one whole version; one deleted before it was copied is left out.
+  std::vector<std::filesystem::path> dirs = {dest, std::filesystem::absolute(dest).parent_path(), dest / "snapshots"};
+  for (const char* sub : {"orders", "projections"}) {
+    const auto from = data_dir / "snapshots" / sub, to = dest / "snapshots" / sub;
+    std::filesystem::create_directories(to, ec);
+    if (ec) return storage::Status::IOError("create " + to.string() + ": " + ec.message());
+    dirs.push_back(to);
+    for (const auto& f : std::filesystem::directory_iterator(from, ec)) {
+      if (f.path().extension() != ".snap") continue;
+      std::error_code copy_ec;
+      std::filesystem::copy_file(f.path(), to / f.path().filename(), copy_ec);
+      if (copy_ec == std::errc::no_such_file_or_directory) continue;
+      if (copy_ec) return storage::Status::IOError("copy " + f.path().string() + ": " + copy_ec.message());
+      // Durable when this returns: the files now, the directories once the log is in.
+      auto file = storage::File::Open(to / f.path().filename(), O_RDONLY);
+      storage::Status s = file.ok() ? file->DataSync() : file.status();
+      if (!s.ok()) return s;
+    }
+  }
+  auto upto = store.Backup(dest, [&](uint64_t done, uint64_t total) {
+    if (bytes != nullptr) *bytes = done;
+    if (progress) progress(done, total);
+  });
+  if (!upto.ok()) return upto;
+  for (const auto& d : dirs) {
+    if (auto s = storage::SyncDirectory(d); !s.ok()) return s;
+  }
+  return upto;
+}
+
+}  // namespace esd::domain

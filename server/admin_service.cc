@@ -1,0 +1,312 @@
+#include "server/admin_service.h"
+
+#include <kj/debug.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <utility>
+
+#include "domain/maintenance.h"
+#include "domain/snapshots.h"
+#include "server/projection_runner.h"
+
+namespace esd::server {
+
+namespace {
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+// Fails the call with `what` as the whole message, for the operator to read: the caller did
+// nothing wrong in its framing, but what it asked for cannot be done.
+[[noreturn]] void Fail(const std::string& what) {
+  kj::throwFatalException(KJ_EXCEPTION(FAILED, kj::str(what.c_str())));
+}
+
+// Snapshots listed per call at most; the caller continues after the last file name.
+constexpr uint32_t kMaxSnapshotsPerPage = 10'000;
+
+// Runs `job` on a thread of its own and resolves on this event loop with what it returned:
+// for work that would hold the loop for long.
+template <typename T>
+kj::Promise<kj::Own<T>> RunOffLoop(ServerContext& ctx, std::function<kj::Own<T>()> job) {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
+  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<T>>>>(kj::mv(paf.fulfiller));
+  ctx.jobs.Start([job = std::move(job), fulfiller] { (*fulfiller)->fulfill(job()); });
+  return kj::mv(paf.promise);
+}
+
+// How far an off-loop job is: written by its thread, read by the reporter on the loop.
+struct ProgressCell {
+  std::atomic<uint64_t> done{0}, total{0};
+  void Set(uint64_t d, uint64_t t) {
+    total.store(t, std::memory_order_relaxed);
+    done.store(d, std::memory_order_relaxed);
+  }
+};
+
+using Figures = std::pair<uint64_t, uint64_t>;  // done, total
+using Sample = std::function<Figures()>;
+
+// Tells `sink` what sample() says every kProgressInterval, when it has changed. Never
+// resolves; fails when the sink does (its caller went away).
+kj::Promise<void> ReportLoop(kj::Timer& timer, rpc::ProgressSink::Client sink, Sample sample, Figures last) {
+  return timer.afterDelay(kProgressInterval)
+      .then([&timer, sink = kj::mv(sink), sample = kj::mv(sample), last]() mutable -> kj::Promise<void> {
+        const Figures now = sample();
+        if (now == last) return ReportLoop(timer, kj::mv(sink), kj::mv(sample), last);
+        auto req = sink.progressRequest();
+        req.setDone(now.first);
+        req.setTotal(now.second);
+        auto sent = req.send();
+        return sent.then([&timer, sink = kj::mv(sink), sample = kj::mv(sample), now]() mutable {
+          return ReportLoop(timer, kj::mv(sink), kj::mv(sample), now);
+        });
+      });
+}
+
+// `work`, reported to `sink` (when the caller passed one) while it runs, and once more with
+// done == total when it is complete, before the call is answered. A sink that fails only
+// stops the reports.
+template <typename T>
+kj::Promise<T> WithProgress(ServerContext& ctx, kj::Maybe<rpc::ProgressSink::Client> sink, Sample sample,
+                            kj::Promise<T> work) {
+  KJ_IF_MAYBE(s, sink) {
+    auto reporting = ReportLoop(ctx.timer, *s, sample, {UINT64_MAX, UINT64_MAX})
+                         .catch_([](kj::Exception&&) -> kj::Promise<void> { return kj::NEVER_DONE; })
+                         .eagerlyEvaluate(nullptr);
+    return work.then([s = *s, sample = kj::mv(sample), reporting = kj::mv(reporting)](T value) mutable {
+      reporting = nullptr;  // cancels the loop
+      const uint64_t done = sample().first;
+      auto req = s.progressRequest();
+      req.setDone(done);
+      req.setTotal(done);
+      return req.send().catch_([](kj::Exception&&) {}).then([value = kj::mv(value)]() mutable {
+        return kj::mv(value);
+      });
+    });
+  }
+  return work;
+}
+
+template <typename Params>
+kj::Maybe<rpc::ProgressSink::Client> SinkOf(Params params) {
+  if (!params.hasProgress()) return nullptr;
+  return params.getProgress();
+}
+
+// What a snapshot target names: an order's stream, or the projection.
+struct Target {
+  bool projection = false;
+  std::string stream;  // "order-<id>"
+};
+Target TargetOf(rpc::SnapshotTarget::Reader t) {
+  if (t.isProjection()) {
+    if (t.getProjection() != "orders") Fail("unknown projection '" + Str(t.getProjection()) + "' (there is one: orders)");
+    return {true, ""};
+  }
+  KJ_REQUIRE(t.isStream(), "a snapshot target is a stream or a projection");
+  std::string stream = Str(t.getStream());
+  if (stream.rfind("order-", 0) != 0 || stream.size() == 6) {
+    Fail("'" + stream + "' has no snapshots: only order streams (order-ID) do");
+  }
+  return {false, std::move(stream)};
+}
+
+std::filesystem::path PathOf(const ServerContext& ctx, const Target& t) {
+  return t.projection ? domain::ProjectionSnapshotPath(ctx.store.directory())
+                      : domain::OrderSnapshots(ctx.store.directory()).PathOf(t.stream);
+}
+
+void FillSnapshot(rpc::SnapshotInfo::Builder out, const domain::SnapshotEntry& e) {
+  out.setFile(e.file);
+  out.setBytes(e.bytes);
+  out.setOk(e.ok);
+  if (e.kind == domain::SnapshotEntry::Kind::kProjection) {
+    auto p = out.initProjection();
+    p.setName(e.name);
+    p.setCheckpoint(e.version);
+    p.setOrders(e.orders);
+  } else {
+    auto o = out.initOrder();
+    o.setStream(e.name);
+    o.setVersion(e.version);
+  }
+}
+
+class AdminImpl final : public rpc::Admin::Server {
+ public:
+  explicit AdminImpl(ServerContext& ctx) : ctx_(ctx) {}
+
+  kj::Promise<void> rebuildProjection(RebuildProjectionContext context) override {
+    auto params = context.getParams();
+    if (params.getName() != "orders") Fail("unknown projection '" + Str(params.getName()) + "' (there is one: orders)");
+    ProjectionRunner& projection = ctx_.projection;
+    const storage::Store& store = ctx_.store;
+    Sample sample = [&projection, &store] {
+      return Figures{projection.rebuild_checkpoint(), store.DurablePosition().value};
+    };
+    return WithProgress(ctx_, SinkOf(params), std::move(sample), projection.Rebuild())
+        .then([&projection, context](uint64_t read) mutable {
+          context.getResults().setEventsRead(read);
+          context.getResults().setCheckpoint(projection.checkpoint());
+        });
+  }
+
+  kj::Promise<void> backup(BackupContext context) override {
+    auto params = context.getParams();
+    const std::filesystem::path dest = Str(params.getDest());  // BackupWithSnapshots checks it
+    struct Outcome {
+      storage::Result<storage::GlobalPosition> upto = storage::Status::Closed("");
+      uint64_t bytes = 0;
+    };
+    const storage::Store* store = &ctx_.store;
+    auto cell = std::make_shared<ProgressCell>();
+    auto done = RunOffLoop<Outcome>(ctx_, [store, dest, cell] {
+      auto out = kj::heap<Outcome>();
+      out->upto = domain::BackupWithSnapshots(*store, store->directory(), dest,
+                                              [&cell](uint64_t d, uint64_t t) { cell->Set(d, t); }, &out->bytes);
+      return out;
+    });
+    return WithProgress(ctx_, SinkOf(params), [cell] { return Figures{cell->done, cell->total}; }, kj::mv(done))
+        .then([context](kj::Own<Outcome> out) mutable {
+          if (!out->upto.ok()) Fail("the backup failed: " + out->upto.status().message());
+          context.getResults().setPosition(out->upto.value().value);
+          context.getResults().setBytes(out->bytes);
+        });
+  }
+
+  kj::Promise<void> verify(VerifyContext context) override {
+    using Outcome = storage::Result<domain::StoreVerification>;
+    const std::filesystem::path data = ctx_.store.directory();
+    auto cell = std::make_shared<ProgressCell>();
+    // Off the event loop: reading every segment takes a while. The files are read only.
+    auto done = RunOffLoop<Outcome>(ctx_, [data, cell] {
+      return kj::heap<Outcome>(
+          domain::VerifyWithSnapshots(data, [&cell](uint64_t d, uint64_t t) { cell->Set(d, t); }));
+    });
+    return WithProgress(ctx_, SinkOf(context.getParams()), [cell] { return Figures{cell->done, cell->total}; },
+                        kj::mv(done))
+        .then([context](kj::Own<Outcome> out) mutable {
+          if (!out->ok()) Fail("verify could not run: " + out->status().ToString());
+          const storage::VerifyReport& r = out->value().report;
+          auto rep = context.getResults().initReport();
+          rep.setSegments(r.segments);
+          rep.setBatches(r.batches);
+          rep.setEvents(r.events);
+          rep.setIndexFiles(r.index_files);
+          rep.setSnapshots(out->value().snapshots);
+          rep.setTornTail(r.torn_tail.value_or(""));
+          auto problems = rep.initProblems(r.problems.size());
+          for (size_t i = 0; i < r.problems.size(); ++i) {
+            const auto& p = r.problems[i];
+            problems[i].setFile(p.file);
+            problems[i].setOffset(p.offset);
+            problems[i].setHasPosition(p.position.has_value());
+            problems[i].setPosition(p.position.value_or(0));
+            problems[i].setWhat(p.what);
+          }
+        });
+  }
+
+  kj::Promise<void> listSnapshots(ListSnapshotsContext context) override {
+    auto params = context.getParams();
+    const std::string after = Str(params.getAfter());
+    const uint32_t count = std::min(std::max<uint32_t>(params.getCount(), 1), kMaxSnapshotsPerPage);
+    using Page = std::vector<domain::SnapshotEntry>;
+    const std::filesystem::path data = ctx_.store.directory();
+    // Off the loop: each listed file is read and decoded.
+    auto page = RunOffLoop<Page>(ctx_, [data, after, count] {
+      return kj::heap<Page>(domain::ListSnapshots(data, after, count + 1));
+    });
+    return page.then([context, count](kj::Own<Page> entries) mutable {
+      const bool more = entries->size() > count;
+      auto list = context.getResults().initSnapshots(std::min<size_t>(entries->size(), count));
+      for (size_t i = 0; i < list.size(); ++i) FillSnapshot(list[i], (*entries)[i]);
+      context.getResults().setMore(more);
+    });
+  }
+
+  kj::Promise<void> readSnapshot(ReadSnapshotContext context) override {
+    const auto path = PathOf(ctx_, TargetOf(context.getParams().getTarget()));
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec) {
+      context.getResults().setFound(false);
+      return kj::READY_NOW;
+    }
+    if (size > kMaxSnapshotSend) {
+      Fail("the snapshot file is " + std::to_string(size >> 20) + " MiB, too large to send; run `esctl --data-dir " +
+           ctx_.store.directory().string() + " snapshot show ...` on the daemon's machine once esd is stopped");
+    }
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) Fail("reading " + path.string() + " failed");
+    auto results = context.getResults();
+    results.setFound(true);
+    results.setFile(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(bytes.data()), bytes.size()));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> createSnapshot(CreateSnapshotContext context) override {
+    const Target t = TargetOf(context.getParams().getTarget());
+    auto results = context.getResults();
+    storage::Status saved;
+    if (t.projection) {
+      saved = ctx_.projection.SaveSnapshot();  // at its checkpoint, on this loop like every save
+    } else {
+      auto state = ctx_.orders.Load(t.stream.substr(6));
+      if (!state.ok()) Fail("loading " + t.stream + " failed: " + state.status().ToString());
+      if (state->status == domain::OrderStatus::kNone) {
+        results.setFound(false);
+        return kj::READY_NOW;
+      }
+      saved = domain::OrderSnapshots(ctx_.store.directory()).Save(t.stream, *state);
+    }
+    if (!saved.ok()) Fail("writing the snapshot failed: " + saved.ToString());
+    results.setFound(true);
+    FillSnapshot(results.initInfo(), domain::InspectSnapshot(ctx_.store.directory(), PathOf(ctx_, t)));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> deleteSnapshot(DeleteSnapshotContext context) override {
+    const auto path = PathOf(ctx_, TargetOf(context.getParams().getTarget()));
+    std::error_code ec;
+    const bool removed = std::filesystem::remove(path, ec);
+    if (ec) Fail("deleting " + path.string() + " failed: " + ec.message());
+    context.getResults().setFound(removed);
+    context.getResults().setFile(std::filesystem::relative(path, ctx_.store.directory()).string());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> status(StatusContext context) override {
+    auto s = context.getResults().initStatus();
+    const auto stats = ctx_.store.stats();
+    s.setVersion("esd 0.1.0");
+    s.setDurablePosition(ctx_.store.DurablePosition().value);
+    s.setSegments(ctx_.store.recovery().segments + stats.segments_sealed);
+    s.setDataDir(ctx_.store.directory().string());
+    s.setConnections(ctx_.counters.connections.load());
+    s.setSubscriptions(ctx_.counters.subscriptions.load());
+    s.setAppends(stats.appends);
+    s.setEventsWritten(stats.events_written);
+    const uint64_t durable = ctx_.store.DurablePosition().value, checkpoint = ctx_.projection.checkpoint();
+    s.setProjectionCheckpoint(checkpoint);
+    s.setProjectionLag(durable > checkpoint ? durable - checkpoint : 0);
+    s.setUptimeSeconds(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - ctx_.started).count()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  ServerContext& ctx_;
+};
+
+}  // namespace
+
+rpc::Admin::Client MakeAdmin(ServerContext& ctx) { return kj::heap<AdminImpl>(ctx); }
+
+}  // namespace esd::server

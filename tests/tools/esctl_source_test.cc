@@ -1,0 +1,95 @@
+// esctl read and read-all with --data-dir: a stopped store's files print exactly what the
+// daemon prints for them, paging and filters included; a running daemon is named.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "client/client.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+#include "tools/esctl_run.h"
+
+namespace esd {
+namespace {
+
+class EsctlOfflineReadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = dir_.path() / "data";
+    esd_ = std::make_unique<testing::EsdProcess>(data_);
+    auto c = client::Client::Connect(esd_->rpc_address());
+    // 2,500 events: more than one page (1,000) of either command.
+    for (int i = 0; i < 25; ++i) {
+      std::vector<client::NewEvent> batch;
+      for (int k = 0; k < 100; ++k) {
+        batch.push_back(client::NewEvent::Json(k % 2 ? "Odd" : "Even", "{\"k\":" + std::to_string(k) + "}"));
+      }
+      ASSERT_TRUE(c->Append(i % 2 ? "left-1" : "right-1", client::Expected::Any(), batch).ok());
+    }
+  }
+  // The same command online (while esd runs) and offline (after it stopped).
+  std::pair<Result, Result> Both(const std::vector<std::string>& args) {
+    std::vector<std::string> online = {"--connect", esd_->rpc_address()};
+    online.insert(online.end(), args.begin(), args.end());
+    Result on = RunEsctl(online);
+    if (esd_) {
+      EXPECT_EQ(esd_->Stop(SIGTERM), 0);
+      esd_.reset();
+    }
+    std::vector<std::string> offline = {"--data-dir", data_.string()};
+    offline.insert(offline.end(), args.begin(), args.end());
+    return {on, RunEsctl(offline)};
+  }
+  storage::testing::TempDir dir_;
+  std::filesystem::path data_;
+  std::unique_ptr<testing::EsdProcess> esd_;
+};
+
+TEST_F(EsctlOfflineReadTest, ReadPrintsWhatTheDaemonPrintsForwardsAndBackwards) {
+  const std::vector<std::string> fwd = {"read", "left-1"}, back = {"--json", "read", "right-1", "--backward", "--count", "1500"};
+  std::vector<std::string> online_fwd = {"--connect", esd_->rpc_address()};
+  online_fwd.insert(online_fwd.end(), fwd.begin(), fwd.end());
+  const Result on_fwd = RunEsctl(online_fwd);
+  const auto [on, off] = Both(back);
+  const Result off_fwd = RunEsctl({"--data-dir", data_.string(), "read", "left-1"});
+  ASSERT_EQ(off_fwd.code, 0) << off_fwd.err;
+  EXPECT_EQ(Lines(off_fwd.out).size(), 1200u);
+  EXPECT_EQ(off_fwd.out, on_fwd.out);
+  ASSERT_EQ(off.code, 0) << off.err;
+  EXPECT_EQ(Lines(off.out).size(), 1300u);
+  EXPECT_EQ(off.out, on.out);
+}
+
+TEST_F(EsctlOfflineReadTest, ReadAllWithFiltersPrintsWhatTheDaemonPrints) {
+  const auto [on, off] = Both({"read-all", "--from", "7", "--stream-prefix", "right-", "--type", "Odd"});
+  ASSERT_EQ(off.code, 0) << off.err;
+  EXPECT_EQ(Lines(off.out).size(), 647u) << "13 batches of right-1, 50 Odd each, less 1, 3 and 5";
+  EXPECT_EQ(off.out, on.out);
+}
+
+TEST_F(EsctlOfflineReadTest, AStreamWithoutEventsSaysSoAndARunningDaemonIsNamed) {
+  Result r = RunEsctl({"--data-dir", data_.string(), "read", "nothing-here"});
+  EXPECT_EQ(r.code, 1) << "esd runs on it";
+  EXPECT_NE(r.err.find("pid " + std::to_string(esd_->pid())), std::string::npos) << r.err;
+  ASSERT_EQ(esd_->Stop(SIGTERM), 0);
+  esd_.reset();
+  r = RunEsctl({"--data-dir", data_.string(), "read", "nothing-here"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find("has no events"), std::string::npos) << r.err;
+}
+
+TEST(EsctlOffline, CommandsThatNeedADaemonRefuseDataDirBeforeTouchingIt) {
+  storage::testing::TempDir dir;
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"tail"}, {"append", "s", "--type", "T", "--data", "{}"}, {"order", "get", "o1"}}) {
+    std::vector<std::string> full = {"--data-dir", dir.path().string()};
+    full.insert(full.end(), args.begin(), args.end());
+    const Result r = RunEsctl(full);
+    EXPECT_EQ(r.code, 2) << args[0];
+    EXPECT_NE(r.err.find("needs a running esd"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+}  // namespace
+}  // namespace esd
