@@ -469,7 +469,7 @@ ServerStatus Client::Status() {
   auto s = resp.getStatus();
   return {Str(s.getVersion()), s.getDurablePosition(), s.getSegments(), Str(s.getDataDir()), s.getConnections(),
           s.getSubscriptions(), s.getAppends(), s.getEventsWritten(), s.getUptimeSeconds(),
-          s.getProjectionCheckpoint(), s.getProjectionLag()};
+          s.getProjectionCheckpoint(), s.getProjectionLag(), s.getBytes(), s.getStreams()};
 }
 
 namespace {

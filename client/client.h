@@ -143,6 +143,8 @@ struct ServerStatus {
   uint64_t uptime_seconds = 0;
   uint64_t projection_checkpoint = 0;  // the order projection
   uint64_t projection_lag = 0;
+  uint64_t bytes = 0;    // of segment and index files
+  uint64_t streams = 0;
 };
 
 // ---- the Order service ----

@@ -207,6 +207,8 @@ struct ServerStatus {
   uptimeSeconds @8 :UInt64;
   projectionCheckpoint @9 :UInt64;  # the order projection: next $all position it applies
   projectionLag @10 :UInt64;        # durable events it has not applied yet
+  bytes @11 :UInt64;                # of segment and index files (preallocated space included)
+  streams @12 :UInt64;
 }
 
 interface Admin {

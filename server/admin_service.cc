@@ -296,6 +296,8 @@ class AdminImpl final : public rpc::Admin::Server {
     const uint64_t durable = ctx_.store.DurablePosition().value, checkpoint = ctx_.projection.checkpoint();
     s.setProjectionCheckpoint(checkpoint);
     s.setProjectionLag(durable > checkpoint ? durable - checkpoint : 0);
+    s.setBytes(storage::StoreFileBytes(ctx_.store.directory()));
+    s.setStreams(ctx_.store.StreamCount());
     s.setUptimeSeconds(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - ctx_.started).count()));
     return kj::READY_NOW;

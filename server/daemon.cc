@@ -54,17 +54,6 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Bytes of the segment and index files: what the store occupies on disk.
-uint64_t StoreBytes(const std::string& data_dir) {
-  uint64_t bytes = 0;
-  std::error_code ec;
-  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "segments", ec)) {
-    const auto ext = f.path().extension();
-    if (ext == ".seg" || ext == ".idx") bytes += f.file_size(ec);
-  }
-  return bytes;
-}
-
 std::string RenderMetrics(ServerContext& ctx) {
   const auto st = ctx.store.stats();
   MetricsText m;
@@ -202,7 +191,7 @@ int RunDaemon(const Config& config) {
                                                 std::to_string(http->port())).c_str(),
                 config.data_dir.c_str(), static_cast<unsigned long long>(store->DurablePosition().value),
                 static_cast<unsigned long long>(rec.segments),
-                static_cast<unsigned long long>(StoreBytes(config.data_dir)),
+                static_cast<unsigned long long>(storage::StoreFileBytes(config.data_dir)),
                 config.fsync.ToString().c_str());
     std::fflush(stdout);
 

@@ -213,6 +213,26 @@ std::vector<std::pair<std::string, StreamInfo>> Store::ListStreams(std::string_v
   return out;
 }
 
+size_t Store::StreamCount() const {
+  std::shared_lock lock(impl_->mu_);
+  const IndexFile* newest = nullptr;
+  for (size_t k = impl_->segments_.size(); k-- > 0 && newest == nullptr;) newest = impl_->segments_[k]->idx.get();
+  if (newest == nullptr) return impl_->streams_.size();
+  size_t count = newest->tip_count();
+  for (const auto& [name, tip] : impl_->streams_) count += !newest->Tip(name).has_value();
+  return count;
+}
+
+uint64_t StoreFileBytes(const std::filesystem::path& dir) {
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir / "segments", ec)) {
+    const auto ext = f.path().extension();
+    if (ext == ".seg" || ext == ".idx") bytes += f.file_size(ec);
+  }
+  return bytes;
+}
+
 Result<std::vector<EventView>> Store::ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
                                                  Direction direction) const {
   return impl_->ReadStream(stream, from, max_count, direction);

@@ -128,6 +128,9 @@ struct StoreStats {
   uint64_t index_files_written = 0;
 };
 
+// Bytes of the segment and index files of the store in `dir` (its disk use, snapshots aside).
+uint64_t StoreFileBytes(const std::filesystem::path& dir);
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,
@@ -165,6 +168,10 @@ class Store {
   // Every stream whose name starts with `prefix`, in name order, with its info.
   // O(streams): the newest index file's tips and the streams written since; never a scan.
   std::vector<std::pair<std::string, StreamInfo>> ListStreams(std::string_view prefix = "") const;
+
+  // The number of streams, as ListStreams would list them. O(streams written since the
+  // store was opened): the newest index file counts the others.
+  size_t StreamCount() const;
 
   // One past the last durable event: the number of events readers can see.
   GlobalPosition DurablePosition() const;

@@ -294,18 +294,16 @@ int StatusOffline(const Invocation& inv) {
   auto store = OpenOffline(dir);
   if (!store) return kExitFailure;
   const uint64_t durable = store->DurablePosition().value;
-  uint64_t bytes = 0, snapshots = 0;
+  const uint64_t bytes = storage::StoreFileBytes(dir);
+  uint64_t snapshots = 0;
   std::error_code ec;
-  for (const auto& f : std::filesystem::directory_iterator(dir / "segments", ec)) {
-    if (f.path().extension() == ".seg" || f.path().extension() == ".idx") bytes += f.file_size(ec);
-  }
   for (auto it = std::filesystem::recursive_directory_iterator(dir / "snapshots", ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
     snapshots += it->path().extension() == ".snap";
   }
   const auto projection = domain::ReadSnapshotFile(domain::ProjectionSnapshotPath(dir));
   const uint64_t checkpoint = projection ? projection->version : 0;
-  const size_t streams = store->ListStreams().size();
+  const size_t streams = store->StreamCount();
   const auto& rec = store->recovery();
   if (inv.global.json) {
     std::printf("{\"dataDir\":%s,\"durablePosition\":%llu,\"segments\":%llu,\"bytes\":%llu,\"streams\":%zu,"

@@ -190,6 +190,8 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
                .String("version", s.version)
                .Number("durablePosition", s.durable_position)
                .Number("segments", s.segments)
+               .Number("bytes", s.bytes)
+               .Number("streams", s.streams)
                .String("dataDir", s.data_dir)
                .Number("connections", s.connections)
                .Number("subscriptions", s.subscriptions)
@@ -213,7 +215,8 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
   };
   row("version", s.version);
   row("durable position", std::to_string(s.durable_position) + " (events in the store)");
-  row("segments", std::to_string(s.segments));
+  row("segments", std::to_string(s.segments) + ", " + std::to_string(s.bytes) + " bytes with index files");
+  row("streams", std::to_string(s.streams));
   row("data dir", s.data_dir);
   row("connections", std::to_string(s.connections));
   row("subscriptions", std::to_string(s.subscriptions));

@@ -480,6 +480,32 @@ TEST(Store, ListStreamsCoversSealedSegmentsAndTheTailInNameOrder) {
   EXPECT_FALSE(odd.empty());
 }
 
+TEST(Store, StreamCountIsWhatListStreamsListsWithoutListingThem) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    EXPECT_EQ(store->StreamCount(), 0u);
+    for (int i = 0; i < 300; ++i) {
+      const std::string s = "c-" + std::to_string(i % 11);
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, i / 11, 1, 0, 300)).ok());
+    }
+    EXPECT_EQ(store->StreamCount(), 11u);
+  }
+  auto store = OpenStore(dir);  // from the newest index file, plus the tail
+  EXPECT_EQ(store->StreamCount(), 11u);
+  ASSERT_TRUE(store->AppendSync("c-3", ExpectedVersion::Any(), MakeEvents("c-3", 28, 1)).ok()) << "a known stream";
+  ASSERT_TRUE(store->AppendSync("fresh", ExpectedVersion::Any(), MakeEvents("fresh", 0, 1)).ok());
+  EXPECT_EQ(store->StreamCount(), 12u);
+  EXPECT_EQ(store->StreamCount(), store->ListStreams().size());
+  EXPECT_EQ(StoreFileBytes(dir.path()), [&] {
+    uint64_t b = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir.path() / "segments")) {
+      if (f.path().extension() == ".seg" || f.path().extension() == ".idx") b += f.file_size();
+    }
+    return b;
+  }());
+}
+
 TEST(Store, ABackupTakenWhileAppendingHoldsEveryEventBelowItsPositionByteForByte) {
   TempDir dir, backup_dir;
   auto store = OpenStore(dir);

@@ -154,6 +154,8 @@ TEST_F(EsctlTest, StatusNamesTheDurablePosition) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(durable position +1 )"))) << r.out;
   EXPECT_NE(r.out.find("data dir"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(streams +1\n)"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(segments +1, [1-9][0-9]* bytes)"))) << r.out;
   r = RunEsctl({"--json", "status"}, {"ESD_CONNECT=" + esd_.rpc_address()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find(R"("durablePosition":1,)"), std::string::npos) << r.out;
