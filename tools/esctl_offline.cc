@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "domain/maintenance.h"
@@ -19,6 +17,7 @@
 #include "tools/esctl_text.h"
 #include "storage/file.h"
 #include "storage/format.h"
+#include "storage/segment.h"
 #include "storage/store.h"
 #include "storage/verify.h"
 
@@ -208,13 +207,19 @@ int Dump(const Invocation& inv) {
       if (std::stoull(p.stem().string()) <= *want) file = p;
     }
   }
-  std::ifstream in(file, std::ios::binary);
-  if (file.empty() || !in) {
-    Note(file.empty() ? "no segment holds position " + *position : "no segment file " + file.string());
+  if (file.empty()) {
+    Note("no segment holds position " + *position);
     return kExitFailure;
   }
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  // Mapped, not read: a listing for one position touches only the pages it walks.
+  auto segment = storage::Segment::OpenReadOnly(file);
+  if (!segment.ok()) {
+    Note(std::filesystem::exists(file) ? "cannot read " + file.string() + ": " + segment.status().message()
+                                       : "no segment file " + file.string());
+    return std::filesystem::exists(file) ? kExitDamage : kExitFailure;
+  }
+  const std::span<const uint8_t> bytes = (*segment)->bytes();
+  const uint8_t* data = bytes.data();
   uint64_t off = storage::format::kSegmentHeaderSize;
   bool found = !want;
   auto status_of = [](storage::format::BatchCheck c) { return std::string(storage::format::BatchCheckName(c)); };

@@ -1,6 +1,9 @@
-// esctl dump: a segment's batches with offsets, sizes, positions and checksums.
+// esctl dump: a segment's batches with offsets, sizes, positions and checksums, of a stopped
+// store or of a running daemon's files.
 #include <gtest/gtest.h>
 
+#include "client/client.h"
+#include "server/esd_process.h"
 #include "storage/store.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
@@ -68,6 +71,20 @@ TEST_F(EsctlDumpTest, BadUsageSaysWhatIsNeeded) {
   EXPECT_EQ(Dump({"00000000000000000000.seg", "--position", "1"}).code, 2);
   EXPECT_EQ(Dump({"nosuch.seg"}).code, 1);
   EXPECT_EQ(RunEsctl({"dump", "x.seg"}).code, 2) << "no --data-dir";
+}
+
+TEST(EsctlDump, WorksOnTheFilesOfARunningDaemonWhileItServes) {
+  storage::testing::TempDir dir;
+  testing::EsdProcess esd(dir.path() / "data");
+  auto c = client::Client::Connect(esd.rpc_address());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(c->Append("live", client::Expected::Any(), {client::NewEvent::Json("E", "{}")}).ok());
+  }
+  const Result r = RunEsctl({"--data-dir", (dir.path() / "data").string(), "dump", "--position", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("positions 3..3"), std::string::npos) << r.out;
+  EXPECT_TRUE(c->Append("live", client::Expected::Exact(4), {client::NewEvent::Json("E", "{}")}).ok())
+      << "the daemon serves on: dump read the files only";
 }
 
 }  // namespace
