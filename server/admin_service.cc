@@ -30,12 +30,19 @@ std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size());
 constexpr uint32_t kMaxSnapshotsPerPage = 10'000;
 
 // Runs `job` on a thread of its own and resolves on this event loop with what it returned:
-// for work that would hold the loop for long.
+// for work that would hold the loop for long. An exception from the job (std::filesystem's,
+// say) fails the call instead of ending the daemon.
 template <typename T>
 kj::Promise<kj::Own<T>> RunOffLoop(ServerContext& ctx, std::function<kj::Own<T>()> job) {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
   auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<T>>>>(kj::mv(paf.fulfiller));
-  ctx.jobs.Start([job = std::move(job), fulfiller] { (*fulfiller)->fulfill(job()); });
+  ctx.jobs.Start([job = std::move(job), fulfiller] {
+    try {
+      (*fulfiller)->fulfill(job());
+    } catch (const std::exception& e) {
+      (*fulfiller)->reject(KJ_EXCEPTION(FAILED, kj::str(e.what())));
+    }
+  });
   return kj::mv(paf.promise);
 }
 
