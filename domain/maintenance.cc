@@ -35,6 +35,8 @@ storage::Result<storage::GlobalPosition> BackupWithSnapshots(const storage::Stor
   }
   std::filesystem::create_directories(dest, ec);
   if (ec) return storage::Status::IOError("create " + dest.string() + ": " + ec.message());
+  // First: until the end, nothing opens this as a store.
+  if (auto s = storage::MarkBackupInProgress(dest); !s.ok()) return s;
   // The daemon may write or delete snapshots meanwhile: each is replaced by a rename, so a
   // copy gets one whole version; one deleted before it was copied is left out.
   std::vector<std::filesystem::path> dirs = {dest, std::filesystem::absolute(dest).parent_path(), dest / "snapshots"};
@@ -63,6 +65,7 @@ storage::Result<storage::GlobalPosition> BackupWithSnapshots(const storage::Stor
   for (const auto& d : dirs) {
     if (auto s = storage::SyncDirectory(d); !s.ok()) return s;
   }
+  if (auto s = storage::FinishBackup(dest); !s.ok()) return s;
   return upto;
 }
 

@@ -7,6 +7,7 @@
 #include <future>
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "storage/store_impl.h"
 #include "storage/validate.h"
@@ -59,6 +60,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, con
   }
   if (options.max_events_per_append == 0) return Status::InvalidArgument("max events per append must be > 0");
   std::error_code ec;
+  if (std::filesystem::exists(dir / kBackupInProgressFile, ec)) {
+    return Status::InvalidArgument(dir.string() + " holds an unfinished backup (" + kBackupInProgressFile +
+                                   "): it may lack the end of the log. Take the backup again");
+  }
   std::filesystem::create_directories(dir / "segments", ec);
   if (!ec) std::filesystem::create_directories(dir / "snapshots", ec);
   if (ec) return Status::IOError("create " + dir.string() + ": " + ec.message());
@@ -142,6 +147,10 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
   std::filesystem::create_directories(dest / "segments", ec);
   std::filesystem::create_directories(dest / "snapshots", ec);
   if (ec) return Status::IOError("create " + dest.string() + ": " + ec.message());
+  const bool own_marker = !std::filesystem::exists(dest / kBackupInProgressFile, ec);
+  if (own_marker) {
+    if (Status s = MarkBackupInProgress(dest); !s.ok()) return s;
+  }
   uint64_t total = 0, done = 0;
   for (const auto& p : pieces) total += p.bytes + (p.idx.empty() ? 0 : std::filesystem::file_size(p.idx, ec));
   std::vector<uint8_t> buffer(1 << 20);
@@ -168,6 +177,8 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
     if (!s.ok()) return s;
   }
   Status s = SyncDirectory(dest / "segments");
+  if (s.ok() && own_marker) s = SyncDirectory(dest);
+  if (s.ok() && own_marker) s = FinishBackup(dest);
   if (!s.ok()) return s;
   if (progress) progress(total, total);
   return upto;
@@ -221,6 +232,19 @@ size_t Store::StreamCount() const {
   size_t count = newest->tip_count();
   for (const auto& [name, tip] : impl_->streams_) count += !newest->Tip(name).has_value();
   return count;
+}
+
+Status MarkBackupInProgress(const std::filesystem::path& dest) {
+  auto f = File::Open(dest / kBackupInProgressFile, O_WRONLY | O_CREAT | O_TRUNC);
+  if (!f.ok()) return f.status();
+  return SyncDirectory(dest);
+}
+
+Status FinishBackup(const std::filesystem::path& dest) {
+  if (::unlink((dest / kBackupInProgressFile).c_str()) != 0) {
+    return Status::IOError("remove " + (dest / kBackupInProgressFile).string(), errno);
+  }
+  return SyncDirectory(dest);
 }
 
 uint64_t StoreFileBytes(const std::filesystem::path& dir) {

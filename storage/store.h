@@ -128,6 +128,16 @@ struct StoreStats {
   uint64_t index_files_written = 0;
 };
 
+// A backup's directory holds this file from the start of the copy until everything in it is
+// on disk. Open refuses a directory that holds it, and verify names it: an interrupted copy
+// holds a prefix of the log that would otherwise look like a whole store.
+inline constexpr char kBackupInProgressFile[] = "BACKUP-IN-PROGRESS";
+
+// Creates the marker in `dest` (durably), and removes it (durably) once all of the backup
+// is on disk.
+Status MarkBackupInProgress(const std::filesystem::path& dest);
+Status FinishBackup(const std::filesystem::path& dest);
+
 // Bytes of the segment and index files of the store in `dir` (its disk use, snapshots aside).
 uint64_t StoreFileBytes(const std::filesystem::path& dir);
 
@@ -185,6 +195,8 @@ class Store {
   // yet): every event below the returned position, byte for byte, as segment and index
   // files that Open takes as they are. Appends may go on meanwhile; the copy holds what was
   // durable when it began. `progress(done, total)` in bytes. Blocks: not on an event loop.
+  // `dest` carries kBackupInProgressFile until the copy is durable; a caller that put it
+  // there first (to cover files of its own) removes it itself.
   Result<GlobalPosition> Backup(const std::filesystem::path& dest,
                                 const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 

@@ -6,6 +6,7 @@
 #include "storage/index_file.h"
 #include "storage/mem_index.h"
 #include "storage/segment.h"
+#include "storage/store.h"
 
 namespace esd::storage {
 
@@ -57,6 +58,11 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
   std::sort(found.begin(), found.end());
 
   VerifyReport report;
+  if (std::filesystem::exists(dir / kBackupInProgressFile, ec)) {
+    report.problems.push_back({kBackupInProgressFile, 0, std::nullopt,
+                               "an unfinished backup: the copy was interrupted and may lack the end of the log; "
+                               "esd refuses to start on it. Take the backup again"});
+  }
   uint64_t total = 0, done = 0;
   for (const auto& [first, path] : found) total += std::filesystem::file_size(path, ec);
   std::optional<GlobalPosition> expected = GlobalPosition(0);  // nullopt: unknown after damage

@@ -149,7 +149,10 @@ the snapshots, then every segment and index file up to the durable position when
 of the log begins, each synced to disk. Online, the daemon copies while it keeps serving, and
 DEST is on the daemon's machine (needs the admin role). Prints that position: the copy holds
 every event below it. Progress (bytes copied) goes to stderr. To restore, start esd with
---data-dir DEST: it starts from the copy as it is.
+--data-dir DEST: it starts from the copy as it is. Until the copy is complete and on disk,
+DEST holds a file BACKUP-IN-PROGRESS: esd refuses to start on such a directory and verify
+names it, so an interrupted backup is never taken for a whole one. Online, a backup whose
+esctl was interrupted still runs to its end in the daemon.
 
 exit codes: 0 done; 1 failure (DEST not new, cannot connect, permission denied, disk full,
 esd running on DIR); 2 bad usage

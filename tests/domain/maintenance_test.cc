@@ -61,8 +61,14 @@ TEST_F(MaintenanceTest, ADamagedSnapshotIsAProblemThatNamesItsFile) {
 TEST_F(MaintenanceTest, ABackupHoldsTheLogAndTheSnapshotsAndOpensAsItIs) {
   const auto dest = dir_.path() / "copy";
   uint64_t bytes = 0, last_done = 0;
-  auto upto = BackupWithSnapshots(*store_, data_, dest, [&](uint64_t d, uint64_t) { last_done = d; }, &bytes);
+  bool marked = true;
+  auto upto = BackupWithSnapshots(*store_, data_, dest, [&](uint64_t d, uint64_t) {
+    last_done = d;
+    marked = marked && std::filesystem::exists(dest / storage::kBackupInProgressFile);
+  }, &bytes);
   ASSERT_TRUE(upto.ok()) << upto.status().ToString();
+  EXPECT_TRUE(marked) << "unfinished while the log is copied (the snapshots are already in)";
+  EXPECT_FALSE(std::filesystem::exists(dest / storage::kBackupInProgressFile));
   EXPECT_EQ(upto->value, 40u);
   EXPECT_GT(bytes, 0u);
   EXPECT_EQ(last_done, bytes);

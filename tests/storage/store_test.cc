@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "storage/verify.h"
 #include "test_util.h"
 
 namespace esd::storage {
@@ -506,6 +507,25 @@ TEST(Store, StreamCountIsWhatListStreamsListsWithoutListingThem) {
   }());
 }
 
+TEST(Store, AnInterruptedBackupIsRefusedAtOpenAndNamedByVerify) {
+  TempDir dir, backup_dir;
+  const auto copy = backup_dir.path() / "copy";
+  {
+    auto store = OpenStore(dir);
+    ASSERT_TRUE(store->AppendSync("b", ExpectedVersion::Any(), MakeEvents("b", 0, 10)).ok());
+    ASSERT_TRUE(store->Backup(copy).ok());
+  }
+  ASSERT_TRUE(MarkBackupInProgress(copy).ok());  // as a copy killed half way leaves it
+  auto opened = Store::Open(copy, testing::SmallOptions());
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(opened.status().message().find("unfinished backup"), std::string::npos) << opened.status().message();
+  auto report = VerifyStore(copy);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->problems.size(), 1u);
+  EXPECT_EQ(report->problems[0].file, kBackupInProgressFile);
+}
+
 TEST(Store, ABackupTakenWhileAppendingHoldsEveryEventBelowItsPositionByteForByte) {
   TempDir dir, backup_dir;
   auto store = OpenStore(dir);
@@ -517,10 +537,14 @@ TEST(Store, ABackupTakenWhileAppendingHoldsEveryEventBelowItsPositionByteForByte
   });
   while (store->DurablePosition().value < 400) std::this_thread::yield();  // several segments
   uint64_t last_done = 0;
+  bool marked = true;
   auto upto = store->Backup(backup_dir.path() / "copy", [&](uint64_t done, uint64_t total) {
     EXPECT_LE(done, total);
     last_done = done;
+    if (done < total) marked = marked && std::filesystem::exists(backup_dir.path() / "copy" / kBackupInProgressFile);
   });
+  EXPECT_TRUE(marked) << "marked unfinished while it copies";
+  EXPECT_FALSE(std::filesystem::exists(backup_dir.path() / "copy" / kBackupInProgressFile)) << "and no longer";
   stop = true;
   writer.join();
   ASSERT_TRUE(upto.ok()) << upto.status().ToString();
