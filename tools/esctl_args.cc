@@ -27,7 +27,7 @@ struct CommandSpec {
 constexpr FlagSpec kCommandId{"command-id", true, false};
 constexpr FlagSpec kCorrelationId{"correlation-id", true, false};
 
-constexpr std::string_view kOverview = R"(usage: esctl [--connect ADDR] [--token T] [--json] COMMAND [ARGS...]
+constexpr std::string_view kOverview = R"(usage: esctl [--connect ADDR] [--token T] [--json] [--data-dir DIR] COMMAND [ARGS...]
 
 Talks to an esd event store.
 
@@ -95,11 +95,14 @@ the order belongs to (it shows in the history).
 A command prints "order ID: version V, position P (command id C)". `get` and `list` read a
 projection that follows the log: pass --min-position P (P from the command) to see that
 command's effect at once. With --json, one JSON object per line.
+)text";
 
+// Every order command's help ends with these.
+constexpr std::string_view kOrderExitCodes = R"(
 exit codes: 0 ok; 1 failure (cannot connect, permission denied, server unavailable, order not
 found); 2 bad usage; 3 not done: rejected by a business rule (the rule is named, e.g.
 order-not-open), or a conflict (the order kept changing: retry)
-)text";
+)";
 
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
@@ -176,8 +179,8 @@ admin role.
 With --data-dir DIR (offline, on a stopped store): the durable position, segments and bytes,
 streams, snapshot files, and the order projection's checkpoint and how far it lags.
 
-exit codes: 0 done; 1 failure (cannot connect, permission denied, esd running on DIR); 2 bad
-usage
+exit codes: 0 done; 1 failure (cannot connect, permission denied, esd running on DIR);
+2 bad usage
 )"},
       {"append",
        1,
@@ -570,7 +573,8 @@ bool WorksOffline(std::string_view command) {
 
 std::string HelpText(const std::string& command) {
   if (const CommandSpec* spec = command.empty() ? nullptr : FindCommand(command)) {
-    return std::string(spec->help) +
+    const bool order = command == "order" || command.rfind("order ", 0) == 0;
+    return std::string(spec->help) + (order ? std::string(kOrderExitCodes) : std::string()) +
            "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help)\n";
   }
   return std::string(kOverview);

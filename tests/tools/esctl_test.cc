@@ -126,6 +126,22 @@ TEST(Esctl, HelpPrintsUsageAndExitsZero) {
   }
 }
 
+TEST(Esctl, EveryCommandsHelpNamesItsExitCodes) {
+  for (const char* command :
+       {"status", "streams", "append", "read", "read-all", "tail", "verify", "replay", "dump", "backup", "snapshot",
+        "snapshot list", "snapshot show", "snapshot create", "snapshot delete", "order", "order create",
+        "order add-item", "order remove-item", "order place", "order cancel", "order get", "order list",
+        "order history"}) {
+    std::vector<std::string> args = {"help"};
+    std::istringstream words(command);
+    for (std::string w; words >> w;) args.push_back(w);
+    const Result r = RunEsctl(args);
+    EXPECT_EQ(r.code, 0) << command << ": " << r.err;
+    EXPECT_NE(r.out.find("\nexit codes: 0 "), std::string::npos) << command << ":\n" << r.out;
+    EXPECT_NE(r.out.find("2 bad usage"), std::string::npos) << command << ":\n" << r.out;
+  }
+}
+
 TEST(Esctl, ConnectionRefusedExitsOneWithAHint) {
   // A bound socket that does not listen refuses connections for as long as it is open.
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
