@@ -562,7 +562,7 @@ std::vector<Client::SnapshotInfo> Client::ListSnapshots() {
   while (true) {
     auto req = admin.listSnapshotsRequest();
     req.setAfter(after);
-    req.setCount(1000);
+    req.setCount(10'000);  // the server's cap: each page lists the directory once
     auto resp = impl_->Wait(req.send());
     for (auto s : resp.getSnapshots()) out.push_back(ToSnapshotInfo(s));
     if (!resp.getMore() || resp.getSnapshots().size() == 0) break;

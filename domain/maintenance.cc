@@ -33,13 +33,22 @@ storage::Result<storage::GlobalPosition> BackupWithSnapshots(const storage::Stor
   if (dest.empty() || (std::filesystem::exists(dest, ec) && !std::filesystem::is_empty(dest, ec))) {
     return storage::Status::InvalidArgument("the backup directory " + dest.string() + " must be new or empty");
   }
+  // Directories to sync at the end, as their entries change: dest, and each ancestor up to
+  // and including the first that existed before (it gains the entry of the first one made).
+  std::vector<std::filesystem::path> dirs;
+  auto p = std::filesystem::absolute(dest, ec).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // "dir/" names dir
+  for (; !p.empty(); p = p.parent_path()) {
+    dirs.push_back(p);
+    if (std::filesystem::exists(p, ec) || p == p.parent_path()) break;
+  }
   std::filesystem::create_directories(dest, ec);
   if (ec) return storage::Status::IOError("create " + dest.string() + ": " + ec.message());
   // First: until the end, nothing opens this as a store.
   if (auto s = storage::MarkBackupInProgress(dest); !s.ok()) return s;
   // The daemon may write or delete snapshots meanwhile: each is replaced by a rename, so a
   // copy gets one whole version; one deleted before it was copied is left out.
-  std::vector<std::filesystem::path> dirs = {dest, std::filesystem::absolute(dest).parent_path(), dest / "snapshots"};
+  dirs.push_back(dest / "snapshots");
   for (const char* sub : {"orders", "projections"}) {
     const auto from = data_dir / "snapshots" / sub, to = dest / "snapshots" / sub;
     std::filesystem::create_directories(to, ec);

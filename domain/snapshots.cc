@@ -192,10 +192,10 @@ SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::
   e.bytes = std::filesystem::file_size(path, ec);
   if (ec) e.bytes = 0;
   e.kind = path.parent_path().filename() == "projections" ? SnapshotEntry::Kind::kProjection : SnapshotEntry::Kind::kOrder;
+  if (e.kind == SnapshotEntry::Kind::kProjection) e.name = path.stem().string();  // known from the file name
   const auto file = ReadSnapshotFile(path);
   if (!file) return e;
   if (e.kind == SnapshotEntry::Kind::kProjection) {
-    e.name = path.stem().string();
     const auto state = DecodeProjection(file->body);
     if (!state || state->checkpoint != file->version) return e;
     e.version = state->checkpoint;

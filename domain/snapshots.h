@@ -61,7 +61,7 @@ struct SnapshotEntry {
   bool ok = false;         // checksums, format version and body hold (and, for an order, the
                            // file is the one its stream's snapshot belongs in)
   Kind kind = Kind::kOrder;
-  std::string name;        // kOrder: the stream ("" unless ok); kProjection: "orders"
+  std::string name;        // kOrder: the stream ("" unless ok); kProjection: its name ("orders")
   uint64_t version = 0;    // kOrder: the stream version it covers; kProjection: the checkpoint
   uint64_t orders = 0;     // kProjection: orders in it
 };

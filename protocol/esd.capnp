@@ -252,9 +252,9 @@ interface Admin {
 }
 
 interface ProgressSink {
-  # Implemented by the caller of a long Admin call to see how far it is. Called every few
-  # hundred milliseconds while the call runs and once more, with its final figures, just
-  # before the call answers. Not called at all when the caller passes none.
+  # Implemented by the caller of a long Admin call to see how far it is. While the call
+  # runs, called at most every 250 ms, when the figures have changed and there is a total;
+  # then once more, with done == total, just before the call answers.
   progress @0 (done :UInt64, total :UInt64) -> stream;
 }
 

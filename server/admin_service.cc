@@ -2,7 +2,6 @@
 
 #include <kj/debug.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -12,6 +11,7 @@
 
 #include "domain/maintenance.h"
 #include "domain/snapshots.h"
+#include "server/progress.h"
 #include "server/projection_runner.h"
 
 namespace esd::server {
@@ -41,62 +41,13 @@ kj::Promise<kj::Own<T>> RunOffLoop(ServerContext& ctx, std::function<kj::Own<T>(
       (*fulfiller)->fulfill(job());
     } catch (const std::exception& e) {
       (*fulfiller)->reject(KJ_EXCEPTION(FAILED, kj::str(e.what())));
+    } catch (kj::Exception& e) {
+      (*fulfiller)->reject(kj::mv(e));
+    } catch (...) {
+      (*fulfiller)->reject(KJ_EXCEPTION(FAILED, "the job failed with an exception of unknown type"));
     }
   });
   return kj::mv(paf.promise);
-}
-
-// How far an off-loop job is: written by its thread, read by the reporter on the loop.
-struct ProgressCell {
-  std::atomic<uint64_t> done{0}, total{0};
-  void Set(uint64_t d, uint64_t t) {
-    total.store(t, std::memory_order_relaxed);
-    done.store(d, std::memory_order_relaxed);
-  }
-};
-
-using Figures = std::pair<uint64_t, uint64_t>;  // done, total
-using Sample = std::function<Figures()>;
-
-// Tells `sink` what sample() says every kProgressInterval, when it has changed. Never
-// resolves; fails when the sink does (its caller went away).
-kj::Promise<void> ReportLoop(kj::Timer& timer, rpc::ProgressSink::Client sink, Sample sample, Figures last) {
-  return timer.afterDelay(kProgressInterval)
-      .then([&timer, sink = kj::mv(sink), sample = kj::mv(sample), last]() mutable -> kj::Promise<void> {
-        const Figures now = sample();
-        if (now == last) return ReportLoop(timer, kj::mv(sink), kj::mv(sample), last);
-        auto req = sink.progressRequest();
-        req.setDone(now.first);
-        req.setTotal(now.second);
-        auto sent = req.send();
-        return sent.then([&timer, sink = kj::mv(sink), sample = kj::mv(sample), now]() mutable {
-          return ReportLoop(timer, kj::mv(sink), kj::mv(sample), now);
-        });
-      });
-}
-
-// `work`, reported to `sink` (when the caller passed one) while it runs, and once more with
-// done == total when it is complete, before the call is answered. A sink that fails only
-// stops the reports.
-template <typename T>
-kj::Promise<T> WithProgress(ServerContext& ctx, kj::Maybe<rpc::ProgressSink::Client> sink, Sample sample,
-                            kj::Promise<T> work) {
-  KJ_IF_MAYBE(s, sink) {
-    auto reporting = ReportLoop(ctx.timer, *s, sample, {UINT64_MAX, UINT64_MAX})
-                         .catch_([](kj::Exception&&) -> kj::Promise<void> { return kj::NEVER_DONE; })
-                         .eagerlyEvaluate(nullptr);
-    return work.then([s = *s, sample = kj::mv(sample), reporting = kj::mv(reporting)](T value) mutable {
-      reporting = nullptr;  // cancels the loop
-      const uint64_t done = sample().first;
-      auto req = s.progressRequest();
-      req.setDone(done);
-      req.setTotal(done);
-      return req.send().catch_([](kj::Exception&&) {}).then([value = kj::mv(value)]() mutable {
-        return kj::mv(value);
-      });
-    });
-  }
-  return work;
 }
 
 template <typename Params>
@@ -156,7 +107,7 @@ class AdminImpl final : public rpc::Admin::Server {
     Sample sample = [&projection, &store] {
       return Figures{projection.rebuild_checkpoint(), store.DurablePosition().value};
     };
-    return WithProgress(ctx_, SinkOf(params), std::move(sample), projection.Rebuild())
+    return WithProgress(ctx_.timer, SinkOf(params), std::move(sample), projection.Rebuild())
         .then([&projection, context](uint64_t read) mutable {
           context.getResults().setEventsRead(read);
           context.getResults().setCheckpoint(projection.checkpoint());
@@ -178,7 +129,7 @@ class AdminImpl final : public rpc::Admin::Server {
                                               [&cell](uint64_t d, uint64_t t) { cell->Set(d, t); }, &out->bytes);
       return out;
     });
-    return WithProgress(ctx_, SinkOf(params), [cell] { return Figures{cell->done, cell->total}; }, kj::mv(done))
+    return WithProgress(ctx_.timer, SinkOf(params), [cell] { return cell->Get(); }, kj::mv(done))
         .then([context](kj::Own<Outcome> out) mutable {
           if (!out->upto.ok()) Fail("the backup failed: " + out->upto.status().message());
           context.getResults().setPosition(out->upto.value().value);
@@ -195,7 +146,7 @@ class AdminImpl final : public rpc::Admin::Server {
       return kj::heap<Outcome>(
           domain::VerifyWithSnapshots(data, [&cell](uint64_t d, uint64_t t) { cell->Set(d, t); }));
     });
-    return WithProgress(ctx_, SinkOf(context.getParams()), [cell] { return Figures{cell->done, cell->total}; },
+    return WithProgress(ctx_.timer, SinkOf(context.getParams()), [cell] { return cell->Get(); },
                         kj::mv(done))
         .then([context](kj::Own<Outcome> out) mutable {
           if (!out->ok()) Fail("verify could not run: " + out->status().ToString());
@@ -241,21 +192,34 @@ class AdminImpl final : public rpc::Admin::Server {
     const auto path = PathOf(ctx_, TargetOf(context.getParams().getTarget()));
     std::error_code ec;
     const uint64_t size = std::filesystem::file_size(path, ec);
-    if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) {
       context.getResults().setFound(false);
       return kj::READY_NOW;
     }
+    if (ec) Fail("cannot read " + path.string() + ": " + ec.message());
     if (size > kMaxSnapshotSend) {
       Fail("the snapshot file is " + std::to_string(size >> 20) + " MiB, too large to send; run `esctl --data-dir " +
            ctx_.store.directory().string() + " snapshot show ...` on the daemon's machine once esd is stopped");
     }
-    std::ifstream in(path, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) Fail("reading " + path.string() + " failed");
-    auto results = context.getResults();
-    results.setFound(true);
-    results.setFile(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(bytes.data()), bytes.size()));
-    return kj::READY_NOW;
+    // Off the loop: up to kMaxSnapshotSend bytes to read.
+    struct File {
+      std::string bytes;
+      bool ok = false;
+    };
+    auto read = RunOffLoop<File>(ctx_, [path] {
+      auto f = kj::heap<File>();
+      std::ifstream in(path, std::ios::binary);
+      if (!in.is_open()) return f;
+      f->bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      f->ok = !in.bad();
+      return f;
+    });
+    return read.then([context, path](kj::Own<File> f) mutable {
+      if (!f->ok) Fail("cannot read " + path.string() + " (it may have just been deleted); try again");
+      auto results = context.getResults();
+      results.setFound(true);
+      results.setFile(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(f->bytes.data()), f->bytes.size()));
+    });
   }
 
   kj::Promise<void> createSnapshot(CreateSnapshotContext context) override {

@@ -3,16 +3,14 @@
 //
 // Verify and backup read every file of the store, so they run on a thread of their own
 // (ServerContext::jobs) and answer on the event loop. A caller that passes a ProgressSink
-// is told how far they are every kProgressInterval, from counters the job thread updates:
-// the thread never calls into capnp.
+// is told how far they are (server/progress.h), from counters the job thread updates: the
+// thread never calls into capnp.
 #pragma once
 
 #include "protocol/esd.capnp.h"
 #include "server/context.h"
 
 namespace esd::server {
-
-inline constexpr kj::Duration kProgressInterval = 250 * kj::MILLISECONDS;
 
 // Above this a snapshot file is not sent (readSnapshot): with the message's framing it
 // would pass the receiver's 64 MiB limit.

@@ -172,8 +172,9 @@ exit codes: 0 done; 1 failure (cannot connect, refused token, esd running on DIR
       {"status", 0, {}, R"(usage: esctl status
 
 Prints the server's version, durable position (the number of events in the store), segment
-count, data directory, open connections and subscriptions, appends and events written since
-the start, uptime, and the order projection's checkpoint and lag. Needs a token with the
+count and bytes on disk, number of streams, data directory, open connections and
+subscriptions, appends and events written since the start, uptime, and the order
+projection's checkpoint and lag. Needs a token with the
 admin role.
 
 With --data-dir DIR (offline, on a stopped store): the durable position, segments and bytes,

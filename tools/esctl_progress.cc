@@ -28,7 +28,7 @@ Progress::Progress(const char* what, Unit unit)
     : what_(what), unit_(unit), tty_(::isatty(2) == 1), start_(Clock::now()) {}
 
 void Progress::operator()(uint64_t done, uint64_t total) {
-  if (finished_) return;
+  if (finished_ || total == 0) return;  // no total yet: nothing to show (Finish ends it)
   if (done > total) total = done;  // a report from a moving target (the log grew)
   last_done_ = done;
   const double secs = std::chrono::duration<double>(Clock::now() - start_).count();

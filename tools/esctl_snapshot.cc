@@ -103,7 +103,8 @@ void PrintInfo(const Info& s, bool json) {
 int Show(const Target& t, const std::optional<std::string>& file) {
   const auto parsed = file ? domain::ParseSnapshotFile(*file) : std::nullopt;
   if (t.projection) {
-    const auto state = parsed ? domain::DecodeProjection(parsed->body) : std::nullopt;
+    auto state = parsed ? domain::DecodeProjection(parsed->body) : std::nullopt;
+    if (state && state->checkpoint != parsed->version) state = std::nullopt;  // what a load would refuse
     if (!state) {
       Note(std::string(file ? "the projection's snapshot does not verify (damaged, or another format)"
                             : "the projection has no snapshot") +

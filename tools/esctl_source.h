@@ -1,5 +1,6 @@
 // Where `read` and `read-all` get their events: the daemon over RPC, or (with --data-dir)
-// a stopped store's files, opened read-only under its LOCK. Both answer in the client's
+// a stopped store's files, opened under its LOCK as esd would open them (recovery included:
+// a torn, never-acknowledged tail is cut off). Both answer in the client's
 // types, so the commands print the same lines either way.
 #pragma once
 

@@ -84,6 +84,15 @@ TEST_F(MaintenanceTest, ABackupHoldsTheLogAndTheSnapshotsAndOpensAsItIs) {
   EXPECT_EQ(OrderCommands(**reopened).Load("m39")->customer_id, "c");
 }
 
+TEST_F(MaintenanceTest, ABackupMakesTheDirectoriesItNeedsAndTakesATrailingSlash) {
+  const auto dest = dir_.path() / "new" / "nested" / "copy";
+  auto upto = BackupWithSnapshots(*store_, data_, dest.string() + "/");
+  ASSERT_TRUE(upto.ok()) << upto.status().ToString();
+  auto reopened = storage::Store::Open(dest, storage::testing::SmallOptions());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->DurablePosition().value, 40u);
+}
+
 TEST_F(MaintenanceTest, ABackupIntoADirectoryThatHoldsSomethingWritesNothing) {
   const auto dest = dir_.path() / "busy";
   std::filesystem::create_directories(dest);

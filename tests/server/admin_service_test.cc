@@ -37,6 +37,7 @@ class AdminTest : public ::testing::Test {
   static void ExpectEndsComplete(const Figures& f) {
     ASSERT_FALSE(f.empty()) << "at least the final report";
     for (size_t i = 1; i < f.size(); ++i) EXPECT_GE(f[i].first, f[i - 1].first) << "progress never goes back";
+    for (const auto& [done, total] : f) EXPECT_GT(total, 0u) << "a report always has a total";
     EXPECT_EQ(f.back().first, f.back().second);
   }
   storage::testing::TempDir dir_;
