@@ -22,6 +22,12 @@ uint64_t NowMicros() {
 
 std::string OrderStream(const std::string& order_id) { return "order-" + order_id; }
 
+std::optional<std::string> OrderIdOf(std::string_view stream) {
+  constexpr std::string_view kPrefix = "order-";
+  if (stream.size() <= kPrefix.size() || stream.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  return std::string(stream.substr(kPrefix.size()));
+}
+
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index) {
   const XXH128_hash_t h = XXH3_128bits_withSeed(command_id.data(), command_id.size(), index);
   storage::EventId id;
@@ -30,6 +36,14 @@ storage::EventId CommandEventId(const std::string& command_id, uint32_t index) {
   id.bytes[6] = static_cast<uint8_t>((id.bytes[6] & 0x0f) | 0x80);  // UUID version 8: derived
   id.bytes[8] = static_cast<uint8_t>((id.bytes[8] & 0x3f) | 0x80);
   return id;
+}
+
+storage::Result<std::optional<OrderState>> OrderCommands::SaveSnapshot(const std::string& order_id) const {
+  auto state = Load(order_id);
+  if (!state.ok()) return state.status();
+  if (state->status == OrderStatus::kNone) return std::optional<OrderState>();
+  if (auto s = snapshots_.Save(OrderStream(order_id), *state); !s.ok()) return s;
+  return std::optional<OrderState>(std::move(state).value());
 }
 
 storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, LoadStats* stats) const {

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "domain/order.h"
@@ -19,6 +20,8 @@
 namespace esd::domain {
 
 std::string OrderStream(const std::string& order_id);  // "order-<id>"
+// The id in an order's stream name ("order-<id>", the id not empty); nullopt for any other.
+std::optional<std::string> OrderIdOf(std::string_view stream);
 
 // 16 bytes from (command id, index of the event in the command), the same every time.
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index);
@@ -44,6 +47,10 @@ class OrderCommands {
   // The order: its latest snapshot plus the events after it. kCorruption if the stream
   // holds something that is not an order event (named by position).
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
+
+  // Loads the order and writes its snapshot now, whatever the policy says (an operator's
+  // `snapshot create`). The state written, or nullopt when the order has no events.
+  storage::Result<std::optional<OrderState>> SaveSnapshot(const std::string& order_id) const;
 
   struct Accepted {
     uint64_t first_version = 0, last_version = 0;

@@ -56,22 +56,26 @@ kj::Maybe<rpc::ProgressSink::Client> SinkOf(Params params) {
   return params.getProgress();
 }
 
+void RequireProjection(capnp::Text::Reader name) {
+  if (name != "orders") Fail("unknown projection '" + Str(name) + "' (there is one: orders)");
+}
+
 // What a snapshot target names: an order's stream, or the projection.
 struct Target {
   bool projection = false;
   std::string stream;  // "order-<id>"
+  std::string order_id;
 };
 Target TargetOf(rpc::SnapshotTarget::Reader t) {
   if (t.isProjection()) {
-    if (t.getProjection() != "orders") Fail("unknown projection '" + Str(t.getProjection()) + "' (there is one: orders)");
-    return {true, ""};
+    RequireProjection(t.getProjection());
+    return {true, "", ""};
   }
   KJ_REQUIRE(t.isStream(), "a snapshot target is a stream or a projection");
   std::string stream = Str(t.getStream());
-  if (stream.rfind("order-", 0) != 0 || stream.size() == 6) {
-    Fail("'" + stream + "' has no snapshots: only order streams (order-ID) do");
-  }
-  return {false, std::move(stream)};
+  auto id = domain::OrderIdOf(stream);
+  if (!id) Fail("'" + stream + "' has no snapshots: only order streams (order-ID) do");
+  return {false, std::move(stream), std::move(*id)};
 }
 
 std::filesystem::path PathOf(const ServerContext& ctx, const Target& t) {
@@ -101,7 +105,7 @@ class AdminImpl final : public rpc::Admin::Server {
 
   kj::Promise<void> rebuildProjection(RebuildProjectionContext context) override {
     auto params = context.getParams();
-    if (params.getName() != "orders") Fail("unknown projection '" + Str(params.getName()) + "' (there is one: orders)");
+    RequireProjection(params.getName());
     ProjectionRunner& projection = ctx_.projection;
     const storage::Store& store = ctx_.store;
     Sample sample = [&projection, &store] {
@@ -229,13 +233,12 @@ class AdminImpl final : public rpc::Admin::Server {
     if (t.projection) {
       saved = ctx_.projection.SaveSnapshot();  // at its checkpoint, on this loop like every save
     } else {
-      auto state = ctx_.orders.Load(t.stream.substr(6));
-      if (!state.ok()) Fail("loading " + t.stream + " failed: " + state.status().ToString());
-      if (state->status == domain::OrderStatus::kNone) {
+      auto written = ctx_.orders.SaveSnapshot(t.order_id);
+      saved = written.ok() ? storage::Status::Ok() : written.status();
+      if (written.ok() && !*written) {
         results.setFound(false);
         return kj::READY_NOW;
       }
-      saved = domain::OrderSnapshots(ctx_.store.directory()).Save(t.stream, *state);
     }
     if (!saved.ok()) Fail("writing the snapshot failed: " + saved.ToString());
     results.setFound(true);

@@ -21,10 +21,6 @@ kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std
   return paf.promise.attach(kj::defer([&ctx] { --ctx.appends_in_flight; }));
 }
 
-}  // namespace esd::server
-
-namespace esd::server {
-
 void OffLoopJobs::Start(std::function<void()> job) {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     if (it->ended->load(std::memory_order_acquire)) {

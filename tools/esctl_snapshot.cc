@@ -64,7 +64,7 @@ Target TargetOf(const Invocation& inv) {
     }
     return Target::Projection(*p);
   }
-  if (inv.positional.empty() || inv.positional[0].rfind("order-", 0) != 0 || inv.positional[0].size() == 6) {
+  if (inv.positional.empty() || !domain::OrderIdOf(inv.positional[0])) {
     throw UsageError(inv.command + ": give an order stream (order-ID) or --projection orders; only orders have "
                      "snapshots");
   }
@@ -180,9 +180,9 @@ int CreateOffline(const std::filesystem::path& dir, const Target& t, bool json) 
     auto n = p.CatchUp(*store);
     saved = n.ok() ? p.SaveSnapshot(PathOf(dir, t)) : n.status();
   } else {
-    auto state = domain::OrderCommands(*store).Load(t.name.substr(6));
-    if (state.ok() && state->status == domain::OrderStatus::kNone) return Created(t, std::nullopt, json);
-    saved = state.ok() ? domain::OrderSnapshots(dir).Save(t.name, *state) : state.status();
+    auto written = domain::OrderCommands(*store).SaveSnapshot(*domain::OrderIdOf(t.name));
+    if (written.ok() && !*written) return Created(t, std::nullopt, json);
+    saved = written.ok() ? storage::Status::Ok() : written.status();
   }
   if (!saved.ok()) {
     Note("could not write the snapshot of " + What(t) + ": " + saved.message());

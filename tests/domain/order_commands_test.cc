@@ -125,6 +125,33 @@ TEST_F(OrderCommandsTest, AStreamWithAForeignEventIsReportedAsCorruptionByPositi
   EXPECT_NE(state.status().message().find("position 0"), std::string::npos) << state.status().message();
 }
 
+TEST_F(OrderCommandsTest, ASnapshotOnDemandHoldsTheOrderAndAnOrderWithoutEventsGetsNone) {
+  OrderCommands::Options never;
+  never.snapshot_every = 0;  // the policy writes none: only the explicit call does
+  OrderCommands orders(*store_, never);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));
+  auto written = orders.SaveSnapshot("o1");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_TRUE(written->has_value());
+  EXPECT_EQ((*written)->version, 1u);
+  const auto loaded = OrderSnapshots(dir_.path()).Load("order-o1");
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(*loaded, **written);
+  auto none = orders.SaveSnapshot("nobody");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_FALSE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-nobody")));
+}
+
+TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {
+  EXPECT_EQ(OrderIdOf("order-o1"), "o1");
+  EXPECT_EQ(OrderIdOf(OrderStream("x-y")), "x-y");
+  EXPECT_EQ(OrderIdOf("order-"), std::nullopt) << "no id";
+  EXPECT_EQ(OrderIdOf("orders"), std::nullopt);
+  EXPECT_EQ(OrderIdOf("bulk-1"), std::nullopt);
+}
+
 TEST(CommandEventId, IsStablePerCommandAndIndexAndDiffersOtherwise) {
   EXPECT_EQ(CommandEventId("a", 0), CommandEventId("a", 0));
   EXPECT_NE(CommandEventId("a", 0), CommandEventId("a", 1));
