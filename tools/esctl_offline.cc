@@ -214,9 +214,10 @@ int Dump(const Invocation& inv) {
   // Mapped, not read: a listing for one position touches only the pages it walks.
   auto segment = storage::Segment::OpenReadOnly(file);
   if (!segment.ok()) {
+    const bool damaged = segment.status().code() == storage::Status::Code::kCorruption;  // a bad header
     Note(std::filesystem::exists(file) ? "cannot read " + file.string() + ": " + segment.status().message()
                                        : "no segment file " + file.string());
-    return std::filesystem::exists(file) ? kExitDamage : kExitFailure;
+    return damaged ? kExitDamage : kExitFailure;
   }
   const std::span<const uint8_t> bytes = (*segment)->bytes();
   const uint8_t* data = bytes.data();

@@ -73,6 +73,14 @@ TEST_F(EsctlDumpTest, BadUsageSaysWhatIsNeeded) {
   EXPECT_EQ(RunEsctl({"dump", "x.seg"}).code, 2) << "no --data-dir";
 }
 
+TEST_F(EsctlDumpTest, ADamagedSegmentHeaderIsDamageNotAMissingFile) {
+  const auto seg = SegmentFiles(dir_.path())[0];
+  storage::testing::FlipByte(seg, 8);
+  const Result r = Dump({seg.filename().string()});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_NE(r.err.find("bad segment header"), std::string::npos) << r.err;
+}
+
 TEST(EsctlDump, WorksOnTheFilesOfARunningDaemonWhileItServes) {
   storage::testing::TempDir dir;
   testing::EsdProcess esd(dir.path() / "data");
