@@ -65,7 +65,7 @@ void Preallocator::Run() {
     const auto ready = SparePath(next_spare_, ".ready");
     lock.unlock();
     Status s = CreateZeroFilledFile(path, segment_size_, &stop_);
-    if (s.ok() && ::rename(path.c_str(), ready.c_str()) != 0) s = Status::IOError("rename " + path.string(), errno);
+    if (s.ok()) s = RenameFile(path, ready);
     if (s.ok()) s = SyncDirectory(dir_);
     lock.lock();
     if (s.ok()) {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -15,6 +16,14 @@ namespace esd::storage {
 
 namespace {
 
+std::atomic<FileFaults*> g_faults{nullptr};
+
+// The fault to inject before `op` on `path`, if a test installed any.
+InjectedFault Inject(FileOp op, const std::filesystem::path& path) {
+  FileFaults* f = g_faults.load(std::memory_order_acquire);
+  return f == nullptr ? InjectedFault{} : f->Before(op, path);
+}
+
 Status ErrnoStatus(const std::string& what, int err) {
   if (err == ENOSPC || err == EDQUOT) return Status::OutOfSpace(what + ": " + std::strerror(err));
   return Status::IOError(what, err);
@@ -22,10 +31,27 @@ Status ErrnoStatus(const std::string& what, int err) {
 
 }  // namespace
 
+const char* FileOpName(FileOp op) {
+  switch (op) {
+    case FileOp::kOpen: return "open";
+    case FileOp::kWrite: return "pwrite";
+    case FileOp::kSync: return "fdatasync";
+    case FileOp::kSyncDir: return "fsync(dir)";
+    case FileOp::kRename: return "rename";
+    case FileOp::kRemove: return "unlink";
+    case FileOp::kTruncate: return "ftruncate";
+    case FileOp::kMap: return "mmap";
+  }
+  return "?";
+}
+
+void SetFileFaults(FileFaults* faults) { g_faults.store(faults, std::memory_order_release); }
+
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = o.fd_;
+    path_ = std::move(o.path_);
     o.fd_ = -1;
   }
   return *this;
@@ -36,17 +62,25 @@ File::~File() {
 }
 
 Result<File> File::Open(const std::filesystem::path& path, int flags, int mode) {
+  if (auto f = Inject(FileOp::kOpen, path); f.error != 0) return ErrnoStatus("open " + path.string(), f.error);
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("open " + path.string(), errno);
-  return File(fd);
+  return File(fd, path);
 }
 
 Status File::WriteAt(uint64_t offset, std::span<const uint8_t> data) const {
   while (!data.empty()) {
+    const InjectedFault fault = Inject(FileOp::kWrite, path_);
+    if (fault.error != 0 && fault.short_write && data.size() > 1) {
+      // A short write: the first half reaches the file, then the device gives up.
+      const size_t half = data.size() / 2;
+      if (::pwrite(fd_, data.data(), half, static_cast<off_t>(offset)) < 0) return ErrnoStatus("pwrite " + path_.string(), errno);
+    }
+    if (fault.error != 0) return ErrnoStatus("pwrite " + path_.string(), fault.error);
     ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("pwrite", errno);
+      return ErrnoStatus("pwrite " + path_.string(), errno);
     }
     data = data.subspan(static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
@@ -60,7 +94,7 @@ Result<size_t> File::ReadAt(uint64_t offset, std::span<uint8_t> data) const {
     ssize_t n = ::pread(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("pread", errno);
+      return ErrnoStatus("pread " + path_.string(), errno);
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
@@ -69,14 +103,21 @@ Result<size_t> File::ReadAt(uint64_t offset, std::span<uint8_t> data) const {
 }
 
 Status File::DataSync() const {
-  if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", errno);
+  if (auto f = Inject(FileOp::kSync, path_); f.error != 0) return ErrnoStatus("fdatasync " + path_.string(), f.error);
+  if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_.string(), errno);
   return Status::Ok();
 }
 
 Result<uint64_t> File::Size() const {
   struct stat st;
-  if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat", errno);
+  if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat " + path_.string(), errno);
   return static_cast<uint64_t>(st.st_size);
+}
+
+Status File::Truncate(uint64_t size) const {
+  if (auto f = Inject(FileOp::kTruncate, path_); f.error != 0) return ErrnoStatus("ftruncate " + path_.string(), f.error);
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return ErrnoStatus("ftruncate " + path_.string(), errno);
+  return Status::Ok();
 }
 
 Status File::WriteZeros(uint64_t offset, uint64_t length) const {
@@ -114,8 +155,9 @@ MappedFile::~MappedFile() {
 Result<MappedFile> MappedFile::Map(const File& file, size_t size) {
   MappedFile m;
   if (size == 0) return m;
+  if (auto f = Inject(FileOp::kMap, file.path()); f.error != 0) return ErrnoStatus("mmap " + file.path().string(), f.error);
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, file.fd(), 0);
-  if (p == MAP_FAILED) return Status::IOError("mmap", errno);
+  if (p == MAP_FAILED) return ErrnoStatus("mmap " + file.path().string(), errno);
   m.data_ = static_cast<const uint8_t*>(p);
   m.size_ = size;
   return m;
@@ -124,7 +166,33 @@ Result<MappedFile> MappedFile::Map(const File& file, size_t size) {
 Status SyncDirectory(const std::filesystem::path& dir) {
   auto f = File::Open(dir, O_RDONLY | O_DIRECTORY);
   if (!f.ok()) return f.status();
+  if (auto fault = Inject(FileOp::kSyncDir, dir); fault.error != 0) return ErrnoStatus("fsync " + dir.string(), fault.error);
   if (::fsync(f->fd()) != 0) return Status::IOError("fsync " + dir.string(), errno);
+  return Status::Ok();
+}
+
+Status CreateDirectoriesDurably(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return Status::Ok();
+  const std::filesystem::path parent = dir.has_parent_path() ? dir.parent_path() : std::filesystem::path(".");
+  if (dir.has_parent_path() && dir.parent_path() != dir) {
+    if (Status s = CreateDirectoriesDurably(parent); !s.ok()) return s;
+  }
+  if (!std::filesystem::create_directory(dir, ec) && ec) return Status::IOError("create " + dir.string() + ": " + ec.message());
+  // The new directory's own entries (none yet) and its name in the parent.
+  if (Status s = SyncDirectory(dir); !s.ok()) return s;
+  return SyncDirectory(parent);
+}
+
+Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (auto f = Inject(FileOp::kRename, from); f.error != 0) return ErrnoStatus("rename " + from.string(), f.error);
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename " + from.string() + " to " + to.string(), errno);
+  return Status::Ok();
+}
+
+Status RemoveFile(const std::filesystem::path& path) {
+  if (auto f = Inject(FileOp::kRemove, path); f.error != 0) return ErrnoStatus("unlink " + path.string(), f.error);
+  if (::unlink(path.c_str()) != 0) return ErrnoStatus("unlink " + path.string(), errno);
   return Status::Ok();
 }
 
@@ -141,10 +209,9 @@ Status WriteFileAtomically(const std::filesystem::path& path, std::span<const ui
       return s;
     }
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
+  if (Status s = RenameFile(tmp, path); !s.ok()) {
     ::unlink(tmp.c_str());
-    return Status::IOError("rename " + tmp.string(), err);
+    return s;
   }
   return SyncDirectory(path.has_parent_path() ? path.parent_path() : std::filesystem::path("."));
 }
@@ -164,7 +231,7 @@ Result<DirectoryLock> DirectoryLock::Acquire(const std::filesystem::path& dir) {
                           "); stop it or choose another --data-dir");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(f->fd(), 0) == 0) {
+  if (f->Truncate(0).ok()) {
     (void)f->WriteAt(0, std::span(reinterpret_cast<const uint8_t*>(pid.data()), pid.size()));
   }
   return DirectoryLock(std::move(f).value());

@@ -1,5 +1,9 @@
 // POSIX file primitives with RAII ownership. Nothing here knows the log format; the I/O
 // policy (when to sync, how to preallocate) lives with the code that calls these.
+//
+// Every file operation of storage/ (and of the snapshots in domain/) goes through this
+// file, so that tests can make any one of them fail: see FileFaults below. Code elsewhere
+// must not call open/pwrite/fdatasync/rename/unlink/mmap on store files directly.
 #pragma once
 
 #include <cstddef>
@@ -12,12 +16,45 @@
 
 namespace esd::storage {
 
+// ---- Fault injection, in the spirit of leveldb's Env and RocksDB's FaultInjectionTestFS ----
+//
+// Tests install a FileFaults to make the Nth write, sync, rename ... fail. Production code
+// never installs one; the cost when none is installed is one relaxed atomic load per call.
+enum class FileOp : uint8_t {
+  kOpen,      // File::Open (creating or not)
+  kWrite,     // File::WriteAt, File::WriteZeros: each pwrite
+  kSync,      // File::DataSync (fdatasync)
+  kSyncDir,   // SyncDirectory (fsync of a directory)
+  kRename,    // RenameFile, and the rename inside WriteFileAtomically
+  kRemove,    // RemoveFile
+  kTruncate,  // File::Truncate (ftruncate)
+  kMap,       // MappedFile::Map (mmap)
+};
+inline constexpr int kFileOpCount = 8;
+const char* FileOpName(FileOp op);
+
+struct InjectedFault {
+  int error = 0;             // errno to fail with; 0: no fault, the call goes ahead
+  bool short_write = false;  // kWrite only: write the first half for real, then fail
+};
+
+class FileFaults {
+ public:
+  virtual ~FileFaults() = default;
+  // Called before each operation, on whichever thread makes it. `path` is the file (for a
+  // rename: its source). Must be thread-safe.
+  virtual InjectedFault Before(FileOp op, const std::filesystem::path& path) = 0;
+};
+
+// Installs `faults` for every file operation of this process; nullptr removes it. The
+// object must outlive its installation. For tests only.
+void SetFileFaults(FileFaults* faults);
+
 // An open file descriptor; closed by the destructor.
 class File {
  public:
   File() = default;
-  explicit File(int fd) : fd_(fd) {}
-  File(File&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  File(File&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
   File& operator=(File&& o) noexcept;
   File(const File&) = delete;
   File& operator=(const File&) = delete;
@@ -28,6 +65,7 @@ class File {
 
   int fd() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  const std::filesystem::path& path() const { return path_; }
 
   // Writes all of `data` at `offset`, retrying short writes. ENOSPC and EDQUOT come back as
   // kOutOfSpace, other failures as kIOError.
@@ -39,9 +77,13 @@ class File {
   // Makes [offset, offset + length) real zero bytes on disk (written, not a hole), so that
   // later overwrites allocate nothing and fdatasync does not commit metadata.
   Status WriteZeros(uint64_t offset, uint64_t length) const;
+  // ftruncate(2): sets the file's size.
+  Status Truncate(uint64_t size) const;
 
  private:
+  File(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
   int fd_ = -1;
+  std::filesystem::path path_;  // for error messages and fault injection
 };
 
 // A read-only shared mapping of a whole file. Readers see what the writer pwrite()s because
@@ -69,6 +111,14 @@ class MappedFile {
 
 // fsync of a directory, so that a create, rename or unlink inside it is durable.
 Status SyncDirectory(const std::filesystem::path& dir);
+
+// Creates `dir` and any missing parents, and makes each one it created durable (fsync of
+// the new directory and of the one that holds it). Existing directories are left alone.
+Status CreateDirectoriesDurably(const std::filesystem::path& dir);
+
+// rename(2) and unlink(2), as Status. Neither syncs the directory: the caller does, once.
+Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to);
+Status RemoveFile(const std::filesystem::path& path);
 
 // Writes `bytes` to `path` atomically: a temporary file, fdatasync, rename, fsync(dir).
 Status WriteFileAtomically(const std::filesystem::path& path, std::span<const uint8_t> bytes);
