@@ -13,6 +13,11 @@ namespace esd::storage {
 
 uint64_t StreamNameHash(std::string_view stream) { return format::Checksum(stream.data(), stream.size()); }
 
+std::string IndexRebuildNote(const std::string& file, const Status& why) {
+  return file + ": " + (why.code() == Status::Code::kNotFound ? std::string("missing") : why.message()) +
+         "; open rebuilds it from its segment, and nothing is lost";
+}
+
 namespace {
 
 struct NamedRun {
@@ -123,7 +128,7 @@ Status IndexFile::Write(const std::filesystem::path& path, SegmentId id, GlobalP
 }
 
 Result<std::unique_ptr<IndexFile>> IndexFile::Load(const std::filesystem::path& path, SegmentId id,
-                                                   GlobalPosition first_position) {
+                                                   GlobalPosition first_position, uint64_t segment_bytes) {
   auto file = File::Open(path, O_RDONLY);
   if (!file.ok()) {
     if (!std::filesystem::exists(path)) return Status::NotFound(path.string() + " does not exist");
@@ -165,12 +170,36 @@ Result<std::unique_ptr<IndexFile>> IndexFile::Load(const std::filesystem::path& 
   f->sparse_ = reinterpret_cast<const SparseEntry*>(p);
   p += uint64_t{h.sparse_count} * sizeof(SparseEntry);
   f->names_ = reinterpret_cast<const char*>(p);
-  // Entries point into the names and offsets: check them once so lookups need not.
+  // Entries point into the names, the offsets and the segment: check them once so lookups
+  // need not. A checksum only proves the file is as written, not that it was right.
+  if (h.end_offset < format::kSegmentHeaderSize || h.end_offset > segment_bytes || h.end_offset % format::kAlignment != 0) {
+    return Status::Corruption(where + "end offset " + std::to_string(h.end_offset) + " lies outside its segment (" +
+                              std::to_string(segment_bytes) + " bytes)");
+  }
+  if (h.end_position < h.first_position) return Status::Corruption(where + "ends before it starts");
+  const uint64_t min_offset = format::kSegmentHeaderSize + format::kBatchHeaderSize;
+  const uint64_t max_offset = h.end_offset - format::kEventHeaderSize;  // a whole event header fits
   for (uint32_t k = 0; k < h.run_count; ++k) {
     const RunEntry& e = f->runs_[k];
     if (uint64_t{e.name_offset} + e.name_size > h.names_size || e.count == 0 ||
-        uint64_t{e.first_offset_index} + e.count > h.offset_count) {
+        uint64_t{e.first_offset_index} + e.count > h.offset_count || e.last_position < h.first_position ||
+        e.last_position >= h.end_position) {
       return Status::Corruption(where + "run entry " + std::to_string(k) + " out of bounds");
+    }
+  }
+  for (uint32_t k = 0; k < h.offset_count; ++k) {
+    const uint32_t o = f->offsets_[k];
+    if (o < min_offset || o > max_offset || o % format::kAlignment != 0) {
+      return Status::Corruption(where + "event offset " + std::to_string(o) + " (entry " + std::to_string(k) +
+                                ") lies outside its segment's log");
+    }
+  }
+  for (uint32_t k = 0; k < h.sparse_count; ++k) {
+    const SparseEntry& e = f->sparse_[k];
+    if (e.offset < format::kSegmentHeaderSize || e.offset >= h.end_offset || e.offset % format::kAlignment != 0 ||
+        e.position < h.first_position || e.position >= h.end_position ||
+        (k > 0 && (e.position <= f->sparse_[k - 1].position || e.offset <= f->sparse_[k - 1].offset))) {
+      return Status::Corruption(where + "sparse entry " + std::to_string(k) + " out of bounds");
     }
   }
   for (uint32_t k = 0; k < h.tip_count; ++k) {
@@ -202,9 +231,7 @@ const Entry* IndexFile::Lookup(const Entry* entries, size_t count, std::string_v
 std::optional<StreamRun> IndexFile::Find(std::string_view stream) const {
   const RunEntry* e = Lookup(runs_, header_.run_count, stream);
   if (e == nullptr) return std::nullopt;
-  return StreamRun{StreamVersion(e->first_version),
-                   std::span<const uint32_t>(offsets_ + e->first_offset_index, e->count),
-                   GlobalPosition(e->last_position), e->last_timestamp};
+  return ToRun(*e);
 }
 
 std::optional<StreamTip> IndexFile::Tip(std::string_view stream) const {

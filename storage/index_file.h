@@ -48,10 +48,20 @@ class IndexFile {
                       GlobalPosition end_position, uint64_t end_offset, const MemIndex& index,
                       const IndexFile* previous);
 
-  // Maps and verifies the file: both checksums and that it belongs to this segment.
+  // Maps and verifies the file: both checksums, that it belongs to this segment, and that
+  // every offset in it (event, sparse, end) lies inside the segment's `segment_bytes` and
+  // every position inside the segment's range, so lookups need no further bounds checks.
   // kCorruption when damaged, kNotFound when missing.
   static Result<std::unique_ptr<IndexFile>> Load(const std::filesystem::path& path, SegmentId id,
-                                                 GlobalPosition first_position);
+                                                 GlobalPosition first_position, uint64_t segment_bytes);
+
+  template <typename F>  // f(std::string_view stream, const StreamRun&), in hash order
+  void ForEachRun(F&& f) const {
+    for (uint32_t i = 0; i < header_.run_count; ++i) {
+      const RunEntry& e = runs_[i];
+      f(Name(e.name_offset, e.name_size), ToRun(e));
+    }
+  }
 
   std::optional<StreamRun> Find(std::string_view stream) const;
   std::optional<StreamTip> Tip(std::string_view stream) const;
@@ -108,6 +118,10 @@ class IndexFile {
  private:
   IndexFile() = default;
   std::string_view Name(uint32_t offset, uint32_t size) const;
+  StreamRun ToRun(const RunEntry& e) const {
+    return StreamRun{StreamVersion(e.first_version), std::span<const uint32_t>(offsets_ + e.first_offset_index, e.count),
+                     GlobalPosition(e.last_position), e.last_timestamp};
+  }
   template <typename Entry>
   const Entry* Lookup(const Entry* entries, size_t count, std::string_view stream) const;
 
@@ -127,5 +141,9 @@ static_assert(sizeof(IndexFile::TipEntry) == 40);
 static_assert(sizeof(SparseEntry) == 16);
 
 uint64_t StreamNameHash(std::string_view stream);
+
+// The note that recovery logs and verify prints for an index file that Load refused with
+// `why` (missing, damaged, of another segment): open rebuilds it, so nothing is lost.
+std::string IndexRebuildNote(const std::string& file, const Status& why);
 
 }  // namespace esd::storage

@@ -24,7 +24,7 @@ std::optional<uint64_t> ParsePositionName(const std::filesystem::path& p) {
 }
 
 std::string Where(const Segment& s, uint64_t offset) {
-  return "segment " + s.path().filename().string() + " offset " + std::to_string(offset);
+  return SegmentFileName(s.path()) + " offset " + std::to_string(offset);
 }
 
 }  // namespace
@@ -62,6 +62,29 @@ Status Store::Impl::Recover() {
     found.emplace_back(0, (*seg)->path());
   }
 
+  // What the operator can do about damage before the end of the log.
+  const std::string remedy = ". The store will not open past damaged data: run 'esctl salvage --data-dir " +
+                             dir_.string() + "' to move it and everything after it aside (nothing is deleted), or "
+                             "restore the data directory from a backup";
+  auto damaged = [&](const Segment& seg, const ScanResult& r, const std::string& problem) {
+    return Status::Damaged({SegmentFileName(seg.path()), r.end_offset, r.end_position.value}, problem + remedy);
+  };
+  // Versions of a stream are dense along the whole log: a batch of segment k continues
+  // where its stream stood at the end of the segments before (their tips) or earlier in k.
+  auto expected_version = [&](size_t k, const MemIndex* mem, std::string_view stream) {
+    if (mem != nullptr) {
+      if (auto run = mem->Find(stream)) return run->last_version() + 1;
+    }
+    auto tip = k > 0 ? SealedTipLocked(k - 1, stream) : std::nullopt;
+    return tip ? tip->last_version + 1 : StreamVersion(0);
+  };
+  auto continuity = [&](size_t k, const MemIndex* mem) -> BatchJudge {
+    return [&, k, mem](const ScannedBatch& b) -> std::string {
+      const StreamVersion want = expected_version(k, mem, b.stream);
+      return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
+    };
+  };
+
   GlobalPosition expected_first(0);
   for (size_t k = 0; k < found.size(); ++k) {
     auto seg = Segment::Open(found[k].second);
@@ -82,31 +105,50 @@ Status Store::Impl::Recover() {
     if (!last) {
       slot->sealed = true;
       const auto idx_path = IndexPath(segments_dir_, s.first_position());
-      auto idx = IndexFile::Load(idx_path, s.id(), s.first_position());
+      auto idx = IndexFile::Load(idx_path, s.id(), s.first_position(), s.size());
       if (idx.ok()) {
+        // The index is trusted for where things are (reads still verify every batch), but
+        // not for whether streams continue: that is checked against the segments before.
+        std::string gap;
+        (*idx)->ForEachRun([&](std::string_view stream, const StreamRun& run) {
+          const StreamVersion want = expected_version(k, nullptr, stream);
+          if (gap.empty() && run.first_version != want) {
+            gap = Where(s, run.offsets[0]) + ": " + VersionGapProblem(stream, run.first_version, want);
+          }
+        });
+        if (!gap.empty()) return Status::Corruption(gap + " (according to " + SegmentFileName(idx_path) + ")" + remedy);
         slot->idx = std::move(idx).value();
         slot->end_offset = slot->idx->end_offset();
         slot->end_position = slot->idx->end_position();
       } else {
+        recovery_.notes.push_back(IndexRebuildNote(SegmentFileName(idx_path), idx.status()));
         // Rebuild from the segment. A sealed segment was durable before the next began, so
-        // any bad batch in it is corruption, never a torn tail.
+        // any bad batch in it is damage, never a torn tail.
         auto mem = std::make_shared<MemIndex>();
-        ScanResult r = ScanSegment(s, format::kSegmentHeaderSize, s.first_position(), 0, [&](const ScannedBatch& b) {
+        SegmentVerdict v = JudgeSegment(s, false, [&](const ScannedBatch& b) {
           mem->AddBatch(b.stream, b.first_version, GlobalPosition(b.header.first_position),
                         b.header.timestamp_micros, b.offset, b.header.batch_size, b.event_offsets);
-        });
-        if (!r.clean) {
-          return Status::Corruption(Where(s, r.end_offset) + " (position " + std::to_string(r.end_position.value) +
-                                    "): " + r.problem + " in a sealed segment");
-        }
-        slot->end_offset = r.end_offset;
-        slot->end_position = r.end_position;
+        }, continuity(k, mem.get()));
+        if (v.kind != SegmentVerdict::Kind::kClean) return damaged(s, v.scan, v.problem);
+        slot->end_offset = v.scan.end_offset;
+        slot->end_position = v.scan.end_position;
+        s.MarkVerified(v.scan.end_offset, v.scan.end_position, v.scan.last_timestamp);
         const IndexFile* previous = k > 0 ? segments_[k - 1]->idx.get() : nullptr;
-        Status w = IndexFile::Write(idx_path, s.id(), s.first_position(), r.end_position, r.end_offset, *mem, previous);
-        auto loaded = w.ok() ? IndexFile::Load(idx_path, s.id(), s.first_position()) : Result<std::unique_ptr<IndexFile>>(w);
-        if (!loaded.ok()) return loaded.status();
-        slot->idx = std::move(loaded).value();
-        ++recovery_.index_files_rebuilt;
+        Status w = previous != nullptr || k == 0
+                       ? IndexFile::Write(idx_path, s.id(), s.first_position(), v.scan.end_position,
+                                          v.scan.end_offset, *mem, previous)
+                       : Status::IOError("the index before it is not written either");
+        auto loaded = w.ok() ? IndexFile::Load(idx_path, s.id(), s.first_position(), s.size())
+                             : Result<std::unique_ptr<IndexFile>>(w);
+        if (loaded.ok()) {
+          slot->idx = std::move(loaded).value();
+          ++recovery_.index_files_rebuilt;
+        } else {
+          // A full disk must not keep the store from opening: serve from memory, and let the
+          // index job write the file once the store runs (WriteIndexFor retries in order).
+          slot->mem = std::move(mem);
+          unindexed_at_open_.push_back(k);
+        }
       }
     }
     expected_first = slot->end_position;
@@ -125,32 +167,22 @@ Status Store::Impl::Recover() {
     (void)format::ParseEvent(seg.bytes().subspan(b.event_offsets[0]), &first, &size);
     RememberBatch(first.id, GlobalPosition(b.header.first_position), b.header.event_count);
   };
-  ScanResult r = ScanSegment(seg, format::kSegmentHeaderSize, seg.first_position(), 0, on_batch);
-  if (!r.clean) {
-    TailAnalysis t = AnalyzeTail(seg, r.end_offset);
-    const std::string where = Where(seg, r.end_offset) + " (position " + std::to_string(r.end_position.value) + ")";
-    if (t.vouched_for) {
-      if (!options_.open_past_corruption) {
-        return Status::Corruption(where + ": " + r.problem + ", and later batches were written after it was durable. "
-                                  "The store will not open past acknowledged data that is damaged; restore the "
-                                  "segment from a backup, or open with open_past_corruption to keep the events "
-                                  "before it and move the rest aside");
-      }
-      const auto aside = seg.path().string() + ".corrupt-" + std::to_string(r.end_offset);
-      Status s = WriteFileAtomically(aside, seg.bytes().subspan(r.end_offset, t.nonzero_end - r.end_offset));
-      if (!s.ok()) return s;
-      recovery_.corruption_moved_aside += where + ": " + r.problem + "; " +
-                                          std::to_string(t.nonzero_end - r.end_offset) + " bytes moved to " + aside + "\n";
-    } else {
-      recovery_.torn_bytes_discarded = t.nonzero_end - r.end_offset;
-      recovery_.torn_at = FileOffset(r.end_offset);
-    }
+  SegmentVerdict v = JudgeSegment(seg, true, on_batch, continuity(segments_.size() - 1, active.mem.get()));
+  const ScanResult& r = v.scan;
+  if (v.kind == SegmentVerdict::Kind::kDamaged) return damaged(seg, r, v.problem);
+  if (v.kind == SegmentVerdict::Kind::kTornTail) {
+    recovery_.torn_bytes_discarded = v.cut_bytes;
+    recovery_.torn_at = FileOffset(r.end_offset);
+    recovery_.notes.push_back(TornTailNote(seg, v));
     // Zero what follows the last good batch so the log ends there (synced just below).
-    Status s = seg.file().WriteZeros(r.end_offset, t.nonzero_end - r.end_offset);
+    Status s = seg.file().WriteZeros(r.end_offset, v.cut_bytes);
     if (!s.ok()) return s;
   }
+  // A backup's copy of this segment ends at its last batch: make the file whole to write on.
+  if (Status s = seg.ExtendToDeclaredSize(); !s.ok()) return s;
   active.end_offset = r.end_offset;
   active.end_position = r.end_position;
+  seg.MarkVerified(r.end_offset, r.end_position, r.last_timestamp);
   recovery_.tail_bytes_scanned = r.end_offset;
 
   // What the scan read may so far be only in the page cache (a process crash loses none of
@@ -158,19 +190,9 @@ Status Store::Impl::Recover() {
   Status s = seg.file().DataSync();
   if (!s.ok()) return s;
 
-  // Streams of the active segment: their run must continue where the sealed tips end.
-  Status continuity;
   active.mem->ForEachStream([&](std::string_view name, const StreamRun& run) {
-    auto before = segments_.size() > 1 ? SealedTipLocked(segments_.size() - 2, name) : std::nullopt;
-    const uint64_t expected = before ? before->last_version.value + 1 : 0;
-    if (run.first_version.value != expected && continuity.ok()) {
-      continuity = Status::Corruption("stream '" + std::string(name) + "' continues at version " +
-                                      std::to_string(run.first_version.value) + " in " +
-                                      seg.path().filename().string() + ", expected " + std::to_string(expected));
-    }
     streams_[std::string(name)] = StreamTip{run.last_version(), run.last_position, run.last_timestamp};
   });
-  if (!continuity.ok()) return continuity;
 
   // The last batch's timestamp: in the active segment, or the newest sealed tip.
   last_timestamp_ = r.last_timestamp;
@@ -178,7 +200,8 @@ Status Store::Impl::Recover() {
     const Segment& prev = *segments_[segments_.size() - 2]->segment;
     const SegmentSlot& prev_slot = *segments_[segments_.size() - 2];
     if (prev_slot.end_offset > format::kSegmentHeaderSize) {
-      auto floor = prev_slot.idx->SparseFloor(prev_slot.end_position - 1);
+      auto floor = prev_slot.idx ? prev_slot.idx->SparseFloor(prev_slot.end_position - 1)
+                                 : prev_slot.mem->SparseFloor(prev_slot.end_position - 1);
       uint64_t off = floor ? floor->offset : format::kSegmentHeaderSize;
       format::BatchHeader h;
       while (off < prev_slot.end_offset &&
@@ -193,6 +216,7 @@ Status Store::Impl::Recover() {
   sync_mark_ = active.end_offset;
   next_position_ = active.end_position;
   durable_.store(active.end_position.value, std::memory_order_release);
+  synced_.store(active.end_position.value, std::memory_order_release);
   recovery_.segments = segments_.size();
   recovery_.end_position = active.end_position;
   return Status::Ok();

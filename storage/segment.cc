@@ -52,25 +52,30 @@ Result<std::unique_ptr<Segment>> Segment::OpenAs(const std::filesystem::path& pa
                                                                             : "bad field") +
                               ")");
   }
-  uint64_t mapped = h.segment_size;
-  if (*size < h.segment_size) {
-    if (writable) {
-      Status s = file->WriteZeros(*size, h.segment_size - *size);
-      if (s.ok()) s = file->DataSync();
-      if (!s.ok()) return s;
-    } else {
-      mapped = *size;  // a mapping past the end of the file would fault where it is read
-    }
-  }
-  auto map = MappedFile::Map(*file, mapped);
+  (void)writable;
+  // A mapping past the end of the file would fault where it is read: map what there is.
+  auto map = MappedFile::Map(*file, std::min<uint64_t>(*size, h.segment_size));
   if (!map.ok()) return map.status();
   std::unique_ptr<Segment> seg(new Segment());
   seg->path_ = path;
   seg->id_ = SegmentId(h.segment_id);
   seg->first_ = GlobalPosition(h.first_position);
+  seg->verified_position_ = seg->first_;
+  seg->declared_ = h.segment_size;
   seg->file_ = std::move(file).value();
   seg->map_ = std::move(map).value();
   return seg;
+}
+
+Status Segment::ExtendToDeclaredSize() {
+  if (!is_short()) return Status::Ok();
+  Status s = file_.WriteZeros(size(), declared_ - size());
+  if (s.ok()) s = file_.DataSync();
+  if (!s.ok()) return s;
+  auto map = MappedFile::Map(file_, declared_);
+  if (!map.ok()) return map.status();
+  map_ = std::move(map).value();
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Segment>> Segment::Activate(File spare, const std::filesystem::path& spare_path,
@@ -82,16 +87,27 @@ Result<std::unique_ptr<Segment>> Segment::Activate(File spare, const std::filesy
   Status s = spare.WriteAt(0, raw);
   if (s.ok()) s = spare.DataSync();
   if (!s.ok()) return s;
-  const auto path = SegmentPath(segments_dir, first);
-  if (::rename(spare_path.c_str(), path.c_str()) != 0) return Status::IOError("rename " + path.string(), errno);
-  s = SyncDirectory(segments_dir);
-  if (!s.ok()) return s;
+  // Map before the rename: once the file has its segment name, every step must succeed or
+  // be undone, since a store that has <first>.seg must write on in it.
   auto map = MappedFile::Map(spare, size);
   if (!map.ok()) return map.status();
+  const auto path = SegmentPath(segments_dir, first);
+  s = RenameFile(spare_path, path);
+  if (!s.ok()) return s;
+  s = SyncDirectory(segments_dir);
+  if (!s.ok()) {
+    // Back to a temporary name, which the next open removes.
+    std::filesystem::path back = spare_path;
+    back.replace_extension(".tmp");
+    if (RenameFile(path, back).ok()) (void)SyncDirectory(segments_dir);
+    return s;
+  }
   std::unique_ptr<Segment> seg(new Segment());
   seg->path_ = path;
   seg->id_ = id;
   seg->first_ = first;
+  seg->verified_position_ = first;
+  seg->declared_ = size;
   seg->file_ = std::move(spare);
   seg->map_ = std::move(map).value();
   return seg;
@@ -120,7 +136,8 @@ Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size, co
 
 ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition first,
                        TimestampMicros min_timestamp,
-                       const std::function<void(const ScannedBatch&)>& on_batch) {
+                       const std::function<void(const ScannedBatch&)>& on_batch, const BatchJudge& judge,
+                       uint64_t stop_at) {
   const auto bytes = segment.bytes();
   ScanResult r;
   r.end_offset = offset;
@@ -132,14 +149,18 @@ ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition f
     r.problem = std::move(why);
     return r;
   };
-  while (true) {
+  while (r.end_offset < stop_at) {
     format::BatchHeader h;
-    auto check = format::CheckBatch(bytes.subspan(r.end_offset), true, &h);
+    auto check = format::CheckBatch(bytes.subspan(std::min<uint64_t>(r.end_offset, bytes.size())), true, &h);
     if (check == format::BatchCheck::kEndOfLog) return r;
-    if (check != format::BatchCheck::kOk) return fail(format::BatchCheckName(check));
+    if (check != format::BatchCheck::kOk) {
+      r.past_end_of_file = check == format::BatchCheck::kTruncated && segment.is_short();
+      return fail(format::BatchCheckName(check));
+    }
     if (h.segment_id != segment.id().value) return fail("batch stamped with segment id " + std::to_string(h.segment_id));
     if ((h.kind & format::kKindSafeToIgnore) != 0 && h.kind != format::kBatchKindEvents) {
       r.end_offset += h.batch_size;  // a record kind from a newer version that may be skipped
+      r.intact = false;
       continue;
     }
     if (h.first_position != r.end_position.value) {
@@ -147,6 +168,10 @@ ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition f
                   std::to_string(r.end_position.value));
     }
     if (h.timestamp_micros < r.last_timestamp) return fail("timestamp goes backwards");
+    // A whole batch where the log continues: what fails from here on is no torn write (a
+    // torn group leaves zeros or a bad checksum, and an orphan of one sits at a position
+    // that does not follow), so it is damage wherever it is.
+    r.intact = true;
     offsets.clear();
     uint64_t at = r.end_offset + format::kBatchHeaderSize;
     const uint64_t batch_end = r.end_offset + h.batch_size;
@@ -166,11 +191,17 @@ ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition f
       at += size;
     }
     if (at != batch_end) return fail("batch size does not match its events");
-    on_batch({r.end_offset, h, first_event.stream, first_event.version, offsets});
+    const ScannedBatch batch{r.end_offset, h, first_event.stream, first_event.version, offsets};
+    if (judge) {
+      if (std::string why = judge(batch); !why.empty()) return fail(std::move(why));
+    }
+    r.intact = false;
+    on_batch(batch);
     r.end_offset = batch_end;
     r.end_position = r.end_position + h.event_count;
     r.last_timestamp = h.timestamp_micros;
   }
+  return r;
 }
 
 TailAnalysis AnalyzeTail(const Segment& segment, uint64_t bad_offset) {
@@ -196,6 +227,80 @@ TailAnalysis AnalyzeTail(const Segment& segment, uint64_t bad_offset) {
     }
   }
   return t;
+}
+
+}  // namespace esd::storage
+
+namespace esd::storage {
+
+std::string SegmentFileName(const std::filesystem::path& path) { return "segments/" + path.filename().string(); }
+
+void Segment::MarkVerified(uint64_t end_offset, GlobalPosition end_position, TimestampMicros last_timestamp) const {
+  std::lock_guard lock(verify_mu_);
+  if (end_offset <= verified_offset_.load(std::memory_order_relaxed)) return;
+  verified_position_ = end_position;
+  verified_timestamp_ = last_timestamp;
+  verified_offset_.store(end_offset, std::memory_order_release);
+}
+
+Status Segment::Verify(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const {
+  if (verified_offset_.load(std::memory_order_acquire) >= std::min(upto, limit)) return Status::Ok();
+  std::lock_guard lock(verify_mu_);
+  uint64_t from = verified_offset_.load(std::memory_order_relaxed);
+  if (!damage_ && from < std::min(upto, limit)) {
+    // Scan on to `upto` but stop at the published end; a batch that straddles `upto` is
+    // checked whole, so `verified_offset_` always sits on a batch boundary.
+    ScanResult r = ScanSegment(*this, from, verified_position_, verified_timestamp_, [](const ScannedBatch&) {}, {}, upto);
+    if (r.end_offset > limit) r.end_offset = limit;  // cannot happen for a published end; be safe
+    verified_position_ = r.end_position;
+    verified_timestamp_ = r.last_timestamp;
+    verified_offset_.store(r.end_offset, std::memory_order_release);
+    if (!r.clean || (r.end_offset < std::min(upto, limit))) {
+      damage_ = Status::Damaged({SegmentFileName(path_), r.end_offset, r.end_position.value},
+                                (r.clean ? std::string("the log ends early") : r.problem) +
+                                    ": this batch does not verify and is not served");
+      if (found != nullptr) found->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (damage_ && std::min(upto, limit) > verified_offset_.load(std::memory_order_relaxed)) return *damage_;
+  return Status::Ok();
+}
+
+SegmentVerdict JudgeSegment(const Segment& segment, bool last_segment,
+                            const std::function<void(const ScannedBatch&)>& on_batch, const BatchJudge& judge) {
+  SegmentVerdict v;
+  v.scan = ScanSegment(segment, format::kSegmentHeaderSize, segment.first_position(), 0, on_batch, judge);
+  const ScanResult& r = v.scan;
+  if (r.clean) return v;
+  v.kind = SegmentVerdict::Kind::kDamaged;
+  v.problem = r.problem;
+  if (!last_segment) {
+    v.problem += " in a sealed segment";
+  } else if (r.intact) {
+    v.problem += " (the batch is whole: its checksum holds)";
+  } else if (r.past_end_of_file) {
+    v.problem += ": the file is " + std::to_string(segment.size()) + " bytes, its header says " +
+                 std::to_string(segment.declared_size()) + "; something cut it short inside a batch";
+  } else if (TailAnalysis t = AnalyzeTail(segment, r.end_offset); t.vouched_for) {
+    v.problem += ", and a later intact batch shows it had been durable (acknowledged)";
+  } else {
+    v.kind = SegmentVerdict::Kind::kTornTail;
+    v.cut_bytes = t.nonzero_end - r.end_offset;
+  }
+  return v;
+}
+
+std::string TornTailNote(const Segment& segment, const SegmentVerdict& v) {
+  return SegmentFileName(segment.path()) + " offset " + std::to_string(v.scan.end_offset) + " (position " +
+         std::to_string(v.scan.end_position.value) + "): " + v.problem +
+         ", and no later batch shows it had been durable: a write torn by a crash (never acknowledged), or "
+         "damage to the last batch acknowledged. Open cuts the log there: " +
+         std::to_string(v.cut_bytes) + " bytes";
+}
+
+std::string VersionGapProblem(std::string_view stream, StreamVersion found, StreamVersion expected) {
+  return "stream '" + std::string(stream) + "' continues at version " + std::to_string(found.value) + ", expected " +
+         std::to_string(expected.value);
 }
 
 }  // namespace esd::storage

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -23,11 +25,12 @@ std::filesystem::path IndexPath(const std::filesystem::path& segments_dir, Globa
 
 class Segment {
  public:
-  // Opens an existing segment and checks its header. A file shorter than the size in its
-  // header (a truncated tail) is extended with zeros, so that the mapping covers real bytes.
+  // Opens an existing segment and checks its header. Nothing is written: a file shorter
+  // than the size in its header (a backup's copy of an active segment ends at its last
+  // batch) is mapped as it is, and size() and bytes() cover just the bytes it has; once
+  // JudgeSegment has found it sound, ExtendToDeclaredSize makes it whole for writing.
   static Result<std::unique_ptr<Segment>> Open(const std::filesystem::path& path);
-  // The same without writing anything, for checking files (verify): a short file stays as
-  // it is, and size() and bytes() cover just the bytes it has.
+  // The same on a read-only descriptor, for checking files (verify, dump).
   static Result<std::unique_ptr<Segment>> OpenReadOnly(const std::filesystem::path& path);
 
   // Turns a zero-filled spare file into segment `id` starting at `first`: writes and syncs
@@ -36,12 +39,30 @@ class Segment {
                                                    const std::filesystem::path& segments_dir, SegmentId id,
                                                    GlobalPosition first, uint64_t size);
 
+  // A short file's missing end as real zero bytes, synced, and mapped. Open only.
+  Status ExtendToDeclaredSize();
+
   SegmentId id() const { return id_; }
   GlobalPosition first_position() const { return first_; }
-  uint64_t size() const { return map_.size(); }
+  uint64_t size() const { return map_.size(); }           // bytes mapped: the file's, at most declared
+  uint64_t declared_size() const { return declared_; }    // the size in the header
+  bool is_short() const { return size() < declared_; }
   const std::filesystem::path& path() const { return path_; }
   std::span<const uint8_t> bytes() const { return map_.bytes(); }
   const File& file() const { return file_; }
+
+  // ---- Verification for readers: nothing unverified leaves the store ----
+  // Makes sure every batch that starts below `upto` has had its checksum (and the record
+  // checks of ScanSegment) verified, scanning no further than `limit` (the published end of
+  // the log in this segment). The first call that reaches a bad batch records the damage
+  // and counts it once in `*found`; this and every later call that needs a batch at or past
+  // it get kCorruption naming the file, offset and position. Thread-safe; the common case
+  // (already verified) is one atomic load.
+  Status Verify(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const;
+  // For bytes whose batches were verified by other means: recovery's scan, or the writer
+  // that encoded them. `end_offset` is a batch boundary where position `end_position` starts.
+  void MarkVerified(uint64_t end_offset, GlobalPosition end_position, TimestampMicros last_timestamp) const;
+  uint64_t verified_offset() const { return verified_offset_.load(std::memory_order_acquire); }
 
  private:
   Segment() = default;
@@ -49,8 +70,15 @@ class Segment {
   std::filesystem::path path_;
   SegmentId id_;
   GlobalPosition first_;
+  uint64_t declared_ = 0;
   File file_;
   MappedFile map_;
+  // Readers' verification state; the offset is read unlocked, the rest under verify_mu_.
+  mutable std::mutex verify_mu_;
+  mutable std::atomic<uint64_t> verified_offset_{format::kSegmentHeaderSize};
+  mutable GlobalPosition verified_position_;
+  mutable TimestampMicros verified_timestamp_ = 0;
+  mutable std::optional<Status> damage_;
 };
 
 // Creates `path` filled with `size` zero bytes, durable. On failure (kOutOfSpace above all)
@@ -73,16 +101,53 @@ struct ScanResult {
   GlobalPosition end_position;     // one past its last event
   TimestampMicros last_timestamp = 0;
   bool clean = true;               // stopped at the end of the log (zeros)
-  // When not clean: what is wrong at end_offset.
+  // When not clean: what is wrong at end_offset, and whether the batch there was whole
+  // (its checksum held, but it does not fit the log: a wrong position, stamp, version ...)
+  // or ran past the end of the file.
   std::string problem;
+  bool intact = false;
+  bool past_end_of_file = false;
 };
 
+// Checks a good batch beyond what the scanner itself can: empty to accept it, else why not
+// (the batch is then treated as intact but wrong, and the scan stops before it).
+using BatchJudge = std::function<std::string(const ScannedBatch&)>;
+
 // Walks batches from `offset`, verifying checksums, the segment id stamp, dense positions
-// starting at `first`, non-decreasing timestamps and every event record. Calls `on_batch`
-// for each good batch, and stops at the end of the log or at the first bad batch.
+// starting at `first`, non-decreasing timestamps and every event record, then `judge` when
+// given. Calls `on_batch` for each good batch, and stops at the end of the log or at the
+// first bad batch.
 ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition first,
                        TimestampMicros min_timestamp,
-                       const std::function<void(const ScannedBatch&)>& on_batch);
+                       const std::function<void(const ScannedBatch&)>& on_batch,
+                       const BatchJudge& judge = {}, uint64_t stop_at = UINT64_MAX);
+
+// What a segment holds, judged by the rules that recovery and verify share (one function,
+// so that verify reports as damage exactly what open refuses, and as a note what open
+// repairs by itself):
+//  - kClean: the log ends in zeros (or exactly at the end of a short file).
+//  - kTornTail: the last segment's log ends in a batch that does not verify and that no
+//    later intact batch vouches for (its sync mark). Open cuts it: `cut_bytes` from
+//    scan.end_offset to the last non-zero byte.
+//  - kDamaged: anything else that stops the scan: a bad batch in a sealed segment, one
+//    vouched for by a later batch, a whole batch that does not fit the log, or a short file
+//    that ends inside a batch (esd never makes one: something cut the file).
+struct SegmentVerdict {
+  enum class Kind { kClean, kTornTail, kDamaged };
+  Kind kind = Kind::kClean;
+  ScanResult scan;
+  uint64_t cut_bytes = 0;  // kTornTail
+  std::string problem;     // kTornTail, kDamaged: the words for both tools
+};
+SegmentVerdict JudgeSegment(const Segment& segment, bool last_segment,
+                            const std::function<void(const ScannedBatch&)>& on_batch, const BatchJudge& judge = {});
+
+// "segments/<name>"
+std::string SegmentFileName(const std::filesystem::path& path);
+// The note that recovery logs and verify prints for a torn tail.
+std::string TornTailNote(const Segment& segment, const SegmentVerdict& v);
+// The words for a stream whose versions do not continue (recovery and verify alike).
+std::string VersionGapProblem(std::string_view stream, StreamVersion found, StreamVersion expected);
 
 // After a bad batch at `bad_offset`: the end of the last non-zero byte in the segment, and
 // whether a later, intact batch says the bad one had been durable (its sync_mark lies past

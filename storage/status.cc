@@ -13,6 +13,18 @@ Status Status::WrongExpectedVersion(std::string stream, ExpectedVersion expected
   return s;
 }
 
+std::string DamageLocation::ToString() const {
+  std::string s = file + " offset " + std::to_string(offset);
+  if (position) s += " (position " + std::to_string(*position) + ")";
+  return s;
+}
+
+Status Status::Damaged(DamageLocation where, const std::string& what) {
+  Status s(Code::kCorruption, where.ToString() + ": " + what);
+  s.damage_ = std::move(where);
+  return s;
+}
+
 Status Status::IOError(const std::string& what, int errno_value) {
   return Status(Code::kIOError, what + ": " + std::strerror(errno_value));
 }

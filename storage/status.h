@@ -13,6 +13,14 @@
 
 namespace esd::storage {
 
+// Where damaged bytes of the log were found, for a kCorruption that has a place.
+struct DamageLocation {
+  std::string file;                  // relative to the data directory: "segments/<name>.seg"
+  uint64_t offset = 0;               // in that file: the start of the batch that does not verify
+  std::optional<uint64_t> position;  // the global position the batch should start at, when known
+  std::string ToString() const;      // "segments/X.seg offset O (position P)"
+};
+
 class [[nodiscard]] Status {
  public:
   enum class Code : uint8_t {
@@ -40,6 +48,8 @@ class [[nodiscard]] Status {
   // `errno_value` is appended to the message as strerror text.
   static Status IOError(const std::string& what, int errno_value);
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  // Corruption at a known place; the message is "<where>: <what>".
+  static Status Damaged(DamageLocation where, const std::string& what);
   static Status Locked(std::string msg) { return {Code::kLocked, std::move(msg)}; }
   static Status Closed(std::string msg) { return {Code::kClosed, std::move(msg)}; }
 
@@ -54,6 +64,8 @@ class [[nodiscard]] Status {
   // For kWrongExpectedVersion: the stream's version when the append was checked
   // (nullopt: the stream does not exist).
   std::optional<StreamVersion> actual_version() const { return actual_version_; }
+  // For kCorruption made by Damaged: where.
+  const std::optional<DamageLocation>& damage() const { return damage_; }
 
   std::string ToString() const;  // "wrong expected version: ..." etc.
   static const char* CodeName(Code code);
@@ -63,6 +75,7 @@ class [[nodiscard]] Status {
   Code code_ = Code::kOk;
   std::string message_;
   std::optional<StreamVersion> actual_version_;
+  std::optional<DamageLocation> damage_;
 };
 
 template <typename T>

@@ -64,9 +64,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, con
     return Status::InvalidArgument(dir.string() + " holds an unfinished backup (" + kBackupInProgressFile +
                                    "): it may lack the end of the log. Take the backup again");
   }
-  std::filesystem::create_directories(dir / "segments", ec);
-  if (!ec) std::filesystem::create_directories(dir / "snapshots", ec);
-  if (ec) return Status::IOError("create " + dir.string() + ": " + ec.message());
+  // Each directory made durable as it is made (and its name in its parent): a power loss
+  // must not lose a directory that files were already synced into.
+  for (const auto& d : {dir, dir / "segments", dir / "snapshots"}) {
+    if (Status s = CreateDirectoriesDurably(d); !s.ok()) return s;
+  }
   auto lock = DirectoryLock::Acquire(dir);
   if (!lock.ok()) return lock.status();
   auto impl = std::make_unique<Impl>(dir, options, std::move(lock).value());
@@ -108,6 +110,23 @@ GlobalPosition Store::DurablePosition() const {
   return GlobalPosition(impl_->durable_.load(std::memory_order_acquire));
 }
 
+GlobalPosition Store::SyncedPosition() const {
+  return GlobalPosition(impl_->synced_.load(std::memory_order_acquire));
+}
+
+Status Store::Sync() {
+  if (impl_->synced_.load(std::memory_order_acquire) >= impl_->durable_.load(std::memory_order_acquire)) {
+    return Status::Ok();
+  }
+  std::promise<Status> promise;
+  auto future = promise.get_future();
+  auto r = std::make_unique<AppendRequest>();
+  r->sync_barrier = true;
+  r->done = [&promise](AppendResult result) { promise.set_value(result.status()); };
+  impl_->Enqueue(std::move(r));
+  return future.get();
+}
+
 uint64_t Store::AddDurableObserver(std::function<void(GlobalPosition)> observer) {
   std::lock_guard lock(impl_->observers_mu_);
   const uint64_t id = impl_->next_observer_++;
@@ -129,6 +148,8 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
   struct Piece {
     std::filesystem::path seg, idx;  // idx empty: none to copy (rebuilt at open)
     uint64_t bytes;                  // of the segment to copy
+    const Segment* segment;
+    uint64_t log_end;                // its published end: what must verify before the copy
   };
   std::vector<Piece> pieces;
   GlobalPosition upto;
@@ -139,14 +160,18 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
     upto = GlobalPosition(impl_->durable_.load(std::memory_order_acquire));
     for (const auto& slot : impl_->segments_) {
       const auto& seg = *slot->segment;
-      Piece p{seg.path(), {}, slot->sealed ? seg.size() : slot->end_offset};
+      Piece p{seg.path(), {}, slot->sealed ? seg.size() : slot->end_offset, &seg, slot->end_offset};
       if (slot->idx) p.idx = IndexPath(impl_->segments_dir_, seg.first_position());
       pieces.push_back(std::move(p));
     }
   }
-  std::filesystem::create_directories(dest / "segments", ec);
-  std::filesystem::create_directories(dest / "snapshots", ec);
-  if (ec) return Status::IOError("create " + dest.string() + ": " + ec.message());
+  // A backup copies only what verifies: damage is reported, never copied as good data.
+  for (const auto& p : pieces) {
+    if (Status s = p.segment->Verify(p.log_end, p.log_end, &impl_->stat_corruption_); !s.ok()) return s;
+  }
+  for (const auto& d : {dest, dest / "segments", dest / "snapshots"}) {
+    if (Status s = CreateDirectoriesDurably(d); !s.ok()) return s;
+  }
   const bool own_marker = !std::filesystem::exists(dest / kBackupInProgressFile, ec);
   if (own_marker) {
     if (Status s = MarkBackupInProgress(dest); !s.ok()) return s;
@@ -191,7 +216,8 @@ StoreStats Store::stats() const {
   const Impl& i = *impl_;
   return {i.fsync_micros_.Read(),        i.group_appends_.Read(),  i.stat_appends_.load(),
           i.stat_events_.load(),         i.stat_bytes_.load(),     i.stat_groups_.load(),
-          i.stat_fsyncs_.load(),         i.stat_sealed_.load(),    i.stat_index_files_.load()};
+          i.stat_fsyncs_.load(),         i.stat_sealed_.load(),    i.stat_index_files_.load(),
+          i.stat_corruption_.load()};
 }
 
 std::optional<StreamInfo> Store::GetStreamInfo(std::string_view stream) const {
@@ -340,11 +366,16 @@ Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, 
     }
     slot = *found;
     const auto run = *RunLocked(slot, stream);
-    const auto bytes = segments_[slot]->segment->bytes();
+    const SegmentSlot& where = *segments_[slot];
+    const auto bytes = where.segment->bytes().subspan(0, where.end_offset);
     size_t i = v - run.first_version;
     while (out.size() < max_count) {
       EventView e;
       uint32_t size;
+      // The batch that holds the event must have verified before the event leaves the store.
+      if (Status s = where.segment->Verify(run.offsets[i] + 1, where.end_offset, &stat_corruption_); !s.ok()) {
+        return s;
+      }
       if (!format::ParseEvent(bytes.subspan(run.offsets[i]), &e, &size) || e.stream != stream ||
           e.version != run.first_version + i) {
         return Status::Corruption("stream '" + std::string(stream) + "' version " +
@@ -402,6 +433,8 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
     const auto bytes = span.segment->bytes();
     uint64_t off = span.begin;
     while (off < span.end) {
+      // Nothing unverified is served: the batch at `off` (and those before it) verified once.
+      if (Status s = span.segment->Verify(off + 1, span.end, &stat_corruption_); !s.ok()) return s;
       format::BatchHeader h;
       auto check = format::CheckBatch(bytes.subspan(off, span.end - off), false, &h);
       if (check != format::BatchCheck::kOk) {

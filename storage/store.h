@@ -65,10 +65,8 @@ struct Options {
   uint32_t max_events_per_append = 10'000;
   // Most bytes one group commit writes before it syncs; bounds latency under load.
   uint32_t max_group_bytes = 8u << 20;
-  // A checksum failure before the tail stops Open with kCorruption. With this set, Open
-  // keeps every event before the damaged batch, copies the bytes from there to the end of
-  // the segment aside into "<segment>.corrupt-<offset>" (nothing is deleted), and goes on.
-  bool open_past_corruption = false;
+  // Damage before the tail of the log stops Open with kCorruption; the way past it is
+  // `esctl salvage --data-dir DIR` (storage/salvage.h), which moves the damaged part aside.
 };
 
 inline constexpr uint32_t kMaxEventSizeLimit = 16u << 20;
@@ -111,9 +109,13 @@ struct RecoveryReport {
   GlobalPosition end_position;        // = number of events in the store
   uint64_t tail_bytes_scanned = 0;    // bytes of the active segment checked at open
   uint64_t index_files_rebuilt = 0;   // sealed segments whose .idx was missing or damaged
-  uint64_t torn_bytes_discarded = 0;  // an unacknowledged, incomplete tail that was cut off
+  // Bytes cut from the end of the log: from the first batch that does not verify to the
+  // last non-zero byte, when no later intact batch vouches that it had been durable.
+  uint64_t torn_bytes_discarded = 0;
   FileOffset torn_at;
-  std::string corruption_moved_aside;  // with open_past_corruption: what was moved where
+  // One line for each thing Open repaired (a tail cut, an index rebuilt), in the words
+  // VerifyStore uses for the same finding (storage/verify.h).
+  std::vector<std::string> notes;
 };
 
 struct StoreStats {
@@ -126,6 +128,9 @@ struct StoreStats {
   uint64_t fsyncs = 0;
   uint64_t segments_sealed = 0;
   uint64_t index_files_written = 0;
+  // Batches found damaged since open (each counted once), by reads, backups and the
+  // background check of sealed segments. Each was refused to its caller with kCorruption.
+  uint64_t corruption_found = 0;
 };
 
 // A backup's directory holds this file from the start of the copy until everything in it is
@@ -185,6 +190,16 @@ class Store {
 
   // One past the last durable event: the number of events readers can see.
   GlobalPosition DurablePosition() const;
+
+  // One past the last event that is on disk (fdatasync'ed). With Durability::kAlways this is
+  // DurablePosition(); with kInterval and kNever it may lag behind it. Anything derived from
+  // the log and kept on disk (a snapshot) must cover nothing at or past this position.
+  GlobalPosition SyncedPosition() const;
+
+  // Makes every event written so far reach the disk (one fdatasync on the writer thread) and
+  // returns once SyncedPosition() has reached what DurablePosition() was at the call. Blocks:
+  // not from an append callback.
+  Status Sync();
 
   // `observer` runs on the writer thread each time the durable position moves, with the
   // new value. Returns a handle for RemoveDurableObserver. Subscriptions build on this.

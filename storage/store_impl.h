@@ -49,6 +49,7 @@ struct AppendRequest {
   std::vector<EventData> events;
   AppendCallback done;
   uint64_t bytes = 0;  // encoded batch size
+  bool sync_barrier = false;  // Store::Sync: no events; done once everything before is synced
 };
 
 class Store::Impl {
@@ -87,6 +88,8 @@ class Store::Impl {
   // found in the newest sealed segment's tips.
   std::unordered_map<std::string, StreamTip, StringHash, std::equal_to<>> streams_;
   std::atomic<uint64_t> durable_{0};
+  // One past the last event on disk (fdatasync'ed): synced_ <= durable_.
+  std::atomic<uint64_t> synced_{0};
 
   // Observers of the durable position.
   std::mutex observers_mu_;
@@ -96,6 +99,7 @@ class Store::Impl {
   // Counters, updated by the writer.
   std::atomic<uint64_t> stat_appends_{0}, stat_events_{0}, stat_bytes_{0}, stat_groups_{0},
       stat_fsyncs_{0}, stat_sealed_{0}, stat_index_files_{0};
+  mutable std::atomic<uint64_t> stat_corruption_{0};  // counted by readers, hence mutable
   Histogram fsync_micros_{50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000, 1000000};
   Histogram group_appends_{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 
@@ -119,13 +123,14 @@ class Store::Impl {
   // Checks expected version and idempotency. Returns nullopt to append (with the stream's
   // current tip in `tip`), or the result.
   std::optional<AppendResult> Decide(const AppendRequest& r, std::optional<StreamTip>* tip);
-  std::optional<AppendResult> CheckRetry(const AppendRequest& r, GlobalPosition at);
+  std::optional<AppendResult> CheckRetry(const AppendRequest& r, GlobalPosition at, std::optional<StreamTip>* tip);
   std::optional<StreamTip> WriterTip(std::string_view stream) const;
   void FlushGroup();
   Status Roll();
   void Complete();
   void SyncIfDue(bool force);
-  void WriteIndexFor(SegmentSlot* slot, size_t slot_number);
+  void WriteIndexFor(size_t slot_number);
+  bool WriteOneIndex(size_t slot_number);  // false: not written (the next open rebuilds it)
   const BatchRef* FindBatchByFirstId(const EventId& id) const;
 
   std::mutex queue_mu_;
@@ -151,6 +156,7 @@ class Store::Impl {
   std::vector<EventId> group_ids_;  // inserted by the current group, undone on failure
   Status failed_;                   // set after an I/O error: no more writes
 
+  std::vector<size_t> unindexed_at_open_;  // sealed slots whose index could not be written at open
   std::unique_ptr<Preallocator> preallocator_;
   std::unique_ptr<TaskQueue> index_jobs_;
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <string>
+#include <unordered_map>
 
 #include "storage/index_file.h"
 #include "storage/mem_index.h"
@@ -66,11 +68,15 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
   uint64_t total = 0, done = 0;
   for (const auto& [first, path] : found) total += std::filesystem::file_size(path, ec);
   std::optional<GlobalPosition> expected = GlobalPosition(0);  // nullopt: unknown after damage
+  // Each stream's next version along the log, as recovery checks it (storage/recovery.cc).
+  std::unordered_map<std::string, StreamVersion, StringHash, std::equal_to<>> next_version;
+  bool versions_known = true;
   for (size_t k = 0; k < found.size(); ++k) {
     const std::string file = Rel(found[k].second);
     auto seg = Segment::OpenReadOnly(found[k].second);
     if (!seg.ok()) {
       report.problems.push_back({file, 0, std::nullopt, seg.status().message()});
+      expected.reset();
       continue;
     }
     const Segment& s = **seg;
@@ -85,39 +91,58 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
                                      " but the log before it ends at " + std::to_string(expected->value)});
     }
     MemIndex scanned;
-    ScanResult r = ScanSegment(s, format::kSegmentHeaderSize, s.first_position(), 0, [&](const ScannedBatch& b) {
+    const bool last = k + 1 == found.size();
+    auto continues = [&](const ScannedBatch& b) -> std::string {
+      if (!versions_known) return {};
+      auto it = next_version.find(b.stream);
+      const StreamVersion want = it == next_version.end() ? StreamVersion(0) : it->second;
+      return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
+    };
+    SegmentVerdict v = JudgeSegment(s, last, [&](const ScannedBatch& b) {
       scanned.AddBatch(b.stream, b.first_version, GlobalPosition(b.header.first_position), b.header.timestamp_micros,
                        b.offset, b.header.batch_size, b.event_offsets);
+      next_version[std::string(b.stream)] = b.first_version + b.header.event_count;
       ++report.batches;
       report.events += b.header.event_count;
       if (progress && report.batches % 4096 == 0) progress(done + b.offset, total);
-    });
+    }, continues);
+    const ScanResult& r = v.scan;
     report.bytes += r.end_offset;
-    const bool last = k + 1 == found.size();
-    if (!r.clean) {
-      TailAnalysis t = AnalyzeTail(s, r.end_offset);
-      if (last && !t.vouched_for) {
-        report.torn_tail = file + " offset " + std::to_string(r.end_offset) + ": " + r.problem + " (" +
-                           std::to_string(t.nonzero_end - r.end_offset) +
-                           " bytes never acknowledged; the next open cuts them off)";
-      } else {
-        report.problems.push_back({file, r.end_offset, r.end_position.value, r.problem});
-      }
+    if (v.kind == SegmentVerdict::Kind::kTornTail) {
+      report.torn_tail = TornTailNote(s, v);
+      report.notes.push_back(*report.torn_tail);
+    } else if (v.kind == SegmentVerdict::Kind::kDamaged) {
+      report.problems.push_back({file, r.end_offset, r.end_position.value, v.problem});
     }
     // Where the next segment must start: where this one's log ends, or, when damage
     // stopped the scan early, where its index file says it ends (else: unknown).
     expected = r.clean ? std::optional(r.end_position) : std::nullopt;
     if (!last) {
       const auto idx_path = IndexPath(segments_dir, s.first_position());
-      auto idx = IndexFile::Load(idx_path, s.id(), s.first_position());
+      auto idx = IndexFile::Load(idx_path, s.id(), s.first_position(), s.size());
       if (!idx.ok()) {
-        report.problems.push_back({Rel(idx_path), 0, std::nullopt, idx.status().message()});
+        // Open rebuilds an index it cannot load: a note, unless the segment cannot be
+        // rebuilt from (then the damage above is the problem).
+        report.notes.push_back(IndexRebuildNote(Rel(idx_path), idx.status()));
       } else if (r.clean) {
         ++report.index_files;
         CompareIndex(**idx, scanned, r, Rel(idx_path), report.problems);
       } else {
         expected = (*idx)->end_position();
       }
+      if (!r.clean) {
+        // The scan stopped at the damage, so where each stream stands at the end of this
+        // segment is known only from its index file's tips; without them, unknown.
+        versions_known = idx.ok();
+        if (idx.ok()) {
+          next_version.clear();
+          (*idx)->ForEachTip([&](std::string_view stream, const StreamTip& tip) {
+            next_version[std::string(stream)] = tip.last_version + 1;
+          });
+        }
+      }
+    } else if (!r.clean) {
+      versions_known = false;
     }
     done += std::filesystem::file_size(found[k].second, ec);
     if (progress) progress(done, total);

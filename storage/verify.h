@@ -28,9 +28,13 @@ struct VerifyReport {
   uint64_t events = 0;
   uint64_t bytes = 0;          // of log checked
   uint64_t index_files = 0;    // checked against the log
+  // Damage: what Open refuses, or what a read would refuse to serve. Exit 4 in esctl.
   std::vector<VerifyProblem> problems;
-  // An incomplete, never-acknowledged batch at the end of the log: not a problem (the next
-  // open cuts it off), but worth knowing.
+  // What the next Open repairs by itself with nothing acknowledged lost (a missing or stale
+  // index file, a tail that no later batch vouches for), in the words of
+  // RecoveryReport::notes. Not problems.
+  std::vector<std::string> notes;
+  // The tail note alone, when there is one (also in `notes`).
   std::optional<std::string> torn_tail;
   bool ok() const { return problems.empty(); }
 };

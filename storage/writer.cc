@@ -12,6 +12,9 @@ namespace esd::storage {
 void Store::Impl::StartThreads() {
   preallocator_ = std::make_unique<Preallocator>(segments_dir_, options_.segment_size);
   index_jobs_ = std::make_unique<TaskQueue>();
+  if (!unindexed_at_open_.empty()) {
+    index_jobs_->Post([this, k = unindexed_at_open_.back()] { WriteIndexFor(k); });
+  }
   last_sync_ = std::chrono::steady_clock::now();
   group_.reserve(options_.max_group_bytes);
   writer_ = std::thread([this] { WriterLoop(); });
@@ -84,6 +87,7 @@ void Store::Impl::SyncIfDue(bool force) {
   unsynced_ = 0;
   sync_mark_ = write_offset_;
   last_sync_ = now;
+  synced_.store(durable_.load(std::memory_order_acquire), std::memory_order_release);
 }
 
 std::optional<StreamTip> Store::Impl::WriterTip(std::string_view stream) const {
@@ -126,8 +130,14 @@ bool ExpectationHeld(const ExpectedVersion& expected, StreamVersion first_versio
 }  // namespace
 
 // `r` may be a retry of the batch that starts at `at`. Compares it with what was written.
-std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, GlobalPosition at) {
-  if (at.value >= durable_.load(std::memory_order_acquire)) FlushGroup();  // it is in this group
+std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, GlobalPosition at,
+                                                    std::optional<StreamTip>* current) {
+  if (at.value >= durable_.load(std::memory_order_acquire)) {
+    FlushGroup();  // it is in this group
+    // The flush failed: the batch it would repeat never landed, and the group's ids and
+    // versions are forgotten. Decide again against what is on disk.
+    if (at.value >= durable_.load(std::memory_order_acquire)) return Decide(r, current);
+  }
   std::vector<EventView> events;
   (void)ReadAll(at, r.events.size(), [&](const EventView& v) {
     events.push_back(v);
@@ -155,7 +165,7 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
 }
 
 std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r, std::optional<StreamTip>* current) {
-  if (const BatchRef* ref = FindBatchByFirstId(r.events.front().id)) return CheckRetry(r, ref->position);
+  if (const BatchRef* ref = FindBatchByFirstId(r.events.front().id)) return CheckRetry(r, ref->position, current);
 
   const std::optional<StreamTip>& tip = *current = WriterTip(r.stream);
   const std::optional<StreamVersion> actual = tip ? std::optional(tip->last_version) : std::nullopt;
@@ -172,7 +182,9 @@ std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r, std::opt
       // older than the id window. Look at what sits at the version it expected to write.
       const StreamVersion next = no_stream ? StreamVersion(0) : r.expected.version() + 1;
       auto at = ReadStream(r.stream, next, 1, Direction::kForward);
-      if (at.ok() && !at->empty() && (*at)[0].id == r.events.front().id) return CheckRetry(r, (*at)[0].position);
+      if (at.ok() && !at->empty() && (*at)[0].id == r.events.front().id) {
+        return CheckRetry(r, (*at)[0].position, current);
+      }
       return wrong();
     }
   }
@@ -183,17 +195,20 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
   const TimestampMicros now = NowMicros();
   last_timestamp_ = std::max(last_timestamp_, now);
   std::vector<format::EventFields> fields;
+  std::vector<size_t> barriers;  // completions of Store::Sync requests in this group
   for (auto& request : group) {
     AppendRequest& r = *request;
+    if (r.sync_barrier) {
+      barriers.push_back(completions_.size());
+      completions_.emplace_back(std::move(request), AppendOk{});
+      continue;
+    }
     if (!failed_.ok()) {
       completions_.emplace_back(std::move(request), failed_);
       continue;
     }
-    std::optional<StreamTip> tip;
-    if (auto decided = Decide(r, &tip)) {
-      completions_.emplace_back(std::move(request), std::move(*decided));
-      continue;
-    }
+    // Room first, decision second: a flush that fails here drops every batch of the group
+    // so far, so `r` must not be decided against any of them.
     const Segment* seg = segments_.back()->segment.get();
     if (write_offset_ + group_.size() + r.bytes > seg->size()) {
       FlushGroup();
@@ -203,7 +218,11 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
         continue;
       }
     }
-    // `tip` stays right across the flush above: a flush publishes, it does not change tips.
+    std::optional<StreamTip> tip;
+    if (auto decided = Decide(r, &tip)) {
+      completions_.emplace_back(std::move(request), std::move(*decided));
+      continue;
+    }
     const StreamVersion first_version(tip ? tip->last_version.value + 1 : 0);
     Pending p{&r, completions_.size(), group_.size(), first_version, next_position_,
               std::vector<uint32_t>(r.events.size())};
@@ -223,6 +242,13 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
     completions_.emplace_back(std::move(request), AppendOk{});  // filled in at publish
   }
   FlushGroup();
+  if (!barriers.empty()) {
+    SyncIfDue(true);
+    const bool synced = failed_.ok();
+    for (size_t k : barriers) {
+      if (!synced) completions_[k].second = failed_;
+    }
+  }
   Complete();
 }
 
@@ -240,18 +266,22 @@ void Store::Impl::FlushGroup() {
   }
   if (!s.ok()) {
     // Nothing of this group is acknowledged. Zero what may have reached the file so the log
-    // still ends at write_offset_, and forget the group's ids and versions.
-    (void)file.WriteZeros(write_offset_, group_.size());
+    // still ends at write_offset_, and forget the group's ids and versions. If even that
+    // fails, what follows the log is unknown: stop writing (recovery sorts it out).
+    if (Status z = file.WriteZeros(write_offset_, group_.size()); !z.ok() && failed_.ok()) {
+      failed_ = Status::IOError("the store no longer accepts writes after an I/O error (restart to recover): " +
+                                z.message());
+    }
     for (const EventId& id : group_ids_) {
       ids_.erase(id);
       old_ids_.erase(id);  // in case the window turned over during the group
     }
     next_position_ = GlobalPosition(durable_.load());
-    if (s.code() != Status::Code::kOutOfSpace) {
+    if (s.code() != Status::Code::kOutOfSpace && failed_.ok()) {
       failed_ = Status::IOError("the store no longer accepts writes after an I/O error (restart to recover): " +
                                 s.message());
-      s = failed_;
     }
+    if (!failed_.ok()) s = failed_;
     for (const Pending& p : pending_) completions_[p.completion].second = s;
   } else {
     const uint64_t base = write_offset_;
@@ -267,6 +297,8 @@ void Store::Impl::FlushGroup() {
       }
       active.end_offset = base + group_.size();
       active.end_position = next_position_;
+      // The writer encoded these bytes and their checksums itself.
+      active.segment->MarkVerified(active.end_offset, next_position_, last_timestamp_);
     }
     durable_.store(next_position_.value, std::memory_order_release);
     for (const Pending& p : pending_) {
@@ -282,6 +314,7 @@ void Store::Impl::FlushGroup() {
     write_offset_ += group_.size();
     if (options_.durability.mode == Durability::kAlways) {
       sync_mark_ = write_offset_;
+      synced_.store(next_position_.value, std::memory_order_release);
     } else {
       unsynced_ += group_.size();
     }
@@ -318,6 +351,7 @@ Status Store::Impl::Roll() {
       return failed_;
     }
     unsynced_ = 0;
+    synced_.store(durable_.load(std::memory_order_acquire), std::memory_order_release);
   }
   auto spare = preallocator_->Take();
   if (!spare.ok()) {
@@ -330,13 +364,22 @@ Status Store::Impl::Roll() {
   const SegmentId id = old.segment->id() + 1;
   auto seg = Segment::Activate(std::move(spare->file), spare->path, segments_dir_, id, next_position_,
                                options_.segment_size);
-  if (!seg.ok()) return seg.status();
+  if (!seg.ok()) {
+    // Activate leaves no new segment behind when it fails, unless it could not undo its
+    // rename: then a segment that starts at next_position_ is on disk, and writing on in the
+    // old one would make the two disagree. Stop here; the log as it is opens cleanly.
+    std::error_code ec;
+    if (std::filesystem::exists(SegmentPath(segments_dir_, next_position_), ec)) {
+      failed_ = Status::IOError("the store no longer accepts writes (restart to recover): " + seg.status().message());
+      return failed_;
+    }
+    return seg.status();
+  }
   auto slot = std::make_unique<SegmentSlot>();
   slot->segment = std::move(seg).value();
   slot->mem = std::make_shared<MemIndex>();
   slot->end_offset = format::kSegmentHeaderSize;
   slot->end_position = next_position_;
-  SegmentSlot* sealed = &old;
   size_t sealed_number;
   {
     std::unique_lock lock(mu_);
@@ -347,32 +390,45 @@ Status Store::Impl::Roll() {
   write_offset_ = format::kSegmentHeaderSize;
   sync_mark_ = write_offset_;
   ++stat_sealed_;
-  index_jobs_->Post([this, sealed, sealed_number] { WriteIndexFor(sealed, sealed_number); });
+  index_jobs_->Post([this, sealed_number] { WriteIndexFor(sealed_number); });
   return Status::Ok();
 }
 
 // On the index job thread. Slots are never removed while the store is open.
-void Store::Impl::WriteIndexFor(SegmentSlot* slot, size_t slot_number) {
+void Store::Impl::WriteIndexFor(size_t slot_number) {
+  // Tips are carried from the previous index, so an index whose write failed earlier (a
+  // full disk) is written first: one failure must not leave every later segment without.
+  size_t first_missing = slot_number;
+  {
+    std::shared_lock lock(mu_);
+    while (first_missing > 0 && segments_[first_missing - 1]->idx == nullptr) --first_missing;
+  }
+  for (size_t k = first_missing; k <= slot_number; ++k) {
+    if (!WriteOneIndex(k)) return;  // reads keep using the in-memory index; open rebuilds
+  }
+}
+
+bool Store::Impl::WriteOneIndex(size_t slot_number) {
+  SegmentSlot* slot;
   const IndexFile* previous = nullptr;
   {
     std::shared_lock lock(mu_);
-    if (slot_number > 0) {
-      previous = segments_[slot_number - 1]->idx.get();
-      // Without the previous index the tips cannot be carried forward; the next open rebuilds.
-      if (previous == nullptr) return;
-    }
+    slot = segments_[slot_number].get();
+    if (slot->idx) return true;
+    if (slot_number > 0) previous = segments_[slot_number - 1]->idx.get();
   }
   const Segment& seg = *slot->segment;
   const auto path = IndexPath(segments_dir_, seg.first_position());
   Status s = IndexFile::Write(path, seg.id(), seg.first_position(), slot->end_position, slot->end_offset,
                               *slot->mem, previous);
-  if (!s.ok()) return;  // reads keep using the in-memory index; the next open rebuilds it
-  auto idx = IndexFile::Load(path, seg.id(), seg.first_position());
-  if (!idx.ok()) return;
+  if (!s.ok()) return false;
+  auto idx = IndexFile::Load(path, seg.id(), seg.first_position(), seg.size());
+  if (!idx.ok()) return false;
   ++stat_index_files_;
   std::unique_lock lock(mu_);
   slot->idx = std::move(idx).value();
   slot->mem.reset();
+  return true;
 }
 
 }  // namespace esd::storage

@@ -349,9 +349,6 @@ std::vector<std::string> VerifyStore(const fs::path& dir, Model& model, std::mt1
     problem("recovery end_position " + std::to_string(rep.end_position.value) + " but $all has " +
             std::to_string(n) + " events");
   }
-  if (!rep.corruption_moved_aside.empty()) {
-    problem("recovery moved corruption aside: " + rep.corruption_moved_aside);
-  }
 
   // Walk $all: density, batch completeness, bytes.
   struct FoundBatch {

@@ -26,6 +26,9 @@ struct LogState {
   TimestampMicros timestamp = 1'000'000;
 };
 
+// The size of the segment the index files here belong to: larger than any test builds.
+constexpr uint64_t kSegmentBytes = 1 << 20;
+
 struct BuiltSegment {
   MemIndex index;
   GlobalPosition first;
@@ -55,7 +58,7 @@ std::unique_ptr<IndexFile> WriteAndLoad(const std::filesystem::path& path, Segme
                                         const IndexFile* previous = nullptr) {
   Status s = IndexFile::Write(path, id, seg.first, seg.end, seg.end_offset, seg.index, previous);
   EXPECT_TRUE(s.ok()) << s.ToString();
-  auto loaded = IndexFile::Load(path, id, seg.first);
+  auto loaded = IndexFile::Load(path, id, seg.first, kSegmentBytes);
   EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
   return loaded.ok() ? std::move(loaded).value() : nullptr;
 }
@@ -121,7 +124,7 @@ TEST(IndexFile, EachOfAThousandStreamsIsFound) {
   std::vector<std::pair<std::string, uint32_t>> batches;
   for (int i = 0; i < 1000; ++i) batches.push_back({Name("s", i), static_cast<uint32_t>(1 + i % 4)});
   for (int i = 0; i < 1000; i += 7) batches.push_back({Name("s", i), 1});
-  Build(seg, state, batches, 8);
+  Build(seg, state, batches, 72);  // the smallest real record: header, 1-byte stream and type
   auto f = WriteAndLoad(dir.path() / "a.idx", SegmentId(5), seg);
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->run_count(), 1000u);
@@ -179,7 +182,7 @@ TEST(IndexFile, TipsOfManyStreamsSurviveThreeGenerations) {
     for (int i = 0; i < 600; ++i) {
       if (i % 3 == static_cast<int>(gen) || gen == 0) batches.push_back({Name("t", i), 1});
     }
-    Build(seg, state, batches, 8);
+    Build(seg, state, batches, 72);  // the smallest real record: header, 1-byte stream and type
     files.push_back(WriteAndLoad(dir.path() / Name("", static_cast<int>(gen)).append(".idx"), SegmentId(gen), seg,
                                  files.empty() ? nullptr : files.back().get()));
     ASSERT_NE(files.back(), nullptr);
@@ -217,7 +220,7 @@ class IndexFileDamage : public ::testing::Test {
     size_ = std::filesystem::file_size(path_);
   }
   void ExpectCorruption(SegmentId id, GlobalPosition first, const std::string& needle) {
-    auto r = IndexFile::Load(path_, id, first);
+    auto r = IndexFile::Load(path_, id, first, kSegmentBytes);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), Status::Code::kCorruption) << r.status().ToString();
     EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().ToString();
@@ -231,8 +234,8 @@ class IndexFileDamage : public ::testing::Test {
 };
 
 TEST_F(IndexFileDamage, MissingFileIsNotFound) {
-  ASSERT_TRUE(IndexFile::Load(path_, SegmentId(4), GlobalPosition(100)).ok()) << "the undamaged file loads";
-  auto r = IndexFile::Load(dir_.path() / "other.idx", SegmentId(4), GlobalPosition(100));
+  ASSERT_TRUE(IndexFile::Load(path_, SegmentId(4), GlobalPosition(100), kSegmentBytes).ok()) << "the undamaged file loads";
+  auto r = IndexFile::Load(dir_.path() / "other.idx", SegmentId(4), GlobalPosition(100), kSegmentBytes);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kNotFound) << r.status().ToString();
 }

@@ -42,7 +42,7 @@ uint64_t EventCount(Store& store) {
   return all->size();
 }
 
-TEST(Recovery, TornTailAtEveryByteOffsetIsCutOffAndAppendsContinue) {
+TEST(Recovery, TornTailAtEveryByteOffsetIsCutOffAndAFileCutInsideABatchIsRefused) {
   TempDir original;
   Fill(original.path(), 6);
   const auto seg_name = SegmentFiles(original.path()).back().filename();
@@ -79,6 +79,15 @@ TEST(Recovery, TornTailAtEveryByteOffsetIsCutOffAndAppendsContinue) {
         testing::TruncateFile(dir / "segments" / seg_name, cut);
       }
       auto store = Store::Open(dir, SmallOptions());
+      if (!zero_instead_of_truncate && cut > last) {
+        // esd never makes a file shorter; one that ends inside a batch was cut by something
+        // else, and whatever it held (acknowledged or not) is gone: damage, not a torn tail.
+        ASSERT_EQ(store.status().code(), Status::Code::kCorruption) << "cut at " << cut;
+        EXPECT_NE(store.status().message().find("cut it short"), std::string::npos) << store.status().message();
+        EXPECT_NE(store.status().message().find("esctl salvage --data-dir"), std::string::npos);
+        EXPECT_EQ(std::filesystem::file_size(dir / "segments" / seg_name), cut) << "the evidence is left as found";
+        continue;
+      }
       ASSERT_TRUE(store.ok()) << "cut at " << cut << ": " << store.status().ToString();
       const bool intact = cut >= last_nonzero_end;
       const uint64_t kept = events_before_last + (intact ? 3 : 0);
@@ -123,23 +132,22 @@ TEST(Recovery, FlippedByteInABatchHeaderIsCorruptionToo) {
   EXPECT_NE(store.status().message().find("position 1"), std::string::npos) << store.status().message();
 }
 
-TEST(Recovery, OpenPastCorruptionKeepsEarlierEventsAndMovesTheRestAside) {
+TEST(Recovery, DamageBeforeTheTailNamesARealRemedyAndChangesNothing) {
   TempDir dir;
   Fill(dir.path(), 5);
   const auto seg = SegmentFiles(dir.path()).back();
   const auto offsets = BatchOffsets(seg);
   testing::FlipByte(seg, offsets[3] + format::kBatchHeaderSize + 3);
-  Options o = SmallOptions();
-  o.open_past_corruption = true;
-  auto store = Store::Open(dir.path(), o);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(EventCount(**store), 6u);  // batches 0..2 hold 1 + 2 + 3 events
-  const std::string& report = (*store)->recovery().corruption_moved_aside;
-  EXPECT_NE(report.find("position 6"), std::string::npos) << report;
-  const auto aside = std::filesystem::path(seg.string() + ".corrupt-" + std::to_string(offsets[3]));
-  ASSERT_TRUE(std::filesystem::exists(aside)) << report;
-  EXPECT_GE(std::filesystem::file_size(aside), offsets.size() > 4 ? offsets[4] - offsets[3] : 1);
-  EXPECT_TRUE((*store)->AppendSync("new", ExpectedVersion::Any(), MakeEvents("new", 0, 1)).ok());
+  const auto before = testing::ReadFileBytes(seg);
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_EQ(store.status().code(), Status::Code::kCorruption);
+  const std::string& msg = store.status().message();
+  EXPECT_NE(msg.find("esctl salvage --data-dir " + dir.path().string()), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("open_past_corruption"), std::string::npos) << msg;
+  ASSERT_TRUE(store.status().damage().has_value());
+  EXPECT_EQ(store.status().damage()->offset, offsets[3]);
+  EXPECT_EQ(store.status().damage()->position, 6u);  // batches 0..2 hold 1 + 2 + 3 events
+  EXPECT_EQ(testing::ReadFileBytes(seg), before) << "a refused open writes nothing";
 }
 
 TEST(Recovery, PartlyWrittenGroupIsDiscardedWholeEvenIfALaterBatchSurvived) {

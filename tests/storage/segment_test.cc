@@ -152,13 +152,17 @@ TEST(Segment, OpenRejectsABadHeaderAsCorruption) {
   EXPECT_EQ(Segment::Open(dir.path() / "zeros.seg").status().code(), Status::Code::kCorruption);
 }
 
-TEST(Segment, ShortFileIsExtendedWithZerosOnOpen) {
+TEST(Segment, ShortFileIsMappedAsItIsUntilExtendedWithZeros) {
   TempDir dir;
   SegmentBuilder b(dir);
   b.Write(Spec(0, 2));
   testing::TruncateFile(b.path(), 4096);
   auto seg = b.Reopen();
   ASSERT_NE(seg, nullptr);
+  EXPECT_EQ(std::filesystem::file_size(b.path()), 4096u) << "opening writes nothing";
+  EXPECT_TRUE(seg->is_short());
+  EXPECT_EQ(seg->size(), 4096u);
+  ASSERT_TRUE(seg->ExtendToDeclaredSize().ok());
   EXPECT_EQ(std::filesystem::file_size(b.path()), kSize);
   ASSERT_EQ(seg->size(), kSize);
   EXPECT_NE(seg->bytes()[b.next_offset() - 1], 0) << "bytes before the cut are kept";

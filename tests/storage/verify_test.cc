@@ -24,6 +24,7 @@ void Fill(const std::filesystem::path& dir, int appends) {
 std::string Describe(const VerifyReport& r) {
   std::string out;
   for (const auto& p : r.problems) out += p.file + " @" + std::to_string(p.offset) + ": " + p.what + "\n";
+  for (const auto& n : r.notes) out += "note: " + n + "\n";
   return out;
 }
 
@@ -62,7 +63,7 @@ TEST(Verify, AFlippedByteIsNamedByFileOffsetAndPosition) {
   EXPECT_NE(p.what.find("checksum"), std::string::npos) << p.what;
 }
 
-TEST(Verify, ATruncatedIndexFileIsNamed) {
+TEST(Verify, ADamagedIndexFileIsANoteSinceOpenRebuildsIt) {
   TempDir dir;
   Fill(dir.path(), 400);
   auto idx = SegmentFiles(dir.path())[0];
@@ -70,8 +71,24 @@ TEST(Verify, ATruncatedIndexFileIsNamed) {
   testing::TruncateFile(idx, std::filesystem::file_size(idx) - 16);
   auto report = VerifyStore(dir.path());
   ASSERT_TRUE(report.ok());
-  ASSERT_EQ(report->problems.size(), 1u) << Describe(*report);
-  EXPECT_EQ(report->problems[0].file, "segments/" + idx.filename().string());
+  EXPECT_TRUE(report->ok()) << Describe(*report);
+  ASSERT_EQ(report->notes.size(), 1u) << Describe(*report);
+  EXPECT_NE(report->notes[0].find("segments/" + idx.filename().string()), std::string::npos) << report->notes[0];
+  EXPECT_NE(report->notes[0].find("open rebuilds it"), std::string::npos) << report->notes[0];
+}
+
+TEST(Verify, AMissingIndexFileIsANoteSinceOpenRebuildsIt) {
+  // A crash between sealing a segment and writing its index leaves it so; nothing is lost.
+  TempDir dir;
+  Fill(dir.path(), 400);
+  auto idx = SegmentFiles(dir.path())[1];
+  idx.replace_extension(".idx");
+  std::filesystem::remove(idx);
+  auto report = VerifyStore(dir.path());
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok()) << Describe(*report);
+  ASSERT_EQ(report->notes.size(), 1u) << Describe(*report);
+  EXPECT_NE(report->notes[0].find(idx.filename().string() + ": missing"), std::string::npos) << report->notes[0];
 }
 
 TEST(Verify, AMissingSegmentBreaksTheDensePositions) {
