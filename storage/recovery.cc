@@ -14,15 +14,6 @@ namespace esd::storage {
 
 namespace {
 
-std::optional<uint64_t> ParsePositionName(const std::filesystem::path& p) {
-  const std::string stem = p.stem().string();
-  if (stem.size() != 20) return std::nullopt;
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(stem.data(), stem.data() + stem.size(), v);
-  if (ec != std::errc() || ptr != stem.data() + stem.size()) return std::nullopt;
-  return v;
-}
-
 std::string Where(const Segment& s, uint64_t offset) {
   return SegmentFileName(s.path()) + " offset " + std::to_string(offset);
 }
@@ -35,20 +26,17 @@ Store::Impl::Impl(std::filesystem::path dir, Options options, DirectoryLock lock
 Store::Impl::~Impl() = default;
 
 Status Store::Impl::Recover() {
-  std::vector<std::pair<uint64_t, std::filesystem::path>> found;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(segments_dir_, ec)) {
-    const auto& p = entry.path();
-    if (p.extension() == ".tmp") {
-      std::filesystem::remove(p, ec);  // an unused spare, or an index file half written
-    } else if (p.extension() == ".seg") {
-      auto pos = ParsePositionName(p);
-      if (!pos) return Status::Corruption(p.string() + ": not a segment name (20 digits expected)");
-      found.emplace_back(*pos, p);
-    }
+    // An unused spare, or an index file half written.
+    if (entry.path().extension() == ".tmp") std::filesystem::remove(entry.path(), ec);
   }
-  if (ec) return Status::IOError("list " + segments_dir_.string() + ": " + ec.message());
-  std::sort(found.begin(), found.end());
+  auto listed = ListSegmentFiles(segments_dir_);
+  if (!listed.ok()) return listed.status();
+  if (!listed->misnamed.empty()) {
+    return Status::Corruption(listed->misnamed.front().string() + ": not a segment name (20 digits expected)");
+  }
+  auto& found = listed->files;
 
   if (found.empty()) {  // a new store: its first segment, made the same way as every other
     const auto spare = segments_dir_ / "spare-initial.tmp";
@@ -59,7 +47,7 @@ Status Store::Impl::Recover() {
     auto seg = Segment::Activate(std::move(f).value(), spare, segments_dir_, SegmentId(0), GlobalPosition(0),
                                  options_.segment_size);
     if (!seg.ok()) return seg.status();
-    found.emplace_back(0, (*seg)->path());
+    found.emplace_back(GlobalPosition(0), (*seg)->path());
   }
 
   // What the operator can do about damage before the end of the log.
@@ -90,7 +78,7 @@ Status Store::Impl::Recover() {
     auto seg = Segment::Open(found[k].second);
     if (!seg.ok()) return seg.status();
     Segment& s = **seg;
-    if (s.id().value != k || s.first_position().value != found[k].first) {
+    if (s.id().value != k || s.first_position() != found[k].first) {
       return Status::Corruption(s.path().string() + ": header says segment " + std::to_string(s.id().value) +
                                 " from position " + std::to_string(s.first_position().value) +
                                 ", expected segment " + std::to_string(k) + " (a segment file is missing?)");

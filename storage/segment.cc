@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -234,6 +235,26 @@ TailAnalysis AnalyzeTail(const Segment& segment, uint64_t bad_offset) {
 namespace esd::storage {
 
 std::string SegmentFileName(const std::filesystem::path& path) { return "segments/" + path.filename().string(); }
+
+Result<SegmentFiles> ListSegmentFiles(const std::filesystem::path& segments_dir) {
+  SegmentFiles found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(segments_dir, ec)) {
+    const auto& p = entry.path();
+    if (p.extension() != ".seg") continue;
+    const std::string stem = p.stem().string();
+    uint64_t first = 0;
+    auto [end, err] = std::from_chars(stem.data(), stem.data() + stem.size(), first);
+    if (stem.size() != 20 || err != std::errc() || end != stem.data() + stem.size()) {
+      found.misnamed.push_back(p);
+    } else {
+      found.files.emplace_back(GlobalPosition(first), p);
+    }
+  }
+  if (ec) return Status::IOError("list " + segments_dir.string() + ": " + ec.message());
+  std::sort(found.files.begin(), found.files.end());
+  return found;
+}
 
 void Segment::MarkVerified(uint64_t end_offset, GlobalPosition end_position, TimestampMicros last_timestamp) const {
   std::lock_guard lock(verify_mu_);

@@ -12,6 +12,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "storage/file.h"
 #include "storage/format.h"
@@ -144,6 +146,15 @@ SegmentVerdict JudgeSegment(const Segment& segment, bool last_segment,
 
 // "segments/<name>"
 std::string SegmentFileName(const std::filesystem::path& path);
+
+// The segment files in `segments_dir`, in log order (by the first position in their name),
+// and the .seg files whose name is not 20 digits (which open refuses). kIOError when it
+// cannot list the directory.
+struct SegmentFiles {
+  std::vector<std::pair<GlobalPosition, std::filesystem::path>> files;
+  std::vector<std::filesystem::path> misnamed;
+};
+Result<SegmentFiles> ListSegmentFiles(const std::filesystem::path& segments_dir);
 // The note that recovery logs and verify prints for a torn tail.
 std::string TornTailNote(const Segment& segment, const SegmentVerdict& v);
 // The words for a stream whose versions do not continue (recovery and verify alike).

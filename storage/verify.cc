@@ -47,23 +47,19 @@ void CompareIndex(const IndexFile& idx, const MemIndex& scanned, const ScanResul
 
 Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyProgress& progress) {
   const auto segments_dir = dir / "segments";
-  std::vector<std::pair<uint64_t, std::filesystem::path>> found;
+  auto listed = ListSegmentFiles(segments_dir);
+  if (!listed.ok() || listed->files.empty()) return Status::NotFound(dir.string() + " holds no store (no segments/*.seg)");
+  const auto& found = listed->files;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(segments_dir, ec)) {
-    if (entry.path().extension() != ".seg") continue;
-    const std::string stem = entry.path().stem().string();
-    uint64_t first = 0;
-    auto [p, e] = std::from_chars(stem.data(), stem.data() + stem.size(), first);
-    if (e == std::errc() && p == stem.data() + stem.size() && stem.size() == 20) found.emplace_back(first, entry.path());
-  }
-  if (ec || found.empty()) return Status::NotFound(dir.string() + " holds no store (no segments/*.seg)");
-  std::sort(found.begin(), found.end());
 
   VerifyReport report;
   if (std::filesystem::exists(dir / kBackupInProgressFile, ec)) {
     report.problems.push_back({kBackupInProgressFile, 0, std::nullopt,
                                "an unfinished backup: the copy was interrupted and may lack the end of the log; "
                                "esd refuses to start on it. Take the backup again"});
+  }
+  for (const auto& p : listed->misnamed) {
+    report.problems.push_back({Rel(p), 0, std::nullopt, "not a segment name (20 digits expected); esd refuses to start"});
   }
   uint64_t total = 0, done = 0;
   for (const auto& [first, path] : found) total += std::filesystem::file_size(path, ec);

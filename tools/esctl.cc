@@ -26,6 +26,7 @@
 #include "tools/esctl_order.h"
 #include "tools/esctl_output.h"
 #include "tools/esctl_progress.h"
+#include "tools/esctl_salvage.h"
 #include "tools/esctl_snapshot.h"
 #include "tools/esctl_source.h"
 #include "tools/esctl_text.h"
@@ -290,7 +291,7 @@ int Main(int argc, char** argv) {
     const bool offline = !inv.global.data_dir.empty();
     if (offline && !WorksOffline(inv.command)) {
       throw UsageError(inv.command + " needs a running esd; --data-dir (offline work on a stopped store) is for " +
-                       "status, streams, read, read-all, verify, replay, dump, backup and snapshot");
+                       "status, streams, read, read-all, verify, salvage, replay, dump, backup and snapshot");
     }
     if (inv.command == "verify") {
       if (offline) return VerifyOffline(inv);
@@ -301,6 +302,7 @@ int Main(int argc, char** argv) {
       return PrintVerify(report, inv.global.json);
     }
     if (inv.command == "dump") return Dump(inv);
+    if (inv.command == "salvage") return SalvageOffline(inv);
     if (inv.command.rfind("snapshot ", 0) == 0) return Snapshot(inv, connect);
     if (inv.command == "streams") {
       if (offline) return StreamsOffline(inv);

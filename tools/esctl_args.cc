@@ -41,6 +41,7 @@ commands:
   order        the Order service: create, add-item, remove-item, place, cancel, get, list,
                history (see `esctl order --help`)
   verify       check the store's files: checksums, positions, indexes, snapshots
+  salvage      move damaged log aside so that esd starts (--data-dir, a stopped store)
   replay       rebuild a projection from position 0, online or (with --data-dir) offline
   dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
   backup       a consistent copy of the store into a new directory, online or offline
@@ -55,8 +56,8 @@ global options (before or after the command):
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
   --tls-server-name NAME  the name the server's certificate must carry (default: the host)
   --data-dir DIR          work offline on a stopped store's files: status, streams, read,
-                          read-all, verify, replay, dump, backup and snapshot (the others need
-                          a running esd)
+                          read-all, verify, salvage, replay, dump, backup and snapshot (the
+                          others need a running esd)
   -h, --help              help; `esctl COMMAND --help` for a command
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
@@ -68,6 +69,22 @@ content type is JSON and they parse, else strings; "dataEncoding":"base64" marks
 exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not found),
 2 bad usage, 3 not done: an append (wrong expected version, or rejected by the server) or an
 order command (rejected by a business rule, or a conflict), 4 verify found damage
+)";
+
+constexpr std::string_view kSalvageHelp = R"(usage: esctl --data-dir DIR salvage [--dry-run]
+
+For a store that esd refuses to start on because its log is damaged before the end (or whose
+reads report damage): finds the first batch that does not verify, by the rules esd's own
+start-up uses, and moves everything from there to the end of the log out of the way, into
+DIR/quarantine/<time>/: a byte-for-byte copy of the damaged segment, every later segment and
+index file, and SALVAGE.txt saying what and why. Nothing is deleted. Afterwards the log ends
+just before the damage and esd starts; positions from there on go to new events, so restore
+what was moved from a backup if you have one, and rebuild projections (esctl replay orders).
+esd must be stopped (salvage holds the directory's LOCK). A torn tail is not damage: esd cuts
+it itself. With --dry-run, only says what it would move. Run it again after an interruption.
+
+exit codes: 0 done, or nothing to salvage; 1 cannot salvage (no store, esd running, an
+unfinished backup); 2 bad usage
 )";
 
 constexpr std::string_view kOrderOverview = R"text(usage: esctl order COMMAND [ID] [options]
@@ -132,6 +149,7 @@ read) on stderr: a bar on a terminal, plain lines otherwise.
 exit codes: 0 done; 1 failure (unknown projection, cannot connect, permission denied, esd
 running on DIR); 2 bad usage
 )", "PROJECTION"},
+      {"salvage", 0, {{"dry-run", false, false}}, kSalvageHelp},
       {"dump", 1, {{"position", true, false}}, R"(usage: esctl --data-dir DIR dump SEGMENT
        esctl --data-dir DIR dump --position P
 
@@ -566,7 +584,7 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
 }
 
 bool WorksOffline(std::string_view command) {
-  for (std::string_view c : {"status", "streams", "read", "read-all", "verify", "replay", "dump", "backup"}) {
+  for (std::string_view c : {"status", "streams", "read", "read-all", "verify", "salvage", "replay", "dump", "backup"}) {
     if (command == c) return true;
   }
   return command.rfind("snapshot ", 0) == 0;
