@@ -118,8 +118,8 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
       auto idx = IndexFile::Load(idx_path, s.id(), s.first_position(), s.size());
       if (!idx.ok()) {
         // Open rebuilds an index it cannot load: a note, unless the segment cannot be
-        // rebuilt from (then the damage above is the problem).
-        report.notes.push_back(IndexRebuildNote(Rel(idx_path), idx.status()));
+        // rebuilt from (then the damage above is the problem, and open refuses it).
+        if (r.clean) report.notes.push_back(IndexRebuildNote(Rel(idx_path), idx.status()));
       } else if (r.clean) {
         ++report.index_files;
         CompareIndex(**idx, scanned, r, Rel(idx_path), report.problems);

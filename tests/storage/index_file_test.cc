@@ -275,5 +275,38 @@ TEST_F(IndexFileDamage, TruncatedOrExtendedFileIsRefused) {
   ExpectCorruption(SegmentId(4), GlobalPosition(100), "shorter than its header");
 }
 
+
+// An index file is only as right as the code that wrote it: a checksum that holds does not
+// make its offsets safe to follow. Each of these has valid checksums.
+TEST(IndexFileBounds, OffsetsOutsideTheSegmentAreCorruptionNotUndefinedBehaviour) {
+  TempDir dir;
+  const auto path = dir.path() / "b.idx";
+  auto refused = [&](const MemIndex& index, uint64_t end_offset, uint64_t segment_bytes, const std::string& needle) {
+    ASSERT_TRUE(IndexFile::Write(path, SegmentId(0), GlobalPosition(0), GlobalPosition(3), end_offset, index, nullptr).ok());
+    auto r = IndexFile::Load(path, SegmentId(0), GlobalPosition(0), segment_bytes);
+    ASSERT_FALSE(r.ok()) << needle;
+    EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+  };
+  const uint32_t good[] = {format::kSegmentHeaderSize + format::kBatchHeaderSize, 200, 304};
+  MemIndex ok;
+  ok.AddBatch("a", StreamVersion(0), GlobalPosition(0), 1, format::kSegmentHeaderSize, 400, good);
+  ASSERT_TRUE(IndexFile::Write(path, SegmentId(0), GlobalPosition(0), GlobalPosition(3), 464, ok, nullptr).ok());
+  ASSERT_TRUE(IndexFile::Load(path, SegmentId(0), GlobalPosition(0), 4096).ok()) << "the well-formed one loads";
+
+  refused(ok, 464, 400, "end offset 464 lies outside its segment");  // the segment is shorter
+  const uint32_t past_end[] = {format::kSegmentHeaderSize + format::kBatchHeaderSize, 200, 4000};
+  MemIndex far;
+  far.AddBatch("a", StreamVersion(0), GlobalPosition(0), 1, format::kSegmentHeaderSize, 400, past_end);
+  refused(far, 464, 4096, "event offset 4000");
+  const uint32_t in_header[] = {8, 200, 304};
+  MemIndex low;
+  low.AddBatch("a", StreamVersion(0), GlobalPosition(0), 1, format::kSegmentHeaderSize, 400, in_header);
+  refused(low, 464, 4096, "event offset 8");
+  MemIndex sparse;  // a batch claimed past the end of the log
+  sparse.AddBatch("a", StreamVersion(0), GlobalPosition(0), 1, 1000, 400, good);
+  refused(sparse, 464, 4096, "sparse entry 0 out of bounds");
+}
+
 }  // namespace
 }  // namespace esd::storage

@@ -6,6 +6,7 @@
 
 #include "storage/format.h"
 #include "storage/store.h"
+#include "storage/verify.h"
 #include "test_util.h"
 
 namespace esd::storage {
@@ -295,6 +296,72 @@ TEST(Recovery, LeftoverSpareFilesAreRemoved) {
   auto store = Store::Open(dir.path(), SmallOptions());
   ASSERT_TRUE(store.ok());
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "segments" / "spare-7.tmp"));
+}
+
+
+TEST(Recovery, ASealedSegmentCutShortIsRefusedAndLeftAsItWasFound) {
+  TempDir dir;
+  FillSeveralSegments(dir.path());
+  const auto segs = SegmentFiles(dir.path());
+  ASSERT_GE(segs.size(), 3u);
+  auto idx = segs[1];
+  idx.replace_extension(".idx");
+  std::filesystem::remove(idx);  // so that open must read the segment itself
+  const auto offsets = BatchOffsets(segs[1]);
+  const uint64_t cut = offsets[offsets.size() / 2] + 30;
+  testing::TruncateFile(segs[1], cut);
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_EQ(store.status().code(), Status::Code::kCorruption) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("in a sealed segment"), std::string::npos) << store.status().message();
+  EXPECT_EQ(std::filesystem::file_size(segs[1]), cut) << "open zero-filled the evidence";
+}
+
+TEST(Recovery, AnIndexWhoseEndLiesPastItsShortSegmentIsRebuiltAndTheDamageFound) {
+  TempDir dir;
+  FillSeveralSegments(dir.path());
+  const auto segs = SegmentFiles(dir.path());
+  const auto offsets = BatchOffsets(segs[0]);
+  testing::TruncateFile(segs[0], offsets.back() + 10);  // the index file still says more
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_EQ(store.status().code(), Status::Code::kCorruption) << store.status().ToString();
+  ASSERT_TRUE(store.status().damage().has_value());
+  EXPECT_EQ(store.status().damage()->offset, offsets.back());
+  EXPECT_EQ(std::filesystem::file_size(segs[0]), offsets.back() + 10);
+}
+
+TEST(Recovery, OpenAndVerifySayTheSameOfATornTailAndCutTheSameBytes) {
+  TempDir dir;
+  Fill(dir.path(), 6);
+  const auto seg = SegmentFiles(dir.path()).back();
+  const auto offsets = BatchOffsets(seg);
+  testing::FlipByte(seg, offsets.back() + format::kBatchHeaderSize + 5);  // the last batch: no later one vouches
+  auto verified = VerifyStore(dir.path());
+  ASSERT_TRUE(verified.ok());
+  EXPECT_TRUE(verified->ok());
+  ASSERT_TRUE(verified->torn_tail.has_value());
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const RecoveryReport& rep = (*store)->recovery();
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0], *verified->torn_tail);
+  EXPECT_NE(rep.notes[0].find(std::to_string(rep.torn_bytes_discarded) + " bytes"), std::string::npos) << rep.notes[0];
+  // Said only as far as it is known: it may have been acknowledged.
+  EXPECT_NE(rep.notes[0].find("never acknowledged), or damage to the last batch acknowledged"), std::string::npos)
+      << rep.notes[0];
+}
+
+TEST(Recovery, AnIndexFileRebuiltAtOpenIsANoteInTheWordsOfVerify) {
+  TempDir dir;
+  FillSeveralSegments(dir.path());
+  auto idx = SegmentFiles(dir.path())[0];
+  idx.replace_extension(".idx");
+  std::filesystem::remove(idx);
+  auto verified = VerifyStore(dir.path());
+  ASSERT_TRUE(verified.ok());
+  EXPECT_TRUE(verified->ok());
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->recovery().notes, verified->notes);
 }
 
 }  // namespace

@@ -4,8 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <cstring>
 
 #include "storage/format.h"
 #include "storage/store.h"
@@ -149,25 +147,7 @@ TEST(Salvage, AStreamVersionGapIsDamageToo) {
   // its stream: what a flush that failed before a roll used to leave behind (issue 9).
   TempDir dir;
   Fill(dir.path(), 4);
-  const auto seg = SegmentFiles(dir.path()).back();
-  const auto offsets = BatchOffsets(seg);
-  auto bytes = testing::ReadFileBytes(seg);
-  format::BatchHeader last;
-  std::memcpy(&last, bytes.data() + offsets.back(), sizeof(last));
-  const uint64_t at = offsets.back() + last.batch_size;
-  auto events = MakeEvents("gap", 1, 1);  // version 1 of a stream with no version 0
-  std::vector<format::EventFields> fields{{events[0].id, events[0].type, events[0].content_type, events[0].metadata,
-                                           events[0].data}};
-  std::vector<uint8_t> batch(format::kBatchHeaderSize + format::EventRecordSize("gap", fields[0]));
-  format::EncodeBatch(batch, "gap", fields,
-                      {SegmentId(0), GlobalPosition(4), StreamVersion(1), last.timestamp_micros, FileOffset(at)});
-  {
-    std::FILE* f = std::fopen(seg.c_str(), "r+b");
-    ASSERT_NE(f, nullptr);
-    std::fseek(f, static_cast<long>(at), SEEK_SET);
-    std::fwrite(batch.data(), 1, batch.size(), f);
-    std::fclose(f);
-  }
+  const uint64_t at = testing::AppendRawBatch(SegmentFiles(dir.path()).back(), "gap", 1);  // no version 0
   auto refused = Store::Open(dir.path(), SmallOptions());
   ASSERT_EQ(refused.status().code(), Status::Code::kCorruption);
   EXPECT_NE(refused.status().message().find("stream 'gap' continues at version 1, expected 0"), std::string::npos)

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "storage/format.h"
 #include "storage/verify.h"
 #include "test_util.h"
 
@@ -567,6 +569,117 @@ TEST(Store, ABackupTakenWhileAppendingHoldsEveryEventBelowItsPositionByteForByte
       << "the copy is a store that takes appends";
   EXPECT_EQ(store->Backup(backup_dir.path() / "copy").status().code(), Status::Code::kInvalidArgument)
       << "never into a directory that holds something";
+}
+
+// ---- Nothing unverified is served ----
+
+// 600 events of 300 bytes over four streams: about ten 64 KiB segments. Returns the store's
+// first_position and offset of batch `batch` of segment `segment`, after flipping a byte
+// inside its first event's data.
+struct Flipped {
+  std::filesystem::path file;
+  uint64_t offset;
+  uint64_t position;
+  std::string stream;
+};
+
+Flipped FillAndFlip(const TempDir& dir, size_t segment, size_t batch) {
+  {
+    auto store = OpenStore(dir);
+    for (int i = 0; i < 600; ++i) {
+      const std::string s = "d-" + std::to_string(i % 4);
+      EXPECT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, i / 4, 1, 0, 300)).ok());
+    }
+  }
+  const auto file = testing::SegmentFiles(dir.path()).at(segment);
+  const uint64_t offset = testing::BatchOffsets(file).at(batch);
+  const auto bytes = testing::ReadFileBytes(file);
+  format::BatchHeader h;
+  std::memcpy(&h, bytes.data() + offset, sizeof(h));
+  format::EventView e;
+  uint32_t size;
+  EXPECT_TRUE(format::ParseEvent(std::span(bytes).subspan(offset + format::kBatchHeaderSize), &e, &size));
+  Flipped f{file, offset, h.first_position, std::string(e.stream)};
+  testing::FlipByte(file, offset + format::kBatchHeaderSize + size - 20);  // inside the data
+  return f;
+}
+
+void ExpectDamageAt(const Status& s, const Flipped& f) {
+  ASSERT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+  ASSERT_TRUE(s.damage().has_value()) << s.ToString();
+  EXPECT_EQ(s.damage()->file, "segments/" + f.file.filename().string());
+  EXPECT_EQ(s.damage()->offset, f.offset);
+  EXPECT_EQ(s.damage()->position, f.position);
+  EXPECT_NE(s.message().find("checksum"), std::string::npos) << s.message();
+}
+
+TEST(StoreDamage, ABatchThatDoesNotVerifyIsNeverServedByAnyReadPath) {
+  TempDir dir;
+  const Flipped f = FillAndFlip(dir, 1, 10);
+  auto store = OpenStore(dir);  // sealed segments are not scanned at open
+  ASSERT_NE(store, nullptr);
+
+  auto stream = store->ReadStream(f.stream, StreamVersion(0), 1000);
+  ExpectDamageAt(stream.status(), f);
+  auto backwards = store->ReadStream(f.stream, StreamVersion(1000), 1000, Direction::kBackward);
+  ExpectDamageAt(backwards.status(), f);
+
+  uint64_t seen = 0;
+  auto all = store->ReadAll(GlobalPosition(0), 1'000'000, [&](const EventView& e) {
+    EXPECT_EQ(e.position.value, seen);
+    ++seen;
+    return true;
+  });
+  ExpectDamageAt(all.status(), f);
+  EXPECT_EQ(seen, f.position) << "$all stops at the damage, after every event before it";
+  ExpectDamageAt(store->ReadAll(GlobalPosition(f.position), 10).status(), f);
+
+  TempDir copy;
+  ExpectDamageAt(store->Backup(copy.path() / "b").status(), f);
+  EXPECT_EQ(store->stats().corruption_found, 1u) << "one damaged batch, counted once";
+}
+
+TEST(StoreDamage, EverythingElseKeepsBeingServed) {
+  TempDir dir;
+  const Flipped f = FillAndFlip(dir, 1, 10);
+  auto store = OpenStore(dir);
+  ASSERT_NE(store, nullptr);
+  ASSERT_FALSE(store->ReadStream(f.stream, StreamVersion(0), 1000).ok());
+  // Events before the damage, and the segments after the damaged one.
+  auto before = store->ReadAll(GlobalPosition(0), f.position);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->size(), f.position);
+  const auto segments = testing::SegmentFiles(dir.path());
+  const uint64_t later = std::stoull(segments.at(3).stem().string());
+  auto after = store->ReadAll(GlobalPosition(later), 1'000'000);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->size(), 600 - later);
+  for (const std::string s : {"d-0", "d-1", "d-2", "d-3"}) {
+    auto tail = store->ReadStream(s, StreamVersion(1000), 10, Direction::kBackward);
+    ASSERT_TRUE(tail.ok()) << s << ": " << tail.status().ToString();
+    EXPECT_EQ(tail->size(), 10u);
+  }
+  auto r = store->AppendSync("new", ExpectedVersion::NoStream(), MakeEvents("new", 0, 1));
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
+
+TEST(StoreDamage, VerifiedReadsReturnTheBytesThatWereWritten) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    for (int i = 0; i < 400; ++i) {
+      const std::string s = "v-" + std::to_string(i % 3);
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, i / 3, 1, 7, 250)).ok());
+    }
+  }
+  auto store = OpenStore(dir);
+  for (int k = 0; k < 3; ++k) {
+    const std::string s = "v-" + std::to_string(k);
+    auto events = store->ReadStream(s, StreamVersion(0), 1000);
+    ASSERT_TRUE(events.ok()) << events.status().ToString();
+    for (const auto& e : *events) EXPECT_EQ(e.data, testing::ExpectedData(s, e.version.value, 7, 250));
+  }
+  EXPECT_EQ(store->stats().corruption_found, 0u);
 }
 
 }  // namespace

@@ -135,4 +135,24 @@ std::vector<uint64_t> BatchOffsets(const std::filesystem::path& segment_file) {
   return offsets;
 }
 
+uint64_t AppendRawBatch(const std::filesystem::path& segment_file, const std::string& stream, uint64_t first_version) {
+  const std::vector<uint8_t> bytes = ReadFileBytes(segment_file);
+  const std::vector<uint64_t> offsets = BatchOffsets(segment_file);
+  if (offsets.empty()) throw std::runtime_error("AppendRawBatch: " + segment_file.string() + " has no batch");
+  format::BatchHeader last;
+  std::memcpy(&last, bytes.data() + offsets.back(), sizeof(last));
+  const uint64_t at = offsets.back() + last.batch_size;
+  const EventData e = MakeEvent(stream, first_version);
+  const format::EventFields fields[] = {{e.id, e.type, e.content_type, e.metadata, e.data}};
+  std::vector<uint8_t> batch(format::kBatchHeaderSize + format::EventRecordSize(stream, fields[0]));
+  format::EncodeBatch(batch, stream, fields,
+                      {SegmentId(last.segment_id), GlobalPosition(last.first_position + last.event_count),
+                       StreamVersion(first_version), last.timestamp_micros, FileOffset(at)});
+  std::fstream f(segment_file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(reinterpret_cast<const char*>(batch.data()), static_cast<std::streamsize>(batch.size()));
+  if (!f) throw std::runtime_error("AppendRawBatch: cannot write " + segment_file.string());
+  return at;
+}
+
 }  // namespace esd::storage::testing

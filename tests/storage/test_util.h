@@ -4,9 +4,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "storage/file.h"
 #include "storage/store.h"
 
 namespace esd::storage::testing {
@@ -49,5 +52,28 @@ std::vector<uint8_t> ReadFileBytes(const std::filesystem::path& file);
 
 // Offsets of every batch in a segment file (walks the headers, no checksum check).
 std::vector<uint64_t> BatchOffsets(const std::filesystem::path& segment_file);
+
+// Writes a valid batch of one event of `stream` at `first_version` right after the last
+// batch of `segment_file`, continuing its positions, timestamp and segment id: for building
+// logs whose checksums all hold but whose stream versions do not (a gap, a repeat). Returns
+// its offset.
+uint64_t AppendRawBatch(const std::filesystem::path& segment_file, const std::string& stream, uint64_t first_version);
+
+// Installs a fault script for the file operations of storage/ for its lifetime (file.h):
+// `script` sees every operation, serialised, and says which one fails how.
+class ScriptedFaults : public FileFaults {
+ public:
+  using Script = std::function<InjectedFault(FileOp, const std::filesystem::path&)>;
+  explicit ScriptedFaults(Script script) : script_(std::move(script)) { SetFileFaults(this); }
+  ~ScriptedFaults() override { SetFileFaults(nullptr); }
+  InjectedFault Before(FileOp op, const std::filesystem::path& path) override {
+    std::lock_guard lock(mu_);
+    return script_(op, path);
+  }
+
+ private:
+  std::mutex mu_;
+  Script script_;
+};
 
 }  // namespace esd::storage::testing

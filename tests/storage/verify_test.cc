@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "storage/store.h"
 #include "test_util.h"
 
@@ -132,6 +134,89 @@ TEST(Verify, ASegmentCutShortIsNamedAndLeftExactlyAsItWas) {
 TEST(Verify, ADirectoryWithoutAStoreIsNotFound) {
   TempDir dir;
   EXPECT_EQ(VerifyStore(dir.path()).status().code(), Status::Code::kNotFound);
+}
+
+
+// ---- Verify is exactly as strict as open ----
+// Open refuses: verify reports damage. Open repairs silently: verify reports a note in the
+// same words, and no problem. A clean store: neither.
+struct Kind {
+  const char* name;
+  std::function<void(const std::filesystem::path& dir)> damage;
+  bool open_refuses;
+  bool open_repairs;  // a note on both sides
+};
+
+std::filesystem::path Idx(std::filesystem::path seg) { return seg.replace_extension(".idx"); }
+
+TEST(VerifyAgreesWithOpen, OnEveryKindOfStoreBothToolsJudgeAlike) {
+  using testing::BatchOffsets;
+  const std::vector<Kind> kinds = {
+      {"clean", [](const auto&) {}, false, false},
+      {"torn tail", [](const auto& d) {
+         const auto seg = SegmentFiles(d).back();
+         testing::FlipByte(seg, BatchOffsets(seg).back() + 70);
+       }, false, true},
+      {"missing index", [](const auto& d) { std::filesystem::remove(Idx(SegmentFiles(d)[1])); }, false, true},
+      {"damaged index", [](const auto& d) { testing::FlipByte(Idx(SegmentFiles(d)[0]), 100); }, false, true},
+      {"acknowledged batch damaged in the active segment", [](const auto& d) {
+         const auto seg = SegmentFiles(d).back();
+         testing::FlipByte(seg, BatchOffsets(seg)[1] + 70);
+       }, true, false},
+      {"active segment cut inside a batch", [](const auto& d) {
+         const auto seg = SegmentFiles(d).back();
+         testing::TruncateFile(seg, BatchOffsets(seg).back() + 20);
+       }, true, false},
+      {"a stream skips a version", [](const auto& d) { testing::AppendRawBatch(SegmentFiles(d).back(), "v-0", 500); },
+       true, false},
+      {"a stream repeats a version", [](const auto& d) { testing::AppendRawBatch(SegmentFiles(d).back(), "v-1", 0); },
+       true, false},
+      {"a segment is missing", [](const auto& d) { std::filesystem::remove(SegmentFiles(d)[1]); }, true, false},
+      {"a sealed segment is damaged and its index must be rebuilt", [](const auto& d) {
+         const auto seg = SegmentFiles(d)[1];
+         testing::FlipByte(seg, BatchOffsets(seg)[3] + 70);
+         std::filesystem::remove(Idx(seg));
+       }, true, false},
+      {"a file in segments/ that is not a segment", [](const auto& d) {
+         std::filesystem::copy_file(SegmentFiles(d)[0], d / "segments" / "copy.seg");
+       }, true, false},
+      {"an unfinished backup", [](const auto& d) { ASSERT_TRUE(MarkBackupInProgress(d).ok()); }, true, false},
+  };
+  for (const Kind& kind : kinds) {
+    SCOPED_TRACE(kind.name);
+    TempDir dir;
+    Fill(dir.path(), 400);
+    kind.damage(dir.path());
+    auto verified = VerifyStore(dir.path());
+    ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+    auto opened = Store::Open(dir.path(), testing::SmallOptions());
+    EXPECT_EQ(!opened.ok(), kind.open_refuses) << opened.status().ToString();
+    EXPECT_EQ(!verified->ok(), kind.open_refuses) << Describe(*verified);
+    EXPECT_EQ(!verified->notes.empty(), kind.open_repairs) << Describe(*verified);
+    if (opened.ok()) {
+      EXPECT_EQ((*opened)->recovery().notes, verified->notes) << "the same words on both sides";
+    }
+  }
+}
+
+TEST(VerifyAgreesWithOpen, DamageInASealedSegmentOpenDoesNotReadIsDamageThatReadsRefuse) {
+  // Open reads only the active segment and the index files, so it takes this store; verify
+  // reads everything and names the damage, and so does any read that reaches it.
+  TempDir dir;
+  Fill(dir.path(), 400);
+  const auto seg = SegmentFiles(dir.path())[1];
+  const uint64_t at = testing::BatchOffsets(seg)[3];
+  testing::FlipByte(seg, at + 70);
+  auto verified = VerifyStore(dir.path());
+  ASSERT_TRUE(verified.ok());
+  ASSERT_EQ(verified->problems.size(), 1u) << Describe(*verified);
+  EXPECT_EQ(verified->problems[0].offset, at);
+  auto store = Store::Open(dir.path(), testing::SmallOptions());
+  ASSERT_TRUE(store.ok());
+  auto all = (*store)->ReadAll(GlobalPosition(0), 100'000);
+  ASSERT_EQ(all.status().code(), Status::Code::kCorruption);
+  EXPECT_EQ(all.status().damage()->offset, at);
+  EXPECT_EQ(all.status().damage()->position, verified->problems[0].position);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -201,6 +202,112 @@ TEST(Writer, CallbacksOfAClosingStoreStillRun) {
   auto reopened = Store::Open(dir.path(), SmallOptions());
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->DurablePosition(), GlobalPosition(200));
+}
+
+
+// ---- Faults on the seal path (issue 9, item 8) ----
+
+bool EndsWith(const std::filesystem::path& p, std::string_view suffix) {
+  const std::string s = p.filename().string();
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Appends single 1 KiB events to "w" until `segments` segment files exist; returns the
+// results of every append.
+std::vector<AppendResult> AppendUntilSegments(Store& store, const std::filesystem::path& dir, size_t segments) {
+  std::vector<AppendResult> results;
+  uint64_t next = 0;
+  while (testing::SegmentFiles(dir).size() < segments && results.size() < 10'000) {
+    results.push_back(store.AppendSync("w", ExpectedVersion::Any(), MakeEvents("w", next, 1, 0, 1000)));
+    if (results.back().ok()) ++next;
+  }
+  return results;
+}
+
+TEST(WriterFaults, ARollWhoseDirectorySyncFailsLeavesNoSegmentBehindAndTheStoreReopens) {
+  TempDir dir;
+  uint64_t acked = 0;
+  {
+    auto store = Store::Open(dir.path(), SmallOptions());
+    ASSERT_TRUE(store.ok());
+    bool activating = false, failed = false;
+    // Activate renames spare-N.ready to its segment name, then syncs the directory: fail that sync.
+    testing::ScriptedFaults faults([&](FileOp op, const std::filesystem::path& path) {
+      if (op == FileOp::kRename && EndsWith(path, ".ready")) activating = true;
+      if (op == FileOp::kSyncDir && activating && !failed) {
+        failed = true;
+        return InjectedFault{EIO};
+      }
+      return InjectedFault{};
+    });
+    std::vector<AppendResult> results = AppendUntilSegments(**store, dir.path(), 3);
+    ASSERT_TRUE(failed);
+    size_t errors = 0;
+    for (const auto& r : results) {
+      if (r.ok()) ++acked;
+      else ++errors;
+    }
+    EXPECT_EQ(errors, 1u) << "only the append that needed the new segment fails";
+  }
+  auto reopened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  auto events = (*reopened)->ReadStream("w", StreamVersion(0), 100'000);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->size(), acked);
+}
+
+TEST(WriterFaults, AnIndexFileThatFailsToWriteIsWrittenBeforeTheNextOne) {
+  TempDir dir;
+  {
+    auto store = Store::Open(dir.path(), SmallOptions());
+    ASSERT_TRUE(store.ok());
+    bool failed = false;
+    testing::ScriptedFaults faults([&](FileOp op, const std::filesystem::path& path) {
+      if (op == FileOp::kOpen && EndsWith(path, ".idx.tmp") && !failed) {
+        failed = true;
+        return InjectedFault{ENOSPC};
+      }
+      return InjectedFault{};
+    });
+    for (const auto& r : AppendUntilSegments(**store, dir.path(), 4)) ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(failed);
+  }  // closing finishes the index jobs
+  const auto segments = testing::SegmentFiles(dir.path());
+  for (size_t k = 0; k + 1 < segments.size(); ++k) {
+    auto idx = segments[k];
+    idx.replace_extension(".idx");
+    EXPECT_TRUE(std::filesystem::exists(idx)) << idx << ": one failed write left later segments without an index";
+  }
+}
+
+TEST(WriterFaults, OpenMakesEachDirectoryItCreatesDurable) {
+  TempDir dir;
+  std::vector<std::filesystem::path> synced;
+  const auto data = dir.path() / "a" / "data";
+  {
+    testing::ScriptedFaults faults([&](FileOp op, const std::filesystem::path& path) {
+      if (op == FileOp::kSyncDir) synced.push_back(path);
+      return InjectedFault{};
+    });
+    ASSERT_TRUE(Store::Open(data, SmallOptions()).ok());
+  }
+  auto synced_dir = [&](const std::filesystem::path& p) { return std::count(synced.begin(), synced.end(), p) > 0; };
+  for (const auto& p : {dir.path(), dir.path() / "a", data, data / "segments", data / "snapshots"}) {
+    EXPECT_TRUE(synced_dir(p)) << p << " was never synced";
+  }
+}
+
+TEST(WriterFaults, SyncMakesEveryWrittenEventDurableInEveryMode) {
+  TempDir dir;
+  Options o = SmallOptions();
+  o.durability = DurabilityMode{Durability::kNever, {}};
+  auto store = Store::Open(dir.path(), o);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->AppendSync("n", ExpectedVersion::Any(), MakeEvents("n", 0, 3)).ok());
+  EXPECT_EQ((*store)->DurablePosition(), GlobalPosition(3));
+  EXPECT_EQ((*store)->SyncedPosition(), GlobalPosition(0)) << "never: nothing is synced yet";
+  ASSERT_TRUE((*store)->Sync().ok());
+  EXPECT_EQ((*store)->SyncedPosition(), GlobalPosition(3));
 }
 
 }  // namespace
