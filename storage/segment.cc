@@ -264,26 +264,87 @@ void Segment::MarkVerified(uint64_t end_offset, GlobalPosition end_position, Tim
   verified_offset_.store(end_offset, std::memory_order_release);
 }
 
-Status Segment::Verify(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const {
-  if (verified_offset_.load(std::memory_order_acquire) >= std::min(upto, limit)) return Status::Ok();
-  std::lock_guard lock(verify_mu_);
-  uint64_t from = verified_offset_.load(std::memory_order_relaxed);
-  if (!damage_ && from < std::min(upto, limit)) {
-    // Scan on to `upto` but stop at the published end; a batch that straddles `upto` is
-    // checked whole, so `verified_offset_` always sits on a batch boundary.
-    ScanResult r = ScanSegment(*this, from, verified_position_, verified_timestamp_, [](const ScannedBatch&) {}, {}, upto);
-    if (r.end_offset > limit) r.end_offset = limit;  // cannot happen for a published end; be safe
-    verified_position_ = r.end_position;
-    verified_timestamp_ = r.last_timestamp;
-    verified_offset_.store(r.end_offset, std::memory_order_release);
-    if (!r.clean || (r.end_offset < std::min(upto, limit))) {
-      damage_ = Status::Damaged({SegmentFileName(path_), r.end_offset, r.end_position.value},
-                                (r.clean ? std::string("the log ends early") : r.problem) +
-                                    ": this batch does not verify and is not served");
-      if (found != nullptr) found->fetch_add(1, std::memory_order_relaxed);
+namespace {
+
+// The next intact batch of `segment` after a damaged one at `bad`, below `limit`: a header
+// whose fields fit (this segment, a known kind, a position past `min_position`, a sync mark
+// that lies behind it) and whose checksum holds. Cheap checks first, so garbage never costs
+// a checksum over its claimed size.
+std::optional<std::pair<uint64_t, format::BatchHeader>> NextIntactBatch(const Segment& segment, uint64_t bad,
+                                                                        uint64_t limit, uint64_t min_position) {
+  const auto bytes = segment.bytes().subspan(0, std::min<uint64_t>(limit, segment.size()));
+  for (uint64_t off = bad + format::kAlignment; off + format::kBatchHeaderSize <= bytes.size(); off += format::kAlignment) {
+    format::BatchHeader h;
+    std::memcpy(&h, bytes.data() + off, sizeof(h));
+    if (h.segment_id != segment.id().value || h.kind != format::kBatchKindEvents || h.first_position < min_position ||
+        h.sync_mark > off || h.batch_size > bytes.size() - off) {
+      continue;
     }
+    if (format::CheckBatch(bytes.subspan(off), true, &h) == format::BatchCheck::kOk) return std::pair(off, h);
   }
-  if (damage_ && std::min(upto, limit) > verified_offset_.load(std::memory_order_relaxed)) return *damage_;
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Segment::AdvanceVerified(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const {
+  upto = std::min(upto, limit);
+  while (verified_offset_.load(std::memory_order_relaxed) < upto) {
+    const uint64_t from = verified_offset_.load(std::memory_order_relaxed);
+    // Scan on to `upto`; a batch that straddles it is checked whole, so the watermark always
+    // sits on a batch boundary.
+    ScanResult r = ScanSegment(*this, from, verified_position_, verified_timestamp_, [](const ScannedBatch&) {}, {}, upto);
+    if (r.end_offset >= upto && r.clean) {
+      verified_position_ = r.end_position;
+      verified_timestamp_ = r.last_timestamp;
+      verified_offset_.store(r.end_offset, std::memory_order_release);
+      return;
+    }
+    // A bad batch (or zeros) where the published log says there are batches.
+    const uint64_t bad = r.end_offset;
+    auto next = NextIntactBatch(*this, bad, limit, r.end_position.value);
+    const uint64_t resume = next ? next->first : limit;
+    damages_.push_back({bad, resume, next ? GlobalPosition(next->second.first_position) : GlobalPosition(),
+                        next.has_value(),
+                        Status::Damaged({SegmentFileName(path_), bad, r.end_position.value},
+                                        (r.clean ? std::string("zeros where the log should continue") : r.problem) +
+                                            ": this batch does not verify and is not served")});
+    has_damage_.store(true, std::memory_order_release);
+    if (found != nullptr) found->fetch_add(1, std::memory_order_relaxed);
+    if (next) {
+      verified_position_ = GlobalPosition(next->second.first_position);
+      verified_timestamp_ = next->second.timestamp_micros;
+    }
+    verified_offset_.store(resume, std::memory_order_release);
+  }
+}
+
+Status Segment::Verify(uint64_t offset, uint64_t limit, std::atomic<uint64_t>* found) const {
+  if (verified_offset_.load(std::memory_order_acquire) > offset && !has_damage_.load(std::memory_order_acquire)) {
+    return Status::Ok();
+  }
+  std::lock_guard lock(verify_mu_);
+  AdvanceVerified(offset + 1, limit, found);
+  for (const Damage& d : damages_) {
+    if (offset >= d.begin && offset < d.end) return d.status;
+  }
+  return Status::Ok();
+}
+
+std::optional<std::pair<uint64_t, GlobalPosition>> Segment::ResumeAfterDamage(uint64_t offset) const {
+  std::lock_guard lock(verify_mu_);
+  for (const Damage& d : damages_) {
+    if (offset >= d.begin && offset < d.end && d.resumes) return std::pair(d.end, d.end_position);
+  }
+  return std::nullopt;
+}
+
+Status Segment::VerifyAll(uint64_t limit, std::atomic<uint64_t>* found) const {
+  std::lock_guard lock(verify_mu_);
+  AdvanceVerified(limit, limit, found);
+  for (const Damage& d : damages_) {
+    if (d.begin < limit) return d.status;
+  }
   return Status::Ok();
 }
 

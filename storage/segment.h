@@ -54,13 +54,19 @@ class Segment {
   const File& file() const { return file_; }
 
   // ---- Verification for readers: nothing unverified leaves the store ----
-  // Makes sure every batch that starts below `upto` has had its checksum (and the record
-  // checks of ScanSegment) verified, scanning no further than `limit` (the published end of
-  // the log in this segment). The first call that reaches a bad batch records the damage
-  // and counts it once in `*found`; this and every later call that needs a batch at or past
-  // it get kCorruption naming the file, offset and position. Thread-safe; the common case
-  // (already verified) is one atomic load.
-  Status Verify(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const;
+  // Makes sure the batch that holds byte `offset` (and every batch before it) has had its
+  // checksum and ScanSegment's record checks verified, scanning no further than `limit`
+  // (the published end of the log in this segment). A batch that does not verify is
+  // recorded as a damaged range, from its start to the next intact batch after it (found by
+  // its header and checksum), and counted once in `*found`; verification goes on after it.
+  // Returns kCorruption (Status::Damaged: file, offset, position) when `offset` lies in a
+  // damaged range. Thread-safe; the common case (verified, no damage) is one atomic load.
+  Status Verify(uint64_t offset, uint64_t limit, std::atomic<uint64_t>* found) const;
+  // For a damaged range that holds `offset`: where the next intact batch starts, and its
+  // first position (a reader that wants only later positions may go on from there).
+  std::optional<std::pair<uint64_t, GlobalPosition>> ResumeAfterDamage(uint64_t offset) const;
+  // Verifies everything below `limit`; returns the first damage, if any.
+  Status VerifyAll(uint64_t limit, std::atomic<uint64_t>* found) const;
   // For bytes whose batches were verified by other means: recovery's scan, or the writer
   // that encoded them. `end_offset` is a batch boundary where position `end_position` starts.
   void MarkVerified(uint64_t end_offset, GlobalPosition end_position, TimestampMicros last_timestamp) const;
@@ -75,12 +81,22 @@ class Segment {
   uint64_t declared_ = 0;
   File file_;
   MappedFile map_;
-  // Readers' verification state; the offset is read unlocked, the rest under verify_mu_.
+  void AdvanceVerified(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const;  // verify_mu_ held
+  struct Damage {
+    uint64_t begin, end;  // the bytes refused: the bad batch up to the next intact one
+    GlobalPosition end_position;  // where the batch at `end` starts (when end < limit)
+    bool resumes;                 // an intact batch follows at `end`
+    Status status;
+  };
+  // Readers' verification state; the offset and the flag are read unlocked, the rest under
+  // verify_mu_. Invariant: verified_offset_ is a batch boundary (or the end of a damaged
+  // range), and every byte below it is verified or inside damages_.
   mutable std::mutex verify_mu_;
   mutable std::atomic<uint64_t> verified_offset_{format::kSegmentHeaderSize};
+  mutable std::atomic<bool> has_damage_{false};
   mutable GlobalPosition verified_position_;
   mutable TimestampMicros verified_timestamp_ = 0;
-  mutable std::optional<Status> damage_;
+  mutable std::vector<Damage> damages_;  // in offset order
 };
 
 // Creates `path` filled with `size` zero bytes, durable. On failure (kOutOfSpace above all)

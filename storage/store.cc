@@ -167,7 +167,7 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
   }
   // A backup copies only what verifies: damage is reported, never copied as good data.
   for (const auto& p : pieces) {
-    if (Status s = p.segment->Verify(p.log_end, p.log_end, &impl_->stat_corruption_); !s.ok()) return s;
+    if (Status s = p.segment->VerifyAll(p.log_end, &impl_->stat_corruption_); !s.ok()) return s;
   }
   for (const auto& d : {dest, dest / "segments", dest / "snapshots"}) {
     if (Status s = CreateDirectoriesDurably(d); !s.ok()) return s;
@@ -373,7 +373,7 @@ Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, 
       EventView e;
       uint32_t size;
       // The batch that holds the event must have verified before the event leaves the store.
-      if (Status s = where.segment->Verify(run.offsets[i] + 1, where.end_offset, &stat_corruption_); !s.ok()) {
+      if (Status s = where.segment->Verify(run.offsets[i], where.end_offset, &stat_corruption_); !s.ok()) {
         return s;
       }
       if (!format::ParseEvent(bytes.subspan(run.offsets[i]), &e, &size) || e.stream != stream ||
@@ -434,7 +434,13 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
     uint64_t off = span.begin;
     while (off < span.end) {
       // Nothing unverified is served: the batch at `off` (and those before it) verified once.
-      if (Status s = span.segment->Verify(off + 1, span.end, &stat_corruption_); !s.ok()) return s;
+      if (Status s = span.segment->Verify(off, span.end, &stat_corruption_); !s.ok()) {
+        // Damage wholly before `from` is not what this read serves: go on after it.
+        auto resume = span.segment->ResumeAfterDamage(off);
+        if (!resume || resume->second > from) return s;
+        off = resume->first;
+        continue;
+      }
       format::BatchHeader h;
       auto check = format::CheckBatch(bytes.subspan(off, span.end - off), false, &h);
       if (check != format::BatchCheck::kOk) {

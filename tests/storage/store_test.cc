@@ -649,15 +649,20 @@ TEST(StoreDamage, EverythingElseKeepsBeingServed) {
   auto before = store->ReadAll(GlobalPosition(0), f.position);
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->size(), f.position);
-  const auto segments = testing::SegmentFiles(dir.path());
-  const uint64_t later = std::stoull(segments.at(3).stem().string());
-  auto after = store->ReadAll(GlobalPosition(later), 1'000'000);
+  // Everything after the damaged batch: in its own segment (verification goes on at the next
+  // intact batch) and in the later ones.
+  auto after = store->ReadAll(GlobalPosition(f.position + 1), 1'000'000);
   ASSERT_TRUE(after.ok()) << after.status().ToString();
-  EXPECT_EQ(after->size(), 600 - later);
+  EXPECT_EQ(after->size(), 600 - f.position - 1);
   for (const std::string s : {"d-0", "d-1", "d-2", "d-3"}) {
     auto tail = store->ReadStream(s, StreamVersion(1000), 10, Direction::kBackward);
     ASSERT_TRUE(tail.ok()) << s << ": " << tail.status().ToString();
     EXPECT_EQ(tail->size(), 10u);
+    if (s == f.stream) continue;
+    // Every event of the other streams, including those in the damaged segment.
+    auto whole = store->ReadStream(s, StreamVersion(0), 1000);
+    ASSERT_TRUE(whole.ok()) << s << ": " << whole.status().ToString();
+    EXPECT_EQ(whole->size(), 150u);
   }
   auto r = store->AppendSync("new", ExpectedVersion::NoStream(), MakeEvents("new", 0, 1));
   EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -680,6 +685,22 @@ TEST(StoreDamage, VerifiedReadsReturnTheBytesThatWereWritten) {
     for (const auto& e : *events) EXPECT_EQ(e.data, testing::ExpectedData(s, e.version.value, 7, 250));
   }
   EXPECT_EQ(store->stats().corruption_found, 0u);
+}
+
+
+TEST(StoreDamage, AfterABatchWhoseHeaderIsDamagedTheNextIntactBatchIsFoundAndServed) {
+  TempDir dir;
+  const Flipped f = FillAndFlip(dir, 2, 20);
+  testing::FlipByte(f.file, f.offset + 9);  // its size field too: it cannot be framed
+  auto store = OpenStore(dir);
+  ASSERT_NE(store, nullptr);
+  ExpectDamageAt(store->ReadAll(GlobalPosition(0), 1'000'000).status(), f);
+  auto after = store->ReadAll(GlobalPosition(f.position + 1), 1'000'000);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_FALSE(after->empty());
+  EXPECT_EQ((*after)[0].position, GlobalPosition(f.position + 1));
+  EXPECT_EQ(after->size(), 600 - f.position - 1);
+  EXPECT_EQ(store->stats().corruption_found, 1u);
 }
 
 }  // namespace
