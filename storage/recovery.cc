@@ -193,7 +193,7 @@ Status Store::Impl::Recover() {
       uint64_t off = floor ? floor->offset : format::kSegmentHeaderSize;
       format::BatchHeader h;
       while (off < prev_slot.end_offset &&
-             format::CheckBatch(prev.bytes().subspan(off), false, &h) == format::BatchCheck::kOk) {
+             format::CheckBatch(prev.bytes().subspan(off), true, &h) == format::BatchCheck::kOk) {  // a damaged time would carry forward
         last_timestamp_ = h.timestamp_micros;
         off += h.batch_size;
       }
