@@ -184,6 +184,26 @@ Status CreateDirectoriesDurably(const std::filesystem::path& dir) {
   return SyncDirectory(parent);
 }
 
+Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to,
+                       const std::function<void(uint64_t, uint64_t)>& progress) {
+  auto in = File::Open(from, O_RDONLY);
+  if (!in.ok()) return in.status();
+  auto size = in->Size();
+  if (!size.ok()) return size.status();
+  auto out = File::Open(to, O_WRONLY | O_CREAT | O_EXCL);
+  if (!out.ok()) return out.status();
+  std::vector<uint8_t> buffer(std::min<uint64_t>(*size, 1 << 20));
+  for (uint64_t off = 0; off < *size;) {
+    auto n = in->ReadAt(off, buffer);
+    if (!n.ok()) return n.status();
+    if (*n == 0) return Status::IOError(from.string() + " ended early");
+    if (Status s = out->WriteAt(off, std::span(buffer.data(), *n)); !s.ok()) return s;
+    off += *n;
+    if (progress) progress(off, *size);
+  }
+  return out->DataSync();
+}
+
 Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (auto f = Inject(FileOp::kRename, from); f.error != 0) return ErrnoStatus("rename " + from.string(), f.error);
   if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename " + from.string() + " to " + to.string(), errno);

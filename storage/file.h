@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -115,6 +116,11 @@ Status SyncDirectory(const std::filesystem::path& dir);
 // Creates `dir` and any missing parents, and makes each one it created durable (fsync of
 // the new directory and of the one that holds it). Existing directories are left alone.
 Status CreateDirectoriesDurably(const std::filesystem::path& dir);
+
+// A byte-for-byte copy of `from` as the new file `to` (which must not exist), fdatasync'ed.
+// `progress(done, total)` in bytes. The directory is not synced: the caller does, once.
+Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to,
+                       const std::function<void(uint64_t, uint64_t)>& progress = {});
 
 // rename(2) and unlink(2), as Status. Neither syncs the directory: the caller does, once.
 Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to);

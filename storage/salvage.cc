@@ -86,27 +86,6 @@ std::filesystem::path NewQuarantine(const std::filesystem::path& dir) {
   return q;
 }
 
-// A durable byte-for-byte copy of `from` as `to`.
-Status CopyFile(const std::filesystem::path& from, const std::filesystem::path& to,
-                const std::function<void(uint64_t, uint64_t)>& progress) {
-  auto in = File::Open(from, O_RDONLY);
-  if (!in.ok()) return in.status();
-  auto size = in->Size();
-  if (!size.ok()) return size.status();
-  auto out = File::Open(to, O_WRONLY | O_CREAT | O_EXCL);
-  if (!out.ok()) return out.status();
-  std::vector<uint8_t> buffer(1 << 20);
-  for (uint64_t off = 0; off < *size;) {
-    auto n = in->ReadAt(off, buffer);
-    if (!n.ok()) return n.status();
-    if (*n == 0) return Status::IOError(from.string() + " ended early");
-    if (Status s = out->WriteAt(off, std::span(buffer.data(), *n)); !s.ok()) return s;
-    off += *n;
-    if (progress) progress(off, *size);
-  }
-  return out->DataSync();
-}
-
 std::string Describe(const SalvageReport& r) {
   std::string text = "esctl salvage moved these files out of the log, because the log is damaged at " +
                      r.damage->ToString() + ":\n  " + r.problem + "\n\n";
@@ -169,7 +148,7 @@ Result<SalvageReport> SalvageStore(const std::filesystem::path& dir, const Salva
   // 1. The quarantine and the copies, durable before the log changes.
   if (Status s = CreateDirectoriesDurably(report.quarantine); !s.ok()) return s;
   if (!whole) {
-    if (Status s = CopyFile(damaged, report.quarantine / damaged.filename(), options.progress); !s.ok()) return s;
+    if (Status s = CopyFileDurably(damaged, report.quarantine / damaged.filename(), options.progress); !s.ok()) return s;
   }
   const std::string readme = Describe(report);
   if (Status s = WriteFileAtomically(report.quarantine / "SALVAGE.txt",
