@@ -122,6 +122,19 @@ TEST_F(DamageTest, ASubscriptionFromZeroIsDroppedAtTheDamageNamingIt) {
   ExpectTheDamage(*sub->damage());
 }
 
+TEST_F(DamageTest, AStreamSubscriptionThatReachesDamageIsDroppedNamingIt) {
+  std::optional<std::string> dropped;
+  bool caught_up = false;
+  auto sub = client_->Subscribe(
+      client::SubscribeFrom::Stream("victim", 0), {}, [](const std::vector<client::RecordedEvent>&) {},
+      [&](uint64_t) { caught_up = true; }, [&](const std::string& reason) { dropped = reason; });
+  ASSERT_TRUE(client_->RunUntil([&] { return dropped.has_value(); }, 60s));
+  EXPECT_FALSE(caught_up);
+  EXPECT_NE(dropped->find(store_.Place()), std::string::npos) << *dropped;
+  ASSERT_TRUE(sub->damage().has_value());
+  ExpectTheDamage(*sub->damage());
+}
+
 TEST_F(DamageTest, OrderReadsAndCommandsAreRefusedAsDataLossNamingTheDamage) {
   const auto as_of = client_->GetOrderAtVersion("o-damaged", 0);
   EXPECT_FALSE(as_of.order.has_value());
