@@ -45,6 +45,7 @@ std::string KindOf(const esd::client::Error& e) {
     case esd::client::Error::Kind::kUnauthenticated: return "unauthenticated";
     case esd::client::Error::Kind::kPermissionDenied: return "permission-denied";
     case esd::client::Error::Kind::kDisconnected: return "disconnected";
+    case esd::client::Error::Kind::kDamaged: return "damaged";
     case esd::client::Error::Kind::kRemote: break;
   }
   return "remote";

@@ -31,6 +31,11 @@ capnp::Data::Reader Bytes(const std::string& s) {
   throw Error(Error::Kind::kRemote, what);
 }
 
+Damage ToDamage(rpc::Damage::Reader d) {
+  return {Str(d.getFile()), d.getOffset(), d.getHasPosition() ? std::optional<uint64_t>(d.getPosition()) : std::nullopt,
+          Str(d.getReason())};
+}
+
 RecordedEvent ToEvent(rpc::RecordedEvent::Reader e) {
   RecordedEvent out;
   out.stream = Str(e.getStream());
@@ -78,6 +83,7 @@ const char* RejectName(rpc::RejectCode code) {
     case rpc::RejectCode::OUT_OF_SPACE: return "out-of-space";
     case rpc::RejectCode::PERMISSION_DENIED: return "permission-denied";
     case rpc::RejectCode::UNAVAILABLE: return "unavailable";
+    case rpc::RejectCode::DATA_LOSS: return "data-loss";
   }
   return "unknown";
 }
@@ -133,6 +139,7 @@ struct SubscriptionState {
   Client::SubscriptionCallbacks callbacks;
   bool caught_up = false;
   std::optional<std::string> dropped;
+  std::optional<Damage> damage;  // why it was dropped, when the log is damaged there
   // Set when the handle is dropped: no callback runs after that. The callbacks themselves
   // live on until the subscriber object goes, since the handle may be dropped from inside
   // one of them.
@@ -170,7 +177,9 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> dropped(DroppedContext context) override {
-    Drop(*state_, Str(context.getParams().getReason()));
+    auto params = context.getParams();
+    if (params.hasDamage() && !state_->dropped && !state_->cancelled) state_->damage = ToDamage(params.getDamage());
+    Drop(*state_, Str(params.getReason()));
     return kj::READY_NOW;
   }
 
@@ -189,6 +198,7 @@ class SubscriptionHandle final : public Client::Subscription {
   ~SubscriptionHandle() override { state_->cancelled = true; }
   bool caught_up() const override { return state_->caught_up; }
   std::optional<std::string> dropped() const override { return state_->dropped; }
+  std::optional<Damage> damage() const override { return state_->damage; }
 
  private:
   // Released on destruction: the server cancels. (Behind a pointer: capnp's Client has a
@@ -198,6 +208,22 @@ class SubscriptionHandle final : public Client::Subscription {
 };
 
 }  // namespace
+
+std::string Damage::ToString() const {
+  std::string place;
+  if (!file.empty()) {
+    place = file + " offset " + std::to_string(offset);
+    if (position) place += " (position " + std::to_string(*position) + ")";
+  } else if (position) {
+    place = "position " + std::to_string(*position);
+  }
+  return place.empty() ? reason : place + ": " + reason;
+}
+
+Error::Error(Damage damage)
+    : std::runtime_error("the log is damaged: " + damage.ToString()),
+      kind_(Kind::kDamaged),
+      damage_(std::move(damage)) {}
 
 EventId NewEventId() {
   thread_local std::mt19937_64 rng = [] {
@@ -426,6 +452,7 @@ std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& 
   auto resp = impl_->Wait(req.send());
   auto result = resp.getResult();
   if (result.isNotFound()) return std::nullopt;
+  if (result.isDamaged()) throw Error(ToDamage(result.getDamaged()));
   return ToEvents(result.getEvents());
 }
 
@@ -435,7 +462,9 @@ ReadAllResult Client::ReadAll(uint64_t from, uint32_t count, const Filter& filte
   req.setCount(count);
   SetFilter(req.initFilter(), filter);
   auto resp = impl_->Wait(req.send());
-  return {ToEvents(resp.getEvents()), resp.getNextPosition(), resp.getEndOfLog()};
+  ReadAllResult out{ToEvents(resp.getEvents()), resp.getNextPosition(), resp.getEndOfLog(), std::nullopt};
+  if (resp.hasDamage()) out.damage = ToDamage(resp.getDamage());
+  return out;
 }
 
 std::optional<StreamInfo> Client::GetStreamInfo(const std::string& stream) {
@@ -548,6 +577,7 @@ Client::VerifyReport Client::Verify(Progress progress) {
   out.index_files = r.getIndexFiles();
   out.snapshots = r.getSnapshots();
   out.torn_tail = Str(r.getTornTail());
+  for (auto note : r.getNotes()) out.notes.push_back(Str(note));
   for (auto p : r.getProblems()) {
     out.problems.push_back({Str(p.getFile()), p.getOffset(),
                             p.getHasPosition() ? std::optional<uint64_t>(p.getPosition()) : std::nullopt, Str(p.getWhat())});
@@ -648,6 +678,7 @@ CommandOutcome ToOutcome(rpc::CommandResult::Reader r) {
       o.kind = CommandOutcome::Kind::kFailed;
       o.code = r.isFailed() ? RejectName(r.getFailed().getCode()) : "unknown";
       o.message = r.isFailed() ? Str(r.getFailed().getReason()) : "an outcome this client does not know";
+      if (r.isFailed() && r.getFailed().hasDamage()) o.damage = ToDamage(r.getFailed().getDamage());
   }
   return o;
 }
@@ -663,6 +694,7 @@ OrderQuery ToQuery(rpc::OrderResult::Reader r) {
   OrderQuery q;
   if (r.isFound()) q.order = ToView(r.getFound());
   q.timed_out = r.isTimeout();
+  if (r.isDamaged()) q.damage = ToDamage(r.getDamaged());
   return q;
 }
 
@@ -756,6 +788,7 @@ OrderPage Client::ListOrders(const std::string& customer_id, const std::string& 
   for (auto o : resp.getOrders()) page.orders.push_back(ToView(o));
   page.next_page_token = Str(resp.getNextPageToken());
   page.timed_out = resp.getTimeout();
+  if (resp.hasDamage()) page.damage = ToDamage(resp.getDamage());
   return page;
 }
 
@@ -763,6 +796,7 @@ std::vector<HistoryEntry> Client::History(const std::string& order_id) {
   auto req = impl_->orders.historyRequest();
   req.setOrderId(order_id);
   auto resp = impl_->Wait(req.send());
+  if (resp.hasDamage()) throw Error(ToDamage(resp.getDamage()));
   std::vector<HistoryEntry> out;
   for (auto e : resp.getEvents()) {
     out.push_back({e.getVersion(), e.getPosition(), e.getTimestampMicros(), Str(e.getType()), Str(e.getJson()),

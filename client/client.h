@@ -12,6 +12,11 @@
 // Errors: a broken connection, a refused login, or a request the server calls malformed
 // throw esd::client::Error; business outcomes (a wrong expected version, a rejected
 // append, a missing stream) are values.
+// Damage (bytes of the daemon's log that do not verify, which it never serves) is told
+// apart everywhere, with a Damage saying where: a `damage` field where the result has
+// something else to give (ReadAll's events before it, an order query, a command outcome
+// with code "data-loss", a subscription's end), else Error::Kind::kDamaged with
+// Error::damage() (ReadStream, History).
 #pragma once
 
 #include <kj/async.h>
@@ -111,10 +116,23 @@ struct Filter {
   std::vector<std::string> event_types;  // any of these
 };
 
+// Where the daemon's log does not verify (protocol/esd.capnp, struct Damage).
+struct Damage {
+  std::string file;                  // "segments/<name>.seg"; empty: no known place in a file
+  uint64_t offset = 0;               // in `file`: the batch that does not verify
+  std::optional<uint64_t> position;  // the $all position that batch should start at
+  std::string reason;                // what does not hold, for people
+  // "segments/X.seg offset O (position P): reason" (the parts that are known)
+  std::string ToString() const;
+};
+
 struct ReadAllResult {
   std::vector<RecordedEvent> events;
   uint64_t next_position = 0;  // continue from here
   bool end_of_log = false;
+  // The scan reached damage: `events` are the ones before it, `next_position` is where it
+  // stopped; reading on from there meets the same damage.
+  std::optional<Damage> damage;
 };
 
 struct SubscribeFrom {
@@ -156,7 +174,8 @@ struct CommandOutcome {
   bool already_applied = false;
   std::string rule;        // kRejected: the business rule, e.g. "order-not-open"
   std::string message;     // kRejected / kFailed: for people
-  std::string code;        // kFailed: "permission-denied", "unavailable", ...
+  std::string code;        // kFailed: "permission-denied", "unavailable", "data-loss", ...
+  std::optional<Damage> damage;  // code "data-loss": where the order's events are damaged
   bool ok() const { return kind == Kind::kOk; }
 };
 
@@ -181,12 +200,16 @@ struct OrderView {
 struct OrderQuery {
   std::optional<OrderView> order;  // nullopt: no such order (at that point)
   bool timed_out = false;          // the projection had not reached min_position in time
+  // Instead of an order: its events (as of a version or time) reach damage, or the
+  // projection stopped at damage before min_position.
+  std::optional<Damage> damage;
 };
 
 struct OrderPage {
   std::vector<OrderView> orders;
   std::string next_page_token;  // empty: the last page
   bool timed_out = false;
+  std::optional<Damage> damage;  // instead of orders: the projection stopped at damage before min_position
 };
 
 struct HistoryEntry {
@@ -206,12 +229,18 @@ struct ConnectOptions {
 
 class Error : public std::runtime_error {
  public:
-  enum class Kind { kConnect, kUnauthenticated, kPermissionDenied, kDisconnected, kRemote };
+  // kDamaged: what the call asked for is in damaged bytes of the log (damage() says where);
+  // retrying does not help.
+  enum class Kind { kConnect, kUnauthenticated, kPermissionDenied, kDisconnected, kRemote, kDamaged };
   Error(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  // kDamaged; what() is "the log is damaged: " + damage.ToString().
+  explicit Error(Damage damage);
   Kind kind() const { return kind_; }
+  const std::optional<Damage>& damage() const { return damage_; }
 
  private:
   Kind kind_;
+  std::optional<Damage> damage_;
 };
 
 class Client {
@@ -226,6 +255,7 @@ class Client {
 
   AppendResult Append(const std::string& stream, Expected expected, const std::vector<NewEvent>& events);
   // nullopt: the stream has no event. `from` = UINT64_MAX with backward reads from the end.
+  // Error kDamaged when an event asked for is in damaged bytes (none is returned).
   std::optional<std::vector<RecordedEvent>> ReadStream(const std::string& stream, uint64_t from, uint32_t count,
                                                        bool backward = false);
   ReadAllResult ReadAll(uint64_t from, uint32_t count, const Filter& filter = {});
@@ -262,8 +292,10 @@ class Client {
   };
   struct VerifyReport {
     uint64_t segments = 0, batches = 0, events = 0, index_files = 0, snapshots = 0;
-    std::vector<VerifyProblem> problems;
-    std::string torn_tail;
+    std::vector<VerifyProblem> problems;  // damage
+    std::string torn_tail;                // also one of `notes`
+    // What the next open repairs by itself (an index rebuilt, a torn tail cut): not problems.
+    std::vector<std::string> notes;
   };
   VerifyReport Verify(Progress progress = {});
 
@@ -311,6 +343,7 @@ class Client {
   // status "" lists every status.
   OrderPage ListOrders(const std::string& customer_id, const std::string& status, uint32_t page_size,
                        const std::string& page_token = "", uint64_t min_position = 0);
+  // Error kDamaged when the order's stream reaches damaged bytes.
   std::vector<HistoryEntry> History(const std::string& order_id);
 
   // For load generators: the append as a promise on this client's loop.
@@ -323,14 +356,18 @@ class Client {
     virtual ~Subscription() = default;  // cancels; no callback runs afterwards
     virtual bool caught_up() const = 0;
     virtual std::optional<std::string> dropped() const = 0;  // the server's reason
+    // Set when the server ended it because the log is damaged there; everything before the
+    // damage that passed the filter was delivered.
+    virtual std::optional<Damage> damage() const { return std::nullopt; }
   };
   struct SubscriptionCallbacks {
     std::function<void(const std::vector<RecordedEvent>&)> on_events;
     // Instead of on_events when set: the same batches as views, without copying them.
     std::function<void(const std::vector<RecordedEventView>&)> on_event_views;
     std::function<void(uint64_t position)> on_caught_up;
-    // The subscription ended: the server said why (shutting down, a read error), or the
-    // connection was lost ("connection lost: ..."). Called once.
+    // The subscription ended: the server said why (shutting down, damage in the log: then
+    // Subscription::damage() is set before this runs), or the connection was lost
+    // ("connection lost: ..."). Called once.
     std::function<void(const std::string& reason)> on_dropped;
   };
   // Events are delivered in log order while the loop runs; a slow callback slows only this

@@ -1,5 +1,7 @@
 # The wire contract of esd. Business outcomes (a wrong expected version, a rejected append,
-# a missing stream) are typed results; exceptions are for broken requests and bugs.
+# a missing stream) are typed results; exceptions are for broken requests and bugs. Damage
+# (bytes of the log that do not verify) is a typed result too, a `Damage`, for the caller
+# whose request needs those bytes; the rest of the store keeps serving.
 # Versions and positions are 0-based; "last" values are inclusive.
 @0xe4d7da315dda49d1;
 
@@ -74,6 +76,21 @@ enum RejectCode {
   outOfSpace @2;            # the disk is full; nothing was written; retry later
   permissionDenied @3;      # the session's role may not do this
   unavailable @4;           # the store cannot write (an I/O error, shutting down)
+  dataLoss @5;              # what the request needs is damaged on disk (see its `damage`);
+                            # nothing was written. Retrying does not help (restore the file)
+}
+
+struct Damage {
+  # Where the log does not verify. Every batch's checksum is checked before any of its
+  # events leaves the store: nothing of this batch is served, nor anything after it in its
+  # segment file; the rest of the store is. `esctl verify` lists it too.
+  file @0 :Text;          # relative to the data directory, "segments/<name>.seg"; empty when
+                          # the damage has no known place in a file (e.g. an event that
+                          # does not decode as its type says)
+  offset @1 :UInt64;      # in `file`: where the batch that does not verify starts
+  hasPosition @2 :Bool;
+  position @3 :UInt64;    # when hasPosition: the $all position that batch should start at
+  reason @4 :Text;        # for people: what does not hold
 }
 
 struct AppendResult {
@@ -107,6 +124,7 @@ struct ReadStreamResult {
   union {
     events @0 :List(RecordedEvent);   # empty when `fromVersion` is past the end (forwards)
     notFound @1 :Void;                # the stream has no event
+    damaged @2 :Damage;               # an event asked for is in damaged bytes: none is returned
   }
 }
 
@@ -150,9 +168,13 @@ interface EventStore {
   # use the largest UInt64 to read backwards from the end).
 
   readAll @2 (fromPosition :UInt64, count :UInt32, filter :Filter)
-      -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool);
+      -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool, damage :Damage);
   # Up to `count` durable events of $all from `fromPosition` that pass `filter`. Continue
   # from `nextPosition`; `endOfLog` says nothing durable lies past what was scanned.
+  # `damage` is set (hasDamage) when the scan reached damaged bytes: `events` are the ones
+  # before it, `nextPosition` is where the scan stopped (the damage's position, unless
+  # `fromPosition` was already past it in the same segment file), `endOfLog` is false.
+  # Reading again from there answers the same damage.
 
   streamInfo @3 (stream :Text) -> (info :StreamInfo);
 
@@ -186,8 +208,10 @@ interface Subscriber {
   caughtUp @1 (position :UInt64);
   # Once: everything durable before `position` has been delivered; live events follow.
 
-  dropped @2 (reason :Text);
-  # The server ended the subscription (shutting down, or an error reading the log).
+  dropped @2 (reason :Text, damage :Damage);
+  # The server ended the subscription (shutting down, or an error reading the log). When it
+  # reached damaged bytes of the log, `damage` (hasDamage) says where, and everything
+  # before that position that passed the filter was delivered; `reason` names it too.
 }
 
 interface Subscription {
@@ -229,8 +253,9 @@ interface Admin {
 
   verify @3 (progress :ProgressSink) -> (report :VerifyReport);
   # Checks the store's files while the daemon serves: segment headers and joins, every
-  # batch checksum, index files against the log, snapshot checksums. Progress in bytes of
-  # log checked.
+  # batch checksum, index files against the log, snapshot checksums. Exactly as strict as
+  # opening the store: what open refuses is a problem, what open repairs by itself is a
+  # note. Progress in bytes of log checked.
 
   listSnapshots @4 (after :Text, count :UInt32) -> (snapshots :List(SnapshotInfo), more :Bool);
   # The store's snapshot files in file name order, after the name `after` ("" for the first
@@ -289,8 +314,12 @@ struct VerifyReport {
   events @2 :UInt64;
   indexFiles @3 :UInt64;
   snapshots @4 :UInt64;
-  problems @5 :List(VerifyProblem);
-  tornTail @6 :Text;           # empty: none (a batch being written shows up here, harmlessly)
+  problems @5 :List(VerifyProblem);  # damage: what open refuses or a read would not serve
+  tornTail @6 :Text;           # empty: none (a batch being written shows up here, harmlessly);
+                               # also one of `notes`
+  notes @7 :List(Text);        # what the next open repairs by itself with nothing acknowledged
+                               # lost (a missing or damaged index file, a torn unacknowledged
+                               # tail): not problems
 }
 
 struct VerifyProblem {
@@ -326,8 +355,9 @@ struct CommandResult {
     }
     conflict @5 :Void;             # the order kept changing: retried, then gave up
     failed :group {
-      code @6 :RejectCode;         # permissionDenied, unavailable, outOfSpace ...
+      code @6 :RejectCode;         # permissionDenied, unavailable, outOfSpace, dataLoss ...
       reason @7 :Text;
+      damage @8 :Damage;           # dataLoss: where (the order's events could not be loaded)
     }
   }
 }
@@ -372,6 +402,9 @@ struct OrderResult {
     found @0 :OrderView;
     notFound @1 :Void;
     timeout @2 :Void;            # the projection had not reached minPosition in time
+    damaged @3 :Damage;          # as of a version or time: the order's events reach damaged
+                                 # bytes; latest: the projection stopped at damage before
+                                 # minPosition (it answers only below that position)
   }
 }
 
@@ -398,15 +431,19 @@ interface OrderService {
 
   getOrder @5 (orderId :Text, asOf :AsOf, minPosition :UInt64) -> (result :OrderResult);
   # latest: from the GetOrder projection, once it has applied the event at minPosition (a
-  # command's result position; 0 does not wait); waits up to 5 s, then `timeout`.
+  # command's result position; 0 does not wait); waits up to 5 s, then `timeout`. A
+  # projection that reached damage in the log stops there and answers from what it applied
+  # before it; for a minPosition at or past the damage, `damaged`.
   # version / time: from the stream.
 
   listOrders @6 (customerId :Text, status :OrderStatus, pageSize :UInt32, pageToken :Text,
                  minPosition :UInt64)
-      -> (orders :List(OrderView), nextPageToken :Text, timeout :Bool);
+      -> (orders :List(OrderView), nextPageToken :Text, timeout :Bool, damage :Damage);
   # A customer's orders, newest first; status `none` lists all. nextPageToken is empty on
-  # the last page.
+  # the last page. `damage` (hasDamage) instead of orders: the projection stopped at damage
+  # in the log before minPosition.
 
-  history @7 (orderId :Text) -> (events :List(HistoryEvent));
-  # The audit trail: every event of the order, oldest first.
+  history @7 (orderId :Text) -> (events :List(HistoryEvent), damage :Damage);
+  # The audit trail: every event of the order, oldest first. `damage` (hasDamage) instead
+  # of events: the order's stream reaches damaged bytes.
 }

@@ -134,8 +134,11 @@ class AdminImpl final : public rpc::Admin::Server {
       return out;
     });
     return WithProgress(ctx_.timer, SinkOf(params), [cell] { return cell->Get(); }, kj::mv(done))
-        .then([context](kj::Own<Outcome> out) mutable {
-          if (!out->upto.ok()) Fail("the backup failed: " + out->upto.status().message());
+        .then([this, context](kj::Own<Outcome> out) mutable {
+          if (!out->upto.ok()) {
+            if (out->upto.status().IsDataLoss()) ctx_.damage_log.Report(out->upto.status(), "a backup");
+            Fail("the backup failed: " + out->upto.status().message());
+          }
           context.getResults().setPosition(out->upto.value().value);
           context.getResults().setBytes(out->bytes);
         });
@@ -162,6 +165,8 @@ class AdminImpl final : public rpc::Admin::Server {
           rep.setIndexFiles(r.index_files);
           rep.setSnapshots(out->value().snapshots);
           rep.setTornTail(r.torn_tail.value_or(""));
+          auto notes = rep.initNotes(r.notes.size());
+          for (size_t i = 0; i < r.notes.size(); ++i) notes.set(i, r.notes[i]);
           auto problems = rep.initProblems(r.problems.size());
           for (size_t i = 0; i < r.problems.size(); ++i) {
             const auto& p = r.problems[i];

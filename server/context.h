@@ -17,6 +17,7 @@
 
 #include "domain/order_commands.h"
 #include "server/config.h"
+#include "server/damage_log.h"
 #include "server/notifier.h"
 #include "storage/store.h"
 
@@ -87,6 +88,7 @@ struct ServerContext {
   domain::OrderCommands& orders;
   ProjectionRunner& projection;
   kj::Timer& timer;
+  DamageLog& damage_log;  // every read path that meets damage reports it here
   ServerCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions;  // KJ thread only

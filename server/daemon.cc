@@ -67,6 +67,10 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Histogram("esd_fsync_seconds", "Latency of the fdatasync of a group commit.", st.fsync_micros, 1e-6);
   m.Histogram("esd_group_appends", "Appends per group commit.", st.group_appends);
   m.Counter("esd_segments_sealed_total", "Segments sealed since start.", st.segments_sealed);
+  m.Counter("esd_corruption_found_total",
+            "Damaged batches found since start (each once), by reads, subscriptions, projections and backups; "
+            "each was refused to its caller.",
+            st.corruption_found);
   m.Gauge("esd_durable_position", "Events durable in the store (one past the last position).",
           static_cast<double>(ctx.store.DurablePosition().value));
   m.Gauge("esd_connections", "Open RPC connections.", ctx.counters.connections.load());
@@ -94,11 +98,8 @@ int RunDaemon(const Config& config) {
   }
   std::unique_ptr<storage::Store> store = std::move(opened).value();
   const auto& rec = store->recovery();
-  if (rec.torn_bytes_discarded > 0) {
-    std::fprintf(stderr, "esd: recovery cut an unacknowledged torn tail of %llu bytes at offset %llu\n",
-                 static_cast<unsigned long long>(rec.torn_bytes_discarded),
-                 static_cast<unsigned long long>(rec.torn_at.value));
-  }
+  // What open repaired by itself (a torn tail cut, an index rebuilt), in verify's words.
+  for (const std::string& note : rec.notes) std::fprintf(stderr, "esd: recovery: %s\n", note.c_str());
 
   auto io = kj::setupAsyncIo();
   // Let the event loop look at the sockets every few events, even while subscriptions have
@@ -107,15 +108,16 @@ int RunDaemon(const Config& config) {
   int exit_code = 0;
   {
     DurableNotifier notifier(*store);
+    DamageLog damage_log;
     domain::OrderCommands::Options order_options;
     order_options.snapshot_every = config.snapshot_every;
     domain::OrderCommands orders(*store, order_options);
     // The projection snapshots after 10,000 events and 60 s, and at a graceful stop.
-    ProjectionRunner projection(*store, notifier, io.provider->getTimer(),
+    ProjectionRunner projection(*store, notifier, io.provider->getTimer(), damage_log,
                                 domain::ProjectionSnapshotPath(config.data_dir),
                                 10'000);
     projection.Start();
-    ServerContext ctx{*store, notifier, config, orders, projection, io.provider->getTimer(), {},
+    ServerContext ctx{*store, notifier, config, orders, projection, io.provider->getTimer(), damage_log, {},
                       std::chrono::steady_clock::now(), {}, false, 0, {}};
 
     // Shutdown: a signal on the HTTP thread fulfils a promise on this one.

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "server/subscription.h"
 
@@ -80,6 +82,20 @@ void CopyText(capnp::Text::Builder to, std::string_view from) {
   if (!from.empty()) std::memcpy(to.begin(), from.data(), from.size());
 }
 
+void FillDamage(rpc::Damage::Builder out, const storage::Status& damage) {
+  std::string reason = damage.message();
+  if (const auto& where = damage.damage()) {
+    out.setFile(where->file);
+    out.setOffset(where->offset);
+    out.setHasPosition(where->position.has_value());
+    out.setPosition(where->position.value_or(0));
+    // Status::Damaged's message is "<place>: <what>"; the place has fields of its own.
+    const std::string place = where->ToString() + ": ";
+    if (reason.rfind(place, 0) == 0) reason.erase(0, place.size());
+  }
+  out.setReason(reason);
+}
+
 void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) {
   CopyText(out.initStream(e.stream.size()), e.stream);
   out.setVersion(e.version.value);
@@ -150,11 +166,17 @@ kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
   auto events = ctx_.store.ReadStream(ToString(params.getStream()), storage::StreamVersion(params.getFromVersion()),
                                       count, direction);
   if (!events.ok()) {
-    if (events.status().code() == Status::Code::kNotFound) {
+    const Status& s = events.status();
+    if (s.code() == Status::Code::kNotFound) {
       context.getResults().initResult().setNotFound();
       return kj::READY_NOW;
     }
-    KJ_FAIL_ASSERT("reading the stream failed", events.status().ToString());
+    if (s.IsDataLoss()) {
+      ctx_.damage_log.Report(s, "a read of stream '" + ToString(params.getStream()) + "'");
+      FillDamage(context.getResults().initResult().initDamaged(), s);
+      return kj::READY_NOW;
+    }
+    KJ_FAIL_ASSERT("reading the stream failed", s.ToString());
   }
   size_t n = 0;
   uint64_t bytes = 0;
@@ -174,6 +196,7 @@ kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
   std::vector<storage::EventView> events;
   uint64_t next = params.getFromPosition();
   uint64_t bytes = 0;
+  std::optional<Status> damage;
   if (count > 0) {
     auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(next), kMaxScanPerRead, [&](const storage::EventView& e) {
       if (filter.Matches(e)) {
@@ -184,14 +207,20 @@ kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
       next = e.position.value + 1;
       return events.size() < count;
     });
-    if (!scanned.ok()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
+    if (!scanned.ok()) {
+      // The events visited before the damage verified: they are answered, then the damage.
+      if (!scanned.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
+      damage = scanned.status();
+      ctx_.damage_log.Report(*damage, "a read of $all");
+    }
   }
   auto results = context.initResults(OneSegment(bytes, events.size()));
   auto list = results.initEvents(events.size());
   for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
   next = std::max(next, params.getFromPosition());
   results.setNextPosition(next);
-  results.setEndOfLog(next >= durable);
+  results.setEndOfLog(!damage && next >= durable);
+  if (damage) FillDamage(results.initDamage(), *damage);
   return kj::READY_NOW;
 }
 

@@ -29,5 +29,8 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
 // receiver looks up every blob outside the first segment under a mutex.
 capnp::MessageSize OneSegment(uint64_t bytes, size_t events);
 EventFilter ReadFilter(rpc::Filter::Reader filter);
+// `damage` is data loss (Status::IsDataLoss): its place, when it has one, and what does not
+// hold.
+void FillDamage(rpc::Damage::Builder out, const storage::Status& damage);
 
 }  // namespace esd::server

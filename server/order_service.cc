@@ -6,6 +6,7 @@
 
 #include "domain/codec.h"
 #include "domain/order_history.h"
+#include "server/event_store_service.h"
 #include "server/projection_runner.h"
 
 namespace esd::server {
@@ -17,7 +18,7 @@ constexpr auto kMinPositionTimeout = 5 * kj::SECONDS;
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
-void Fill(rpc::CommandResult::Builder out, const Outcome& o) {
+void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_log) {
   if (auto* ok = std::get_if<domain::OrderCommands::Accepted>(&o)) {
     auto b = out.initOk();
     b.setVersion(ok->last_version);
@@ -34,8 +35,13 @@ void Fill(rpc::CommandResult::Builder out, const Outcome& o) {
     auto b = out.initFailed();
     b.setCode(s.code() == storage::Status::Code::kOutOfSpace ? rpc::RejectCode::OUT_OF_SPACE
               : s.code() == storage::Status::Code::kInvalidArgument ? rpc::RejectCode::INVALID_ARGUMENT
+              : s.IsDataLoss()                                      ? rpc::RejectCode::DATA_LOSS
                                                                     : rpc::RejectCode::UNAVAILABLE);
     b.setReason(s.ToString());
+    if (s.IsDataLoss()) {
+      damage_log.Report(s, "loading an order for a command");
+      FillDamage(b.initDamage(), s);
+    }
   }
 }
 
@@ -90,8 +96,8 @@ kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::R
     return kj::READY_NOW;
   }
   domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role_)};
-  return Run(ctx_, std::move(command), std::move(cc), 1).then([context](kj::Own<Outcome> o) mutable {
-    Fill(context.getResults().getResult(), *o);
+  return Run(ctx_, std::move(command), std::move(cc), 1).then([this, context](kj::Own<Outcome> o) mutable {
+    Fill(context.getResults().getResult(), *o, ctx_.damage_log);
   });
 }
 
@@ -135,8 +141,13 @@ kj::Promise<void> OrderServiceImpl::getOrder(GetOrderContext context) {
       case rpc::AsOf::TIME_MICROS: state = history.AsOfTime(id, as_of.getTimeMicros()); break;
       default: KJ_FAIL_REQUIRE("unknown kind of asOf", static_cast<uint>(as_of.which()));
     }
-    if (!state.ok()) KJ_FAIL_ASSERT("reading the order failed", state.status().ToString());
     auto result = context.getResults().initResult();
+    if (!state.ok()) {
+      if (!state.status().IsDataLoss()) KJ_FAIL_ASSERT("reading the order failed", state.status().ToString());
+      ctx_.damage_log.Report(state.status(), "a read of order '" + id + "'");
+      FillDamage(result.initDamaged(), state.status());
+      return kj::READY_NOW;
+    }
     if (state->status == domain::OrderStatus::kNone) {
       result.setNotFound();
     } else {
@@ -144,9 +155,11 @@ kj::Promise<void> OrderServiceImpl::getOrder(GetOrderContext context) {
     }
     return kj::READY_NOW;
   }
-  return ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout).then([this, context, id](bool ready) mutable {
+  auto waited = ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout);
+  return waited.then([this, context, id](ProjectionRunner::Wait wait) mutable {
     auto result = context.getResults().initResult();
-    if (!ready) return result.setTimeout();
+    if (wait == ProjectionRunner::Wait::kTimeout) return result.setTimeout();
+    if (wait == ProjectionRunner::Wait::kDamaged) return FillDamage(result.initDamaged(), *ctx_.projection.damage());
     const domain::OrderState* state = ctx_.projection.projection().Get(id);
     if (state == nullptr) return result.setNotFound();
     FillView(result.initFound(), *state);
@@ -155,11 +168,16 @@ kj::Promise<void> OrderServiceImpl::getOrder(GetOrderContext context) {
 
 kj::Promise<void> OrderServiceImpl::listOrders(ListOrdersContext context) {
   auto p = context.getParams();
-  return ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout).then([this, context](bool ready) mutable {
+  auto waited = ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout);
+  return waited.then([this, context](ProjectionRunner::Wait wait) mutable {
     auto p = context.getParams();
     auto results = context.getResults();
-    if (!ready) {
+    if (wait == ProjectionRunner::Wait::kTimeout) {
       results.setTimeout(true);
+      return;
+    }
+    if (wait == ProjectionRunner::Wait::kDamaged) {
+      FillDamage(results.initDamage(), *ctx_.projection.damage());
       return;
     }
     std::optional<domain::OrderStatus> status;
@@ -179,6 +197,11 @@ kj::Promise<void> OrderServiceImpl::listOrders(ListOrdersContext context) {
 kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
   const std::string id = Str(context.getParams().getOrderId());
   auto events = ctx_.store.ReadStream(domain::OrderStream(id), storage::StreamVersion(0), kMaxReadCount);
+  if (!events.ok() && events.status().IsDataLoss()) {
+    ctx_.damage_log.Report(events.status(), "a read of order '" + id + "'");
+    FillDamage(context.getResults().initDamage(), events.status());
+    return kj::READY_NOW;
+  }
   if (!events.ok() && events.status().code() != storage::Status::Code::kNotFound) {
     KJ_FAIL_ASSERT("reading the order failed", events.status().ToString());
   }

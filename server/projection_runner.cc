@@ -2,6 +2,8 @@
 
 #include <kj/debug.h>
 
+#include <cstdio>
+
 namespace esd::server {
 
 namespace {
@@ -9,11 +11,12 @@ constexpr uint64_t kSlice = 20'000;  // events per turn of the loop
 }
 
 ProjectionRunner::ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer,
-                                   std::filesystem::path snapshot_path, uint64_t snapshot_every,
-                                   kj::Duration snapshot_interval)
+                                   DamageLog& damage_log, std::filesystem::path snapshot_path,
+                                   uint64_t snapshot_every, kj::Duration snapshot_interval)
     : store_(store),
       notifier_(notifier),
       timer_(timer),
+      damage_log_(damage_log),
       snapshot_path_(std::move(snapshot_path)),
       snapshot_every_(snapshot_every),
       snapshot_interval_(snapshot_interval),
@@ -32,10 +35,17 @@ void ProjectionRunner::Start() {
 kj::Promise<void> ProjectionRunner::Loop() {
   const uint64_t before = projection_.checkpoint();
   auto read = projection_.CatchUp(store_, kSlice);
-  if (!read.ok()) KJ_FAIL_ASSERT("reading $all for the order projection failed", read.status().ToString());
+  // What was applied before a failure was read from verified batches, and counts.
   applied_since_snapshot_ += projection_.checkpoint() - before;
   checkpoint_ = projection_.checkpoint();
   WakeWaiters();
+  if (!read.ok()) {
+    if (!read.status().IsDataLoss()) {
+      KJ_FAIL_ASSERT("reading $all for the order projection failed", read.status().ToString());
+    }
+    StopAtDamage(read.status());
+    return kj::READY_NOW;  // the loop ends here; queries go on from what was applied
+  }
   if (snapshot_every_ > 0 && applied_since_snapshot_ >= snapshot_every_ &&
       timer_.now() - last_snapshot_ >= snapshot_interval_) {
     (void)SaveSnapshot();
@@ -47,26 +57,45 @@ kj::Promise<void> ProjectionRunner::Loop() {
 void ProjectionRunner::WakeWaiters() {
   const uint64_t applied_below = projection_.checkpoint();
   while (!waiters_.empty() && waiters_.begin()->first < applied_below) {
-    waiters_.begin()->second->fulfill(true);
+    waiters_.begin()->second->fulfill(Wait::kApplied);
     waiters_.erase(waiters_.begin());
   }
 }
 
-kj::Promise<bool> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
-  if (position == 0 || position < projection_.checkpoint()) return true;  // 0: no wait asked for
-  auto paf = kj::newPromiseAndFulfiller<bool>();
+void ProjectionRunner::StopAtDamage(const storage::Status& damage) {
+  damage_ = damage;
+  damage_log_.Report(damage, "the order projection");
+  std::fprintf(stderr,
+               "esd: the order projection stopped at position %llu, where the log is damaged; it answers from "
+               "the events before it, and queries for later positions are refused as damaged\n",
+               static_cast<unsigned long long>(projection_.checkpoint()));
+  for (auto& [position, fulfiller] : waiters_) fulfiller->fulfill(Wait::kDamaged);
+  waiters_.clear();
+}
+
+kj::Promise<ProjectionRunner::Wait> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
+  if (position == 0 || position < projection_.checkpoint()) return Wait::kApplied;  // 0: no wait asked for
+  if (damage_) return Wait::kDamaged;  // it will not get there
+  auto paf = kj::newPromiseAndFulfiller<Wait>();
   waiters_.emplace(position, kj::mv(paf.fulfiller));
-  return paf.promise.exclusiveJoin(timer_.afterDelay(timeout).then([] { return false; }));
+  return paf.promise.exclusiveJoin(timer_.afterDelay(timeout).then([] { return Wait::kTimeout; }));
 }
 
 kj::Promise<uint64_t> ProjectionRunner::Rebuild() {
   if (rebuild_ == nullptr) {
     rebuilding_ = kj::heap<domain::OrderProjection>();
     rebuild_ = RebuildLoop(0)
-                   .then([this](uint64_t read) {
-                     rebuild_ = nullptr;
-                     return read;
-                   })
+                   .then(
+                       [this](uint64_t read) {
+                         rebuild_ = nullptr;
+                         return read;
+                       },
+                       [this](kj::Exception&& e) -> uint64_t {
+                         // The live projection goes on; a later call starts a new rebuild.
+                         rebuilding_ = nullptr;
+                         rebuild_ = nullptr;
+                         kj::throwFatalException(kj::mv(e));
+                       })
                    .fork();
   }
   return KJ_ASSERT_NONNULL(rebuild_).addBranch();
@@ -74,7 +103,14 @@ kj::Promise<uint64_t> ProjectionRunner::Rebuild() {
 
 kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
   auto n = rebuilding_->CatchUp(store_, kSlice);
-  if (!n.ok()) KJ_FAIL_ASSERT("reading $all for the rebuild failed", n.status().ToString());
+  if (!n.ok()) {
+    if (!n.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all for the rebuild failed", n.status().ToString());
+    damage_log_.Report(n.status(), "the rebuild of the order projection");
+    // A sentence for the operator, not an assertion: the caller asked for nothing wrong.
+    kj::throwFatalException(KJ_EXCEPTION(
+        FAILED, kj::str("the rebuild stopped at position ", rebuilding_->checkpoint(), ": the log is damaged at ",
+                        n.status().message().c_str(), "; the running projection keeps answering")));
+  }
   read += *n;
   if (rebuilding_->checkpoint() < projection_.checkpoint() || *n == kSlice) {
     return kj::evalLater([this, read] { return RebuildLoop(read); });  // yield to queries and I/O

@@ -2,6 +2,10 @@
 // catches up with $all in slices (yielding to I/O between them), then waits for the writer
 // to move the durable position. Queries that need "at least position P" wait for it here.
 // It saves a snapshot every `snapshot_every` events it applies and at a graceful stop.
+//
+// Damage in the log stops it where the damage is: it never skips past events it cannot
+// read. It logs that once and keeps answering from what it applied before; a query that
+// needs the damage's position or later is told so (Wait::kDamaged) instead of waiting.
 #pragma once
 
 #include <kj/async.h>
@@ -10,8 +14,10 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "domain/projections.h"
+#include "server/damage_log.h"
 #include "server/notifier.h"
 #include "storage/store.h"
 
@@ -22,16 +28,23 @@ class ProjectionRunner {
   // A snapshot is taken when at least `snapshot_every` events were applied since the last
   // one AND `snapshot_interval` has passed: its cost grows with the number of orders, so
   // it must not follow the event rate alone.
-  ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer,
+  // `damage_log` must outlive this.
+  ProjectionRunner(storage::Store& store, DurableNotifier& notifier, kj::Timer& timer, DamageLog& damage_log,
                    std::filesystem::path snapshot_path, uint64_t snapshot_every,
                    kj::Duration snapshot_interval = 60 * kj::SECONDS);
 
   void Start();
   const domain::OrderProjection& projection() const { return projection_; }
 
-  // True once the projection has applied the event at `position` (at once if it has, or for
-  // position 0, which asks for no wait); false after `timeout`.
-  kj::Promise<bool> WaitFor(uint64_t position, kj::Duration timeout);
+  enum class Wait { kApplied, kTimeout, kDamaged };
+  // kApplied once the projection has applied the event at `position` (at once if it has, or
+  // for position 0, which asks for no wait); kDamaged (at once, or when it happens) when it
+  // stopped at damage before applying it; kTimeout after `timeout`.
+  kj::Promise<Wait> WaitFor(uint64_t position, kj::Duration timeout);
+
+  // The damage the projection stopped at (its checkpoint is the damage's position); nullptr
+  // while it runs.
+  const storage::Status* damage() const { return damage_ ? &*damage_ : nullptr; }
 
   // Replays $all from position 0 into a fresh projection, in slices on this event loop,
   // while queries keep being answered from the current one; when the fresh one has caught
@@ -51,10 +64,12 @@ class ProjectionRunner {
  private:
   kj::Promise<void> Loop();
   void WakeWaiters();
+  void StopAtDamage(const storage::Status& damage);
 
   storage::Store& store_;
   DurableNotifier& notifier_;
   kj::Timer& timer_;
+  DamageLog& damage_log_;
   const std::filesystem::path snapshot_path_;
   const uint64_t snapshot_every_;
   const kj::Duration snapshot_interval_;
@@ -62,7 +77,8 @@ class ProjectionRunner {
   domain::OrderProjection projection_;
   uint64_t applied_since_snapshot_ = 0;
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics
-  std::multimap<uint64_t, kj::Own<kj::PromiseFulfiller<bool>>> waiters_;  // by position
+  std::optional<storage::Status> damage_;  // set once: the loop has stopped
+  std::multimap<uint64_t, kj::Own<kj::PromiseFulfiller<Wait>>> waiters_;  // by position
   kj::Promise<void> loop_ = nullptr;
   kj::Promise<uint64_t> RebuildLoop(uint64_t read);
   kj::Own<domain::OrderProjection> rebuilding_;

@@ -65,7 +65,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
         }
         if (!events->empty()) return Send(std::move(batch));
       } else if (events.status().code() != storage::Status::Code::kNotFound) {
-        return Drop(events.status().ToString());
+        return Stop(events.status());
       }
     } else if (cursor_ < durable) {
       uint64_t bytes = 0;
@@ -78,7 +78,12 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
         cursor_ = e.position.value + 1;
         return batch.size() < kSubscriptionBatch;
       });
-      if (!scanned.ok()) return Drop(scanned.status().ToString());
+      if (!scanned.ok()) {
+        // What was visited before the damage verified: deliver it first. The next turn starts
+        // at the damage and meets it again (a segment remembers its damage), then stops.
+        if (!batch.empty()) return Send(std::move(batch));
+        return Stop(scanned.status());
+      }
       return Send(std::move(batch));
     }
     // Nothing durable is left to send.
@@ -107,9 +112,17 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
   }
 
-  kj::Promise<void> Drop(std::string reason) {
+  // The log cannot be read on: the subscription ends, never as if the log had ended there.
+  kj::Promise<void> Stop(const storage::Status& s) {
+    if (!s.IsDataLoss()) return Drop(s.ToString());
+    ctx_.damage_log.Report(s, "a subscription");
+    return Drop("the log is damaged at " + s.message() + "; the subscription cannot go past it", &s);
+  }
+
+  kj::Promise<void> Drop(std::string reason, const storage::Status* damage = nullptr) {
     auto request = subscriber_.droppedRequest();
     request.setReason(reason);
+    if (damage != nullptr) FillDamage(request.initDamage(), *damage);
     return request.send().ignoreResult();
   }
 

@@ -4,7 +4,8 @@
 //
 // Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not
 // found), 2 bad usage, 3 an append or order command that was not done (wrong expected
-// version, rejected, a business rule, a conflict). Every command checks its arguments before
+// version, rejected, a business rule, a conflict), 4 damage found (verify, dump, or a read,
+// tail or order command that reached damaged bytes of the log). Every command checks its arguments before
 // it connects, so bad usage is reported even without a server. The order commands are in
 // tools/esctl_order.cc.
 #include <kj/exception.h>
@@ -172,6 +173,10 @@ int ReadAll(const Invocation& inv, const std::function<std::unique_ptr<EventSour
     std::string out;
     for (const auto& e : page.events) out += EventLine(e, inv.global.json);
     Print(out);
+    if (page.damage) {
+      std::fflush(stdout);  // the events before the damage come first
+      return ReportDamage(*page.damage, "the events before it were printed");
+    }
     if (left) *left -= std::min<uint64_t>(*left, page.events.size());
     if (page.end_of_log || page.next_position <= from) break;  // the second: no progress, stop
     from = page.next_position;
@@ -232,7 +237,12 @@ int Tail(const Invocation& inv, const Connector& connect) {
     if (next) Note("to continue where it stopped: esctl tail --from " + std::to_string(*next));
     return kExitFailure;
   }
+  const std::optional<client::Damage> damage = subscription->damage();
   subscription.reset();
+  if (damage) {
+    std::fflush(stdout);
+    return ReportDamage(*damage, "the server ended the subscription there; everything before it was printed");
+  }
   if (dropped) {
     Note("the server ended the subscription: " + *dropped + "; run tail again" +
          (next ? " with --from " + std::to_string(*next) + " to continue where it stopped" : std::string()));
@@ -268,6 +278,11 @@ int ReportClientError(const client::Error& e, const GlobalOptions& g) {
     case client::Error::Kind::kRemote:
       Note("the server failed the request: " + what + "\nSee the esd log for details; retry once it is resolved.");
       break;
+    case client::Error::Kind::kDamaged:
+      std::fflush(stdout);  // what was printed before it comes first
+      if (e.damage()) return ReportDamage(*e.damage());
+      Note(what);
+      return kExitDamage;
   }
   return kExitFailure;
 }

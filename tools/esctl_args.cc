@@ -68,7 +68,8 @@ content type is JSON and they parse, else strings; "dataEncoding":"base64" marks
 
 exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not found),
 2 bad usage, 3 not done: an append (wrong expected version, or rejected by the server) or an
-order command (rejected by a business rule, or a conflict), 4 verify found damage
+order command (rejected by a business rule, or a conflict), 4 damage: verify or dump found
+some, or a read, tail or order command reached damaged bytes of the log (it says where)
 )";
 
 constexpr std::string_view kSalvageHelp = R"(usage: esctl --data-dir DIR salvage [--dry-run]
@@ -118,7 +119,9 @@ command's effect at once. With --json, one JSON object per line.
 constexpr std::string_view kOrderExitCodes = R"(
 exit codes: 0 ok; 1 failure (cannot connect, permission denied, server unavailable, order not
 found); 2 bad usage; 3 not done: rejected by a business rule (the rule is named, e.g.
-order-not-open), or a conflict (the order kept changing: retry)
+order-not-open), or a conflict (the order kept changing: retry); 4 the order's events, or
+the projection a query waits for, reach damaged bytes of the log (file, offset and position
+are named on stderr)
 )";
 
 const std::vector<CommandSpec>& Commands() {
@@ -132,10 +135,12 @@ snapshot file's checksums. It only reads: nothing is repaired or changed. Online
 reads its own files while it keeps serving (needs the admin role). Offline, esctl reads them,
 holding the directory's LOCK: if esd is running there, it says so. Shows a progress bar with
 rate and ETA on a terminal, plain progress lines otherwise, on stderr. Lists each bad file,
-offset and position (with --json, one object).
+offset and position (with --json, one object). What the next start repairs by itself with
+nothing acknowledged lost (a missing or damaged index file, a torn never-acknowledged tail)
+is printed as "note: ..." and is not damage.
 
-exit codes: 0 clean; 4 damage found (each item listed); 1 cannot check (no store there, esd
-running on it); 2 bad usage
+exit codes: 0 clean (notes alone included); 4 damage found (each item listed); 1 cannot check
+(no store there, esd running on it); 2 bad usage
 )"},
       {"replay", 1, {}, R"(usage: esctl replay PROJECTION            (online)
        esctl --data-dir DIR replay PROJECTION   (offline, on a stopped store)
@@ -240,10 +245,12 @@ Prints the events of STREAM in version order (or reverse order with --backward).
   --count N       at most N events (default: all of them, fetched 1000 at a time)
 
 A stream without events prints nothing (and says so on stderr). With --data-dir DIR, reads
-a stopped store's files instead of asking the daemon.
+a stopped store's files instead of asking the daemon. Events in damaged bytes of the log are
+never printed: the pages before them are, then the damage (file, offset, position) on
+stderr.
 
 exit codes: 0 done (also for a stream without events); 1 failure (cannot connect, esd running
-on DIR); 2 bad usage
+on DIR); 2 bad usage; 4 the stream reaches damaged bytes of the log
 )"},
       {"read-all",
        0,
@@ -257,9 +264,12 @@ Prints the events of the global log ($all) in position order.
   --stream-prefix P   only events of streams whose name starts with P
   --type T            only events of type T; repeat for several types (any of them)
 
-With --data-dir DIR, reads a stopped store's files instead of asking the daemon.
+With --data-dir DIR, reads a stopped store's files instead of asking the daemon. At damaged
+bytes of the log it prints the events before them, then the damage (file, offset, position)
+on stderr, and stops.
 
-exit codes: 0 done; 1 failure (cannot connect, esd running on DIR); 2 bad usage
+exit codes: 0 done; 1 failure (cannot connect, esd running on DIR); 2 bad usage; 4 the log is
+damaged at a position it had to read
 )"},
       {"tail",
        0,
@@ -276,7 +286,9 @@ stderr (never on stdout).
   --type T            only events of type T; repeat for several types (any of them)
 
 exit codes: 0 stopped by Ctrl-C or SIGTERM; 1 failure (cannot connect, the connection was lost
-or the server ended the subscription: it prints --from P to go on where it stopped); 2 bad usage
+or the server ended the subscription: it prints --from P to go on where it stopped);
+2 bad usage; 4 the server ended it at damaged bytes of the log (named on stderr; what was
+before them was printed)
 )"},
       {"snapshot", 0, {}, R"(usage: esctl [--data-dir DIR] snapshot (list | show | create | delete) ...
 

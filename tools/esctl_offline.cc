@@ -72,19 +72,28 @@ int VerifyOffline(const Invocation& inv) {
   out.index_files = report.index_files;
   out.snapshots = checked->snapshots;
   out.torn_tail = report.torn_tail.value_or("");
+  out.notes = report.notes;
   for (const auto& p : report.problems) out.problems.push_back({p.file, p.offset, p.position, p.what});
   return PrintVerify(out, inv.global.json);
 }
 
 int PrintVerify(const client::Client::VerifyReport& r, bool json) {
   const bool ok = r.problems.empty();
+  // A daemon older than the notes sends only the torn tail.
+  std::vector<std::string> notes = r.notes;
+  if (notes.empty() && !r.torn_tail.empty()) notes.push_back(r.torn_tail);
   if (json) {
     std::string out = "{\"ok\":" + std::string(ok ? "true" : "false") + ",\"segments\":" +
                       std::to_string(r.segments) + ",\"batches\":" + std::to_string(r.batches) + ",\"events\":" +
                       std::to_string(r.events) + ",\"indexFiles\":" + std::to_string(r.index_files) +
                       ",\"snapshots\":" + std::to_string(r.snapshots) +
                       ",\"tornTail\":" + (r.torn_tail.empty() ? std::string("null") : QuoteJson(r.torn_tail)) +
-                      ",\"problems\":[";
+                      ",\"notes\":[";
+    for (size_t i = 0; i < notes.size(); ++i) {
+      if (i > 0) out += ',';
+      out += QuoteJson(notes[i]);
+    }
+    out += "],\"problems\":[";
     for (size_t i = 0; i < r.problems.size(); ++i) {
       const auto& p = r.problems[i];
       if (i > 0) out += ',';
@@ -98,16 +107,20 @@ int PrintVerify(const client::Client::VerifyReport& r, bool json) {
       std::printf("BAD %s offset %llu%s: %s\n", p.file.c_str(), static_cast<unsigned long long>(p.offset),
                   p.position ? (" (position " + std::to_string(*p.position) + ")").c_str() : "", p.what.c_str());
     }
-    if (!r.torn_tail.empty()) std::printf("note: torn tail at %s\n", r.torn_tail.c_str());
-    std::printf("%s: %llu segments, %llu batches, %llu events, %llu index files, %llu snapshots checked; %zu problem%s\n",
+    for (const auto& note : notes) std::printf("note: %s\n", note.c_str());
+    const std::string noted = notes.empty() ? std::string()
+                                            : ", " + std::to_string(notes.size()) + " note" +
+                                                  (notes.size() == 1 ? "" : "s") + " (repaired by the next start)";
+    std::printf("%s: %llu segments, %llu batches, %llu events, %llu index files, %llu snapshots checked; "
+                "%zu problem%s%s\n",
                 ok ? "clean" : "DAMAGED", static_cast<unsigned long long>(r.segments),
                 static_cast<unsigned long long>(r.batches), static_cast<unsigned long long>(r.events),
                 static_cast<unsigned long long>(r.index_files), static_cast<unsigned long long>(r.snapshots),
-                r.problems.size(), r.problems.size() == 1 ? "" : "s");
+                r.problems.size(), r.problems.size() == 1 ? "" : "s", noted.c_str());
   }
   if (!ok) {
-    Note("damage found. Keep a copy of the directory; a damaged index or snapshot file can be deleted (it is "
-         "rebuilt at the next start); a damaged segment needs the copy from a backup");
+    Note("damage found. Keep a copy of the directory; a damaged snapshot file can be deleted (it is rebuilt); a "
+         "damaged segment needs the copy from a backup");
   }
   return ok ? 0 : kExitDamage;
 }

@@ -8,10 +8,9 @@
 #include "client/client.h"
 #include "storage/store.h"
 #include "tools/esctl_args.h"
+#include "tools/esctl_order.h"
 
 namespace esd::esctl {
-
-inline constexpr int kExitDamage = 4;
 
 // True when `dir` holds a store; otherwise says so (and what to check) on stderr.
 bool RequireStore(const std::filesystem::path& dir);
@@ -21,7 +20,8 @@ std::unique_ptr<storage::Store> OpenOffline(const std::filesystem::path& dir);
 
 // `esctl --data-dir DIR verify`.
 int VerifyOffline(const Invocation& inv);
-// Prints a verify report (offline or from the daemon); returns 0 clean, 4 damage.
+// Prints a verify report (offline or from the daemon): each problem, then each note
+// ("note: ..."); returns 0 when there are no problems (notes alone are fine), 4 damage.
 int PrintVerify(const client::Client::VerifyReport& report, bool json);
 
 // `esctl --data-dir DIR replay PROJECTION`.

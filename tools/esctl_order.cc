@@ -131,6 +131,7 @@ int RunWrite(const Invocation& inv, const Connector& connect, const ErrorReporte
     case CommandOutcome::Kind::kFailed: break;
   }
   result_json(JsonObject().String("result", "failed").String("code", o.code).String("message", o.message));
+  if (o.damage) return ReportDamage(*o.damage, "the command was not applied: the order's events cannot be loaded");
   std::string what = "the server did not take the command (" + o.code + "): " + o.message + "\n";
   if (o.code == "permission-denied") {
     what += "Commands that change orders need a token with the writer role; pass one with --token or $ESD_TOKEN.";
@@ -171,6 +172,10 @@ int Get(const Invocation& inv, const Connector& connect) {
     Note(NotReached(min_position));
     return kExitFailure;
   }
+  if (q.damage) {
+    return ReportDamage(*q.damage, version || time ? "order " + Quoted(id) + " cannot be read from its stream"
+                                                   : "the order projection stopped there, before --min-position");
+  }
   if (!q.order) {
     if (time) {
       Note("order " + Quoted(id) + " not found as of " + FormatTimestamp(*time) + ": it did not exist yet then, or "
@@ -206,6 +211,7 @@ int List(const Invocation& inv, const Connector& connect) {
       Note(NotReached(min_position));
       return kExitFailure;
     }
+    if (page.damage) return ReportDamage(*page.damage, "the order projection stopped there, before --min-position");
     std::string out;
     for (const auto& o : page.orders) out += OrderListLine(o, inv.global.json);
     Print(out);
@@ -235,6 +241,13 @@ int History(const Invocation& inv, const Connector& connect) {
 }
 
 }  // namespace
+
+int ReportDamage(const client::Damage& damage, const std::string& context) {
+  Note("the log is damaged at " + damage.ToString() + (context.empty() ? std::string() : "\n" + context) +
+       ".\nesd serves nothing from damaged bytes. 'esctl verify' lists the store's damage; keep a copy of the data "
+       "directory and restore the damaged segment file from a backup.");
+  return kExitDamage;
+}
 
 int RunOrder(const Invocation& inv, const Connector& connect, const ErrorReporter& report) {
   if (inv.command == "order get") return Get(inv, connect);

@@ -41,6 +41,20 @@ client::RecordedEvent ToRecorded(const storage::EventView& e) {
   return r;
 }
 
+// A kCorruption in the client's terms, as the daemon would answer it.
+client::Damage DamageOf(const storage::Status& s) {
+  client::Damage d;
+  d.reason = s.message();
+  if (const auto& where = s.damage()) {
+    d.file = where->file;
+    d.offset = where->offset;
+    d.position = where->position;
+    const std::string place = where->ToString() + ": ";  // Status::Damaged's message starts with it
+    if (d.reason.rfind(place, 0) == 0) d.reason.erase(0, place.size());
+  }
+  return d;
+}
+
 bool Matches(const client::Filter& f, const storage::EventView& e) {
   if (!f.stream_prefix.empty() && e.stream.substr(0, f.stream_prefix.size()) != f.stream_prefix) return false;
   return f.event_types.empty() || std::find(f.event_types.begin(), f.event_types.end(), e.type) != f.event_types.end();
@@ -56,6 +70,7 @@ class Offline final : public EventSource {
                                      backward ? storage::Direction::kBackward : storage::Direction::kForward);
     if (!events.ok()) {
       if (events.status().code() == storage::Status::Code::kNotFound) return std::nullopt;
+      if (events.status().IsDataLoss()) throw client::Error(DamageOf(events.status()));
       throw client::Error(client::Error::Kind::kRemote, "reading " + stream + " failed: " + events.status().ToString());
     }
     std::vector<client::RecordedEvent> out;
@@ -73,7 +88,11 @@ class Offline final : public EventSource {
       return out.events.size() < count;
     });
     if (!scanned.ok()) {
-      throw client::Error(client::Error::Kind::kRemote, "reading $all failed: " + scanned.status().ToString());
+      if (!scanned.status().IsDataLoss()) {
+        throw client::Error(client::Error::Kind::kRemote, "reading $all failed: " + scanned.status().ToString());
+      }
+      out.damage = DamageOf(scanned.status());  // after the events before it, as online
+      return out;
     }
     out.end_of_log = out.next_position >= store_->DurablePosition().value;
     return out;

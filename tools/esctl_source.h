@@ -18,9 +18,11 @@ class EventSource {
  public:
   virtual ~EventSource() = default;
   // nullopt: the stream has no event. `from` = UINT64_MAX with `backward` starts at the end.
+  // Damage is client::Error kDamaged, as the client library reports it.
   virtual std::optional<std::vector<client::RecordedEvent>> ReadStream(const std::string& stream, uint64_t from,
                                                                        uint32_t count, bool backward) = 0;
   // Up to `count` matching events from `from`; may stop early (continue from next_position).
+  // At damage: the events before it, and `damage`.
   virtual client::ReadAllResult ReadAll(uint64_t from, uint32_t count, const client::Filter& filter) = 0;
 };
 

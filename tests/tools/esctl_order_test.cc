@@ -1,6 +1,6 @@
 // `esctl order ...` end to end: the real esctl as a child process against a real esd (one
 // per test), checking what it prints and how it exits (0 ok, 1 failure, 2 bad usage, 3 a
-// rule rejection or a conflict).
+// rule rejection or a conflict, 4 the order's events are damaged).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "client/client.h"
+#include "server/damaged_store.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
@@ -233,6 +234,24 @@ TEST(OrderCli, AReaderTokenCannotWriteAndIsToldWhichRoleItNeeds) {
                              "--customer", "alice"});
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(Has(r.err, "(permission-denied)") && Has(r.err, "writer role")) << r.err;
+}
+
+TEST(OrderCli, AnOrderWhoseEventsAreDamagedExitsFourNamingThePlace) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  const testing::DamagedStore store = testing::MakeDamagedStore(data);
+  testing::EsdProcess esd(data, testing::kSmallSegmentArgs);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"order", "history", "o-damaged"},
+           {"order", "get", "o-damaged", "--at-version", "0"},
+           {"order", "add-item", "o-damaged", "--sku", "s", "--qty", "1", "--price", "1"},
+           {"order", "get", "o-intact", "--min-position", std::to_string(store.intact_order_position)}}) {
+    std::vector<std::string> full = {"--connect", esd.rpc_address()};
+    full.insert(full.end(), args.begin(), args.end());
+    const Result r = RunEsctl(full);
+    EXPECT_EQ(r.code, 4) << args[1] << ": " << r.err;
+    EXPECT_TRUE(Has(r.err, "the log is damaged at " + store.Place())) << args[1] << ": " << r.err;
+  }
 }
 
 TEST(OrderCli, BadUsageExitsTwoBeforeConnecting) {

@@ -1,9 +1,11 @@
 // esctl read and read-all with --data-dir: a stopped store's files print exactly what the
-// daemon prints for them, paging and filters included; a running daemon is named.
+// daemon prints for them, paging and filters included, and damage the same way (the events
+// before it, then its place, exit 4); a running daemon is named.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include "client/client.h"
+#include "server/damaged_store.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
@@ -76,6 +78,51 @@ TEST_F(EsctlOfflineReadTest, AStreamWithoutEventsSaysSoAndARunningDaemonIsNamed)
   EXPECT_EQ(r.code, 0);
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_NE(r.err.find("has no events"), std::string::npos) << r.err;
+}
+
+class EsctlDamagedReadTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = testing::MakeDamagedStore(data_); }
+  // `args` run against esd on the store, then (esd stopped) against its files.
+  std::pair<Result, Result> Both(const std::vector<std::string>& args) {
+    Result on;
+    {
+      testing::EsdProcess esd(data_, testing::kSmallSegmentArgs);
+      std::vector<std::string> online = {"--connect", esd.rpc_address()};
+      online.insert(online.end(), args.begin(), args.end());
+      on = RunEsctl(online);
+      EXPECT_EQ(esd.Stop(SIGTERM), 0) << esd.Output();
+    }
+    std::vector<std::string> offline = {"--data-dir", data_.string()};
+    offline.insert(offline.end(), args.begin(), args.end());
+    return {on, RunEsctl(offline)};
+  }
+  storage::testing::TempDir dir_;
+  const std::filesystem::path data_ = dir_.path() / "data";
+  testing::DamagedStore store_;
+};
+
+TEST_F(EsctlDamagedReadTest, ReadAllPrintsTheEventsBeforeTheDamageThenNamesItAndExitsFour) {
+  const auto [on, off] = Both({"read-all"});
+  for (const Result& r : {on, off}) {
+    EXPECT_EQ(r.code, 4) << r.err;
+    const auto lines = Lines(r.out);
+    ASSERT_EQ(lines.size(), store_.damaged_position) << r.err;
+    EXPECT_EQ(lines.back().rfind(std::to_string(store_.damaged_position - 1) + " ", 0), 0u) << lines.back();
+    EXPECT_NE(r.err.find("the log is damaged at " + store_.Place()), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(off.out, on.out);
+}
+
+TEST_F(EsctlDamagedReadTest, ReadOfAStreamThatReachesDamageExitsFourNamingIt) {
+  const auto [on, off] = Both({"read", "victim"});
+  for (const Result& r : {on, off}) {
+    EXPECT_EQ(r.code, 4) << r.err;
+    EXPECT_NE(r.err.find(store_.Place()), std::string::npos) << r.err;
+  }
+  const Result intact = RunEsctl({"--data-dir", data_.string(), "read", "intact"});
+  EXPECT_EQ(intact.code, 0) << intact.err;
+  EXPECT_EQ(Lines(intact.out).size(), store_.intact_events);
 }
 
 TEST(EsctlOffline, CommandsThatNeedADaemonRefuseDataDirBeforeTouchingIt) {

@@ -1,5 +1,5 @@
 // esctl end to end: the real binary as a child process against a real esd, checking what it
-// prints and how it exits (0 ok, 1 failure, 2 bad usage, 3 append not done).
+// prints and how it exits (0 ok, 1 failure, 2 bad usage, 3 append not done, 4 damage).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "client/client.h"
+#include "server/damaged_store.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
@@ -268,6 +269,19 @@ TEST_F(EsctlTest, TailInJsonModePrintsOnlyJsonOnStdout) {
   const Result r = tail.Finish(SIGINT);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(EsctlTail, ASubscriptionEndedAtDamageExitsFourNamingItAfterTheEventsBeforeIt) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  const testing::DamagedStore store = testing::MakeDamagedStore(data);
+  EsdProcess esd(data, testing::kSmallSegmentArgs);
+  Esctl tail({"--connect", esd.rpc_address(), "tail", "--from", "start"});
+  const Result r = tail.Finish();  // it ends by itself
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(Lines(r.out).size(), store.damaged_position);
+  EXPECT_NE(r.err.find("the log is damaged at " + store.Place()), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("caught up"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// esctl --data-dir DIR verify on a stopped store: clean is 0; a flipped byte, a truncated
-// index file and a damaged snapshot are each named, with exit 4; a running esd is named.
+// esctl --data-dir DIR verify on a stopped store: clean is 0; a flipped byte and a damaged
+// snapshot are each named, with exit 4; a missing or truncated index file (which open
+// rebuilds) is a note, with exit 0; a running esd is named.
 #include <gtest/gtest.h>
 
 #include "client/client.h"
@@ -54,13 +55,32 @@ TEST_F(EsctlVerifyTest, AFlippedByteIsNamedByFileAndPositionWithExitFour) {
   EXPECT_NE(r.out.find("checksum"), std::string::npos) << r.out;
 }
 
-TEST_F(EsctlVerifyTest, ATruncatedIndexFileIsNamed) {
+// Open rebuilds an index file it cannot load from its segment, losing nothing: verify is as
+// strict as open, so that is a note, not damage.
+TEST_F(EsctlVerifyTest, ATruncatedIndexFileIsANoteNamingItAndExitsZero) {
   auto idx = SegmentFiles(dir_.path())[0];
   idx.replace_extension(".idx");
   storage::testing::TruncateFile(idx, std::filesystem::file_size(idx) / 2);
   const Result r = Verify();
-  EXPECT_EQ(r.code, 4) << r.out << r.err;
-  EXPECT_NE(r.out.find("BAD segments/" + idx.filename().string()), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("note: segments/" + idx.filename().string() + ": "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rebuilds it"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("BAD "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("clean: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0 problems, 1 note"), std::string::npos) << r.out;
+}
+
+TEST_F(EsctlVerifyTest, AMissingIndexFileIsANoteAndExitsZero) {
+  auto idx = SegmentFiles(dir_.path())[1];
+  idx.replace_extension(".idx");
+  ASSERT_TRUE(std::filesystem::remove(idx));
+  Result r = Verify();
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("note: segments/" + idx.filename().string() + ": missing"), std::string::npos) << r.out;
+  r = Verify({"--json"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("{\"ok\":true", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\"notes\":[\"segments/" + idx.filename().string() + ": missing"), std::string::npos) << r.out;
 }
 
 TEST_F(EsctlVerifyTest, ADamagedSnapshotIsNamed) {
@@ -109,6 +129,28 @@ TEST(EsctlVerify, OnlineTheDaemonChecksItsFilesWhileServing) {
   r = RunEsctl({"--connect", esd.rpc_address(), "verify"});
   EXPECT_EQ(r.code, 4) << r.out << r.err;
   EXPECT_NE(r.out.find("BAD segments/" + seg.filename().string()), std::string::npos) << r.out;
+}
+
+TEST(EsctlVerify, OnlineAMissingIndexFileIsANoteAndExitsZero) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  {
+    // Written before esd starts: closing the store has written every sealed segment's index.
+    auto store = storage::Store::Open(data, storage::testing::SmallOptions()).value();
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_TRUE(
+          store->AppendSync("s", storage::ExpectedVersion::Any(), storage::testing::MakeEvents("s", i, 1, 0, 400)).ok());
+    }
+  }
+  testing::EsdProcess esd(data, {"--segment-size", "65536", "--max-event-size", "16384"});
+  // The daemon has the sealed segment's index loaded; verify reads the files as they are.
+  auto idx = SegmentFiles(data)[0];
+  idx.replace_extension(".idx");
+  ASSERT_TRUE(std::filesystem::remove(idx));
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "verify"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("note: segments/" + idx.filename().string() + ": missing"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("clean: "), std::string::npos) << r.out;
 }
 
 TEST(EsctlVerify, WithoutAStoreItSaysWhatToDo) {
