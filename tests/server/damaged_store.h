@@ -6,7 +6,7 @@
 //   positions [0, damaged_position)  verify: $all serves them
 //   damaged_position                 the flipped batch: one event of order "o-damaged", in
 //                                    segment damaged_file, which is sealed; the stream
-//                                    "victim" has events after it in that segment
+//                                    "victim" has intact events before and after it there
 //   later segments                   the stream "intact" and the order "o-intact", untouched
 #pragma once
 

@@ -57,7 +57,7 @@ class DamageTest : public ::testing::Test {
 
 TEST_F(DamageTest, AStreamReadThatReachesDamageGetsItsFileOffsetAndPosition) {
   try {
-    client_->ReadStream("victim", 0, 1000);
+    client_->ReadStream("order-o-damaged", 0, 1000);
     FAIL() << "the read passed the damage";
   } catch (const client::Error& e) {
     EXPECT_EQ(e.kind(), client::Error::Kind::kDamaged) << e.what();
@@ -65,6 +65,17 @@ TEST_F(DamageTest, AStreamReadThatReachesDamageGetsItsFileOffsetAndPosition) {
     ExpectTheDamage(*e.damage());
     EXPECT_NE(std::string(e.what()).find(store_.Place()), std::string::npos) << e.what();
   }
+}
+
+TEST_F(DamageTest, OnlyTheDamagedBatchIsRefused) {
+  // "victim" has events before and after the damaged batch in the same segment: all served.
+  const auto victim = client_->ReadStream("victim", 0, 1000);
+  ASSERT_TRUE(victim.has_value());
+  EXPECT_EQ(victim->size(), 300u);
+  const auto after = client_->ReadAll(store_.damaged_position + 1, 10'000);
+  EXPECT_FALSE(after.damage.has_value());
+  ASSERT_FALSE(after.events.empty());
+  EXPECT_EQ(after.events.front().position, store_.damaged_position + 1);
 }
 
 TEST_F(DamageTest, ReadAllAnswersTheEventsBeforeTheDamageThenTheDamage) {
@@ -96,7 +107,7 @@ TEST_F(DamageTest, TheRestOfTheStoreKeepsServing) {
 }
 
 TEST_F(DamageTest, MetricsCountTheDamagedBatchOnce) {
-  EXPECT_THROW(client_->ReadStream("victim", 0, 1000), client::Error);
+  EXPECT_THROW(client_->ReadStream("order-o-damaged", 0, 1000), client::Error);
   EXPECT_TRUE(client_->ReadAll(0, 10'000).damage.has_value());
   const std::string metrics = testing::HttpGet(esd_->http_address(), "/metrics");
   EXPECT_NE(metrics.find("# TYPE esd_corruption_found_total counter\n"), std::string::npos) << metrics;
@@ -126,7 +137,7 @@ TEST_F(DamageTest, AStreamSubscriptionThatReachesDamageIsDroppedNamingIt) {
   std::optional<std::string> dropped;
   bool caught_up = false;
   auto sub = client_->Subscribe(
-      client::SubscribeFrom::Stream("victim", 0), {}, [](const std::vector<client::RecordedEvent>&) {},
+      client::SubscribeFrom::Stream("order-o-damaged", 0), {}, [](const std::vector<client::RecordedEvent>&) {},
       [&](uint64_t) { caught_up = true; }, [&](const std::string& reason) { dropped = reason; });
   ASSERT_TRUE(client_->RunUntil([&] { return dropped.has_value(); }, 60s));
   EXPECT_FALSE(caught_up);
@@ -193,7 +204,7 @@ TEST_F(DamageTest, TheProjectionStopsAtTheDamageAndAnswersFromWhatItApplied) {
 
 TEST_F(DamageTest, TheDaemonLogsEachPlaceOnceAndKeepsRunning) {
   for (int i = 0; i < 3; ++i) {
-    EXPECT_THROW(client_->ReadStream("victim", 0, 1000), client::Error);
+    EXPECT_THROW(client_->ReadStream("order-o-damaged", 0, 1000), client::Error);
     EXPECT_TRUE(client_->ReadAll(0, 10'000).damage.has_value());
   }
   EXPECT_TRUE(client_->ReadStream("intact", 0, 10).has_value());  // answered after the log lines

@@ -115,7 +115,7 @@ TEST_F(EsctlDamagedReadTest, ReadAllPrintsTheEventsBeforeTheDamageThenNamesItAnd
 }
 
 TEST_F(EsctlDamagedReadTest, ReadOfAStreamThatReachesDamageExitsFourNamingIt) {
-  const auto [on, off] = Both({"read", "victim"});
+  const auto [on, off] = Both({"read", "order-o-damaged"});
   for (const Result& r : {on, off}) {
     EXPECT_EQ(r.code, 4) << r.err;
     EXPECT_NE(r.err.find(store_.Place()), std::string::npos) << r.err;
