@@ -144,6 +144,23 @@ TEST_F(OrderCommandsTest, ASnapshotOnDemandHoldsTheOrderAndAnOrderWithoutEventsG
   EXPECT_FALSE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-nobody")));
 }
 
+TEST_F(OrderCommandsTest, ASnapshotOnDemandCoversOnlyEventsOnDisk) {
+  store_.reset();
+  storage::Options never = SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  OrderCommands::Options no_policy;
+  no_policy.snapshot_every = 0;
+  OrderCommands orders(*store_, no_policy);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));
+  ASSERT_LT(store_->SyncedPosition().value, 2u) << "kNever: nothing synced yet";
+  auto written = orders.SaveSnapshot("o1");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_TRUE(written->has_value());
+  EXPECT_GT(store_->SyncedPosition().value, (*written)->last_position);
+}
+
 TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {
   EXPECT_EQ(OrderIdOf("order-o1"), "o1");
   EXPECT_EQ(OrderIdOf(OrderStream("x-y")), "x-y");

@@ -47,9 +47,74 @@ class ProjectionsTest : public ::testing::Test {
     }
   }
 
+  // Closes the store, copies its files to `to` as they are now, and opens it again.
+  void CopyStoreTo(const std::filesystem::path& to) {
+    store_.reset();
+    std::filesystem::copy(dir_.path(), to, std::filesystem::copy_options::recursive);
+    store_ = storage::Store::Open(dir_.path(), storage::testing::SmallOptions()).value();
+  }
+  // The log lost its end: `older` (a copy made before the last events) becomes the store,
+  // with the projection's snapshot taken since copied in, as after a power loss or a salvage.
+  void LoseTheEndOfTheLog(const std::filesystem::path& older) {
+    store_.reset();
+    std::filesystem::create_directories(ProjectionSnapshotPath(older).parent_path());
+    std::filesystem::copy_file(ProjectionSnapshotPath(dir_.path()), ProjectionSnapshotPath(older),
+                               std::filesystem::copy_options::overwrite_existing);
+    store_ = storage::Store::Open(older, storage::testing::SmallOptions()).value();
+  }
+  OrderProjection Rebuilt() {
+    OrderProjection p;
+    EXPECT_TRUE(p.CatchUp(*store_).ok());
+    return p;
+  }
+
   storage::testing::TempDir dir_;
   std::unique_ptr<storage::Store> store_;
 };
+
+TEST_F(ProjectionsTest, ASnapshotCoversOnlyEventsOnDisk) {
+  store_.reset();
+  storage::Options never = storage::testing::SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  Run(60, 10, 8);
+  OrderProjection p = Rebuilt();
+  ASSERT_LT(store_->SyncedPosition().value, p.checkpoint()) << "kNever: not synced yet";
+  ASSERT_TRUE(p.SaveSnapshot(ProjectionSnapshotPath(dir_.path())).ok());
+  EXPECT_GE(store_->SyncedPosition().value, p.checkpoint())
+      << "a snapshot on disk of events that are not would outlive them at a power loss";
+}
+
+TEST_F(ProjectionsTest, ASnapshotAheadOfTheLogIsIgnored) {
+  storage::testing::TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  Run(60, 10, 6);
+  CopyStoreTo(older);
+  Run(60, 10, 7);
+  ASSERT_TRUE(Rebuilt().SaveSnapshot(ProjectionSnapshotPath(dir_.path())).ok());
+  LoseTheEndOfTheLog(older);
+  OrderProjection loaded = OrderProjection::LoadSnapshot(ProjectionSnapshotPath(older));
+  EXPECT_EQ(loaded.checkpoint(), 0u) << "caught up from 0";
+  ASSERT_TRUE(loaded.CatchUp(*store_).ok());
+  EXPECT_TRUE(loaded == Rebuilt());
+}
+
+TEST_F(ProjectionsTest, ASnapshotOfEventsTheLogLostIsIgnoredOnceTheLogHasGrownPastIt) {
+  storage::testing::TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  Run(60, 10, 6);
+  CopyStoreTo(older);
+  Run(60, 10, 7);
+  const OrderProjection before_the_loss = Rebuilt();
+  ASSERT_TRUE(before_the_loss.SaveSnapshot(ProjectionSnapshotPath(dir_.path())).ok());
+  LoseTheEndOfTheLog(older);
+  Run(200, 10, 9);  // other events take the lost positions and more
+  ASSERT_GT(store_->DurablePosition().value, before_the_loss.checkpoint());
+  OrderProjection loaded = OrderProjection::LoadSnapshot(ProjectionSnapshotPath(older));
+  EXPECT_EQ(loaded.checkpoint(), 0u) << "its checkpoint is within the log, but of another history";
+  ASSERT_TRUE(loaded.CatchUp(*store_).ok());
+  EXPECT_TRUE(loaded == Rebuilt());
+}
 
 TEST_F(ProjectionsTest, ARebuildFromZeroEqualsTheIncrementallyBuiltState) {
   OrderProjection incremental;

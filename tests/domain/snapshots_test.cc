@@ -38,7 +38,7 @@ class SnapshotsTest : public ::testing::Test {
   OrderState FullReplay() {
     OrderCommands::Options none;
     none.snapshot_every = 0;
-    std::filesystem::path snap = OrderSnapshots(dir_.path()).PathOf("order-s1");
+    std::filesystem::path snap = OrderSnapshots(store_->directory()).PathOf("order-s1");
     std::filesystem::path aside = snap.string() + ".aside";
     std::filesystem::rename(snap, aside);
     OrderCommands::LoadStats stats;
@@ -48,10 +48,100 @@ class SnapshotsTest : public ::testing::Test {
     return state.value();
   }
 
+  void Add(OrderCommands& orders, const std::string& sku, const std::string& command_id) {
+    auto o = orders.Execute(AddItem{"s1", sku, 1, 100}, {command_id, "", ""});
+    ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(o));
+  }
+  // Closes the store, copies its files to `to` as they are now, and opens it again.
+  void CopyStoreTo(const std::filesystem::path& to) {
+    store_.reset();
+    std::filesystem::copy(dir_.path(), to, std::filesystem::copy_options::recursive);
+    store_ = storage::Store::Open(dir_.path(), storage::testing::SmallOptions()).value();
+  }
+  // The log lost its end: `older` (a copy made before the last events) becomes the store,
+  // with the snapshots taken since copied in, as after a power loss or a salvage.
+  void LoseTheEndOfTheLog(const std::filesystem::path& older) {
+    store_.reset();
+    std::filesystem::copy(dir_.path() / "snapshots", older / "snapshots",
+                          std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+    store_ = storage::Store::Open(older, storage::testing::SmallOptions()).value();
+  }
+
   TempDir dir_;
   std::unique_ptr<storage::Store> store_;
   OrderCommands::Options options_;
 };
+
+TEST_F(SnapshotsTest, ASnapshotCoversOnlyEventsOnDisk) {
+  store_.reset();
+  storage::Options never = storage::testing::SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 59);  // 60 events: the policy snapshots at version 49
+  const auto snap = OrderSnapshots(dir_.path()).Load("order-s1");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->version, 49u);
+  EXPECT_GT(store_->SyncedPosition().value, snap->last_position)
+      << "a snapshot on disk of events that are not would outlive them at a power loss";
+}
+
+TEST_F(SnapshotsTest, ASnapshotAheadOfTheLogIsIgnored) {
+  TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 54);  // 55 events, snapshot at version 49
+  CopyStoreTo(older);
+  {
+    OrderCommands later(*store_, options_);
+    for (int i = 0; i < 50; ++i) Add(later, "lost", "lost-" + std::to_string(i));  // 105 events: snapshot at 99
+  }
+  LoseTheEndOfTheLog(older);  // 55 events, and the snapshot of version 99
+  OrderCommands reopened(*store_, options_);
+  OrderCommands::LoadStats stats;
+  auto state = reopened.Load("s1", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(stats.snapshot_version.has_value());
+  EXPECT_EQ(stats.events_read, 55u);
+  EXPECT_EQ(state->version, 54u);
+  EXPECT_EQ(*state, FullReplay());
+  // Decided against version 54, and the lost line is not there.
+  EXPECT_EQ(std::get<Rejection>(reopened.Execute(RemoveItem{"s1", "lost", 1}, {"rm", "", ""})).rule,
+            "item-not-in-order");
+  auto placed = reopened.Execute(PlaceOrder{"s1"}, {"place", "", ""});
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(placed));
+  EXPECT_EQ(std::get<OrderCommands::Accepted>(placed).first_version, 55u);
+}
+
+TEST_F(SnapshotsTest, ASnapshotOfEventsTheLogLostIsIgnoredOnceTheLogHasGrownPastIt) {
+  TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 54);  // 55 events, snapshot at version 49
+  CopyStoreTo(older);
+  {
+    OrderCommands later(*store_, options_);
+    for (int i = 0; i < 50; ++i) Add(later, "lost", "lost-" + std::to_string(i));  // snapshot at 99
+  }
+  LoseTheEndOfTheLog(older);
+  {
+    // Other commands fill the same versions again before the order is next loaded with
+    // snapshots (here: a writer that takes none, so the planted one stays).
+    OrderCommands::Options none;
+    none.snapshot_every = 0;
+    OrderCommands writer(*store_, none);
+    for (int i = 0; i < 60; ++i) Add(writer, "again", "again-" + std::to_string(i));  // 115 events
+  }
+  OrderCommands reopened(*store_, options_);
+  OrderCommands::LoadStats stats;
+  auto state = reopened.Load("s1", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_NE(stats.snapshot_version, std::optional<uint64_t>(99)) << "version 99 of this log is another event";
+  EXPECT_EQ(state->version, 114u);
+  EXPECT_EQ(*state, FullReplay());
+  EXPECT_EQ(std::get<Rejection>(reopened.Execute(RemoveItem{"s1", "lost", 1}, {"rm", "", ""})).rule,
+            "item-not-in-order");
+}
 
 TEST_F(SnapshotsTest, LoadingReadsOnlyTheEventsSinceTheSnapshot) {
   OrderCommands orders(*store_, options_);
