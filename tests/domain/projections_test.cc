@@ -80,7 +80,7 @@ TEST_F(ProjectionsTest, ASnapshotCoversOnlyEventsOnDisk) {
   Run(60, 10, 8);
   OrderProjection p = Rebuilt();
   ASSERT_LT(store_->SyncedPosition().value, p.checkpoint()) << "kNever: not synced yet";
-  ASSERT_TRUE(p.SaveSnapshot(ProjectionSnapshotPath(dir_.path())).ok());
+  ASSERT_TRUE(p.SaveSnapshot(*store_, ProjectionSnapshotPath(dir_.path())).ok());
   EXPECT_GE(store_->SyncedPosition().value, p.checkpoint())
       << "a snapshot on disk of events that are not would outlive them at a power loss";
 }
@@ -91,10 +91,12 @@ TEST_F(ProjectionsTest, ASnapshotAheadOfTheLogIsIgnored) {
   Run(60, 10, 6);
   CopyStoreTo(older);
   Run(60, 10, 7);
-  ASSERT_TRUE(Rebuilt().SaveSnapshot(ProjectionSnapshotPath(dir_.path())).ok());
+  ASSERT_TRUE(Rebuilt().SaveSnapshot(*store_, ProjectionSnapshotPath(dir_.path())).ok());
   LoseTheEndOfTheLog(older);
-  OrderProjection loaded = OrderProjection::LoadSnapshot(ProjectionSnapshotPath(older));
+  std::string why;
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, ProjectionSnapshotPath(older), &why);
   EXPECT_EQ(loaded.checkpoint(), 0u) << "caught up from 0";
+  EXPECT_NE(why.find("ahead of the log"), std::string::npos) << why;
   ASSERT_TRUE(loaded.CatchUp(*store_).ok());
   EXPECT_TRUE(loaded == Rebuilt());
 }
@@ -106,12 +108,14 @@ TEST_F(ProjectionsTest, ASnapshotOfEventsTheLogLostIsIgnoredOnceTheLogHasGrownPa
   CopyStoreTo(older);
   Run(60, 10, 7);
   const OrderProjection before_the_loss = Rebuilt();
-  ASSERT_TRUE(before_the_loss.SaveSnapshot(ProjectionSnapshotPath(dir_.path())).ok());
+  ASSERT_TRUE(before_the_loss.SaveSnapshot(*store_, ProjectionSnapshotPath(dir_.path())).ok());
   LoseTheEndOfTheLog(older);
   Run(200, 10, 9);  // other events take the lost positions and more
   ASSERT_GT(store_->DurablePosition().value, before_the_loss.checkpoint());
-  OrderProjection loaded = OrderProjection::LoadSnapshot(ProjectionSnapshotPath(older));
+  std::string why;
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, ProjectionSnapshotPath(older), &why);
   EXPECT_EQ(loaded.checkpoint(), 0u) << "its checkpoint is within the log, but of another history";
+  EXPECT_NE(why.find("grew again"), std::string::npos) << why;
   ASSERT_TRUE(loaded.CatchUp(*store_).ok());
   EXPECT_TRUE(loaded == Rebuilt());
 }
@@ -131,14 +135,14 @@ TEST_F(ProjectionsTest, RestartFromASnapshotAndCatchUpEqualsAnUninterruptedRun) 
   OrderProjection uninterrupted;
   Run(150, 20, 2, &uninterrupted);
   const auto path = dir_.path() / "snapshots" / "projections" / "orders.snap";
-  ASSERT_TRUE(uninterrupted.SaveSnapshot(path).ok());
+  ASSERT_TRUE(uninterrupted.SaveSnapshot(*store_, path).ok());
   Run(150, 20, 3, &uninterrupted);  // the daemon was down for these
-  OrderProjection restarted = OrderProjection::LoadSnapshot(path);
+  OrderProjection restarted = OrderProjection::LoadSnapshot(*store_, path);
   EXPECT_LT(restarted.checkpoint(), uninterrupted.checkpoint());
   EXPECT_GT(restarted.checkpoint(), 0u);
   auto read = restarted.CatchUp(*store_);
   ASSERT_TRUE(read.ok());
-  EXPECT_EQ(*read, uninterrupted.checkpoint() - OrderProjection::LoadSnapshot(path).checkpoint())
+  EXPECT_EQ(*read, uninterrupted.checkpoint() - OrderProjection::LoadSnapshot(*store_, path).checkpoint())
       << "a restart reads only what came after the checkpoint";
   EXPECT_TRUE(restarted == uninterrupted);
 }
@@ -147,9 +151,9 @@ TEST_F(ProjectionsTest, ADamagedSnapshotMeansARebuildNotAWrongState) {
   OrderProjection p;
   Run(60, 10, 4, &p);
   const auto path = dir_.path() / "proj.snap";
-  ASSERT_TRUE(p.SaveSnapshot(path).ok());
+  ASSERT_TRUE(p.SaveSnapshot(*store_, path).ok());
   storage::testing::FlipByte(path, std::filesystem::file_size(path) - 9);
-  OrderProjection loaded = OrderProjection::LoadSnapshot(path);
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, path);
   EXPECT_EQ(loaded.checkpoint(), 0u);
   EXPECT_EQ(loaded.order_count(), 0u);
   ASSERT_TRUE(loaded.CatchUp(*store_).ok());
