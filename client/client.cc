@@ -533,6 +533,7 @@ Client::SnapshotInfo ToSnapshotInfo(rpc::SnapshotInfo::Reader r) {
   out.file = Str(r.getFile());
   out.bytes = r.getBytes();
   out.ok = r.getOk();
+  out.problem = Str(r.getProblem());
   if (r.isProjection()) {
     out.projection = true;
     out.name = Str(r.getProjection().getName());
@@ -601,11 +602,12 @@ std::vector<Client::SnapshotInfo> Client::ListSnapshots() {
   return out;
 }
 
-std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target) {
+std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target, std::string* problem) {
   auto admin = impl_->session.adminRequest().send().getAdmin();
   auto req = admin.readSnapshotRequest();
   SetTarget(req.initTarget(), target);
   auto resp = impl_->Wait(req.send());
+  if (problem != nullptr) *problem = Str(resp.getProblem());
   if (!resp.getFound()) return std::nullopt;
   return Str(resp.getFile());
 }

@@ -309,7 +309,9 @@ class Client {
   struct SnapshotInfo {
     std::string file;  // relative to the daemon's data directory
     uint64_t bytes = 0;
-    bool ok = false;   // checksums, format version and body hold
+    bool ok = false;   // it would be loaded: checksums, format version and body hold, and
+                       // the log holds what it covers
+    std::string problem;  // why not, when !ok
     bool projection = false;
     std::string name;  // the order's stream (empty unless ok), or the projection's name
     uint64_t version = 0;  // an order: the stream version it covers; a projection: its checkpoint
@@ -317,7 +319,8 @@ class Client {
   };
   std::vector<SnapshotInfo> ListSnapshots();  // every page, in file name order
   // The snapshot file's bytes as on disk (see domain/snapshots.h); nullopt: there is none.
-  std::optional<std::string> ReadSnapshot(const SnapshotTarget& target);
+  // `problem` (if given) gets why the daemon would not load it, or "" when it would.
+  std::optional<std::string> ReadSnapshot(const SnapshotTarget& target, std::string* problem = nullptr);
   // Writes one now; nullopt: the order has no events (nothing written).
   std::optional<SnapshotInfo> CreateSnapshot(const SnapshotTarget& target);
   // The file it removed; nullopt: there was none.

@@ -10,16 +10,16 @@
 namespace esd::domain {
 
 storage::Result<StoreVerification> VerifyWithSnapshots(const std::filesystem::path& dir,
-                                                       const ByteProgress& progress) {
-  auto log = storage::VerifyStore(dir, progress);
-  if (!log.ok()) return log.status();
-  StoreVerification out{std::move(log).value(), 0};
-  for (const auto& s : ListSnapshots(dir)) {
+                                                       const ByteProgress& progress, const storage::Store* log) {
+  auto checked = storage::VerifyStore(dir, progress);
+  if (!checked.ok()) return checked.status();
+  StoreVerification out{std::move(checked).value(), 0};
+  for (const auto& s : ListSnapshots(dir, "", SIZE_MAX, log)) {
     ++out.snapshots;
     if (!s.ok) {
       out.report.problems.push_back({s.file, 0, std::nullopt,
-                                     "snapshot does not verify (damaged, or another format version); it is ignored "
-                                     "and rebuilt, and may be deleted"});
+                                     "snapshot does not verify (" + s.problem +
+                                         "); it is ignored and rebuilt, and may be deleted"});
     }
   }
   return out;

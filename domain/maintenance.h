@@ -20,10 +20,13 @@ struct StoreVerification {
   storage::VerifyReport report;  // snapshot problems are listed in report.problems too
   uint64_t snapshots = 0;        // snapshot files checked
 };
-// storage::VerifyStore on `dir`, then every snapshot file (checksums, format version, body):
-// each one that does not verify is a problem naming its file. kNotFound: no store there.
+// storage::VerifyStore on `dir`, then every snapshot file (checksums, format version, body,
+// and with `log`, the open store of `dir`, that the log holds what it covers): each one that
+// does not verify, i.e. would not be loaded, is a problem naming its file and why.
+// kNotFound: no store there.
 storage::Result<StoreVerification> VerifyWithSnapshots(const std::filesystem::path& dir,
-                                                       const ByteProgress& progress = {});
+                                                       const ByteProgress& progress = {},
+                                                       const storage::Store* log = nullptr);
 
 // A consistent copy of `store` (whose files are in `data_dir`) with its snapshots, into
 // `dest`, which must not exist or be empty: the snapshots first, so that none is ahead of the

@@ -121,6 +121,7 @@ void Apply(OrderState& s, const RecordedOrderEvent& r) {
              r.event);
   s.version = r.version;
   s.last_position = r.position;
+  s.last_timestamp = r.timestamp;
   // One command's events are consecutive: extend its entry, or start a new one.
   if (!r.context.command_id.empty()) {
     if (!s.recent_commands.empty() && s.recent_commands.back().command_id == r.context.command_id) {

@@ -125,6 +125,7 @@ struct OrderState {
   int64_t total_cents = 0;
   std::optional<uint64_t> version;  // of the last event folded in; nullopt: no event
   uint64_t last_position = 0;
+  uint64_t last_timestamp = 0;  // commit time of the last event folded in, micros
   uint64_t created_at = 0, placed_at = 0, cancelled_at = 0;
   std::string cancel_reason;
   // The last kRecentCommands commands, so a retried command is answered with its original

@@ -42,7 +42,7 @@ storage::Result<std::optional<OrderState>> OrderCommands::SaveSnapshot(const std
   auto state = Load(order_id);
   if (!state.ok()) return state.status();
   if (state->status == OrderStatus::kNone) return std::optional<OrderState>();
-  if (auto s = snapshots_.Save(OrderStream(order_id), *state); !s.ok()) return s;
+  if (auto s = snapshots_.Save(store_, OrderStream(order_id), *state); !s.ok()) return s;
   return std::optional<OrderState>(std::move(state).value());
 }
 
@@ -57,13 +57,12 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
   // for a file otherwise (a failed open per command cost 3% of the daemon under load).
   auto info = store_.GetStreamInfo(stream);
   const bool may_have_snapshot = info && options_.snapshot_every > 0 && info->event_count >= options_.snapshot_every;
-  if (auto snap = may_have_snapshot ? snapshots_.Load(stream) : std::nullopt) {
-    // A snapshot ahead of the stream (a store restored from an older copy) is not used.
-    if (info->last_version.value >= *snap->version) {
-      st.snapshot_version = snap->version;
-      next = *snap->version + 1;
-      state = std::move(*snap);
-    }
+  // A snapshot the log does not hold the end of (ahead of it, or of events it lost) is not
+  // used: snapshots_.Load says why in st.snapshot_ignored.
+  if (auto snap = may_have_snapshot ? snapshots_.Load(stream, &store_, &st.snapshot_ignored) : std::nullopt) {
+    st.snapshot_version = snap->version;
+    next = *snap->version + 1;
+    state = std::move(*snap);
   }
   storage::Status s = ForEachOrderEvent(store_, order_id, next, UINT64_MAX, [&](RecordedOrderEvent&& e) {
     Apply(state, e);
@@ -82,8 +81,9 @@ void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, c
     Apply(state, {events[i], context, appended.first_version.value + i, appended.first_position.value + i,
                   appended.timestamp});
   }
-  // A snapshot is only a shortcut: if it cannot be written, loading reads more events.
-  (void)snapshots_.Save(stream, state);
+  // A snapshot is only a shortcut: if it cannot be written (nor the log synced under it),
+  // loading reads more events.
+  (void)snapshots_.Save(store_, stream, state);
 }
 
 std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::Status> OrderCommands::Prepare(

@@ -43,13 +43,19 @@ class OrderCommands {
   struct LoadStats {
     std::optional<uint64_t> snapshot_version;  // the snapshot it started from
     uint64_t events_read = 0;                  // events folded on top of it
+    std::string snapshot_ignored;              // why a snapshot there was not used, or ""
   };
-  // The order: its latest snapshot plus the events after it. kCorruption if the stream
-  // holds something that is not an order event (named by position).
+  // The order: its latest snapshot plus the events after it. A snapshot is used only if the
+  // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
+  // read. kCorruption if the stream holds something that is not an order event (named by
+  // position).
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
 
   // Loads the order and writes its snapshot now, whatever the policy says (an operator's
   // `snapshot create`). The state written, or nullopt when the order has no events.
+  // Every snapshot write (this one and the policy's, in Finish) first syncs the log through
+  // the order's last event (SyncLogThrough): with Durability::kInterval or kNever that is
+  // one fdatasync on the calling thread, and no snapshot when it fails.
   storage::Result<std::optional<OrderState>> SaveSnapshot(const std::string& order_id) const;
 
   struct Accepted {
@@ -68,6 +74,8 @@ class OrderCommands {
   // its event loop): Prepare loads and decides; the caller appends `plan.events` to
   // `plan.stream` with `plan.expected`; Finish judges the append's result. Finish returns
   // nullopt when the order changed meanwhile: Prepare again (at most max_attempts times).
+  // When the append makes the order cross a multiple of snapshot_every, Finish writes its
+  // snapshot, which under Durability::kInterval or kNever waits for one fdatasync first.
   struct Plan {
     std::string stream;
     storage::ExpectedVersion expected = storage::ExpectedVersion::Any();

@@ -33,6 +33,7 @@ void OrderProjection::Index(const OrderState& order) {
 void OrderProjection::Apply(const storage::EventView& e) {
   if (e.position.value < checkpoint_) return;
   checkpoint_ = e.position.value + 1;
+  last_timestamp_ = e.timestamp;
   if (e.stream.substr(0, kOrderPrefix.size()) != kOrderPrefix) return;
   auto event = DecodeEvent(e.type, e.data);
   if (!event) {
@@ -94,25 +95,36 @@ std::optional<OrderProjection::ListPage> OrderProjection::List(const std::string
   return page;
 }
 
-storage::Status OrderProjection::SaveSnapshot(const std::filesystem::path& path) const {
+storage::Status OrderProjection::SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const {
+  if (auto synced = SyncLogThrough(log, checkpoint_); !synced.ok()) return synced;
   std::vector<const OrderState*> states;
   states.reserve(orders_.size());
   for (const auto& [id, state] : orders_) states.push_back(&state);
-  return WriteSnapshotFile(path, checkpoint_, EncodeProjection(checkpoint_, states));
+  return WriteSnapshotFile(path, checkpoint_, EncodeProjection(checkpoint_, last_timestamp_, states));
 }
 
-OrderProjection OrderProjection::LoadSnapshot(const std::filesystem::path& path) {
+OrderProjection OrderProjection::LoadSnapshot(const storage::Store& log, const std::filesystem::path& path,
+                                              std::string* ignored) {
+  std::string local;
+  std::string& why = ignored != nullptr ? *ignored : local;
+  why.clear();
   OrderProjection p;
   auto file = ReadSnapshotFile(path);
-  if (!file) return p;
-  auto state = DecodeProjection(file->body);
-  if (!state || state->checkpoint != file->version) return p;
+  auto state = file ? DecodeProjection(file->body) : std::nullopt;
+  if (!state || state->checkpoint != file->version) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) why = "damaged, or of another format version";
+    return p;
+  }
+  why = ProjectionSnapshotMismatch(log, state->checkpoint, state->last_timestamp);
+  if (!why.empty()) return p;
   for (auto& order : state->orders) {
     std::string id = order.order_id;
     p.Index(order);
     p.orders_.emplace(std::move(id), std::move(order));
   }
   p.checkpoint_ = state->checkpoint;
+  p.last_timestamp_ = state->last_timestamp;
   return p;
 }
 

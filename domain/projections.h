@@ -49,10 +49,17 @@ class OrderProjection {
   std::optional<ListPage> List(const std::string& customer_id, std::optional<OrderStatus> status, size_t page_size,
                                const std::string& page_token) const;
 
-  storage::Status SaveSnapshot(const std::filesystem::path& path) const;
+  // Syncs `log` through the checkpoint (SyncLogThrough: under Durability::kInterval or
+  // kNever one fdatasync on this thread), then writes the snapshot; writes nothing when the
+  // sync fails. `log` is the store this projection was fed from.
+  storage::Status SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const;
   // The projection in the snapshot at `path`, or an empty one (checkpoint 0) when there is
-  // none or it cannot be used: catching up then rebuilds it.
-  static OrderProjection LoadSnapshot(const std::filesystem::path& path);
+  // none or it cannot be used: catching up then rebuilds it. It cannot be used when damaged
+  // or when `log` does not hold the event before its checkpoint as it was
+  // (ProjectionSnapshotMismatch: the snapshot is ahead of the log, or of events it lost).
+  // `ignored` (if given) gets why a snapshot that is there is not used, or "".
+  static OrderProjection LoadSnapshot(const storage::Store& log, const std::filesystem::path& path,
+                                      std::string* ignored = nullptr);
 
   bool operator==(const OrderProjection& o) const { return checkpoint_ == o.checkpoint_ && orders_ == o.orders_; }
 
@@ -63,6 +70,7 @@ class OrderProjection {
   // Per customer, sorted newest first: (UINT64_MAX - created_at, order id).
   std::map<std::string, std::set<std::pair<uint64_t, std::string>>> by_customer_;
   uint64_t checkpoint_ = 0;
+  uint64_t last_timestamp_ = 0;  // commit time of the event at checkpoint_ - 1
   uint64_t skipped_ = 0;
 };
 

@@ -52,6 +52,7 @@ void Fill(orders::OrderSnapshot::Builder b, const OrderState& s) {
   b.setPlacedAt(s.placed_at);
   b.setCancelledAt(s.cancelled_at);
   b.setCancelReason(s.cancel_reason);
+  b.setLastTimestamp(s.last_timestamp);
   auto cmds = b.initRecentCommands(s.recent_commands.size());
   for (size_t i = 0; i < s.recent_commands.size(); ++i) {
     const AppliedCommand& c = s.recent_commands[i];
@@ -77,6 +78,7 @@ std::optional<OrderState> Read(orders::OrderSnapshot::Reader r) {
   s.placed_at = r.getPlacedAt();
   s.cancelled_at = r.getCancelledAt();
   s.cancel_reason = Str(r.getCancelReason());
+  s.last_timestamp = r.getLastTimestamp();
   for (auto c : r.getRecentCommands()) {
     s.recent_commands.push_back({Str(c.getCommandId()), c.getFirstVersion(), c.getLastVersion(), c.getLastPosition()});
   }
@@ -104,7 +106,101 @@ bool ReadMessage(const std::string& body, F&& read) {
   return ok;
 }
 
+std::string Num(uint64_t v) { return std::to_string(v); }
+
+constexpr char kDamaged[] = "damaged, or of another format version";
+
+// Why `file` (read from `path`) is not an order snapshot that Load would use, or "".
+std::string OrderFileProblem(const std::filesystem::path& data_dir, const std::filesystem::path& path,
+                             const SnapshotFile& file, std::optional<OrderState>* state) {
+  *state = DecodeOrderSnapshot(file.body);
+  if (!*state || (*state)->version != file.version) return kDamaged;
+  // Load uses a snapshot only in the file its stream names: one elsewhere is never read.
+  if (OrderSnapshots(data_dir).PathOf(OrderStream((*state)->order_id)) != path) {
+    return "holds the snapshot of " + OrderStream((*state)->order_id) + ", which belongs in another file";
+  }
+  return "";
+}
+
 }  // namespace
+
+storage::Status SyncLogThrough(storage::Store& store, uint64_t end) {
+  if (store.SyncedPosition().value >= end) return storage::Status::Ok();
+  if (end > store.DurablePosition().value) {
+    return storage::Status::InvalidArgument("a snapshot may not cover position " + Num(end - 1) +
+                                            ": the log ends at " + Num(store.DurablePosition().value));
+  }
+  if (auto s = store.Sync(); !s.ok()) {
+    std::string why = "the log could not be synced through position " + Num(end - 1) +
+                      ", so no snapshot of it was written: " + s.message();
+    switch (s.code()) {  // the same kind of failure, with what it means here
+      case storage::Status::Code::kOutOfSpace: return storage::Status::OutOfSpace(std::move(why));
+      case storage::Status::Code::kClosed: return storage::Status::Closed(std::move(why));
+      default: return storage::Status::IOError(std::move(why));
+    }
+  }
+  if (store.SyncedPosition().value < end) {  // Sync's contract says it cannot happen
+    return storage::Status::IOError("the log is not on disk through position " + Num(end - 1) +
+                                    " after a sync, so no snapshot of it was written");
+  }
+  return storage::Status::Ok();
+}
+
+std::string OrderSnapshotMismatch(const storage::Store& store, const std::string& stream, const OrderState& state) {
+  const uint64_t version = state.version.value_or(0);
+  const std::string covers = "it covers " + stream + " up to version " + Num(version);
+  const auto info = store.GetStreamInfo(stream);
+  if (!info || info->last_version.value < version) {
+    return covers + ", but the log holds " +
+           (info ? "it up to version " + Num(info->last_version.value) : std::string("no event of it")) +
+           ": the snapshot is ahead of the log";
+  }
+  if (state.last_timestamp == 0) {
+    return covers + ", but it does not record when its last event was committed (an older esd wrote it), so "
+                    "it cannot be checked against the log";
+  }
+  auto at = store.ReadStream(stream, storage::StreamVersion(version), 1);
+  if (!at.ok() || at->empty() || (*at)[0].version.value != version) {
+    return covers + ", but reading that version from the log failed: " +
+           (at.ok() ? std::string("no event there") : at.status().ToString());
+  }
+  const storage::EventView& e = (*at)[0];
+  if (e.position.value != state.last_position || e.timestamp != state.last_timestamp) {
+    return covers + " (position " + Num(state.last_position) + ", committed at " + Num(state.last_timestamp) +
+           " us), but that version in the log is another event (position " + Num(e.position.value) +
+           ", committed at " + Num(e.timestamp) + " us): the log lost the snapshot's events and grew again";
+  }
+  return "";
+}
+
+std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t checkpoint, uint64_t last_timestamp) {
+  if (checkpoint == 0) return "";
+  const uint64_t end = store.DurablePosition().value;
+  const std::string covers = "it covers $all up to position " + Num(checkpoint - 1);
+  if (checkpoint > end) {
+    return covers + ", but the log ends at position " + Num(end) + ": the snapshot is ahead of the log";
+  }
+  if (last_timestamp == 0) {
+    return covers + ", but it does not record when its last event was committed (an older esd wrote it), so "
+                    "it cannot be checked against the log";
+  }
+  uint64_t found = 0;
+  std::optional<uint64_t> at;
+  auto n = store.ReadAll(storage::GlobalPosition(checkpoint - 1), 1, [&](const storage::EventView& e) {
+    found = e.timestamp;
+    at = e.position.value;
+    return false;
+  });
+  if (!n.ok() || at != checkpoint - 1) {
+    return covers + ", but reading that position from the log failed: " +
+           (n.ok() ? std::string("no event there") : n.status().ToString());
+  }
+  if (found != last_timestamp) {
+    return covers + " (committed at " + Num(last_timestamp) + " us), but the event there in the log was committed at " +
+           Num(found) + " us: the log lost the snapshot's events and grew again";
+  }
+  return "";
+}
 
 OrderSnapshots::OrderSnapshots(const std::filesystem::path& data_dir) : dir_(data_dir / "snapshots" / "orders") {}
 
@@ -151,10 +247,11 @@ std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_d
   return data_dir / "snapshots" / "projections" / "orders.snap";
 }
 
-std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderState*>& states) {
+std::string EncodeProjection(uint64_t checkpoint, uint64_t last_timestamp, const std::vector<const OrderState*>& states) {
   capnp::MallocMessageBuilder message;
   auto b = message.initRoot<orders::ProjectionSnapshot>();
   b.setCheckpoint(checkpoint);
+  b.setLastTimestamp(last_timestamp);
   auto list = b.initOrders(states.size());
   for (size_t i = 0; i < states.size(); ++i) Fill(list[i], *states[i]);
   return Flatten(message);
@@ -165,6 +262,7 @@ std::optional<ProjectionState> DecodeProjection(const std::string& bytes) {
   const bool ok = ReadMessage(bytes, [&](capnp::MessageReader& reader) {
     auto r = reader.getRoot<orders::ProjectionSnapshot>();
     out.checkpoint = r.getCheckpoint();
+    out.last_timestamp = r.getLastTimestamp();
     for (auto o : r.getOrders()) {
       auto s = Read(o);
       if (!s) return false;
@@ -176,6 +274,12 @@ std::optional<ProjectionState> DecodeProjection(const std::string& bytes) {
   return out;
 }
 
+std::string EncodeOrderSnapshot(const OrderState& state) {
+  capnp::MallocMessageBuilder message;
+  Fill(message.initRoot<orders::OrderSnapshot>(), state);
+  return Flatten(message);
+}
+
 std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
   std::optional<OrderState> out;
   ReadMessage(body, [&](capnp::MessageReader& reader) {
@@ -185,37 +289,45 @@ std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
   return out;
 }
 
-SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path) {
+SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path,
+                              const storage::Store* log) {
+  std::ifstream f(path, std::ios::binary);
+  const std::string bytes = f ? std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>())
+                              : std::string();
+  return InspectSnapshotBytes(data_dir, path, bytes, log);
+}
+
+SnapshotEntry InspectSnapshotBytes(const std::filesystem::path& data_dir, const std::filesystem::path& path,
+                                   std::string_view bytes, const storage::Store* log) {
   SnapshotEntry e;
   std::error_code ec;
   e.file = std::filesystem::relative(path, data_dir, ec).string();
-  e.bytes = std::filesystem::file_size(path, ec);
-  if (ec) e.bytes = 0;
+  e.bytes = bytes.size();
   e.kind = path.parent_path().filename() == "projections" ? SnapshotEntry::Kind::kProjection : SnapshotEntry::Kind::kOrder;
   if (e.kind == SnapshotEntry::Kind::kProjection) e.name = path.stem().string();  // known from the file name
-  const auto file = ReadSnapshotFile(path);
+  e.problem = kDamaged;
+  const auto file = ParseSnapshotFile(bytes);
   if (!file) return e;
   if (e.kind == SnapshotEntry::Kind::kProjection) {
     const auto state = DecodeProjection(file->body);
     if (!state || state->checkpoint != file->version) return e;
     e.version = state->checkpoint;
     e.orders = state->orders.size();
+    e.problem = log != nullptr ? ProjectionSnapshotMismatch(*log, state->checkpoint, state->last_timestamp) : "";
   } else {
-    const auto state = DecodeOrderSnapshot(file->body);
-    // Load uses a snapshot only in the file its stream names: one elsewhere is never read.
-    if (!state || state->version != file->version ||
-        OrderSnapshots(data_dir).PathOf(OrderStream(state->order_id)) != path) {
-      return e;
-    }
+    std::optional<OrderState> state;
+    e.problem = OrderFileProblem(data_dir, path, *file, &state);
+    if (!e.problem.empty()) return e;
     e.name = OrderStream(state->order_id);
     e.version = file->version;
+    if (log != nullptr) e.problem = OrderSnapshotMismatch(*log, e.name, *state);
   }
-  e.ok = true;
+  e.ok = e.problem.empty();
   return e;
 }
 
 std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, std::string_view after,
-                                         size_t limit) {
+                                         size_t limit, const storage::Store* log) {
   std::vector<std::pair<std::string, std::filesystem::path>> files;  // (relative name, path)
   for (const char* sub : {"orders", "projections"}) {
     std::error_code ec;
@@ -229,22 +341,37 @@ std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, 
   std::partial_sort(files.begin(), files.begin() + n, files.end());
   std::vector<SnapshotEntry> out;
   out.reserve(n);
-  for (size_t i = 0; i < n; ++i) out.push_back(InspectSnapshot(data_dir, files[i].second));
+  for (size_t i = 0; i < n; ++i) out.push_back(InspectSnapshot(data_dir, files[i].second, log));
   return out;
 }
 
-storage::Status OrderSnapshots::Save(const std::string& stream, const OrderState& s) const {
+storage::Status OrderSnapshots::Save(storage::Store& log, const std::string& stream, const OrderState& s) const {
   if (!s.version) return storage::Status::InvalidArgument("an order without events has no snapshot");
-  capnp::MallocMessageBuilder message;
-  Fill(message.initRoot<orders::OrderSnapshot>(), s);
-  return WriteSnapshotFile(PathOf(stream), *s.version, Flatten(message));
+  if (auto synced = SyncLogThrough(log, s.last_position + 1); !synced.ok()) return synced;
+  return WriteSnapshotFile(PathOf(stream), *s.version, EncodeOrderSnapshot(s));
 }
 
-std::optional<OrderState> OrderSnapshots::Load(const std::string& stream) const {
-  auto file = ReadSnapshotFile(PathOf(stream));
-  if (!file) return std::nullopt;
+std::optional<OrderState> OrderSnapshots::Load(const std::string& stream, const storage::Store* log,
+                                               std::string* ignored) const {
+  std::string local;
+  std::string& why = ignored != nullptr ? *ignored : local;
+  why.clear();
+  const auto path = PathOf(stream);
+  auto file = ReadSnapshotFile(path);
+  if (!file) {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) why = kDamaged;
+    return std::nullopt;
+  }
   std::optional<OrderState> out = DecodeOrderSnapshot(file->body);
-  if (!out || out->version != file->version || OrderStream(out->order_id) != stream) return std::nullopt;
+  if (!out || out->version != file->version) {
+    why = kDamaged;
+  } else if (OrderStream(out->order_id) != stream) {
+    why = "holds the snapshot of " + OrderStream(out->order_id) + ", not of " + stream;
+  } else if (log != nullptr) {
+    why = OrderSnapshotMismatch(*log, stream, *out);
+  }
+  if (!why.empty()) return std::nullopt;
   return out;
 }
 

@@ -10,6 +10,17 @@
 //
 // A snapshot whose checksums fail, or of another format version, is ignored: loading then
 // reads the whole stream, and the next snapshot replaces it. Never misread.
+//
+// Snapshots and the log. A snapshot covers only events that are on disk: with
+// Durability::kInterval or kNever the log reaches the disk after readers see it, and a
+// snapshot written first would outlive, at a power loss, the events it covers. So every
+// save syncs the log through the snapshot's last event first (SyncLogThrough), and fails
+// without writing when that fails. And a snapshot is used only while the log still holds
+// the event it ends with, at the same position with the same commit time
+// (OrderSnapshotMismatch, ProjectionSnapshotMismatch): one that is ahead of the log (a store
+// restored from an older copy, a log whose end was lost or salvaged away), or whose last
+// version is now another event (the log lost its end and grew again), is ignored as if
+// absent, with the reason told to the caller.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +33,7 @@
 
 #include "domain/order.h"
 #include "storage/status.h"
+#include "storage/store.h"
 
 namespace esd::domain {
 
@@ -38,6 +50,19 @@ std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path);
 // The same checks on a whole file's bytes already in memory (e.g. sent over RPC).
 std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file);
 
+// Makes the events before position `end` of `store` be on disk: Store::Sync when
+// SyncedPosition() has not reached `end` yet. Fails (and nothing may be written) when the
+// sync fails or `end` is past what the log holds. Blocks for one fdatasync when it syncs:
+// not from an append callback.
+storage::Status SyncLogThrough(storage::Store& store, uint64_t end);
+
+// Why a snapshot must not be used with `store`'s log, or "" when it may: the log must hold
+// the event the snapshot ends with, at the same place and with the same commit time. For an
+// order's snapshot (of `stream`) that is the stream's event at state.version; for the
+// projection's, the event before `checkpoint` (none for checkpoint 0). O(log events).
+std::string OrderSnapshotMismatch(const storage::Store& store, const std::string& stream, const OrderState& state);
+std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t checkpoint, uint64_t last_timestamp);
+
 // DATA/snapshots/projections/orders.snap: where the order projection keeps its snapshot.
 std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_dir);
 
@@ -45,10 +70,13 @@ std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_d
 // whole words); nullopt when the bytes do not decode.
 struct ProjectionState {
   uint64_t checkpoint = 0;
+  uint64_t last_timestamp = 0;  // commit time of the event at checkpoint - 1
   std::vector<OrderState> orders;
 };
-std::string EncodeProjection(uint64_t checkpoint, const std::vector<const OrderState*>& orders);
-// The order in an order snapshot's body (SnapshotFile::body); nullopt when it does not decode.
+std::string EncodeProjection(uint64_t checkpoint, uint64_t last_timestamp, const std::vector<const OrderState*>& orders);
+// An order snapshot's body (SnapshotFile::body) to and from its state; nullopt when it does
+// not decode.
+std::string EncodeOrderSnapshot(const OrderState& state);
 std::optional<OrderState> DecodeOrderSnapshot(const std::string& body);
 std::optional<ProjectionState> DecodeProjection(const std::string& bytes);
 
@@ -58,28 +86,40 @@ struct SnapshotEntry {
   enum class Kind { kOrder, kProjection };
   std::string file;        // relative to the data directory
   uint64_t bytes = 0;
-  bool ok = false;         // checksums, format version and body hold (and, for an order, the
-                           // file is the one its stream's snapshot belongs in)
+  bool ok = false;         // it would be loaded: checksums, format version and body hold, for
+                           // an order the file is the one its stream's snapshot belongs in,
+                           // and (when judged against a log) the log holds what it covers
+  std::string problem;     // why not, when !ok
   Kind kind = Kind::kOrder;
-  std::string name;        // kOrder: the stream ("" unless ok); kProjection: its name ("orders")
+  std::string name;        // kOrder: the stream ("" unless the file holds, on its own);
+                           // kProjection: its name ("orders")
   uint64_t version = 0;    // kOrder: the stream version it covers; kProjection: the checkpoint
   uint64_t orders = 0;     // kProjection: orders in it
 };
-// One file, as listed below; `path` lies under data_dir/snapshots.
-SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path);
+// One file, as listed below; `path` lies under data_dir/snapshots. With `log` (the store of
+// data_dir, open), a snapshot the log does not hold what it covers of is not ok either.
+SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path,
+                              const storage::Store* log = nullptr);
+// The same for a file's bytes already read (`bytes`, from `path`).
+SnapshotEntry InspectSnapshotBytes(const std::filesystem::path& data_dir, const std::filesystem::path& path,
+                                   std::string_view bytes, const storage::Store* log = nullptr);
 // The store's snapshot files in file name order: those whose name (SnapshotEntry::file)
-// sorts after `after`, at most `limit` of them. Only those are read.
+// sorts after `after`, at most `limit` of them. Only those are read. `log` as above.
 std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, std::string_view after = "",
-                                         size_t limit = SIZE_MAX);
+                                         size_t limit = SIZE_MAX, const storage::Store* log = nullptr);
 
 class OrderSnapshots {
  public:
   // `data_dir` is the store's directory; snapshots go under data_dir/snapshots/orders.
   explicit OrderSnapshots(const std::filesystem::path& data_dir);
 
-  storage::Status Save(const std::string& stream, const OrderState& state) const;
-  // nullopt: none, or one that must not be used (damaged, other format, other stream).
-  std::optional<OrderState> Load(const std::string& stream) const;
+  // Syncs `log` through the state's last event (SyncLogThrough), then writes the snapshot.
+  storage::Status Save(storage::Store& log, const std::string& stream, const OrderState& state) const;
+  // nullopt: none, or one that must not be used (damaged, other format, other stream; with
+  // `log`, one the log does not hold the end of). `ignored` (if given) gets why a file that
+  // is there is not used, or "".
+  std::optional<OrderState> Load(const std::string& stream, const storage::Store* log = nullptr,
+                                 std::string* ignored = nullptr) const;
   std::filesystem::path PathOf(const std::string& stream) const;
 
  private:

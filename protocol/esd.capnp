@@ -262,10 +262,11 @@ interface Admin {
   # page), at most `count` (capped at 10,000), each with whether it verifies. `more`:
   # another page follows.
 
-  readSnapshot @5 (target :SnapshotTarget) -> (found :Bool, file :Data);
+  readSnapshot @5 (target :SnapshotTarget) -> (found :Bool, file :Data, problem :Text);
   # The snapshot file's bytes as they are on disk (header and body, see domain/snapshots.h),
   # for the caller to check and decode. `found` false: there is none. A file larger than
-  # 48 MiB fails the call (it would not fit in one message): show it offline.
+  # 48 MiB fails the call (it would not fit in one message): show it offline. `problem`:
+  # why the daemon would not load it ("" when it would), as SnapshotInfo.problem.
 
   createSnapshot @6 (target :SnapshotTarget) -> (found :Bool, info :SnapshotInfo);
   # Writes a snapshot now: of an order from its stream, or of the projection as it is
@@ -306,6 +307,8 @@ struct SnapshotInfo {
       orders @7 :UInt64;
     }
   }
+  problem @8 :Text;        # why it does not verify (would not be loaded), when not ok: damaged,
+                           # or the log does not hold what it covers (ahead of the log)
 }
 
 struct VerifyReport {

@@ -55,6 +55,10 @@ struct OrderSnapshot {
   cancelledAt @9 :UInt64;
   cancelReason @10 :Text;
   recentCommands @11 :List(AppliedCommand);
+  lastTimestamp @12 :UInt64;
+  # Commit time of the event at `version` (at `lastPosition`): with the position, what a load
+  # checks against the log, so a snapshot of events the log lost is never used. 0 in a
+  # snapshot written before this field existed: such a snapshot is not used.
 
   enum Status {
     none @0;
@@ -80,4 +84,7 @@ struct OrderSnapshot {
 struct ProjectionSnapshot {
   checkpoint @0 :UInt64;
   orders @1 :List(OrderSnapshot);
+  lastTimestamp @2 :UInt64;
+  # Commit time of the event at checkpoint - 1 (0 when the checkpoint is 0), checked against
+  # the log at load like OrderSnapshot.lastTimestamp.
 }

@@ -87,6 +87,7 @@ void FillSnapshot(rpc::SnapshotInfo::Builder out, const domain::SnapshotEntry& e
   out.setFile(e.file);
   out.setBytes(e.bytes);
   out.setOk(e.ok);
+  out.setProblem(e.problem);
   if (e.kind == domain::SnapshotEntry::Kind::kProjection) {
     auto p = out.initProjection();
     p.setName(e.name);
@@ -149,9 +150,10 @@ class AdminImpl final : public rpc::Admin::Server {
     const std::filesystem::path data = ctx_.store.directory();
     auto cell = std::make_shared<ProgressCell>();
     // Off the event loop: reading every segment takes a while. The files are read only.
-    auto done = RunOffLoop<Outcome>(ctx_, [data, cell] {
+    const storage::Store* log = &ctx_.store;  // reads from any thread; outlives the jobs
+    auto done = RunOffLoop<Outcome>(ctx_, [data, cell, log] {
       return kj::heap<Outcome>(
-          domain::VerifyWithSnapshots(data, [&cell](uint64_t d, uint64_t t) { cell->Set(d, t); }));
+          domain::VerifyWithSnapshots(data, [&cell](uint64_t d, uint64_t t) { cell->Set(d, t); }, log));
     });
     return WithProgress(ctx_.timer, SinkOf(context.getParams()), [cell] { return cell->Get(); },
                         kj::mv(done))
@@ -185,9 +187,10 @@ class AdminImpl final : public rpc::Admin::Server {
     const uint32_t count = std::min(std::max<uint32_t>(params.getCount(), 1), kMaxSnapshotsPerPage);
     using Page = std::vector<domain::SnapshotEntry>;
     const std::filesystem::path data = ctx_.store.directory();
-    // Off the loop: each listed file is read and decoded.
-    auto page = RunOffLoop<Page>(ctx_, [data, after, count] {
-      return kj::heap<Page>(domain::ListSnapshots(data, after, count + 1));
+    const storage::Store* log = &ctx_.store;  // reads from any thread; outlives the jobs
+    // Off the loop: each listed file is read and decoded, and checked against the log.
+    auto page = RunOffLoop<Page>(ctx_, [data, after, count, log] {
+      return kj::heap<Page>(domain::ListSnapshots(data, after, count + 1, log));
     });
     return page.then([context, count](kj::Own<Page> entries) mutable {
       const bool more = entries->size() > count;
@@ -214,13 +217,17 @@ class AdminImpl final : public rpc::Admin::Server {
     struct File {
       std::string bytes;
       bool ok = false;
+      std::string problem;
     };
-    auto read = RunOffLoop<File>(ctx_, [path] {
+    const std::filesystem::path data = ctx_.store.directory();
+    const storage::Store* log = &ctx_.store;  // reads from any thread; outlives the jobs
+    auto read = RunOffLoop<File>(ctx_, [path, data, log] {
       auto f = kj::heap<File>();
       std::ifstream in(path, std::ios::binary);
       if (!in.is_open()) return f;
       f->bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
       f->ok = !in.bad();
+      if (f->ok) f->problem = domain::InspectSnapshotBytes(data, path, f->bytes, log).problem;
       return f;
     });
     return read.then([context, path](kj::Own<File> f) mutable {
@@ -228,6 +235,7 @@ class AdminImpl final : public rpc::Admin::Server {
       auto results = context.getResults();
       results.setFound(true);
       results.setFile(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(f->bytes.data()), f->bytes.size()));
+      results.setProblem(f->problem);
     });
   }
 
@@ -247,7 +255,7 @@ class AdminImpl final : public rpc::Admin::Server {
     }
     if (!saved.ok()) Fail("writing the snapshot failed: " + saved.ToString());
     results.setFound(true);
-    FillSnapshot(results.initInfo(), domain::InspectSnapshot(ctx_.store.directory(), PathOf(ctx_, t)));
+    FillSnapshot(results.initInfo(), domain::InspectSnapshot(ctx_.store.directory(), PathOf(ctx_, t), &ctx_.store));
     return kj::READY_NOW;
   }
 

@@ -116,6 +116,10 @@ int RunDaemon(const Config& config) {
     ProjectionRunner projection(*store, notifier, io.provider->getTimer(), damage_log,
                                 domain::ProjectionSnapshotPath(config.data_dir),
                                 10'000);
+    if (!projection.snapshot_ignored().empty()) {
+      std::fprintf(stderr, "esd: the order projection's snapshot is not used (%s); it catches up from position 0\n",
+                   projection.snapshot_ignored().c_str());
+    }
     projection.Start();
     ServerContext ctx{*store, notifier, config, orders, projection, io.provider->getTimer(), damage_log, {},
                       std::chrono::steady_clock::now(), {}, false, 0, {}};

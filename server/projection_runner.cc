@@ -21,10 +21,9 @@ ProjectionRunner::ProjectionRunner(storage::Store& store, DurableNotifier& notif
       snapshot_every_(snapshot_every),
       snapshot_interval_(snapshot_interval),
       last_snapshot_(timer.now()),
-      projection_(domain::OrderProjection::LoadSnapshot(snapshot_path_)) {
-  // A snapshot ahead of the log (a store restored from an older copy) would skip events:
-  // start from nothing instead.
-  if (projection_.checkpoint() > store_.DurablePosition().value) projection_ = domain::OrderProjection();
+      // A snapshot the log does not hold the end of (ahead of it, or of events it lost)
+      // would skip or keep events: LoadSnapshot starts from nothing instead, and says why.
+      projection_(domain::OrderProjection::LoadSnapshot(store_, snapshot_path_, &snapshot_ignored_)) {
   checkpoint_ = projection_.checkpoint();
 }
 
@@ -127,7 +126,7 @@ kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
 storage::Status ProjectionRunner::SaveSnapshot() {
   applied_since_snapshot_ = 0;
   last_snapshot_ = timer_.now();
-  return projection_.SaveSnapshot(snapshot_path_);
+  return projection_.SaveSnapshot(store_, snapshot_path_);
 }
 
 }  // namespace esd::server

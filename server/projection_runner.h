@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <string>
 
 #include "domain/projections.h"
 #include "server/damage_log.h"
@@ -58,7 +59,12 @@ class ProjectionRunner {
     return rebuilding_ != nullptr ? rebuilding_->checkpoint() : checkpoint();
   }
 
+  // On this loop; under Durability::kInterval or kNever it first waits for one fdatasync
+  // (a snapshot covers only events on disk), and writes nothing if that fails.
   storage::Status SaveSnapshot();
+  // Why the snapshot found at construction was not used ("" if there was none or it was):
+  // the projection then catches up from position 0.
+  const std::string& snapshot_ignored() const { return snapshot_ignored_; }
   uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_relaxed); }  // any thread
 
  private:
@@ -74,6 +80,7 @@ class ProjectionRunner {
   const uint64_t snapshot_every_;
   const kj::Duration snapshot_interval_;
   kj::TimePoint last_snapshot_;
+  std::string snapshot_ignored_;  // before projection_: its initialiser sets it
   domain::OrderProjection projection_;
   uint64_t applied_since_snapshot_ = 0;
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics

@@ -149,7 +149,7 @@ int ReplayOffline(const Invocation& inv) {
   }
   progress.Finish();
   const auto path = domain::ProjectionSnapshotPath(dir);
-  if (auto saved = projection.SaveSnapshot(path); !saved.ok()) {
+  if (auto saved = projection.SaveSnapshot(*store, path); !saved.ok()) {
     Note("could not write " + path.string() + ": " + saved.message());
     return kExitFailure;
   }

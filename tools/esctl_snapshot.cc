@@ -72,14 +72,18 @@ Target TargetOf(const Invocation& inv) {
 }
 
 Info ToInfo(const domain::SnapshotEntry& e) {
-  return {e.file, e.bytes, e.ok, e.kind == domain::SnapshotEntry::Kind::kProjection, e.name, e.version, e.orders};
+  return {e.file,    e.bytes,   e.ok, e.problem, e.kind == domain::SnapshotEntry::Kind::kProjection,
+          e.name,    e.version, e.orders};
 }
+
+constexpr char kDamaged[] = "damaged, or another format";
 
 // One line per snapshot (or a JSON object).
 void PrintInfo(const Info& s, bool json) {
   if (json) {
     JsonObject o;
     o.String("file", s.file).Number("bytes", s.bytes).Bool("ok", s.ok);
+    if (!s.ok) o.String("problem", s.problem.empty() ? kDamaged : s.problem);
     if (s.projection) {
       o.String("projection", s.name);
       if (s.ok) o.Number("checkpoint", s.version).Number("orders", s.orders);
@@ -89,7 +93,7 @@ void PrintInfo(const Info& s, bool json) {
     std::printf("%s\n", o.Done().c_str());
     return;
   }
-  std::string what = "does not verify (damaged, or another format)";
+  std::string what = "does not verify (" + (s.problem.empty() ? std::string(kDamaged) : s.problem) + ")";
   if (s.ok && s.projection) {
     what = "projection " + s.name + " at checkpoint " + std::to_string(s.version) + ", " + std::to_string(s.orders) +
            " orders";
@@ -99,15 +103,17 @@ void PrintInfo(const Info& s, bool json) {
   std::printf("%-48s %10llu bytes  %s\n", s.file.c_str(), static_cast<unsigned long long>(s.bytes), what.c_str());
 }
 
-// The state in a snapshot file's bytes, as JSON; `file` nullopt: there is none.
-int Show(const Target& t, const std::optional<std::string>& file) {
+// The state in a snapshot file's bytes, as JSON; `file` nullopt: there is none. `problem`:
+// why a load would not use it though its bytes hold (the log does not hold what it covers).
+int Show(const Target& t, const std::optional<std::string>& file, const std::string& problem) {
   const auto parsed = file ? domain::ParseSnapshotFile(*file) : std::nullopt;
   if (t.projection) {
     auto state = parsed ? domain::DecodeProjection(parsed->body) : std::nullopt;
     if (state && state->checkpoint != parsed->version) state = std::nullopt;  // what a load would refuse
-    if (!state) {
-      Note(std::string(file ? "the projection's snapshot does not verify (damaged, or another format)"
-                            : "the projection has no snapshot") +
+    if (!state || !problem.empty()) {
+      Note(std::string(!file    ? "the projection has no snapshot"
+                       : !state ? std::string("the projection's snapshot does not verify (") + kDamaged + ")"
+                                : "the projection's snapshot does not verify (" + problem + ")") +
            "; `snapshot create --projection orders` writes one");
       return kExitFailure;
     }
@@ -125,9 +131,10 @@ int Show(const Target& t, const std::optional<std::string>& file) {
   if (state && (state->version != parsed->version || domain::OrderStream(state->order_id) != t.name)) {
     state = std::nullopt;  // what Load would refuse
   }
-  if (!state) {
-    Note(std::string(file ? "the snapshot of " + t.name + " does not verify (damaged, or another format)"
-                          : t.name + " has no snapshot yet") +
+  if (!state || !problem.empty()) {
+    Note((!file    ? t.name + " has no snapshot yet"
+          : !state ? "the snapshot of " + t.name + " does not verify (" + kDamaged + ")"
+                   : "the snapshot of " + t.name + " does not verify (" + problem + ")") +
          "; `snapshot create " + t.name + "` writes one");
     return kExitFailure;
   }
@@ -175,10 +182,9 @@ int CreateOffline(const std::filesystem::path& dir, const Target& t, bool json) 
   if (!store) return kExitFailure;
   storage::Status saved;
   if (t.projection) {
-    auto p = domain::OrderProjection::LoadSnapshot(PathOf(dir, t));
-    if (p.checkpoint() > store->DurablePosition().value) p = domain::OrderProjection();
+    auto p = domain::OrderProjection::LoadSnapshot(*store, PathOf(dir, t));  // from 0 if it cannot be used
     auto n = p.CatchUp(*store);
-    saved = n.ok() ? p.SaveSnapshot(PathOf(dir, t)) : n.status();
+    saved = n.ok() ? p.SaveSnapshot(*store, PathOf(dir, t)) : n.status();
   } else {
     auto written = domain::OrderCommands(*store).SaveSnapshot(*domain::OrderIdOf(t.name));
     if (written.ok() && !*written) return Created(t, std::nullopt, json);
@@ -188,28 +194,49 @@ int CreateOffline(const std::filesystem::path& dir, const Target& t, bool json) 
     Note("could not write the snapshot of " + What(t) + ": " + saved.message());
     return kExitFailure;
   }
-  return Created(t, ToInfo(domain::InspectSnapshot(dir, PathOf(dir, t))), json);
+  return Created(t, ToInfo(domain::InspectSnapshot(dir, PathOf(dir, t), store.get())), json);
 }
 
 int Offline(const Invocation& inv, const std::filesystem::path& dir) {
   if (!RequireStore(dir)) return kExitFailure;
   if (inv.command == "snapshot create") return CreateOffline(dir, TargetOf(inv), inv.global.json);
   const std::optional<Target> t = inv.command == "snapshot list" ? std::nullopt : std::optional(TargetOf(inv));
-  // The daemon writes snapshots while it runs: hold its LOCK so it cannot meanwhile.
-  auto lock = storage::DirectoryLock::Acquire(dir);
-  if (!lock.ok()) {
-    Note(lock.status().message() + "; without --data-dir the snapshot commands ask the running daemon");
-    return kExitFailure;
+  // The daemon writes snapshots while it runs: hold its LOCK so it cannot meanwhile. And
+  // "verifies" means a load would use it, which depends on the log: list and show open the
+  // store (which holds the LOCK) to judge each snapshot against it, as esd would.
+  std::unique_ptr<storage::Store> log;
+  std::string unopened;
+  if (inv.command != "snapshot delete") {
+    auto opened = storage::Store::Open(dir, storage::Options{});
+    if (opened.ok()) {
+      log = std::move(opened).value();
+    } else {
+      unopened = opened.status().message();
+    }
+  }
+  std::optional<storage::Result<storage::DirectoryLock>> lock;
+  if (!log) {
+    lock.emplace(storage::DirectoryLock::Acquire(dir));
+    if (!lock->ok()) {
+      Note(lock->status().message() + "; without --data-dir the snapshot commands ask the running daemon");
+      return kExitFailure;
+    }
+    if (inv.command != "snapshot delete") {
+      Note("cannot open the store to check the snapshots against its log (" + unopened +
+           "): each is checked on its own");
+    }
   }
   if (!t) {
-    for (const auto& e : domain::ListSnapshots(dir)) PrintInfo(ToInfo(e), inv.global.json);
+    for (const auto& e : domain::ListSnapshots(dir, "", SIZE_MAX, log.get())) PrintInfo(ToInfo(e), inv.global.json);
     return kExitOk;
   }
   const auto path = PathOf(dir, *t);
   if (inv.command == "snapshot show") {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return Show(*t, std::nullopt);
-    return Show(*t, std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+    if (!in) return Show(*t, std::nullopt, "");
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto entry = domain::InspectSnapshotBytes(dir, path, bytes, log.get());
+    return Show(*t, bytes, entry.ok ? "" : entry.problem);
   }
   std::error_code ec;
   const bool removed = std::filesystem::remove(path, ec);
@@ -230,7 +257,11 @@ int Snapshot(const Invocation& inv, const Connector& connect) {
     return kExitOk;
   }
   const Target t = TargetOf(inv);
-  if (inv.command == "snapshot show") return Show(t, connect()->ReadSnapshot(t));
+  if (inv.command == "snapshot show") {
+    std::string problem;
+    auto file = connect()->ReadSnapshot(t, &problem);
+    return Show(t, file, problem);
+  }
   if (inv.command == "snapshot create") return Created(t, connect()->CreateSnapshot(t), inv.global.json);
   return Deleted(t, connect()->DeleteSnapshot(t), inv.global.json);
 }

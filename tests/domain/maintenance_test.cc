@@ -28,10 +28,10 @@ class MaintenanceTest : public ::testing::Test {
       id += std::to_string(i);
       ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(orders.Execute(CreateOrder{id, "c"}, {id, "", ""})));
     }
-    ASSERT_TRUE(OrderSnapshots(data_).Save("order-m1", orders.Load("m1").value()).ok());
+    ASSERT_TRUE(OrderSnapshots(data_).Save(*store_, "order-m1", orders.Load("m1").value()).ok());
     OrderProjection projection;
     ASSERT_TRUE(projection.CatchUp(*store_).ok());
-    ASSERT_TRUE(projection.SaveSnapshot(ProjectionSnapshotPath(data_)).ok());
+    ASSERT_TRUE(projection.SaveSnapshot(*store_, ProjectionSnapshotPath(data_)).ok());
   }
   TempDir dir_;
   std::filesystem::path data_;
@@ -56,6 +56,19 @@ TEST_F(MaintenanceTest, ADamagedSnapshotIsAProblemThatNamesItsFile) {
   ASSERT_EQ(v->report.problems.size(), 1u);
   EXPECT_EQ(v->report.problems[0].file, std::filesystem::relative(snap, data_).string());
   EXPECT_NE(v->report.problems[0].what.find("snapshot does not verify"), std::string::npos);
+}
+
+TEST_F(MaintenanceTest, WithTheOpenStoreASnapshotAheadOfTheLogIsAProblemThatSaysSo) {
+  auto clean = VerifyWithSnapshots(data_, {}, store_.get());
+  ASSERT_TRUE(clean.ok());
+  EXPECT_TRUE(clean->report.ok()) << "the snapshots taken hold against the log";
+  // The projection's snapshot of a longer log, e.g. one whose end was salvaged away.
+  ASSERT_TRUE(WriteSnapshotFile(ProjectionSnapshotPath(data_), 1000, EncodeProjection(1000, 1, {})).ok());
+  auto v = VerifyWithSnapshots(data_, {}, store_.get());
+  ASSERT_TRUE(v.ok());
+  ASSERT_EQ(v->report.problems.size(), 1u);
+  EXPECT_EQ(v->report.problems[0].file, "snapshots/projections/orders.snap");
+  EXPECT_NE(v->report.problems[0].what.find("ahead of the log"), std::string::npos) << v->report.problems[0].what;
 }
 
 TEST_F(MaintenanceTest, ABackupHoldsTheLogAndTheSnapshotsAndOpensAsItIs) {

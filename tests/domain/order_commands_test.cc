@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <thread>
 
 #include "domain/codec.h"
+#include "storage/file.h"
 #include "storage/test_util.h"
 
 namespace esd::domain {
@@ -142,6 +144,49 @@ TEST_F(OrderCommandsTest, ASnapshotOnDemandHoldsTheOrderAndAnOrderWithoutEventsG
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
   EXPECT_FALSE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-nobody")));
+}
+
+TEST_F(OrderCommandsTest, ASnapshotOnDemandCoversOnlyEventsOnDisk) {
+  store_.reset();
+  storage::Options never = SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  OrderCommands::Options no_policy;
+  no_policy.snapshot_every = 0;
+  OrderCommands orders(*store_, no_policy);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));
+  ASSERT_LT(store_->SyncedPosition().value, 2u) << "kNever: nothing synced yet";
+  auto written = orders.SaveSnapshot("o1");
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  ASSERT_TRUE(written->has_value());
+  EXPECT_GT(store_->SyncedPosition().value, (*written)->last_position);
+}
+
+// Every fdatasync of a segment fails (EIO); other files sync.
+class FailSegmentSyncs : public storage::FileFaults {
+ public:
+  storage::InjectedFault Before(storage::FileOp op, const std::filesystem::path& path) override {
+    return {op == storage::FileOp::kSync && path.extension() == ".seg" ? EIO : 0};
+  }
+};
+
+TEST_F(OrderCommandsTest, NoSnapshotIsWrittenWhenTheLogCannotBeSynced) {
+  store_.reset();
+  storage::Options never = SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  OrderCommands::Options no_policy;
+  no_policy.snapshot_every = 0;
+  OrderCommands orders(*store_, no_policy);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  FailSegmentSyncs faults;
+  storage::SetFileFaults(&faults);
+  auto written = orders.SaveSnapshot("o1");
+  storage::SetFileFaults(nullptr);
+  ASSERT_FALSE(written.ok());
+  EXPECT_NE(written.status().message().find("could not be synced"), std::string::npos) << written.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-o1")));
 }
 
 TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {

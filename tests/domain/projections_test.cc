@@ -47,9 +47,78 @@ class ProjectionsTest : public ::testing::Test {
     }
   }
 
+  // Closes the store, copies its files to `to` as they are now, and opens it again.
+  void CopyStoreTo(const std::filesystem::path& to) {
+    store_.reset();
+    std::filesystem::copy(dir_.path(), to, std::filesystem::copy_options::recursive);
+    store_ = storage::Store::Open(dir_.path(), storage::testing::SmallOptions()).value();
+  }
+  // The log lost its end: `older` (a copy made before the last events) becomes the store,
+  // with the projection's snapshot taken since copied in, as after a power loss or a salvage.
+  void LoseTheEndOfTheLog(const std::filesystem::path& older) {
+    store_.reset();
+    std::filesystem::create_directories(ProjectionSnapshotPath(older).parent_path());
+    std::filesystem::copy_file(ProjectionSnapshotPath(dir_.path()), ProjectionSnapshotPath(older),
+                               std::filesystem::copy_options::overwrite_existing);
+    store_ = storage::Store::Open(older, storage::testing::SmallOptions()).value();
+  }
+  OrderProjection Rebuilt() {
+    OrderProjection p;
+    EXPECT_TRUE(p.CatchUp(*store_).ok());
+    return p;
+  }
+
   storage::testing::TempDir dir_;
   std::unique_ptr<storage::Store> store_;
 };
+
+TEST_F(ProjectionsTest, ASnapshotCoversOnlyEventsOnDisk) {
+  store_.reset();
+  storage::Options never = storage::testing::SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  Run(60, 10, 8);
+  OrderProjection p = Rebuilt();
+  ASSERT_LT(store_->SyncedPosition().value, p.checkpoint()) << "kNever: not synced yet";
+  ASSERT_TRUE(p.SaveSnapshot(*store_, ProjectionSnapshotPath(dir_.path())).ok());
+  EXPECT_GE(store_->SyncedPosition().value, p.checkpoint())
+      << "a snapshot on disk of events that are not would outlive them at a power loss";
+}
+
+TEST_F(ProjectionsTest, ASnapshotAheadOfTheLogIsIgnored) {
+  storage::testing::TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  Run(60, 10, 6);
+  CopyStoreTo(older);
+  Run(60, 10, 7);
+  ASSERT_TRUE(Rebuilt().SaveSnapshot(*store_, ProjectionSnapshotPath(dir_.path())).ok());
+  LoseTheEndOfTheLog(older);
+  std::string why;
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, ProjectionSnapshotPath(older), &why);
+  EXPECT_EQ(loaded.checkpoint(), 0u) << "caught up from 0";
+  EXPECT_NE(why.find("ahead of the log"), std::string::npos) << why;
+  ASSERT_TRUE(loaded.CatchUp(*store_).ok());
+  EXPECT_TRUE(loaded == Rebuilt());
+}
+
+TEST_F(ProjectionsTest, ASnapshotOfEventsTheLogLostIsIgnoredOnceTheLogHasGrownPastIt) {
+  storage::testing::TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  Run(60, 10, 6);
+  CopyStoreTo(older);
+  Run(60, 10, 7);
+  const OrderProjection before_the_loss = Rebuilt();
+  ASSERT_TRUE(before_the_loss.SaveSnapshot(*store_, ProjectionSnapshotPath(dir_.path())).ok());
+  LoseTheEndOfTheLog(older);
+  Run(200, 10, 9);  // other events take the lost positions and more
+  ASSERT_GT(store_->DurablePosition().value, before_the_loss.checkpoint());
+  std::string why;
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, ProjectionSnapshotPath(older), &why);
+  EXPECT_EQ(loaded.checkpoint(), 0u) << "its checkpoint is within the log, but of another history";
+  EXPECT_NE(why.find("grew again"), std::string::npos) << why;
+  ASSERT_TRUE(loaded.CatchUp(*store_).ok());
+  EXPECT_TRUE(loaded == Rebuilt());
+}
 
 TEST_F(ProjectionsTest, ARebuildFromZeroEqualsTheIncrementallyBuiltState) {
   OrderProjection incremental;
@@ -66,14 +135,14 @@ TEST_F(ProjectionsTest, RestartFromASnapshotAndCatchUpEqualsAnUninterruptedRun) 
   OrderProjection uninterrupted;
   Run(150, 20, 2, &uninterrupted);
   const auto path = dir_.path() / "snapshots" / "projections" / "orders.snap";
-  ASSERT_TRUE(uninterrupted.SaveSnapshot(path).ok());
+  ASSERT_TRUE(uninterrupted.SaveSnapshot(*store_, path).ok());
   Run(150, 20, 3, &uninterrupted);  // the daemon was down for these
-  OrderProjection restarted = OrderProjection::LoadSnapshot(path);
+  OrderProjection restarted = OrderProjection::LoadSnapshot(*store_, path);
   EXPECT_LT(restarted.checkpoint(), uninterrupted.checkpoint());
   EXPECT_GT(restarted.checkpoint(), 0u);
   auto read = restarted.CatchUp(*store_);
   ASSERT_TRUE(read.ok());
-  EXPECT_EQ(*read, uninterrupted.checkpoint() - OrderProjection::LoadSnapshot(path).checkpoint())
+  EXPECT_EQ(*read, uninterrupted.checkpoint() - OrderProjection::LoadSnapshot(*store_, path).checkpoint())
       << "a restart reads only what came after the checkpoint";
   EXPECT_TRUE(restarted == uninterrupted);
 }
@@ -82,9 +151,9 @@ TEST_F(ProjectionsTest, ADamagedSnapshotMeansARebuildNotAWrongState) {
   OrderProjection p;
   Run(60, 10, 4, &p);
   const auto path = dir_.path() / "proj.snap";
-  ASSERT_TRUE(p.SaveSnapshot(path).ok());
+  ASSERT_TRUE(p.SaveSnapshot(*store_, path).ok());
   storage::testing::FlipByte(path, std::filesystem::file_size(path) - 9);
-  OrderProjection loaded = OrderProjection::LoadSnapshot(path);
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, path);
   EXPECT_EQ(loaded.checkpoint(), 0u);
   EXPECT_EQ(loaded.order_count(), 0u);
   ASSERT_TRUE(loaded.CatchUp(*store_).ok());

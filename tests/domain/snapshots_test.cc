@@ -38,7 +38,7 @@ class SnapshotsTest : public ::testing::Test {
   OrderState FullReplay() {
     OrderCommands::Options none;
     none.snapshot_every = 0;
-    std::filesystem::path snap = OrderSnapshots(dir_.path()).PathOf("order-s1");
+    std::filesystem::path snap = OrderSnapshots(store_->directory()).PathOf("order-s1");
     std::filesystem::path aside = snap.string() + ".aside";
     std::filesystem::rename(snap, aside);
     OrderCommands::LoadStats stats;
@@ -48,10 +48,102 @@ class SnapshotsTest : public ::testing::Test {
     return state.value();
   }
 
+  void Add(OrderCommands& orders, const std::string& sku, const std::string& command_id) {
+    auto o = orders.Execute(AddItem{"s1", sku, 1, 100}, {command_id, "", ""});
+    ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(o));
+  }
+  // Closes the store, copies its files to `to` as they are now, and opens it again.
+  void CopyStoreTo(const std::filesystem::path& to) {
+    store_.reset();
+    std::filesystem::copy(dir_.path(), to, std::filesystem::copy_options::recursive);
+    store_ = storage::Store::Open(dir_.path(), storage::testing::SmallOptions()).value();
+  }
+  // The log lost its end: `older` (a copy made before the last events) becomes the store,
+  // with the snapshots taken since copied in, as after a power loss or a salvage.
+  void LoseTheEndOfTheLog(const std::filesystem::path& older) {
+    store_.reset();
+    std::filesystem::copy(dir_.path() / "snapshots", older / "snapshots",
+                          std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+    store_ = storage::Store::Open(older, storage::testing::SmallOptions()).value();
+  }
+
   TempDir dir_;
   std::unique_ptr<storage::Store> store_;
   OrderCommands::Options options_;
 };
+
+TEST_F(SnapshotsTest, ASnapshotCoversOnlyEventsOnDisk) {
+  store_.reset();
+  storage::Options never = storage::testing::SmallOptions();
+  never.durability.mode = storage::Durability::kNever;
+  store_ = storage::Store::Open(dir_.path(), never).value();
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 59);  // 60 events: the policy snapshots at version 49
+  const auto snap = OrderSnapshots(dir_.path()).Load("order-s1");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->version, 49u);
+  EXPECT_GT(store_->SyncedPosition().value, snap->last_position)
+      << "a snapshot on disk of events that are not would outlive them at a power loss";
+}
+
+TEST_F(SnapshotsTest, ASnapshotAheadOfTheLogIsIgnored) {
+  TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 54);  // 55 events, snapshot at version 49
+  CopyStoreTo(older);
+  {
+    OrderCommands later(*store_, options_);
+    for (int i = 0; i < 50; ++i) Add(later, "lost", "lost-" + std::to_string(i));  // 105 events: snapshot at 99
+  }
+  LoseTheEndOfTheLog(older);  // 55 events, and the snapshot of version 99
+  OrderCommands reopened(*store_, options_);
+  OrderCommands::LoadStats stats;
+  auto state = reopened.Load("s1", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(stats.snapshot_version.has_value());
+  EXPECT_EQ(stats.events_read, 55u);
+  EXPECT_EQ(state->version, 54u);
+  EXPECT_EQ(*state, FullReplay());
+  EXPECT_NE(stats.snapshot_ignored.find("version 99"), std::string::npos) << stats.snapshot_ignored;
+  // Decided against version 54, and the lost line is not there.
+  EXPECT_EQ(std::get<Rejection>(reopened.Execute(RemoveItem{"s1", "lost", 1}, {"rm", "", ""})).rule,
+            "item-not-in-order");
+  auto placed = reopened.Execute(PlaceOrder{"s1"}, {"place", "", ""});
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(placed));
+  EXPECT_EQ(std::get<OrderCommands::Accepted>(placed).first_version, 55u);
+}
+
+TEST_F(SnapshotsTest, ASnapshotOfEventsTheLogLostIsIgnoredOnceTheLogHasGrownPastIt) {
+  TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 54);  // 55 events, snapshot at version 49
+  CopyStoreTo(older);
+  {
+    OrderCommands later(*store_, options_);
+    for (int i = 0; i < 50; ++i) Add(later, "lost", "lost-" + std::to_string(i));  // snapshot at 99
+  }
+  LoseTheEndOfTheLog(older);
+  {
+    // Other commands fill the same versions again before the order is next loaded with
+    // snapshots (here: a writer that takes none, so the planted one stays).
+    OrderCommands::Options none;
+    none.snapshot_every = 0;
+    OrderCommands writer(*store_, none);
+    for (int i = 0; i < 60; ++i) Add(writer, "again", "again-" + std::to_string(i));  // 115 events
+  }
+  OrderCommands reopened(*store_, options_);
+  OrderCommands::LoadStats stats;
+  auto state = reopened.Load("s1", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_NE(stats.snapshot_version, std::optional<uint64_t>(99)) << "version 99 of this log is another event";
+  EXPECT_EQ(state->version, 114u);
+  EXPECT_EQ(*state, FullReplay());
+  EXPECT_FALSE(stats.snapshot_ignored.empty());
+  EXPECT_EQ(std::get<Rejection>(reopened.Execute(RemoveItem{"s1", "lost", 1}, {"rm", "", ""})).rule,
+            "item-not-in-order");
+}
 
 TEST_F(SnapshotsTest, LoadingReadsOnlyTheEventsSinceTheSnapshot) {
   OrderCommands orders(*store_, options_);
@@ -70,7 +162,7 @@ TEST_F(SnapshotsTest, SaveThenLoadGivesTheSameState) {
   ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(orders.Execute(PlaceOrder{"s1"}, {"place", "", ""})));
   auto state = orders.Load("s1").value();
   OrderSnapshots snaps(dir_.path());
-  ASSERT_TRUE(snaps.Save("order-s1", state).ok());
+  ASSERT_TRUE(snaps.Save(*store_, "order-s1", state).ok());
   auto loaded = snaps.Load("order-s1");
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(*loaded, state);
@@ -116,7 +208,7 @@ TEST_F(SnapshotsTest, ASnapshotAheadOfTheStreamIsNotUsed) {
   OrderState future = orders.Load("s1").value();
   future.version = 500;
   future.total_cents = 999999;
-  ASSERT_TRUE(OrderSnapshots(dir_.path()).Save("order-s1", future).ok());
+  ASSERT_TRUE(OrderSnapshots(dir_.path()).Save(*store_, "order-s1", future).ok());
   OrderCommands::LoadStats stats;
   auto state = orders.Load("s1", &stats);
   EXPECT_FALSE(stats.snapshot_version.has_value()) << "e.g. a store restored from an older backup";
@@ -129,11 +221,34 @@ TEST_F(SnapshotsTest, AnOrderTooShortForASnapshotDoesNotLookForOne) {
   Fill(orders, 9);  // 10 events
   OrderState planted = orders.Load("s1").value();
   planted.total_cents = 999999;  // a file that should never be read for such a short order
-  ASSERT_TRUE(OrderSnapshots(dir_.path()).Save("order-s1", planted).ok());
+  ASSERT_TRUE(OrderSnapshots(dir_.path()).Save(*store_, "order-s1", planted).ok());
   OrderCommands::LoadStats stats;
   auto state = orders.Load("s1", &stats);
   EXPECT_FALSE(stats.snapshot_version.has_value());
   EXPECT_NE(state->total_cents, 999999);
+}
+
+TEST_F(SnapshotsTest, JudgedAgainstTheLogASnapshotAheadOfItDoesNotVerify) {
+  TempDir older_dir;
+  const auto older = older_dir.path() / "data";
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 54);
+  CopyStoreTo(older);
+  {
+    OrderCommands later(*store_, options_);
+    for (int i = 0; i < 50; ++i) Add(later, "lost", "lost-" + std::to_string(i));  // snapshot at 99
+  }
+  LoseTheEndOfTheLog(older);
+  const auto path = OrderSnapshots(older).PathOf("order-s1");
+  EXPECT_TRUE(InspectSnapshot(older, path).ok) << "the file on its own holds";
+  const SnapshotEntry judged = InspectSnapshot(older, path, store_.get());
+  EXPECT_FALSE(judged.ok) << "it would not be loaded";
+  EXPECT_EQ(judged.name, "order-s1");
+  EXPECT_EQ(judged.version, 99u);
+  EXPECT_NE(judged.problem.find("ahead of the log"), std::string::npos) << judged.problem;
+  const auto listed = ListSnapshots(older, "", SIZE_MAX, store_.get());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].problem, judged.problem);
 }
 
 // A state for listing tests: order `id` at version `version`.
@@ -146,11 +261,16 @@ OrderState StateOf(const std::string& id, uint64_t version) {
   return s;
 }
 
+// Writes the snapshot file of a state no log is behind (Save would refuse it).
+storage::Status Plant(const OrderSnapshots& snaps, const std::string& stream, const OrderState& s) {
+  return WriteSnapshotFile(snaps.PathOf(stream), *s.version, EncodeOrderSnapshot(s));
+}
+
 TEST_F(SnapshotsTest, ListingNamesEachSnapshotWithWhatItCovers) {
   const OrderSnapshots snaps(dir_.path());
-  ASSERT_TRUE(snaps.Save("order-a", StateOf("a", 3)).ok());
+  ASSERT_TRUE(Plant(snaps, "order-a", StateOf("a", 3)).ok());
   const OrderState b = StateOf("b", 7);
-  ASSERT_TRUE(WriteSnapshotFile(ProjectionSnapshotPath(dir_.path()), 12, EncodeProjection(12, {&b})).ok());
+  ASSERT_TRUE(WriteSnapshotFile(ProjectionSnapshotPath(dir_.path()), 12, EncodeProjection(12, 0, {&b})).ok());
   const auto list = ListSnapshots(dir_.path());
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[0].file, std::filesystem::relative(snaps.PathOf("order-a"), dir_.path()).string());
@@ -168,7 +288,7 @@ TEST_F(SnapshotsTest, ListingNamesEachSnapshotWithWhatItCovers) {
 
 TEST_F(SnapshotsTest, ListingPagesAfterAFileNameInNameOrder) {
   const OrderSnapshots snaps(dir_.path());
-  for (int i = 0; i < 25; ++i) ASSERT_TRUE(snaps.Save(OrderStream(std::to_string(i)), StateOf(std::to_string(i), 1)).ok());
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(Plant(snaps, OrderStream(std::to_string(i)), StateOf(std::to_string(i), 1)).ok());
   std::vector<std::string> paged;
   std::string after;
   while (true) {
@@ -187,8 +307,8 @@ TEST_F(SnapshotsTest, ListingPagesAfterAFileNameInNameOrder) {
 
 TEST_F(SnapshotsTest, ASnapshotInAnotherStreamsFileOrDamagedIsListedAsNotOk) {
   const OrderSnapshots snaps(dir_.path());
-  ASSERT_TRUE(snaps.Save("order-a", StateOf("a", 3)).ok());
-  ASSERT_TRUE(snaps.Save("order-b", StateOf("b", 3)).ok());
+  ASSERT_TRUE(Plant(snaps, "order-a", StateOf("a", 3)).ok());
+  ASSERT_TRUE(Plant(snaps, "order-b", StateOf("b", 3)).ok());
   // a's snapshot copied over b's: its checksums hold, but Load("order-b") would refuse it.
   std::filesystem::copy_file(snaps.PathOf("order-a"), snaps.PathOf("order-b"),
                              std::filesystem::copy_options::overwrite_existing);
@@ -203,7 +323,7 @@ TEST_F(SnapshotsTest, ASnapshotInAnotherStreamsFileOrDamagedIsListedAsNotOk) {
 
 TEST_F(SnapshotsTest, ParsingBytesInMemoryChecksWhatReadingAFileChecks) {
   const OrderSnapshots snaps(dir_.path());
-  ASSERT_TRUE(snaps.Save("order-a", StateOf("a", 3)).ok());
+  ASSERT_TRUE(Plant(snaps, "order-a", StateOf("a", 3)).ok());
   const auto raw = storage::testing::ReadFileBytes(snaps.PathOf("order-a"));
   std::string bytes(raw.begin(), raw.end());
   const auto parsed = ParseSnapshotFile(bytes);

@@ -74,6 +74,21 @@ TEST_F(EsctlSnapshotTest, ADamagedSnapshotIsListedAsSuchAndUsageIsChecked) {
   EXPECT_EQ(Ctl({"create", "--projection", "other"}).code, 2) << "there is one projection";
 }
 
+TEST_F(EsctlSnapshotTest, ASnapshotAheadOfTheLogIsListedAndRefusedWithTheReason) {
+  // The projection's snapshot of a longer log, e.g. one whose end was salvaged away.
+  const auto snap = data_ / "snapshots" / "projections" / "orders.snap";
+  ASSERT_TRUE(domain::WriteSnapshotFile(snap, 1000, domain::EncodeProjection(1000, 1, {})).ok());
+  Result r = Ctl({"list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("does not verify (it covers $all up to position 999, but the log ends at position 2: the "
+                       "snapshot is ahead of the log)"),
+            std::string::npos)
+      << r.out;
+  r = Ctl({"show", "--projection", "orders"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("ahead of the log"), std::string::npos) << r.err;
+}
+
 TEST_F(EsctlSnapshotTest, WhileEsdRunsTheFilesAreLeftAlone) {
   testing::EsdProcess esd(data_);
   const Result r = Ctl({"delete", "--projection", "orders"});
@@ -155,6 +170,26 @@ TEST_F(EsctlSnapshotOnlineTest, ADamagedSnapshotIsListedAsSuchAndNotShown) {
   r = Ctl({"show", "order-n1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("does not verify"), std::string::npos) << r.err;
+}
+
+TEST_F(EsctlSnapshotOnlineTest, ASnapshotAheadOfTheLogIsListedAndRefusedWithTheReason) {
+  ASSERT_EQ(Ctl({"create", "order-n1"}).code, 0);
+  // The snapshot of a longer order-n1, e.g. from before its stream's end was salvaged away.
+  const domain::OrderSnapshots snaps(dir_.path() / "data");
+  const auto file = domain::ReadSnapshotFile(snaps.PathOf("order-n1"));
+  ASSERT_TRUE(file.has_value());
+  auto state = domain::DecodeOrderSnapshot(file->body).value();
+  state.version = 40;
+  ASSERT_TRUE(domain::WriteSnapshotFile(snaps.PathOf("order-n1"), 40, domain::EncodeOrderSnapshot(state)).ok());
+  Result r = Ctl({"--json", "list"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"ok\":false,\"problem\":\"it covers order-n1 up to version 40, but the log holds it up to "
+                       "version 1: the snapshot is ahead of the log\""),
+            std::string::npos)
+      << r.out;
+  r = Ctl({"show", "order-n1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("ahead of the log"), std::string::npos) << r.err;
 }
 
 TEST_F(EsctlSnapshotOnlineTest, UsageIsCheckedBeforeConnecting) {

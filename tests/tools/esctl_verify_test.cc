@@ -25,7 +25,7 @@ class EsctlVerifyTest : public ::testing::Test {
                                     storage::testing::MakeEvents(s, i / 3, 1, 0, 400)).ok());
     }
     snapshot_ = dir_.path() / "snapshots" / "projections" / "orders.snap";
-    ASSERT_TRUE(domain::WriteSnapshotFile(snapshot_, 7, domain::EncodeProjection(7, {})).ok());
+    ASSERT_TRUE(domain::WriteSnapshotFile(snapshot_, 7, domain::EncodeProjection(7, 0, {})).ok());
   }
   Result Verify(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--data-dir", dir_.path().string(), "verify"};
