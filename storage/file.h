@@ -67,6 +67,8 @@ class File {
   int fd() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   const std::filesystem::path& path() const { return path_; }
+  // After a rename: the name later errors (and fault injection) give the file.
+  void Renamed(std::filesystem::path path) { path_ = std::move(path); }
 
   // Writes all of `data` at `offset`, retrying short writes. ENOSPC and EDQUOT come back as
   // kOutOfSpace, other failures as kIOError.

@@ -95,12 +95,14 @@ Result<std::unique_ptr<Segment>> Segment::Activate(File spare, const std::filesy
   const auto path = SegmentPath(segments_dir, first);
   s = RenameFile(spare_path, path);
   if (!s.ok()) return s;
+  spare.Renamed(path);
   s = SyncDirectory(segments_dir);
   if (!s.ok()) {
     // Back to a temporary name, which the next open removes.
     std::filesystem::path back = spare_path;
     back.replace_extension(".tmp");
     if (RenameFile(path, back).ok()) (void)SyncDirectory(segments_dir);
+    spare.Renamed(back);
     return s;
   }
   std::unique_ptr<Segment> seg(new Segment());

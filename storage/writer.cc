@@ -135,8 +135,12 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
   if (at.value >= durable_.load(std::memory_order_acquire)) {
     FlushGroup();  // it is in this group
     // The flush failed: the batch it would repeat never landed, and the group's ids and
-    // versions are forgotten. Decide again against what is on disk.
-    if (at.value >= durable_.load(std::memory_order_acquire)) return Decide(r, current);
+    // versions are forgotten. After a full disk, decide again against what is on disk;
+    // after an I/O error the store writes nothing more.
+    if (at.value >= durable_.load(std::memory_order_acquire)) {
+      if (!failed_.ok()) return AppendResult(failed_);
+      return Decide(r, current);
+    }
   }
   std::vector<EventView> events;
   (void)ReadAll(at, r.events.size(), [&](const EventView& v) {
@@ -260,6 +264,9 @@ void Store::Impl::FlushGroup() {
   if (s.ok() && options_.durability.mode == Durability::kAlways) {
     const auto t0 = std::chrono::steady_clock::now();
     s = file.DataSync();
+    // After a failed fdatasync the kernel may have dropped the dirty pages while reporting
+    // them written: whatever its errno (ENOSPC too), retrying could not be trusted.
+    if (!s.ok()) s = Status::IOError("fdatasync failed: " + s.message());
     fsync_micros_.Record(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
     ++stat_fsyncs_;
