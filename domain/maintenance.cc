@@ -9,6 +9,11 @@
 
 namespace esd::domain {
 
+std::string SnapshotIgnoredNote(const std::string& file, const std::string& problem) {
+  return file + ": snapshot does not verify (" + problem +
+         "); esd ignores it and rebuilds from the log, so nothing is lost, and it may be deleted";
+}
+
 storage::Result<StoreVerification> VerifyWithSnapshots(const std::filesystem::path& dir,
                                                        const ByteProgress& progress, const storage::Store* log) {
   auto checked = storage::VerifyStore(dir, progress);
@@ -16,11 +21,9 @@ storage::Result<StoreVerification> VerifyWithSnapshots(const std::filesystem::pa
   StoreVerification out{std::move(checked).value(), 0};
   for (const auto& s : ListSnapshots(dir, "", SIZE_MAX, log)) {
     ++out.snapshots;
-    if (!s.ok) {
-      out.report.problems.push_back({s.file, 0, std::nullopt,
-                                     "snapshot does not verify (" + s.problem +
-                                         "); it is ignored and rebuilt, and may be deleted"});
-    }
+    // A snapshot is a shortcut: esd ignores one it would not load and rebuilds from the log,
+    // which holds every event. What open repairs by itself is a note, not damage.
+    if (!s.ok) out.report.notes.push_back(SnapshotIgnoredNote(s.file, s.problem));
   }
   return out;
 }
@@ -56,13 +59,9 @@ storage::Result<storage::GlobalPosition> BackupWithSnapshots(const storage::Stor
     dirs.push_back(to);
     for (const auto& f : std::filesystem::directory_iterator(from, ec)) {
       if (f.path().extension() != ".snap") continue;
-      std::error_code copy_ec;
-      std::filesystem::copy_file(f.path(), to / f.path().filename(), copy_ec);
-      if (copy_ec == std::errc::no_such_file_or_directory) continue;
-      if (copy_ec) return storage::Status::IOError("copy " + f.path().string() + ": " + copy_ec.message());
       // Durable when this returns: the files now, the directories once the log is in.
-      auto file = storage::File::Open(to / f.path().filename(), O_RDONLY);
-      storage::Status s = file.ok() ? file->DataSync() : file.status();
+      storage::Status s = storage::CopyFileDurably(f.path(), to / f.path().filename());
+      if (!s.ok() && !std::filesystem::exists(f.path(), ec)) continue;  // deleted meanwhile
       if (!s.ok()) return s;
     }
   }

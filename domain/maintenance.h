@@ -17,13 +17,18 @@ namespace esd::domain {
 using ByteProgress = std::function<void(uint64_t done, uint64_t total)>;
 
 struct StoreVerification {
-  storage::VerifyReport report;  // snapshot problems are listed in report.problems too
+  storage::VerifyReport report;  // snapshots that would not be loaded are in report.notes
   uint64_t snapshots = 0;        // snapshot files checked
 };
 // storage::VerifyStore on `dir`, then every snapshot file (checksums, format version, body,
 // and with `log`, the open store of `dir`, that the log holds what it covers): each one that
-// does not verify, i.e. would not be loaded, is a problem naming its file and why.
+// does not verify, i.e. would not be loaded, is a note naming its file and why. Not a
+// problem: esd ignores such a snapshot and rebuilds from the log, so nothing is lost (verify
+// is as strict as open, and no stricter).
 // kNotFound: no store there.
+// The note for a snapshot that would not be loaded.
+std::string SnapshotIgnoredNote(const std::string& file, const std::string& problem);
+
 storage::Result<StoreVerification> VerifyWithSnapshots(const std::filesystem::path& dir,
                                                        const ByteProgress& progress = {},
                                                        const storage::Store* log = nullptr);

@@ -129,15 +129,16 @@ const std::vector<CommandSpec>& Commands() {
       {"verify", 0, {}, R"(usage: esctl verify                  (online: the daemon checks its files while it serves)
        esctl --data-dir DIR verify   (offline, on a stopped store)
 
-Checks the store's files: every segment header and that positions are dense across
-segments, every batch checksum, every sealed segment's index file against its log, and every
-snapshot file's checksums. It only reads: nothing is repaired or changed. Online, the daemon
+Checks the store's files by the rules esd's start-up uses: every segment header and that
+positions are dense across segments, every batch checksum, that every stream's versions are
+dense, every sealed segment's index file against its log, and every snapshot file. It only reads: nothing is repaired or changed. Online, the daemon
 reads its own files while it keeps serving (needs the admin role). Offline, esctl reads them,
 holding the directory's LOCK: if esd is running there, it says so. Shows a progress bar with
 rate and ETA on a terminal, plain progress lines otherwise, on stderr. Lists each bad file,
 offset and position (with --json, one object). What the next start repairs by itself with
-nothing acknowledged lost (a missing or damaged index file, a torn never-acknowledged tail)
-is printed as "note: ..." and is not damage.
+nothing acknowledged lost (a missing or damaged index file, a tail no later batch vouches
+for, a snapshot it would not load) is printed as "note: ..." and is not damage. For damage,
+esd refuses to start or to serve the damaged events: see `esctl salvage --help`.
 
 exit codes: 0 clean (notes alone included); 4 damage found (each item listed); 1 cannot check
 (no store there, esd running on it); 2 bad usage

@@ -1,4 +1,4 @@
-// Verify and backup over the log and its snapshots: a damaged snapshot is a named problem;
+// Verify and backup over the log and its snapshots: a damaged snapshot is a named note;
 // a backup holds the snapshots and the log, opens as it is, and never goes into a directory
 // that holds something.
 #include "domain/maintenance.h"
@@ -48,17 +48,20 @@ TEST_F(MaintenanceTest, ACleanStoreVerifiesWithEverySnapshotCounted) {
   EXPECT_EQ(done, total);
 }
 
-TEST_F(MaintenanceTest, ADamagedSnapshotIsAProblemThatNamesItsFile) {
+TEST_F(MaintenanceTest, ADamagedSnapshotIsANoteThatNamesItsFile) {
+  // Open ignores it and rebuilds from the log: a repair, so a note, not damage.
   const auto snap = OrderSnapshots(data_).PathOf("order-m1");
   storage::testing::FlipByte(snap, std::filesystem::file_size(snap) - 2);
   auto v = VerifyWithSnapshots(data_);
   ASSERT_TRUE(v.ok());
-  ASSERT_EQ(v->report.problems.size(), 1u);
-  EXPECT_EQ(v->report.problems[0].file, std::filesystem::relative(snap, data_).string());
-  EXPECT_NE(v->report.problems[0].what.find("snapshot does not verify"), std::string::npos);
+  EXPECT_TRUE(v->report.ok());
+  ASSERT_EQ(v->report.notes.size(), 1u);
+  EXPECT_EQ(v->report.notes[0].rfind(std::filesystem::relative(snap, data_).string() + ": snapshot does not verify", 0),
+            0u)
+      << v->report.notes[0];
 }
 
-TEST_F(MaintenanceTest, WithTheOpenStoreASnapshotAheadOfTheLogIsAProblemThatSaysSo) {
+TEST_F(MaintenanceTest, WithTheOpenStoreASnapshotAheadOfTheLogIsANoteThatSaysSo) {
   auto clean = VerifyWithSnapshots(data_, {}, store_.get());
   ASSERT_TRUE(clean.ok());
   EXPECT_TRUE(clean->report.ok()) << "the snapshots taken hold against the log";
@@ -66,9 +69,10 @@ TEST_F(MaintenanceTest, WithTheOpenStoreASnapshotAheadOfTheLogIsAProblemThatSays
   ASSERT_TRUE(WriteSnapshotFile(ProjectionSnapshotPath(data_), 1000, EncodeProjection(1000, 1, {})).ok());
   auto v = VerifyWithSnapshots(data_, {}, store_.get());
   ASSERT_TRUE(v.ok());
-  ASSERT_EQ(v->report.problems.size(), 1u);
-  EXPECT_EQ(v->report.problems[0].file, "snapshots/projections/orders.snap");
-  EXPECT_NE(v->report.problems[0].what.find("ahead of the log"), std::string::npos) << v->report.problems[0].what;
+  EXPECT_TRUE(v->report.ok());
+  ASSERT_EQ(v->report.notes.size(), 1u);
+  EXPECT_EQ(v->report.notes[0].rfind("snapshots/projections/orders.snap: ", 0), 0u) << v->report.notes[0];
+  EXPECT_NE(v->report.notes[0].find("ahead of the log"), std::string::npos) << v->report.notes[0];
 }
 
 TEST_F(MaintenanceTest, ABackupHoldsTheLogAndTheSnapshotsAndOpensAsItIs) {
