@@ -34,7 +34,9 @@ Status Store::Impl::Recover() {
   auto listed = ListSegmentFiles(segments_dir_);
   if (!listed.ok()) return listed.status();
   if (!listed->misnamed.empty()) {
-    return Status::Corruption(listed->misnamed.front().string() + ": not a segment name (20 digits expected)");
+    return Status::Corruption(listed->misnamed.front().string() +
+                              ": not a segment name (20 digits expected); esd did not make this file: move it out of " +
+                              segments_dir_.string());
   }
   auto& found = listed->files;
 
@@ -75,17 +77,24 @@ Status Store::Impl::Recover() {
 
   GlobalPosition expected_first(0);
   for (size_t k = 0; k < found.size(); ++k) {
+    // A segment that cannot be read, or that does not join the log: damage at its start.
+    auto whole_segment = [&](const std::string& problem) {
+      return Status::Damaged({SegmentFileName(found[k].second), 0, expected_first.value}, problem + remedy);
+    };
     auto seg = Segment::Open(found[k].second);
-    if (!seg.ok()) return seg.status();
+    if (!seg.ok()) {
+      if (seg.status().code() != Status::Code::kCorruption) return seg.status();
+      return whole_segment(seg.status().message());
+    }
     Segment& s = **seg;
     if (s.id().value != k || s.first_position() != found[k].first) {
-      return Status::Corruption(s.path().string() + ": header says segment " + std::to_string(s.id().value) +
-                                " from position " + std::to_string(s.first_position().value) +
-                                ", expected segment " + std::to_string(k) + " (a segment file is missing?)");
+      return whole_segment("header says segment " + std::to_string(s.id().value) + " from position " +
+                           std::to_string(s.first_position().value) + ", expected segment " + std::to_string(k) +
+                           " (a segment file is missing?)");
     }
     if (s.first_position() != expected_first) {
-      return Status::Corruption(s.path().string() + " starts at position " + std::to_string(s.first_position().value) +
-                                " but the segment before ends at " + std::to_string(expected_first.value));
+      return whole_segment("starts at position " + std::to_string(s.first_position().value) +
+                           " but the segment before ends at " + std::to_string(expected_first.value));
     }
     auto slot = std::make_unique<SegmentSlot>();
     slot->segment = std::move(seg).value();

@@ -169,5 +169,31 @@ TEST(Salvage, IsRefusedWhileTheStoreIsOpen) {
   EXPECT_EQ(SalvageStore(dir.path()).status().code(), Status::Code::kLocked);
 }
 
+
+TEST(Salvage, ASealedSegmentWhoseHeaderIsDamagedGoesWithEverythingAfterIt) {
+  TempDir dir;
+  Fill(dir.path(), 600);
+  const auto segs = SegmentFiles(dir.path());
+  ASSERT_GE(segs.size(), 4u);
+  const uint64_t starts_at = std::stoull(segs[2].stem().string());
+  testing::FlipByte(segs[2], 20);  // inside the header: the file is not a segment any more
+  auto refused = Store::Open(dir.path(), SmallOptions());
+  ASSERT_EQ(refused.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("esctl salvage --data-dir"), std::string::npos) << refused.status().message();
+  ASSERT_TRUE(refused.status().damage().has_value());
+  EXPECT_EQ(refused.status().damage()->offset, 0u);
+  EXPECT_EQ(refused.status().damage()->position, starts_at);
+
+  auto report = SalvageStore(dir.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_TRUE(report->damage.has_value());
+  EXPECT_EQ(report->damage->file, "segments/" + segs[2].filename().string());
+  EXPECT_EQ(report->log_end, GlobalPosition(starts_at));
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(EventsIn(**store), starts_at);
+  EXPECT_TRUE((*store)->AppendSync("after", ExpectedVersion::NoStream(), MakeEvents("after", 0, 1)).ok());
+}
+
 }  // namespace
 }  // namespace esd::storage
