@@ -15,7 +15,9 @@ void MemIndex::AddBatch(std::string_view stream, StreamVersion first_version,
     it = runs_.emplace(std::string(stream), Run{first_version, {}, {}, 0}).first;
   }
   Run& run = it->second;
-  // Invariant: a stream's versions are dense within a segment.
+  // Invariant: a stream's versions are dense within a segment. The writer assigns them so;
+  // what comes from disk has passed the version judge of recovery or verify first (a batch
+  // that does not continue its stream is damage there), so this cannot fail on bad input.
   assert(run.first_version + run.offsets.size() == first_version);
   run.offsets.insert(run.offsets.end(), event_offsets.begin(), event_offsets.end());
   run.last_position = first_position + (event_offsets.size() - 1);
