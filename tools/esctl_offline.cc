@@ -344,10 +344,8 @@ int StatusOffline(const Invocation& inv) {
                               std::to_string(durable - std::min(durable, checkpoint)) +
                               " events to catch up at the next start").c_str()
                            : "no snapshot: rebuilt from position 0 at the next start");
-    if (rec.torn_bytes_discarded > 0) {
-      std::printf("recovery          cut a torn, unacknowledged tail of %llu bytes\n",
-                  static_cast<unsigned long long>(rec.torn_bytes_discarded));
-    }
+    // What opening the store repaired, in the words verify and the daemon's log use.
+    for (const std::string& note : rec.notes) std::printf("recovery          %s\n", note.c_str());
   }
   return 0;
 }
