@@ -55,9 +55,9 @@ kj::Promise<void> ProjectionRunner::Loop() {
 
 void ProjectionRunner::WakeWaiters() {
   const uint64_t applied_below = projection_.checkpoint();
-  while (!waiters_.empty() && waiters_.begin()->first < applied_below) {
-    waiters_.begin()->second->fulfill(Wait::kApplied);
-    waiters_.erase(waiters_.begin());
+  while (!waiters_->empty() && waiters_->begin()->first.first < applied_below) {
+    waiters_->begin()->second->fulfill(Wait::kApplied);
+    waiters_->erase(waiters_->begin());
   }
 }
 
@@ -68,16 +68,20 @@ void ProjectionRunner::StopAtDamage(const storage::Status& damage) {
                "esd: the order projection stopped at position %llu, where the log is damaged; it answers from "
                "the events before it, and queries for later positions are refused as damaged\n",
                static_cast<unsigned long long>(projection_.checkpoint()));
-  for (auto& [position, fulfiller] : waiters_) fulfiller->fulfill(Wait::kDamaged);
-  waiters_.clear();
+  for (auto& [key, fulfiller] : *waiters_) fulfiller->fulfill(Wait::kDamaged);
+  waiters_->clear();
 }
 
 kj::Promise<ProjectionRunner::Wait> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
   if (position == 0 || position < projection_.checkpoint()) return Wait::kApplied;  // 0: no wait asked for
   if (damage_) return Wait::kDamaged;  // it will not get there
   auto paf = kj::newPromiseAndFulfiller<Wait>();
-  waiters_.emplace(position, kj::mv(paf.fulfiller));
-  return paf.promise.exclusiveJoin(timer_.afterDelay(timeout).then([] { return Wait::kTimeout; }));
+  const std::pair<uint64_t, uint64_t> key(position, next_waiter_++);
+  waiters_->emplace(key, kj::mv(paf.fulfiller));
+  // However the wait ends (applied, damaged, timed out) or is dropped, its entry goes: a
+  // position that never comes (a client asking for 2^64-1) must not keep one forever.
+  return paf.promise.exclusiveJoin(timer_.afterDelay(timeout).then([] { return Wait::kTimeout; }))
+      .attach(kj::defer([waiters = waiters_, key] { waiters->erase(key); }));
 }
 
 kj::Promise<uint64_t> ProjectionRunner::Rebuild() {

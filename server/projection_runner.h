@@ -14,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -41,7 +42,9 @@ class ProjectionRunner {
   // kApplied once the projection has applied the event at `position` (at once if it has, or
   // for position 0, which asks for no wait); kDamaged (at once, or when it happens) when it
   // stopped at damage before applying it; kTimeout after `timeout`.
+  // A wait that ends (or that the caller drops) leaves nothing behind.
   kj::Promise<Wait> WaitFor(uint64_t position, kj::Duration timeout);
+  size_t waiter_count() const { return waiters_->size(); }
 
   // The damage the projection stopped at (its checkpoint is the damage's position); nullptr
   // while it runs.
@@ -85,7 +88,11 @@ class ProjectionRunner {
   uint64_t applied_since_snapshot_ = 0;
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics
   std::optional<storage::Status> damage_;  // set once: the loop has stopped
-  std::multimap<uint64_t, kj::Own<kj::PromiseFulfiller<Wait>>> waiters_;  // by position
+  // By (position, serial). Shared with each wait's clean-up, which may run after this is
+  // destroyed (an RPC call dropped at shutdown).
+  using Waiters = std::map<std::pair<uint64_t, uint64_t>, kj::Own<kj::PromiseFulfiller<Wait>>>;
+  std::shared_ptr<Waiters> waiters_ = std::make_shared<Waiters>();
+  uint64_t next_waiter_ = 0;
   kj::Promise<void> loop_ = nullptr;
   kj::Promise<uint64_t> RebuildLoop(uint64_t read);
   kj::Own<domain::OrderProjection> rebuilding_;
