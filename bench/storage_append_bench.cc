@@ -154,10 +154,16 @@ BENCHMARK(BM_DurableAppend)
 // K appenders without K threads: each keeps one append in flight and submits its next one
 // from the previous one's callback. This is the shape the daemon has (one RPC thread, many
 // clients, callbacks), and it measures the store rather than the kernel's scheduling of 64
-// blocked threads on 2 cores. One iteration runs for a fixed wall time.
-void BM_DurableAppendInFlight(benchmark::State& state) {
-  const auto per_append = static_cast<size_t>(state.range(0));
-  const auto appenders = static_cast<int>(state.range(1));
+// blocked threads on 2 cores.
+struct InFlightRun {
+  std::vector<double> latencies_us;  // sorted
+  uint64_t events = 0;
+  double seconds = 0;
+  bool failed = false;
+};
+
+// Runs until `done(events so far)` says so, checked by the caller's thread every 10 ms.
+InFlightRun RunInFlight(size_t per_append, int appenders, const std::function<bool(uint64_t)>& done) {
   using Clock = std::chrono::steady_clock;
   struct Chain {
     std::string stream;
@@ -167,7 +173,7 @@ void BM_DurableAppendInFlight(benchmark::State& state) {
   std::vector<Chain> chains(appenders);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> events{0};
-  std::atomic<int> running{0};
+  std::atomic<int> running{appenders};
   std::atomic<bool> failed{false};
   std::mutex mu;
   std::condition_variable cv;
@@ -187,38 +193,85 @@ void BM_DurableAppendInFlight(benchmark::State& state) {
       submit(i);
     });
   };
-  for (auto _ : state) {
-    const auto start = Clock::now();
-    running = appenders;
-    for (int i = 0; i < appenders; ++i) {
-      chains[i].stream = "inflight-" + std::to_string(i) + "-" + std::to_string(per_append);
-      submit(i);
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(2));  // the measurement window
-    stop = true;
+  const auto start = Clock::now();
+  for (int i = 0; i < appenders; ++i) {
+    chains[i].stream = "inflight-" + std::to_string(i) + "-" + std::to_string(per_append);
+    submit(i);
+  }
+  while (!done(events.load()) && !failed.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  {
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return running == 0; });
-    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
   }
-  if (failed) state.SkipWithError("an append failed");
-  std::vector<double> lat;
-  for (auto& c : chains) lat.insert(lat.end(), c.latencies_us.begin(), c.latencies_us.end());
-  std::sort(lat.begin(), lat.end());
-  state.counters["events/s"] = benchmark::Counter(static_cast<double>(events.load()), benchmark::Counter::kIsRate);
-  state.SetBytesProcessed(static_cast<int64_t>(events.load() * kPayload.size()));
-  state.counters["lat_p50_us"] = Percentile(lat, 0.50);
-  state.counters["lat_p99_us"] = Percentile(lat, 0.99);
-  state.counters["lat_p999_us"] = Percentile(lat, 0.999);
+  InFlightRun run;
+  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  run.events = events.load();
+  run.failed = failed.load();
+  for (auto& c : chains) run.latencies_us.insert(run.latencies_us.end(), c.latencies_us.begin(), c.latencies_us.end());
+  std::sort(run.latencies_us.begin(), run.latencies_us.end());
+  return run;
+}
+
+void ReportInFlight(benchmark::State& state, const InFlightRun& run) {
+  if (run.failed) state.SkipWithError("an append failed");
+  state.counters["events/s"] = benchmark::Counter(static_cast<double>(run.events), benchmark::Counter::kIsRate);
+  state.SetBytesProcessed(static_cast<int64_t>(run.events * kPayload.size()));
+  state.counters["lat_p50_us"] = Percentile(run.latencies_us, 0.50);
+  state.counters["lat_p99_us"] = Percentile(run.latencies_us, 0.99);
+  state.counters["lat_p999_us"] = Percentile(run.latencies_us, 0.999);
+  state.counters["lat_max_us"] = run.latencies_us.empty() ? 0.0 : run.latencies_us.back();
   const StoreStats st = g_store->stats();
   state.counters["appends/fsync"] = st.fsyncs == 0 ? 0.0 : double(st.appends) / st.fsyncs;
-  if (g_store->DurablePosition().value != events.load()) {
+  // fdatasyncs slower than 50 ms: the disk's share of the worst latencies.
+  uint64_t slow = 0;
+  for (size_t b = 0; b < st.fsync_micros.counts.size(); ++b) {
+    if (b == st.fsync_micros.upper_bounds.size() || st.fsync_micros.upper_bounds[b] > 50'000) slow += st.fsync_micros.counts[b];
+  }
+  state.counters["fsyncs_over_50ms"] = static_cast<double>(slow);
+  if (g_store->DurablePosition().value != run.events) {
     state.SkipWithError("the store does not hold exactly the acknowledged events");
   }
+}
+
+// One iteration runs for a fixed wall time (2 s).
+void BM_DurableAppendInFlight(benchmark::State& state) {
+  const auto per_append = static_cast<size_t>(state.range(0));
+  const auto appenders = static_cast<int>(state.range(1));
+  InFlightRun run;
+  for (auto _ : state) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);  // the measurement window
+    run = RunInFlight(per_append, appenders, [&](uint64_t) { return std::chrono::steady_clock::now() >= until; });
+    state.SetIterationTime(run.seconds);
+  }
+  ReportInFlight(state, run);
 }
 
 BENCHMARK(BM_DurableAppendInFlight)
     ->ArgNames({"events_per_append", "in_flight"})
     ->ArgsProduct({{1, 10, 100}, {1, 16, 64}})
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->Setup(OpenStore)
+    ->Teardown(CloseStore);
+
+// 2.5 M single-event appends, 64 in flight: the writer's window of recent event ids (for
+// idempotent retries, two generations of 2^20 batches) turns over twice. lat_max_us shows
+// whether a turnover stalls the appends in flight (issue 10: it freed 2^20 nodes inline).
+void BM_AppendsAcrossTheIdWindowTurnover(benchmark::State& state) {
+  InFlightRun run;
+  for (auto _ : state) {
+    // $ESD_BENCH_APPENDS overrides the count (below 2^20: no turnover, for comparison).
+    const char* n = std::getenv("ESD_BENCH_APPENDS");
+    const uint64_t appends = n != nullptr ? std::strtoull(n, nullptr, 10) : 2'500'000;
+    run = RunInFlight(1, 64, [appends](uint64_t events) { return events >= appends; });
+    state.SetIterationTime(run.seconds);
+  }
+  ReportInFlight(state, run);
+}
+
+BENCHMARK(BM_AppendsAcrossTheIdWindowTurnover)
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond)

@@ -152,7 +152,8 @@ class Store::Impl {
   TimestampMicros last_timestamp_ = 0;
   // First event id of recent batches -> where the batch is: two generations, each holding
   // up to kIdWindow batches or one segment, for retries of Any/StreamExists appends.
-  std::unordered_map<EventId, BatchRef, EventIdHash> ids_, old_ids_;
+  using IdWindow = std::unordered_map<EventId, BatchRef, EventIdHash>;
+  IdWindow ids_, old_ids_;
   std::vector<EventId> group_ids_;  // inserted by the current group, undone on failure
   Status failed_;                   // set after an I/O error: no more writes
 
