@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "storage/store.h"
@@ -230,11 +231,13 @@ TEST(WriterFaults, ARollWhoseDirectorySyncFailsLeavesNoSegmentBehindAndTheStoreR
   {
     auto store = Store::Open(dir.path(), SmallOptions());
     ASSERT_TRUE(store.ok());
-    bool activating = false, failed = false;
-    // Activate renames spare-N.ready to its segment name, then syncs the directory: fail that sync.
+    bool failed = false;
+    std::optional<std::thread::id> activating;
+    // Activate renames spare-N.ready to its segment name, then syncs the directory: fail that
+    // sync, on the thread that renamed (the preallocator syncs the same directory too).
     testing::ScriptedFaults faults([&](FileOp op, const std::filesystem::path& path) {
-      if (op == FileOp::kRename && EndsWith(path, ".ready")) activating = true;
-      if (op == FileOp::kSyncDir && activating && !failed) {
+      if (op == FileOp::kRename && EndsWith(path, ".ready")) activating = std::this_thread::get_id();
+      if (op == FileOp::kSyncDir && activating == std::this_thread::get_id() && !failed) {
         failed = true;
         return InjectedFault{EIO};
       }
