@@ -43,6 +43,7 @@ inline uint64_t WireSize(const storage::EventView& e) {
 struct ServerCounters {
   std::atomic<uint32_t> connections{0};
   std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> accept_errors{0};  // RPC and HTTP listeners; each was retried
   std::atomic<uint32_t> subscriptions{0};
   std::atomic<uint64_t> appends_rejected{0};
   std::atomic<uint64_t> rpc_errors{0};

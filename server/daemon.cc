@@ -75,6 +75,8 @@ std::string RenderMetrics(ServerContext& ctx) {
           static_cast<double>(ctx.store.DurablePosition().value));
   m.Gauge("esd_connections", "Open RPC connections.", ctx.counters.connections.load());
   m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
+  m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
+            ctx.counters.accept_errors.load());
   m.Gauge("esd_subscriptions", "Active subscriptions.", ctx.counters.subscriptions.load());
   const uint64_t durable = ctx.store.DurablePosition().value, checkpoint = ctx.projection.checkpoint();
   m.Gauge("esd_projection_checkpoint", "Next $all position the order projection applies.", static_cast<double>(checkpoint));
@@ -177,15 +179,40 @@ int RunDaemon(const Config& config) {
 
     ErrorHandler errors;
     kj::TaskSet connections(errors);
+    // An accept that fails (out of descriptors: EMFILE, ENFILE; ENOBUFS; a connection reset
+    // before it was taken; a TLS handshake that fails) must not end the loop: it is counted,
+    // retried after a short pause, so that the daemon serves again as soon as descriptors
+    // are back, and logged at most once per burst (10 s), with the count since the last line.
+    auto& accept_timer = io.provider->getTimer();
+    kj::Maybe<kj::TimePoint> last_accept_log;
+    uint64_t unlogged_accept_errors = 0;
     std::function<kj::Promise<void>()> accept_loop = [&]() -> kj::Promise<void> {
-      return listener->accept().then([&](kj::Own<kj::AsyncIoStream> stream) {
-        ++ctx.counters.connections;
-        ++ctx.counters.connections_total;
-        auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
-        auto done = conn->network.onDisconnect();
-        connections.add(done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; }));
-        return accept_loop();
-      });
+      // evalNow: accept() may throw at once (EMFILE) rather than reject its promise.
+      return kj::evalNow([&] { return listener->accept(); }).then(
+          [&](kj::Own<kj::AsyncIoStream> stream) {
+            ++ctx.counters.connections;
+            ++ctx.counters.connections_total;
+            auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
+            auto done = conn->network.onDisconnect();
+            connections.add(done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; }));
+            return accept_loop();
+          },
+          [&](kj::Exception&& e) -> kj::Promise<void> {
+            ++ctx.counters.accept_errors;
+            ++unlogged_accept_errors;
+            const kj::TimePoint now = accept_timer.now();
+            bool log = true;
+            KJ_IF_MAYBE(last, last_accept_log) { log = now - *last >= 10 * kj::SECONDS; }
+            if (log) {
+              std::fprintf(stderr,
+                           "esd: accepting a connection failed: %s; retrying every 50 ms (%llu failures since the "
+                           "last such line; esd_accept_errors_total counts them all)\n",
+                           e.getDescription().cStr(), static_cast<unsigned long long>(unlogged_accept_errors));
+              last_accept_log = now;
+              unlogged_accept_errors = 0;
+            }
+            return accept_timer.afterDelay(50 * kj::MILLISECONDS).then([&] { return accept_loop(); });
+          });
     };
     kj::Promise<void> accepting = accept_loop().eagerlyEvaluate([](kj::Exception&& e) {
       KJ_LOG(ERROR, "accepting connections failed", e);

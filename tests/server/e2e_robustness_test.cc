@@ -9,7 +9,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -254,6 +260,51 @@ TEST(Robustness, MetricsAndHealthAreServed) {
   EXPECT_NE(metrics.find("esd_durable_position 1"), std::string::npos);
   EXPECT_NE(metrics.find("esd_connections"), std::string::npos);
   EXPECT_NE(testing::HttpGet(esd.http_address(), "/health").find("ok"), std::string::npos);
+}
+
+
+// Descriptors the process `pid` has open now.
+size_t OpenFds(pid_t pid) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  return n;
+}
+
+TEST(Robustness, RunningOutOfDescriptorsOnceDoesNotEndAcceptingConnections) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  ASSERT_TRUE(Connect(esd)->Append("fd", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+  // A few descriptors of room, then more connections than that: accept fails with EMFILE.
+  rlimit normal{};
+  ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, nullptr, &normal), 0) << std::strerror(errno);
+  const rlimit low{OpenFds(esd.pid()) + 6, normal.rlim_max};
+  ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
+  std::vector<int> spike;
+  for (int i = 0; i < 40; ++i) spike.push_back(testing::ConnectLoopback(esd.rpc_address()));
+  ASSERT_TRUE(esd.WaitForOutput("Too many open files")) << esd.Output();
+  for (int fd : spike) ::close(fd);
+
+  // Once its descriptors are back, a new client is served. (The bound only ends a hang.)
+  auto served = std::async(std::launch::async, [&] {
+    auto c = Connect(esd);
+    return c->ReadStream("fd", 0, 10).has_value();
+  });
+  if (served.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    ADD_FAILURE() << "no new connection was accepted after the spike:\n" << esd.Output();
+    esd.Kill();  // ends the hung call
+  }
+  EXPECT_TRUE(served.get());
+  ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, &normal, nullptr), 0) << std::strerror(errno);
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_accept_errors_total "), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("esd_accept_errors_total 0\n"), std::string::npos) << "the failures are counted";
+  const std::string log = esd.Output();
+  size_t lines = 0;
+  for (size_t at = log.find("esd: accepting a connection failed"); at != std::string::npos;
+       at = log.find("esd: accepting a connection failed", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << "logged once for the burst:\n" << log;
 }
 
 }  // namespace

@@ -69,6 +69,20 @@ std::string EsdProcess::Output() {
   return output_;
 }
 
+bool EsdProcess::WaitForOutput(const std::string& needle) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (output_.find(needle) == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{out_fd_, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    const ssize_t n = ::read(out_fd_, buf, sizeof(buf));
+    if (n <= 0) return false;
+    output_.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
 int EsdProcess::Stop(int signo) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, signo);
