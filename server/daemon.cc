@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <limits>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -136,6 +137,18 @@ int RunDaemon(const Config& config) {
       return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(ctx)};
     };
     http_options.routes["/health"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
+    // Counted with the RPC listener's; logged at most once per 10 s (this runs on the HTTP thread).
+    std::atomic<int64_t> last_http_accept_log{std::numeric_limits<int64_t>::min() / 2};
+    http_options.on_accept_error = [&](const std::string& what) {
+      ++ctx.counters.accept_errors;
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now().time_since_epoch()).count();
+      int64_t last = last_http_accept_log.load();
+      if (now - last >= 10 && last_http_accept_log.compare_exchange_strong(last, now)) {
+        std::fprintf(stderr, "esd: accepting an HTTP connection failed: %s; retrying every 100 ms "
+                             "(esd_accept_errors_total counts each failure)\n", what.c_str());
+      }
+    };
     http_options.on_signal = [&](int signo) {
       if (!stopping.exchange(true)) stop_fulfiller->fulfill(kj::mv(signo));
     };

@@ -135,6 +135,7 @@ net::awaitable<void> HttpServer::Impl::Accept() {
     tcp::socket socket = co_await acceptor.async_accept(net::redirect_error(net::use_awaitable, ec));
     if (stopping || ec == net::error::operation_aborted) co_return;
     if (ec) {
+      if (options.on_accept_error) options.on_accept_error(ec.message());
       // Out of descriptors, most likely: accepting again at once would spin.
       backoff.expires_after(std::chrono::milliseconds(100));
       co_await backoff.async_wait(net::redirect_error(net::use_awaitable, ec));

@@ -35,6 +35,8 @@ class HttpServer {
     std::string address;  // "host:port"; port 0 picks a free one; empty: no HTTP, signals only
     std::map<std::string, Handler> routes;  // exact path -> handler, e.g. "/metrics", "/health"
     std::function<void(int signal)> on_signal;  // SIGTERM/SIGINT; null: don't watch signals
+    // Each accept that failed (it is retried after 100 ms), on the server's thread.
+    std::function<void(const std::string& error)> on_accept_error;
     std::chrono::milliseconds idle_timeout{30000};
   };
 

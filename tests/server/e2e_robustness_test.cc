@@ -282,6 +282,9 @@ TEST(Robustness, RunningOutOfDescriptorsOnceDoesNotEndAcceptingConnections) {
   std::vector<int> spike;
   for (int i = 0; i < 40; ++i) spike.push_back(testing::ConnectLoopback(esd.rpc_address()));
   ASSERT_TRUE(esd.WaitForOutput("Too many open files")) << esd.Output();
+  // The HTTP listener meets the same wall, and goes on too.
+  spike.push_back(testing::ConnectLoopback(esd.http_address()));
+  ASSERT_TRUE(esd.WaitForOutput("esd: accepting an HTTP connection failed")) << esd.Output();
   for (int fd : spike) ::close(fd);
 
   // Once its descriptors are back, a new client is served. (The bound only ends a hang.)
