@@ -4,7 +4,6 @@
 
 #include <ctime>
 #include <string>
-#include <unordered_map>
 
 #include "storage/file.h"
 #include "storage/index_file.h"
@@ -39,7 +38,7 @@ Walk FindFirstDamage(const std::vector<std::pair<GlobalPosition, std::filesystem
   std::error_code ec;
   uint64_t total = 0, done = 0;
   for (const auto& [first, path] : files) total += std::filesystem::file_size(path, ec);
-  std::unordered_map<std::string, StreamVersion, StringHash, std::equal_to<>> next_version;
+  NextVersions next_version;
   auto cut = [&](size_t k, uint64_t offset, std::optional<uint64_t> position, std::string problem) {
     w.cut = Cut{k, offset, position, std::move(problem)};
     return w;
@@ -58,15 +57,11 @@ Walk FindFirstDamage(const std::vector<std::pair<GlobalPosition, std::filesystem
     SegmentVerdict v = JudgeSegment(
         s, last,
         [&](const ScannedBatch& b) {
-          next_version[std::string(b.stream)] = b.first_version + b.header.event_count;
+          next_version.Record(b);
           w.events += b.header.event_count;
           if (options.progress && w.events % 4096 == 0) options.progress(done + b.offset, total);
         },
-        [&](const ScannedBatch& b) -> std::string {
-          auto it = next_version.find(b.stream);
-          const StreamVersion want = it == next_version.end() ? StreamVersion(0) : it->second;
-          return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
-        });
+        [&](const ScannedBatch& b) { return next_version.Check(b); });
     w.log_end = v.scan.end_position;
     if (v.kind == SegmentVerdict::Kind::kDamaged) return cut(k, v.scan.end_offset, v.scan.end_position.value, v.problem);
     done += std::filesystem::file_size(files[k].second, ec);

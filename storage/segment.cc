@@ -53,7 +53,6 @@ Result<std::unique_ptr<Segment>> Segment::OpenAs(const std::filesystem::path& pa
                                                                             : "bad field") +
                               ")");
   }
-  (void)writable;
   // A mapping past the end of the file would fault where it is read: map what there is.
   auto map = MappedFile::Map(*file, std::min<uint64_t>(*size, h.segment_size));
   if (!map.ok()) return map.status();
@@ -380,6 +379,12 @@ std::string TornTailNote(const Segment& segment, const SegmentVerdict& v) {
          ", and no later batch shows it had been durable: a write torn by a crash (never acknowledged), or "
          "damage to the last batch acknowledged. Open cuts the log there: " +
          std::to_string(v.cut_bytes) + " bytes";
+}
+
+std::string NextVersions::Check(const ScannedBatch& b) const {
+  auto it = next_.find(b.stream);
+  const StreamVersion want = it == next_.end() ? StreamVersion(0) : it->second;
+  return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
 }
 
 std::string VersionGapProblem(std::string_view stream, StreamVersion found, StreamVersion expected) {

@@ -12,11 +12,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "storage/file.h"
 #include "storage/format.h"
+#include "storage/mem_index.h"  // StringHash
 #include "storage/status.h"
 
 namespace esd::storage {
@@ -175,6 +177,20 @@ Result<SegmentFiles> ListSegmentFiles(const std::filesystem::path& segments_dir)
 std::string TornTailNote(const Segment& segment, const SegmentVerdict& v);
 // The words for a stream whose versions do not continue (recovery and verify alike).
 std::string VersionGapProblem(std::string_view stream, StreamVersion found, StreamVersion expected);
+
+// Each stream's next version, for a walk over the whole log in order (verify, salvage): the
+// rule recovery checks against the index tips, that a stream's versions stay dense.
+class NextVersions {
+ public:
+  // Empty when `b` continues its stream, else the problem (a BatchJudge).
+  std::string Check(const ScannedBatch& b) const;
+  void Record(const ScannedBatch& b) { Set(b.stream, b.first_version + b.header.event_count); }
+  void Set(std::string_view stream, StreamVersion next) { next_[std::string(stream)] = next; }
+  void Clear() { next_.clear(); }
+
+ private:
+  std::unordered_map<std::string, StreamVersion, StringHash, std::equal_to<>> next_;
+};
 
 // After a bad batch at `bad_offset`: the end of the last non-zero byte in the segment, and
 // whether a later, intact batch says the bad one had been durable (its sync_mark lies past

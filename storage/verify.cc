@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <string>
-#include <unordered_map>
 
 #include "storage/index_file.h"
 #include "storage/mem_index.h"
@@ -65,8 +64,8 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
   for (const auto& [first, path] : found) total += std::filesystem::file_size(path, ec);
   std::optional<GlobalPosition> expected = GlobalPosition(0);  // nullopt: unknown after damage
   // Each stream's next version along the log, as recovery checks it (storage/recovery.cc).
-  std::unordered_map<std::string, StreamVersion, StringHash, std::equal_to<>> next_version;
-  bool versions_known = true;
+  NextVersions next_version;
+  bool versions_known = true;  // false after damage that no index file's tips get us past
   for (size_t k = 0; k < found.size(); ++k) {
     const std::string file = Rel(found[k].second);
     auto seg = Segment::OpenReadOnly(found[k].second);
@@ -88,16 +87,11 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
     }
     MemIndex scanned;
     const bool last = k + 1 == found.size();
-    auto continues = [&](const ScannedBatch& b) -> std::string {
-      if (!versions_known) return {};
-      auto it = next_version.find(b.stream);
-      const StreamVersion want = it == next_version.end() ? StreamVersion(0) : it->second;
-      return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
-    };
+    auto continues = [&](const ScannedBatch& b) { return versions_known ? next_version.Check(b) : std::string(); };
     SegmentVerdict v = JudgeSegment(s, last, [&](const ScannedBatch& b) {
       scanned.AddBatch(b.stream, b.first_version, GlobalPosition(b.header.first_position), b.header.timestamp_micros,
                        b.offset, b.header.batch_size, b.event_offsets);
-      next_version[std::string(b.stream)] = b.first_version + b.header.event_count;
+      next_version.Record(b);
       ++report.batches;
       report.events += b.header.event_count;
       if (progress && report.batches % 4096 == 0) progress(done + b.offset, total);
@@ -131,9 +125,9 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
         // segment is known only from its index file's tips; without them, unknown.
         versions_known = idx.ok();
         if (idx.ok()) {
-          next_version.clear();
+          next_version.Clear();
           (*idx)->ForEachTip([&](std::string_view stream, const StreamTip& tip) {
-            next_version[std::string(stream)] = tip.last_version + 1;
+            next_version.Set(stream, tip.last_version + 1);
           });
         }
       }
