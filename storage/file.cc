@@ -185,21 +185,27 @@ Status CreateDirectoriesDurably(const std::filesystem::path& dir) {
 }
 
 Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to,
-                       const std::function<void(uint64_t, uint64_t)>& progress) {
+                       const std::function<void(uint64_t, uint64_t)>& progress, std::optional<uint64_t> length) {
   auto in = File::Open(from, O_RDONLY);
   if (!in.ok()) return in.status();
-  auto size = in->Size();
-  if (!size.ok()) return size.status();
+  uint64_t bytes = 0;
+  if (length) {
+    bytes = *length;
+  } else {
+    auto size = in->Size();
+    if (!size.ok()) return size.status();
+    bytes = *size;
+  }
   auto out = File::Open(to, O_WRONLY | O_CREAT | O_EXCL);
   if (!out.ok()) return out.status();
-  std::vector<uint8_t> buffer(std::min<uint64_t>(*size, 1 << 20));
-  for (uint64_t off = 0; off < *size;) {
-    auto n = in->ReadAt(off, buffer);
+  std::vector<uint8_t> buffer(std::min<uint64_t>(bytes, 1 << 20));
+  for (uint64_t off = 0; off < bytes;) {
+    auto n = in->ReadAt(off, std::span(buffer.data(), std::min<uint64_t>(buffer.size(), bytes - off)));
     if (!n.ok()) return n.status();
     if (*n == 0) return Status::IOError(from.string() + " ended early");
     if (Status s = out->WriteAt(off, std::span(buffer.data(), *n)); !s.ok()) return s;
     off += *n;
-    if (progress) progress(off, *size);
+    if (progress) progress(off, bytes);
   }
   return out->DataSync();
 }

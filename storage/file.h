@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -119,10 +120,13 @@ Status SyncDirectory(const std::filesystem::path& dir);
 // the new directory and of the one that holds it). Existing directories are left alone.
 Status CreateDirectoriesDurably(const std::filesystem::path& dir);
 
-// A byte-for-byte copy of `from` as the new file `to` (which must not exist), fdatasync'ed.
-// `progress(done, total)` in bytes. The directory is not synced: the caller does, once.
+// A byte-for-byte copy of the first `length` bytes of `from` (all of it by default; kIOError
+// if it is shorter) as the new file `to` (which must not exist), fdatasync'ed.
+// `progress(done, total)` in bytes of this file. The directory is not synced: the caller
+// does, once.
 Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem::path& to,
-                       const std::function<void(uint64_t, uint64_t)>& progress = {});
+                       const std::function<void(uint64_t, uint64_t)>& progress = {},
+                       std::optional<uint64_t> length = std::nullopt);
 
 // rename(2) and unlink(2), as Status. Neither syncs the directory: the caller does, once.
 Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to);

@@ -178,23 +178,18 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
   }
   uint64_t total = 0, done = 0;
   for (const auto& p : pieces) total += p.bytes + (p.idx.empty() ? 0 : std::filesystem::file_size(p.idx, ec));
-  std::vector<uint8_t> buffer(1 << 20);
+  // Each file whole and synced; progress counts over all of them.
   auto copy = [&](const std::filesystem::path& from, uint64_t bytes) -> Status {
-    auto in = File::Open(from, O_RDONLY);
-    if (!in.ok()) return in.status();
-    auto out = File::Open(dest / "segments" / from.filename(), O_WRONLY | O_CREAT | O_TRUNC);
-    if (!out.ok()) return out.status();
-    for (uint64_t off = 0; off < bytes;) {
-      auto n = in->ReadAt(off, std::span(buffer.data(), std::min<uint64_t>(buffer.size(), bytes - off)));
-      if (!n.ok()) return n.status();
-      if (*n == 0) return Status::IOError(from.string() + " ended early");
-      Status s = out->WriteAt(off, std::span(buffer.data(), *n));
-      if (!s.ok()) return s;
-      off += *n;
-      done += *n;
-      if (progress) progress(done, total);
-    }
-    return out->DataSync();
+    const uint64_t before = done;
+    Status s = CopyFileDurably(
+        from, dest / "segments" / from.filename(),
+        [&](uint64_t d, uint64_t) {
+          done = before + d;
+          if (progress) progress(done, total);
+        },
+        bytes);
+    done = before + bytes;
+    return s;
   };
   for (const auto& p : pieces) {
     Status s = copy(p.seg, p.bytes);
