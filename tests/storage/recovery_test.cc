@@ -364,5 +364,19 @@ TEST(Recovery, AnIndexFileRebuiltAtOpenIsANoteInTheWordsOfVerify) {
   EXPECT_EQ((*store)->recovery().notes, verified->notes);
 }
 
+
+TEST(Recovery, AFileInSegmentsThatIsNoSegmentIsNamedWithWhatToDo) {
+  TempDir dir;
+  Fill(dir.path(), 3);
+  std::filesystem::copy_file(SegmentFiles(dir.path())[0], dir.path() / "segments" / "copy.seg");
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_EQ(store.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(store.status().message().find("copy.seg: not a segment name"), std::string::npos) << store.status().message();
+  EXPECT_NE(store.status().message().find("move it out of " + (dir.path() / "segments").string()), std::string::npos)
+      << store.status().message();
+  std::filesystem::rename(dir.path() / "segments" / "copy.seg", dir.path() / "copy.seg");  // as it says
+  EXPECT_TRUE(Store::Open(dir.path(), SmallOptions()).ok());
+}
+
 }  // namespace
 }  // namespace esd::storage
