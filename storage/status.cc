@@ -41,6 +41,7 @@ const char* Status::CodeName(Code code) {
     case Code::kCorruption: return "corruption";
     case Code::kLocked: return "locked";
     case Code::kClosed: return "closed";
+    case Code::kOverloaded: return "overloaded";
   }
   return "unknown";
 }

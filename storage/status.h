@@ -34,6 +34,7 @@ class [[nodiscard]] Status {
     kCorruption,            // data on disk is damaged: a data-loss condition
     kLocked,                // another process holds the data directory
     kClosed,                // the store is shutting down or failed
+    kOverloaded,            // retryable: too much is queued for the writer; nothing was written
   };
 
   Status() = default;
@@ -52,12 +53,13 @@ class [[nodiscard]] Status {
   static Status Damaged(DamageLocation where, const std::string& what);
   static Status Locked(std::string msg) { return {Code::kLocked, std::move(msg)}; }
   static Status Closed(std::string msg) { return {Code::kClosed, std::move(msg)}; }
+  static Status Overloaded(std::string msg) { return {Code::kOverloaded, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   // True when the same request may succeed later without any change by the caller.
-  bool IsRetryable() const { return code_ == Code::kOutOfSpace; }
+  bool IsRetryable() const { return code_ == Code::kOutOfSpace || code_ == Code::kOverloaded; }
   // True when data that was acknowledged may be damaged or missing.
   bool IsDataLoss() const { return code_ == Code::kCorruption; }
 

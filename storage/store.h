@@ -65,6 +65,11 @@ struct Options {
   uint32_t max_events_per_append = 10'000;
   // Most bytes one group commit writes before it syncs; bounds latency under load.
   uint32_t max_group_bytes = 8u << 20;
+  // Most bytes (encoded) of appends waiting for the writer. An append that would queue past
+  // it is refused at once with kOverloaded (retryable), so that callers producing faster
+  // than the disk takes cannot grow the queue without bound. One append is always taken into
+  // an empty queue, whatever its size.
+  uint64_t max_queued_bytes = 256ull << 20;
   // Damage before the tail of the log stops Open with kCorruption; the way past it is
   // `esctl salvage --data-dir DIR` (storage/salvage.h), which moves the damaged part aside.
 };

@@ -136,6 +136,7 @@ class Store::Impl {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<std::unique_ptr<AppendRequest>> queue_;
+  uint64_t queued_bytes_ = 0;  // of queue_; at most options_.max_queued_bytes, or one request
   bool stopping_ = false;
   std::thread writer_;
 

@@ -32,15 +32,21 @@ void Store::Impl::StopThreads() {
 }
 
 void Store::Impl::Enqueue(std::unique_ptr<AppendRequest> request) {
+  Status refused;
   {
     std::lock_guard lock(queue_mu_);
-    if (!stopping_) {
+    if (stopping_) {
+      refused = Status::Closed("the store is closed");
+    } else if (request->bytes > 0 && queued_bytes_ > 0 && queued_bytes_ + request->bytes > options_.max_queued_bytes) {
+      refused = Status::Overloaded("the writer has " + std::to_string(queued_bytes_) +
+                                   " bytes of appends queued, its limit; nothing was written, retry shortly");
+    } else {
+      queued_bytes_ += request->bytes;
       queue_.push_back(std::move(request));
-      request = nullptr;
     }
   }
-  if (request != nullptr) {
-    request->done(Status::Closed("the store is closed"));
+  if (!refused.ok()) {
+    request->done(std::move(refused));
     return;
   }
   queue_cv_.notify_one();
@@ -64,6 +70,7 @@ void Store::Impl::WriterLoop() {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      queued_bytes_ -= bytes;
     }
     if (!group.empty()) ProcessGroup(group);
     group.clear();

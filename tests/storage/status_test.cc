@@ -24,7 +24,8 @@ std::vector<Status> OneOfEachError() {
           Status::IOError("m"),
           Status::Corruption("m"),
           Status::Locked("m"),
-          Status::Closed("m")};
+          Status::Closed("m"),
+          Status::Overloaded("m")};
 }
 
 TEST(Status, DefaultIsOk) {
@@ -38,7 +39,8 @@ TEST(Status, DefaultIsOk) {
 TEST(Status, EachFactoryGivesItsOwnCode) {
   const std::vector<Code> expected = {Code::kWrongExpectedVersion, Code::kIdempotencyConflict,
                                       Code::kInvalidArgument, Code::kNotFound, Code::kOutOfSpace,
-                                      Code::kIOError, Code::kCorruption, Code::kLocked, Code::kClosed};
+                                      Code::kIOError, Code::kCorruption, Code::kLocked, Code::kClosed,
+                                      Code::kOverloaded};
   const auto errors = OneOfEachError();
   ASSERT_EQ(errors.size(), expected.size());
   for (size_t i = 0; i < errors.size(); ++i) {
@@ -55,6 +57,7 @@ TEST(Status, ToStringIsTheCodeNameThenTheMessage) {
   EXPECT_EQ(Status::IOError("eio").ToString(), "I/O error: eio");
   EXPECT_EQ(Status::Locked("pid 1").ToString(), "locked: pid 1");
   EXPECT_EQ(Status::Closed("bye").ToString(), "closed: bye");
+  EXPECT_EQ(Status::Overloaded("busy").ToString(), "overloaded: busy");
   EXPECT_EQ(Status::IdempotencyConflict("id").ToString(), "idempotency conflict: id");
 }
 
@@ -62,7 +65,7 @@ TEST(Status, EveryCodeHasADistinctName) {
   std::vector<std::string> names;
   for (Code c : {Code::kOk, Code::kWrongExpectedVersion, Code::kIdempotencyConflict,
                  Code::kInvalidArgument, Code::kNotFound, Code::kOutOfSpace, Code::kIOError,
-                 Code::kCorruption, Code::kLocked, Code::kClosed}) {
+                 Code::kCorruption, Code::kLocked, Code::kClosed, Code::kOverloaded}) {
     const std::string name = Status::CodeName(c);
     EXPECT_NE(name, "unknown");
     for (const auto& other : names) EXPECT_NE(name, other);
@@ -100,10 +103,10 @@ TEST(Status, ActualVersionOfOtherCodesIsEmpty) {
   EXPECT_EQ(Status::Ok().actual_version(), std::nullopt);
 }
 
-TEST(Status, OnlyOutOfSpaceIsRetryable) {
+TEST(Status, OnlyOutOfSpaceAndOverloadedAreRetryable) {
   EXPECT_FALSE(Status::Ok().IsRetryable());
   for (const Status& s : OneOfEachError()) {
-    EXPECT_EQ(s.IsRetryable(), s.code() == Code::kOutOfSpace) << s.ToString();
+    EXPECT_EQ(s.IsRetryable(), s.code() == Code::kOutOfSpace || s.code() == Code::kOverloaded) << s.ToString();
   }
 }
 

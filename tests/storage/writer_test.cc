@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -205,6 +207,88 @@ TEST(Writer, CallbacksOfAClosingStoreStillRun) {
   EXPECT_EQ((*reopened)->DurablePosition(), GlobalPosition(200));
 }
 
+
+// Holds the writer inside the fdatasync of a group until Open() is called: the queue
+// behind it then only grows, which is what admission control is about.
+class WriterGate {
+ public:
+  WriterGate()
+      : faults_([this](FileOp op, const std::filesystem::path& path) {
+          if (op == FileOp::kSync && path.extension() == ".seg") {
+            std::unique_lock lock(mu_);
+            if (!opened_) {
+              held_ = true;
+              cv_.notify_all();
+              cv_.wait(lock, [&] { return opened_; });
+            }
+          }
+          return InjectedFault{};
+        }) {}
+  ~WriterGate() { Open(); }
+  void WaitUntilHeld() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return held_; });
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    opened_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false, opened_ = false;
+  testing::ScriptedFaults faults_;  // last: removed first
+};
+
+TEST(Writer, AppendsPastTheQueueBoundAreRefusedAsOverloadedAndWriteNothing) {
+  TempDir dir;
+  Options o = SmallOptions();
+  o.max_queued_bytes = 8 * 1024;
+  auto opened = Store::Open(dir.path(), o);
+  ASSERT_TRUE(opened.ok());
+  Store& store = **opened;
+  WriterGate gate;
+  std::atomic<int> ok{0}, done{0};
+  auto count = [&](AppendResult r) {
+    ok += r.ok();
+    ++done;
+  };
+  store.Append("first", ExpectedVersion::Any(), MakeEvents("first", 0, 1), count);
+  gate.WaitUntilHeld();  // the writer is in that group's fdatasync: nothing leaves the queue
+  // 1 KiB appends queue up to the bound; the one past it is answered at once, on this thread.
+  int queued = 0;
+  std::optional<AppendResult> refused;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    store.Append("q", ExpectedVersion::Any(), MakeEvents("q", 0, 1, i, 1000), [&](AppendResult r) {
+      if (r.ok() || r.status().code() != Status::Code::kOverloaded) return count(std::move(r));
+      refused = std::move(r);
+    });
+    if (!refused) ++queued;
+  }
+  ASSERT_TRUE(refused.has_value()) << "the queue took 100 appends of 1 KiB under an 8 KiB bound";
+  EXPECT_GE(queued, 5);
+  EXPECT_LE(queued, 8);
+  EXPECT_TRUE(refused->status().IsRetryable());
+  EXPECT_NE(refused->status().message().find("retry"), std::string::npos) << refused->status().message();
+  gate.Open();
+  while (done.load() < 1 + queued) std::this_thread::yield();  // every queued append answered
+  EXPECT_EQ(ok.load(), 1 + queued);
+  ASSERT_TRUE(store.AppendSync("after", ExpectedVersion::Any(), MakeEvents("after", 0, 1)).ok())
+      << "once the writer has drained the queue, appends are taken again";
+  EXPECT_EQ(store.GetStreamInfo("q")->event_count, static_cast<uint64_t>(queued)) << "the refused append wrote nothing";
+}
+
+TEST(Writer, OneAppendLargerThanTheQueueBoundIsTakenWhenNothingElseIsQueued) {
+  TempDir dir;
+  Options o = SmallOptions();
+  o.max_queued_bytes = 1024;
+  auto opened = Store::Open(dir.path(), o);
+  ASSERT_TRUE(opened.ok());
+  auto r = (*opened)->AppendSync("big", ExpectedVersion::Any(), MakeEvents("big", 0, 4, 0, 2000));
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
 
 // ---- Faults on the seal path (issue 9, item 8) ----
 
