@@ -84,6 +84,7 @@ const char* RejectName(rpc::RejectCode code) {
     case rpc::RejectCode::PERMISSION_DENIED: return "permission-denied";
     case rpc::RejectCode::UNAVAILABLE: return "unavailable";
     case rpc::RejectCode::DATA_LOSS: return "data-loss";
+    case rpc::RejectCode::OVERLOADED: return "overloaded";
   }
   return "unknown";
 }

@@ -82,8 +82,8 @@ struct AppendResult {
   bool already_written = false;
   // kWrongExpectedVersion: nullopt when the stream has no event
   std::optional<uint64_t> actual_version;
-  // kRejected: "invalid-argument", "idempotency-conflict", "out-of-space",
-  // "permission-denied" or "unavailable", and a sentence for people
+  // kRejected: "invalid-argument", "idempotency-conflict", "out-of-space", "overloaded"
+  // (retry after a pause), "permission-denied" or "unavailable", and a sentence for people
   std::string reject_code;
   std::string reason;
 

@@ -78,6 +78,9 @@ enum RejectCode {
   unavailable @4;           # the store cannot write (an I/O error, shutting down)
   dataLoss @5;              # what the request needs is damaged on disk (see its `damage`);
                             # nothing was written. Retrying does not help (restore the file)
+  overloaded @6;            # the daemon has more appends queued for its disk than it takes
+                            # (its bound on queued bytes); nothing was written. Retry after a
+                            # short pause, with backoff
 }
 
 struct Damage {

@@ -34,6 +34,7 @@ void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_l
     const auto& s = std::get<storage::Status>(o);
     auto b = out.initFailed();
     b.setCode(s.code() == storage::Status::Code::kOutOfSpace ? rpc::RejectCode::OUT_OF_SPACE
+              : s.code() == storage::Status::Code::kOverloaded      ? rpc::RejectCode::OVERLOADED
               : s.code() == storage::Status::Code::kInvalidArgument ? rpc::RejectCode::INVALID_ARGUMENT
               : s.IsDataLoss()                                      ? rpc::RejectCode::DATA_LOSS
                                                                     : rpc::RejectCode::UNAVAILABLE);

@@ -139,6 +139,9 @@ int RunWrite(const Invocation& inv, const Connector& connect, const ErrorReporte
     what += "Once esd is running again, " + retry + ".";
   } else if (o.code == "out-of-space") {
     what += "Free space on the server's data disk, then " + retry + ".";
+  } else if (o.code == "overloaded") {
+    Note(what + "esd has more queued for its disk than it takes; wait a moment, then " + retry + ".");
+    return kExitNotDone;
   } else {
     what += "See the esd log for details; once it is resolved, " + retry + ".";
   }
