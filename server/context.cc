@@ -18,7 +18,26 @@ kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std
   // Counted down when the result is taken or the caller gave up: a graceful stop waits for
   // answers that someone still wants, not for disconnected clients.
   ++ctx.appends_in_flight;
-  return paf.promise.attach(kj::defer([&ctx] { --ctx.appends_in_flight; }));
+  return paf.promise.attach(kj::defer([&ctx] {
+    if (--ctx.appends_in_flight == 0 && ctx.appends_answered.get() != nullptr) {
+      // The caller's continuation and capnp's sending of its answer were armed depth first
+      // when the result arrived, so they run before this, which is armed last.
+      kj::evalLater([&ctx] {
+        if (ctx.appends_in_flight == 0 && ctx.appends_answered.get() != nullptr) {
+          ctx.appends_answered->fulfill();
+          ctx.appends_answered = nullptr;
+        }
+      }).detach([](kj::Exception&&) {});
+    }
+  }));
+}
+
+kj::Promise<void> WhenAppendsAnswered(ServerContext& ctx) {
+  // Even with none in flight, an answer may have been armed and not sent yet: go last.
+  if (ctx.appends_in_flight == 0) return kj::evalLater([] {});
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  ctx.appends_answered = kj::mv(paf.fulfiller);
+  return kj::mv(paf.promise);
 }
 
 void OffLoopJobs::Start(std::function<void()> job) {

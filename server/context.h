@@ -30,6 +30,12 @@ inline constexpr uint64_t kMaxReadBytes = 16u << 20;
 // A filtered $all read scans at most this many events per call, so a selective filter
 // cannot keep the event loop busy for long.
 inline constexpr uint64_t kMaxScanPerRead = 100'000;
+// A filter names at most this many event types, each at most kMaxFilterTextBytes long (as
+// an event type or a stream name may be); a stream prefix is at most that long too. A longer
+// request is broken (an exception naming the limit): a filter this long matches nothing
+// that could have been written, and each type is compared with every event scanned.
+inline constexpr size_t kMaxFilterTypes = 64;
+inline constexpr size_t kMaxFilterTextBytes = 255;
 // Events per push to a subscriber, and bytes: past the first event, a push stays below
 // this, far under the receiver's message size limit even with the largest events.
 inline constexpr uint32_t kSubscriptionBatch = 2048;  // ~27 us of call overhead, spread thin
@@ -60,6 +66,7 @@ class LiveSubscription {
 };
 
 class ProjectionRunner;
+class ConnectionState;
 
 // Long jobs on threads of their own, off the event loop (backups, verifies). A job that has
 // ended is joined when the next one starts, so a daemon that verifies every hour does not
@@ -93,12 +100,21 @@ struct ServerContext {
   ServerCounters counters;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions;  // KJ thread only
+  std::set<ConnectionState*> connections;    // KJ thread only; each registers itself
   // Set at a graceful stop: new appends and subscriptions are refused (unavailable) while
   // the appends already in flight finish. KJ thread only.
   bool stopping = false;
   uint64_t appends_in_flight = 0;
+  // Fulfilled (and reset) by AppendOnLoop once appends_in_flight is back to 0 and the last
+  // answer has been handed to its connection: see WhenAppendsAnswered.
+  kj::Own<kj::PromiseFulfiller<void>> appends_answered;
   OffLoopJobs jobs;
 };
+
+// Resolves once no append (or order command's append) is waiting for the writer and every
+// answer to one has been queued on its connection (ConnectionState::WhenFlushed tells when
+// it has left). KJ thread only; one waiter at a time (the graceful stop).
+kj::Promise<void> WhenAppendsAnswered(ServerContext& ctx);
 
 // Appends through the store's writer thread and brings the result back to this event loop
 // (the request's bytes must already be copied into `events`). The append counts in

@@ -16,6 +16,7 @@
 #include <memory>
 #include <sstream>
 
+#include "server/connection.h"
 #include "server/context.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -29,16 +30,6 @@ namespace {
 
 // Gives in-flight calls this long to be answered at a graceful stop.
 constexpr auto kDrainTimeout = 5 * kj::SECONDS;
-
-struct Connection {
-  Connection(kj::Own<kj::AsyncIoStream> s, ServerContext& ctx)
-      : stream(kj::mv(s)),
-        network(*stream, capnp::rpc::twoparty::Side::SERVER),
-        rpc(capnp::makeRpcServer(network, MakeBootstrap(ctx))) {}
-  kj::Own<kj::AsyncIoStream> stream;
-  capnp::TwoPartyVatNetwork network;
-  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
-};
 
 class ErrorHandler final : public kj::TaskSet::ErrorHandler {
  public:
@@ -125,7 +116,7 @@ int RunDaemon(const Config& config) {
     }
     projection.Start();
     ServerContext ctx{*store, notifier, config, orders, projection, io.provider->getTimer(), damage_log, {},
-                      std::chrono::steady_clock::now(), {}, false, 0, {}};
+                      std::chrono::steady_clock::now(), {}, {}, false, 0, {}, {}};
 
     // Shutdown: a signal on the HTTP thread fulfils a promise on this one.
     auto stop = kj::newPromiseAndCrossThreadFulfiller<int>();
@@ -206,7 +197,7 @@ int RunDaemon(const Config& config) {
             ++ctx.counters.connections;
             ++ctx.counters.connections_total;
             auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
-            auto done = conn->network.onDisconnect();
+            auto done = conn->OnDisconnect();
             connections.add(done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; }));
             return accept_loop();
           },
@@ -257,13 +248,24 @@ int RunDaemon(const Config& config) {
       }
       kj::joinPromises(told.releaseAsArray()).exclusiveJoin(timer.afterDelay(2 * kj::SECONDS)).wait(io.waitScope);
     }
-    // The appends in flight finish (the writer keeps going) and are answered; then a short
-    // pause lets the last answers leave the socket buffers.
+    // The appends in flight finish (the writer keeps going) and are answered, then each
+    // connection's answers leave its socket before it closes; at most kDrainTimeout in all,
+    // for a client that does not take its answers.
     const auto deadline = timer.now() + kDrainTimeout;
-    while (ctx.appends_in_flight > 0 && timer.now() < deadline) {
-      timer.afterDelay(5 * kj::MILLISECONDS).wait(io.waitScope);
+    WhenAppendsAnswered(ctx).exclusiveJoin(timer.atTime(deadline)).wait(io.waitScope);
+    {
+      kj::Vector<kj::Promise<void>> flushed;
+      size_t behind = 0;
+      for (ConnectionState* c : ctx.connections) {
+        behind += c->outgoing_bytes() > 0;
+        flushed.add(c->WhenFlushed());
+      }
+      if (behind > 0) {
+        std::fprintf(stderr, "esd: waiting for %zu connection(s) to take their answers (at most %lld s)\n", behind,
+                     static_cast<long long>((deadline - timer.now()) / kj::SECONDS));
+      }
+      kj::joinPromises(flushed.releaseAsArray()).exclusiveJoin(timer.atTime(deadline)).wait(io.waitScope);
     }
-    timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
     ctx.jobs.JoinAll();  // a backup or verify in progress finishes first
     if (auto saved = projection.SaveSnapshot(); !saved.ok()) {
       std::fprintf(stderr, "esd: could not save the order projection's snapshot (%s); the next start catches up\n",

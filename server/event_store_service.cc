@@ -47,6 +47,7 @@ void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResul
     case Status::Code::kInvalidArgument: return Reject(out, rpc::RejectCode::INVALID_ARGUMENT, msg.c_str());
     case Status::Code::kIdempotencyConflict: return Reject(out, rpc::RejectCode::IDEMPOTENCY_CONFLICT, msg.c_str());
     case Status::Code::kOutOfSpace: return Reject(out, rpc::RejectCode::OUT_OF_SPACE, msg.c_str());
+    case Status::Code::kOverloaded: return Reject(out, rpc::RejectCode::OVERLOADED, msg.c_str());
     default: return Reject(out, rpc::RejectCode::UNAVAILABLE, s.ToString().c_str());
   }
 }
@@ -70,9 +71,16 @@ bool EventFilter::Matches(const storage::EventView& e) const {
 }
 
 EventFilter ReadFilter(rpc::Filter::Reader filter) {
+  auto types = filter.getEventTypes();
+  KJ_REQUIRE(types.size() <= kMaxFilterTypes, "a filter names at most 64 event types", types.size());
+  KJ_REQUIRE(filter.getStreamPrefix().size() <= kMaxFilterTextBytes, "a filter's stream prefix is at most 255 bytes",
+             filter.getStreamPrefix().size());
   EventFilter f;
   f.stream_prefix = ToString(filter.getStreamPrefix());
-  for (auto t : filter.getEventTypes()) f.types.push_back(ToString(t));
+  for (auto t : types) {
+    KJ_REQUIRE(t.size() <= kMaxFilterTextBytes, "a filter's event type is at most 255 bytes", t.size());
+    f.types.push_back(ToString(t));
+  }
   return f;
 }
 
@@ -130,9 +138,17 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     case rpc::ExpectedVersion::EXACT: expected = storage::ExpectedVersion::Exact(storage::StreamVersion(ev.getExact())); break;
     default: KJ_FAIL_REQUIRE("unknown kind of expected version", static_cast<uint>(ev.which()));
   }
-  // The request's bytes are copied here: they cross to the writer thread.
-  std::vector<storage::EventData> events;
+  // The request's bytes are copied here: they cross to the writer thread. A count the store
+  // would refuse is refused before the copy, which would cost ~100 bytes per event.
   auto list = params.getEvents();
+  if (const uint32_t limit = ctx_.store.options().max_events_per_append; list.size() > limit) {
+    ++ctx_.counters.appends_rejected;
+    Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
+           kj::str("an append carries at most ", limit, " events, this one has ", list.size(),
+                   "; nothing was written: split it into several appends"));
+    return kj::READY_NOW;
+  }
+  std::vector<storage::EventData> events;
   events.reserve(list.size());
   for (uint i = 0; i < list.size(); ++i) {
     auto e = list[i];
@@ -157,7 +173,21 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   });
 }
 
+// Reads answer at once unless this connection already has kMaxOutgoingBytes of answers
+// unsent (connection.h): then they wait until its client has taken enough of them.
 kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
+  return connection_->WhenOutgoingBelow(kMaxOutgoingBytes).then([this, context]() mutable { ReadStreamNow(context); });
+}
+
+kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
+  return connection_->WhenOutgoingBelow(kMaxOutgoingBytes).then([this, context]() mutable { ReadAllNow(context); });
+}
+
+kj::Promise<void> EventStoreService::listStreams(ListStreamsContext context) {
+  return connection_->WhenOutgoingBelow(kMaxOutgoingBytes).then([this, context]() mutable { ListStreamsNow(context); });
+}
+
+void EventStoreService::ReadStreamNow(ReadStreamContext context) {
   auto params = context.getParams();
   KJ_REQUIRE(IsKnown(params.getDirection()), "unknown direction", static_cast<uint>(params.getDirection()));
   const uint32_t count = std::min(params.getCount(), kMaxReadCount);
@@ -169,12 +199,12 @@ kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
     const Status& s = events.status();
     if (s.code() == Status::Code::kNotFound) {
       context.getResults().initResult().setNotFound();
-      return kj::READY_NOW;
+      return;
     }
     if (s.IsDataLoss()) {
       ctx_.damage_log.Report(s, "a read of stream '" + ToString(params.getStream()) + "'");
       FillDamage(context.getResults().initResult().initDamaged(), s);
-      return kj::READY_NOW;
+      return;
     }
     KJ_FAIL_ASSERT("reading the stream failed", s.ToString());
   }
@@ -185,10 +215,9 @@ kj::Promise<void> EventStoreService::readStream(ReadStreamContext context) {
   }
   auto list = context.initResults(OneSegment(bytes, n)).initResult().initEvents(n);
   for (size_t i = 0; i < n; ++i) FillRecorded(list[i], (*events)[i]);
-  return kj::READY_NOW;
 }
 
-kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
+void EventStoreService::ReadAllNow(ReadAllContext context) {
   auto params = context.getParams();
   const uint32_t count = std::min(params.getCount(), kMaxReadCount);
   const EventFilter filter = ReadFilter(params.getFilter());
@@ -221,7 +250,6 @@ kj::Promise<void> EventStoreService::readAll(ReadAllContext context) {
   results.setNextPosition(next);
   results.setEndOfLog(!damage && next >= durable);
   if (damage) FillDamage(results.initDamage(), *damage);
-  return kj::READY_NOW;
 }
 
 kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
@@ -239,7 +267,7 @@ kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
   return kj::READY_NOW;
 }
 
-kj::Promise<void> EventStoreService::listStreams(ListStreamsContext context) {
+void EventStoreService::ListStreamsNow(ListStreamsContext context) {
   auto p = context.getParams();
   const std::string after = ToString(p.getAfter());
   const size_t count = std::min<uint32_t>(p.getCount() == 0 ? 1000 : p.getCount(), kMaxReadCount);
@@ -258,7 +286,6 @@ kj::Promise<void> EventStoreService::listStreams(ListStreamsContext context) {
     list[i].setLastWriteMicros(info.last_write);
   }
   results.setMore(begin + n != all.end());
-  return kj::READY_NOW;
 }
 
 kj::Promise<void> EventStoreService::subscribe(SubscribeContext context) {

@@ -3,13 +3,16 @@
 
 #include "protocol/esd.capnp.h"
 #include "server/config.h"
+#include "server/connection.h"
 #include "server/context.h"
 
 namespace esd::server {
 
 class EventStoreService final : public rpc::EventStore::Server {
  public:
-  EventStoreService(ServerContext& ctx, Role role) : ctx_(ctx), role_(role) {}
+  // Reads wait while `connection` has more than kMaxOutgoingBytes of answers unsent.
+  EventStoreService(ServerContext& ctx, ConnectionState& connection, Role role)
+      : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
   kj::Promise<void> append(AppendContext context) override;
   kj::Promise<void> readStream(ReadStreamContext context) override;
@@ -19,7 +22,12 @@ class EventStoreService final : public rpc::EventStore::Server {
   kj::Promise<void> listStreams(ListStreamsContext context) override;
 
  private:
+  void ReadStreamNow(ReadStreamContext context);
+  void ReadAllNow(ReadAllContext context);
+  void ListStreamsNow(ListStreamsContext context);
+
   ServerContext& ctx_;
+  kj::Own<ConnectionState> connection_;
   const Role role_;
 };
 

@@ -21,14 +21,15 @@ rpc::Role ToWire(Role r) {
 
 class SessionImpl final : public rpc::Session::Server {
  public:
-  SessionImpl(ServerContext& ctx, Role role) : ctx_(ctx), role_(role) {}
+  SessionImpl(ServerContext& ctx, ConnectionState& connection, Role role)
+      : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
   kj::Promise<void> role(RoleContext context) override {
     context.getResults().setRole(ToWire(role_));
     return kj::READY_NOW;
   }
   kj::Promise<void> eventStore(EventStoreContext context) override {
-    context.getResults().setStore(kj::heap<EventStoreService>(ctx_, role_));
+    context.getResults().setStore(kj::heap<EventStoreService>(ctx_, *connection_, role_));
     return kj::READY_NOW;
   }
   kj::Promise<void> orders(OrdersContext context) override {
@@ -46,12 +47,13 @@ class SessionImpl final : public rpc::Session::Server {
 
  private:
   ServerContext& ctx_;
+  kj::Own<ConnectionState> connection_;
   const Role role_;
 };
 
 class BootstrapImpl final : public rpc::Bootstrap::Server {
  public:
-  explicit BootstrapImpl(ServerContext& ctx) : ctx_(ctx) {}
+  BootstrapImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
 
   kj::Promise<void> login(LoginContext context) override {
     Role role = Role::kAdmin;  // without --auth, everyone is trusted (loopback only)
@@ -63,16 +65,19 @@ class BootstrapImpl final : public rpc::Bootstrap::Server {
       }
       role = it->second;
     }
-    context.getResults().setSession(kj::heap<SessionImpl>(ctx_, role));
+    context.getResults().setSession(kj::heap<SessionImpl>(ctx_, *connection_, role));
     return kj::READY_NOW;
   }
 
  private:
   ServerContext& ctx_;
+  kj::Own<ConnectionState> connection_;
 };
 
 }  // namespace
 
-rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx) { return kj::heap<BootstrapImpl>(ctx); }
+rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx, ConnectionState& connection) {
+  return kj::heap<BootstrapImpl>(ctx, connection);
+}
 
 }  // namespace esd::server

@@ -3,11 +3,12 @@
 #pragma once
 
 #include "protocol/esd.capnp.h"
+#include "server/connection.h"
 #include "server/context.h"
 
 namespace esd::server {
 
-// One per connection.
-rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx);
+// One per connection; the services it hands out keep a reference to `connection`.
+rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx, ConnectionState& connection);
 
 }  // namespace esd::server

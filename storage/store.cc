@@ -205,6 +205,7 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
 }
 
 const RecoveryReport& Store::recovery() const { return impl_->recovery_; }
+const Options& Store::options() const { return impl_->options_; }
 const std::filesystem::path& Store::directory() const { return impl_->dir_; }
 
 StoreStats Store::stats() const {

@@ -221,6 +221,7 @@ class Store {
                                 const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
   const RecoveryReport& recovery() const;
+  const Options& options() const;
   StoreStats stats() const;
   const std::filesystem::path& directory() const;
 

@@ -55,6 +55,9 @@ struct RawClient {
 };
 
 
+// A Subscriber that takes whatever it is sent.
+class NoSubscriber final : public rpc::Subscriber::Server {};
+
 TEST(Robustness, InvalidAppendsAreRejectedWithTheReasonAndTheConnectionGoesOn) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -85,6 +88,52 @@ TEST(Robustness, AbsurdCountsAreCapped) {
   EXPECT_EQ(c->ReadStream("s", 0, UINT32_MAX)->size(), 2u);
   EXPECT_EQ(c->ReadStream("s", UINT64_MAX, UINT32_MAX, true)->size(), 2u);
   EXPECT_TRUE(c->ReadAll(UINT64_MAX, 10).end_of_log);
+}
+
+TEST(Robustness, ListsARequestCarriesAreCappedBeforeTheDaemonWorksOnThem) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  RawClient raw(esd);
+  auto& ws = raw.io.waitScope;
+  // A filter of 65 event types (or one too long) is a broken request: it names the limit.
+  auto read = raw.store.readAllRequest();
+  read.setCount(10);
+  auto types = read.getFilter().initEventTypes(65);
+  for (uint i = 0; i < types.size(); ++i) types.set(i, "T");
+  try {
+    read.send().wait(ws);
+    ADD_FAILURE() << "a filter of 65 event types was taken";
+  } catch (const kj::Exception& e) {
+    EXPECT_NE(std::string(e.getDescription().cStr()).find("at most 64 event types"), std::string::npos)
+        << e.getDescription().cStr();
+  }
+  auto prefix = raw.store.readAllRequest();
+  prefix.setCount(10);
+  prefix.getFilter().setStreamPrefix(std::string(300, 'p'));
+  EXPECT_ANY_THROW(prefix.send().wait(ws));
+  auto subscribe = raw.store.subscribeRequest();
+  subscribe.getFrom().setStart();
+  subscribe.getFilter().initEventTypes(1000);
+  subscribe.setSubscriber(kj::heap<NoSubscriber>());
+  EXPECT_ANY_THROW(subscribe.send().wait(ws));
+  // An append of more events than the store takes is refused before it is copied.
+  auto append = raw.store.appendRequest();
+  append.setStream("many");
+  auto events = append.initEvents(10'001);
+  for (uint i = 0; i < events.size(); ++i) {
+    const uint64_t id[2] = {i + 1, 7};
+    memcpy(events[i].initId(16).begin(), id, 16);
+    events[i].setType("E");
+  }
+  auto result = append.send().wait(ws).getResult();
+  ASSERT_TRUE(result.isRejected());
+  EXPECT_EQ(result.getRejected().getCode(), rpc::RejectCode::INVALID_ARGUMENT);
+  EXPECT_NE(std::string(result.getRejected().getReason().cStr()).find("at most 10000 events"), std::string::npos)
+      << result.getRejected().getReason().cStr();
+  // The connection goes on.
+  auto info = raw.store.streamInfoRequest();
+  info.setStream("many");
+  EXPECT_TRUE(info.send().wait(ws).getInfo().isNotFound()) << "nothing of the refused append was written";
 }
 
 TEST(Robustness, GarbageAndTruncatedMessagesCloseOnlyThatConnection) {

@@ -1,0 +1,124 @@
+#include "server/connection.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/debug.h>
+
+#include "server/context.h"
+#include "server/session.h"
+
+namespace esd::server {
+
+namespace {
+
+// The connection's socket as capnp sees it, telling the ConnectionState each time a write
+// has completed: that is when capnp's queue of unsent answers shrinks.
+class WatchedStream final : public kj::AsyncIoStream {
+ public:
+  WatchedStream(kj::AsyncIoStream& inner, kj::Function<void()> after_write)
+      : inner_(inner), after_write_(kj::mv(after_write)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    return inner_.tryRead(buffer, min_bytes, max_bytes);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return inner_.write(buffer, size).then([this] { after_write_(); });
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner_.write(pieces).then([this] { after_write_(); });
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_.whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_.shutdownWrite(); }
+  void abortRead() override { inner_.abortRead(); }
+  void getsockopt(int level, int option, void* value, kj::uint* length) override {
+    inner_.getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, kj::uint length) override {
+    inner_.setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, kj::uint* length) override { inner_.getsockname(addr, length); }
+  void getpeername(struct sockaddr* addr, kj::uint* length) override { inner_.getpeername(addr, length); }
+
+ private:
+  kj::AsyncIoStream& inner_;
+  kj::Function<void()> after_write_;
+};
+
+}  // namespace
+
+ConnectionState::~ConnectionState() noexcept(false) = default;
+
+size_t ConnectionState::outgoing_bytes() const {
+  return network_ == nullptr ? 0 : network_->getCurrentQueueSize();
+}
+
+kj::Promise<void> ConnectionState::WhenOutgoingBelow(size_t bytes) {
+  if (outgoing_bytes() < bytes) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  const uint64_t id = next_waiter_++;
+  waiters_.emplace(id, Waiter{bytes, kj::mv(paf.fulfiller)});
+  // A write may have completed just before, with capnp not yet done taking it off its queue.
+  ScheduleCheck();
+  return paf.promise.attach(kj::defer([this, id] { waiters_.erase(id); }), kj::addRef(*this));
+}
+
+void ConnectionState::Attach(capnp::TwoPartyVatNetwork& network) { network_ = &network; }
+
+void ConnectionState::Detach() {
+  network_ = nullptr;
+  Check();
+}
+
+void ConnectionState::AfterWrite() {
+  if (!waiters_.empty()) ScheduleCheck();
+}
+
+void ConnectionState::ScheduleCheck() {
+  // capnp takes a written message off its queue in the continuations of the write, which
+  // run before anything evalLater schedules now.
+  if (check_scheduled_) return;
+  check_scheduled_ = true;
+  kj::evalLater([self = kj::addRef(*this)]() mutable {
+    self->check_scheduled_ = false;
+    self->Check();
+  }).detach([](kj::Exception&&) {});
+}
+
+void ConnectionState::Check() {
+  const size_t queued = outgoing_bytes();
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (queued < it->second.below) {
+      it->second.fulfiller->fulfill();
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+struct Connection::Parts {
+  Parts(kj::Own<kj::AsyncIoStream> s, ConnectionState& state)
+      : socket(kj::mv(s)),
+        watched(*socket, [&state] { state.AfterWrite(); }),
+        network(watched, capnp::rpc::twoparty::Side::SERVER) {}
+  kj::Own<kj::AsyncIoStream> socket;
+  WatchedStream watched;
+  capnp::TwoPartyVatNetwork network;
+  kj::Maybe<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+};
+
+Connection::Connection(kj::Own<kj::AsyncIoStream> stream, ServerContext& ctx)
+    : ctx_(ctx), state_(kj::refcounted<ConnectionState>()), parts_(kj::heap<Parts>(kj::mv(stream), *state_)) {
+  state_->Attach(parts_->network);
+  auto& rpc = parts_->rpc.emplace(capnp::makeRpcServer(parts_->network, MakeBootstrap(ctx, *state_)));
+  rpc.setFlowLimit(kFlowLimitBytes / sizeof(capnp::word));
+  ctx_.connections.insert(state_.get());
+}
+
+Connection::~Connection() noexcept(false) {
+  ctx_.connections.erase(state_.get());
+  state_->Detach();
+}
+
+kj::Promise<void> Connection::OnDisconnect() { return parts_->network.onDisconnect(); }
+
+}  // namespace esd::server
