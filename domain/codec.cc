@@ -88,6 +88,7 @@ EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
   m.setCommandId(context.command_id);
   m.setCorrelationId(context.correlation_id);
   m.setCausedBy(context.caused_by);
+  m.setCommandFingerprint(context.command_fingerprint);
   out.metadata = Flatten(meta);
   return out;
 }
@@ -128,7 +129,8 @@ CommandContext DecodeMetadata(std::string_view metadata) {
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
     capnp::FlatArrayMessageReader reader(words);
     auto m = reader.getRoot<orders::EventMetadata>();
-    c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy())};
+    c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy()),
+                       m.getCommandFingerprint()};
   })) {
     return CommandContext{};
   }

@@ -128,7 +128,8 @@ void Apply(OrderState& s, const RecordedOrderEvent& r) {
       s.recent_commands.back().last_version = r.version;
       s.recent_commands.back().last_position = r.position;
     } else {
-      s.recent_commands.push_back({r.context.command_id, r.version, r.version, r.position});
+      s.recent_commands.push_back(
+          {r.context.command_id, r.version, r.version, r.position, r.context.command_fingerprint});
       if (s.recent_commands.size() > OrderState::kRecentCommands) s.recent_commands.erase(s.recent_commands.begin());
     }
   }

@@ -57,11 +57,15 @@ struct OrderCancelled {
 using OrderEvent = std::variant<OrderCreated, ItemAdded, ItemRemoved, OrderPlaced, OrderCancelled>;
 const char* EventTypeName(const OrderEvent& e);  // "OrderCreated", ...
 
-// Who asked, and in which flow; stored as each event's metadata.
+// Who asked, in which flow, and which command; stored as each event's metadata.
 struct CommandContext {
   std::string command_id;      // unique per command; a retry carries the same id
   std::string correlation_id;
   std::string caused_by;
+  // What the command was (CommandFingerprint in domain/order_commands.h), so that a command
+  // id used again for another command is told apart from a retry. OrderCommands sets it;
+  // 0 in events written before it existed.
+  uint64_t command_fingerprint = 0;
   bool operator==(const CommandContext&) const = default;
 };
 
@@ -114,6 +118,7 @@ struct OrderLine {
 struct AppliedCommand {
   std::string command_id;
   uint64_t first_version = 0, last_version = 0, last_position = 0;
+  uint64_t fingerprint = 0;  // the command's (CommandContext::command_fingerprint); 0: unknown
   bool operator==(const AppliedCommand&) const = default;
 };
 

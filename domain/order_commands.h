@@ -5,7 +5,10 @@
 // Idempotency: a command's id becomes its events' ids (CommandEventId), and the state
 // remembers its last commands; a retried command is answered with its original result and
 // writes nothing. A retry older than OrderState::kRecentCommands commands is refused by the
-// store (the ids exist with another expected version) rather than applied twice.
+// store (the ids exist with another expected version) rather than applied twice. A command
+// id names one command: the events record the command's fingerprint, and the same id with
+// another command (on this order, or on another, which the store refuses) is a
+// kIdempotencyConflict naming the id and what it was first used for; nothing is written.
 #pragma once
 
 #include <optional>
@@ -25,6 +28,11 @@ std::optional<std::string> OrderIdOf(std::string_view stream);
 
 // 16 bytes from (command id, index of the event in the command), the same every time.
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index);
+
+// What a command is, as 64 bits: XXH3 of its kind and every field, so that two commands
+// differ in fingerprint unless they are the same command (the order id included). Never 0,
+// which stands for "not known" (events written before fingerprints existed).
+uint64_t CommandFingerprint(const OrderCommand& command);
 
 class OrderCommands {
  public:
@@ -66,8 +74,11 @@ class OrderCommands {
   struct Conflict {
     int attempts = 0;  // the order kept changing under the command
   };
+  // storage::Status: kIdempotencyConflict for a command id already used for another
+  // command; kCorruption for damage (named by position); the store's other failures.
   using Outcome = std::variant<Accepted, Rejection, Conflict, storage::Status>;
 
+  // `context.command_fingerprint` is ignored: it is the command's, set here.
   Outcome Execute(const OrderCommand& command, const CommandContext& context);
 
   // Execute in steps, for callers that must not block on the append (the RPC service on
@@ -90,6 +101,8 @@ class OrderCommands {
   int max_attempts() const { return options_.max_attempts; }
 
  private:
+  // What `command` wrote to `stream`, for people: the type and fields of its first event.
+  std::string DescribeEvents(const std::string& stream, const AppliedCommand& command) const;
   void MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
                      const CommandContext& context, const storage::AppendOk& appended) const;
 

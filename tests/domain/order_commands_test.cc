@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <set>
 #include <thread>
 
 #include "domain/codec.h"
@@ -26,6 +27,7 @@ const T& As(const OrderCommands::Outcome& o) {
     if (auto* r = std::get_if<Rejection>(&o)) ADD_FAILURE() << "rejected: " << r->rule << ": " << r->message;
     if (auto* s = std::get_if<storage::Status>(&o)) ADD_FAILURE() << "error: " << s->ToString();
     if (std::holds_alternative<OrderCommands::Conflict>(o)) ADD_FAILURE() << "conflict";
+    if (std::holds_alternative<OrderCommands::Accepted>(o)) ADD_FAILURE() << "accepted";
   }
   return std::get<T>(o);
 }
@@ -52,7 +54,9 @@ TEST_F(OrderCommandsTest, CommandsBecomeEventsInTheOrdersStream) {
   EXPECT_EQ((*events)[2].type, "OrderPlaced");
   EXPECT_EQ((*events)[1].content_type, kOrderContentType);
   EXPECT_EQ((*events)[1].id, CommandEventId("cmd-2", 0)) << "a command's id becomes its event ids";
-  EXPECT_EQ(DecodeMetadata((*events)[1].metadata), Ctx("cmd-2"));
+  CommandContext recorded = Ctx("cmd-2");
+  recorded.command_fingerprint = CommandFingerprint(AddItem{"o1", "apple", 3, 50});
+  EXPECT_EQ(DecodeMetadata((*events)[1].metadata), recorded) << "who asked, and which command it was";
   auto decoded = DecodeEvent((*events)[2].type, (*events)[2].data);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(std::get<OrderPlaced>(*decoded), (OrderPlaced{150, 3}));
@@ -85,6 +89,49 @@ TEST_F(OrderCommandsTest, RetriedCommandIsAnsweredWithItsOriginalResultAndWrites
   EXPECT_EQ(orders.Load("o3")->lines.at(0).quantity, 2u) << "the retry did not add twice";
   // A create retried after the order moved on is still the same command, not a rule breach.
   EXPECT_TRUE(As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o3", "c"}, Ctx("create"))).already_applied);
+}
+
+TEST_F(OrderCommandsTest, ReusedCommandIdWithOtherCommandIsAConflict) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o2", "alice"}, Ctx("cmd-1")));
+  const storage::Status s = As<storage::Status>(orders.Execute(CreateOrder{"o2", "bob"}, Ctx("cmd-1")));
+  EXPECT_EQ(s.code(), storage::Status::Code::kIdempotencyConflict) << s.ToString();
+  EXPECT_NE(s.message().find("command id 'cmd-1'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("\"customerId\":\"alice\""), std::string::npos) << "what it was first used for: " << s.message();
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1)) << "nothing was written";
+  EXPECT_EQ(orders.Load("o2")->customer_id, "alice");
+}
+
+TEST_F(OrderCommandsTest, ReusingTheCommandIdOfACreateForAnAddItemIsAConflict) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o2", "alice"}, Ctx("cmd-1")));
+  const storage::Status s = As<storage::Status>(orders.Execute(AddItem{"o2", "apple", 1, 10}, Ctx("cmd-1")));
+  EXPECT_EQ(s.code(), storage::Status::Code::kIdempotencyConflict) << s.ToString();
+  EXPECT_NE(s.message().find("OrderCreated"), std::string::npos) << s.message();
+  EXPECT_TRUE(orders.Load("o2")->lines.empty());
+}
+
+TEST_F(OrderCommandsTest, ACommandIdReusedOnAnotherOrderIsAConflictNamingTheCommandId) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "alice"}, Ctx("cmd-1")));
+  // Its event ids derive from the command id: the store holds them already, in order-o1.
+  const storage::Status s = As<storage::Status>(orders.Execute(CreateOrder{"o2", "alice"}, Ctx("cmd-1")));
+  EXPECT_EQ(s.code(), storage::Status::Code::kIdempotencyConflict) << s.ToString();
+  EXPECT_NE(s.message().find("command id 'cmd-1'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("order-o1"), std::string::npos) << "where it was used: " << s.message();
+  EXPECT_FALSE(store_->GetStreamInfo("order-o2").has_value());
+}
+
+TEST_F(OrderCommandsTest, ARetryOfACommandWrittenBeforeFingerprintsIsJudgedByItsIdAlone) {
+  // As an esd before fingerprints wrote it: the metadata names the command id only.
+  const EncodedEvent enc = Encode(OrderCreated{"old", "alice", 1}, Ctx("cmd-old"));
+  storage::EventData e{CommandEventId("cmd-old", 0), enc.type, std::string(kOrderContentType), enc.metadata, enc.data};
+  ASSERT_TRUE(store_->AppendSync("order-old", storage::ExpectedVersion::NoStream(), {e}).ok());
+  OrderCommands orders(*store_);
+  EXPECT_TRUE(As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"old", "alice"}, Ctx("cmd-old"))).already_applied);
+  EXPECT_TRUE(As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"old", "bob"}, Ctx("cmd-old"))).already_applied)
+      << "what it was cannot be told: answered as before fingerprints existed";
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1));
 }
 
 TEST_F(OrderCommandsTest, ConcurrentCommandsOnOneOrderLoseNoUpdate) {
@@ -195,6 +242,23 @@ TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {
   EXPECT_EQ(OrderIdOf("order-"), std::nullopt) << "no id";
   EXPECT_EQ(OrderIdOf("orders"), std::nullopt);
   EXPECT_EQ(OrderIdOf("bulk-1"), std::nullopt);
+}
+
+TEST(CommandFingerprint, IsStablePerCommandAndDiffersWhenAnyFieldOrTheKindDiffers) {
+  EXPECT_EQ(CommandFingerprint(CreateOrder{"o", "c"}), CommandFingerprint(CreateOrder{"o", "c"}));
+  const std::vector<OrderCommand> distinct = {
+      CreateOrder{"o", "c"},        CreateOrder{"o", "d"},           CreateOrder{"p", "c"},
+      CreateOrder{"oc", ""},        CreateOrder{"", "oc"},           AddItem{"o", "s", 1, 10},
+      AddItem{"o", "s", 2, 10},     AddItem{"o", "s", 1, 11},        AddItem{"o", "t", 1, 10},
+      RemoveItem{"o", "s", 1},      RemoveItem{"o", "s", std::nullopt}, PlaceOrder{"o"},
+      CancelOrder{"o", ""},         CancelOrder{"o", "why"},
+  };
+  std::set<uint64_t> seen;
+  for (const OrderCommand& c : distinct) {
+    const uint64_t f = CommandFingerprint(c);
+    EXPECT_NE(f, 0u) << "0 means: written before fingerprints";
+    EXPECT_TRUE(seen.insert(f).second) << "command " << seen.size();
+  }
 }
 
 TEST(CommandEventId, IsStablePerCommandAndIndexAndDiffersOtherwise) {

@@ -264,6 +264,14 @@ TEST(OrderApplyTest, RecentCommandsGroupConsecutiveEventsOfOneCommand) {
   EXPECT_EQ(o.state.FindCommand(""), nullptr);
 }
 
+TEST(OrderApplyTest, RecentCommandsRememberEachCommandsFingerprint) {
+  OrderState s;
+  Apply(s, {OrderCreated{kId, "c", 1}, CommandContext{"cmd-1", "", "", 0xabc}, 0, 7, 1});
+  Apply(s, {ItemAdded{"A", 1, 1}, CommandContext{"cmd-2", "", "", 0xdef}, 1, 8, 2});
+  Apply(s, {ItemAdded{"B", 1, 1}, CommandContext{"cmd-2", "", "", 0xdef}, 2, 9, 3});
+  EXPECT_EQ(s.recent_commands, (std::vector<AppliedCommand>{{"cmd-1", 0, 0, 7, 0xabc}, {"cmd-2", 1, 2, 9, 0xdef}}));
+}
+
 TEST(OrderApplyTest, RecentCommandsKeepOnlyTheLastKRecentCommands) {
   Order o;
   o.Record(OrderCreated{kId, "c", 1}, "cmd-0");
