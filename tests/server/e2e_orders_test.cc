@@ -86,6 +86,34 @@ TEST(Orders, ARetriedCommandReturnsTheOriginalOutcomeAndWritesNothing) {
   EXPECT_EQ(c->GetOrder("r1", again.position).order->lines.at(0).quantity, 2u);
 }
 
+TEST(Orders, ReusedCommandIdWithOtherCommandIsAnIdempotencyConflict) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->CreateOrder("o2", "alice", "cmd-1").ok());
+  for (const CommandOutcome& reused : {c->CreateOrder("o2", "bob", "cmd-1"), c->AddItem("o2", "apple", 1, 5, "cmd-1")}) {
+    EXPECT_EQ(reused.kind, CommandOutcome::Kind::kFailed);
+    EXPECT_EQ(reused.code, "idempotency-conflict") << reused.message;
+    EXPECT_NE(reused.message.find("command id 'cmd-1'"), std::string::npos) << reused.message;
+    EXPECT_NE(reused.message.find("OrderCreated"), std::string::npos) << "what it was first used for: " << reused.message;
+  }
+  EXPECT_EQ(c->History("o2").size(), 1u) << "nothing was written";
+  EXPECT_EQ(c->GetOrderAtVersion("o2", 0).order->customer_id, "alice");
+}
+
+TEST(Orders, ACommandIdUsedOnAnotherOrderIsAnIdempotencyConflict) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->CreateOrder("o1", "alice", "cmd-1").ok());
+  auto reused = c->CreateOrder("o2", "alice", "cmd-1");
+  EXPECT_EQ(reused.kind, CommandOutcome::Kind::kFailed);
+  EXPECT_EQ(reused.code, "idempotency-conflict") << reused.message;
+  EXPECT_NE(reused.message.find("command id 'cmd-1'"), std::string::npos) << reused.message;
+  EXPECT_NE(reused.message.find("order-o1"), std::string::npos) << reused.message;
+  EXPECT_TRUE(c->History("o2").empty());
+}
+
 TEST(Orders, AReaderQueriesButCannotCommand) {
   storage::testing::TempDir dir;
   const auto auth = dir.path() / "auth";
