@@ -367,7 +367,8 @@ Opens order ID for customer C. Exit 3 (rule order-already-exists) if the order e
        R"(usage: esctl order add-item ID --sku S --qty N --price CENTS [--command-id ID]
 
 Adds N units of SKU S at CENTS each to the open order ID. Adding a SKU that is in the order
-again adds to its line (at the same price only: rule price-mismatch otherwise).
+again adds to its line (at the same price only: rule price-mismatch otherwise). An order
+holds at most 1000 lines (SKUs): rule too-many-lines for one more.
 
   --sku S           the SKU (required)
   --qty N           the number of units, 1 or more (required; the server allows up to 10000)
