@@ -53,6 +53,15 @@ std::optional<std::string> OrderIdOf(std::string_view stream) {
   return std::string(stream.substr(kPrefix.size()));
 }
 
+std::optional<std::string> RawAppendRefusal(std::string_view stream) {
+  if (!OrderIdOf(stream)) return std::nullopt;
+  return "stream '" + std::string(stream) +
+         "' is reserved for the Order service: a stream named order-<id> holds only the events of its "
+         "commands, so nothing was written. Change orders with the order commands (esctl order create, add-item, "
+         "remove-item, place, cancel; OrderService over RPC), and append other events to a stream of another "
+         "name, such as 'cart-1'";
+}
+
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index) {
   const XXH128_hash_t h = XXH3_128bits_withSeed(command_id.data(), command_id.size(), index);
   storage::EventId id;

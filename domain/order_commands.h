@@ -26,6 +26,12 @@ std::string OrderStream(const std::string& order_id);  // "order-<id>"
 // The id in an order's stream name ("order-<id>", the id not empty); nullopt for any other.
 std::optional<std::string> OrderIdOf(std::string_view stream);
 
+// Streams named "order-<id>" (OrderIdOf) belong to the Order service: a plain append to one
+// is refused, so that an order's stream holds only events its commands decided. The
+// refusal for people (what is reserved, and what to use instead), or nullopt for a stream
+// anyone may append to. The one place that decides it (EventStore.append asks it).
+std::optional<std::string> RawAppendRefusal(std::string_view stream);
+
 // 16 bytes from (command id, index of the event in the command), the same every time.
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index);
 

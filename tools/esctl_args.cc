@@ -221,9 +221,10 @@ exit codes: 0 done; 1 failure (cannot connect, permission denied, esd running on
         {"content-type", true, false}},
        R"(usage: esctl append STREAM --type T --data DATA [options]
 
-Appends one event to STREAM and prints its version and position.
+Appends one event to STREAM and prints its version and position. Streams order-ID belong to
+the Order service: an append there is rejected (exit 3); change orders with `esctl order`.
 
-  --type T                   the event type, e.g. OrderPlaced (required)
+  --type T                   the event type, e.g. CartOpened (required)
   --data DATA                the event's data (required); must be JSON when the content
                              type is JSON
   --content-type CT          default application/json

@@ -244,6 +244,17 @@ TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {
   EXPECT_EQ(OrderIdOf("bulk-1"), std::nullopt);
 }
 
+TEST(RawAppendRefusal, RefusesOrderStreamsOnlyAndNamesTheOrderCommands) {
+  const auto refusal = RawAppendRefusal("order-1");
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_NE(refusal->find("stream 'order-1' is reserved for the Order service"), std::string::npos) << *refusal;
+  EXPECT_NE(refusal->find("esctl order create"), std::string::npos) << "what to use instead: " << *refusal;
+  EXPECT_TRUE(RawAppendRefusal(OrderStream("x-y")).has_value());
+  EXPECT_EQ(RawAppendRefusal("cart-1"), std::nullopt);
+  EXPECT_EQ(RawAppendRefusal("orders"), std::nullopt);
+  EXPECT_EQ(RawAppendRefusal("order-"), std::nullopt) << "no order id: no order's stream";
+}
+
 TEST(CommandFingerprint, IsStablePerCommandAndDiffersWhenAnyFieldOrTheKindDiffers) {
   EXPECT_EQ(CommandFingerprint(CreateOrder{"o", "c"}), CommandFingerprint(CreateOrder{"o", "c"}));
   const std::vector<OrderCommand> distinct = {

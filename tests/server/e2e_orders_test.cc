@@ -114,6 +114,20 @@ TEST(Orders, ACommandIdUsedOnAnotherOrderIsAnIdempotencyConflict) {
   EXPECT_TRUE(c->History("o2").empty());
 }
 
+TEST(Orders, APlainAppendToAnOrderStreamIsRefusedNamingWhatToUseInstead) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  auto r = c->Append("order-1", client::Expected::NoStream(), {client::NewEvent::Json("OrderCreated", "{}")});
+  EXPECT_EQ(r.outcome, client::AppendResult::Outcome::kRejected);
+  EXPECT_EQ(r.reject_code, "invalid-argument");
+  EXPECT_NE(r.reason.find("reserved for the Order service"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("esctl order create"), std::string::npos) << r.reason;
+  EXPECT_FALSE(c->GetStreamInfo("order-1").has_value()) << "nothing was written";
+  ASSERT_TRUE(c->CreateOrder("1", "c-1").ok()) << "the order is the service's to create";
+  ASSERT_TRUE(c->Append("cart-1", client::Expected::NoStream(), {client::NewEvent::Json("ItemAdded", "{}")}).ok());
+}
+
 TEST(Orders, AReaderQueriesButCannotCommand) {
   storage::testing::TempDir dir;
   const auto auth = dir.path() / "auth";
