@@ -122,6 +122,12 @@ std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view da
   return std::nullopt;
 }
 
+std::optional<OrderEvent> DecodeStoredEvent(std::string_view content_type, std::string_view type,
+                                            std::string_view data) {
+  if (content_type != kOrderContentType) return std::nullopt;
+  return DecodeEvent(type, data);
+}
+
 CommandContext DecodeMetadata(std::string_view metadata) {
   CommandContext c;
   if (metadata.empty() || metadata.size() % sizeof(capnp::word) != 0) return c;

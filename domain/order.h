@@ -17,6 +17,8 @@
 //   order-empty               PlaceOrder of an order without lines
 //   order-already-cancelled   CancelOrder of a cancelled order
 //   invalid-argument          an empty order id, customer id or SKU
+//   foreign-event             any command on an order whose stream holds an event that is not
+//                             an order event (OrderCommands::Prepare; see ForeignEvent)
 #pragma once
 
 #include <cstdint>

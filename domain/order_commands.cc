@@ -116,10 +116,15 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     next = *snap->version + 1;
     state = std::move(*snap);
   }
-  storage::Status s = ForEachOrderEvent(store_, order_id, next, UINT64_MAX, [&](RecordedOrderEvent&& e) {
-    Apply(state, e);
-    ++st.events_read;
-  });
+  ForeignEvent foreign;
+  storage::Status s = ForEachOrderEvent(
+      store_, order_id, next, UINT64_MAX,
+      [&](RecordedOrderEvent&& e) {
+        Apply(state, e);
+        ++st.events_read;
+      },
+      &foreign);
+  if (!foreign.stream.empty()) st.foreign = std::move(foreign);
   if (!s.ok()) return s;
   return state;
 }
@@ -157,7 +162,14 @@ std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::S
   if (order_id.empty()) return Rejection{"invalid-argument", "the order id must not be empty"};
   CommandContext context = given;
   context.command_fingerprint = CommandFingerprint(command);
-  auto loaded = Load(order_id);
+  LoadStats stats;
+  auto loaded = Load(order_id, &stats);
+  if (stats.foreign) {
+    return Rejection{"foreign-event", "order '" + order_id + "' takes no commands: " + stats.foreign->Describe() +
+                                          " (appended directly, before order-<id> streams were reserved for the "
+                                          "service). Nothing was written; the Order service never changes such a stream. "
+                                          "Use another order id (esctl order create NEW-ID --customer C)"};
+  }
   if (!loaded.ok()) return loaded.status();
   if (const AppliedCommand* done = loaded->FindCommand(context.command_id)) {
     // One id, one command: the same command again is a retry, another one a conflict. A

@@ -17,6 +17,7 @@
 #include <variant>
 
 #include "domain/order.h"
+#include "domain/order_history.h"
 #include "domain/snapshots.h"
 #include "storage/store.h"
 
@@ -58,11 +59,13 @@ class OrderCommands {
     std::optional<uint64_t> snapshot_version;  // the snapshot it started from
     uint64_t events_read = 0;                  // events folded on top of it
     std::string snapshot_ignored;              // why a snapshot there was not used, or ""
+    std::optional<ForeignEvent> foreign;       // the event that is not an order event, if any
   };
   // The order: its latest snapshot plus the events after it. A snapshot is used only if the
   // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
   // read. kCorruption if the stream holds something that is not an order event (named by
-  // position).
+  // position; `stats->foreign` says which). Prepare and Execute answer that as a rejection
+  // by the rule foreign-event: the bytes verify, so it is not damage.
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
 
   // Loads the order and writes its snapshot now, whatever the policy says (an operator's

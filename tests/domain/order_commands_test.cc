@@ -162,16 +162,45 @@ TEST_F(OrderCommandsTest, ConcurrentCommandsOnOneOrderLoseNoUpdate) {
   EXPECT_EQ(conflicts_seen.load(), 0);
 }
 
-TEST_F(OrderCommandsTest, AStreamWithAForeignEventIsReportedAsCorruptionByPosition) {
+TEST_F(OrderCommandsTest, AStreamWithAForeignEventDoesNotLoadAndTheLoadNamesIt) {
   storage::EventData foreign;
   foreign.id = storage::EventId::Random();
   foreign.type = "SomethingElse";
   foreign.data = "x";
   ASSERT_TRUE(store_->AppendSync("order-odd", storage::ExpectedVersion::Any(), {foreign}).ok());
   OrderCommands orders(*store_);
-  auto state = orders.Load("odd");
+  OrderCommands::LoadStats stats;
+  auto state = orders.Load("odd", &stats);
   ASSERT_EQ(state.status().code(), storage::Status::Code::kCorruption);
   EXPECT_NE(state.status().message().find("position 0"), std::string::npos) << state.status().message();
+  ASSERT_TRUE(stats.foreign.has_value());
+  EXPECT_EQ(stats.foreign->position, 0u);
+  EXPECT_EQ(stats.foreign->type, "SomethingElse");
+}
+
+TEST_F(OrderCommandsTest, ACommandOnAStreamWithAForeignEventIsRejectedNamingItsPositionAndType) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  storage::EventData json{storage::EventId::Random(), "ItemAdded", "application/json", "", R"({"sku":"a"})"};
+  ASSERT_TRUE(store_->AppendSync("order-o", storage::ExpectedVersion::Any(), {json}).ok());
+  for (const OrderCommand& c : std::vector<OrderCommand>{AddItem{"o", "a", 1, 1}, CancelOrder{"o", ""}}) {
+    const Rejection r = std::get<Rejection>(orders.Execute(c, Ctx("next")));
+    EXPECT_EQ(r.rule, "foreign-event");
+    EXPECT_NE(r.message.find("stream 'order-o' holds at version 1 (position 1) an event of type 'ItemAdded' "
+                             "(application/json)"),
+              std::string::npos)
+        << r.message;
+    EXPECT_NE(r.message.find("esctl order create"), std::string::npos) << r.message;
+  }
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(2)) << "nothing was written";
+}
+
+TEST_F(OrderCommandsTest, AnOrderEventOfAnotherContentTypeIsForeignEvenIfItsBytesDecode) {
+  const EncodedEvent enc = Encode(OrderCreated{"o", "c", 1}, Ctx("x"));
+  storage::EventData e{storage::EventId::Random(), enc.type, "application/octet-stream", enc.metadata, enc.data};
+  ASSERT_TRUE(store_->AppendSync("order-o", storage::ExpectedVersion::NoStream(), {e}).ok());
+  OrderCommands orders(*store_);
+  EXPECT_EQ(std::get<Rejection>(orders.Execute(AddItem{"o", "a", 1, 1}, Ctx("add"))).rule, "foreign-event");
 }
 
 TEST_F(OrderCommandsTest, ASnapshotOnDemandHoldsTheOrderAndAnOrderWithoutEventsGetsNone) {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "client/client.h"
+#include "server/damaged_store.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 
@@ -126,6 +127,23 @@ TEST(Orders, APlainAppendToAnOrderStreamIsRefusedNamingWhatToUseInstead) {
   EXPECT_FALSE(c->GetStreamInfo("order-1").has_value()) << "nothing was written";
   ASSERT_TRUE(c->CreateOrder("1", "c-1").ok()) << "the order is the service's to create";
   ASSERT_TRUE(c->Append("cart-1", client::Expected::NoStream(), {client::NewEvent::Json("ItemAdded", "{}")}).ok());
+}
+
+TEST(Orders, AForeignEventInAnOrderStreamRefusesItsCommandsNamingWhereAndWhatNotAsDamage) {
+  storage::testing::TempDir dir;
+  testing::MakeStoreWithForeignOrderEvent(dir.path() / "data");  // written before the reservation
+  EsdProcess esd(dir.path() / "data", testing::kSmallSegmentArgs);
+  auto c = Client::Connect(esd.rpc_address());
+  for (const CommandOutcome& o : {c->CreateOrder("1", "c-1"), c->CancelOrder("1", "")}) {
+    EXPECT_EQ(o.kind, CommandOutcome::Kind::kRejected) << o.code << ": " << o.message;
+    EXPECT_EQ(o.rule, "foreign-event");
+    EXPECT_NE(o.message.find("version 0 (position 0)"), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("type 'OrderCreated' (application/json)"), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("esctl order create"), std::string::npos) << "what to do: " << o.message;
+  }
+  EXPECT_EQ(c->GetStreamInfo("order-1")->event_count, 1u) << "nothing was written";
+  EXPECT_TRUE(c->CreateOrder("2", "c-1").ok());
+  EXPECT_EQ(esd.Output().find("damage"), std::string::npos) << "the bytes verify: " << esd.Output();
 }
 
 TEST(Orders, AReaderQueriesButCannotCommand) {

@@ -273,6 +273,19 @@ TEST(OrderCli, AnOrderWhoseEventsAreDamagedExitsFourNamingThePlace) {
   }
 }
 
+TEST(OrderCli, AnOrderWhoseStreamHoldsAForeignEventExitsThreeNamingItAndWhatToDo) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  testing::MakeStoreWithForeignOrderEvent(data);
+  testing::EsdProcess esd(data, testing::kSmallSegmentArgs);
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "order", "cancel", "1"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(Has(r.err, "esctl: rejected by rule foreign-event: ")) << r.err;
+  EXPECT_TRUE(Has(r.err, "version 0 (position 0)")) << r.err;
+  EXPECT_TRUE(Has(r.err, "esctl order create")) << r.err;
+  EXPECT_FALSE(Has(r.err, "damaged")) << r.err;
+}
+
 TEST(OrderCli, BadUsageExitsTwoBeforeConnecting) {
   const std::vector<std::vector<std::string>> cases = {
       {"order"}, {"order", "ship", "o1"}, {"order", "create"}, {"order", "create", "o1"}, {"order", "place"},
