@@ -165,10 +165,11 @@ std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::S
   LoadStats stats;
   auto loaded = Load(order_id, &stats);
   if (stats.foreign) {
-    return Rejection{"foreign-event", "order '" + order_id + "' takes no commands: " + stats.foreign->Describe() +
-                                          " (appended directly, before order-<id> streams were reserved for the "
-                                          "service). Nothing was written; the Order service never changes such a stream. "
-                                          "Use another order id (esctl order create NEW-ID --customer C)"};
+    return Rejection{"foreign-event",
+                     "order '" + order_id + "' takes no commands: " + stats.foreign->Describe() +
+                         " (appended directly, before order-<id> streams were reserved for the service). Nothing "
+                         "was written; the Order service never changes such a stream. Use another order id (esctl "
+                         "order create NEW-ID --customer C)"};
   }
   if (!loaded.ok()) return loaded.status();
   if (const AppliedCommand* done = loaded->FindCommand(context.command_id)) {

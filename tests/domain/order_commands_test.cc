@@ -97,7 +97,8 @@ TEST_F(OrderCommandsTest, ReusedCommandIdWithOtherCommandIsAConflict) {
   const storage::Status s = As<storage::Status>(orders.Execute(CreateOrder{"o2", "bob"}, Ctx("cmd-1")));
   EXPECT_EQ(s.code(), storage::Status::Code::kIdempotencyConflict) << s.ToString();
   EXPECT_NE(s.message().find("command id 'cmd-1'"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("\"customerId\":\"alice\""), std::string::npos) << "what it was first used for: " << s.message();
+  EXPECT_NE(s.message().find("\"customerId\":\"alice\""), std::string::npos)
+      << "what it was first used for: " << s.message();
   EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1)) << "nothing was written";
   EXPECT_EQ(orders.Load("o2")->customer_id, "alice");
 }

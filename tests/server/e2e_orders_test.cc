@@ -92,11 +92,14 @@ TEST(Orders, ReusedCommandIdWithOtherCommandIsAnIdempotencyConflict) {
   EsdProcess esd(dir.path() / "data");
   auto c = Client::Connect(esd.rpc_address());
   ASSERT_TRUE(c->CreateOrder("o2", "alice", "cmd-1").ok());
-  for (const CommandOutcome& reused : {c->CreateOrder("o2", "bob", "cmd-1"), c->AddItem("o2", "apple", 1, 5, "cmd-1")}) {
+  const CommandOutcome other_customer = c->CreateOrder("o2", "bob", "cmd-1");
+  const CommandOutcome add_item = c->AddItem("o2", "apple", 1, 5, "cmd-1");
+  for (const CommandOutcome& reused : {other_customer, add_item}) {
     EXPECT_EQ(reused.kind, CommandOutcome::Kind::kFailed);
     EXPECT_EQ(reused.code, "idempotency-conflict") << reused.message;
     EXPECT_NE(reused.message.find("command id 'cmd-1'"), std::string::npos) << reused.message;
-    EXPECT_NE(reused.message.find("OrderCreated"), std::string::npos) << "what it was first used for: " << reused.message;
+    EXPECT_NE(reused.message.find("OrderCreated"), std::string::npos)
+        << "what it was first used for: " << reused.message;
   }
   EXPECT_EQ(c->History("o2").size(), 1u) << "nothing was written";
   EXPECT_EQ(c->GetOrderAtVersion("o2", 0).order->customer_id, "alice");
@@ -144,6 +147,19 @@ TEST(Orders, AForeignEventInAnOrderStreamRefusesItsCommandsNamingWhereAndWhatNot
   EXPECT_EQ(c->GetStreamInfo("order-1")->event_count, 1u) << "nothing was written";
   EXPECT_TRUE(c->CreateOrder("2", "c-1").ok());
   EXPECT_EQ(esd.Output().find("damage"), std::string::npos) << "the bytes verify: " << esd.Output();
+}
+
+TEST(Orders, TheProjectionCountsForeignEventsInMetricsAndLogsTheFirst) {
+  storage::testing::TempDir dir;
+  testing::MakeStoreWithForeignOrderEvent(dir.path() / "data");
+  EsdProcess esd(dir.path() / "data", testing::kSmallSegmentArgs);
+  ASSERT_TRUE(esd.WaitForOutput("esd: the order projection skipped")) << esd.Output();
+  EXPECT_NE(esd.Output().find("stream 'order-1' holds at version 0 (position 0) an event of type 'OrderCreated'"),
+            std::string::npos)
+      << esd.Output();
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("\nesd_projection_events_skipped_total 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("# TYPE esd_projection_events_skipped_total counter"), std::string::npos) << metrics;
 }
 
 TEST(Orders, AReaderQueriesButCannotCommand) {
