@@ -212,8 +212,16 @@ std::optional<OrderCommands::Outcome> OrderCommands::Finish(const Plan& plan, co
   }
   if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;  // decide again
   if (r.status().code() == storage::Status::Code::kIdempotencyConflict) {
-    // The store holds events with this command's ids elsewhere: on another order, or on this
-    // one further back than its recent commands reach.
+    // A retry that raced its first attempt: that one was written after this was decided
+    // (with another decision time in a create, so the store saw other content). Otherwise
+    // the store holds this command's ids elsewhere: on another order, or on this one
+    // further back than its recent commands reach.
+    if (auto now = Load(OrderIdOf(plan.stream).value_or("")); now.ok()) {
+      const AppliedCommand* done = now->FindCommand(plan.context.command_id);
+      if (done != nullptr && done->fingerprint == plan.context.command_fingerprint) {
+        return Accepted{done->first_version, done->last_version, done->last_position, true};
+      }
+    }
     return storage::Status::IdempotencyConflict(
         "command id '" + plan.context.command_id + "' was already used: the ids of its events derive from it, and " +
         r.status().message() + ". Nothing was written; a different command needs a command id of its own (a " +

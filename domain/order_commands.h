@@ -94,6 +94,9 @@ class OrderCommands {
   // its event loop): Prepare loads and decides; the caller appends `plan.events` to
   // `plan.stream` with `plan.expected`; Finish judges the append's result. Finish returns
   // nullopt when the order changed meanwhile: Prepare again (at most max_attempts times).
+  // When the store refuses the command's event ids, Finish reads the order once more: a
+  // retry that raced its own first attempt is Accepted (already_applied), anything else a
+  // kIdempotencyConflict.
   // When the append makes the order cross a multiple of snapshot_every, Finish writes its
   // snapshot, which under Durability::kInterval or kNever waits for one fdatasync first.
   struct Plan {

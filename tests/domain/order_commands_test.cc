@@ -123,6 +123,19 @@ TEST_F(OrderCommandsTest, ACommandIdReusedOnAnotherOrderIsAConflictNamingTheComm
   EXPECT_FALSE(store_->GetStreamInfo("order-o2").has_value());
 }
 
+TEST_F(OrderCommandsTest, ARetryThatRacedItsFirstAttemptIsAnsweredAsAppliedNotAsAConflict) {
+  OrderCommands orders(*store_);
+  // Both decided on the order before either was written; a create's event carries the time
+  // of its decision, so the store sees the second as other content under the same ids.
+  auto first = std::get<OrderCommands::Plan>(orders.Prepare(CreateOrder{"o", "c"}, Ctx("create")));
+  auto retry = std::get<OrderCommands::Plan>(orders.Prepare(CreateOrder{"o", "c"}, Ctx("create")));
+  As<OrderCommands::Accepted>(*orders.Finish(first, store_->AppendSync(first.stream, first.expected, first.events)));
+  auto answered = orders.Finish(retry, store_->AppendSync(retry.stream, retry.expected, retry.events));
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_TRUE(As<OrderCommands::Accepted>(*answered).already_applied);
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1));
+}
+
 TEST_F(OrderCommandsTest, ARetryOfACommandWrittenBeforeFingerprintsIsJudgedByItsIdAlone) {
   // As an esd before fingerprints wrote it: the metadata names the command id only.
   const EncodedEvent enc = Encode(OrderCreated{"old", "alice", 1}, Ctx("cmd-old"));
