@@ -116,15 +116,13 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     next = *snap->version + 1;
     state = std::move(*snap);
   }
-  ForeignEvent foreign;
   storage::Status s = ForEachOrderEvent(
       store_, order_id, next, UINT64_MAX,
       [&](RecordedOrderEvent&& e) {
         Apply(state, e);
         ++st.events_read;
       },
-      &foreign);
-  if (!foreign.stream.empty()) st.foreign = std::move(foreign);
+      &st.foreign);
   if (!s.ok()) return s;
   return state;
 }

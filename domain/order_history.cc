@@ -18,7 +18,7 @@ ForeignEvent ForeignEventOf(const storage::EventView& e) {
 
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
                                   uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
-                                  ForeignEvent* foreign) {
+                                  std::optional<ForeignEvent>* foreign) {
   const std::string stream = OrderStream(order_id);
   uint64_t next = from;
   while (next <= to) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,7 @@ ForeignEvent ForeignEventOf(const storage::EventView& e);
 // given) then says which.
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
                                   uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
-                                  ForeignEvent* foreign = nullptr);
+                                  std::optional<ForeignEvent>* foreign = nullptr);
 
 class OrderHistory {
  public:
