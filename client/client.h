@@ -2,7 +2,7 @@
 // use it; nothing else talks raw RPC.
 //
 //   auto c = esd::client::Client::Connect({.address = "127.0.0.1:7400", .token = "t"});
-//   auto r = c->Append("order-1", Expected::NoStream(), {NewEvent::Json("OrderCreated", "{}")});
+//   auto r = c->Append("cart-1", Expected::NoStream(), {NewEvent::Json("CartOpened", "{}")});
 //   if (r.outcome == AppendResult::Outcome::kWrongExpectedVersion) ...
 //
 // Threads: a Client runs on the KJ event loop of the thread that created it, shared by all

@@ -88,6 +88,7 @@ EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
   m.setCommandId(context.command_id);
   m.setCorrelationId(context.correlation_id);
   m.setCausedBy(context.caused_by);
+  m.setCommandFingerprint(context.command_fingerprint);
   out.metadata = Flatten(meta);
   return out;
 }
@@ -121,6 +122,12 @@ std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view da
   return std::nullopt;
 }
 
+std::optional<OrderEvent> DecodeStoredEvent(std::string_view content_type, std::string_view type,
+                                            std::string_view data) {
+  if (content_type != kOrderContentType) return std::nullopt;
+  return DecodeEvent(type, data);
+}
+
 CommandContext DecodeMetadata(std::string_view metadata) {
   CommandContext c;
   if (metadata.empty() || metadata.size() % sizeof(capnp::word) != 0) return c;
@@ -128,7 +135,8 @@ CommandContext DecodeMetadata(std::string_view metadata) {
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
     capnp::FlatArrayMessageReader reader(words);
     auto m = reader.getRoot<orders::EventMetadata>();
-    c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy())};
+    c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy()),
+                       m.getCommandFingerprint()};
   })) {
     return CommandContext{};
   }

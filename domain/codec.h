@@ -22,6 +22,11 @@ EncodedEvent Encode(const OrderEvent& event, const CommandContext& context);
 
 // nullopt when `type` is not an order event or the bytes do not decode.
 std::optional<OrderEvent> DecodeEvent(std::string_view type, std::string_view data);
+// An event as stored in an order's stream: an order event only with kOrderContentType (every
+// event the service wrote has it), so that bytes of another kind that happen to decode are
+// never folded in. nullopt for anything else: a foreign event.
+std::optional<OrderEvent> DecodeStoredEvent(std::string_view content_type, std::string_view type,
+                                            std::string_view data);
 // Empty fields when the bytes do not decode (metadata is informative, never trusted).
 CommandContext DecodeMetadata(std::string_view metadata);
 

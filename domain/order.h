@@ -9,11 +9,16 @@
 //   quantity-out-of-range     a quantity outside 1..10,000 (also a line over 10,000 in all)
 //   price-out-of-range        a unit price below 0 or above 10^11 cents
 //   price-mismatch            AddItem of a SKU already in the order at another price
+//   too-many-lines            AddItem of a new SKU to an order of 1,000 lines; PlaceOrder of an
+//                             order whose total does not fit in int64 (only events from before
+//                             the cap, or another writer's, make one)
 //   item-not-in-order         RemoveItem of a SKU the order does not hold
 //   remove-more-than-present  RemoveItem of more units than the line holds
 //   order-empty               PlaceOrder of an order without lines
 //   order-already-cancelled   CancelOrder of a cancelled order
 //   invalid-argument          an empty order id, customer id or SKU
+//   foreign-event             any command on an order whose stream holds an event that is not
+//                             an order event (OrderCommands::Prepare; see ForeignEvent)
 #pragma once
 
 #include <cstdint>
@@ -24,8 +29,16 @@
 
 namespace esd::domain {
 
-inline constexpr uint32_t kMaxQuantity = 10'000;
-inline constexpr int64_t kMaxUnitPriceCents = 100'000'000'000;  // keeps totals far from overflow
+inline constexpr uint32_t kMaxQuantity = 10'000;        // units per line
+inline constexpr int64_t kMaxUnitPriceCents = 100'000'000'000;
+inline constexpr uint32_t kMaxLines = 1'000;            // lines (SKUs) per order
+// A line is worth at most 10^4 x 10^11 = 10^15 cents, so without a cap on lines about 9,223
+// maximal lines overflow a total. With it, the largest total is 10^18 cents, under INT64_MAX
+// (9.2 x 10^18), and the largest item count 10^7. Apply clamps what other writers' events
+// would take further (see Apply).
+static_assert(int64_t{kMaxLines} * kMaxQuantity <= INT64_MAX / kMaxUnitPriceCents,
+              "the largest order's total must fit in int64");
+static_assert(uint64_t{kMaxLines} * kMaxQuantity <= UINT32_MAX, "the largest item count must fit in uint32");
 
 // ---- events ----
 struct OrderCreated {
@@ -57,11 +70,15 @@ struct OrderCancelled {
 using OrderEvent = std::variant<OrderCreated, ItemAdded, ItemRemoved, OrderPlaced, OrderCancelled>;
 const char* EventTypeName(const OrderEvent& e);  // "OrderCreated", ...
 
-// Who asked, and in which flow; stored as each event's metadata.
+// Who asked, in which flow, and which command; stored as each event's metadata.
 struct CommandContext {
   std::string command_id;      // unique per command; a retry carries the same id
   std::string correlation_id;
   std::string caused_by;
+  // What the command was (CommandFingerprint in domain/order_commands.h), so that a command
+  // id used again for another command is told apart from a retry. OrderCommands sets it;
+  // 0 in events written before it existed.
+  uint64_t command_fingerprint = 0;
   bool operator==(const CommandContext&) const = default;
 };
 
@@ -114,6 +131,7 @@ struct OrderLine {
 struct AppliedCommand {
   std::string command_id;
   uint64_t first_version = 0, last_version = 0, last_position = 0;
+  uint64_t fingerprint = 0;  // the command's (CommandContext::command_fingerprint); 0: unknown
   bool operator==(const AppliedCommand&) const = default;
 };
 
@@ -122,7 +140,7 @@ struct OrderState {
   std::string customer_id;
   OrderStatus status = OrderStatus::kNone;
   std::vector<OrderLine> lines;  // in the order their SKUs were first added
-  int64_t total_cents = 0;
+  int64_t total_cents = 0;  // the sum over lines (clamped, see Apply)
   std::optional<uint64_t> version;  // of the last event folded in; nullopt: no event
   uint64_t last_position = 0;
   uint64_t last_timestamp = 0;  // commit time of the last event folded in, micros
@@ -138,7 +156,10 @@ struct OrderState {
   bool operator==(const OrderState&) const = default;
 };
 
-// Folds one recorded event into `state`. Events must come in version order.
+// Folds one recorded event into `state`. Events must come in version order. Events that
+// Decide would not have made (an esd before the line cap, another writer) are folded too,
+// without overflow: a line's quantity stops at UINT32_MAX, and total_cents is the sum over
+// the lines clamped to [INT64_MIN, INT64_MAX], exact again once the lines fit.
 void Apply(OrderState& state, const RecordedOrderEvent& e);
 
 struct Rejection {

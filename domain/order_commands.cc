@@ -12,6 +12,31 @@ namespace esd::domain {
 
 namespace {
 
+// The canonical bytes of a command, for its fingerprint: every field at a fixed width or
+// behind its length, so that no two commands encode alike ("ab","c" vs "a","bc").
+class Canonical {
+ public:
+  explicit Canonical(size_t kind) { Int(kind); }
+  Canonical& Text(const std::string& s) {
+    Int(s.size());
+    bytes_ += s;
+    return *this;
+  }
+  Canonical& Int(uint64_t v) {
+    for (int i = 0; i < 8; ++i) bytes_.push_back(static_cast<char>(v >> (8 * i)));
+    return *this;
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
 uint64_t NowMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -28,6 +53,15 @@ std::optional<std::string> OrderIdOf(std::string_view stream) {
   return std::string(stream.substr(kPrefix.size()));
 }
 
+std::optional<std::string> RawAppendRefusal(std::string_view stream) {
+  if (!OrderIdOf(stream)) return std::nullopt;
+  return "stream '" + std::string(stream) +
+         "' is reserved for the Order service: a stream named order-<id> holds only the events of its "
+         "commands, so nothing was written. Change orders with the order commands (esctl order create, add-item, "
+         "remove-item, place, cancel; OrderService over RPC), and append other events to a stream of another "
+         "name, such as 'cart-1'";
+}
+
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index) {
   const XXH128_hash_t h = XXH3_128bits_withSeed(command_id.data(), command_id.size(), index);
   storage::EventId id;
@@ -36,6 +70,24 @@ storage::EventId CommandEventId(const std::string& command_id, uint32_t index) {
   id.bytes[6] = static_cast<uint8_t>((id.bytes[6] & 0x0f) | 0x80);  // UUID version 8: derived
   id.bytes[8] = static_cast<uint8_t>((id.bytes[8] & 0x3f) | 0x80);
   return id;
+}
+
+uint64_t CommandFingerprint(const OrderCommand& command) {
+  Canonical c(command.index());
+  std::visit(Overloaded{
+                 [&](const CreateOrder& x) { c.Text(x.order_id).Text(x.customer_id); },
+                 [&](const AddItem& x) {
+                   c.Text(x.order_id).Text(x.sku).Int(x.quantity).Int(static_cast<uint64_t>(x.unit_price_cents));
+                 },
+                 [&](const RemoveItem& x) {
+                   c.Text(x.order_id).Text(x.sku).Int(x.quantity.has_value()).Int(x.quantity.value_or(0));
+                 },
+                 [&](const PlaceOrder& x) { c.Text(x.order_id); },
+                 [&](const CancelOrder& x) { c.Text(x.order_id).Text(x.reason); },
+             },
+             command);
+  const uint64_t h = XXH3_64bits(c.bytes().data(), c.bytes().size());
+  return h != 0 ? h : 1;  // 0 means "not known"
 }
 
 storage::Result<std::optional<OrderState>> OrderCommands::SaveSnapshot(const std::string& order_id) const {
@@ -64,10 +116,13 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     next = *snap->version + 1;
     state = std::move(*snap);
   }
-  storage::Status s = ForEachOrderEvent(store_, order_id, next, UINT64_MAX, [&](RecordedOrderEvent&& e) {
-    Apply(state, e);
-    ++st.events_read;
-  });
+  storage::Status s = ForEachOrderEvent(
+      store_, order_id, next, UINT64_MAX,
+      [&](RecordedOrderEvent&& e) {
+        Apply(state, e);
+        ++st.events_read;
+      },
+      &st.foreign);
   if (!s.ok()) return s;
   return state;
 }
@@ -86,13 +141,44 @@ void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, c
   (void)snapshots_.Save(store_, stream, state);
 }
 
+std::string OrderCommands::DescribeEvents(const std::string& stream, const AppliedCommand& command) const {
+  const std::string where = "version " + std::to_string(command.first_version);
+  auto first = store_.ReadStream(stream, storage::StreamVersion(command.first_version), 1);
+  if (!first.ok() || first->empty()) return "it wrote " + stream + " " + where;
+  const storage::EventView& e = (*first)[0];
+  std::string out = "it wrote " + std::string(e.type) + " " + EventToJson(e.type, e.data).value_or("") + " at " +
+                    where + " (position " + std::to_string(e.position.value) + ")";
+  if (command.last_version > command.first_version) {
+    out += " and the events after it up to version " + std::to_string(command.last_version);
+  }
+  return out;
+}
+
 std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::Status> OrderCommands::Prepare(
-    const OrderCommand& command, const CommandContext& context) const {
+    const OrderCommand& command, const CommandContext& given) const {
   const std::string& order_id = CommandOrderId(command);
   if (order_id.empty()) return Rejection{"invalid-argument", "the order id must not be empty"};
-  auto loaded = Load(order_id);
+  CommandContext context = given;
+  context.command_fingerprint = CommandFingerprint(command);
+  LoadStats stats;
+  auto loaded = Load(order_id, &stats);
+  if (stats.foreign) {
+    return Rejection{"foreign-event",
+                     "order '" + order_id + "' takes no commands: " + stats.foreign->Describe() +
+                         " (appended directly, before order-<id> streams were reserved for the service). Nothing "
+                         "was written; the Order service never changes such a stream. Use another order id (esctl "
+                         "order create NEW-ID --customer C)"};
+  }
   if (!loaded.ok()) return loaded.status();
   if (const AppliedCommand* done = loaded->FindCommand(context.command_id)) {
+    // One id, one command: the same command again is a retry, another one a conflict. A
+    // command written before fingerprints (0) is known by its id alone, as it was then.
+    if (done->fingerprint != 0 && done->fingerprint != context.command_fingerprint) {
+      return storage::Status::IdempotencyConflict(
+          "command id '" + context.command_id + "' was already used on order '" + order_id + "' for another command: " +
+          DescribeEvents(OrderStream(order_id), *done) +
+          ". Nothing was written; a different command needs a command id of its own");
+    }
     return Accepted{done->first_version, done->last_version, done->last_position, true};
   }
   auto decision = Decide(*loaded, command, NowMicros());
@@ -123,6 +209,23 @@ std::optional<OrderCommands::Outcome> OrderCommands::Finish(const Plan& plan, co
     return Accepted{r->first_version.value, r->last_version.value, r->last_position.value, r->already_written};
   }
   if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;  // decide again
+  if (r.status().code() == storage::Status::Code::kIdempotencyConflict) {
+    // A retry that raced its first attempt: that one was written after this was decided
+    // (with another decision time in a create, so the store saw other content). Otherwise
+    // the store holds this command's ids elsewhere: on another order, or on this one
+    // further back than its recent commands reach.
+    if (auto now = Load(OrderIdOf(plan.stream).value_or("")); now.ok()) {
+      const AppliedCommand* done = now->FindCommand(plan.context.command_id);
+      if (done != nullptr && done->fingerprint == plan.context.command_fingerprint) {
+        return Accepted{done->first_version, done->last_version, done->last_position, true};
+      }
+    }
+    return storage::Status::IdempotencyConflict(
+        "command id '" + plan.context.command_id + "' was already used: the ids of its events derive from it, and " +
+        r.status().message() + ". Nothing was written; a different command needs a command id of its own (a " +
+        "retry of the same command is recognised among its order's last " +
+        std::to_string(OrderState::kRecentCommands) + " commands)");
+  }
   return r.status();
 }
 

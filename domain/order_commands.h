@@ -5,7 +5,10 @@
 // Idempotency: a command's id becomes its events' ids (CommandEventId), and the state
 // remembers its last commands; a retried command is answered with its original result and
 // writes nothing. A retry older than OrderState::kRecentCommands commands is refused by the
-// store (the ids exist with another expected version) rather than applied twice.
+// store (the ids exist with another expected version) rather than applied twice. A command
+// id names one command: the events record the command's fingerprint, and the same id with
+// another command (on this order, or on another, which the store refuses) is a
+// kIdempotencyConflict naming the id and what it was first used for; nothing is written.
 #pragma once
 
 #include <optional>
@@ -14,6 +17,7 @@
 #include <variant>
 
 #include "domain/order.h"
+#include "domain/order_history.h"
 #include "domain/snapshots.h"
 #include "storage/store.h"
 
@@ -23,8 +27,19 @@ std::string OrderStream(const std::string& order_id);  // "order-<id>"
 // The id in an order's stream name ("order-<id>", the id not empty); nullopt for any other.
 std::optional<std::string> OrderIdOf(std::string_view stream);
 
+// Streams named "order-<id>" (OrderIdOf) belong to the Order service: a plain append to one
+// is refused, so that an order's stream holds only events its commands decided. The
+// refusal for people (what is reserved, and what to use instead), or nullopt for a stream
+// anyone may append to. The one place that decides it (EventStore.append asks it).
+std::optional<std::string> RawAppendRefusal(std::string_view stream);
+
 // 16 bytes from (command id, index of the event in the command), the same every time.
 storage::EventId CommandEventId(const std::string& command_id, uint32_t index);
+
+// What a command is, as 64 bits: XXH3 of its kind and every field, so that two commands
+// differ in fingerprint unless they are the same command (the order id included). Never 0,
+// which stands for "not known" (events written before fingerprints existed).
+uint64_t CommandFingerprint(const OrderCommand& command);
 
 class OrderCommands {
  public:
@@ -44,11 +59,13 @@ class OrderCommands {
     std::optional<uint64_t> snapshot_version;  // the snapshot it started from
     uint64_t events_read = 0;                  // events folded on top of it
     std::string snapshot_ignored;              // why a snapshot there was not used, or ""
+    std::optional<ForeignEvent> foreign;       // the event that is not an order event, if any
   };
   // The order: its latest snapshot plus the events after it. A snapshot is used only if the
   // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
   // read. kCorruption if the stream holds something that is not an order event (named by
-  // position).
+  // position; `stats->foreign` says which). Prepare and Execute answer that as a rejection
+  // by the rule foreign-event: the bytes verify, so it is not damage.
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
 
   // Loads the order and writes its snapshot now, whatever the policy says (an operator's
@@ -66,14 +83,20 @@ class OrderCommands {
   struct Conflict {
     int attempts = 0;  // the order kept changing under the command
   };
+  // storage::Status: kIdempotencyConflict for a command id already used for another
+  // command; kCorruption for damage (named by position); the store's other failures.
   using Outcome = std::variant<Accepted, Rejection, Conflict, storage::Status>;
 
+  // `context.command_fingerprint` is ignored: it is the command's, set here.
   Outcome Execute(const OrderCommand& command, const CommandContext& context);
 
   // Execute in steps, for callers that must not block on the append (the RPC service on
   // its event loop): Prepare loads and decides; the caller appends `plan.events` to
   // `plan.stream` with `plan.expected`; Finish judges the append's result. Finish returns
   // nullopt when the order changed meanwhile: Prepare again (at most max_attempts times).
+  // When the store refuses the command's event ids, Finish reads the order once more: a
+  // retry that raced its own first attempt is Accepted (already_applied), anything else a
+  // kIdempotencyConflict.
   // When the append makes the order cross a multiple of snapshot_every, Finish writes its
   // snapshot, which under Durability::kInterval or kNever waits for one fdatasync first.
   struct Plan {
@@ -90,6 +113,8 @@ class OrderCommands {
   int max_attempts() const { return options_.max_attempts; }
 
  private:
+  // What `command` wrote to `stream`, for people: the type and fields of its first event.
+  std::string DescribeEvents(const std::string& stream, const AppliedCommand& command) const;
   void MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
                      const CommandContext& context, const storage::AppendOk& appended) const;
 

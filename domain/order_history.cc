@@ -5,8 +5,20 @@
 
 namespace esd::domain {
 
+std::string ForeignEvent::Describe() const {
+  return "stream '" + stream + "' holds at version " + std::to_string(version) + " (position " +
+         std::to_string(position) + ") an event of type '" + type + "' (" +
+         (content_type.empty() ? std::string("no content type") : content_type) +
+         ") that is not an Order service event";
+}
+
+ForeignEvent ForeignEventOf(const storage::EventView& e) {
+  return {std::string(e.stream), e.version.value, e.position.value, std::string(e.type), std::string(e.content_type)};
+}
+
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
-                                  uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit) {
+                                  uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
+                                  std::optional<ForeignEvent>* foreign) {
   const std::string stream = OrderStream(order_id);
   uint64_t next = from;
   while (next <= to) {
@@ -17,11 +29,11 @@ storage::Status ForEachOrderEvent(const storage::Store& store, const std::string
     if (page->empty()) return storage::Status::Ok();
     for (const storage::EventView& e : *page) {
       if (e.version.value > to) return storage::Status::Ok();
-      auto event = DecodeEvent(e.type, e.data);
+      auto event = DecodeStoredEvent(e.content_type, e.type, e.data);
       if (!event) {
-        return storage::Status::Corruption("stream '" + stream + "' version " + std::to_string(e.version.value) +
-                                           " (position " + std::to_string(e.position.value) + "): '" +
-                                           std::string(e.type) + "' is not an order event that decodes");
+        const ForeignEvent found = ForeignEventOf(e);
+        if (foreign != nullptr) *foreign = found;
+        return storage::Status::Corruption(found.Describe());
       }
       visit({std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
     }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,26 @@
 
 namespace esd::domain {
 
+// An event in an order's stream that is not an order event (DecodeStoredEvent): appended
+// there directly before such streams were reserved for the Order service
+// (RawAppendRefusal), or by another writer. Its bytes verify: it is not damage, but no
+// command can decide on the order, whose state it is not part of.
+struct ForeignEvent {
+  std::string stream;
+  uint64_t version = 0, position = 0;
+  std::string type, content_type;
+  // "stream 'order-1' holds at version 0 (position 0) an event of type 'OrderCreated'
+  // (application/json) that is not an Order service event"
+  std::string Describe() const;
+};
+ForeignEvent ForeignEventOf(const storage::EventView& e);
+
 // Calls `visit` for each event of the order with from <= version <= to, in order.
-// kCorruption (with the position) for an event that is not an order event.
+// kCorruption (with the position) for an event that is not an order event; `foreign` (if
+// given) then says which.
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
-                                  uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit);
+                                  uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
+                                  std::optional<ForeignEvent>* foreign = nullptr);
 
 class OrderHistory {
  public:

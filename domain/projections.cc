@@ -3,13 +3,12 @@
 #include <charconv>
 
 #include "domain/codec.h"
+#include "domain/order_commands.h"
 #include "domain/snapshots.h"
 
 namespace esd::domain {
 
 namespace {
-
-constexpr std::string_view kOrderPrefix = "order-";
 
 std::string Token(const std::pair<uint64_t, std::string>& key) {
   return std::to_string(key.first) + ":" + key.second;
@@ -34,14 +33,15 @@ void OrderProjection::Apply(const storage::EventView& e) {
   if (e.position.value < checkpoint_) return;
   checkpoint_ = e.position.value + 1;
   last_timestamp_ = e.timestamp;
-  if (e.stream.substr(0, kOrderPrefix.size()) != kOrderPrefix) return;
-  auto event = DecodeEvent(e.type, e.data);
+  auto order_id = OrderIdOf(e.stream);
+  if (!order_id) return;
+  auto event = DecodeStoredEvent(e.content_type, e.type, e.data);
   if (!event) {
     ++skipped_;
+    if (!first_skipped_) first_skipped_ = ForeignEventOf(e);
     return;
   }
-  const std::string order_id(e.stream.substr(kOrderPrefix.size()));
-  OrderState& state = orders_[order_id];
+  OrderState& state = orders_[*order_id];
   const bool created = std::holds_alternative<OrderCreated>(*event);
   domain::Apply(state, {std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
   if (created) Index(state);

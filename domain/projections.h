@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "domain/order.h"
+#include "domain/order_history.h"
 #include "storage/store.h"
 
 namespace esd::domain {
@@ -24,8 +25,10 @@ namespace esd::domain {
 class OrderProjection {
  public:
   // Folds one event of $all. Events at positions it already has are ignored (so catching
-  // up twice is harmless); events of streams other than "order-..." only move the
-  // checkpoint; an order event that does not decode is counted in skipped_events().
+  // up twice is harmless); events of streams other than "order-<id>" (OrderIdOf) only move
+  // the checkpoint; an event there that is not an order event (a ForeignEvent, written
+  // before such streams were reserved) is skipped, counted in skipped_events(), and the
+  // first one kept in first_skipped().
   void Apply(const storage::EventView& e);
 
   // Applies every durable event from checkpoint() on (at most `max_events`). Returns how
@@ -34,6 +37,7 @@ class OrderProjection {
 
   uint64_t checkpoint() const { return checkpoint_; }
   uint64_t skipped_events() const { return skipped_; }
+  const std::optional<ForeignEvent>& first_skipped() const { return first_skipped_; }
   size_t order_count() const { return orders_.size(); }
 
   // GetOrder: nullptr when the projection has no such order (yet).
@@ -72,6 +76,7 @@ class OrderProjection {
   uint64_t checkpoint_ = 0;
   uint64_t last_timestamp_ = 0;  // commit time of the event at checkpoint_ - 1
   uint64_t skipped_ = 0;
+  std::optional<ForeignEvent> first_skipped_;
 };
 
 }  // namespace esd::domain

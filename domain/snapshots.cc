@@ -60,6 +60,7 @@ void Fill(orders::OrderSnapshot::Builder b, const OrderState& s) {
     cmds[i].setFirstVersion(c.first_version);
     cmds[i].setLastVersion(c.last_version);
     cmds[i].setLastPosition(c.last_position);
+    cmds[i].setFingerprint(c.fingerprint);
   }
 }
 
@@ -80,7 +81,8 @@ std::optional<OrderState> Read(orders::OrderSnapshot::Reader r) {
   s.cancel_reason = Str(r.getCancelReason());
   s.last_timestamp = r.getLastTimestamp();
   for (auto c : r.getRecentCommands()) {
-    s.recent_commands.push_back({Str(c.getCommandId()), c.getFirstVersion(), c.getLastVersion(), c.getLastPosition()});
+    s.recent_commands.push_back(
+        {Str(c.getCommandId()), c.getFirstVersion(), c.getLastVersion(), c.getLastPosition(), c.getFingerprint()});
   }
   return s;
 }

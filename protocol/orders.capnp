@@ -37,6 +37,10 @@ struct EventMetadata {
   commandId @0 :Text;          # the command that produced the event; its ids derive from it
   correlationId @1 :Text;      # the business flow it belongs to
   causedBy @2 :Text;           # who asked: a user, a token's role, a service
+  commandFingerprint @3 :UInt64;
+  # What the command was: XXH3-64 of its kind and fields (domain::CommandFingerprint), so a
+  # command id used again for another command is refused instead of answered as a retry.
+  # 0 in events written before it existed: such a command is known by its id alone.
 }
 
 # An aggregate snapshot: the Order's state after `version`, so that loading reads only the
@@ -76,6 +80,8 @@ struct OrderSnapshot {
     firstVersion @1 :UInt64;
     lastVersion @2 :UInt64;
     lastPosition @3 :UInt64;
+    fingerprint @4 :UInt64;    # EventMetadata.commandFingerprint; 0: not known (an older
+                               # snapshot, or events from before fingerprints)
   }
 }
 

@@ -74,6 +74,10 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Gauge("esd_projection_checkpoint", "Next $all position the order projection applies.", static_cast<double>(checkpoint));
   m.Gauge("esd_projection_lag_events", "Durable events the order projection has not applied yet.",
           static_cast<double>(durable > checkpoint ? durable - checkpoint : 0));
+  m.Counter("esd_projection_events_skipped_total",
+            "Events in order streams that are not order events (appended before those streams were reserved), "
+            "skipped by the order projection since start; the log names the first.",
+            static_cast<double>(ctx.projection.skipped_events()));
   return m.Take();
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "domain/order_commands.h"
 #include "server/subscription.h"
 
 namespace esd::server {
@@ -127,6 +128,11 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     ++ctx_.counters.appends_rejected;
     Reject(result, rpc::RejectCode::PERMISSION_DENIED,
            kj::str("role ", RoleName(role_), " may not append (needs writer or admin)"));
+    return kj::READY_NOW;
+  }
+  if (auto refusal = domain::RawAppendRefusal(ToString(params.getStream()))) {
+    ++ctx_.counters.appends_rejected;
+    Reject(result, rpc::RejectCode::INVALID_ARGUMENT, refusal->c_str());
     return kj::READY_NOW;
   }
   storage::ExpectedVersion expected = storage::ExpectedVersion::Any();

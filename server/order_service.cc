@@ -33,12 +33,14 @@ void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_l
   } else {
     const auto& s = std::get<storage::Status>(o);
     auto b = out.initFailed();
+    const bool reused_id = s.code() == storage::Status::Code::kIdempotencyConflict;
     b.setCode(s.code() == storage::Status::Code::kOutOfSpace ? rpc::RejectCode::OUT_OF_SPACE
               : s.code() == storage::Status::Code::kOverloaded      ? rpc::RejectCode::OVERLOADED
               : s.code() == storage::Status::Code::kInvalidArgument ? rpc::RejectCode::INVALID_ARGUMENT
+              : reused_id                                           ? rpc::RejectCode::IDEMPOTENCY_CONFLICT
               : s.IsDataLoss()                                      ? rpc::RejectCode::DATA_LOSS
                                                                     : rpc::RejectCode::UNAVAILABLE);
-    b.setReason(s.ToString());
+    b.setReason(reused_id ? s.message() : s.ToString());  // the code says what kind already
     if (s.IsDataLoss()) {
       damage_log.Report(s, "loading an order for a command");
       FillDamage(b.initDamage(), s);

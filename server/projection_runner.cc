@@ -32,8 +32,9 @@ void ProjectionRunner::Start() {
 }
 
 kj::Promise<void> ProjectionRunner::Loop() {
-  const uint64_t before = projection_.checkpoint();
+  const uint64_t before = projection_.checkpoint(), skipped_before = projection_.skipped_events();
   auto read = projection_.CatchUp(store_, kSlice);
+  CountSkipped(projection_, skipped_before);
   // What was applied before a failure was read from verified batches, and counts.
   applied_since_snapshot_ += projection_.checkpoint() - before;
   checkpoint_ = projection_.checkpoint();
@@ -72,6 +73,19 @@ void ProjectionRunner::StopAtDamage(const storage::Status& damage) {
   waiters_->clear();
 }
 
+void ProjectionRunner::CountSkipped(const domain::OrderProjection& p, uint64_t before) {
+  const uint64_t n = p.skipped_events() - before;
+  if (n == 0 || skipped_.fetch_add(n, std::memory_order_relaxed) != 0 || !p.first_skipped()) return;
+  // Once per process: a store from before the reservation may hold many, and a rebuild
+  // meets them all again; the metric counts them.
+  std::fprintf(stderr,
+               "esd: the order projection skipped an event that is not an order event: %s (appended directly, "
+               "before order-<id> streams were reserved for the Order service). It is no part of any order; "
+               "commands on that order are rejected (rule foreign-event). esd_projection_events_skipped_total "
+               "counts such events; only this first one is logged\n",
+               p.first_skipped()->Describe().c_str());
+}
+
 kj::Promise<ProjectionRunner::Wait> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
   if (position == 0 || position < projection_.checkpoint()) return Wait::kApplied;  // 0: no wait asked for
   if (damage_) return Wait::kDamaged;  // it will not get there
@@ -105,7 +119,9 @@ kj::Promise<uint64_t> ProjectionRunner::Rebuild() {
 }
 
 kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
+  const uint64_t skipped_before = rebuilding_->skipped_events();
   auto n = rebuilding_->CatchUp(store_, kSlice);
+  CountSkipped(*rebuilding_, skipped_before);
   if (!n.ok()) {
     if (!n.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all for the rebuild failed", n.status().ToString());
     damage_log_.Report(n.status(), "the rebuild of the order projection");

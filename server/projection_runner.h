@@ -69,11 +69,16 @@ class ProjectionRunner {
   // the projection then catches up from position 0.
   const std::string& snapshot_ignored() const { return snapshot_ignored_; }
   uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_relaxed); }  // any thread
+  // Events of order streams that are not order events, skipped by this runner's projections
+  // since it started (a rebuild meets them again); any thread. The first is logged.
+  uint64_t skipped_events() const { return skipped_.load(std::memory_order_relaxed); }
 
  private:
   kj::Promise<void> Loop();
   void WakeWaiters();
   void StopAtDamage(const storage::Status& damage);
+  // Counts what `p` skipped since `before` (its skipped_events() then), logging the first.
+  void CountSkipped(const domain::OrderProjection& p, uint64_t before);
 
   storage::Store& store_;
   DurableNotifier& notifier_;
@@ -87,6 +92,7 @@ class ProjectionRunner {
   domain::OrderProjection projection_;
   uint64_t applied_since_snapshot_ = 0;
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics
+  std::atomic<uint64_t> skipped_{0};     // for /metrics
   std::optional<storage::Status> damage_;  // set once: the loop has stopped
   // By (position, serial). Shared with each wait's clean-up, which may run after this is
   // destroyed (an RPC call dropped at shutdown).

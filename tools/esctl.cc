@@ -4,10 +4,10 @@
 //
 // Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not
 // found), 2 bad usage, 3 an append or order command that was not done (wrong expected
-// version, rejected, a business rule, a conflict), 4 damage found (verify, dump, or a read,
-// tail or order command that reached damaged bytes of the log). Every command checks its arguments before
-// it connects, so bad usage is reported even without a server. The order commands are in
-// tools/esctl_order.cc.
+// version, rejected, a business rule, a conflict, a command id used for another command),
+// 4 damage found (verify, dump, or a read, tail or order command that reached damaged bytes
+// of the log). Every command checks its arguments before it connects, so bad usage is
+// reported even without a server. The order commands are in tools/esctl_order.cc.
 #include <kj/exception.h>
 #include <signal.h>
 #include <unistd.h>

@@ -68,8 +68,9 @@ content type is JSON and they parse, else strings; "dataEncoding":"base64" marks
 
 exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not found),
 2 bad usage, 3 not done: an append (wrong expected version, or rejected by the server) or an
-order command (rejected by a business rule, or a conflict), 4 damage: verify or dump found
-some, or a read, tail or order command reached damaged bytes of the log (it says where)
+order command (rejected by a business rule, a conflict, or a command id used for another
+command), 4 damage: verify or dump found some, or a read, tail or order command reached
+damaged bytes of the log (it says where)
 )";
 
 constexpr std::string_view kSalvageHelp = R"(usage: esctl --data-dir DIR salvage [--dry-run]
@@ -106,8 +107,10 @@ commands:
   history ID                                 every event of the order, oldest first
 
 Commands that write take --command-id ID: a retry with the same id (after a timeout or a
-lost connection) is answered with the first outcome and writes nothing new. The default is
-a random id, which they print; `create` also takes --correlation-id ID, the business flow
+lost connection) is answered with the first outcome and writes nothing new. An id names one
+command: used again for another command (or on another order) it is refused as an
+idempotency conflict (exit 3) and nothing is written. The default is a random id, which they
+print; `create` also takes --correlation-id ID, the business flow
 the order belongs to (it shows in the history).
 
 A command prints "order ID: version V, position P (command id C)". `get` and `list` read a
@@ -119,9 +122,10 @@ command's effect at once. With --json, one JSON object per line.
 constexpr std::string_view kOrderExitCodes = R"(
 exit codes: 0 ok; 1 failure (cannot connect, permission denied, server unavailable, order not
 found); 2 bad usage; 3 not done: rejected by a business rule (the rule is named, e.g.
-order-not-open), or a conflict (the order kept changing: retry); 4 the order's events, or
-the projection a query waits for, reach damaged bytes of the log (file, offset and position
-are named on stderr)
+order-not-open), a conflict (the order kept changing: retry), or an idempotency conflict
+(the --command-id was used before for another command: give this one its own); 4 the
+order's events, or the projection a query waits for, reach damaged bytes of the log (file,
+offset and position are named on stderr)
 )";
 
 const std::vector<CommandSpec>& Commands() {
@@ -217,9 +221,10 @@ exit codes: 0 done; 1 failure (cannot connect, permission denied, esd running on
         {"content-type", true, false}},
        R"(usage: esctl append STREAM --type T --data DATA [options]
 
-Appends one event to STREAM and prints its version and position.
+Appends one event to STREAM and prints its version and position. Streams order-ID belong to
+the Order service: an append there is rejected (exit 3); change orders with `esctl order`.
 
-  --type T                   the event type, e.g. OrderPlaced (required)
+  --type T                   the event type, e.g. CartOpened (required)
   --data DATA                the event's data (required); must be JSON when the content
                              type is JSON
   --content-type CT          default application/json
@@ -363,7 +368,8 @@ Opens order ID for customer C. Exit 3 (rule order-already-exists) if the order e
        R"(usage: esctl order add-item ID --sku S --qty N --price CENTS [--command-id ID]
 
 Adds N units of SKU S at CENTS each to the open order ID. Adding a SKU that is in the order
-again adds to its line (at the same price only: rule price-mismatch otherwise).
+again adds to its line (at the same price only: rule price-mismatch otherwise). An order
+holds at most 1000 lines (SKUs): rule too-many-lines for one more.
 
   --sku S           the SKU (required)
   --qty N           the number of units, 1 or more (required; the server allows up to 10000)

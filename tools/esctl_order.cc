@@ -132,6 +132,11 @@ int RunWrite(const Invocation& inv, const Connector& connect, const ErrorReporte
   }
   result_json(JsonObject().String("result", "failed").String("code", o.code).String("message", o.message));
   if (o.damage) return ReportDamage(*o.damage, "the command was not applied: the order's events cannot be loaded");
+  if (o.code == "idempotency-conflict") {  // not done, like a rejection: the request must change
+    Note("idempotency conflict: " + o.message + "\nTo send this command, give it a command id of its own: leave out "
+         "--command-id (esctl then makes a new one), or pass one not used before.");
+    return kExitNotDone;
+  }
   std::string what = "the server did not take the command (" + o.code + "): " + o.message + "\n";
   if (o.code == "permission-denied") {
     what += "Commands that change orders need a token with the writer role; pass one with --token or $ESD_TOKEN.";

@@ -1,6 +1,8 @@
 // esd-demo: what `make run` starts until the daemon exists. Opens (or creates) a store,
-// says what recovery found, appends a short order history, and reads it back by stream and
-// from $all. Run it twice: the second run finds the first run's events and continues.
+// says what recovery found, appends a short cart history, and reads it back by stream and
+// from $all. Run it twice: the second run finds the first run's events and continues. Not
+// to an order-<id> stream: those hold the Order service's events only (docs/domain.md), and
+// esd may later serve this same directory.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,11 +82,11 @@ int main(int argc, char** argv) {
   }
   std::printf("\n");
 
-  const std::string stream = "order-demo-" + std::to_string(rec.end_position.value);
+  const std::string stream = "cart-demo-" + std::to_string(rec.end_position.value);
   auto r = store.AppendSync(stream, ExpectedVersion::NoStream(),
-                            {Event("OrderCreated", R"({"customerId":"c-1"})"),
+                            {Event("CartOpened", R"({"customerId":"c-1"})"),
                              Event("ItemAdded", R"({"sku":"apple","quantity":3,"unitPriceCents":50})"),
-                             Event("OrderPlaced", R"({"totalCents":150,"itemCount":3})")});
+                             Event("CartCheckedOut", R"({"totalCents":150,"itemCount":3})")});
   if (!r.ok()) {
     std::fprintf(stderr, "esd-demo: append failed: %s\n", r.status().ToString().c_str());
     return 1;

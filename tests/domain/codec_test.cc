@@ -74,6 +74,12 @@ TEST(CodecTest, MetadataRoundTrips) {
   EXPECT_EQ(DecodeMetadata(Encode(OrderPlaced{1, 1}, partial).metadata), partial);
 }
 
+TEST(CodecTest, MetadataRoundTripsTheCommandFingerprint) {
+  CommandContext c = kContext;
+  c.command_fingerprint = 0xfedcba9876543210ull;
+  EXPECT_EQ(DecodeMetadata(Encode(OrderPlaced{1, 1}, c).metadata), c);
+}
+
 TEST(CodecTest, EmptyMetadataDecodesToAnEmptyContext) {
   EXPECT_EQ(DecodeMetadata(""), CommandContext{});
   EXPECT_EQ(DecodeMetadata(Encode(OrderPlaced{}, CommandContext{}).metadata), CommandContext{});

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <set>
 #include <thread>
 
 #include "domain/codec.h"
@@ -26,8 +27,16 @@ const T& As(const OrderCommands::Outcome& o) {
     if (auto* r = std::get_if<Rejection>(&o)) ADD_FAILURE() << "rejected: " << r->rule << ": " << r->message;
     if (auto* s = std::get_if<storage::Status>(&o)) ADD_FAILURE() << "error: " << s->ToString();
     if (std::holds_alternative<OrderCommands::Conflict>(o)) ADD_FAILURE() << "conflict";
+    if (std::holds_alternative<OrderCommands::Accepted>(o)) ADD_FAILURE() << "accepted";
   }
   return std::get<T>(o);
+}
+
+// The sentence of an idempotency conflict; a test failure when `o` is anything else.
+std::string ConflictMessage(const OrderCommands::Outcome& o) {
+  const storage::Status s = As<storage::Status>(o);
+  EXPECT_EQ(s.code(), storage::Status::Code::kIdempotencyConflict) << s.ToString();
+  return s.message();
 }
 
 class OrderCommandsTest : public ::testing::Test {
@@ -52,7 +61,9 @@ TEST_F(OrderCommandsTest, CommandsBecomeEventsInTheOrdersStream) {
   EXPECT_EQ((*events)[2].type, "OrderPlaced");
   EXPECT_EQ((*events)[1].content_type, kOrderContentType);
   EXPECT_EQ((*events)[1].id, CommandEventId("cmd-2", 0)) << "a command's id becomes its event ids";
-  EXPECT_EQ(DecodeMetadata((*events)[1].metadata), Ctx("cmd-2"));
+  CommandContext recorded = Ctx("cmd-2");
+  recorded.command_fingerprint = CommandFingerprint(AddItem{"o1", "apple", 3, 50});
+  EXPECT_EQ(DecodeMetadata((*events)[1].metadata), recorded) << "who asked, and which command it was";
   auto decoded = DecodeEvent((*events)[2].type, (*events)[2].data);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(std::get<OrderPlaced>(*decoded), (OrderPlaced{150, 3}));
@@ -87,6 +98,56 @@ TEST_F(OrderCommandsTest, RetriedCommandIsAnsweredWithItsOriginalResultAndWrites
   EXPECT_TRUE(As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o3", "c"}, Ctx("create"))).already_applied);
 }
 
+TEST_F(OrderCommandsTest, ReusedCommandIdWithOtherCommandIsAConflict) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o2", "alice"}, Ctx("cmd-1")));
+  // For another customer, or for an add-item.
+  for (const OrderCommand& other : std::vector<OrderCommand>{CreateOrder{"o2", "bob"}, AddItem{"o2", "apple", 1, 10}}) {
+    const std::string m = ConflictMessage(orders.Execute(other, Ctx("cmd-1")));
+    EXPECT_NE(m.find("command id 'cmd-1'"), std::string::npos) << m;
+    EXPECT_NE(m.find(R"(OrderCreated {"orderId":"o2","customerId":"alice")"), std::string::npos)
+        << "what it was first used for: " << m;
+  }
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1)) << "nothing was written";
+  EXPECT_EQ(orders.Load("o2")->customer_id, "alice");
+  EXPECT_TRUE(orders.Load("o2")->lines.empty());
+}
+
+TEST_F(OrderCommandsTest, ACommandIdReusedOnAnotherOrderIsAConflictNamingTheCommandId) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "alice"}, Ctx("cmd-1")));
+  // Its event ids derive from the command id: the store holds them already, in order-o1.
+  const std::string m = ConflictMessage(orders.Execute(CreateOrder{"o2", "alice"}, Ctx("cmd-1")));
+  EXPECT_NE(m.find("command id 'cmd-1'"), std::string::npos) << m;
+  EXPECT_NE(m.find("order-o1"), std::string::npos) << "where it was used: " << m;
+  EXPECT_FALSE(store_->GetStreamInfo("order-o2").has_value());
+}
+
+TEST_F(OrderCommandsTest, ARetryThatRacedItsFirstAttemptIsAnsweredAsAppliedNotAsAConflict) {
+  OrderCommands orders(*store_);
+  // Both decided on the order before either was written; a create's event carries the time
+  // of its decision, so the store sees the second as other content under the same ids.
+  auto first = std::get<OrderCommands::Plan>(orders.Prepare(CreateOrder{"o", "c"}, Ctx("create")));
+  auto retry = std::get<OrderCommands::Plan>(orders.Prepare(CreateOrder{"o", "c"}, Ctx("create")));
+  As<OrderCommands::Accepted>(*orders.Finish(first, store_->AppendSync(first.stream, first.expected, first.events)));
+  auto answered = orders.Finish(retry, store_->AppendSync(retry.stream, retry.expected, retry.events));
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_TRUE(As<OrderCommands::Accepted>(*answered).already_applied);
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1));
+}
+
+TEST_F(OrderCommandsTest, ARetryOfACommandWrittenBeforeFingerprintsIsJudgedByItsIdAlone) {
+  // As an esd before fingerprints wrote it: the metadata names the command id only.
+  const EncodedEvent enc = Encode(OrderCreated{"old", "alice", 1}, Ctx("cmd-old"));
+  storage::EventData e{CommandEventId("cmd-old", 0), enc.type, std::string(kOrderContentType), enc.metadata, enc.data};
+  ASSERT_TRUE(store_->AppendSync("order-old", storage::ExpectedVersion::NoStream(), {e}).ok());
+  OrderCommands orders(*store_);
+  EXPECT_TRUE(As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"old", "alice"}, Ctx("cmd-old"))).already_applied);
+  EXPECT_TRUE(As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"old", "bob"}, Ctx("cmd-old"))).already_applied)
+      << "what it was cannot be told: answered as before fingerprints existed";
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(1));
+}
+
 TEST_F(OrderCommandsTest, ConcurrentCommandsOnOneOrderLoseNoUpdate) {
   OrderCommands::Options options;
   options.max_attempts = 100;
@@ -115,16 +176,45 @@ TEST_F(OrderCommandsTest, ConcurrentCommandsOnOneOrderLoseNoUpdate) {
   EXPECT_EQ(conflicts_seen.load(), 0);
 }
 
-TEST_F(OrderCommandsTest, AStreamWithAForeignEventIsReportedAsCorruptionByPosition) {
+TEST_F(OrderCommandsTest, AStreamWithAForeignEventDoesNotLoadAndTheLoadNamesIt) {
   storage::EventData foreign;
   foreign.id = storage::EventId::Random();
   foreign.type = "SomethingElse";
   foreign.data = "x";
   ASSERT_TRUE(store_->AppendSync("order-odd", storage::ExpectedVersion::Any(), {foreign}).ok());
   OrderCommands orders(*store_);
-  auto state = orders.Load("odd");
+  OrderCommands::LoadStats stats;
+  auto state = orders.Load("odd", &stats);
   ASSERT_EQ(state.status().code(), storage::Status::Code::kCorruption);
   EXPECT_NE(state.status().message().find("position 0"), std::string::npos) << state.status().message();
+  ASSERT_TRUE(stats.foreign.has_value());
+  EXPECT_EQ(stats.foreign->position, 0u);
+  EXPECT_EQ(stats.foreign->type, "SomethingElse");
+}
+
+TEST_F(OrderCommandsTest, ACommandOnAStreamWithAForeignEventIsRejectedNamingItsPositionAndType) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  storage::EventData json{storage::EventId::Random(), "ItemAdded", "application/json", "", R"({"sku":"a"})"};
+  ASSERT_TRUE(store_->AppendSync("order-o", storage::ExpectedVersion::Any(), {json}).ok());
+  for (const OrderCommand& c : std::vector<OrderCommand>{AddItem{"o", "a", 1, 1}, CancelOrder{"o", ""}}) {
+    const Rejection r = std::get<Rejection>(orders.Execute(c, Ctx("next")));
+    EXPECT_EQ(r.rule, "foreign-event");
+    EXPECT_NE(r.message.find("stream 'order-o' holds at version 1 (position 1) an event of type 'ItemAdded' "
+                             "(application/json)"),
+              std::string::npos)
+        << r.message;
+    EXPECT_NE(r.message.find("esctl order create"), std::string::npos) << r.message;
+  }
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(2)) << "nothing was written";
+}
+
+TEST_F(OrderCommandsTest, AnOrderEventOfAnotherContentTypeIsForeignEvenIfItsBytesDecode) {
+  const EncodedEvent enc = Encode(OrderCreated{"o", "c", 1}, Ctx("x"));
+  storage::EventData e{storage::EventId::Random(), enc.type, "application/octet-stream", enc.metadata, enc.data};
+  ASSERT_TRUE(store_->AppendSync("order-o", storage::ExpectedVersion::NoStream(), {e}).ok());
+  OrderCommands orders(*store_);
+  EXPECT_EQ(std::get<Rejection>(orders.Execute(AddItem{"o", "a", 1, 1}, Ctx("add"))).rule, "foreign-event");
 }
 
 TEST_F(OrderCommandsTest, ASnapshotOnDemandHoldsTheOrderAndAnOrderWithoutEventsGetsNone) {
@@ -195,6 +285,34 @@ TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {
   EXPECT_EQ(OrderIdOf("order-"), std::nullopt) << "no id";
   EXPECT_EQ(OrderIdOf("orders"), std::nullopt);
   EXPECT_EQ(OrderIdOf("bulk-1"), std::nullopt);
+}
+
+TEST(RawAppendRefusal, RefusesOrderStreamsOnlyAndNamesTheOrderCommands) {
+  const auto refusal = RawAppendRefusal("order-1");
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_NE(refusal->find("stream 'order-1' is reserved for the Order service"), std::string::npos) << *refusal;
+  EXPECT_NE(refusal->find("esctl order create"), std::string::npos) << "what to use instead: " << *refusal;
+  EXPECT_TRUE(RawAppendRefusal(OrderStream("x-y")).has_value());
+  EXPECT_EQ(RawAppendRefusal("cart-1"), std::nullopt);
+  EXPECT_EQ(RawAppendRefusal("orders"), std::nullopt);
+  EXPECT_EQ(RawAppendRefusal("order-"), std::nullopt) << "no order id: no order's stream";
+}
+
+TEST(CommandFingerprint, IsStablePerCommandAndDiffersWhenAnyFieldOrTheKindDiffers) {
+  EXPECT_EQ(CommandFingerprint(CreateOrder{"o", "c"}), CommandFingerprint(CreateOrder{"o", "c"}));
+  const std::vector<OrderCommand> distinct = {
+      CreateOrder{"o", "c"},        CreateOrder{"o", "d"},           CreateOrder{"p", "c"},
+      CreateOrder{"oc", ""},        CreateOrder{"", "oc"},           AddItem{"o", "s", 1, 10},
+      AddItem{"o", "s", 2, 10},     AddItem{"o", "s", 1, 11},        AddItem{"o", "t", 1, 10},
+      RemoveItem{"o", "s", 1},      RemoveItem{"o", "s", std::nullopt}, PlaceOrder{"o"},
+      CancelOrder{"o", ""},         CancelOrder{"o", "why"},
+  };
+  std::set<uint64_t> seen;
+  for (const OrderCommand& c : distinct) {
+    const uint64_t f = CommandFingerprint(c);
+    EXPECT_NE(f, 0u) << "0 means: written before fingerprints";
+    EXPECT_TRUE(seen.insert(f).second) << "command " << seen.size();
+  }
 }
 
 TEST(CommandEventId, IsStablePerCommandAndIndexAndDiffersOtherwise) {

@@ -133,6 +133,31 @@ TEST(OrderDecideTest, AddItemPricedZeroOrAtTheMaxIsAccepted) {
                        {ItemAdded{"A", kMaxQuantity, kMaxUnitPriceCents}}));
 }
 
+// "L" + std::to_string(i) trips g++ 12's -Wrestrict false positive (GCC bug 105329).
+std::string LineSku(uint32_t i) {
+  std::string sku = "L";
+  sku += std::to_string(i);
+  return sku;
+}
+
+// An open order of `lines` lines LineSku(0), LineSku(1), ..., each as large as a line may be.
+Order OfLines(uint32_t lines) {
+  Order o = Open();
+  for (uint32_t i = 0; i < lines; ++i) o.Record(ItemAdded{LineSku(i), kMaxQuantity, kMaxUnitPriceCents});
+  return o;
+}
+
+TEST(OrderDecideTest, AddItemOfANewSkuToAnOrderOfTheMaxLinesIsRejectedAsTooManyLines) {
+  Order o = OfLines(kMaxLines - 1);
+  EXPECT_TRUE(Produces(o.Try(AddItem{kId, "last", 1, 1}), {ItemAdded{"last", 1, 1}}));
+  o.Given(AddItem{kId, "last", 1, 1});
+  EXPECT_TRUE(RejectedAs(o.Try(AddItem{kId, "one-more", 1, 1}), "too-many-lines"));
+  EXPECT_TRUE(Produces(o.Try(AddItem{kId, "last", 1, 1}), {ItemAdded{"last", 1, 1}})) << "a line it holds grows";
+  EXPECT_TRUE(Produces(o.Try(PlaceOrder{kId}), {OrderPlaced{o.state.total_cents, o.state.ItemCount()}}));
+  EXPECT_EQ(o.state.total_cents, int64_t{kMaxLines - 1} * kMaxQuantity * kMaxUnitPriceCents + 1)
+      << "the largest order's total fits";
+}
+
 TEST(OrderDecideTest, AddItemOfAHeldSkuAtAnotherPriceIsRejectedAsPriceMismatch) {
   EXPECT_TRUE(RejectedAs(WithItems().Try(AddItem{kId, "A", 1, 151}), "price-mismatch"));
   EXPECT_TRUE(RejectedAs(WithItems().Try(AddItem{kId, "A", 1, 0}), "price-mismatch"));
@@ -249,6 +274,37 @@ TEST(OrderApplyTest, FoldingAnOrdersEventsGivesItsState) {
   EXPECT_TRUE(s.recent_commands.empty());  // no event carried a command id
 }
 
+TEST(OrderApplyTest, ATotalBeyondSixtyFourBitsFromOldEventsIsClampedAndExactAgainOnceItFits) {
+  // 9,300 maximal lines, as an esd before the line cap (or another writer) could write
+  // them: 9.3e18 cents, past INT64_MAX.
+  Order o = OfLines(9'300);
+  EXPECT_EQ(o.state.total_cents, INT64_MAX);
+  EXPECT_TRUE(RejectedAs(o.Try(PlaceOrder{kId}), "too-many-lines")) << "a clamped total is never recorded";
+  for (uint32_t i = 0; i < 300; ++i) o.Given(RemoveItem{kId, LineSku(i), std::nullopt});
+  EXPECT_EQ(o.state.total_cents, int64_t{9'000} * kMaxQuantity * kMaxUnitPriceCents) << "exact once it fits";
+  EXPECT_TRUE(Produces(o.Try(PlaceOrder{kId}), {OrderPlaced{o.state.total_cents, 9'000 * kMaxQuantity}}));
+}
+
+TEST(OrderApplyTest, EventsOfAnotherWriterOutsideEveryRangeAreClampedNotOverflowed) {
+  Order o = Open();
+  o.Record(ItemAdded{"big", UINT32_MAX, INT64_MAX});
+  o.Record(ItemAdded{"big", UINT32_MAX, INT64_MAX});
+  EXPECT_EQ(o.state.lines, (std::vector<OrderLine>{{"big", UINT32_MAX, INT64_MAX}})) << "the quantity stops at its max";
+  EXPECT_EQ(o.state.total_cents, INT64_MAX);
+  o.Record(ItemAdded{"small", 2, 5});
+  EXPECT_EQ(o.state.ItemCount(), UINT32_MAX);
+  o.Record(ItemRemoved{"big", UINT32_MAX});
+  EXPECT_EQ(o.state.total_cents, 10);
+  EXPECT_EQ(o.state.ItemCount(), 2u);
+  o.Record(ItemAdded{"huge", UINT32_MAX, 1});
+  EXPECT_TRUE(RejectedAs(o.Try(AddItem{kId, "huge", 1, 1}), "quantity-out-of-range")) << "no wrap-around";
+  o.Record(ItemRemoved{"huge", UINT32_MAX});
+  o.Record(ItemAdded{"negative", 3, INT64_MIN});
+  EXPECT_EQ(o.state.total_cents, INT64_MIN);
+  o.Record(ItemRemoved{"negative", 3});
+  EXPECT_EQ(o.state.total_cents, 10);
+}
+
 TEST(OrderApplyTest, RecentCommandsGroupConsecutiveEventsOfOneCommand) {
   Order o;
   o.Record(OrderCreated{kId, "c", 1}, "cmd-1");
@@ -262,6 +318,14 @@ TEST(OrderApplyTest, RecentCommandsGroupConsecutiveEventsOfOneCommand) {
   EXPECT_EQ(*o.state.FindCommand("cmd-2"), (AppliedCommand{"cmd-2", 1, 2, 13}));
   EXPECT_EQ(o.state.FindCommand("cmd-9"), nullptr);
   EXPECT_EQ(o.state.FindCommand(""), nullptr);
+}
+
+TEST(OrderApplyTest, RecentCommandsRememberEachCommandsFingerprint) {
+  OrderState s;
+  Apply(s, {OrderCreated{kId, "c", 1}, CommandContext{"cmd-1", "", "", 0xabc}, 0, 7, 1});
+  Apply(s, {ItemAdded{"A", 1, 1}, CommandContext{"cmd-2", "", "", 0xdef}, 1, 8, 2});
+  Apply(s, {ItemAdded{"B", 1, 1}, CommandContext{"cmd-2", "", "", 0xdef}, 2, 9, 3});
+  EXPECT_EQ(s.recent_commands, (std::vector<AppliedCommand>{{"cmd-1", 0, 0, 7, 0xabc}, {"cmd-2", 1, 2, 9, 0xdef}}));
 }
 
 TEST(OrderApplyTest, RecentCommandsKeepOnlyTheLastKRecentCommands) {

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "domain/codec.h"
 #include "domain/order_commands.h"
 #include "storage/test_util.h"
 
@@ -176,6 +177,35 @@ TEST_F(ProjectionsTest, GetOrderAgreesWithTheAggregate) {
       EXPECT_EQ(*view, state) << id;
     }
   }
+}
+
+TEST_F(ProjectionsTest, ForeignEventsInOrderStreamsAreSkippedCountedAndTheFirstIsNamed) {
+  OrderCommands exec(*store_);
+  auto created = exec.Execute(CreateOrder{"o1", "alice"}, {"c1", "", ""});
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(created));
+  // As `esctl append` wrote them before order-<id> streams were reserved: JSON, and an
+  // order event's bytes under another content type.
+  const EncodedEvent enc = Encode(OrderCancelled{"x"}, {});
+  const std::vector<std::pair<std::string, storage::EventData>> appends = {
+      {"order-1", {storage::EventId::Random(), "OrderCreated", "application/json", "", R"({"customer":"c-1"})"}},
+      {"cart-1", {storage::EventId::Random(), "OrderCreated", "application/json", "", "{}"}},  // not an order stream
+      {"order-o1", {storage::EventId::Random(), enc.type, "application/octet-stream", enc.metadata, enc.data}},
+  };
+  for (const auto& [stream, e] : appends) {
+    ASSERT_TRUE(store_->AppendSync(stream, storage::ExpectedVersion::Any(), {e}).ok());
+  }
+  OrderProjection p;
+  EXPECT_EQ(p.first_skipped(), std::nullopt);
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.skipped_events(), 2u);
+  ASSERT_TRUE(p.first_skipped().has_value());
+  EXPECT_EQ(p.first_skipped()->stream, "order-1");
+  EXPECT_EQ(p.first_skipped()->position, 1u);
+  EXPECT_EQ(p.first_skipped()->type, "OrderCreated");
+  EXPECT_EQ(p.Get("1"), nullptr) << "no order is made of it";
+  ASSERT_NE(p.Get("o1"), nullptr);
+  EXPECT_EQ(p.Get("o1")->status, OrderStatus::kOpen) << "the foreign OrderCancelled was not folded in";
+  EXPECT_EQ(p.checkpoint(), 4u) << "skipped, not stopped at";
 }
 
 TEST_F(ProjectionsTest, ListOrdersPagesEveryOrderOnceNewestFirst) {

@@ -169,6 +169,22 @@ TEST_F(SnapshotsTest, SaveThenLoadGivesTheSameState) {
   EXPECT_FALSE(snaps.Load("order-other").has_value());
 }
 
+TEST_F(SnapshotsTest, ASnapshotKeepsTheFingerprintOfEachRecentCommand) {
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 59);  // 60 events, snapshot at version 49: add-17 .. add-48 among its recent commands
+  const auto snap = OrderSnapshots(dir_.path()).Load("order-s1");
+  ASSERT_TRUE(snap.has_value());
+  ASSERT_EQ(snap->recent_commands.size(), OrderState::kRecentCommands);
+  for (const AppliedCommand& c : snap->recent_commands) EXPECT_NE(c.fingerprint, 0u) << c.command_id;
+  // add-30 is known from the snapshot only: a retry of it is judged by what it was.
+  auto same = orders.Execute(AddItem{"s1", "sku-2", 1, 102}, {"add-30", "", ""});
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(same));
+  EXPECT_TRUE(std::get<OrderCommands::Accepted>(same).already_applied);
+  auto other = orders.Execute(AddItem{"s1", "other", 1, 1}, {"add-30", "", ""});
+  ASSERT_TRUE(std::holds_alternative<storage::Status>(other));
+  EXPECT_EQ(std::get<storage::Status>(other).code(), storage::Status::Code::kIdempotencyConflict);
+}
+
 TEST_F(SnapshotsTest, ADamagedSnapshotIsIgnoredAndTheNextOneReplacesIt) {
   OrderCommands orders(*store_, options_);
   Fill(orders, 59);  // 60 events, snapshot at version 49

@@ -92,4 +92,12 @@ DamagedStore MakeDamagedStore(const std::filesystem::path& data_dir) {
   return d;
 }
 
+void MakeStoreWithForeignOrderEvent(const std::filesystem::path& data_dir) {
+  auto store = storage::Store::Open(data_dir, storage::testing::SmallOptions()).value();
+  storage::EventData e{storage::EventId::Random(), "OrderCreated", "application/json", "", R"({"customer":"c-1"})"};
+  if (!store->AppendSync("order-1", storage::ExpectedVersion::NoStream(), {e}).ok()) {
+    throw std::runtime_error("MakeStoreWithForeignOrderEvent: the append failed");
+  }
+}
+
 }  // namespace esd::testing

@@ -33,4 +33,9 @@ struct DamagedStore {
 // Writes the store into `data_dir` (which must not hold one) and damages it.
 DamagedStore MakeDamagedStore(const std::filesystem::path& data_dir);
 
+// Not damage: a stopped store (64 KiB segments, as above) whose stream "order-1" holds at
+// version 0 (position 0) a JSON event of type OrderCreated, as `esctl append` could write
+// it before order-<id> streams were reserved for the Order service. Every byte verifies.
+void MakeStoreWithForeignOrderEvent(const std::filesystem::path& data_dir);
+
 }  // namespace esd::testing

@@ -28,12 +28,12 @@ TEST(EndToEnd, AppendThenReadRoundTrip) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
   auto c = Connect(esd);
-  auto r = c->Append("order-1", Expected::NoStream(),
+  auto r = c->Append("cart-1", Expected::NoStream(),
                      {NewEvent::Json("OrderCreated", R"({"customer":"c-1"})"), NewEvent::Json("ItemAdded", "{}")});
   ASSERT_TRUE(r.ok()) << r.reason;
   EXPECT_EQ(r.first_version, 0u);
   EXPECT_EQ(r.last_position, 1u);
-  auto events = c->ReadStream("order-1", 0, 100);
+  auto events = c->ReadStream("cart-1", 0, 100);
   ASSERT_TRUE(events.has_value());
   ASSERT_EQ(events->size(), 2u);
   EXPECT_EQ((*events)[0].type, "OrderCreated");
@@ -44,11 +44,11 @@ TEST(EndToEnd, AppendThenReadRoundTrip) {
   EXPECT_EQ(all.events.size(), 2u);
   EXPECT_TRUE(all.end_of_log);
   EXPECT_EQ(all.next_position, 2u);
-  auto info = c->GetStreamInfo("order-1");
+  auto info = c->GetStreamInfo("cart-1");
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->event_count, 2u);
-  EXPECT_FALSE(c->GetStreamInfo("order-2").has_value());
-  EXPECT_FALSE(c->ReadStream("order-2", 0, 10).has_value());
+  EXPECT_FALSE(c->GetStreamInfo("cart-2").has_value());
+  EXPECT_FALSE(c->ReadStream("cart-2", 0, 10).has_value());
 }
 
 TEST(EndToEnd, WrongExpectedVersionCarriesTheActualVersion) {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "client/client.h"
+#include "server/damaged_store.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 
@@ -84,6 +85,81 @@ TEST(Orders, ARetriedCommandReturnsTheOriginalOutcomeAndWritesNothing) {
   EXPECT_TRUE(again.already_applied);
   EXPECT_EQ(again.position, first.position);
   EXPECT_EQ(c->GetOrder("r1", again.position).order->lines.at(0).quantity, 2u);
+}
+
+TEST(Orders, ReusedCommandIdWithOtherCommandIsAnIdempotencyConflict) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->CreateOrder("o2", "alice", "cmd-1").ok());
+  const CommandOutcome other_customer = c->CreateOrder("o2", "bob", "cmd-1");
+  const CommandOutcome add_item = c->AddItem("o2", "apple", 1, 5, "cmd-1");
+  for (const CommandOutcome& reused : {other_customer, add_item}) {
+    EXPECT_EQ(reused.kind, CommandOutcome::Kind::kFailed);
+    EXPECT_EQ(reused.code, "idempotency-conflict") << reused.message;
+    EXPECT_NE(reused.message.find("command id 'cmd-1'"), std::string::npos) << reused.message;
+    EXPECT_NE(reused.message.find("OrderCreated"), std::string::npos)
+        << "what it was first used for: " << reused.message;
+  }
+  EXPECT_EQ(c->History("o2").size(), 1u) << "nothing was written";
+  EXPECT_EQ(c->GetOrderAtVersion("o2", 0).order->customer_id, "alice");
+}
+
+TEST(Orders, ACommandIdUsedOnAnotherOrderIsAnIdempotencyConflict) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->CreateOrder("o1", "alice", "cmd-1").ok());
+  auto reused = c->CreateOrder("o2", "alice", "cmd-1");
+  EXPECT_EQ(reused.kind, CommandOutcome::Kind::kFailed);
+  EXPECT_EQ(reused.code, "idempotency-conflict") << reused.message;
+  EXPECT_NE(reused.message.find("command id 'cmd-1'"), std::string::npos) << reused.message;
+  EXPECT_NE(reused.message.find("order-o1"), std::string::npos) << reused.message;
+  EXPECT_TRUE(c->History("o2").empty());
+}
+
+TEST(Orders, APlainAppendToAnOrderStreamIsRefusedNamingWhatToUseInstead) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  auto r = c->Append("order-1", client::Expected::NoStream(), {client::NewEvent::Json("OrderCreated", "{}")});
+  EXPECT_EQ(r.outcome, client::AppendResult::Outcome::kRejected);
+  EXPECT_EQ(r.reject_code, "invalid-argument");
+  EXPECT_NE(r.reason.find("reserved for the Order service"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("esctl order create"), std::string::npos) << r.reason;
+  EXPECT_FALSE(c->GetStreamInfo("order-1").has_value()) << "nothing was written";
+  ASSERT_TRUE(c->CreateOrder("1", "c-1").ok()) << "the order is the service's to create";
+  ASSERT_TRUE(c->Append("cart-1", client::Expected::NoStream(), {client::NewEvent::Json("ItemAdded", "{}")}).ok());
+}
+
+TEST(Orders, AForeignEventInAnOrderStreamRefusesItsCommandsNamingWhereAndWhatNotAsDamage) {
+  storage::testing::TempDir dir;
+  testing::MakeStoreWithForeignOrderEvent(dir.path() / "data");  // written before the reservation
+  EsdProcess esd(dir.path() / "data", testing::kSmallSegmentArgs);
+  auto c = Client::Connect(esd.rpc_address());
+  for (const CommandOutcome& o : {c->CreateOrder("1", "c-1"), c->CancelOrder("1", "")}) {
+    EXPECT_EQ(o.kind, CommandOutcome::Kind::kRejected) << o.code << ": " << o.message;
+    EXPECT_EQ(o.rule, "foreign-event");
+    EXPECT_NE(o.message.find("version 0 (position 0)"), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("type 'OrderCreated' (application/json)"), std::string::npos) << o.message;
+    EXPECT_NE(o.message.find("esctl order create"), std::string::npos) << "what to do: " << o.message;
+  }
+  EXPECT_EQ(c->GetStreamInfo("order-1")->event_count, 1u) << "nothing was written";
+  EXPECT_TRUE(c->CreateOrder("2", "c-1").ok());
+  EXPECT_EQ(esd.Output().find("damage"), std::string::npos) << "the bytes verify: " << esd.Output();
+}
+
+TEST(Orders, TheProjectionCountsForeignEventsInMetricsAndLogsTheFirst) {
+  storage::testing::TempDir dir;
+  testing::MakeStoreWithForeignOrderEvent(dir.path() / "data");
+  EsdProcess esd(dir.path() / "data", testing::kSmallSegmentArgs);
+  ASSERT_TRUE(esd.WaitForOutput("esd: the order projection skipped")) << esd.Output();
+  EXPECT_NE(esd.Output().find("stream 'order-1' holds at version 0 (position 0) an event of type 'OrderCreated'"),
+            std::string::npos)
+      << esd.Output();
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("\nesd_projection_events_skipped_total 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("# TYPE esd_projection_events_skipped_total counter"), std::string::npos) << metrics;
 }
 
 TEST(Orders, AReaderQueriesButCannotCommand) {

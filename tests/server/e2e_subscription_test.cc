@@ -71,18 +71,18 @@ TEST(Subscriptions, FromZeroTurnsLiveWithoutGapOrDuplicateWhileWritersRun) {
 TEST(Subscriptions, FilterByStreamPrefixAndEventTypeTogether) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
-  AppendMany(esd, "order-", 20, 4);   // 80 events: 40 Even, 40 Odd
+  AppendMany(esd, "cart-", 20, 4);   // 80 events: 40 Even, 40 Odd
   AppendMany(esd, "user-", 20, 4);
   auto c = Connect(esd);
   std::vector<RecordedEvent> got;
   bool caught_up = false;
-  auto sub = c->Subscribe(SubscribeFrom::Start(), {.stream_prefix = "order-", .event_types = {"Odd"}},
+  auto sub = c->Subscribe(SubscribeFrom::Start(), {.stream_prefix = "cart-", .event_types = {"Odd"}},
                           [&](const std::vector<RecordedEvent>& b) { got.insert(got.end(), b.begin(), b.end()); },
                           [&](uint64_t) { caught_up = true; });
   ASSERT_TRUE(c->RunUntil([&] { return caught_up; }, 30s));
   ASSERT_EQ(got.size(), 40u);
   for (const auto& e : got) {
-    EXPECT_EQ(e.stream.rfind("order-", 0), 0u) << e.stream;
+    EXPECT_EQ(e.stream.rfind("cart-", 0), 0u) << e.stream;
     EXPECT_EQ(e.type, "Odd");
   }
   for (size_t i = 1; i < got.size(); ++i) EXPECT_LT(got[i - 1].position, got[i].position);

@@ -60,5 +60,18 @@ TEST(ProjectionRunner, AWaitForAPositionResolvesWhenItIsAppliedAndIsGone) {
   EXPECT_EQ(h.runner.waiter_count(), 0u);
 }
 
+TEST(ProjectionRunner, ForeignEventsInOrderStreamsAreCountedForTheMetrics) {
+  Harness h;
+  h.runner.Start();
+  EXPECT_EQ(h.runner.skipped_events(), 0u);
+  const auto json = [] {
+    return storage::EventData{storage::EventId::Random(), "OrderCreated", "application/json", "", "{}"};
+  };
+  ASSERT_TRUE(h.store->AppendSync("order-1", storage::ExpectedVersion::Any(), {json(), json()}).ok());
+  ASSERT_TRUE(h.store->AppendSync("other", storage::ExpectedVersion::Any(), MakeEvents("other", 0, 1)).ok());
+  ASSERT_EQ(h.runner.WaitFor(2, 5 * kj::SECONDS).wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
+  EXPECT_EQ(h.runner.skipped_events(), 2u);
+}
+
 }  // namespace
 }  // namespace esd::server

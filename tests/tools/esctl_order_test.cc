@@ -1,6 +1,6 @@
 // `esctl order ...` end to end: the real esctl as a child process against a real esd (one
 // per test), checking what it prints and how it exits (0 ok, 1 failure, 2 bad usage, 3 a
-// rule rejection or a conflict, 4 the order's events are damaged).
+// rule rejection, a conflict or a reused command id, 4 the order's events are damaged).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -124,6 +124,25 @@ TEST_F(OrderCliTest, RetryingWithTheSameCommandIdSaysAlreadyAppliedAndWritesNoth
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(again.out, R"({"orderId":"o1","version":0,"position":0,"alreadyApplied":true,"commandId":"c-1"})" "\n");
   EXPECT_EQ(Lines(Ctl({"order", "history", "o1"}).out).size(), 1u);
+}
+
+TEST_F(OrderCliTest, AReusedCommandIdForAnotherCommandExitsThreeAndSaysToUseANewOne) {
+  Ok({"order", "create", "o2", "--customer", "alice", "--command-id", "cmd-1"});
+  for (const auto& reuse : std::vector<std::vector<std::string>>{
+           {"order", "create", "o2", "--customer", "bob", "--command-id", "cmd-1"},
+           {"order", "add-item", "o2", "--sku", "a", "--qty", "1", "--price", "1", "--command-id", "cmd-1"},
+           {"order", "create", "o3", "--customer", "bob", "--command-id", "cmd-1"}}) {
+    const Result r = Ctl(reuse);
+    EXPECT_EQ(r.code, 3) << reuse[1] << " " << reuse[2] << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_TRUE(Has(r.err, "esctl: idempotency conflict: command id 'cmd-1' was already used")) << r.err;
+    EXPECT_TRUE(Has(r.err, "leave out --command-id")) << "names what to do: " << r.err;
+  }
+  const Result json = Ctl({"--json", "order", "create", "o2", "--customer", "bob", "--command-id", "cmd-1"});
+  EXPECT_EQ(json.code, 3);
+  EXPECT_TRUE(Has(json.out, R"({"result":"failed","code":"idempotency-conflict",)")) << json.out;
+  EXPECT_EQ(Lines(Ctl({"order", "history", "o2"}).out).size(), 1u) << "nothing was written";
+  EXPECT_EQ(Ctl({"order", "history", "o3"}).code, 1) << "no such order";
 }
 
 TEST_F(OrderCliTest, GetAtVersionBeforePlacingShowsTheOpenOrder) {
@@ -252,6 +271,19 @@ TEST(OrderCli, AnOrderWhoseEventsAreDamagedExitsFourNamingThePlace) {
     EXPECT_EQ(r.code, 4) << args[1] << ": " << r.err;
     EXPECT_TRUE(Has(r.err, "the log is damaged at " + store.Place())) << args[1] << ": " << r.err;
   }
+}
+
+TEST(OrderCli, AnOrderWhoseStreamHoldsAForeignEventExitsThreeNamingItAndWhatToDo) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  testing::MakeStoreWithForeignOrderEvent(data);
+  testing::EsdProcess esd(data, testing::kSmallSegmentArgs);
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "order", "cancel", "1"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(Has(r.err, "esctl: rejected by rule foreign-event: ")) << r.err;
+  EXPECT_TRUE(Has(r.err, "version 0 (position 0)")) << r.err;
+  EXPECT_TRUE(Has(r.err, "esctl order create")) << r.err;
+  EXPECT_FALSE(Has(r.err, "damaged")) << r.err;
 }
 
 TEST(OrderCli, BadUsageExitsTwoBeforeConnecting) {

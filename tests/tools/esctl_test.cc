@@ -48,28 +48,28 @@ class EsctlTest : public ::testing::Test {
 const std::regex kTimestamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)");
 
 TEST_F(EsctlTest, AppendThenReadRoundTripsAsTextAndJson) {
-  Result r = Ctl({"append", "order-1", "--type", "OrderCreated", "--data", R"({ "customer": "c-1" })",
+  Result r = Ctl({"append", "cart-1", "--type", "OrderCreated", "--data", R"({ "customer": "c-1" })",
                   "--expected-version", "no-stream", "--metadata", R"({"by":"ops"})"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out.rfind("appended order-1@0 at position 0 (", 0), 0u) << r.out;
-  r = Ctl({"append", "order-1", "--type", "Blob", "--content-type", "application/octet-stream", "--data", "\xff\x01"});
+  EXPECT_EQ(r.out.rfind("appended cart-1@0 at position 0 (", 0), 0u) << r.out;
+  r = Ctl({"append", "cart-1", "--type", "Blob", "--content-type", "application/octet-stream", "--data", "\xff\x01"});
   ASSERT_EQ(r.code, 0) << r.err;
 
-  r = Ctl({"read", "order-1"});
+  r = Ctl({"read", "cart-1"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
-  EXPECT_EQ(lines[0].rfind("0 order-1@0 OrderCreated ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[0].rfind("0 cart-1@0 OrderCreated ", 0), 0u) << lines[0];
   EXPECT_TRUE(lines[0].ends_with(R"( {"customer":"c-1"})")) << lines[0];
   EXPECT_TRUE(std::regex_search(lines[0], kTimestamp)) << lines[0];
   EXPECT_TRUE(lines[1].ends_with(" base64:/wE=")) << lines[1];
 
-  r = Ctl({"--json", "read", "order-1"});
+  r = Ctl({"--json", "read", "cart-1"});
   ASSERT_EQ(r.code, 0) << r.err;
   lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
   for (const auto& line : lines) EXPECT_TRUE(esctl::CompactJson(line).has_value()) << line;
-  for (const char* field : {R"("stream":"order-1")", R"("version":0)", R"("position":0)", R"("type":"OrderCreated")",
+  for (const char* field : {R"("stream":"cart-1")", R"("version":0)", R"("position":0)", R"("type":"OrderCreated")",
                             R"("contentType":"application/json")", R"("metadata":{"by":"ops"})",
                             R"("data":{"customer":"c-1"})"}) {
     EXPECT_NE(lines[0].find(field), std::string::npos) << field << " in " << lines[0];
@@ -182,21 +182,33 @@ TEST_F(EsctlTest, StatusNamesTheDurablePosition) {
   EXPECT_NE(r.out.find("projection"), std::string::npos) << "the projection's checkpoint and lag: " << r.out;
 }
 
+TEST_F(EsctlTest, AppendToAnOrderStreamExitsThreeNamingTheOrderCommands) {
+  const Result r = Ctl({"append", "order-1", "--type", "OrderCreated", "--data", R"({"customer":"c-1"})"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find("append rejected (invalid-argument): stream 'order-1' is reserved for the Order service"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("esctl order create"), std::string::npos) << r.err;
+  EXPECT_EQ(Ctl({"read", "order-1"}).out, "") << "nothing was written";
+  EXPECT_EQ(Ctl({"order", "create", "1", "--customer", "c-1"}).code, 0);
+  EXPECT_NE(Ctl({"append", "--help"}).out.find("change orders with `esctl order`"), std::string::npos);
+}
+
 TEST_F(EsctlTest, ReadAllFiltersByStreamPrefixAndTypes) {
-  Append("order-1", "A");
-  Append("order-1", "B");
+  Append("cart-1", "A");
+  Append("cart-1", "B");
   Append("customer-1", "A");
-  Append("order-2", "C");
-  Result r = Ctl({"read-all", "--stream-prefix", "order-", "--type", "A", "--type", "C"});
+  Append("cart-2", "C");
+  Result r = Ctl({"read-all", "--stream-prefix", "cart-", "--type", "A", "--type", "C"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out;
-  EXPECT_EQ(lines[0].rfind("0 order-1@0 A ", 0), 0u) << lines[0];
-  EXPECT_EQ(lines[1].rfind("3 order-2@0 C ", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[0].rfind("0 cart-1@0 A ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1].rfind("3 cart-2@0 C ", 0), 0u) << lines[1];
 
   lines = Lines(Ctl({"read-all", "--from", "1", "--count", "2"}).out);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0].rfind("1 order-1@1 B ", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[0].rfind("1 cart-1@1 B ", 0), 0u) << lines[0];
   EXPECT_EQ(lines[1].rfind("2 customer-1@0 A ", 0), 0u) << lines[1];
 }
 
