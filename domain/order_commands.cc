@@ -64,6 +64,7 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     next = *snap->version + 1;
     state = std::move(*snap);
   }
+  if (!st.snapshot_ignored.empty()) snapshot_load_failures_.fetch_add(1, std::memory_order_relaxed);
   storage::Status s = ForEachOrderEvent(store_, order_id, next, UINT64_MAX, [&](RecordedOrderEvent&& e) {
     Apply(state, e);
     ++st.events_read;
@@ -87,10 +88,10 @@ void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, c
 }
 
 std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::Status> OrderCommands::Prepare(
-    const OrderCommand& command, const CommandContext& context) const {
+    const OrderCommand& command, const CommandContext& context, LoadStats* stats) const {
   const std::string& order_id = CommandOrderId(command);
   if (order_id.empty()) return Rejection{"invalid-argument", "the order id must not be empty"};
-  auto loaded = Load(order_id);
+  auto loaded = Load(order_id, stats);
   if (!loaded.ok()) return loaded.status();
   if (const AppliedCommand* done = loaded->FindCommand(context.command_id)) {
     return Accepted{done->first_version, done->last_version, done->last_position, true};

@@ -8,6 +8,7 @@
 // store (the ids exist with another expected version) rather than applied twice.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,9 @@ class OrderCommands {
     uint64_t events_read = 0;                  // events folded on top of it
     std::string snapshot_ignored;              // why a snapshot there was not used, or ""
   };
+  // Loads that found a snapshot and could not use it (LoadStats::snapshot_ignored set), since
+  // construction: for /metrics. Any thread.
+  uint64_t snapshot_load_failures() const { return snapshot_load_failures_.load(std::memory_order_relaxed); }
   // The order: its latest snapshot plus the events after it. A snapshot is used only if the
   // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
   // read. kCorruption if the stream holds something that is not an order event (named by
@@ -76,6 +80,7 @@ class OrderCommands {
   // nullopt when the order changed meanwhile: Prepare again (at most max_attempts times).
   // When the append makes the order cross a multiple of snapshot_every, Finish writes its
   // snapshot, which under Durability::kInterval or kNever waits for one fdatasync first.
+  // `stats` (if given) says how Prepare loaded the order, e.g. a snapshot it could not use.
   struct Plan {
     std::string stream;
     storage::ExpectedVersion expected = storage::ExpectedVersion::Any();
@@ -85,7 +90,8 @@ class OrderCommands {
     CommandContext context;
   };
   std::variant<Plan, Accepted, Rejection, storage::Status> Prepare(const OrderCommand& command,
-                                                                   const CommandContext& context) const;
+                                                                   const CommandContext& context,
+                                                                   LoadStats* stats = nullptr) const;
   std::optional<Outcome> Finish(const Plan& plan, const storage::AppendResult& appended) const;
   int max_attempts() const { return options_.max_attempts; }
 
@@ -96,6 +102,7 @@ class OrderCommands {
   storage::Store& store_;
   const Options options_;
   OrderSnapshots snapshots_;
+  mutable std::atomic<uint64_t> snapshot_load_failures_{0};
 };
 
 }  // namespace esd::domain
