@@ -602,14 +602,47 @@ std::vector<Client::SnapshotInfo> Client::ListSnapshots() {
   return out;
 }
 
-std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target, std::string* problem) {
+Client::SnapshotPage Client::ReadSnapshotPage(const SnapshotTarget& target, uint64_t offset, uint32_t max_bytes) {
   auto admin = impl_->session.adminRequest().send().getAdmin();
   auto req = admin.readSnapshotRequest();
   SetTarget(req.initTarget(), target);
+  req.setOffset(offset);
+  req.setMaxBytes(max_bytes);
   auto resp = impl_->Wait(req.send());
-  if (problem != nullptr) *problem = Str(resp.getProblem());
-  if (!resp.getFound()) return std::nullopt;
-  return Str(resp.getFile());
+  SnapshotPage page{resp.getFound(), Str(resp.getFile()), resp.getTotalBytes(), resp.getFileTag(),
+                    Str(resp.getProblem())};
+  // An esd from before pages ignores offset and maxBytes and sends the whole file, without
+  // a size: it is the last page.
+  if (page.found && page.total_bytes == 0 && page.file_tag == 0) page.total_bytes = offset + page.bytes.size();
+  return page;
+}
+
+std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target, std::string* problem) {
+  constexpr uint32_t kPage = 16u << 20;  // the daemon's cap
+  // The daemon rewrites the projection's snapshot at most once a minute (an order's, once
+  // per --snapshot-every events): a read that starts again seldom meets a new file twice.
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    SnapshotPage page = ReadSnapshotPage(target, 0, kPage);
+    if (!page.found) {
+      if (problem != nullptr) problem->clear();
+      return std::nullopt;
+    }
+    const uint64_t tag = page.file_tag;
+    std::string file = std::move(page.bytes);
+    file.reserve(page.total_bytes);
+    while (file.size() < page.total_bytes) {
+      page = ReadSnapshotPage(target, file.size(), kPage);
+      if (!page.found || page.file_tag != tag || page.bytes.empty()) break;  // replaced or deleted: again
+      file += page.bytes;
+    }
+    if (page.found && page.file_tag == tag && file.size() == page.total_bytes) {
+      if (problem != nullptr) *problem = std::move(page.problem);
+      return file;
+    }
+  }
+  throw Error(Error::Kind::kRemote, "the snapshot was replaced " + std::to_string(kAttempts) +
+                                        " times while it was being read; try again");
 }
 
 std::optional<Client::SnapshotInfo> Client::CreateSnapshot(const SnapshotTarget& target) {

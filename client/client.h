@@ -320,7 +320,20 @@ class Client {
   std::vector<SnapshotInfo> ListSnapshots();  // every page, in file name order
   // The snapshot file's bytes as on disk (see domain/snapshots.h); nullopt: there is none.
   // `problem` (if given) gets why the daemon would not load it, or "" when it would.
+  // Fetched in pages of 16 MiB, all from one file: if the daemon replaces the file between
+  // two pages, the read starts again (a few times; then Error kRemote).
   std::optional<std::string> ReadSnapshot(const SnapshotTarget& target, std::string* problem = nullptr);
+  // One page of it: [offset, offset + max_bytes) of the file, max_bytes capped at 16 MiB by
+  // the daemon (0: the whole file in one answer, refused over 48 MiB, as before pages).
+  struct SnapshotPage {
+    bool found = false;        // false: there is no such snapshot
+    std::string bytes;         // fewer than asked only at the end of the file
+    uint64_t total_bytes = 0;  // the file's size
+    uint64_t file_tag = 0;     // which file the bytes came from: another tag, another file
+    std::string problem;       // on the page that reaches the end: why the daemon would not
+                               // load the file, or ""; "" on the other pages
+  };
+  SnapshotPage ReadSnapshotPage(const SnapshotTarget& target, uint64_t offset, uint32_t max_bytes);
   // Writes one now; nullopt: the order has no events (nothing written).
   std::optional<SnapshotInfo> CreateSnapshot(const SnapshotTarget& target);
   // The file it removed; nullopt: there was none.

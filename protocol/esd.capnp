@@ -262,11 +262,23 @@ interface Admin {
   # page), at most `count` (capped at 10,000), each with whether it verifies. `more`:
   # another page follows.
 
-  readSnapshot @5 (target :SnapshotTarget) -> (found :Bool, file :Data, problem :Text);
+  readSnapshot @5 (target :SnapshotTarget, offset :UInt64, maxBytes :UInt32)
+      -> (found :Bool, file :Data, problem :Text, totalBytes :UInt64, fileTag :UInt64);
   # The snapshot file's bytes as they are on disk (header and body, see domain/snapshots.h),
-  # for the caller to check and decode. `found` false: there is none. A file larger than
-  # 48 MiB fails the call (it would not fit in one message): show it offline. `problem`:
-  # why the daemon would not load it ("" when it would), as SnapshotInfo.problem.
+  # for the caller to check and decode, one page at a time: a projection's snapshot can be
+  # larger than a message may be (64 MiB). `found` false: there is none.
+  # `offset`: the first byte of the file to send. `maxBytes`: the most to send, capped at
+  # 16 MiB; 0 asks for the whole file in one answer, as esd did before pages (refused over
+  # 48 MiB, which would not fit in one message).
+  # `file`: the bytes from `offset` on, fewer than asked only at the end of the file (none
+  # when `offset` is at or past it). `totalBytes`: the file's size.
+  # `fileTag`: which file these bytes came from (its identity on disk, its size and times,
+  # and its header, which holds the body's checksum). The daemon replaces a snapshot by
+  # writing a new file, so a page whose tag differs from the first page's is from another
+  # file: start again from offset 0 rather than join the two.
+  # `problem`: why the daemon would not load the file ("" when it would), as
+  # SnapshotInfo.problem; judged on the whole file the page that reaches its end came from,
+  # and sent with that page only ("" on the others).
 
   createSnapshot @6 (target :SnapshotTarget) -> (found :Bool, info :SnapshotInfo);
   # Writes a snapshot now: of an order from its stream, or of the projection as it is

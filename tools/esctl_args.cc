@@ -319,8 +319,8 @@ exit codes: 0 done; 1 failure (cannot connect, esd running on DIR); 2 bad usage
        esctl [--data-dir DIR] snapshot show --projection orders
 
 Prints the state in the snapshot as JSON: an order's fields, lines and recent commands; or
-the projection's checkpoint and every order in it. Online, the daemon sends the file and
-esctl checks and decodes it (a file over 48 MiB is shown offline only).
+the projection's checkpoint and every order in it. Online, the daemon sends the file (in
+pages of 16 MiB, all from the same file) and esctl checks and decodes it.
 
 exit codes: 0 done; 1 no snapshot, or one that does not verify; 2 bad usage
 )", "STREAM", false, true},

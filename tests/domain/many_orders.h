@@ -20,10 +20,18 @@ inline std::vector<OrderState> ManyOrders(size_t n) {
   std::vector<OrderState> orders(n);
   for (size_t i = 0; i < n; ++i) {
     OrderState& o = orders[i];
-    o.order_id = "m" + std::to_string(i);
-    o.customer_id = "customer-" + std::to_string(i % 1000);
+    // Appended rather than "m" + std::to_string(i): that trips g++ 12's -Wrestrict false
+    // positive (GCC bug 105329).
+    o.order_id = "m";
+    o.order_id += std::to_string(i);
+    o.customer_id = "customer-";
+    o.customer_id += std::to_string(i % 1000);
     o.status = OrderStatus::kPlaced;
-    for (int l = 0; l < 3; ++l) o.lines.push_back({"sku-" + std::to_string(l * 7 + i % 5), 2, 1250});
+    for (size_t l = 0; l < 3; ++l) {
+      std::string sku = "sku-";
+      sku += std::to_string(l * 7 + i % 5);
+      o.lines.push_back({std::move(sku), 2, 1250});
+    }
     o.total_cents = 3 * 2 * 1250;
     o.version = 4;
     o.last_position = 0;
@@ -38,6 +46,16 @@ inline std::vector<OrderState> ManyOrders(size_t n) {
   return orders;
 }
 
+// A projection snapshot's body holding `orders`, at `checkpoint` (the event before it
+// committed at `last_timestamp`).
+inline std::string EncodeProjectionOf(uint64_t checkpoint, uint64_t last_timestamp,
+                                      const std::vector<OrderState>& orders) {
+  std::vector<const OrderState*> states;
+  states.reserve(orders.size());
+  for (const auto& o : orders) states.push_back(&o);
+  return EncodeProjection(checkpoint, last_timestamp, states);
+}
+
 // The projection snapshot of `orders` at `path`, covering $all of `log` up to its durable
 // position, which must be at least 1 (the snapshot records its last event's commit time, as
 // the daemon's does, so that a load uses it).
@@ -50,10 +68,7 @@ inline storage::Status WriteProjectionSnapshotOf(const storage::Store& log, cons
     return false;
   });
   if (!read.ok()) return read.status();
-  std::vector<const OrderState*> states;
-  states.reserve(orders.size());
-  for (const auto& o : orders) states.push_back(&o);
-  return WriteSnapshotFile(path, checkpoint, EncodeProjection(checkpoint, last_timestamp, states));
+  return WriteSnapshotFile(path, checkpoint, EncodeProjectionOf(checkpoint, last_timestamp, orders));
 }
 
 }  // namespace esd::domain::testing
