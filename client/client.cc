@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -443,7 +444,7 @@ AppendResult Client::Append(const std::string& stream, Expected expected, const 
 }
 
 std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& stream, uint64_t from, uint32_t count,
-                                                             bool backward) {
+                                                             bool backward, StreamPageEnd* end) {
   auto req = impl_->store.readStreamRequest();
   req.setStream(stream);
   req.setFromVersion(from);
@@ -451,9 +452,20 @@ std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& 
   req.setDirection(backward ? rpc::Direction::BACKWARD : rpc::Direction::FORWARD);
   auto resp = impl_->Wait(req.send());
   auto result = resp.getResult();
+  StreamPageEnd local;
+  StreamPageEnd& where = end != nullptr ? *end : local;
+  where = {result.getNextVersion(), result.getEndOfStream()};
   if (result.isNotFound()) return std::nullopt;
   if (result.isDamaged()) throw Error(ToDamage(result.getDamaged()));
-  return ToEvents(result.getEvents());
+  auto events = ToEvents(result.getEvents());
+  // An esd older than these fields sends 0 and false, which no page with events means
+  // (except backwards down to version 1, which the events say alike): go by the events.
+  if (!events.empty() && where.next_version == 0 && !where.end_of_stream) {
+    const uint64_t last = events.back().version;
+    where.end_of_stream = backward && last == 0;
+    where.next_version = backward ? (last == 0 ? 0 : last - 1) : last + 1;
+  }
+  return events;
 }
 
 ReadAllResult Client::ReadAll(uint64_t from, uint32_t count, const Filter& filter) {
@@ -827,17 +839,33 @@ OrderPage Client::ListOrders(const std::string& customer_id, const std::string& 
   return page;
 }
 
-std::vector<HistoryEntry> Client::History(const std::string& order_id) {
+HistoryPage Client::HistoryFrom(const std::string& order_id, uint64_t from_version) {
   auto req = impl_->orders.historyRequest();
   req.setOrderId(order_id);
+  req.setFromVersion(from_version);
   auto resp = impl_->Wait(req.send());
   if (resp.hasDamage()) throw Error(ToDamage(resp.getDamage()));
-  std::vector<HistoryEntry> out;
+  HistoryPage page;
   for (auto e : resp.getEvents()) {
-    out.push_back({e.getVersion(), e.getPosition(), e.getTimestampMicros(), Str(e.getType()), Str(e.getJson()),
-                   Str(e.getCommandId()), Str(e.getCorrelationId()), Str(e.getCausedBy())});
+    page.events.push_back({e.getVersion(), e.getPosition(), e.getTimestampMicros(), Str(e.getType()),
+                           Str(e.getJson()), Str(e.getCommandId()), Str(e.getCorrelationId()), Str(e.getCausedBy())});
   }
-  return out;
+  page.next_version = resp.getNextVersion();
+  page.end_of_history = resp.getEndOfHistory();
+  // An esd older than these fields sends 0 and false and only ever the first page: take it
+  // as the whole history, as before.
+  if (page.next_version <= from_version && !page.end_of_history) page.end_of_history = true;
+  return page;
+}
+
+std::vector<HistoryEntry> Client::History(const std::string& order_id) {
+  std::vector<HistoryEntry> out;
+  for (uint64_t from = 0;;) {
+    HistoryPage page = HistoryFrom(order_id, from);
+    out.insert(out.end(), std::make_move_iterator(page.events.begin()), std::make_move_iterator(page.events.end()));
+    if (page.end_of_history) return out;
+    from = page.next_version;
+  }
 }
 
 std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& from, const Filter& filter,

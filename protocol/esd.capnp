@@ -126,6 +126,17 @@ struct ReadStreamResult {
     notFound @1 :Void;                # the stream has no event
     damaged @2 :Damage;               # an event asked for is in damaged bytes: none is returned
   }
+  # Where a page ended. A page may hold fewer events than asked for (16 MiB of events per
+  # answer) without being the end: only `endOfStream` says that. An esd older than these
+  # fields leaves them 0 and false.
+  nextVersion @3 :UInt64;   # the `fromVersion` of the next page: forwards one past the last
+                            # event returned, backwards one below it (0 once version 0 was
+                            # returned); `fromVersion` when no event was returned (notFound,
+                            # damaged, past the end, count 0)
+  endOfStream @4 :Bool;     # forwards: the page reached the stream's last durable event (or
+                            # `fromVersion` is past it); backwards: it reached version 0; also
+                            # true for notFound. False for damaged: reading from
+                            # `nextVersion` again answers the same damage
 }
 
 struct Filter {
@@ -165,7 +176,9 @@ interface EventStore {
   readStream @1 (stream :Text, fromVersion :UInt64, count :UInt32, direction :Direction)
       -> (result :ReadStreamResult);
   # Up to `count` durable events of `stream` from `fromVersion` on (or down, backwards;
-  # use the largest UInt64 to read backwards from the end).
+  # use the largest UInt64 to read backwards from the end): at most 10,000 and, past the
+  # first, at most 16 MiB of them. Continue from `result.nextVersion` until
+  # `result.endOfStream`; a short page is not the end.
 
   readAll @2 (fromPosition :UInt64, count :UInt32, filter :Filter)
       -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool, damage :Damage);
@@ -458,7 +471,14 @@ interface OrderService {
   # the last page. `damage` (hasDamage) instead of orders: the projection stopped at damage
   # in the log before minPosition.
 
-  history @7 (orderId :Text) -> (events :List(HistoryEvent), damage :Damage);
-  # The audit trail: every event of the order, oldest first. `damage` (hasDamage) instead
-  # of events: the order's stream reaches damaged bytes.
+  history @7 (orderId :Text, fromVersion :UInt64)
+      -> (events :List(HistoryEvent), damage :Damage, nextVersion :UInt64, endOfHistory :Bool);
+  # The audit trail: the order's events from version `fromVersion` on (0 for the first
+  # page), oldest first, at most 10,000 per call and, past the first, about 16 MiB of them.
+  # Continue from `nextVersion` (one past the last event returned; `fromVersion` when none)
+  # until `endOfHistory`: the page reached the order's last event (also true for an order
+  # without events, and past its end). `damage` (hasDamage) instead of events: the order's
+  # stream reaches damaged bytes; `endOfHistory` is then false and `nextVersion`
+  # `fromVersion`. An esd older than these fields answers the first 10,000 events only,
+  # with 0 and false.
 }

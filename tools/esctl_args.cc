@@ -443,7 +443,7 @@ creation time (fetched 100 at a time). With --json, one object per line as `orde
        {},
        R"(usage: esctl order history ID
 
-Prints every event of order ID, oldest first, one per line:
+Prints every event of order ID, oldest first (fetched 10,000 at a time), one per line:
 VERSION POSITION TIME TYPE JSON COMMAND-ID, then the correlation id and who caused it. With
 --json, one object per line with the keys version, position, time, type, json (the event's
 fields as a JSON value), commandId, correlationId and causedBy. An order without events is
