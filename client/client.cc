@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -444,7 +445,7 @@ AppendResult Client::Append(const std::string& stream, Expected expected, const 
 }
 
 std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& stream, uint64_t from, uint32_t count,
-                                                             bool backward) {
+                                                             bool backward, StreamPageEnd* end) {
   auto req = impl_->store.readStreamRequest();
   req.setStream(stream);
   req.setFromVersion(from);
@@ -452,9 +453,20 @@ std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& 
   req.setDirection(backward ? rpc::Direction::BACKWARD : rpc::Direction::FORWARD);
   auto resp = impl_->Wait(req.send());
   auto result = resp.getResult();
+  StreamPageEnd local;
+  StreamPageEnd& where = end != nullptr ? *end : local;
+  where = {result.getNextVersion(), result.getEndOfStream()};
   if (result.isNotFound()) return std::nullopt;
   if (result.isDamaged()) throw Error(ToDamage(result.getDamaged()));
-  return ToEvents(result.getEvents());
+  auto events = ToEvents(result.getEvents());
+  // An esd older than these fields sends 0 and false, which no page with events means
+  // (except backwards down to version 1, which the events say alike): go by the events.
+  if (!events.empty() && where.next_version == 0 && !where.end_of_stream) {
+    const uint64_t last = events.back().version;
+    where.end_of_stream = backward && last == 0;
+    where.next_version = backward ? (last == 0 ? 0 : last - 1) : last + 1;
+  }
+  return events;
 }
 
 ReadAllResult Client::ReadAll(uint64_t from, uint32_t count, const Filter& filter) {
@@ -603,14 +615,47 @@ std::vector<Client::SnapshotInfo> Client::ListSnapshots() {
   return out;
 }
 
-std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target, std::string* problem) {
+Client::SnapshotPage Client::ReadSnapshotPage(const SnapshotTarget& target, uint64_t offset, uint32_t max_bytes) {
   auto admin = impl_->session.adminRequest().send().getAdmin();
   auto req = admin.readSnapshotRequest();
   SetTarget(req.initTarget(), target);
+  req.setOffset(offset);
+  req.setMaxBytes(max_bytes);
   auto resp = impl_->Wait(req.send());
-  if (problem != nullptr) *problem = Str(resp.getProblem());
-  if (!resp.getFound()) return std::nullopt;
-  return Str(resp.getFile());
+  SnapshotPage page{resp.getFound(), Str(resp.getFile()), resp.getTotalBytes(), resp.getFileTag(),
+                    Str(resp.getProblem())};
+  // An esd from before pages ignores offset and maxBytes and sends the whole file, without
+  // a size: it is the last page.
+  if (page.found && page.total_bytes == 0 && page.file_tag == 0) page.total_bytes = offset + page.bytes.size();
+  return page;
+}
+
+std::optional<std::string> Client::ReadSnapshot(const SnapshotTarget& target, std::string* problem) {
+  constexpr uint32_t kPage = 16u << 20;  // the daemon's cap
+  // The daemon rewrites the projection's snapshot at most once a minute (an order's, once
+  // per --snapshot-every events): a read that starts again seldom meets a new file twice.
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    SnapshotPage page = ReadSnapshotPage(target, 0, kPage);
+    if (!page.found) {
+      if (problem != nullptr) problem->clear();
+      return std::nullopt;
+    }
+    const uint64_t tag = page.file_tag;
+    std::string file = std::move(page.bytes);
+    file.reserve(page.total_bytes);
+    while (file.size() < page.total_bytes) {
+      page = ReadSnapshotPage(target, file.size(), kPage);
+      if (!page.found || page.file_tag != tag || page.bytes.empty()) break;  // replaced or deleted: again
+      file += page.bytes;
+    }
+    if (page.found && page.file_tag == tag && file.size() == page.total_bytes) {
+      if (problem != nullptr) *problem = std::move(page.problem);
+      return file;
+    }
+  }
+  throw Error(Error::Kind::kRemote, "the snapshot was replaced " + std::to_string(kAttempts) +
+                                        " times while it was being read; try again");
 }
 
 std::optional<Client::SnapshotInfo> Client::CreateSnapshot(const SnapshotTarget& target) {
@@ -795,17 +840,33 @@ OrderPage Client::ListOrders(const std::string& customer_id, const std::string& 
   return page;
 }
 
-std::vector<HistoryEntry> Client::History(const std::string& order_id) {
+HistoryPage Client::HistoryFrom(const std::string& order_id, uint64_t from_version) {
   auto req = impl_->orders.historyRequest();
   req.setOrderId(order_id);
+  req.setFromVersion(from_version);
   auto resp = impl_->Wait(req.send());
   if (resp.hasDamage()) throw Error(ToDamage(resp.getDamage()));
-  std::vector<HistoryEntry> out;
+  HistoryPage page;
   for (auto e : resp.getEvents()) {
-    out.push_back({e.getVersion(), e.getPosition(), e.getTimestampMicros(), Str(e.getType()), Str(e.getJson()),
-                   Str(e.getCommandId()), Str(e.getCorrelationId()), Str(e.getCausedBy())});
+    page.events.push_back({e.getVersion(), e.getPosition(), e.getTimestampMicros(), Str(e.getType()),
+                           Str(e.getJson()), Str(e.getCommandId()), Str(e.getCorrelationId()), Str(e.getCausedBy())});
   }
-  return out;
+  page.next_version = resp.getNextVersion();
+  page.end_of_history = resp.getEndOfHistory();
+  // An esd older than these fields sends 0 and false and only ever the first page: take it
+  // as the whole history, as before.
+  if (page.next_version <= from_version && !page.end_of_history) page.end_of_history = true;
+  return page;
+}
+
+std::vector<HistoryEntry> Client::History(const std::string& order_id) {
+  std::vector<HistoryEntry> out;
+  for (uint64_t from = 0;;) {
+    HistoryPage page = HistoryFrom(order_id, from);
+    out.insert(out.end(), std::make_move_iterator(page.events.begin()), std::make_move_iterator(page.events.end()));
+    if (page.end_of_history) return out;
+    from = page.next_version;
+  }
 }
 
 std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& from, const Filter& filter,

@@ -126,6 +126,16 @@ struct Damage {
   std::string ToString() const;
 };
 
+// Where a page of one stream ended (ReadStream): continue from `next_version` until
+// `end_of_stream`. A page may hold fewer events than asked for without being the end (the
+// daemon sends at most 16 MiB of events per answer).
+struct StreamPageEnd {
+  uint64_t next_version = 0;   // the `from` of the next page: forwards one past the last event
+                               // returned, backwards one below it; `from` when none was
+  bool end_of_stream = false;  // forwards: the page reached the stream's last durable event;
+                               // backwards: version 0; true for a stream without events
+};
+
 struct ReadAllResult {
   std::vector<RecordedEvent> events;
   uint64_t next_position = 0;  // continue from here
@@ -217,6 +227,13 @@ struct HistoryEntry {
   std::string type, json, command_id, correlation_id, caused_by;
 };
 
+// One page of an order's history: continue from `next_version` until `end_of_history`.
+struct HistoryPage {
+  std::vector<HistoryEntry> events;
+  uint64_t next_version = 0;    // one past the last event returned; `from` when none was
+  bool end_of_history = false;  // the page reached the order's last event (or it has none)
+};
+
 struct ConnectOptions {
   std::string address = "127.0.0.1:7400";  // HOST:PORT or unix:PATH
   std::string token;
@@ -256,8 +273,9 @@ class Client {
   AppendResult Append(const std::string& stream, Expected expected, const std::vector<NewEvent>& events);
   // nullopt: the stream has no event. `from` = UINT64_MAX with backward reads from the end.
   // Error kDamaged when an event asked for is in damaged bytes (none is returned).
+  // One page: `end` (if given) says where the next starts and whether this was the last.
   std::optional<std::vector<RecordedEvent>> ReadStream(const std::string& stream, uint64_t from, uint32_t count,
-                                                       bool backward = false);
+                                                       bool backward = false, StreamPageEnd* end = nullptr);
   ReadAllResult ReadAll(uint64_t from, uint32_t count, const Filter& filter = {});
   std::optional<StreamInfo> GetStreamInfo(const std::string& stream);
   // Streams whose name starts with `prefix`, in name order, after `after` (paging).
@@ -320,7 +338,20 @@ class Client {
   std::vector<SnapshotInfo> ListSnapshots();  // every page, in file name order
   // The snapshot file's bytes as on disk (see domain/snapshots.h); nullopt: there is none.
   // `problem` (if given) gets why the daemon would not load it, or "" when it would.
+  // Fetched in pages of 16 MiB, all from one file: if the daemon replaces the file between
+  // two pages, the read starts again (a few times; then Error kRemote).
   std::optional<std::string> ReadSnapshot(const SnapshotTarget& target, std::string* problem = nullptr);
+  // One page of it: [offset, offset + max_bytes) of the file, max_bytes capped at 16 MiB by
+  // the daemon (0: the whole file in one answer, refused over 48 MiB, as before pages).
+  struct SnapshotPage {
+    bool found = false;        // false: there is no such snapshot
+    std::string bytes;         // fewer than asked only at the end of the file
+    uint64_t total_bytes = 0;  // the file's size
+    uint64_t file_tag = 0;     // which file the bytes came from: another tag, another file
+    std::string problem;       // on the page that reaches the end: why the daemon would not
+                               // load the file, or ""; "" on the other pages
+  };
+  SnapshotPage ReadSnapshotPage(const SnapshotTarget& target, uint64_t offset, uint32_t max_bytes);
   // Writes one now; nullopt: the order has no events (nothing written).
   std::optional<SnapshotInfo> CreateSnapshot(const SnapshotTarget& target);
   // The file it removed; nullopt: there was none.
@@ -346,8 +377,11 @@ class Client {
   // status "" lists every status.
   OrderPage ListOrders(const std::string& customer_id, const std::string& status, uint32_t page_size,
                        const std::string& page_token = "", uint64_t min_position = 0);
+  // Every event of the order, oldest first, fetched page by page (10,000 events per call).
   // Error kDamaged when the order's stream reaches damaged bytes.
   std::vector<HistoryEntry> History(const std::string& order_id);
+  // One page of it, from version `from_version` on: for callers that show it as it comes.
+  HistoryPage HistoryFrom(const std::string& order_id, uint64_t from_version);
 
   // For load generators: the append as a promise on this client's loop.
   kj::Promise<AppendResult> AppendAsync(const std::string& stream, Expected expected,

@@ -116,6 +116,7 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     next = *snap->version + 1;
     state = std::move(*snap);
   }
+  if (!st.snapshot_ignored.empty()) snapshot_load_failures_.fetch_add(1, std::memory_order_relaxed);
   storage::Status s = ForEachOrderEvent(
       store_, order_id, next, UINT64_MAX,
       [&](RecordedOrderEvent&& e) {
@@ -155,16 +156,17 @@ std::string OrderCommands::DescribeEvents(const std::string& stream, const Appli
 }
 
 std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::Status> OrderCommands::Prepare(
-    const OrderCommand& command, const CommandContext& given) const {
+    const OrderCommand& command, const CommandContext& given, LoadStats* stats) const {
   const std::string& order_id = CommandOrderId(command);
   if (order_id.empty()) return Rejection{"invalid-argument", "the order id must not be empty"};
   CommandContext context = given;
   context.command_fingerprint = CommandFingerprint(command);
-  LoadStats stats;
-  auto loaded = Load(order_id, &stats);
-  if (stats.foreign) {
+  LoadStats local;
+  LoadStats& st = stats != nullptr ? *stats : local;
+  auto loaded = Load(order_id, &st);
+  if (st.foreign) {
     return Rejection{"foreign-event",
-                     "order '" + order_id + "' takes no commands: " + stats.foreign->Describe() +
+                     "order '" + order_id + "' takes no commands: " + st.foreign->Describe() +
                          " (appended directly, before order-<id> streams were reserved for the service). Nothing "
                          "was written; the Order service never changes such a stream. Use another order id (esctl "
                          "order create NEW-ID --customer C)"};

@@ -11,6 +11,7 @@
 // kIdempotencyConflict naming the id and what it was first used for; nothing is written.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,9 @@ class OrderCommands {
     std::string snapshot_ignored;              // why a snapshot there was not used, or ""
     std::optional<ForeignEvent> foreign;       // the event that is not an order event, if any
   };
+  // Loads that found a snapshot and could not use it (LoadStats::snapshot_ignored set), since
+  // construction: for /metrics. Any thread.
+  uint64_t snapshot_load_failures() const { return snapshot_load_failures_.load(std::memory_order_relaxed); }
   // The order: its latest snapshot plus the events after it. A snapshot is used only if the
   // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
   // read. kCorruption if the stream holds something that is not an order event (named by
@@ -99,6 +103,7 @@ class OrderCommands {
   // kIdempotencyConflict.
   // When the append makes the order cross a multiple of snapshot_every, Finish writes its
   // snapshot, which under Durability::kInterval or kNever waits for one fdatasync first.
+  // `stats` (if given) says how Prepare loaded the order, e.g. a snapshot it could not use.
   struct Plan {
     std::string stream;
     storage::ExpectedVersion expected = storage::ExpectedVersion::Any();
@@ -108,7 +113,8 @@ class OrderCommands {
     CommandContext context;
   };
   std::variant<Plan, Accepted, Rejection, storage::Status> Prepare(const OrderCommand& command,
-                                                                   const CommandContext& context) const;
+                                                                   const CommandContext& context,
+                                                                   LoadStats* stats = nullptr) const;
   std::optional<Outcome> Finish(const Plan& plan, const storage::AppendResult& appended) const;
   int max_attempts() const { return options_.max_attempts; }
 
@@ -121,6 +127,7 @@ class OrderCommands {
   storage::Store& store_;
   const Options options_;
   OrderSnapshots snapshots_;
+  mutable std::atomic<uint64_t> snapshot_load_failures_{0};
 };
 
 }  // namespace esd::domain

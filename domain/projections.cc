@@ -109,11 +109,12 @@ OrderProjection OrderProjection::LoadSnapshot(const storage::Store& log, const s
   std::string& why = ignored != nullptr ? *ignored : local;
   why.clear();
   OrderProjection p;
-  auto file = ReadSnapshotFile(path);
-  auto state = file ? DecodeProjection(file->body) : std::nullopt;
-  if (!state || state->checkpoint != file->version) {
-    std::error_code ec;
-    if (std::filesystem::exists(path, ec)) why = "damaged, or of another format version";
+  auto file = ReadSnapshotFile(path, &why);
+  auto state = file ? DecodeProjection(file->body, &why) : std::nullopt;
+  if (!state) return p;
+  if (state->checkpoint != file->version) {
+    why = "its body covers $all up to checkpoint " + std::to_string(state->checkpoint) + " but its header says " +
+          std::to_string(file->version);
     return p;
   }
   why = ProjectionSnapshotMismatch(log, state->checkpoint, state->last_timestamp);

@@ -61,7 +61,9 @@ class OrderProjection {
   // none or it cannot be used: catching up then rebuilds it. It cannot be used when damaged
   // or when `log` does not hold the event before its checkpoint as it was
   // (ProjectionSnapshotMismatch: the snapshot is ahead of the log, or of events it lost).
-  // `ignored` (if given) gets why a snapshot that is there is not used, or "".
+  // `ignored` (if given) gets why a snapshot that is there is not used, or "": every such
+  // failure has its reason (unreadable, damaged, another format, a body that does not
+  // decode, ahead of the log), for the daemon to log. A snapshot loads at any size.
   static OrderProjection LoadSnapshot(const storage::Store& log, const std::filesystem::path& path,
                                       std::string* ignored = nullptr);
 

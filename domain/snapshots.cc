@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <cerrno>
 #include <fstream>
-#include <iterator>
 
 #include "domain/order_commands.h"
 #include "protocol/orders.capnp.h"
@@ -92,31 +92,76 @@ std::string Flatten(capnp::MessageBuilder& message) {
   return std::string(reinterpret_cast<const char*>(words.asBytes().begin()), words.asBytes().size());
 }
 
-// Runs `read` over `body` as a message; false when it does not decode.
+// Runs `read` over `body` as a message; false when it does not decode, with `why` (if
+// given) saying what capnp found.
 template <typename F>
-bool ReadMessage(const std::string& body, F&& read) {
-  if (body.size() % sizeof(capnp::word) != 0) return false;
-  auto words = kj::heapArray<capnp::word>(body.size() / sizeof(capnp::word));
-  if (!body.empty()) std::memcpy(words.begin(), body.data(), body.size());
-  bool ok = false;
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
-    ok = read(reader);
-  })) {
+bool ReadMessage(const std::string& body, std::string* why, F&& read) {
+  if (body.size() % sizeof(capnp::word) != 0) {
+    if (why != nullptr) *why = "its body does not decode: not a whole number of 8-byte words";
     return false;
   }
+  // In place when the bytes are word-aligned (a string's heap buffer is); a copy otherwise.
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(body.data()),
+                                        body.size() / sizeof(capnp::word));
+  if (reinterpret_cast<uintptr_t>(body.data()) % alignof(capnp::word) != 0) {
+    copy = kj::heapArray<capnp::word>(words.size());
+    std::memcpy(copy.begin(), body.data(), body.size());
+    words = copy;
+  }
+  // capnp stops reading after 64 MiB by default, a guard against messages from strangers
+  // that point at the same bytes over and over. The body is our own, vouched for by its
+  // checksum, and may be larger (a projection of ~110,000 orders is): allow the words it
+  // has, twice over so that a decoder reading a list twice still fits.
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = std::max<uint64_t>(options.traversalLimitInWords, 2 * words.size());
+  bool ok = false;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(words, options);
+    ok = read(reader);
+  })) {
+    if (why != nullptr) *why = std::string("its body does not decode: ") + e->getDescription().cStr();
+    return false;
+  }
+  if (!ok && why != nullptr) *why = "its body does not decode: a field holds a value no esd writes";
   return ok;
+}
+
+// The whole file, or nullopt: `why` is "" when there is no such file, else why it cannot be
+// read.
+std::optional<std::string> ReadWholeFile(const std::filesystem::path& path, std::string* why) {
+  why->clear();
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) {
+    const int err = errno;
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) || ec) *why = std::string("it cannot be read: ") + std::strerror(err);
+    return std::nullopt;
+  }
+  std::string bytes(static_cast<size_t>(f.tellg()), '\0');
+  f.seekg(0);
+  if (!f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
+    *why = std::string("it cannot be read: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  return bytes;
 }
 
 std::string Num(uint64_t v) { return std::to_string(v); }
 
-constexpr char kDamaged[] = "damaged, or of another format version";
+// Why a body that decodes is not the snapshot its header says, or "".
+std::string VersionProblem(uint64_t body_version, uint64_t header_version) {
+  if (body_version == header_version) return "";
+  return "its body covers version " + Num(body_version) + " but its header says " + Num(header_version);
+}
 
 // Why `file` (read from `path`) is not an order snapshot that Load would use, or "".
 std::string OrderFileProblem(const std::filesystem::path& data_dir, const std::filesystem::path& path,
                              const SnapshotFile& file, std::optional<OrderState>* state) {
-  *state = DecodeOrderSnapshot(file.body);
-  if (!*state || (*state)->version != file.version) return kDamaged;
+  std::string why;
+  *state = DecodeOrderSnapshot(file.body, &why);
+  if (!*state) return why;
+  if (why = VersionProblem((*state)->version.value_or(0), file.version); !why.empty()) return why;
   // Load uses a snapshot only in the file its stream names: one elsewhere is never read.
   if (OrderSnapshots(data_dir).PathOf(OrderStream((*state)->order_id)) != path) {
     return "holds the snapshot of " + OrderStream((*state)->order_id) + ", which belongs in another file";
@@ -225,24 +270,51 @@ storage::Status WriteSnapshotFile(const std::filesystem::path& path, uint64_t ve
   return storage::WriteFileAtomically(path, file);
 }
 
-std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return std::nullopt;
-  const std::string file((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return ParseSnapshotFile(file);
+namespace {
+
+// The file's header when every check of ParseSnapshotFile holds; else nullopt and why not.
+std::optional<Header> CheckSnapshotFile(std::string_view file, std::string& reason) {
+  reason.clear();
+  Header h{};
+  if (file.size() >= kHeaderSize) std::memcpy(&h, file.data(), kHeaderSize);
+  if (file.size() < kHeaderSize || h.magic != kMagic) {
+    reason = "it is not a snapshot file (no " + Num(kHeaderSize) + "-byte ESDSNAP1 header)";
+  } else if (h.header_checksum != XXH3_64bits(&h, offsetof(Header, header_checksum))) {
+    reason = "its header is damaged (checksum mismatch)";
+  } else if (h.format_version != kSnapshotFormatVersion || h.header_size != kHeaderSize) {
+    reason = "it is of format version " + Num(h.format_version) + "; this esd reads version " +
+             Num(kSnapshotFormatVersion);
+  } else if (h.body_size != file.size() - kHeaderSize) {
+    reason = "its body is " + Num(file.size() - kHeaderSize) + " bytes but its header says " + Num(h.body_size) +
+             ": cut short or appended to";
+  } else if (h.body_size % sizeof(capnp::word) != 0) {
+    reason = "its header says the body is " + Num(h.body_size) + " bytes, not whole 8-byte words";
+  } else if (h.body_checksum != XXH3_64bits(file.data() + kHeaderSize, h.body_size)) {
+    reason = "its body is damaged (checksum mismatch)";
+  } else {
+    return h;
+  }
+  return std::nullopt;
 }
 
-std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file) {
-  if (file.size() < kHeaderSize) return std::nullopt;
-  Header h;
-  std::memcpy(&h, file.data(), kHeaderSize);
-  if (h.magic != kMagic || h.header_checksum != XXH3_64bits(&h, offsetof(Header, header_checksum)) ||
-      h.format_version != kSnapshotFormatVersion || h.header_size != kHeaderSize ||
-      h.body_size != file.size() - kHeaderSize || h.body_size % sizeof(capnp::word) != 0 ||
-      h.body_checksum != XXH3_64bits(file.data() + kHeaderSize, h.body_size)) {
-    return std::nullopt;
-  }
-  return SnapshotFile{h.stream_version, std::string(file.substr(kHeaderSize))};
+}  // namespace
+
+std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path, std::string* why) {
+  std::string local;
+  std::string& reason = why != nullptr ? *why : local;
+  auto file = ReadWholeFile(path, &reason);
+  if (!file) return std::nullopt;
+  const auto header = CheckSnapshotFile(*file, reason);
+  if (!header) return std::nullopt;
+  file->erase(0, kHeaderSize);  // in place: a projection's body may be hundreds of MiB
+  return SnapshotFile{header->stream_version, std::move(*file)};
+}
+
+std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file, std::string* why) {
+  std::string local;
+  const auto header = CheckSnapshotFile(file, why != nullptr ? *why : local);
+  if (!header) return std::nullopt;
+  return SnapshotFile{header->stream_version, std::string(file.substr(kHeaderSize))};
 }
 
 std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_dir) {
@@ -259,9 +331,9 @@ std::string EncodeProjection(uint64_t checkpoint, uint64_t last_timestamp, const
   return Flatten(message);
 }
 
-std::optional<ProjectionState> DecodeProjection(const std::string& bytes) {
+std::optional<ProjectionState> DecodeProjection(const std::string& bytes, std::string* why) {
   ProjectionState out;
-  const bool ok = ReadMessage(bytes, [&](capnp::MessageReader& reader) {
+  const bool ok = ReadMessage(bytes, why, [&](capnp::MessageReader& reader) {
     auto r = reader.getRoot<orders::ProjectionSnapshot>();
     out.checkpoint = r.getCheckpoint();
     out.last_timestamp = r.getLastTimestamp();
@@ -282,9 +354,9 @@ std::string EncodeOrderSnapshot(const OrderState& state) {
   return Flatten(message);
 }
 
-std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
+std::optional<OrderState> DecodeOrderSnapshot(const std::string& body, std::string* why) {
   std::optional<OrderState> out;
-  ReadMessage(body, [&](capnp::MessageReader& reader) {
+  ReadMessage(body, why, [&](capnp::MessageReader& reader) {
     out = Read(reader.getRoot<orders::OrderSnapshot>());
     return out.has_value();
   });
@@ -293,10 +365,14 @@ std::optional<OrderState> DecodeOrderSnapshot(const std::string& body) {
 
 SnapshotEntry InspectSnapshot(const std::filesystem::path& data_dir, const std::filesystem::path& path,
                               const storage::Store* log) {
-  std::ifstream f(path, std::ios::binary);
-  const std::string bytes = f ? std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>())
-                              : std::string();
-  return InspectSnapshotBytes(data_dir, path, bytes, log);
+  std::string why;
+  const auto bytes = ReadWholeFile(path, &why);
+  if (!bytes) {
+    SnapshotEntry e = InspectSnapshotBytes(data_dir, path, "", log);
+    e.problem = why.empty() ? "it was deleted while being read" : why;
+    return e;
+  }
+  return InspectSnapshotBytes(data_dir, path, *bytes, log);
 }
 
 SnapshotEntry InspectSnapshotBytes(const std::filesystem::path& data_dir, const std::filesystem::path& path,
@@ -307,12 +383,12 @@ SnapshotEntry InspectSnapshotBytes(const std::filesystem::path& data_dir, const 
   e.bytes = bytes.size();
   e.kind = path.parent_path().filename() == "projections" ? SnapshotEntry::Kind::kProjection : SnapshotEntry::Kind::kOrder;
   if (e.kind == SnapshotEntry::Kind::kProjection) e.name = path.stem().string();  // known from the file name
-  e.problem = kDamaged;
-  const auto file = ParseSnapshotFile(bytes);
+  const auto file = ParseSnapshotFile(bytes, &e.problem);
   if (!file) return e;
   if (e.kind == SnapshotEntry::Kind::kProjection) {
-    const auto state = DecodeProjection(file->body);
-    if (!state || state->checkpoint != file->version) return e;
+    const auto state = DecodeProjection(file->body, &e.problem);
+    if (!state) return e;
+    if (e.problem = VersionProblem(state->checkpoint, file->version); !e.problem.empty()) return e;
     e.version = state->checkpoint;
     e.orders = state->orders.size();
     e.problem = log != nullptr ? ProjectionSnapshotMismatch(*log, state->checkpoint, state->last_timestamp) : "";
@@ -359,20 +435,15 @@ std::optional<OrderState> OrderSnapshots::Load(const std::string& stream, const 
   std::string& why = ignored != nullptr ? *ignored : local;
   why.clear();
   const auto path = PathOf(stream);
-  auto file = ReadSnapshotFile(path);
-  if (!file) {
-    std::error_code ec;
-    if (std::filesystem::exists(path, ec)) why = kDamaged;
-    return std::nullopt;
-  }
-  std::optional<OrderState> out = DecodeOrderSnapshot(file->body);
-  if (!out || out->version != file->version) {
-    why = kDamaged;
-  } else if (OrderStream(out->order_id) != stream) {
+  auto file = ReadSnapshotFile(path, &why);
+  if (!file) return std::nullopt;
+  std::optional<OrderState> out = DecodeOrderSnapshot(file->body, &why);
+  if (!out) return std::nullopt;
+  why = VersionProblem(out->version.value_or(0), file->version);
+  if (why.empty() && OrderStream(out->order_id) != stream) {
     why = "holds the snapshot of " + OrderStream(out->order_id) + ", not of " + stream;
-  } else if (log != nullptr) {
-    why = OrderSnapshotMismatch(*log, stream, *out);
   }
+  if (why.empty() && log != nullptr) why = OrderSnapshotMismatch(*log, stream, *out);
   if (!why.empty()) return std::nullopt;
   return out;
 }

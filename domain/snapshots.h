@@ -46,9 +46,12 @@ struct SnapshotFile {
   uint64_t version = 0;
   std::string body;  // whole 8-byte words
 };
-std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path);
+// nullopt when there is no file (`why`, if given, is then "") or it is not one to use
+// (`why` says which check failed, for the operator: unreadable, header damaged, other
+// format version, cut short, body damaged).
+std::optional<SnapshotFile> ReadSnapshotFile(const std::filesystem::path& path, std::string* why = nullptr);
 // The same checks on a whole file's bytes already in memory (e.g. sent over RPC).
-std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file);
+std::optional<SnapshotFile> ParseSnapshotFile(std::string_view file, std::string* why = nullptr);
 
 // Makes the events before position `end` of `store` be on disk: Store::Sync when
 // SyncedPosition() has not reached `end` yet. Fails (and nothing may be written) when the
@@ -67,7 +70,9 @@ std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t che
 std::filesystem::path ProjectionSnapshotPath(const std::filesystem::path& data_dir);
 
 // A projection's orders and checkpoint to and from bytes (a ProjectionSnapshot message,
-// whole words); nullopt when the bytes do not decode.
+// whole words); nullopt when the bytes do not decode, with `why` (if given) saying what
+// capnp found. A body decodes at any size: its checksum vouches for it, so capnp's default
+// read limit (64 MiB, against hostile messages) is lifted to the body's own size.
 struct ProjectionState {
   uint64_t checkpoint = 0;
   uint64_t last_timestamp = 0;  // commit time of the event at checkpoint - 1
@@ -77,8 +82,8 @@ std::string EncodeProjection(uint64_t checkpoint, uint64_t last_timestamp, const
 // An order snapshot's body (SnapshotFile::body) to and from its state; nullopt when it does
 // not decode.
 std::string EncodeOrderSnapshot(const OrderState& state);
-std::optional<OrderState> DecodeOrderSnapshot(const std::string& body);
-std::optional<ProjectionState> DecodeProjection(const std::string& bytes);
+std::optional<OrderState> DecodeOrderSnapshot(const std::string& body, std::string* why = nullptr);
+std::optional<ProjectionState> DecodeProjection(const std::string& bytes, std::string* why = nullptr);
 
 // What a snapshot file holds, for listing and verifying: DATA/snapshots/orders/*.snap
 // (aggregates) and DATA/snapshots/projections/*.snap.

@@ -129,6 +129,17 @@ struct ReadStreamResult {
     notFound @1 :Void;                # the stream has no event
     damaged @2 :Damage;               # an event asked for is in damaged bytes: none is returned
   }
+  # Where a page ended. A page may hold fewer events than asked for (16 MiB of events per
+  # answer) without being the end: only `endOfStream` says that. An esd older than these
+  # fields leaves them 0 and false.
+  nextVersion @3 :UInt64;   # the `fromVersion` of the next page: forwards one past the last
+                            # event returned, backwards one below it (0 once version 0 was
+                            # returned); `fromVersion` when no event was returned (notFound,
+                            # damaged, past the end, count 0)
+  endOfStream @4 :Bool;     # forwards: the page reached the stream's last durable event (or
+                            # `fromVersion` is past it); backwards: it reached version 0; also
+                            # true for notFound. False for damaged: reading from
+                            # `nextVersion` again answers the same damage
 }
 
 struct Filter {
@@ -168,7 +179,9 @@ interface EventStore {
   readStream @1 (stream :Text, fromVersion :UInt64, count :UInt32, direction :Direction)
       -> (result :ReadStreamResult);
   # Up to `count` durable events of `stream` from `fromVersion` on (or down, backwards;
-  # use the largest UInt64 to read backwards from the end).
+  # use the largest UInt64 to read backwards from the end): at most 10,000 and, past the
+  # first, at most 16 MiB of them. Continue from `result.nextVersion` until
+  # `result.endOfStream`; a short page is not the end.
 
   readAll @2 (fromPosition :UInt64, count :UInt32, filter :Filter)
       -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool, damage :Damage);
@@ -265,11 +278,23 @@ interface Admin {
   # page), at most `count` (capped at 10,000), each with whether it verifies. `more`:
   # another page follows.
 
-  readSnapshot @5 (target :SnapshotTarget) -> (found :Bool, file :Data, problem :Text);
+  readSnapshot @5 (target :SnapshotTarget, offset :UInt64, maxBytes :UInt32)
+      -> (found :Bool, file :Data, problem :Text, totalBytes :UInt64, fileTag :UInt64);
   # The snapshot file's bytes as they are on disk (header and body, see domain/snapshots.h),
-  # for the caller to check and decode. `found` false: there is none. A file larger than
-  # 48 MiB fails the call (it would not fit in one message): show it offline. `problem`:
-  # why the daemon would not load it ("" when it would), as SnapshotInfo.problem.
+  # for the caller to check and decode, one page at a time: a projection's snapshot can be
+  # larger than a message may be (64 MiB). `found` false: there is none.
+  # `offset`: the first byte of the file to send. `maxBytes`: the most to send, capped at
+  # 16 MiB; 0 asks for the whole file in one answer, as esd did before pages (refused over
+  # 48 MiB, which would not fit in one message).
+  # `file`: the bytes from `offset` on, fewer than asked only at the end of the file (none
+  # when `offset` is at or past it). `totalBytes`: the file's size.
+  # `fileTag`: which file these bytes came from (its identity on disk, its size and times,
+  # and its header, which holds the body's checksum). The daemon replaces a snapshot by
+  # writing a new file, so a page whose tag differs from the first page's is from another
+  # file: start again from offset 0 rather than join the two.
+  # `problem`: why the daemon would not load the file ("" when it would), as
+  # SnapshotInfo.problem; judged on the whole file the page that reaches its end came from,
+  # and sent with that page only ("" on the others).
 
   createSnapshot @6 (target :SnapshotTarget) -> (found :Bool, info :SnapshotInfo);
   # Writes a snapshot now: of an order from its stream, or of the projection as it is
@@ -449,7 +474,14 @@ interface OrderService {
   # the last page. `damage` (hasDamage) instead of orders: the projection stopped at damage
   # in the log before minPosition.
 
-  history @7 (orderId :Text) -> (events :List(HistoryEvent), damage :Damage);
-  # The audit trail: every event of the order, oldest first. `damage` (hasDamage) instead
-  # of events: the order's stream reaches damaged bytes.
+  history @7 (orderId :Text, fromVersion :UInt64)
+      -> (events :List(HistoryEvent), damage :Damage, nextVersion :UInt64, endOfHistory :Bool);
+  # The audit trail: the order's events from version `fromVersion` on (0 for the first
+  # page), oldest first, at most 10,000 per call and, past the first, about 16 MiB of them.
+  # Continue from `nextVersion` (one past the last event returned; `fromVersion` when none)
+  # until `endOfHistory`: the page reached the order's last event (also true for an order
+  # without events, and past its end). `damage` (hasDamage) instead of events: the order's
+  # stream reaches damaged bytes; `endOfHistory` is then false and `nextVersion`
+  # `fromVersion`. An esd older than these fields answers the first 10,000 events only,
+  # with 0 and false.
 }

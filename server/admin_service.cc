@@ -1,11 +1,15 @@
 #include "server/admin_service.h"
 
+#include <fcntl.h>
 #include <kj/debug.h>
+#include <sys/stat.h>
+#include <xxhash.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <memory>
 #include <utility>
 
@@ -13,6 +17,7 @@
 #include "domain/snapshots.h"
 #include "server/progress.h"
 #include "server/projection_runner.h"
+#include "storage/file.h"
 
 namespace esd::server {
 
@@ -98,6 +103,66 @@ void FillSnapshot(rpc::SnapshotInfo::Builder out, const domain::SnapshotEntry& e
     o.setStream(e.name);
     o.setVersion(e.version);
   }
+}
+
+// One page of a snapshot file, read from one open file: its bytes, size and tag all belong
+// to the same file even while the daemon replaces it (by rename) meanwhile.
+struct SnapshotPage {
+  bool found = false;
+  std::string error;        // for the operator; the call fails with it
+  std::string bytes;        // [offset, offset + max_bytes) of the file
+  uint64_t total_bytes = 0;
+  uint64_t tag = 0;         // see readSnapshot's fileTag
+  bool at_end = false;      // the page reaches the end of the file: `whole_file` is set
+  std::string whole_file;   // for judging it, as a load would
+  std::string problem;
+};
+
+// Reads [offset, offset + max_bytes) of `path`. The tag hashes what tells two files apart
+// even when their content is the same (device, inode, size, modification and change times)
+// and the header (which holds the body's checksum), so that a file written anew between
+// two pages is noticed even if its inode number was reused.
+SnapshotPage ReadSnapshotPage(const std::filesystem::path& path, uint64_t offset, uint64_t max_bytes) {
+  SnapshotPage page;
+  auto file = storage::File::Open(path, O_RDONLY);
+  if (!file.ok()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec) && !ec) return page;  // none (or just deleted)
+    page.error = "cannot read " + path.string() + ": " + file.status().message();
+    return page;
+  }
+  page.found = true;
+  struct stat st {};
+  if (::fstat(file->fd(), &st) != 0) {
+    page.error = "cannot read " + path.string() + ": " + std::strerror(errno);
+    return page;
+  }
+  page.total_bytes = static_cast<uint64_t>(st.st_size);
+  // Reads [at, at + n) of the open file into `out`; false after setting page.error.
+  auto read = [&](uint64_t at, uint64_t n, std::string& out) {
+    out.resize(n);
+    auto got = file->ReadAt(at, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
+    if (!got.ok()) page.error = "cannot read " + path.string() + ": " + got.status().message();
+    else out.resize(*got);  // a file is never shortened in place, but say so if it were
+    return got.ok();
+  };
+  std::string header;
+  const uint64_t begin = std::min(offset, page.total_bytes);
+  if (!read(0, std::min<uint64_t>(48, page.total_bytes), header) ||
+      !read(begin, std::min(max_bytes, page.total_bytes - begin), page.bytes)) {
+    return page;
+  }
+  const uint64_t identity[] = {static_cast<uint64_t>(st.st_dev),         static_cast<uint64_t>(st.st_ino),
+                               page.total_bytes,
+                               static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
+                               static_cast<uint64_t>(st.st_ctim.tv_sec), static_cast<uint64_t>(st.st_ctim.tv_nsec)};
+  page.tag = XXH3_64bits_withSeed(header.data(), header.size(), XXH3_64bits(identity, sizeof(identity)));
+  page.at_end = begin + page.bytes.size() >= page.total_bytes;
+  if (page.at_end) {
+    if (begin == 0) page.whole_file = page.bytes;
+    else if (!read(0, page.total_bytes, page.whole_file)) return page;
+  }
+  return page;
 }
 
 class AdminImpl final : public rpc::Admin::Server {
@@ -201,41 +266,37 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> readSnapshot(ReadSnapshotContext context) override {
-    const auto path = PathOf(ctx_, TargetOf(context.getParams().getTarget()));
-    std::error_code ec;
-    const uint64_t size = std::filesystem::file_size(path, ec);
-    if (ec == std::errc::no_such_file_or_directory) {
-      context.getResults().setFound(false);
-      return kj::READY_NOW;
-    }
-    if (ec) Fail("cannot read " + path.string() + ": " + ec.message());
-    if (size > kMaxSnapshotSend) {
-      Fail("the snapshot file is " + std::to_string(size >> 20) + " MiB, too large to send; run `esctl --data-dir " +
-           ctx_.store.directory().string() + " snapshot show ...` on the daemon's machine once esd is stopped");
-    }
-    // Off the loop: up to kMaxSnapshotSend bytes to read.
-    struct File {
-      std::string bytes;
-      bool ok = false;
-      std::string problem;
-    };
+    auto params = context.getParams();
+    const auto path = PathOf(ctx_, TargetOf(params.getTarget()));
+    const uint64_t offset = params.getOffset();
+    // 0: a client from before pages wants the whole file in one answer.
+    const bool whole = params.getMaxBytes() == 0;
+    const uint64_t max_bytes = whole ? kMaxSnapshotSend : std::min<uint64_t>(params.getMaxBytes(), kSnapshotPageBytes);
     const std::filesystem::path data = ctx_.store.directory();
     const storage::Store* log = &ctx_.store;  // reads from any thread; outlives the jobs
-    auto read = RunOffLoop<File>(ctx_, [path, data, log] {
-      auto f = kj::heap<File>();
-      std::ifstream in(path, std::ios::binary);
-      if (!in.is_open()) return f;
-      f->bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      f->ok = !in.bad();
-      if (f->ok) f->problem = domain::InspectSnapshotBytes(data, path, f->bytes, log).problem;
-      return f;
+    // Off the loop: a page is up to 16 MiB to read, and the last one is judged on the
+    // whole file, which means decoding it.
+    auto read = RunOffLoop<SnapshotPage>(ctx_, [path, data, log, offset, max_bytes, whole] {
+      auto page = kj::heap<SnapshotPage>(ReadSnapshotPage(path, offset, max_bytes));
+      if (whole && page->found && page->total_bytes > max_bytes) {
+        page->error = "the snapshot file is " + std::to_string(page->total_bytes >> 20) +
+                      " MiB, too large to send in one message; an esctl of this version reads it in pages";
+      }
+      if (page->found && page->error.empty() && page->at_end) {
+        page->problem = domain::InspectSnapshotBytes(data, path, page->whole_file, log).problem;
+      }
+      return page;
     });
-    return read.then([context, path](kj::Own<File> f) mutable {
-      if (!f->ok) Fail("cannot read " + path.string() + " (it may have just been deleted); try again");
+    return read.then([context](kj::Own<SnapshotPage> page) mutable {
+      if (!page->error.empty()) Fail(page->error);
       auto results = context.getResults();
-      results.setFound(true);
-      results.setFile(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(f->bytes.data()), f->bytes.size()));
-      results.setProblem(f->problem);
+      results.setFound(page->found);
+      if (!page->found) return;
+      results.setFile(
+          capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(page->bytes.data()), page->bytes.size()));
+      results.setTotalBytes(page->total_bytes);
+      results.setFileTag(page->tag);
+      results.setProblem(page->problem);
     });
   }
 

@@ -12,8 +12,11 @@
 
 namespace esd::server {
 
-// Above this a snapshot file is not sent (readSnapshot): with the message's framing it
-// would pass the receiver's 64 MiB limit.
+// readSnapshot sends a snapshot file in pages of at most this many bytes, well below the
+// receiver's 64 MiB message limit; a caller stitches them (protocol/esd.capnp).
+inline constexpr uint64_t kSnapshotPageBytes = 16u << 20;
+// A caller from before pages (maxBytes 0) gets the whole file in one answer, up to this
+// size: with the message's framing a larger one would pass the 64 MiB limit.
 inline constexpr uint64_t kMaxSnapshotSend = 48u << 20;
 
 rpc::Admin::Client MakeAdmin(ServerContext& ctx);

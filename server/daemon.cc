@@ -70,6 +70,8 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
   m.Gauge("esd_subscriptions", "Active subscriptions.", ctx.counters.subscriptions.load());
+  m.Counter("esd_snapshot_load_failures_total", "Snapshots found but not used (stderr says why); orders' at each load.",
+            ctx.projection.snapshot_load_failures() + ctx.orders.snapshot_load_failures());
   const uint64_t durable = ctx.store.DurablePosition().value, checkpoint = ctx.projection.checkpoint();
   m.Gauge("esd_projection_checkpoint", "Next $all position the order projection applies.", static_cast<double>(checkpoint));
   m.Gauge("esd_projection_lag_events", "Durable events the order projection has not applied yet.",

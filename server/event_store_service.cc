@@ -10,6 +10,7 @@
 
 #include "domain/order_commands.h"
 #include "server/subscription.h"
+#include "storage/stream_page.h"
 
 namespace esd::server {
 
@@ -199,28 +200,32 @@ void EventStoreService::ReadStreamNow(ReadStreamContext context) {
   const uint32_t count = std::min(params.getCount(), kMaxReadCount);
   const auto direction = params.getDirection() == rpc::Direction::FORWARD ? storage::Direction::kForward
                                                                           : storage::Direction::kBackward;
-  auto events = ctx_.store.ReadStream(ToString(params.getStream()), storage::StreamVersion(params.getFromVersion()),
-                                      count, direction);
-  if (!events.ok()) {
-    const Status& s = events.status();
+  const uint64_t from = params.getFromVersion();
+  auto page = storage::ReadStreamPage(ctx_.store, ToString(params.getStream()), storage::StreamVersion(from), count,
+                                      direction, kMaxReadBytes, WireSize);
+  if (!page.ok()) {
+    const Status& s = page.status();
+    auto result = context.getResults().initResult();
+    result.setNextVersion(from);
     if (s.code() == Status::Code::kNotFound) {
-      context.getResults().initResult().setNotFound();
+      result.setNotFound();
+      result.setEndOfStream(true);
       return;
     }
     if (s.IsDataLoss()) {
       ctx_.damage_log.Report(s, "a read of stream '" + ToString(params.getStream()) + "'");
-      FillDamage(context.getResults().initResult().initDamaged(), s);
+      FillDamage(result.initDamaged(), s);
       return;
     }
     KJ_FAIL_ASSERT("reading the stream failed", s.ToString());
   }
-  size_t n = 0;
   uint64_t bytes = 0;
-  while (n < events->size() && (n == 0 || bytes + WireSize((*events)[n]) <= kMaxReadBytes)) {
-    bytes += WireSize((*events)[n++]);
-  }
-  auto list = context.initResults(OneSegment(bytes, n)).initResult().initEvents(n);
-  for (size_t i = 0; i < n; ++i) FillRecorded(list[i], (*events)[i]);
+  for (const auto& e : page->events) bytes += WireSize(e);
+  auto result = context.initResults(OneSegment(bytes, page->events.size())).initResult();
+  auto list = result.initEvents(page->events.size());
+  for (size_t i = 0; i < page->events.size(); ++i) FillRecorded(list[i], page->events[i]);
+  result.setNextVersion(page->next.value);
+  result.setEndOfStream(page->end);
 }
 
 void EventStoreService::ReadAllNow(ReadAllContext context) {

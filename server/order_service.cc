@@ -2,12 +2,16 @@
 
 #include <kj/debug.h>
 
+#include <chrono>
+#include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "domain/codec.h"
 #include "domain/order_history.h"
 #include "server/event_store_service.h"
 #include "server/projection_runner.h"
+#include "storage/stream_page.h"
 
 namespace esd::server {
 
@@ -48,6 +52,13 @@ void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_l
   }
 }
 
+// What a history entry may take in the answer, at most: its JSON can be up to six times
+// the event's data (every byte escaped as \u00XX, for a stream a client filled with odd
+// order events), its metadata decodes into three of its texts.
+uint64_t HistoryWireSize(const storage::EventView& e) {
+  return e.type.size() + 6 * e.data.size() + e.metadata.size() + 64;
+}
+
 void FillView(rpc::OrderView::Builder out, const domain::OrderState& s) {
   out.setOrderId(s.order_id);
   out.setCustomerId(s.customer_id);
@@ -67,11 +78,34 @@ void FillView(rpc::OrderView::Builder out, const domain::OrderState& s) {
   out.setCancelReason(s.cancel_reason);
 }
 
+// An order's snapshot that exists but cannot be used costs its command a read of the whole
+// stream, until the order's next snapshot replaces it. Said on stderr at most once per 10 s
+// (a busy order would say it on every command); esd_snapshot_load_failures_total counts
+// each. Event loop only.
+void LogIgnoredSnapshot(const domain::OrderCommand& command, const std::string& why) {
+  static std::optional<std::chrono::steady_clock::time_point> last;
+  static uint64_t unsaid = 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (last && now - *last < std::chrono::seconds(10)) {
+    ++unsaid;
+    return;
+  }
+  std::fprintf(stderr,
+               "esd: the snapshot of %s is not used (%s); the order is read from its events (%llu more such loads "
+               "since the last such line)\n",
+               domain::OrderStream(domain::CommandOrderId(command)).c_str(), why.c_str(),
+               static_cast<unsigned long long>(unsaid));
+  last = now;
+  unsaid = 0;
+}
+
 // Prepare, append without blocking (AppendOnLoop), Finish; again on a conflict. Outcomes
 // are boxed for the same reason as AppendOnLoop's results.
 kj::Promise<kj::Own<Outcome>> Run(ServerContext& ctx, domain::OrderCommand command, domain::CommandContext context,
                                  int attempt) {
-  auto prepared = ctx.orders.Prepare(command, context);
+  domain::OrderCommands::LoadStats loaded;
+  auto prepared = ctx.orders.Prepare(command, context, &loaded);
+  if (!loaded.snapshot_ignored.empty()) LogIgnoredSnapshot(command, loaded.snapshot_ignored);
   if (auto* a = std::get_if<domain::OrderCommands::Accepted>(&prepared)) return kj::heap<Outcome>(*a);
   if (auto* r = std::get_if<domain::Rejection>(&prepared)) return kj::heap<Outcome>(*r);
   if (auto* s = std::get_if<storage::Status>(&prepared)) return kj::heap<Outcome>(*s);
@@ -198,20 +232,28 @@ kj::Promise<void> OrderServiceImpl::listOrders(ListOrdersContext context) {
 }
 
 kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
-  const std::string id = Str(context.getParams().getOrderId());
-  auto events = ctx_.store.ReadStream(domain::OrderStream(id), storage::StreamVersion(0), kMaxReadCount);
-  if (!events.ok() && events.status().IsDataLoss()) {
-    ctx_.damage_log.Report(events.status(), "a read of order '" + id + "'");
-    FillDamage(context.getResults().initDamage(), events.status());
+  auto params = context.getParams();
+  const std::string id = Str(params.getOrderId());
+  const uint64_t from = params.getFromVersion();
+  auto results = context.getResults();
+  results.setNextVersion(from);
+  auto page = storage::ReadStreamPage(ctx_.store, domain::OrderStream(id), storage::StreamVersion(from), kMaxReadCount,
+                                      storage::Direction::kForward, kMaxReadBytes, HistoryWireSize);
+  if (!page.ok() && page.status().IsDataLoss()) {
+    ctx_.damage_log.Report(page.status(), "a read of order '" + id + "'");
+    FillDamage(results.initDamage(), page.status());
     return kj::READY_NOW;
   }
-  if (!events.ok() && events.status().code() != storage::Status::Code::kNotFound) {
-    KJ_FAIL_ASSERT("reading the order failed", events.status().ToString());
+  if (!page.ok() && page.status().code() != storage::Status::Code::kNotFound) {
+    KJ_FAIL_ASSERT("reading the order failed", page.status().ToString());
   }
-  const size_t n = events.ok() ? events->size() : 0;
-  auto list = context.getResults().initEvents(n);
-  for (size_t i = 0; i < n; ++i) {
-    const storage::EventView& e = (*events)[i];
+  if (!page.ok()) {  // no such order: nothing more to come
+    results.setEndOfHistory(true);
+    return kj::READY_NOW;
+  }
+  auto list = results.initEvents(page->events.size());
+  for (size_t i = 0; i < page->events.size(); ++i) {
+    const storage::EventView& e = page->events[i];
     auto out = list[i];
     out.setVersion(e.version.value);
     out.setPosition(e.position.value);
@@ -223,6 +265,8 @@ kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
     out.setCorrelationId(meta.correlation_id);
     out.setCausedBy(meta.caused_by);
   }
+  results.setNextVersion(page->next.value);
+  results.setEndOfHistory(page->end);
   return kj::READY_NOW;
 }
 

@@ -68,6 +68,8 @@ class ProjectionRunner {
   // Why the snapshot found at construction was not used ("" if there was none or it was):
   // the projection then catches up from position 0.
   const std::string& snapshot_ignored() const { return snapshot_ignored_; }
+  // 1 when a snapshot was found at construction and not used, else 0: for /metrics.
+  uint64_t snapshot_load_failures() const { return snapshot_ignored_.empty() ? 0 : 1; }
   uint64_t checkpoint() const { return checkpoint_.load(std::memory_order_relaxed); }  // any thread
   // Events of order streams that are not order events, skipped by this runner's projections
   // since it started (a rebuild meets them again); any thread. The first is logged.

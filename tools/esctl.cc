@@ -132,28 +132,23 @@ int Read(const Invocation& inv, const std::function<std::unique_ptr<EventSource>
 
   auto c = open();
   if (!c) return kExitFailure;
-  // The server may answer with fewer events than asked for (it bounds a response's bytes),
-  // so only an empty page, or version 0 backwards, ends the stream.
+  // A page may hold fewer events than asked for (the daemon bounds an answer's bytes):
+  // only its end marker ends the stream.
   while (!left || *left > 0) {
     const uint32_t ask = left ? static_cast<uint32_t>(std::min<uint64_t>(*left, kPageSize)) : kPageSize;
-    auto page = c->ReadStream(stream, from, ask, backward);
+    client::StreamPageEnd end;
+    auto page = c->ReadStream(stream, from, ask, backward, &end);
     if (!page) {
       Note("stream '" + stream + "' has no events");
       return kExitOk;
     }
-    if (page->empty()) break;
     std::string out;
     for (const auto& e : *page) out += EventLine(e, inv.global.json);
     Print(out);
     if (left) *left -= std::min<uint64_t>(*left, page->size());
-    const uint64_t last = page->back().version;
-    if (backward) {
-      if (last == 0) break;
-      from = last - 1;
-    } else {
-      if (last == std::numeric_limits<uint64_t>::max()) break;
-      from = last + 1;
-    }
+    // The second: a page with nothing that is not the end (an esd that does not say).
+    if (end.end_of_stream || page->empty()) break;
+    from = end.next_version;
   }
   return kExitOk;
 }

@@ -324,8 +324,8 @@ exit codes: 0 done; 1 failure (cannot connect, esd running on DIR); 2 bad usage
        esctl [--data-dir DIR] snapshot show --projection orders
 
 Prints the state in the snapshot as JSON: an order's fields, lines and recent commands; or
-the projection's checkpoint and every order in it. Online, the daemon sends the file and
-esctl checks and decodes it (a file over 48 MiB is shown offline only).
+the projection's checkpoint and every order in it. Online, the daemon sends the file (in
+pages of 16 MiB, all from the same file) and esctl checks and decodes it.
 
 exit codes: 0 done; 1 no snapshot, or one that does not verify; 2 bad usage
 )", "STREAM", false, true},
@@ -449,7 +449,7 @@ creation time (fetched 100 at a time). With --json, one object per line as `orde
        {},
        R"(usage: esctl order history ID
 
-Prints every event of order ID, oldest first, one per line:
+Prints every event of order ID, oldest first (fetched 10,000 at a time), one per line:
 VERSION POSITION TIME TYPE JSON COMMAND-ID, then the correlation id and who caused it. With
 --json, one object per line with the keys version, position, time, type, json (the event's
 fields as a JSON value), commandId, correlationId and causedBy. An order without events is

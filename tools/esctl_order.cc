@@ -237,14 +237,21 @@ int List(const Invocation& inv, const Connector& connect) {
 int History(const Invocation& inv, const Connector& connect) {
   const std::string id = OrderId(inv);
   auto c = connect();
-  const std::vector<client::HistoryEntry> events = c->History(id);
-  if (events.empty()) {
+  // Page by page (10,000 events per call), each printed as it comes.
+  bool any = false;
+  for (uint64_t from = 0;;) {
+    const client::HistoryPage page = c->HistoryFrom(id, from);
+    std::string out;
+    for (const auto& e : page.events) out += HistoryLine(e, inv.global.json);
+    Print(out);
+    any = any || !page.events.empty();
+    if (page.end_of_history || page.events.empty()) break;
+    from = page.next_version;
+  }
+  if (!any) {
     Note("order " + Quoted(id) + " has no events: it does not exist");
     return kExitFailure;
   }
-  std::string out;
-  for (const auto& e : events) out += HistoryLine(e, inv.global.json);
-  Print(out);
   return kExitOk;
 }
 

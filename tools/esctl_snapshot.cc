@@ -117,14 +117,17 @@ int Show(const Target& t, const std::optional<std::string>& file, const std::str
            "; `snapshot create --projection orders` writes one");
       return kExitFailure;
     }
-    std::string orders = "[";
-    for (const auto& o : state->orders) {
-      if (orders.size() > 1) orders += ',';
-      orders += OrderJson(o);
+    // Printed order by order: a projection's JSON can be hundreds of MiB, and building it
+    // as one string first costs as much again in copies.
+    const std::string head =
+        JsonObject().String("projection", t.name).Number("checkpoint", state->checkpoint).Raw("orders", "[]").Done();
+    std::fwrite(head.data(), 1, head.size() - 2, stdout);  // all but the closing "]}"
+    for (size_t i = 0; i < state->orders.size(); ++i) {
+      if (i > 0) std::fputc(',', stdout);
+      const std::string order = OrderJson(state->orders[i]);
+      std::fwrite(order.data(), 1, order.size(), stdout);
     }
-    JsonObject o;
-    o.String("projection", t.name).Number("checkpoint", state->checkpoint).Raw("orders", orders + "]");
-    std::printf("%s\n", o.Done().c_str());
+    std::printf("]}\n");
     return kExitOk;
   }
   auto state = parsed ? domain::DecodeOrderSnapshot(parsed->body) : std::nullopt;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "storage/store.h"
+#include "storage/stream_page.h"
 #include "tools/esctl_offline.h"
 
 namespace esd::esctl {
@@ -11,13 +12,21 @@ namespace {
 
 // A filtered read scans at most this many events per call, as the daemon does.
 constexpr size_t kMaxScan = 100'000;
+// A stream's page holds at most this many events and, past the first, this many bytes of
+// them, as the daemon's do: the same pages, and memory bounded by a page.
+constexpr uint32_t kMaxCount = 10'000;
+constexpr uint64_t kMaxBytes = 16u << 20;
+uint64_t EventBytes(const storage::EventView& e) {
+  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
+}
 
 class Online final : public EventSource {
  public:
   explicit Online(std::unique_ptr<client::Client> c) : c_(std::move(c)) {}
   std::optional<std::vector<client::RecordedEvent>> ReadStream(const std::string& stream, uint64_t from,
-                                                               uint32_t count, bool backward) override {
-    return c_->ReadStream(stream, from, count, backward);
+                                                               uint32_t count, bool backward,
+                                                               client::StreamPageEnd* end) override {
+    return c_->ReadStream(stream, from, count, backward, end);
   }
   client::ReadAllResult ReadAll(uint64_t from, uint32_t count, const client::Filter& filter) override {
     return c_->ReadAll(from, count, filter);
@@ -65,17 +74,21 @@ class Offline final : public EventSource {
   explicit Offline(std::unique_ptr<storage::Store> store) : store_(std::move(store)) {}
 
   std::optional<std::vector<client::RecordedEvent>> ReadStream(const std::string& stream, uint64_t from,
-                                                               uint32_t count, bool backward) override {
-    auto events = store_->ReadStream(stream, storage::StreamVersion(from), count,
-                                     backward ? storage::Direction::kBackward : storage::Direction::kForward);
-    if (!events.ok()) {
-      if (events.status().code() == storage::Status::Code::kNotFound) return std::nullopt;
-      if (events.status().IsDataLoss()) throw client::Error(DamageOf(events.status()));
-      throw client::Error(client::Error::Kind::kRemote, "reading " + stream + " failed: " + events.status().ToString());
+                                                               uint32_t count, bool backward,
+                                                               client::StreamPageEnd* end) override {
+    auto page = storage::ReadStreamPage(*store_, stream, storage::StreamVersion(from), std::min(count, kMaxCount),
+                                        backward ? storage::Direction::kBackward : storage::Direction::kForward,
+                                        kMaxBytes, EventBytes);
+    *end = {from, !page.ok()};
+    if (!page.ok()) {
+      if (page.status().code() == storage::Status::Code::kNotFound) return std::nullopt;
+      if (page.status().IsDataLoss()) throw client::Error(DamageOf(page.status()));
+      throw client::Error(client::Error::Kind::kRemote, "reading " + stream + " failed: " + page.status().ToString());
     }
+    *end = {page->next.value, page->end};
     std::vector<client::RecordedEvent> out;
-    out.reserve(events->size());
-    for (const auto& e : *events) out.push_back(ToRecorded(e));
+    out.reserve(page->events.size());
+    for (const auto& e : page->events) out.push_back(ToRecorded(e));
     return out;
   }
 

@@ -17,10 +17,13 @@ namespace esd::esctl {
 class EventSource {
  public:
   virtual ~EventSource() = default;
-  // nullopt: the stream has no event. `from` = UINT64_MAX with `backward` starts at the end.
+  // One page: nullopt when the stream has no event. `from` = UINT64_MAX with `backward`
+  // starts at the end. `end` says where the next page starts and whether this one was the
+  // last; a page may hold fewer than `count` events (16 MiB of them at most) and not be.
   // Damage is client::Error kDamaged, as the client library reports it.
   virtual std::optional<std::vector<client::RecordedEvent>> ReadStream(const std::string& stream, uint64_t from,
-                                                                       uint32_t count, bool backward) = 0;
+                                                                       uint32_t count, bool backward,
+                                                                       client::StreamPageEnd* end) = 0;
   // Up to `count` matching events from `from`; may stop early (continue from next_position).
   // At damage: the events before it, and `damage`.
   virtual client::ReadAllResult ReadAll(uint64_t from, uint32_t count, const client::Filter& filter) = 0;

@@ -253,6 +253,30 @@ TEST_F(OrderCommandsTest, ASnapshotOnDemandCoversOnlyEventsOnDisk) {
   EXPECT_GT(store_->SyncedPosition().value, (*written)->last_position);
 }
 
+TEST_F(OrderCommandsTest, ASnapshotThatCannotBeUsedIsCountedEachTimeWithItsReason) {
+  OrderCommands::Options every_two;
+  every_two.snapshot_every = 2;
+  OrderCommands orders(*store_, every_two);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));  // a snapshot
+  EXPECT_EQ(orders.snapshot_load_failures(), 0u);
+  const auto path = OrderSnapshots(dir_.path()).PathOf("order-o1");
+  storage::testing::FlipByte(path, std::filesystem::file_size(path) - 3);
+  OrderCommands::LoadStats stats;
+  ASSERT_TRUE(orders.Load("o1", &stats).ok());
+  EXPECT_NE(stats.snapshot_ignored.find("its body is damaged"), std::string::npos) << stats.snapshot_ignored;
+  EXPECT_EQ(orders.snapshot_load_failures(), 1u);
+  // A command loads the order too, and says why through Prepare's stats.
+  auto prepared = orders.Prepare(AddItem{"o1", "pear", 1, 20}, Ctx("cmd-3"), &stats);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Plan>(prepared));
+  EXPECT_NE(stats.snapshot_ignored.find("its body is damaged"), std::string::npos) << stats.snapshot_ignored;
+  EXPECT_EQ(orders.snapshot_load_failures(), 2u);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(orders.Load("o1", &stats).ok());
+  EXPECT_EQ(stats.snapshot_ignored, "");
+  EXPECT_EQ(orders.snapshot_load_failures(), 2u) << "no snapshot is not a failed one";
+}
+
 // Every fdatasync of a segment fails (EIO); other files sync.
 class FailSegmentSyncs : public storage::FileFaults {
  public:

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "domain/codec.h"
+#include "domain/many_orders.h"
 #include "domain/order_commands.h"
 #include "storage/test_util.h"
 
@@ -159,6 +160,51 @@ TEST_F(ProjectionsTest, ADamagedSnapshotMeansARebuildNotAWrongState) {
   EXPECT_EQ(loaded.order_count(), 0u);
   ASSERT_TRUE(loaded.CatchUp(*store_).ok());
   EXPECT_TRUE(loaded == p);
+}
+
+TEST_F(ProjectionsTest, ASnapshotPastCapnpsDefaultReadLimitLoads) {
+  // capnp reads at most 64 MiB of a message unless told otherwise; past ~110,000 orders the
+  // daemon's snapshot did not load, and every restart replayed $all from 0.
+  storage::EventData e;
+  e.id = storage::EventId::Random();
+  e.type = "Unrelated";
+  ASSERT_TRUE(store_->AppendSync("audit-log", storage::ExpectedVersion::Any(), {e}).ok());
+  const std::vector<OrderState> orders = testing::ManyOrders(150'000);
+  const auto path = ProjectionSnapshotPath(dir_.path());
+  ASSERT_TRUE(testing::WriteProjectionSnapshotOf(*store_, orders, path).ok());
+  ASSERT_GT(std::filesystem::file_size(path), 64u << 20);
+  std::string why = "?";
+  const OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, path, &why);
+  EXPECT_EQ(why, "");
+  EXPECT_EQ(loaded.checkpoint(), 1u);
+  ASSERT_EQ(loaded.order_count(), orders.size());
+  ASSERT_NE(loaded.Get("m149999"), nullptr);
+  EXPECT_EQ(*loaded.Get("m149999"), orders.back());
+  EXPECT_EQ(loaded.List("customer-999", std::nullopt, 1000, "")->orders.size(), 150u);
+}
+
+TEST_F(ProjectionsTest, ASnapshotThatCannotBeUsedSaysWhy) {
+  OrderProjection p;
+  Run(60, 10, 4, &p);
+  const auto path = ProjectionSnapshotPath(dir_.path());
+  std::string why;
+  // Checksums that hold over a body that is no message: what a bug in the writer would leave.
+  ASSERT_TRUE(WriteSnapshotFile(path, p.checkpoint(), std::string(64, '\xff')).ok());
+  EXPECT_EQ(OrderProjection::LoadSnapshot(*store_, path, &why).checkpoint(), 0u);
+  EXPECT_NE(why.find("its body does not decode"), std::string::npos) << why;
+  ASSERT_TRUE(p.SaveSnapshot(*store_, path).ok());
+  storage::testing::FlipByte(path, std::filesystem::file_size(path) - 9);
+  OrderProjection::LoadSnapshot(*store_, path, &why);
+  EXPECT_NE(why.find("its body is damaged"), std::string::npos) << why;
+  storage::testing::TruncateFile(path, std::filesystem::file_size(path) - 8);
+  OrderProjection::LoadSnapshot(*store_, path, &why);
+  EXPECT_NE(why.find("cut short"), std::string::npos) << why;
+  storage::testing::FlipByte(path, 20);
+  OrderProjection::LoadSnapshot(*store_, path, &why);
+  EXPECT_NE(why.find("its header is damaged"), std::string::npos) << why;
+  std::filesystem::remove(path);
+  OrderProjection::LoadSnapshot(*store_, path, &why);
+  EXPECT_EQ(why, "") << "no snapshot is not a snapshot that failed";
 }
 
 TEST_F(ProjectionsTest, GetOrderAgreesWithTheAggregate) {

@@ -105,6 +105,49 @@ TEST_F(AdminTest, SnapshotsAreWrittenReadListedAndDeletedByTheDaemon) {
   EXPECT_FALSE(c_->ReadSnapshot(target).has_value());
 }
 
+TEST_F(AdminTest, ASnapshotIsReadInPagesThatEachNameTheFileTheyCameFrom) {
+  const auto target = Client::SnapshotTarget::Stream("order-a1");
+  ASSERT_TRUE(c_->CreateSnapshot(target).has_value());
+  const std::string whole = c_->ReadSnapshot(target).value();
+  std::string stitched;
+  uint64_t tag = 0;
+  for (uint64_t offset = 0;;) {
+    const auto page = c_->ReadSnapshotPage(target, offset, 64);
+    ASSERT_TRUE(page.found);
+    EXPECT_EQ(page.total_bytes, whole.size());
+    if (offset == 0) tag = page.file_tag;
+    EXPECT_EQ(page.file_tag, tag) << "the same file";
+    ASSERT_LE(page.bytes.size(), 64u);
+    stitched += page.bytes;
+    offset += page.bytes.size();
+    if (offset == page.total_bytes) break;
+    ASSERT_FALSE(page.bytes.empty()) << "a page short of the end has bytes";
+  }
+  EXPECT_EQ(stitched, whole);
+  EXPECT_EQ(c_->ReadSnapshotPage(target, 0, UINT32_MAX).bytes, whole) << "capped at 16 MiB, not refused";
+  EXPECT_EQ(c_->ReadSnapshotPage(target, 0, 0).bytes, whole) << "0: the whole file, as before paging";
+  EXPECT_TRUE(c_->ReadSnapshotPage(target, whole.size() + 100, 64).bytes.empty()) << "past the end: nothing";
+
+  // Written again, even with the same content: a page of the new file has another tag, so
+  // a reader never stitches two files together.
+  ASSERT_TRUE(c_->CreateSnapshot(target).has_value());
+  EXPECT_NE(c_->ReadSnapshotPage(target, 64, 64).file_tag, tag);
+}
+
+TEST_F(AdminTest, OnlyThePageThatReachesTheEndSaysWhyTheSnapshotWouldNotLoad) {
+  const auto target = Client::SnapshotTarget::Stream("order-a1");
+  const auto made = c_->CreateSnapshot(target);
+  ASSERT_TRUE(made.has_value());
+  storage::testing::FlipByte(data_ / made->file, std::filesystem::file_size(data_ / made->file) - 3);
+  EXPECT_EQ(c_->ReadSnapshotPage(target, 0, 64).problem, "");
+  const auto last = c_->ReadSnapshotPage(target, 64, 16u << 20);
+  EXPECT_EQ(64 + last.bytes.size(), last.total_bytes);
+  EXPECT_EQ(last.problem, "its body is damaged (checksum mismatch)");
+  std::string problem;
+  ASSERT_TRUE(c_->ReadSnapshot(target, &problem).has_value());
+  EXPECT_EQ(problem, "its body is damaged (checksum mismatch)");
+}
+
 TEST_F(AdminTest, WhatCannotBeDoneFailsWithASentenceAndTheDaemonServesOn) {
   try {
     c_->RebuildProjection("nope");

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "client/client.h"
+#include "domain/snapshots.h"
 #include "server/damaged_store.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
@@ -228,6 +229,34 @@ TEST(Orders, ARestartInTheMiddleKeepsEveryOrderAndTheProjectionCatchesUp) {
   EXPECT_EQ(m0.order->status, "placed");
   EXPECT_EQ(c->ListOrders("erin", "", 50, "", last).orders.size(), 6u);
   EXPECT_EQ(c->AddItem("m0", "y", 1, 1).rule, "order-not-open") << "commands see the state from before the restart";
+}
+
+TEST(Orders, ASnapshotThatCannotBeUsedIsLoggedWithTheReasonAndCounted) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  const std::vector<std::string> every_two{"--snapshot-every", "2"};
+  {
+    EsdProcess esd(data, every_two);
+    auto c = Client::Connect(esd.rpc_address());
+    ASSERT_TRUE(c->CreateOrder("s1", "sam").ok());
+    ASSERT_TRUE(c->AddItem("s1", "fig", 1, 10).ok());  // the order's snapshot
+    ASSERT_EQ(esd.Stop(SIGTERM), 0);                    // the projection's
+  }
+  for (const auto& snap : {domain::ProjectionSnapshotPath(data), domain::OrderSnapshots(data).PathOf("order-s1")}) {
+    storage::testing::FlipByte(snap, std::filesystem::file_size(snap) - 3);
+  }
+  EsdProcess esd(data, every_two);
+  EXPECT_NE(esd.Output().find("the order projection's snapshot is not used (its body is damaged"), std::string::npos)
+      << esd.Output();
+  auto c = Client::Connect(esd.rpc_address());
+  const auto added = c->AddItem("s1", "kiwi", 2, 20);
+  ASSERT_TRUE(added.ok()) << "the order is read from its events instead";
+  EXPECT_TRUE(esd.WaitForOutput("the snapshot of order-s1 is not used (its body is damaged")) << esd.Output();
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_snapshot_load_failures_total 2"), std::string::npos) << metrics;
+  const auto s1 = c->GetOrder("s1", added.position);
+  ASSERT_TRUE(s1.order.has_value());
+  EXPECT_EQ(s1.order->total_cents, 10 + 2 * 20) << "the projection caught up from position 0";
 }
 
 TEST(Orders, ARebuildReplaysEverythingAndAnswersTheSameWhileServing) {

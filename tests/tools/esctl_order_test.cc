@@ -13,6 +13,7 @@
 #include "client/client.h"
 #include "server/damaged_store.h"
 #include "server/esd_process.h"
+#include "server/long_streams.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
 #include "tools/esctl_text.h"
@@ -242,6 +243,18 @@ TEST_F(OrderCliTest, HistoryPrintsOneEventPerLineAndJsonLinesParse) {
   EXPECT_TRUE(Has(lines[0], R"("commandId":"create-1","correlationId":"flow-7")")) << lines[0];
   EXPECT_TRUE(Has(lines[2], R"("json":{"sku":"apple","quantity":3})")) << lines[2];
   EXPECT_EQ(Ctl({"order", "history", "nobody"}).code, 1);
+}
+
+TEST(OrderCli, HistoryPrintsEveryEventOfAnOrderLongerThanOneCallReturns) {
+  storage::testing::TempDir dir;
+  testing::WriteLongOrder(dir.path() / "data", "long", 10'500);
+  testing::EsdProcess esd(dir.path() / "data");
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "order", "history", "long"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 10'500u) << "past the 10,000 of one call";
+  EXPECT_EQ(lines[10'000].rfind("10000 10000 ", 0), 0u) << lines[10'000];
+  EXPECT_EQ(lines.back().rfind("10499 10499 ", 0), 0u) << lines.back();
 }
 
 TEST(OrderCli, AReaderTokenCannotWriteAndIsToldWhichRoleItNeeds) {

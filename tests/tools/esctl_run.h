@@ -91,7 +91,7 @@ class Esctl {
     if ((!out_open_ && !err_open_) || ::poll(p, 2, timeout_ms) <= 0) return false;
     for (int i = 0; i < 2; ++i) {
       if (p[i].revents == 0) continue;
-      char buf[4096];
+      char buf[1 << 16];  // some commands print tens of MiB
       const ssize_t n = ::read(p[i].fd, buf, sizeof(buf));
       if (n > 0) (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
       else (i == 0 ? out_open_ : err_open_) = false;

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "client/client.h"
+#include "domain/many_orders.h"
 #include "domain/snapshots.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
@@ -190,6 +191,37 @@ TEST_F(EsctlSnapshotOnlineTest, ASnapshotAheadOfTheLogIsListedAndRefusedWithTheR
   r = Ctl({"show", "order-n1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("ahead of the log"), std::string::npos) << r.err;
+}
+
+TEST(EsctlSnapshotLarge, OnlineAProjectionSnapshotOver48MiBIsShownWhole) {
+  // More than one message holds (capnp's 64 MiB limit): the daemon sends it in pages.
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  const auto snap = domain::ProjectionSnapshotPath(data);
+  {
+    testing::EsdProcess esd(data);
+    ASSERT_TRUE(client::Client::Connect(esd.rpc_address())
+                    ->Append("audit-log", client::Expected::Any(), {client::NewEvent::Json("E", "{}")})
+                    .ok());
+    ASSERT_EQ(esd.Stop(SIGTERM), 0);  // the projection's snapshot, at checkpoint 1
+  }
+  const auto written = domain::DecodeProjection(domain::ReadSnapshotFile(snap).value().body).value();
+  const std::vector<domain::OrderState> orders = domain::testing::ManyOrders(80'000);
+  ASSERT_TRUE(domain::WriteSnapshotFile(snap, written.checkpoint,
+                                        domain::testing::EncodeProjectionOf(written.checkpoint,
+                                                                            written.last_timestamp, orders))
+                  .ok());
+  ASSERT_GT(std::filesystem::file_size(snap), 48u << 20);
+
+  testing::EsdProcess esd(data);
+  EXPECT_EQ(esd.Output().find("snapshot is not used"), std::string::npos) << esd.Output();
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "snapshot", "show", "--projection", "orders"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("{\"projection\":\"orders\",\"checkpoint\":1,\"orders\":[", 0), 0u) << r.out.substr(0, 200);
+  size_t shown = 0;
+  for (size_t at = r.out.find("\"orderId\":"); at != std::string::npos; at = r.out.find("\"orderId\":", at + 1)) ++shown;
+  EXPECT_EQ(shown, orders.size());
+  EXPECT_NE(r.out.find("\"orderId\":\"m79999\""), std::string::npos);
 }
 
 TEST_F(EsctlSnapshotOnlineTest, UsageIsCheckedBeforeConnecting) {

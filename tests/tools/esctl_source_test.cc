@@ -7,6 +7,7 @@
 #include "client/client.h"
 #include "server/damaged_store.h"
 #include "server/esd_process.h"
+#include "server/long_streams.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
 
@@ -78,6 +79,34 @@ TEST_F(EsctlOfflineReadTest, AStreamWithoutEventsSaysSoAndARunningDaemonIsNamed)
   EXPECT_EQ(r.code, 0);
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_NE(r.err.find("has no events"), std::string::npos) << r.err;
+}
+
+TEST(EsctlPagedRead, AStreamWhosePagesAreCutByBytesPrintsEveryEventOnceOnlineAndOffline) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  constexpr uint64_t kEvents = 36;  // of ~500 KB: 18 MB, more than one answer holds (16 MiB)
+  Result on_fwd, on_back;
+  {
+    testing::EsdProcess esd(data);
+    testing::AppendBigEvents(*client::Client::Connect(esd.rpc_address()), "big", kEvents);
+    on_fwd = RunEsctl({"--connect", esd.rpc_address(), "read", "big"});
+    on_back = RunEsctl({"--connect", esd.rpc_address(), "read", "big", "--backward"});
+    ASSERT_EQ(esd.Stop(SIGTERM), 0);
+  }
+  const Result off_fwd = RunEsctl({"--data-dir", data.string(), "read", "big"});
+  const Result off_back = RunEsctl({"--data-dir", data.string(), "read", "big", "--backward"});
+  for (const Result* r : std::initializer_list<const Result*>{&on_fwd, &off_fwd, &on_back, &off_back}) {
+    ASSERT_EQ(r->code, 0) << r->err;
+    const auto lines = Lines(r->out);
+    ASSERT_EQ(lines.size(), kEvents);
+    for (uint64_t i = 0; i < kEvents; ++i) {
+      const uint64_t v = r == &on_fwd || r == &off_fwd ? i : kEvents - 1 - i;
+      const std::string start = std::to_string(v) + " big@" + std::to_string(v) + " Big ";
+      ASSERT_EQ(lines[i].rfind(start, 0), 0u) << lines[i].substr(0, 40);
+    }
+  }
+  EXPECT_EQ(off_fwd.out, on_fwd.out);
+  EXPECT_EQ(off_back.out, on_back.out);
 }
 
 class EsctlDamagedReadTest : public ::testing::Test {
