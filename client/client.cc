@@ -160,16 +160,28 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
   kj::Promise<void> events(EventsContext context) override {
     // Returning only after the callback is what makes a slow consumer slow down the pushes.
     auto list = context.getParams().getEvents();
-    if (state_->cancelled) {
-      // A batch that was on its way when the handle was dropped.
-    } else if (state_->callbacks.on_event_views) {
-      views_.clear();
-      for (auto e : list) views_.push_back(ToView(e));
-      state_->callbacks.on_event_views(views_);
-    } else if (state_->callbacks.on_events) {
-      state_->callbacks.on_events(ToEvents(list));
+    std::string failure;
+    try {
+      if (state_->cancelled) {
+        // A batch that was on its way when the handle was dropped.
+      } else if (state_->callbacks.on_event_views) {
+        views_.clear();
+        for (auto e : list) views_.push_back(ToView(e));
+        state_->callbacks.on_event_views(views_);
+      } else if (state_->callbacks.on_events) {
+        state_->callbacks.on_events(ToEvents(list));
+      }
+      return kj::READY_NOW;
+    } catch (const kj::Exception& e) {
+      failure = e.getDescription().cStr();
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
-    return kj::READY_NOW;
+    // The callback failed: the subscription ends. The daemon learns it from this call's
+    // failure (after which capnp lets no further call through on this subscriber, so it
+    // cannot say `dropped` itself); the caller learns it here.
+    Drop(*state_, "the subscription's event callback threw (" + failure + "); the subscription has ended");
+    kj::throwFatalException(KJ_EXCEPTION(FAILED, "the subscriber's event callback threw", failure));
   }
   kj::Promise<void> caughtUp(CaughtUpContext context) override {
     state_->caught_up = true;

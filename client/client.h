@@ -403,8 +403,9 @@ class Client {
     std::function<void(const std::vector<RecordedEventView>&)> on_event_views;
     std::function<void(uint64_t position)> on_caught_up;
     // The subscription ended: the server said why (shutting down, damage in the log: then
-    // Subscription::damage() is set before this runs), or the connection was lost
-    // ("connection lost: ..."). Called once.
+    // Subscription::damage() is set before this runs), the connection was lost ("connection
+    // lost: ..."), or on_events / on_event_views threw (the reason names what it threw; the
+    // server ends the subscription too). Called once.
     std::function<void(const std::string& reason)> on_dropped;
   };
   // Events are delivered in log order while the loop runs; a slow callback slows only this

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "domain/order_commands.h"
+#include "server/burst_log.h"
 #include "server/config.h"
 #include "server/damage_log.h"
 #include "server/notifier.h"
@@ -52,7 +53,7 @@ struct ServerCounters {
   std::atomic<uint64_t> accept_errors{0};  // RPC and HTTP listeners; each was retried
   std::atomic<uint32_t> subscriptions{0};
   std::atomic<uint64_t> appends_rejected{0};
-  std::atomic<uint64_t> rpc_errors{0};
+  std::atomic<uint64_t> subscribers_failed{0};  // subscriptions ended because a push failed
 };
 
 // A subscription as the daemon sees it at shutdown.
@@ -97,18 +98,19 @@ struct ServerContext {
   ProjectionRunner& projection;
   kj::Timer& timer;
   DamageLog& damage_log;  // every read path that meets damage reports it here
-  ServerCounters counters;
+  BurstLog subscriber_failures_log{};
+  ServerCounters counters{};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  std::set<LiveSubscription*> subscriptions;  // KJ thread only
-  std::set<ConnectionState*> connections;    // KJ thread only; each registers itself
+  std::set<LiveSubscription*> subscriptions{};  // KJ thread only
+  std::set<ConnectionState*> connections{};    // KJ thread only; each registers itself
   // Set at a graceful stop: new appends and subscriptions are refused (unavailable) while
   // the appends already in flight finish. KJ thread only.
   bool stopping = false;
   uint64_t appends_in_flight = 0;
   // Fulfilled (and reset) by AppendOnLoop once appends_in_flight is back to 0 and the last
   // answer has been handed to its connection: see WhenAppendsAnswered.
-  kj::Own<kj::PromiseFulfiller<void>> appends_answered;
-  OffLoopJobs jobs;
+  kj::Own<kj::PromiseFulfiller<void>> appends_answered{};
+  OffLoopJobs jobs{};
 };
 
 // Resolves once no append (or order command's append) is waiting for the writer and every

@@ -69,7 +69,10 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
-  m.Gauge("esd_subscriptions", "Active subscriptions.", ctx.counters.subscriptions.load());
+  m.Gauge("esd_subscriptions", "Live subscriptions (not cancelled, ended or dropped).",
+          ctx.counters.subscriptions.load());
+  m.Counter("esd_subscribers_failed_total", "Subscriptions ended because the subscriber failed a push.",
+            ctx.counters.subscribers_failed.load());
   m.Counter("esd_snapshot_load_failures_total", "Snapshots found but not used (stderr says why); orders' at each load.",
             ctx.projection.snapshot_load_failures() + ctx.orders.snapshot_load_failures());
   const uint64_t durable = ctx.store.DurablePosition().value, checkpoint = ctx.projection.checkpoint();
@@ -121,8 +124,13 @@ int RunDaemon(const Config& config) {
                    projection.snapshot_ignored().c_str());
     }
     projection.Start();
-    ServerContext ctx{*store, notifier, config, orders, projection, io.provider->getTimer(), damage_log, {},
-                      std::chrono::steady_clock::now(), {}, {}, false, 0, {}, {}};
+    ServerContext ctx{.store = *store,
+                      .notifier = notifier,
+                      .config = config,
+                      .orders = orders,
+                      .projection = projection,
+                      .timer = io.provider->getTimer(),
+                      .damage_log = damage_log};
 
     // Shutdown: a signal on the HTTP thread fulfils a promise on this one.
     auto stop = kj::newPromiseAndCrossThreadFulfiller<int>();

@@ -15,13 +15,11 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     ++ctx_.counters.subscriptions;
     ctx_.subscriptions.insert(this);
   }
-  ~SubscriptionImpl() noexcept(false) {
-    ctx_.subscriptions.erase(this);
-    --ctx_.counters.subscriptions;
-  }
+  ~SubscriptionImpl() noexcept(false) { Finish(); }
 
   kj::Promise<void> End(std::string reason) override {
     pump_ = nullptr;
+    Finish();
     return Drop(std::move(reason)).catch_([](kj::Exception&&) {});  // a subscriber already gone is fine
   }
 
@@ -38,15 +36,32 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
 
   kj::Promise<void> cancel(CancelContext) override {
     pump_ = nullptr;  // destroying the promise stops the loop wherever it waits
+    Finish();
     return kj::READY_NOW;
   }
 
  private:
+  // The subscription is no longer live: it stops counting (the client may hold its handle
+  // for long after). Once only.
+  void Finish() {
+    if (!live_) return;
+    live_ = false;
+    ctx_.subscriptions.erase(this);
+    --ctx_.counters.subscriptions;
+  }
+
   void Start() {
-    // On an error the subscriber went away (or failed a call) and the loop simply ends; the
-    // handler must not touch pump_, which is the promise it runs in.
+    // The loop ends on an error: the subscriber went away, or one of its calls failed (its
+    // handler threw). The handler must not touch pump_, which is the promise it runs in.
     pump_ = Pump().eagerlyEvaluate([this](kj::Exception&& e) {
-      if (e.getType() != kj::Exception::Type::DISCONNECTED) ++ctx_.counters.rpc_errors;
+      Finish();
+      if (e.getType() == kj::Exception::Type::DISCONNECTED) return;
+      // Its `events` threw. capnp then fails every later call on that capability, `dropped`
+      // too, so the subscriber cannot be told here; it knows what it threw (esd::client
+      // tells its caller through on_dropped). The daemon counts it and says it in its log.
+      ++ctx_.counters.subscribers_failed;
+      ctx_.subscriber_failures_log.Log(std::string("a subscriber failed to take a push, so its subscription ended: ") +
+                                       e.getDescription().cStr());
     });
   }
 
@@ -114,6 +129,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
 
   // The log cannot be read on: the subscription ends, never as if the log had ended there.
   kj::Promise<void> Stop(const storage::Status& s) {
+    Finish();
     if (!s.IsDataLoss()) return Drop(s.ToString());
     ctx_.damage_log.Report(s, "a subscription");
     return Drop("the log is damaged at " + s.message() + "; the subscription cannot go past it", &s);
@@ -130,6 +146,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   const EventFilter filter_;
   rpc::Subscriber::Client subscriber_;
   kj::Promise<void> pump_ = nullptr;
+  bool live_ = true;                    // counted in ctx_.subscriptions until Finish()
   bool by_stream_ = false;
   std::string stream_;
   uint64_t version_ = 0;

@@ -5,10 +5,17 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
+#include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
 #include "client/client.h"
+#include "protocol/esd.capnp.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 
@@ -54,18 +61,20 @@ TEST(Subscriptions, FromZeroTurnsLiveWithoutGapOrDuplicateWhileWritersRun) {
                            });
   writer.join();
   const uint64_t total = 1000 + 900;
-  ASSERT_TRUE(c->RunUntil([&] { return positions.size() >= total; }, 60s)) << positions.size();
-  c->RunFor(100ms);  // nothing more may come
-  ASSERT_EQ(positions.size(), total);
-  for (uint64_t i = 0; i < total; ++i) ASSERT_EQ(positions[i], i) << "gap or duplicate at " << i;
+  // A barrier: one more event after all of them. Whatever came twice would arrive before it.
+  AppendMany(esd, "sentinel-", 1, 1);
+  ASSERT_TRUE(c->RunUntil([&] { return positions.size() >= total + 1 && positions.back() == total; }, 60s))
+      << positions.size();
+  ASSERT_EQ(positions.size(), total + 1);
+  for (uint64_t i = 0; i <= total; ++i) ASSERT_EQ(positions[i], i) << "gap or duplicate at " << i;
   ASSERT_NE(caught_up_at, UINT64_MAX) << "caught up was said";
   EXPECT_EQ(caught_up_at, events_before_caught_up) << "everything before the caught-up position came first";
   EXPECT_TRUE(sub->caught_up());
 
   // And it stays live: a new append arrives.
   AppendMany(esd, "after-", 1, 1);
-  ASSERT_TRUE(c->RunUntil([&] { return positions.size() == total + 1; }, 30s));
-  EXPECT_EQ(positions.back(), total);
+  ASSERT_TRUE(c->RunUntil([&] { return positions.size() == total + 2; }, 30s));
+  EXPECT_EQ(positions.back(), total + 1);
 }
 
 TEST(Subscriptions, FilterByStreamPrefixAndEventTypeTogether) {
@@ -107,10 +116,12 @@ TEST(Subscriptions, OneStreamFromAVersion) {
   auto w = Connect(esd);
   ASSERT_TRUE(w->Append("s-2", Expected::Exact(19), {NewEvent::Json("Live", "{}")}).ok());
   ASSERT_TRUE(w->Append("s-1", Expected::Any(), {NewEvent::Json("Other", "{}")}).ok());
-  ASSERT_TRUE(c->RunUntil([&] { return got.size() == 16; }, 30s));
-  EXPECT_EQ(got.back().type, "Live");
-  c->RunFor(100ms);
-  EXPECT_EQ(got.size(), 16u) << "events of other streams are not delivered";
+  // A barrier: a later event of s-2. The event of s-1 came before it in the log, so had it
+  // been delivered, it would have arrived first.
+  ASSERT_TRUE(w->Append("s-2", Expected::Exact(20), {NewEvent::Json("Sentinel", "{}")}).ok());
+  ASSERT_TRUE(c->RunUntil([&] { return !got.empty() && got.back().type == "Sentinel"; }, 30s));
+  ASSERT_EQ(got.size(), 17u) << "events of other streams are not delivered";
+  EXPECT_EQ(got[15].type, "Live");
 }
 
 TEST(Subscriptions, FromEndDeliversOnlyNewEvents) {
@@ -130,6 +141,17 @@ TEST(Subscriptions, FromEndDeliversOnlyNewEvents) {
   EXPECT_EQ(got[0].position, 10u);
 }
 
+// Bytes this process has read from files and sockets so far (/proc/self/io, rchar).
+uint64_t BytesReadByThisProcess() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "rchar:") return value;
+  }
+  return 0;
+}
+
 TEST(Subscriptions, DroppingTheHandleStopsThePushesPromptly) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -146,6 +168,7 @@ TEST(Subscriptions, DroppingTheHandleStopsThePushesPromptly) {
     }
   }
   auto c = Connect(esd);
+  const uint64_t read_before = BytesReadByThisProcess();
   size_t received = 0;
   std::unique_ptr<Client::Subscription> sub;
   bool cancelled = false;
@@ -157,16 +180,17 @@ TEST(Subscriptions, DroppingTheHandleStopsThePushesPromptly) {
                        }
                      });
   ASSERT_TRUE(c->RunUntil([&] { return cancelled; }, 30s));
-  // Whatever was in flight when the cancel went out still arrives; then nothing more.
-  size_t before;
-  do {
-    before = received;
-    c->RunFor(200ms);
-  } while (received != before);
-  EXPECT_LT(received, kEvents) << "the cancel stopped the catch-up long before it finished";
-  // The server still serves this connection and others, and holds no subscription.
+  // A barrier: a call on the same connection. The daemon read the cancel before it, and
+  // what it pushed before reading the cancel comes before its answer.
   EXPECT_TRUE(c->Append("after-cancel", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
-  EXPECT_EQ(Connect(esd)->Status().subscriptions, 0u);
+  EXPECT_EQ(c->Status().subscriptions, 0u) << "the daemon holds no subscription";
+  // Batches that arrive after the cancel are dropped unseen by the client, so what the
+  // daemon sent is measured on the socket: far less than the 40 MB of the whole catch-up.
+  const uint64_t read = BytesReadByThisProcess() - read_before;
+  EXPECT_LT(read, uint64_t{20} << 20) << "the cancel stopped the catch-up long before it finished";
+  // Nothing more arrives after that (a second barrier: another round trip).
+  EXPECT_TRUE(c->GetStreamInfo("after-cancel").has_value());
+  EXPECT_LT(BytesReadByThisProcess() - read_before, read + 4096) << "only the answer to that call arrived";
 }
 
 TEST(Subscriptions, LargeEventsArriveInMessagesTheClientAccepts) {
@@ -253,6 +277,114 @@ TEST(Subscriptions, AStalledSubscriberDoesNotBlockAppends) {
   }
   EXPECT_EQ(c->GetStreamInfo("busy")->event_count, 200u);
   EXPECT_EQ(c->Status().subscriptions, 1u);
+}
+
+// ---- What is counted as a subscription, through the wire API ----
+
+// A Subscriber that records what the daemon tells it; `fail_events` makes each push throw,
+// as a consumer whose handler fails.
+class RecordingSubscriber final : public rpc::Subscriber::Server {
+ public:
+  struct Seen {
+    size_t events = 0;
+    std::optional<std::string> dropped;
+    kj::PromiseFulfillerPair<void> dropped_said = kj::newPromiseAndFulfiller<void>();
+  };
+  RecordingSubscriber(Seen& seen, bool fail_events) : seen_(seen), fail_events_(fail_events) {}
+  kj::Promise<void> events(EventsContext context) override {
+    KJ_REQUIRE(!fail_events_, "the consumer's handler failed");
+    seen_.events += context.getParams().getEvents().size();
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> caughtUp(CaughtUpContext) override { return kj::READY_NOW; }
+  kj::Promise<void> dropped(DroppedContext context) override {
+    seen_.dropped = context.getParams().getReason().cStr();
+    seen_.dropped_said.fulfiller->fulfill();
+    return kj::READY_NOW;
+  }
+
+ private:
+  Seen& seen_;
+  const bool fail_events_;
+};
+
+// A logged-in wire connection (no esd::client, which shares its thread's event loop).
+struct WireSession {
+  explicit WireSession(const EsdProcess& esd)
+      : io(kj::setupAsyncIo()),
+        stream(io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope)->connect().wait(io.waitScope)),
+        rpc(*stream),
+        session(rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest().send().getSession()),
+        store(session.eventStoreRequest().send().getStore()),
+        admin(session.adminRequest().send().getAdmin()) {}
+  uint32_t Subscriptions() { return admin.statusRequest().send().wait(io.waitScope).getStatus().getSubscriptions(); }
+  rpc::Subscription::Client Subscribe(RecordingSubscriber::Seen& seen, bool fail_events) {
+    auto request = store.subscribeRequest();
+    request.getFrom().setStart();
+    request.setSubscriber(kj::heap<RecordingSubscriber>(seen, fail_events));
+    return request.send().wait(io.waitScope).getSubscription();
+  }
+  kj::AsyncIoContext io;
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyClient rpc;
+  rpc::Session::Client session;
+  rpc::EventStore::Client store;
+  rpc::Admin::Client admin;
+};
+
+TEST(SubscriptionCount, ACancelledSubscriptionIsNoLongerCountedWhileItsHandleIsHeld) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  WireSession wire(esd);
+  RecordingSubscriber::Seen seen;
+  auto subscription = wire.Subscribe(seen, false);
+  EXPECT_EQ(wire.Subscriptions(), 1u);
+  subscription.cancelRequest().send().wait(wire.io.waitScope);
+  EXPECT_EQ(wire.Subscriptions(), 0u) << "cancelled, though the client still holds the capability";
+  auto again = wire.store.streamInfoRequest();
+  again.setStream("x");
+  again.send().wait(wire.io.waitScope);  // the connection goes on
+}
+
+TEST(SubscriptionCount, ASubscriberThatFailsAPushEndsItsSubscriptionWhichIsNoLongerCounted) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  AppendMany(esd, "fail-", 10, 2);
+  WireSession wire(esd);
+  RecordingSubscriber::Seen seen;
+  auto subscription = wire.Subscribe(seen, true);
+  // Its first push fails in the subscriber (capnp then lets no further call reach it, so
+  // the daemon cannot say `dropped`): the daemon ends the subscription and says so in its
+  // log. The client's loop runs meanwhile, to answer the daemon's calls.
+  auto logged = kj::newPromiseAndCrossThreadFulfiller<bool>();
+  std::thread reader([&] {
+    logged.fulfiller->fulfill(esd.WaitForOutput("a subscriber failed to take a push, so its subscription ended"));
+  });
+  const bool said = logged.promise.wait(wire.io.waitScope);
+  reader.join();
+  ASSERT_TRUE(said) << esd.Output();
+  EXPECT_NE(esd.Output().find("the consumer's handler failed"), std::string::npos) << esd.Output();
+  EXPECT_EQ(wire.Subscriptions(), 0u);
+  EXPECT_NE(testing::HttpGet(esd.http_address(), "/metrics").find("esd_subscribers_failed_total 1\n"), std::string::npos);
+}
+
+TEST(SubscriptionCount, AClientWhoseCallbackThrowsIsToldWhyAndTheDaemonStopsCountingIt) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  AppendMany(esd, "throw-", 10, 2);
+  auto c = Connect(esd);
+  std::string reason;
+  auto sub = c->Subscribe(
+      SubscribeFrom::Start(), {}, [](const std::vector<RecordedEvent>&) { throw std::runtime_error("disk of the consumer full"); },
+      {}, [&](const std::string& r) { reason = r; });
+  ASSERT_TRUE(c->RunUntil([&] { return !reason.empty(); }, 30s));
+  EXPECT_NE(reason.find("disk of the consumer full"), std::string::npos) << reason;
+  EXPECT_EQ(sub->dropped(), reason);
+  // The client's loop runs while the daemon's log is read, to answer the daemon's calls.
+  auto logged = std::async(std::launch::async, [&] { return esd.WaitForOutput("a subscriber failed to take a push"); });
+  c->RunUntil([&] { return logged.wait_for(0s) == std::future_status::ready; }, 60s);
+  ASSERT_TRUE(logged.get()) << esd.Output();
+  EXPECT_EQ(c->Status().subscriptions, 0u);
 }
 
 }  // namespace
