@@ -18,7 +18,7 @@ ForeignEvent ForeignEventOf(const storage::EventView& e) {
 
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
                                   uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
-                                  std::optional<ForeignEvent>* foreign) {
+                                  std::optional<ForeignEvent>* foreign, OnForeign on_foreign) {
   const std::string stream = OrderStream(order_id);
   uint64_t next = from;
   while (next <= to) {
@@ -32,7 +32,8 @@ storage::Status ForEachOrderEvent(const storage::Store& store, const std::string
       auto event = DecodeStoredEvent(e.content_type, e.type, e.data);
       if (!event) {
         const ForeignEvent found = ForeignEventOf(e);
-        if (foreign != nullptr) *foreign = found;
+        if (foreign != nullptr && !foreign->has_value()) *foreign = found;
+        if (on_foreign == OnForeign::kSkip) continue;
         return storage::Status::Corruption(found.Describe());
       }
       visit({std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
@@ -53,7 +54,8 @@ storage::Result<std::vector<RecordedOrderEvent>> OrderHistory::Events(const std:
 
 storage::Result<OrderState> OrderHistory::AsOfVersion(const std::string& order_id, uint64_t version) const {
   OrderState state;
-  storage::Status s = ForEachOrderEvent(store_, order_id, 0, version, [&](RecordedOrderEvent&& e) { Apply(state, e); });
+  storage::Status s = ForEachOrderEvent(
+      store_, order_id, 0, version, [&](RecordedOrderEvent&& e) { Apply(state, e); }, nullptr, OnForeign::kSkip);
   if (!s.ok()) return s;
   return state;
 }

@@ -29,12 +29,18 @@ struct ForeignEvent {
 };
 ForeignEvent ForeignEventOf(const storage::EventView& e);
 
-// Calls `visit` for each event of the order with from <= version <= to, in order.
-// kCorruption (with the position) for an event that is not an order event; `foreign` (if
-// given) then says which.
+// What to do with a ForeignEvent in an order's stream: refuse it (a command must not decide
+// on a state it is not part of) or leave it out (a query shows the order as the Order
+// service's own events make it, as the projection does).
+enum class OnForeign { kRefuse, kSkip };
+
+// Calls `visit` for each event of the order with from <= version <= to, in order. An event
+// that is not an order event: kRefuse returns kCorruption naming it (with the position),
+// kSkip leaves it out; either way `foreign` (if given) says which was the first.
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
                                   uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
-                                  std::optional<ForeignEvent>* foreign = nullptr);
+                                  std::optional<ForeignEvent>* foreign = nullptr,
+                                  OnForeign on_foreign = OnForeign::kRefuse);
 
 class OrderHistory {
  public:
@@ -42,10 +48,11 @@ class OrderHistory {
 
   // Every event of the order; empty when it does not exist.
   storage::Result<std::vector<RecordedOrderEvent>> Events(const std::string& order_id) const;
-  // The state after version `version` (the whole order if it has fewer events).
+  // The state after version `version` (the whole order if it has fewer events). Events that
+  // are not order events are left out, as the projection leaves them out.
   storage::Result<OrderState> AsOfVersion(const std::string& order_id, uint64_t version) const;
   // The state including every event committed at or before `micros`; status kNone if the
-  // order did not exist yet.
+  // order did not exist yet. Foreign events are left out, as above.
   storage::Result<OrderState> AsOfTime(const std::string& order_id, uint64_t micros) const;
 
  private:

@@ -444,7 +444,9 @@ struct HistoryEvent {
   position @1 :UInt64;
   timestampMicros @2 :UInt64;
   type @3 :Text;
-  json @4 :Text;                 # the event's fields as JSON
+  json @4 :Text;                 # the event's fields as JSON; "null" for an event that is not
+                                 # an Order service event (appended directly, before order
+                                 # streams were reserved for the service)
   commandId @5 :Text;
   correlationId @6 :Text;
   causedBy @7 :Text;

@@ -167,7 +167,7 @@ SnapshotPage ReadSnapshotPage(const std::filesystem::path& path, uint64_t offset
 
 class AdminImpl final : public rpc::Admin::Server {
  public:
-  explicit AdminImpl(ServerContext& ctx) : ctx_(ctx) {}
+  AdminImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
 
   kj::Promise<void> rebuildProjection(RebuildProjectionContext context) override {
     auto params = context.getParams();
@@ -266,6 +266,13 @@ class AdminImpl final : public rpc::Admin::Server {
   }
 
   kj::Promise<void> readSnapshot(ReadSnapshotContext context) override {
+    // Up to 16 MiB each: one at a time while the client has answers it has not taken.
+    return connection_->WhenOutgoingBelow(kMaxOutgoingBytes).then([this, context]() mutable {
+      return ReadSnapshotNow(context);
+    });
+  }
+
+  kj::Promise<void> ReadSnapshotNow(ReadSnapshotContext context) {
     auto params = context.getParams();
     const auto path = PathOf(ctx_, TargetOf(params.getTarget()));
     const uint64_t offset = params.getOffset();
@@ -353,10 +360,13 @@ class AdminImpl final : public rpc::Admin::Server {
 
  private:
   ServerContext& ctx_;
+  kj::Own<ConnectionState> connection_;
 };
 
 }  // namespace
 
-rpc::Admin::Client MakeAdmin(ServerContext& ctx) { return kj::heap<AdminImpl>(ctx); }
+rpc::Admin::Client MakeAdmin(ServerContext& ctx, ConnectionState& connection) {
+  return kj::heap<AdminImpl>(ctx, connection);
+}
 
 }  // namespace esd::server

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "protocol/esd.capnp.h"
+#include "server/connection.h"
 #include "server/context.h"
 
 namespace esd::server {
@@ -19,6 +20,7 @@ inline constexpr uint64_t kSnapshotPageBytes = 16u << 20;
 // size: with the message's framing a larger one would pass the 64 MiB limit.
 inline constexpr uint64_t kMaxSnapshotSend = 48u << 20;
 
-rpc::Admin::Client MakeAdmin(ServerContext& ctx);
+// Snapshot reads wait while `connection` has more than kMaxOutgoingBytes of answers unsent.
+rpc::Admin::Client MakeAdmin(ServerContext& ctx, ConnectionState& connection);
 
 }  // namespace esd::server

@@ -84,13 +84,17 @@ void ConnectionState::ScheduleCheck() {
 }
 
 void ConnectionState::Check() {
+  // One waiter at a time, in the order they came: each is a read that queues its answer as
+  // soon as it runs (before the check scheduled here), so the next is judged by the queue
+  // with that answer in it. Releasing all at once would let them all answer together.
   const size_t queued = outgoing_bytes();
-  for (auto it = waiters_.begin(); it != waiters_.end();) {
+  for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
     if (queued < it->second.below) {
-      it->second.fulfiller->fulfill();
-      it = waiters_.erase(it);
-    } else {
-      ++it;
+      auto fulfiller = kj::mv(it->second.fulfiller);
+      waiters_.erase(it);
+      fulfiller->fulfill();
+      if (!waiters_.empty()) ScheduleCheck();
+      return;
     }
   }
 }

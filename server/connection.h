@@ -41,7 +41,9 @@ class ConnectionState final : public kj::Refcounted {
   size_t outgoing_bytes() const;
 
   // Resolves once fewer than `bytes` of answers are queued unsent (at once if that holds,
-  // or when the connection is gone). Dropping the promise leaves nothing behind.
+  // or when the connection is gone). Waiters are released one at a time, in order, each
+  // after the one before has had its turn on the loop. Dropping the promise leaves nothing
+  // behind.
   kj::Promise<void> WhenOutgoingBelow(size_t bytes);
   // Every answer queued so far has been written to the socket.
   kj::Promise<void> WhenFlushed() { return WhenOutgoingBelow(1); }

@@ -41,25 +41,47 @@ kj::Promise<void> WhenAppendsAnswered(ServerContext& ctx) {
 }
 
 void OffLoopJobs::Start(std::function<void()> job) {
-  for (auto it = jobs_.begin(); it != jobs_.end();) {
-    if (it->ended->load(std::memory_order_acquire)) {
-      it->thread.join();
-      it = jobs_.erase(it);
-    } else {
-      ++it;
-    }
+  // Threads that have ended are joined here, so a daemon that verifies every hour does not
+  // collect them.
+  std::erase_if(threads_, [](Thread& t) {
+    if (!t.ended->load(std::memory_order_acquire)) return false;
+    t.thread.join();
+    return true;
+  });
+  std::lock_guard lock(mu_);
+  queue_.push_back(std::move(job));
+  if (working_ < kMaxThreads) {
+    ++working_;
+    auto ended = std::make_shared<std::atomic<bool>>(false);
+    threads_.push_back({std::thread([this, ended] {
+                          Work();
+                          ended->store(true, std::memory_order_release);
+                        }),
+                        ended});
   }
-  auto ended = std::make_shared<std::atomic<bool>>(false);
-  jobs_.push_back({std::thread([job = std::move(job), ended] {
-                     job();
-                     ended->store(true, std::memory_order_release);
-                   }),
-                   ended});
+}
+
+void OffLoopJobs::Work() {
+  while (true) {
+    std::function<void()> job;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty()) {
+        --working_;
+        return;
+      }
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job();
+  }
 }
 
 void OffLoopJobs::JoinAll() {
-  for (auto& j : jobs_) j.thread.join();
-  jobs_.clear();
+  // Jobs are only added from this thread, so once these threads are joined the queue they
+  // drained is empty.
+  for (auto& t : threads_) t.thread.join();
+  threads_.clear();
 }
 
 }  // namespace esd::server

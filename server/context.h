@@ -6,6 +6,8 @@
 #include <kj/timer.h>
 
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -69,11 +71,14 @@ class LiveSubscription {
 class ProjectionRunner;
 class ConnectionState;
 
-// Long jobs on threads of their own, off the event loop (backups, verifies). A job that has
-// ended is joined when the next one starts, so a daemon that verifies every hour does not
-// collect threads; the rest are joined before the store closes. KJ thread only.
+// Long jobs off the event loop (backups, verifies, snapshot reads), on at most kMaxThreads
+// threads: more jobs wait their turn in order, so a client pipelining many calls gets a
+// queue, not a thread each. Threads start when there is work and end when there is none,
+// so an idle daemon holds none; JoinAll (and the destructor) wait for every job queued.
+// Start and JoinAll: KJ thread only.
 class OffLoopJobs {
  public:
+  static constexpr int kMaxThreads = 4;
   OffLoopJobs() = default;
   OffLoopJobs(const OffLoopJobs&) = delete;
   OffLoopJobs& operator=(const OffLoopJobs&) = delete;
@@ -83,11 +88,16 @@ class OffLoopJobs {
   void JoinAll();  // waits for every job to end
 
  private:
-  struct Job {
+  struct Thread {
     std::thread thread;
-    std::shared_ptr<std::atomic<bool>> ended;
+    std::shared_ptr<std::atomic<bool>> ended;  // left Work(): joined at the next Start
   };
-  std::vector<Job> jobs_;
+  void Work();  // a thread's loop: jobs until there are none
+
+  std::mutex mu_;
+  std::deque<std::function<void()>> queue_;
+  int working_ = 0;              // threads in Work(); at most kMaxThreads
+  std::vector<Thread> threads_;  // KJ thread only
 };
 
 struct ServerContext {

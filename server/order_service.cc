@@ -205,7 +205,11 @@ kj::Promise<void> OrderServiceImpl::getOrder(GetOrderContext context) {
 
 kj::Promise<void> OrderServiceImpl::listOrders(ListOrdersContext context) {
   auto p = context.getParams();
-  auto waited = ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout);
+  // A page may be large (1,000 orders of up to 1,000 lines): wait while this connection has
+  // answers its client has not taken, then for the projection.
+  auto waited = connection_->WhenOutgoingBelow(kMaxOutgoingBytes).then([this, p] {
+    return ctx_.projection.WaitFor(p.getMinPosition(), kMinPositionTimeout);
+  });
   return waited.then([this, context](ProjectionRunner::Wait wait) mutable {
     auto p = context.getParams();
     auto results = context.getResults();
@@ -232,6 +236,11 @@ kj::Promise<void> OrderServiceImpl::listOrders(ListOrdersContext context) {
 }
 
 kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
+  // Up to 16 MiB: waits while this connection has answers its client has not taken.
+  return connection_->WhenOutgoingBelow(kMaxOutgoingBytes).then([this, context]() mutable { HistoryNow(context); });
+}
+
+void OrderServiceImpl::HistoryNow(HistoryContext context) {
   auto params = context.getParams();
   const std::string id = Str(params.getOrderId());
   const uint64_t from = params.getFromVersion();
@@ -242,14 +251,14 @@ kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
   if (!page.ok() && page.status().IsDataLoss()) {
     ctx_.damage_log.Report(page.status(), "a read of order '" + id + "'");
     FillDamage(results.initDamage(), page.status());
-    return kj::READY_NOW;
+    return;
   }
   if (!page.ok() && page.status().code() != storage::Status::Code::kNotFound) {
     KJ_FAIL_ASSERT("reading the order failed", page.status().ToString());
   }
   if (!page.ok()) {  // no such order: nothing more to come
     results.setEndOfHistory(true);
-    return kj::READY_NOW;
+    return;
   }
   auto list = results.initEvents(page->events.size());
   for (size_t i = 0; i < page->events.size(); ++i) {
@@ -267,7 +276,6 @@ kj::Promise<void> OrderServiceImpl::history(HistoryContext context) {
   }
   results.setNextVersion(page->next.value);
   results.setEndOfHistory(page->end);
-  return kj::READY_NOW;
 }
 
 }  // namespace esd::server

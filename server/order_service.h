@@ -5,13 +5,17 @@
 
 #include "protocol/esd.capnp.h"
 #include "server/config.h"
+#include "server/connection.h"
 #include "server/context.h"
 
 namespace esd::server {
 
 class OrderServiceImpl final : public rpc::OrderService::Server {
  public:
-  OrderServiceImpl(ServerContext& ctx, Role role) : ctx_(ctx), role_(role) {}
+  // Reads of many events (history, listOrders) wait while `connection` has more than
+  // kMaxOutgoingBytes of answers unsent (server/connection.h).
+  OrderServiceImpl(ServerContext& ctx, ConnectionState& connection, Role role)
+      : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
   kj::Promise<void> createOrder(CreateOrderContext context) override;
   kj::Promise<void> addItem(AddItemContext context) override;
@@ -26,7 +30,10 @@ class OrderServiceImpl final : public rpc::OrderService::Server {
   template <typename Context>
   kj::Promise<void> Command(Context context, rpc::CommandMeta::Reader meta, domain::OrderCommand command);
 
+  void HistoryNow(HistoryContext context);
+
   ServerContext& ctx_;
+  kj::Own<ConnectionState> connection_;
   const Role role_;
 };
 

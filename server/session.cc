@@ -33,7 +33,7 @@ class SessionImpl final : public rpc::Session::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> orders(OrdersContext context) override {
-    context.getResults().setOrders(kj::heap<OrderServiceImpl>(ctx_, role_));
+    context.getResults().setOrders(kj::heap<OrderServiceImpl>(ctx_, *connection_, role_));
     return kj::READY_NOW;
   }
   kj::Promise<void> admin(AdminContext context) override {
@@ -41,7 +41,7 @@ class SessionImpl final : public rpc::Session::Server {
       kj::throwFatalException(KJ_EXCEPTION(FAILED, kj::str("permission denied: Admin needs the admin role; this "
                                                            "session has the ", RoleName(role_), " role")));
     }
-    context.getResults().setAdmin(MakeAdmin(ctx_));
+    context.getResults().setAdmin(MakeAdmin(ctx_, *connection_));
     return kj::READY_NOW;
   }
 

@@ -1,9 +1,11 @@
-// OffLoopJobs: jobs run on threads of their own, and JoinAll waits for every one of them.
+// OffLoopJobs: jobs run on a few threads of their own, and JoinAll waits for every one of them.
 #include "server/context.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <future>
 
 namespace esd::server {
@@ -26,6 +28,34 @@ TEST(OffLoopJobs, JoinAllWaitsForEveryJobIncludingOnesStartedAfterOthersEnded) {
   release.set_value();
   jobs.JoinAll();
   EXPECT_EQ(ran, 12);
+}
+
+TEST(OffLoopJobs, AtMostFourRunAtOnceAndTheRestWaitTheirTurn) {
+  // A client pipelining a thousand verifies must not get a thousand threads.
+  OffLoopJobs jobs;
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0, most = 0, ran = 0;
+  bool open = false;
+  for (int i = 0; i < 10; ++i) {
+    jobs.Start([&] {
+      std::unique_lock lock(mu);
+      most = std::max(most, ++running);
+      cv.notify_all();
+      cv.wait(lock, [&] { return open; });
+      --running;
+      ++ran;
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return running == OffLoopJobs::kMaxThreads; });  // they block until opened
+    open = true;
+    cv.notify_all();
+  }
+  jobs.JoinAll();
+  EXPECT_EQ(ran, 10);
+  EXPECT_EQ(most, OffLoopJobs::kMaxThreads);
 }
 
 TEST(OffLoopJobs, TheDestructorWaitsForJobsStillRunning) {

@@ -150,6 +150,21 @@ TEST(Orders, AForeignEventInAnOrderStreamRefusesItsCommandsNamingWhereAndWhatNot
   EXPECT_EQ(esd.Output().find("damage"), std::string::npos) << "the bytes verify: " << esd.Output();
 }
 
+TEST(Orders, QueriesLeaveForeignEventsOutAsTheProjectionDoesNotCallingThemDamage) {
+  storage::testing::TempDir dir;
+  testing::MakeStoreWithForeignOrderEvent(dir.path() / "data");
+  EsdProcess esd(dir.path() / "data", testing::kSmallSegmentArgs);
+  auto c = Client::Connect(esd.rpc_address());
+  for (const auto& q : {c->GetOrderAtVersion("1", 0), c->GetOrderAtTime("1", UINT64_MAX / 2), c->GetOrder("1")}) {
+    EXPECT_FALSE(q.damage.has_value()) << q.damage->ToString();
+    EXPECT_FALSE(q.order.has_value()) << "the stream holds no event of the Order service";
+  }
+  const auto history = c->History("1");
+  ASSERT_EQ(history.size(), 1u) << "the audit trail shows every event of the stream";
+  EXPECT_EQ(history[0].type, "OrderCreated");
+  EXPECT_EQ(history[0].json, "null") << "not an Order service event: no fields to show";
+}
+
 TEST(Orders, TheProjectionCountsForeignEventsInMetricsAndLogsTheFirst) {
   storage::testing::TempDir dir;
   testing::MakeStoreWithForeignOrderEvent(dir.path() / "data");
