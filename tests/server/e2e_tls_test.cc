@@ -68,12 +68,14 @@ client::ConnectOptions TlsOptions(const std::string& address, const Certificate&
 }
 
 // Connect's failure, or "" when it connected.
-std::string ConnectError(const client::ConnectOptions& options, Error::Kind* kind = nullptr) {
+std::string ConnectError(const client::ConnectOptions& options, Error::Kind* kind = nullptr,
+                         Error::ConnectProblem* problem = nullptr) {
   try {
     Client::Connect(options)->Role();
     return "";
   } catch (const Error& e) {
     if (kind != nullptr) *kind = e.kind();
+    if (problem != nullptr) *problem = e.connect_problem();
     return e.what();
   }
 }
@@ -152,8 +154,10 @@ TEST(Tls, ACertificateForOtherNamesIsRefusedSayingWhatItHolds) {
   EsdProcess esd(dir.path() / "data", TlsArgs(cert));
   const std::string address = TlsAddress(esd);
   Error::Kind kind{};
-  const std::string what = ConnectError(TlsOptions(address, cert), &kind);
+  Error::ConnectProblem problem{};
+  const std::string what = ConnectError(TlsOptions(address, cert), &kind, &problem);
   EXPECT_EQ(kind, Error::Kind::kConnect) << what;
+  EXPECT_EQ(problem, Error::ConnectProblem::kCertificateName) << what;
   EXPECT_TRUE(Has(what, "127.0.0.1")) << "what was expected: " << what;
   EXPECT_TRUE(Has(what, "IP:10.11.12.13") && Has(what, "DNS:db.example")) << "what it holds: " << what;
 
@@ -173,8 +177,10 @@ TEST(Tls, AnUntrustedCertificateIsRefusedSayingWhichFlagTrustsIt) {
   MAKE_CERTIFICATE(other, dir.path(), "other", "IP:127.0.0.1");
   EsdProcess esd(dir.path() / "data", TlsArgs(cert));
   Error::Kind kind{};
-  const std::string what = ConnectError(TlsOptions(TlsAddress(esd), other), &kind);
+  Error::ConnectProblem problem{};
+  const std::string what = ConnectError(TlsOptions(TlsAddress(esd), other), &kind, &problem);
   EXPECT_EQ(kind, Error::Kind::kConnect) << what;
+  EXPECT_EQ(problem, Error::ConnectProblem::kCertificateTrust) << what;
   EXPECT_TRUE(Has(what, "not trusted")) << what;
   const Result r = RunEsctl({"--connect", TlsAddress(esd), "--tls-ca", other.cert, "status"});
   EXPECT_EQ(r.code, 1);
@@ -187,10 +193,12 @@ TEST(Tls, APlainClientIsToldTheDaemonSpeaksTls) {
   EsdProcess esd(dir.path() / "data", TlsArgs(cert));
   const std::string address = TlsAddress(esd);
   Error::Kind kind{};
+  Error::ConnectProblem problem{};
   client::ConnectOptions plain;
   plain.address = address;
-  const std::string what = ConnectError(plain, &kind);
+  const std::string what = ConnectError(plain, &kind, &problem);
   EXPECT_EQ(kind, Error::Kind::kConnect) << what;
+  EXPECT_EQ(problem, Error::ConnectProblem::kServerSpeaksTls) << what;
   EXPECT_TRUE(Has(what, "esd at " + address + " speaks TLS")) << what;
 
   const Result r = RunEsctl({"--connect", address, "status"});
@@ -205,8 +213,10 @@ TEST(Tls, ATlsClientOnAPlainPortIsToldItDoesNotSpeakTls) {
   MAKE_CERTIFICATE(cert, dir.path(), "cert", "IP:127.0.0.1");
   EsdProcess esd(dir.path() / "data");
   Error::Kind kind{};
-  const std::string what = ConnectError(TlsOptions(esd.rpc_address(), cert), &kind);
+  Error::ConnectProblem problem{};
+  const std::string what = ConnectError(TlsOptions(esd.rpc_address(), cert), &kind, &problem);
   EXPECT_EQ(kind, Error::Kind::kConnect) << what;
+  EXPECT_EQ(problem, Error::ConnectProblem::kServerSpeaksPlain) << what;
   EXPECT_TRUE(Has(what, "does not speak TLS")) << what;
   const Result r = RunEsctl({"--connect", esd.rpc_address(), "--tls-ca", cert.cert, "status"});
   EXPECT_EQ(r.code, 1);
