@@ -338,6 +338,13 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
+  internal::TlsTarget target{options.address, options.tls_server_name, options.tls_ca_file};
+  if (target.name.empty()) target.name = internal::HostOf(options.address);
+  if (options.tls && target.name.empty()) {
+    throw Error(Error::ConnectProblem::kOptions, "TLS to " + options.address +
+                                                     " needs the name on esd's certificate to check: a unix socket "
+                                                     "has no host name");
+  }
   auto impl = std::make_unique<Impl>();
   auto& ws = impl->io.waitScope;
   try {
@@ -347,13 +354,6 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
     throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
   }
   if (options.tls) {
-    internal::TlsTarget target{options.address, options.tls_server_name, options.tls_ca_file};
-    if (target.name.empty()) target.name = internal::HostOf(options.address);
-    if (target.name.empty()) {
-      throw Error(Error::ConnectProblem::kOptions, "TLS to " + options.address +
-                                                       " needs the name to check esd's certificate against: a unix "
-                                                       "socket has no host name");
-    }
     internal::TlsOutcome tls = internal::ConnectTls(kj::mv(impl->stream), target).wait(ws);
     if (tls.stream.get() == nullptr) throw Error(tls.problem, tls.message);
     impl->stream = kj::mv(tls.stream);

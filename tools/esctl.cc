@@ -264,6 +264,8 @@ std::string ConnectAdvice(client::Error::ConnectProblem problem) {
       return "Trust it with --tls-ca FILE: the certificate esd was started with (its --tls-cert), or the CA that "
              "signed it.";
     case P::kOptions:
+      return "Check --tls-ca FILE (a readable PEM file of certificates) and --tls-server-name NAME (a name on "
+             "esd's certificate), see esctl --help.";
     case P::kTlsHandshake:
       return "Does esd there serve TLS (esd --tls-cert)? Check --tls-ca and --tls-server-name, or drop --tls for a "
              "plain connection.";

@@ -223,6 +223,25 @@ TEST(Tls, ATlsClientOnAPlainPortIsToldItDoesNotSpeakTls) {
   EXPECT_TRUE(Has(r.err, "Drop --tls and --tls-ca")) << r.err;
 }
 
+TEST(Tls, OptionsThatCannotWorkAreRefusedSayingWhichFlag) {
+  storage::testing::TempDir dir;
+  MAKE_CERTIFICATE(cert, dir.path(), "cert", "IP:127.0.0.1");
+  EsdProcess esd(dir.path() / "data", TlsArgs(cert));
+  Error::ConnectProblem problem{};
+  const std::string missing = (dir.path() / "no-such.pem").string();
+  std::string what = ConnectError(TlsOptions(TlsAddress(esd), Certificate{missing, ""}), nullptr, &problem);
+  EXPECT_EQ(problem, Error::ConnectProblem::kOptions) << what;
+  EXPECT_TRUE(Has(what, missing)) << what;
+  // A unix socket has no host name to check the certificate against; refused before connecting.
+  client::ConnectOptions unix_socket = TlsOptions("unix:" + (dir.path() / "no-such.sock").string(), cert);
+  what = ConnectError(unix_socket, nullptr, &problem);
+  EXPECT_EQ(problem, Error::ConnectProblem::kOptions) << what;
+  EXPECT_TRUE(Has(what, "unix socket has no host name")) << what;
+  const Result r = RunEsctl({"--connect", unix_socket.address, "--tls-ca", cert.cert, "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(Has(r.err, "--tls-server-name NAME")) << r.err;
+}
+
 // A raw TCP client that sends `bytes` and reads what it is answered until the daemon closes.
 std::string SendAndReadToEnd(const std::string& address, const std::string& bytes) {
   const int fd = testing::ConnectLoopback(address);
