@@ -7,8 +7,9 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <memory>
+
+#include "protocol/transport.h"
 
 namespace esd::client::internal {
 
@@ -17,10 +18,6 @@ namespace {
 // Plaintext encrypted per step of a write, and ciphertext read from the socket at a time:
 // a 64 MiB message costs 64 KiB of buffers, not a second copy of itself.
 constexpr size_t kChunk = 64 * 1024;
-
-bool LooksLikeTlsRecord(const kj::byte* bytes, size_t n) {
-  return n >= 2 && bytes[0] >= 20 && bytes[0] <= 23 && bytes[1] == 3;
-}
 
 bool IsIpAddress(const std::string& name) {
   unsigned char buf[sizeof(in6_addr)];
@@ -38,40 +35,13 @@ std::string TakeOpenSslErrors() {
   return text;
 }
 
-// A stream that hands everything to `inner` but what a subclass overrides.
-class WrappedStream : public kj::AsyncIoStream {
+class FirstBytesStream final : public transport::ForwardingStream {
  public:
-  explicit WrappedStream(kj::Own<kj::AsyncIoStream> inner) : inner_(kj::mv(inner)) {}
+  FirstBytesStream(kj::Own<kj::AsyncIoStream> inner, FirstBytes& first)
+      : ForwardingStream(kj::mv(inner)), first_(first) {}
 
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
-    return inner_->tryRead(buffer, min_bytes, max_bytes);
-  }
-  kj::Promise<void> write(const void* buffer, size_t size) override { return inner_->write(buffer, size); }
-  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
-    return inner_->write(pieces);
-  }
-  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
-  void shutdownWrite() override { inner_->shutdownWrite(); }
-  void abortRead() override { inner_->abortRead(); }
-  void getsockopt(int level, int option, void* value, kj::uint* length) override {
-    inner_->getsockopt(level, option, value, length);
-  }
-  void setsockopt(int level, int option, const void* value, kj::uint length) override {
-    inner_->setsockopt(level, option, value, length);
-  }
-  void getsockname(struct sockaddr* addr, kj::uint* length) override { inner_->getsockname(addr, length); }
-  void getpeername(struct sockaddr* addr, kj::uint* length) override { inner_->getpeername(addr, length); }
-
- protected:
-  kj::Own<kj::AsyncIoStream> inner_;
-};
-
-class FirstBytesStream final : public WrappedStream {
- public:
-  FirstBytesStream(kj::Own<kj::AsyncIoStream> inner, FirstBytes& first) : WrappedStream(kj::mv(inner)), first_(first) {}
-
-  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
-    return inner_->tryRead(buffer, min_bytes, max_bytes).then([this, buffer](size_t n) {
+    return inner_.tryRead(buffer, min_bytes, max_bytes).then([this, buffer](size_t n) {
       first_.Add(static_cast<const kj::byte*>(buffer), n);
       return n;
     });
@@ -85,11 +55,11 @@ class FirstBytesStream final : public WrappedStream {
 // `in_` as it arrives, what OpenSSL wants sent is taken from `out_` and written to `inner`
 // in order (write_tail_), whether a write, a read (a TLS 1.3 key update answer) or the
 // handshake produced it.
-class TlsClientStream final : public WrappedStream {
+class TlsClientStream final : public transport::ForwardingStream {
  public:
   // Takes `ssl`, which must have no BIOs yet.
   TlsClientStream(kj::Own<kj::AsyncIoStream> inner, SSL* ssl)
-      : WrappedStream(kj::mv(inner)), ssl_(ssl), in_(BIO_new(BIO_s_mem())), out_(BIO_new(BIO_s_mem())) {
+      : ForwardingStream(kj::mv(inner)), ssl_(ssl), in_(BIO_new(BIO_s_mem())), out_(BIO_new(BIO_s_mem())) {
     KJ_ASSERT(in_ != nullptr && out_ != nullptr, "out of memory");
     SSL_set_bio(ssl_, in_, out_);  // the SSL owns them from here
     SSL_set_app_data(ssl_, this);  // for RememberCertificate
@@ -148,7 +118,7 @@ class TlsClientStream final : public WrappedStream {
     ERR_clear_error();
     SSL_shutdown(ssl_);  // queues close_notify
     ERR_clear_error();
-    shutdown_ = Flush().then([this] { inner_->shutdownWrite(); }).eagerlyEvaluate([](kj::Exception&&) {});
+    shutdown_ = Flush().then([this] { inner_.shutdownWrite(); }).eagerlyEvaluate([](kj::Exception&&) {});
   }
 
  private:
@@ -207,7 +177,7 @@ class TlsClientStream final : public WrappedStream {
       write_tail_ = write_tail_.addBranch()
                         .then([this, bytes = kj::mv(bytes)]() mutable {
                           const auto view = bytes.asPtr();
-                          return inner_->write(view.begin(), view.size()).attach(kj::mv(bytes));
+                          return inner_.write(view.begin(), view.size()).attach(kj::mv(bytes));
                         })
                         .fork();
     }
@@ -216,7 +186,7 @@ class TlsClientStream final : public WrappedStream {
 
   // Reads what the server sent next into in_.
   kj::Promise<void> Fill() {
-    return inner_->tryRead(read_buffer_.begin(), 1, read_buffer_.size()).then([this](size_t n) {
+    return inner_.tryRead(read_buffer_.begin(), 1, read_buffer_.size()).then([this](size_t n) {
       if (n == 0) {
         eof_ = true;
         BIO_set_mem_eof_return(in_, 0);  // from now on an end, not "try again"
@@ -273,16 +243,6 @@ std::string CertificateNames(X509* cert) {
   return std::string("no DNS name or IP address (its subject is ") + subject + ")";
 }
 
-std::string Hex(kj::ArrayPtr<const kj::byte> bytes) {
-  std::string text;
-  char b[4];
-  for (kj::byte x : bytes) {
-    std::snprintf(b, sizeof(b), "%s%02x", text.empty() ? "" : " ", x);
-    text += b;
-  }
-  return text;
-}
-
 TlsOutcome Failed(Error::ConnectProblem problem, std::string message) {
   TlsOutcome out;
   out.problem = problem;
@@ -293,10 +253,10 @@ TlsOutcome Failed(Error::ConnectProblem problem, std::string message) {
 TlsOutcome Describe(const TlsClientStream& tls, const TlsTarget& target) {
   using P = Error::ConnectProblem;
   const auto first = tls.first_bytes();
-  if (first.size() > 0 && !LooksLikeTlsRecord(first.begin(), first.size())) {
+  if (first.size() > 0 && !transport::LooksLikeTlsRecord(first.begin(), first.size())) {
     return Failed(P::kServerSpeaksPlain, "esd at " + target.address +
                                              " does not speak TLS: it answered the TLS hello without TLS (bytes " +
-                                             Hex(first) + ")");
+                                             transport::HexBytes(first.begin(), first.size()) + ")");
   }
   const long verified = tls.verify_result();
   const std::string holds = CertificateNames(tls.certificate());
@@ -378,7 +338,7 @@ void FirstBytes::Add(const kj::byte* bytes, size_t n) {
   for (size_t i = 0; i < n && size_ < bytes_.size(); ++i) bytes_[size_++] = bytes[i];
 }
 
-bool FirstBytes::LookLikeTls() const { return LooksLikeTlsRecord(bytes_.data(), size_); }
+bool FirstBytes::LookLikeTls() const { return transport::LooksLikeTlsRecord(bytes_.data(), size_); }
 
 kj::Own<kj::AsyncIoStream> RecordFirstBytes(kj::Own<kj::AsyncIoStream> stream, FirstBytes& first) {
   return kj::heap<FirstBytesStream>(kj::mv(stream), first);

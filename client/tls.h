@@ -47,9 +47,9 @@ kj::Promise<TlsOutcome> ConnectTls(kj::Own<kj::AsyncIoStream> stream, const TlsT
 // "[ADDR]:PORT" (IPv6), the address itself when it has no port; "" for "unix:PATH".
 std::string HostOf(const std::string& address);
 
-// The first bytes a server sent on a plain connection. A TLS server answers a plain client
-// with a TLS record (esd sends an alert), which no Cap'n Proto message starts with; it
-// tells "this port speaks TLS" from "the server went away".
+// The first bytes a server sent on a plain connection (protocol/transport.h). A TLS server
+// answers a plain client with a TLS record (esd sends an alert), which no Cap'n Proto
+// message starts with; it tells "this port speaks TLS" from "the server went away".
 class FirstBytes {
  public:
   void Add(const kj::byte* bytes, size_t n);

@@ -9,36 +9,21 @@
 #include <cstdio>
 #include <cstring>
 
+#include "protocol/transport.h"
+
 namespace esd::server {
 
 namespace {
 
-// A TLS client opens with a handshake record: content type 22, version 3.x. No Cap'n Proto
-// message starts so: its first word is a segment count, below 512.
-constexpr size_t kSniffBytes = 3;
-
-bool OpensWithTlsHello(const kj::byte* b, size_t n) { return n == kSniffBytes && b[0] == 0x16 && b[1] == 0x03; }
-// The first n (< kSniffBytes) bytes of a TLS hello.
-bool StartsLikeTlsHello(const kj::byte* b, size_t n) { return (n < 1 || b[0] == 0x16) && (n < 2 || b[1] == 0x03); }
-
-// A fatal protocol_version alert in a TLS record: what a TLS server says to a client that
-// does not speak TLS, and what esd::client recognises.
-constexpr kj::byte kAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46};
+// The first bytes of a connection are those of a TLS hello (protocol/transport.h).
+bool OpensWithTlsHello(const kj::byte* b, size_t n) {
+  return n == transport::kHelloSniffBytes && transport::LooksLikeTlsHello(b, n);
+}
 
 // What a plain client may send after the alert is read and dropped, up to this much, before
 // the socket is closed: closing it with unread bytes would reset the connection, and the
 // reset may reach the client before it has read the alert.
 constexpr size_t kDrainBytes = 64 * 1024;
-
-std::string Hex(const kj::byte* b, size_t n) {
-  std::string text;
-  char one[4];
-  for (size_t i = 0; i < n; ++i) {
-    std::snprintf(one, sizeof(one), "%s%02x", i == 0 ? "" : " ", b[i]);
-    text += one;
-  }
-  return text;
-}
 
 std::string PeerAddress(kj::AsyncIoStream& stream) {
   sockaddr_storage addr{};
@@ -82,39 +67,23 @@ std::string Reason(const kj::Exception& e) {
 }
 
 // `inner`, with `prefix` (bytes already read from it) read first.
-class PrefixedStream final : public kj::AsyncIoStream {
+class PrefixedStream final : public transport::ForwardingStream {
  public:
   PrefixedStream(kj::Own<kj::AsyncIoStream> inner, kj::Array<kj::byte> prefix)
-      : inner_(kj::mv(inner)), prefix_(kj::mv(prefix)) {}
+      : ForwardingStream(kj::mv(inner)), prefix_(kj::mv(prefix)) {}
 
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
-    if (taken_ == prefix_.size()) return inner_->tryRead(buffer, min_bytes, max_bytes);
+    if (taken_ == prefix_.size()) return inner_.tryRead(buffer, min_bytes, max_bytes);
     const size_t n = std::min(max_bytes, prefix_.size() - taken_);
     std::memcpy(buffer, prefix_.begin() + taken_, n);
     taken_ += n;
     if (n >= min_bytes) return n;
-    return inner_->tryRead(static_cast<kj::byte*>(buffer) + n, min_bytes - n, max_bytes - n).then([n](size_t m) {
+    return inner_.tryRead(static_cast<kj::byte*>(buffer) + n, min_bytes - n, max_bytes - n).then([n](size_t m) {
       return n + m;
     });
   }
-  kj::Promise<void> write(const void* buffer, size_t size) override { return inner_->write(buffer, size); }
-  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
-    return inner_->write(pieces);
-  }
-  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
-  void shutdownWrite() override { inner_->shutdownWrite(); }
-  void abortRead() override { inner_->abortRead(); }
-  void getsockopt(int level, int option, void* value, kj::uint* length) override {
-    inner_->getsockopt(level, option, value, length);
-  }
-  void setsockopt(int level, int option, const void* value, kj::uint length) override {
-    inner_->setsockopt(level, option, value, length);
-  }
-  void getsockname(struct sockaddr* addr, kj::uint* length) override { inner_->getsockname(addr, length); }
-  void getpeername(struct sockaddr* addr, kj::uint* length) override { inner_->getpeername(addr, length); }
 
  private:
-  kj::Own<kj::AsyncIoStream> inner_;
   kj::Array<kj::byte> prefix_;
   size_t taken_ = 0;
 };
@@ -162,21 +131,21 @@ kj::Promise<kj::Maybe<kj::Own<kj::AsyncIoStream>>> TlsAcceptor::Handshake(kj::Ow
   std::string peer = PeerAddress(*stream);
   // The first bytes tell a TLS client from a plain one before OpenSSL sees them (OpenSSL
   // closes on a plain client without a word); then they are read again, as the hello's.
-  auto first = kj::heapArray<kj::byte>(kSniffBytes);
+  auto first = kj::heapArray<kj::byte>(transport::kHelloSniffBytes);
   kj::byte* at = first.begin();
   kj::AsyncIoStream& raw = *stream;
   kj::Promise<Attempt> attempt =
-      raw.tryRead(at, kSniffBytes, kSniffBytes)
+      raw.tryRead(at, transport::kHelloSniffBytes, transport::kHelloSniffBytes)
           .catch_([](kj::Exception&&) -> size_t { return 0; })  // reset before a word: as silent
           .then([this, stream = kj::mv(stream), first = kj::mv(first)](size_t n) mutable -> kj::Promise<Attempt> {
             if (n == 0) return Attempt::Of(Kind::kSilent);
-            if (n < kSniffBytes && StartsLikeTlsHello(first.begin(), n)) {
+            if (n < transport::kHelloSniffBytes && transport::LooksLikeTlsHello(first.begin(), n)) {
               return Attempt::Of(Kind::kFailed, "the client closed the connection during the handshake");
             }
             if (!OpensWithTlsHello(first.begin(), n)) {
               return Attempt::Of(Kind::kNotTls,
                                  "the client did not open with a TLS hello (its first bytes: " +
-                                     Hex(first.begin(), n) + "; a client without TLS?); it was answered with a TLS alert",
+                                     transport::HexBytes(first.begin(), n) + "; a client without TLS?); it was answered with a TLS alert",
                                  kj::mv(stream));
             }
             return context_.wrapServer(kj::heap<PrefixedStream>(kj::mv(stream), kj::mv(first)))
@@ -207,7 +176,7 @@ kj::Promise<kj::Maybe<kj::Own<kj::AsyncIoStream>>> TlsAcceptor::Handshake(kj::Ow
 
 kj::Promise<void> TlsAcceptor::AnswerPlainClient(kj::Own<kj::AsyncIoStream> stream) {
   kj::AsyncIoStream& s = *stream;
-  return s.write(kAlert, sizeof(kAlert))
+  return s.write(transport::kPlainClientAlert, sizeof(transport::kPlainClientAlert))
       .then([&s] {
         s.shutdownWrite();
         return Drain(s, kDrainBytes);

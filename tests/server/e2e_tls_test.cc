@@ -242,18 +242,6 @@ TEST(Tls, OptionsThatCannotWorkAreRefusedSayingWhichFlag) {
   EXPECT_TRUE(Has(r.err, "--tls-server-name NAME")) << r.err;
 }
 
-// A raw TCP client that sends `bytes` and reads what it is answered until the daemon closes.
-std::string SendAndReadToEnd(const std::string& address, const std::string& bytes) {
-  const int fd = testing::ConnectLoopback(address);
-  EXPECT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
-  std::string answer;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return answer;
-}
-
 TEST(Tls, FailedHandshakesAreOneLogLineABurstAndCounted) {
   storage::testing::TempDir dir;
   MAKE_CERTIFICATE(cert, dir.path(), "cert", "IP:127.0.0.1");
@@ -269,7 +257,7 @@ TEST(Tls, FailedHandshakesAreOneLogLineABurstAndCounted) {
   client::ConnectOptions plain;
   plain.address = address;
   EXPECT_NE(ConnectError(plain), "");
-  const std::string answer = SendAndReadToEnd(address, "GET / HTTP/1.0\r\n\r\n");
+  const std::string answer = testing::SendAndReadToEnd(address, "GET / HTTP/1.0\r\n\r\n");
   ASSERT_GE(answer.size(), 2u);
   EXPECT_EQ(answer[0], 0x15) << "a TLS alert record";
   EXPECT_EQ(answer[1], 0x03);
@@ -301,13 +289,6 @@ TEST(Tls, AClientThatSaysNothingHoldsUpNobodyAndIsDroppedAfterTheTimeout) {
   EXPECT_FALSE(Has(esd.Output(), "stack:")) << esd.Output();
 }
 
-// Descriptors the process `pid` has open now.
-size_t OpenFds(pid_t pid) {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
-  return n;
-}
-
 TEST(Tls, RunningOutOfDescriptorsOnceDoesNotEndAcceptingTlsConnections) {
   storage::testing::TempDir dir;
   MAKE_CERTIFICATE(cert, dir.path(), "cert", "IP:127.0.0.1");
@@ -315,7 +296,7 @@ TEST(Tls, RunningOutOfDescriptorsOnceDoesNotEndAcceptingTlsConnections) {
   const std::string address = TlsAddress(esd);
   rlimit normal{};
   ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, nullptr, &normal), 0) << std::strerror(errno);
-  const rlimit low{OpenFds(esd.pid()) + 6, normal.rlim_max};
+  const rlimit low{esd.OpenFds() + 6, normal.rlim_max};
   ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
   std::vector<int> spike;
   for (int i = 0; i < 40; ++i) spike.push_back(testing::ConnectLoopback(address));
