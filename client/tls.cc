@@ -70,7 +70,7 @@ class TlsClientStream final : public transport::ForwardingStream {
   }
 
   // Resolves to true once the handshake is done and the certificate verified, to false when
-  // OpenSSL refused it (what() and the accessors below say why).
+  // OpenSSL refused it (error() and the accessors below say why).
   kj::Promise<bool> Handshake() {
     ERR_clear_error();
     const int r = SSL_connect(ssl_);
@@ -83,7 +83,10 @@ class TlsClientStream final : public transport::ForwardingStream {
     return Flush().then([] { return false; }, [](kj::Exception&&) { return false; });
   }
 
-  void NoteFailure(const kj::Exception& e) { error_ = e.getDescription().cStr(); }
+  void NoteFailure(const kj::Exception& e) {
+    error_ = e.getDescription().cStr();
+    eof_ = eof_ || e.getType() == kj::Exception::Type::DISCONNECTED;  // a reset is an end too
+  }
   const std::string& error() const { return error_; }
   bool eof() const { return eof_; }
   // The first bytes the server sent (up to 2), and how many it sent in all.

@@ -1,6 +1,7 @@
 // TLS end to end: which names a certificate is checked against, what a client is told when
 // it and the daemon disagree about TLS, and how the daemon lives with failed handshakes.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -240,6 +241,30 @@ TEST(Tls, OptionsThatCannotWorkAreRefusedSayingWhichFlag) {
   const Result r = RunEsctl({"--connect", unix_socket.address, "--tls-ca", cert.cert, "status"});
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(Has(r.err, "--tls-server-name NAME")) << r.err;
+}
+
+TEST(Tls, AServerThatLeavesDuringTheHandshakeIsReportedSo) {
+  // Not esd: a listener that takes the TLS hello and closes.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  Esctl esctl({"--connect", address, "--tls", "status"});
+  const int conn = ::accept(listener, nullptr, nullptr);
+  char hello[512];
+  EXPECT_GT(::read(conn, hello, sizeof(hello)), 0) << "the TLS hello";
+  ::shutdown(conn, SHUT_WR);
+  const Result r = esctl.Finish();
+  ::close(conn);
+  ::close(listener);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(Has(r.err, "esd at " + address + " closed the connection during the TLS handshake")) << r.err;
+  EXPECT_TRUE(Has(r.err, "(esd --tls-cert)? Check --tls-ca and --tls-server-name, or drop --tls")) << r.err;
 }
 
 TEST(Tls, FailedHandshakesAreOneLogLineABurstAndCounted) {
