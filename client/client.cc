@@ -2,14 +2,12 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
-#include <kj/compat/tls.h>
 
 #include <cstring>
-#include <fstream>
 #include <iterator>
 #include <random>
-#include <sstream>
 
+#include "client/tls.h"
 #include "protocol/esd.capnp.h"
 
 namespace esd::client {
@@ -129,14 +127,6 @@ void SetFilter(rpc::Filter::Builder out, const Filter& f) {
   for (size_t i = 0; i < f.event_types.size(); ++i) types.set(i, f.event_types[i]);
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw Error(Error::Kind::kConnect, "cannot read " + path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 struct SubscriptionState {
   Client::SubscriptionCallbacks callbacks;
   bool caught_up = false;
@@ -237,6 +227,7 @@ std::string Damage::ToString() const {
 Error::Error(Damage damage)
     : std::runtime_error("the log is damaged: " + damage.ToString()),
       kind_(Kind::kDamaged),
+      connect_problem_(ConnectProblem::kNone),
       damage_(std::move(damage)) {}
 
 EventId NewEventId() {
@@ -347,8 +338,7 @@ class Client::Impl {
   kj::AsyncIoContext& io;
   std::vector<std::weak_ptr<SubscriptionState>> subscriptions;
   kj::Promise<void> disconnect_watch = nullptr;
-  kj::Own<kj::TlsContext> tls;
-  kj::Maybe<kj::TlsCertificate> trusted;
+  internal::FirstBytes first_bytes;  // of a plain connection; `stream` writes to it
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyClient> rpc;
   rpc::Session::Client session = nullptr;
@@ -360,6 +350,13 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
+  internal::TlsTarget target{options.address, options.tls_server_name, options.tls_ca_file};
+  if (target.name.empty()) target.name = internal::HostOf(options.address);
+  if (options.tls && target.name.empty()) {
+    throw Error(Error::ConnectProblem::kOptions, "TLS to " + options.address +
+                                                     " needs the name on esd's certificate to check: a unix socket "
+                                                     "has no host name");
+  }
   auto impl = std::make_unique<Impl>();
   auto& ws = impl->io.waitScope;
   try {
@@ -369,20 +366,11 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
     throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
   }
   if (options.tls) {
-    kj::TlsContext::Options tls_options;
-    if (!options.tls_ca_file.empty()) {
-      impl->trusted = kj::TlsCertificate(ReadFile(options.tls_ca_file).c_str());
-      tls_options.trustedCertificates = kj::arrayPtr(&KJ_ASSERT_NONNULL(impl->trusted), 1);
-      tls_options.useSystemTrustStore = false;
-    }
-    impl->tls = kj::heap<kj::TlsContext>(kj::mv(tls_options));
-    std::string name = options.tls_server_name;
-    if (name.empty()) name = options.address.substr(0, options.address.rfind(':'));
-    try {
-      impl->stream = impl->tls->wrapClient(kj::mv(impl->stream), name).wait(ws);
-    } catch (const kj::Exception& e) {
-      throw Error(Error::Kind::kConnect, "TLS handshake with " + options.address + " failed: " + e.getDescription().cStr());
-    }
+    internal::TlsOutcome tls = internal::ConnectTls(kj::mv(impl->stream), target).wait(ws);
+    if (tls.stream.get() == nullptr) throw Error(tls.problem, tls.message);
+    impl->stream = kj::mv(tls.stream);
+  } else {
+    impl->stream = internal::RecordFirstBytes(kj::mv(impl->stream), impl->first_bytes);
   }
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
   Impl* raw = impl.get();  // the watch is a member of *raw: it cannot outlive it
@@ -395,7 +383,16 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
   impl->session = login.send().getSession();
   impl->store = impl->session.eventStoreRequest().send().getStore();
   impl->orders = impl->session.ordersRequest().send().getOrders();
-  impl->Wait(impl->session.roleRequest().send().ignoreResult());  // the login's verdict
+  try {
+    impl->Wait(impl->session.roleRequest().send().ignoreResult());  // the login's verdict
+  } catch (const Error&) {
+    // Cap'n Proto took the server's TLS answer for a broken message or a lost connection.
+    if (impl->first_bytes.LookLikeTls()) {
+      throw Error(Error::ConnectProblem::kServerSpeaksTls,
+                  "esd at " + options.address + " speaks TLS, and this connection did not use it");
+    }
+    throw;
+  }
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

@@ -235,10 +235,17 @@ struct HistoryPage {
 };
 
 struct ConnectOptions {
-  std::string address = "127.0.0.1:7400";  // HOST:PORT or unix:PATH
+  std::string address = "127.0.0.1:7400";  // HOST:PORT, [IPV6]:PORT or unix:PATH
   std::string token;
-  // TLS: set tls_ca_file to the PEM certificate(s) to trust (the server's, or its CA);
-  // tls_server_name is the name the certificate must carry (default: the host).
+  // TLS (tls = true): the server's certificate must chain to a certificate in tls_ca_file
+  // (PEM, one or more: the server's own if self-signed, or its CA), or with tls_ca_file
+  // empty to the system's certificate authorities; and it must hold tls_server_name, by
+  // default the host of `address`. A name that is an IP address (v4 or v6) must be one of
+  // the certificate's IP address names (subjectAltName IP:...), any other name one of its
+  // DNS names (wildcards allowed; sent as SNI). A unix socket has no host: name one.
+  // A certificate that fails either check is refused during the handshake (the server gets
+  // an alert saying why); Connect throws Error kConnect with ConnectProblem kCertificateTrust
+  // or kCertificateName, saying what was expected and which names the certificate holds.
   bool tls = false;
   std::string tls_ca_file;
   std::string tls_server_name;
@@ -249,19 +256,45 @@ class Error : public std::runtime_error {
   // kDamaged: what the call asked for is in damaged bytes of the log (damage() says where);
   // retrying does not help.
   enum class Kind { kConnect, kUnauthenticated, kPermissionDenied, kDisconnected, kRemote, kDamaged };
-  Error(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  // kConnect: what stood in the way, so that a tool can say which of its options helps.
+  enum class ConnectProblem {
+    kNone,               // the error is not a kConnect
+    kUnreachable,        // no connection: refused, no such host, no route ...
+    kOptions,            // the options cannot work: an unreadable tls_ca_file, TLS to a unix
+                         // socket without tls_server_name
+    kServerSpeaksTls,    // a plain connection to a port that speaks TLS: the server answered
+                         // with a TLS record (esd answers a plain client with a TLS alert)
+    kServerSpeaksPlain,  // a TLS connection to a port that does not speak TLS: the server
+                         // answered the TLS hello with bytes that are not TLS
+    kCertificateName,    // the certificate is trusted but does not hold the name checked
+    kCertificateTrust,   // the certificate does not chain to a trusted one (or has expired ...)
+    kTlsHandshake,       // another TLS failure: the server refused the handshake or left during it
+  };
+  Error(Kind kind, const std::string& what)
+      : std::runtime_error(what),
+        kind_(kind),
+        connect_problem_(kind == Kind::kConnect ? ConnectProblem::kUnreachable : ConnectProblem::kNone) {}
+  // A kConnect error.
+  Error(ConnectProblem problem, const std::string& what)
+      : std::runtime_error(what), kind_(Kind::kConnect), connect_problem_(problem) {}
   // kDamaged; what() is "the log is damaged: " + damage.ToString().
   explicit Error(Damage damage);
   Kind kind() const { return kind_; }
+  ConnectProblem connect_problem() const { return connect_problem_; }
   const std::optional<Damage>& damage() const { return damage_; }
 
  private:
   Kind kind_;
+  ConnectProblem connect_problem_;
   std::optional<Damage> damage_;
 };
 
 class Client {
  public:
+  // Connects and logs in (the login's verdict is awaited). Throws Error: kConnect (with a
+  // ConnectProblem) when no session could be set up over TLS or plain TCP as asked, and
+  // kUnauthenticated for a refused token. A plain connection to a port that speaks TLS is
+  // kServerSpeaksTls ("esd at ADDR speaks TLS ..."), not a lost connection.
   static std::unique_ptr<Client> Connect(const ConnectOptions& options);
   static std::unique_ptr<Client> Connect(const std::string& address, const std::string& token = "");
   ~Client();

@@ -3,6 +3,7 @@
 #include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
 
+#include "protocol/transport.h"
 #include "server/context.h"
 #include "server/session.h"
 
@@ -12,34 +13,19 @@ namespace {
 
 // The connection's socket as capnp sees it, telling the ConnectionState each time a write
 // has completed: that is when capnp's queue of unsent answers shrinks.
-class WatchedStream final : public kj::AsyncIoStream {
+class WatchedStream final : public transport::ForwardingStream {
  public:
   WatchedStream(kj::AsyncIoStream& inner, kj::Function<void()> after_write)
-      : inner_(inner), after_write_(kj::mv(after_write)) {}
+      : ForwardingStream(inner), after_write_(kj::mv(after_write)) {}
 
-  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
-    return inner_.tryRead(buffer, min_bytes, max_bytes);
-  }
   kj::Promise<void> write(const void* buffer, size_t size) override {
     return inner_.write(buffer, size).then([this] { after_write_(); });
   }
   kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
     return inner_.write(pieces).then([this] { after_write_(); });
   }
-  kj::Promise<void> whenWriteDisconnected() override { return inner_.whenWriteDisconnected(); }
-  void shutdownWrite() override { inner_.shutdownWrite(); }
-  void abortRead() override { inner_.abortRead(); }
-  void getsockopt(int level, int option, void* value, kj::uint* length) override {
-    inner_.getsockopt(level, option, value, length);
-  }
-  void setsockopt(int level, int option, const void* value, kj::uint length) override {
-    inner_.setsockopt(level, option, value, length);
-  }
-  void getsockname(struct sockaddr* addr, kj::uint* length) override { inner_.getsockname(addr, length); }
-  void getpeername(struct sockaddr* addr, kj::uint* length) override { inner_.getpeername(addr, length); }
 
  private:
-  kj::AsyncIoStream& inner_;
   kj::Function<void()> after_write_;
 };
 

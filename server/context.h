@@ -53,6 +53,7 @@ struct ServerCounters {
   std::atomic<uint32_t> connections{0};
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> accept_errors{0};  // RPC and HTTP listeners; each was retried
+  std::atomic<uint64_t> tls_handshake_failures{0};  // TlsAcceptor says which count
   std::atomic<uint32_t> subscriptions{0};
   std::atomic<uint64_t> appends_rejected{0};
   std::atomic<uint64_t> subscribers_failed{0};  // subscriptions ended because a push failed

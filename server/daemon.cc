@@ -2,7 +2,6 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
-#include <kj/compat/tls.h>
 #include <kj/debug.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include <memory>
 #include <sstream>
 
+#include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
 #include "server/http.h"
@@ -23,6 +23,7 @@
 #include "server/notifier.h"
 #include "server/projection_runner.h"
 #include "server/session.h"
+#include "server/tls_acceptor.h"
 
 namespace esd::server {
 
@@ -69,6 +70,10 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
+  m.Counter("esd_tls_handshake_failures_total",
+            "TLS handshakes that failed: plain clients, clients that refuse the certificate, garbage, no handshake "
+            "within 10 s (stderr names them, at most one line per 10 s).",
+            ctx.counters.tls_handshake_failures.load());
   m.Gauge("esd_subscriptions", "Live subscriptions (not cancelled, ended or dropped).",
           ctx.counters.subscriptions.load());
   m.Counter("esd_subscribers_failed_total", "Subscriptions ended because the subscriber failed a push.",
@@ -143,15 +148,14 @@ int RunDaemon(const Config& config) {
     };
     http_options.routes["/health"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
     // Counted with the RPC listener's; logged at most once per 10 s (this runs on the HTTP thread).
-    std::atomic<int64_t> last_http_accept_log{std::numeric_limits<int64_t>::min() / 2};
+    BurstLog http_accept_log;  // used on the HTTP thread
     http_options.on_accept_error = [&](const std::string& what) {
       ++ctx.counters.accept_errors;
-      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::steady_clock::now().time_since_epoch()).count();
-      int64_t last = last_http_accept_log.load();
-      if (now - last >= 10 && last_http_accept_log.compare_exchange_strong(last, now)) {
-        std::fprintf(stderr, "esd: accepting an HTTP connection failed: %s; retrying every 100 ms "
-                             "(esd_accept_errors_total counts each failure)\n", what.c_str());
+      if (const uint64_t n = http_accept_log.Failed()) {
+        std::fprintf(stderr,
+                     "esd: accepting an HTTP connection failed: %s; retrying every 100 ms (%llu failures since the "
+                     "last such line; esd_accept_errors_total counts them all)\n",
+                     what.c_str(), static_cast<unsigned long long>(n));
       }
     };
     http_options.on_signal = [&](int signo) {
@@ -164,9 +168,8 @@ int RunDaemon(const Config& config) {
       return 1;
     }
 
-    kj::Own<kj::ConnectionReceiver> listener;
-    kj::Maybe<kj::TlsKeypair> keypair;  // the TlsContext refers to it
-    kj::Own<kj::TlsContext> tls;
+    kj::Own<kj::ConnectionReceiver> listener;  // plain TCP (or unix); TLS is per connection
+    kj::Own<TlsAcceptor> tls;
     std::string rpc_address = config.listen;
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
       if (config.listen.rfind("unix:", 0) == 0) {
@@ -180,15 +183,8 @@ int RunDaemon(const Config& config) {
         rpc_address = config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(listener->getPort());
       }
       if (!config.tls_cert.empty()) {
-        keypair = kj::TlsKeypair{kj::TlsPrivateKey(ReadFile(config.tls_key).c_str()),
-                                 kj::TlsCertificate(ReadFile(config.tls_cert).c_str())};
-        kj::TlsContext::Options tls_options;
-        tls_options.defaultKeypair = KJ_ASSERT_NONNULL(keypair);
-        // A client that connects and never finishes the handshake must not hold a slot.
-        tls_options.timer = io.provider->getTimer();
-        tls_options.acceptTimeout = 10 * kj::SECONDS;
-        tls = kj::heap<kj::TlsContext>(kj::mv(tls_options));
-        listener = tls->wrapPort(kj::mv(listener));
+        tls = kj::heap<TlsAcceptor>(ReadFile(config.tls_cert), ReadFile(config.tls_key), io.provider->getTimer(),
+                                    ctx.counters.tls_handshake_failures);
       }
     })) {
       std::fprintf(stderr, "esd: cannot listen on %s: %s\n", config.listen.c_str(), e->getDescription().cStr());
@@ -197,37 +193,47 @@ int RunDaemon(const Config& config) {
 
     ErrorHandler errors;
     kj::TaskSet connections(errors);
+    // Serves one connection (its TLS handshake done) until the peer goes.
+    auto serve = [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
+      ++ctx.counters.connections;
+      ++ctx.counters.connections_total;
+      auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
+      auto done = conn->OnDisconnect();
+      return done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; });
+    };
     // An accept that fails (out of descriptors: EMFILE, ENFILE; ENOBUFS; a connection reset
-    // before it was taken; a TLS handshake that fails) must not end the loop: it is counted,
-    // retried after a short pause, so that the daemon serves again as soon as descriptors
-    // are back, and logged at most once per burst (10 s), with the count since the last line.
+    // before it was taken) must not end the loop: it is counted, retried after a short
+    // pause, so that the daemon serves again as soon as descriptors are back, and logged at
+    // most once per burst (10 s), with the count since the last line. A TLS handshake is no
+    // part of accepting: it runs in the connection's own task (TlsAcceptor), so a slow or
+    // failing client delays nobody and is never an accept error.
     auto& accept_timer = io.provider->getTimer();
-    kj::Maybe<kj::TimePoint> last_accept_log;
-    uint64_t unlogged_accept_errors = 0;
+    BurstLog accept_log;
     std::function<kj::Promise<void>()> accept_loop = [&]() -> kj::Promise<void> {
       // evalNow: accept() may throw at once (EMFILE) rather than reject its promise.
       return kj::evalNow([&] { return listener->accept(); }).then(
           [&](kj::Own<kj::AsyncIoStream> stream) {
-            ++ctx.counters.connections;
-            ++ctx.counters.connections_total;
-            auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
-            auto done = conn->OnDisconnect();
-            connections.add(done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; }));
+            if (!tls) {
+              connections.add(serve(kj::mv(stream)));
+            } else {
+              connections.add(tls->Handshake(kj::mv(stream)).then(
+                  [&](kj::Maybe<kj::Own<kj::AsyncIoStream>> secured) -> kj::Promise<void> {
+                    // No handshake, or one that ended after the stop began: not served.
+                    KJ_IF_MAYBE(s, secured) {
+                      if (!ctx.stopping) return serve(kj::mv(*s));
+                    }
+                    return kj::READY_NOW;
+                  }));
+            }
             return accept_loop();
           },
           [&](kj::Exception&& e) -> kj::Promise<void> {
             ++ctx.counters.accept_errors;
-            ++unlogged_accept_errors;
-            const kj::TimePoint now = accept_timer.now();
-            bool log = true;
-            KJ_IF_MAYBE(last, last_accept_log) { log = now - *last >= 10 * kj::SECONDS; }
-            if (log) {
+            if (const uint64_t n = accept_log.Failed()) {
               std::fprintf(stderr,
                            "esd: accepting a connection failed: %s; retrying every 50 ms (%llu failures since the "
                            "last such line; esd_accept_errors_total counts them all)\n",
-                           e.getDescription().cStr(), static_cast<unsigned long long>(unlogged_accept_errors));
-              last_accept_log = now;
-              unlogged_accept_errors = 0;
+                           e.getDescription().cStr(), static_cast<unsigned long long>(n));
             }
             return accept_timer.afterDelay(50 * kj::MILLISECONDS).then([&] { return accept_loop(); });
           });

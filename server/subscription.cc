@@ -2,6 +2,8 @@
 
 #include <kj/debug.h>
 
+#include <cstdio>
+
 #include "server/event_store_service.h"
 
 namespace esd::server {
@@ -60,8 +62,12 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       // too, so the subscriber cannot be told here; it knows what it threw (esd::client
       // tells its caller through on_dropped). The daemon counts it and says it in its log.
       ++ctx_.counters.subscribers_failed;
-      ctx_.subscriber_failures_log.Log(std::string("a subscriber failed to take a push, so its subscription ended: ") +
-                                       e.getDescription().cStr());
+      if (const uint64_t n = ctx_.subscriber_failures_log.Failed()) {
+        std::fprintf(stderr,
+                     "esd: a subscriber failed to take a push, so its subscription ended: %s (%llu such since the "
+                     "last such line; esd_subscribers_failed_total counts them all)\n",
+                     e.getDescription().cStr(), static_cast<unsigned long long>(n));
+      }
     });
   }
 

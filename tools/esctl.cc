@@ -246,17 +246,42 @@ int Tail(const Invocation& inv, const Connector& connect) {
   return kExitOk;
 }
 
+// What to do about a failed connect, in esctl's flags.
+std::string ConnectAdvice(client::Error::ConnectProblem problem) {
+  using P = client::Error::ConnectProblem;
+  switch (problem) {
+    case P::kServerSpeaksTls:
+      return "Connect with --tls-ca FILE (FILE: the certificate esd was started with, its --tls-cert, or the CA "
+             "that signed it), or with --tls when a certificate authority of this system signed it (see esctl "
+             "--help).";
+    case P::kServerSpeaksPlain:
+      return "Drop --tls and --tls-ca to connect without TLS, or start esd with --tls-cert FILE --tls-key FILE to "
+             "serve TLS.";
+    case P::kCertificateName:
+      return "Name one of the certificate's names with --tls-server-name NAME, or --connect to an address it "
+             "holds; or give esd (--tls-cert) a certificate that holds the address you connect to.";
+    case P::kCertificateTrust:
+      return "Trust it with --tls-ca FILE: the certificate esd was started with (its --tls-cert), or the CA that "
+             "signed it.";
+    case P::kOptions:
+      return "Check --tls-ca FILE (a readable PEM file of certificates) and --tls-server-name NAME (a name on "
+             "esd's certificate), see esctl --help.";
+    case P::kTlsHandshake:
+      return "Does esd there serve TLS (esd --tls-cert)? Check --tls-ca and --tls-server-name, or drop --tls for a "
+             "plain connection.";
+    case P::kNone:
+    case P::kUnreachable:
+      break;
+  }
+  return "Is esd running there? Start it, or point esctl at it with --connect HOST:PORT (or unix:PATH) or "
+         "$ESD_CONNECT.";
+}
+
 int ReportClientError(const client::Error& e, const GlobalOptions& g) {
   const std::string what = e.what();
   switch (e.kind()) {
     case client::Error::Kind::kConnect:
-      if (g.tls) {
-        Note(what + "\nDoes esd there serve TLS (esd --tls-cert)? Check --tls-ca and --tls-server-name, or drop "
-                    "--tls for a plain connection.");
-      } else {
-        Note(what + "\nIs esd running there? Start it, or point esctl at it with --connect HOST:PORT (or "
-                    "unix:PATH) or $ESD_CONNECT.");
-      }
+      Note(what + "\n" + ConnectAdvice(e.connect_problem()));
       break;
     case client::Error::Kind::kUnauthenticated:
       Note("the server at " + g.connect + " refused the token" + (g.token.empty() ? " (none was given)" : "") +

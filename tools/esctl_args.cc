@@ -54,7 +54,8 @@ global options (before or after the command):
   --json                  one JSON object per line on stdout instead of text
   --tls                   connect over TLS, trusting the system's certificate authorities
   --tls-ca FILE           connect over TLS, trusting the PEM certificate(s) in FILE
-  --tls-server-name NAME  the name the server's certificate must carry (default: the host)
+  --tls-server-name NAME  the name the server's certificate must hold (default: the host
+                          of --connect); an IP address must be one of its IP addresses
   --data-dir DIR          work offline on a stopped store's files: status, streams, read,
                           read-all, verify, salvage, replay, dump, backup and snapshot (the
                           others need a running esd)

@@ -312,13 +312,6 @@ TEST(Robustness, MetricsAndHealthAreServed) {
 }
 
 
-// Descriptors the process `pid` has open now.
-size_t OpenFds(pid_t pid) {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
-  return n;
-}
-
 TEST(Robustness, RunningOutOfDescriptorsOnceDoesNotEndAcceptingConnections) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -326,7 +319,7 @@ TEST(Robustness, RunningOutOfDescriptorsOnceDoesNotEndAcceptingConnections) {
   // A few descriptors of room, then more connections than that: accept fails with EMFILE.
   rlimit normal{};
   ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, nullptr, &normal), 0) << std::strerror(errno);
-  const rlimit low{OpenFds(esd.pid()) + 6, normal.rlim_max};
+  const rlimit low{esd.OpenFds() + 6, normal.rlim_max};
   ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
   std::vector<int> spike;
   for (int i = 0; i < 40; ++i) spike.push_back(testing::ConnectLoopback(esd.rpc_address()));

@@ -187,7 +187,7 @@ TEST(Subscriptions, DroppingTheHandleStopsThePushesPromptly) {
   // Batches that arrive after the cancel are dropped unseen by the client, so what the
   // daemon sent is measured on the socket: far less than the 40 MB of the whole catch-up.
   const uint64_t read = BytesReadByThisProcess() - read_before;
-  EXPECT_LT(read, uint64_t{20} << 20) << "the cancel stopped the catch-up long before it finished";
+  EXPECT_LT(read, uint64_t{20} << 20) << "the cancel stopped the catch-up of " << kEvents << " events long before it finished";
   // Nothing more arrives after that (a second barrier: another round trip).
   EXPECT_TRUE(c->GetStreamInfo("after-cancel").has_value());
   EXPECT_LT(BytesReadByThisProcess() - read_before, read + 4096) << "only the answer to that call arrived";

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstring>
 #include <regex>
 #include <stdexcept>
@@ -109,16 +110,25 @@ int ConnectLoopback(const std::string& host_port) {
   return fd;
 }
 
-std::string HttpGet(const std::string& host_port, const std::string& path) {
+std::string SendAndReadToEnd(const std::string& host_port, const std::string& bytes) {
   int fd = ConnectLoopback(host_port);
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n";
-  (void)::write(fd, req.data(), req.size());
-  std::string resp;
+  (void)::write(fd, bytes.data(), bytes.size());
+  std::string answer;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
   ::close(fd);
-  return resp;
+  return answer;
+}
+
+std::string HttpGet(const std::string& host_port, const std::string& path) {
+  return SendAndReadToEnd(host_port, "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n");
+}
+
+size_t EsdProcess::OpenFds() const {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) ++n;
+  return n;
 }
 
 }  // namespace esd::testing

@@ -23,6 +23,7 @@ class EsdProcess {
   const std::string& rpc_address() const { return rpc_; }   // "127.0.0.1:PORT" or "unix:..."
   const std::string& http_address() const { return http_; }
   pid_t pid() const { return pid_; }
+  size_t OpenFds() const;  // descriptors the daemon has open now (/proc/PID/fd)
 
   // Sends `signo` and waits for the exit; returns the exit status (or 128 + signal).
   int Stop(int signo);
@@ -42,6 +43,10 @@ class EsdProcess {
 
 // A TCP connection to "127.0.0.1:PORT"; throws std::runtime_error when it fails.
 int ConnectLoopback(const std::string& host_port);
+
+// Connects to "127.0.0.1:PORT", sends `bytes` and returns what comes back until the peer
+// closes.
+std::string SendAndReadToEnd(const std::string& host_port, const std::string& bytes);
 
 // A minimal HTTP GET on loopback; returns the whole response (status line, headers, body).
 std::string HttpGet(const std::string& host_port, const std::string& path);

@@ -1,0 +1,87 @@
+// Below the RPC: what esd's client and daemon share about the byte stream of a connection
+// (docs/server.md, "TLS").
+//
+// Telling TLS and plain connections apart, from the first bytes either side reads:
+// - A TLS client opens with a handshake record header: 16 03 xx. No Cap'n Proto message
+//   starts so (its first word is a segment count, below 512), so the daemon knows a plain
+//   client from its first 3 bytes (LooksLikeTlsHello).
+// - The daemon answers a client that does not open so with kPlainClientAlert, a TLS alert
+//   record, then closes. A plain client whose first bytes read are a TLS record header
+//   (LooksLikeTlsRecord) knows that the port speaks TLS, and can say so instead of "lost
+//   the connection". Any TLS server's alert reads so, not only esd's.
+// - A TLS client whose hello is answered with bytes that are not a TLS record knows that the
+//   port does not speak TLS.
+#pragma once
+
+#include <kj/async-io.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <string>
+
+namespace esd::transport {
+
+// A fatal protocol_version alert (TLS 1.2 record): 15 = alert, 03 03, length 2, 02 = fatal,
+// 46 = protocol_version.
+inline constexpr kj::byte kPlainClientAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46};
+
+// The daemon reads this many bytes to tell a TLS hello from anything else.
+inline constexpr size_t kHelloSniffBytes = 3;
+
+// The first `n` bytes of a connection (n <= kHelloSniffBytes) are, or could be the start of,
+// a TLS handshake record header.
+inline bool LooksLikeTlsHello(const kj::byte* b, size_t n) {
+  return (n < 1 || b[0] == 0x16) && (n < 2 || b[1] == 0x03);
+}
+
+// `b` (n >= 2 bytes) starts with a TLS record header: content type 20..23 (change cipher
+// spec, alert, handshake, application data), major version 3.
+inline bool LooksLikeTlsRecord(const kj::byte* b, size_t n) { return n >= 2 && b[0] >= 20 && b[0] <= 23 && b[1] == 3; }
+
+// "16 03 01": bytes for a log line or an error message.
+inline std::string HexBytes(const kj::byte* b, size_t n) {
+  std::string text;
+  char one[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(one, sizeof(one), "%s%02x", i == 0 ? "" : " ", b[i]);
+    text += one;
+  }
+  return text;
+}
+
+// A stream that passes everything to `inner` but what a subclass overrides: the base of the
+// wrappers that look at a connection's bytes on their way.
+class ForwardingStream : public kj::AsyncIoStream {
+ public:
+  // `inner` must outlive the ForwardingStream.
+  explicit ForwardingStream(kj::AsyncIoStream& inner) : inner_(inner) {}
+  // Owns `inner`.
+  explicit ForwardingStream(kj::Own<kj::AsyncIoStream> inner) : inner_(*inner), owned_(kj::mv(inner)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    return inner_.tryRead(buffer, min_bytes, max_bytes);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override { return inner_.write(buffer, size); }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner_.write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_.whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_.shutdownWrite(); }
+  void abortRead() override { inner_.abortRead(); }
+  void getsockopt(int level, int option, void* value, kj::uint* length) override {
+    inner_.getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, kj::uint length) override {
+    inner_.setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, kj::uint* length) override { inner_.getsockname(addr, length); }
+  void getpeername(struct sockaddr* addr, kj::uint* length) override { inner_.getpeername(addr, length); }
+
+ protected:
+  kj::AsyncIoStream& inner_;
+
+ private:
+  kj::Own<kj::AsyncIoStream> owned_;  // null unless owned
+};
+
+}  // namespace esd::transport
