@@ -17,7 +17,10 @@ void Note(const std::string& s) { std::fprintf(stderr, "esctl: %s\n", s.c_str())
 
 void PrintJson(const storage::SalvageReport& r, bool dry_run) {
   std::string moved;
-  for (const auto& m : r.moved) moved += (moved.empty() ? "" : ",") + QuoteJson(m);
+  for (const auto& m : r.moved) {
+    if (!moved.empty()) moved += ',';
+    moved += QuoteJson(m);
+  }
   std::printf("{\"damage\":%s,\"problem\":%s,\"logEnd\":%llu,\"quarantine\":%s,\"moved\":[%s],"
               "\"bytesMoved\":%llu,\"dryRun\":%s}\n",
               r.damage ? QuoteJson(r.damage->ToString()).c_str() : "null",
