@@ -253,16 +253,6 @@ StreamListPage Store::ListStreams(std::string_view prefix, std::string_view afte
   return page;
 }
 
-std::vector<std::pair<std::string, StreamInfo>> Store::ListStreams(std::string_view prefix) const {
-  std::vector<std::pair<std::string, StreamInfo>> all;
-  for (StreamListPage page; all.empty() || page.more;) {
-    page = ListStreams(prefix, all.empty() ? std::string_view() : all.back().first, 1000);
-    if (page.streams.empty()) break;
-    for (auto& entry : page.streams) all.push_back(std::move(entry));
-  }
-  return all;
-}
-
 size_t Store::StreamCount() const { return impl_->directory_.Count(); }
 
 std::vector<std::string_view> Store::Impl::NewestIndexNames() const {

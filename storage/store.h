@@ -200,8 +200,6 @@ class Store {
   // storage/stream_directory.h). Never holds the lock that the writer publishes under for
   // more than a few tip lookups at a time, so a listing does not stall appends.
   StreamListPage ListStreams(std::string_view prefix, std::string_view after, size_t limit) const;
-  // Every stream whose name starts with `prefix`: the pages above, one after the other.
-  std::vector<std::pair<std::string, StreamInfo>> ListStreams(std::string_view prefix = "") const;
 
   // The number of streams: what paging through ListStreams("", ...) lists. O(1) amortised,
   // with the same first-call cost as ListStreams.
