@@ -194,11 +194,12 @@ class Store {
   // Up to `limit` streams whose name starts with `prefix` and sorts after `after` ("" for the
   // first page), in name order, each with its info as it is at the call; `more` when another
   // such stream follows the page. The next page starts after the last name of this one, and
-  // holds every stream created meanwhile that sorts there. O(limit × log streams) per page,
-  // plus O(log streams) for each stream created since the last page or count; the first page
-  // or count after open also reads and sorts the newest index file's names, once (see
-  // storage/stream_directory.h). Never holds the lock that the writer publishes under for
-  // more than a few tip lookups at a time, so a listing does not stall appends.
+  // holds every stream created meanwhile that sorts there. O(limit + log streams) per page:
+  // one tip read per stream listed (O(log streams) at worst, when a sealed segment had no
+  // index file at open), plus O(log streams) for each stream created since the last page or
+  // count. The first page or count after open also reads and sorts the newest index file's
+  // names, once (storage/stream_directory.h). Never holds the lock that the writer publishes
+  // under for more than 64 tip reads at a time, so a listing does not stall appends.
   StreamListPage ListStreams(std::string_view prefix, std::string_view after, size_t limit) const;
 
   // The number of streams: what paging through ListStreams("", ...) lists. O(1) amortised,
