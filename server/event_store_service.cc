@@ -280,23 +280,20 @@ kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
 
 void EventStoreService::ListStreamsNow(ListStreamsContext context) {
   auto p = context.getParams();
-  const std::string after = ToString(p.getAfter());
   const size_t count = std::min<uint32_t>(p.getCount() == 0 ? 1000 : p.getCount(), kMaxReadCount);
-  auto all = ctx_.store.ListStreams(ToString(p.getPrefix()));
-  auto begin = std::upper_bound(all.begin(), all.end(), after,
-                                [](const std::string& a, const auto& entry) { return a < entry.first; });
-  const size_t n = std::min<size_t>(count, static_cast<size_t>(all.end() - begin));
+  // One page from the store: its cost does not grow with the number of streams.
+  const auto page = ctx_.store.ListStreams(ToString(p.getPrefix()), ToString(p.getAfter()), count);
   auto results = context.getResults();
-  auto list = results.initStreams(n);
-  for (size_t i = 0; i < n; ++i) {
-    const auto& [name, info] = *(begin + i);
+  auto list = results.initStreams(page.streams.size());
+  for (size_t i = 0; i < page.streams.size(); ++i) {
+    const auto& [name, info] = page.streams[i];
     list[i].setName(name);
     list[i].setLastVersion(info.last_version.value);
     list[i].setEventCount(info.event_count);
     list[i].setLastPosition(info.last_position.value);
     list[i].setLastWriteMicros(info.last_write);
   }
-  results.setMore(begin + n != all.end());
+  results.setMore(page.more);
 }
 
 kj::Promise<void> EventStoreService::subscribe(SubscribeContext context) {

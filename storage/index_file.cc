@@ -237,7 +237,7 @@ std::optional<StreamRun> IndexFile::Find(std::string_view stream) const {
 std::optional<StreamTip> IndexFile::Tip(std::string_view stream) const {
   const TipEntry* e = Lookup(tips_, header_.tip_count, stream);
   if (e == nullptr) return std::nullopt;
-  return StreamTip{StreamVersion(e->last_version), GlobalPosition(e->last_position), e->last_timestamp};
+  return TipAt(static_cast<size_t>(e - tips_));
 }
 
 std::optional<SparseEntry> IndexFile::SparseFloor(GlobalPosition position) const {

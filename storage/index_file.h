@@ -68,11 +68,12 @@ class IndexFile {
   std::optional<SparseEntry> SparseFloor(GlobalPosition position) const;
   template <typename F>  // f(std::string_view stream, const StreamTip&), in hash order
   void ForEachTip(F&& f) const {
-    for (uint32_t i = 0; i < header_.tip_count; ++i) {
-      const TipEntry& t = tips_[i];
-      f(Name(t.name_offset, t.name_size),
-        StreamTip{StreamVersion(t.last_version), GlobalPosition(t.last_position), t.last_timestamp});
-    }
+    for (uint32_t i = 0; i < header_.tip_count; ++i) f(Name(tips_[i].name_offset, tips_[i].name_size), TipAt(i));
+  }
+  // The tip that ForEachTip visits `i`-th (i < tip_count()): O(1), where Tip searches.
+  StreamTip TipAt(size_t i) const {
+    const TipEntry& t = tips_[i];
+    return StreamTip{StreamVersion(t.last_version), GlobalPosition(t.last_position), t.last_timestamp};
   }
 
   GlobalPosition end_position() const { return GlobalPosition(header_.end_position); }

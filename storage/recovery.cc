@@ -21,7 +21,11 @@ std::string Where(const Segment& s, uint64_t offset) {
 }  // namespace
 
 Store::Impl::Impl(std::filesystem::path dir, Options options, DirectoryLock lock)
-    : dir_(std::move(dir)), segments_dir_(dir_ / "segments"), options_(options), lock_(std::move(lock)) {}
+    : dir_(std::move(dir)),
+      segments_dir_(dir_ / "segments"),
+      options_(options),
+      lock_(std::move(lock)),
+      directory_([this] { return NewestIndexNames(); }) {}
 
 Store::Impl::~Impl() = default;
 
@@ -188,8 +192,16 @@ Status Store::Impl::Recover() {
   if (!s.ok()) return s;
 
   active.mem->ForEachStream([&](std::string_view name, const StreamRun& run) {
-    streams_[std::string(name)] = StreamTip{run.last_version(), run.last_position, run.last_timestamp};
+    auto [it, added] = streams_.try_emplace(std::string(name),
+                                            StreamTip{run.last_version(), run.last_position, run.last_timestamp});
+    if (added) directory_.Add(it->first);
   });
+  // The directory's base is the newest index file: a stream only in a sealed segment whose
+  // index file could not be written is in no index file's tips. Its MemIndex goes once the
+  // file is written, hence copies. Bounded by what this open scanned.
+  for (size_t k : unindexed_at_open_) {
+    segments_[k]->mem->ForEachStream([&](std::string_view name, const StreamRun&) { directory_.AddCopy(name); });
+  }
 
   // The last batch's timestamp: in the active segment, or the newest sealed tip.
   last_timestamp_ = r.last_timestamp;
@@ -209,6 +221,7 @@ Status Store::Impl::Recover() {
     }
   }
 
+  sealed_at_open_ = segments_.size() - 1;
   write_offset_ = active.end_offset;
   sync_mark_ = active.end_offset;
   next_position_ = active.end_position;

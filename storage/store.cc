@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
 #include <future>
 
 #include <fcntl.h>
@@ -216,44 +215,77 @@ StoreStats Store::stats() const {
           i.stat_corruption_.load()};
 }
 
+namespace {
+
+StreamInfo InfoOf(const StreamTip& tip) {
+  return StreamInfo{tip.last_version, tip.last_version.value + 1, tip.last_position, tip.last_timestamp};
+}
+
+// Tip lookups a page makes per hold of the store's lock, so that the writer, which needs it
+// exclusively to publish, waits for a few of them at most, never for a whole page.
+constexpr size_t kTipsPerLock = 64;
+
+}  // namespace
+
 std::optional<StreamInfo> Store::GetStreamInfo(std::string_view stream) const {
   std::shared_lock lock(impl_->mu_);
   auto tip = impl_->TipLocked(stream);
   if (!tip) return std::nullopt;
-  return StreamInfo{tip->last_version, tip->last_version.value + 1, tip->last_position, tip->last_timestamp};
+  return InfoOf(*tip);
 }
 
-std::vector<std::pair<std::string, StreamInfo>> Store::ListStreams(std::string_view prefix) const {
-  std::map<std::string, StreamTip, std::less<>> all;
-  auto keep = [&](std::string_view name, const StreamTip& tip) {
-    if (name.substr(0, prefix.size()) == prefix) all[std::string(name)] = tip;
-  };
-  std::shared_lock lock(impl_->mu_);
-  // The newest index file's tips cover everything before it; streams_ holds every stream
-  // written since the store was opened, newer than those tips.
-  for (size_t k = impl_->segments_.size(); k-- > 0;) {
-    if (const auto& idx = impl_->segments_[k]->idx) {
-      idx->ForEachTip(keep);
-      break;
+StreamListPage Store::ListStreams(std::string_view prefix, std::string_view after, size_t limit) const {
+  const StreamDirectory::Listing names = impl_->directory_.Page(prefix, after, limit);
+  std::vector<std::optional<StreamTip>> tips(names.names.size());
+  for (size_t i = 0; i < tips.size();) {
+    std::shared_lock lock(impl_->mu_);
+    for (const size_t end = std::min(tips.size(), i + kTipsPerLock); i < end; ++i) {
+      tips[i] = impl_->ListedTipLocked(names.names[i]);
     }
   }
-  for (const auto& [name, tip] : impl_->streams_) keep(name, tip);
-  std::vector<std::pair<std::string, StreamInfo>> out;
-  out.reserve(all.size());
-  for (auto& [name, tip] : all) {
-    out.emplace_back(name, StreamInfo{tip.last_version, tip.last_version.value + 1, tip.last_position, tip.last_timestamp});
+  StreamListPage page;
+  page.more = names.more;
+  page.streams.reserve(tips.size());
+  for (size_t i = 0; i < tips.size(); ++i) {
+    // Every name in the directory was published with its tip, so each has one.
+    if (tips[i]) page.streams.emplace_back(std::string(names.names[i].name), InfoOf(*tips[i]));
   }
-  return out;
+  return page;
 }
 
-size_t Store::StreamCount() const {
-  std::shared_lock lock(impl_->mu_);
+size_t Store::StreamCount() const { return impl_->directory_.Count(); }
+
+std::vector<std::string_view> Store::Impl::NewestIndexNames() const {
   const IndexFile* newest = nullptr;
-  for (size_t k = impl_->segments_.size(); k-- > 0 && newest == nullptr;) newest = impl_->segments_[k]->idx.get();
-  if (newest == nullptr) return impl_->streams_.size();
-  size_t count = newest->tip_count();
-  for (const auto& [name, tip] : impl_->streams_) count += !newest->Tip(name).has_value();
-  return count;
+  size_t slot = segments_.size();
+  {
+    // Index files are immutable and kept while the store is open: only finding the newest
+    // needs the lock (the index job publishes them under it).
+    std::shared_lock lock(mu_);
+    while (newest == nullptr && slot > 0) newest = segments_[--slot]->idx.get();
+  }
+  std::vector<std::string_view> names;
+  if (newest == nullptr) return names;
+  names.reserve(newest->tip_count());
+  newest->ForEachTip([&](std::string_view name, const StreamTip&) { names.push_back(name); });
+  // A stream not in streams_ has had no event since open, nor in the segment active then:
+  // its tip is the one as of the last segment sealed before open, and the same in any index
+  // file from that segment on. An older newest file (later ones could not be written at
+  // open) may hold an older tip: then the tip is searched for, as any other.
+  listed_base_current_.store(slot + 1 >= sealed_at_open_, std::memory_order_relaxed);
+  listed_base_.store(newest, std::memory_order_release);
+  return names;
+}
+
+std::optional<StreamTip> Store::Impl::ListedTipLocked(const StreamDirectory::Entry& entry) const {
+  if (auto it = streams_.find(entry.name); it != streams_.end()) return it->second;
+  const IndexFile* base = listed_base_.load(std::memory_order_acquire);
+  if (base != nullptr && entry.base_index != StreamDirectory::kNotInBase &&
+      listed_base_current_.load(std::memory_order_relaxed)) {
+    return base->TipAt(entry.base_index);
+  }
+  if (segments_.size() < 2) return std::nullopt;
+  return SealedTipLocked(segments_.size() - 2, entry.name);
 }
 
 Status MarkBackupInProgress(const std::filesystem::path& dest) {

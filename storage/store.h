@@ -106,6 +106,12 @@ struct StreamInfo {
   TimestampMicros last_write = 0;
 };
 
+// One page of Store::ListStreams.
+struct StreamListPage {
+  std::vector<std::pair<std::string, StreamInfo>> streams;  // in name order
+  bool more = false;  // another stream with the prefix sorts after the last one here
+};
+
 enum class Direction : uint8_t { kForward, kBackward };
 
 // What Open found and did. Nothing here is an error; a daemon logs it.
@@ -185,12 +191,19 @@ class Store {
   // nullopt when the stream has no durable event. O(1) amortised.
   std::optional<StreamInfo> GetStreamInfo(std::string_view stream) const;
 
-  // Every stream whose name starts with `prefix`, in name order, with its info.
-  // O(streams): the newest index file's tips and the streams written since; never a scan.
-  std::vector<std::pair<std::string, StreamInfo>> ListStreams(std::string_view prefix = "") const;
+  // Up to `limit` streams whose name starts with `prefix` and sorts after `after` ("" for the
+  // first page), in name order, each with its info as it is at the call; `more` when another
+  // such stream follows the page. The next page starts after the last name of this one, and
+  // holds every stream created meanwhile that sorts there. O(limit + log streams) per page:
+  // one tip read per stream listed (O(log streams) at worst, when a sealed segment had no
+  // index file at open), plus O(log streams) for each stream created since the last page or
+  // count. The first page or count after open also reads and sorts the newest index file's
+  // names, once (storage/stream_directory.h). Never holds the lock that the writer publishes
+  // under for more than 64 tip reads at a time, so a listing does not stall appends.
+  StreamListPage ListStreams(std::string_view prefix, std::string_view after, size_t limit) const;
 
-  // The number of streams, as ListStreams would list them. O(streams written since the
-  // store was opened): the newest index file counts the others.
+  // The number of streams: what paging through ListStreams("", ...) lists. O(1) amortised,
+  // with the same first-call cost as ListStreams.
   size_t StreamCount() const;
 
   // One past the last durable event: the number of events readers can see.

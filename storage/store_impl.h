@@ -5,6 +5,10 @@
 // MemIndex. Readers take it shared; the writer takes it exclusively once per group, to
 // publish what the group made durable, and the index job once per sealed segment. Bytes
 // below a segment's published end_offset never change, so readers may use them unlocked.
+// Nothing may hold `mu_` for O(streams): every append waits for the next publish. Listing
+// and counting streams go through `directory_`, which has locks of its own (lock order:
+// directory_, then mu_, then the directory's pending list, which the writer adds to while
+// it publishes).
 //
 // Invariant: durable_ <= what the writer has written <= what it has encoded. Readers
 // see nothing at or past durable_.
@@ -29,6 +33,7 @@
 #include "storage/mem_index.h"
 #include "storage/segment.h"
 #include "storage/store.h"
+#include "storage/stream_directory.h"
 
 namespace esd::storage {
 
@@ -37,6 +42,8 @@ struct SegmentSlot {
   // Lookups go to `idx` when it is loaded, else to `mem` (the active segment, or a sealed
   // one whose index file is not written yet).
   std::shared_ptr<MemIndex> mem;
+  // Set once (at open or by the index job, under mu_) and then kept, unchanged, until the
+  // store is destroyed: directory_ holds views of its names.
   std::unique_ptr<IndexFile> idx;
   uint64_t end_offset = 0;      // first byte past the last published batch
   GlobalPosition end_position;  // one past the last published event
@@ -75,6 +82,13 @@ class Store::Impl {
                                             Direction direction) const;
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
                          const std::function<bool(const EventView&)>& visit) const;
+  // The names of the newest index file's tips (none without one), in its order: views into
+  // its mapping, valid while the store is open. Takes `mu_` only to find the file. Sets
+  // listed_base_; called once, by directory_.
+  std::vector<std::string_view> NewestIndexNames() const;
+  // TipLocked for a name that directory_ listed: one of its base is not searched for when
+  // the base holds its current tip.
+  std::optional<StreamTip> ListedTipLocked(const StreamDirectory::Entry& entry) const;
 
   const std::filesystem::path dir_;
   const std::filesystem::path segments_dir_;
@@ -84,9 +98,21 @@ class Store::Impl {
 
   mutable std::shared_mutex mu_;
   std::vector<std::unique_ptr<SegmentSlot>> segments_;  // log order; back() is active
-  // Every stream written since the last sealed segment began, or since open: the rest are
-  // found in the newest sealed segment's tips.
+  // Every stream of the active segment at open, and every stream written since: the rest
+  // are found in the sealed segments' tips. Entries are never erased, and an unordered_map's
+  // keys never move, so directory_ holds views of them.
   std::unordered_map<std::string, StreamTip, StringHash, std::equal_to<>> streams_;
+  // Every stream's name, in name order (stream_directory.h). Its base is the newest index
+  // file's tips; recovery adds what is not in it (streams_ at open, the streams of sealed
+  // segments left without an index file), and the writer adds each stream it puts in
+  // streams_ as it publishes it, so a stream is listed as soon as it can be read.
+  mutable StreamDirectory directory_;
+  // The index file that directory_'s base came from, and whether its tips are current for
+  // every stream not in streams_: set by NewestIndexNames when the directory is built, read
+  // after directory_ has answered (its lock orders the two).
+  mutable std::atomic<const IndexFile*> listed_base_{nullptr};
+  mutable std::atomic<bool> listed_base_current_{false};
+  size_t sealed_at_open_ = 0;  // segments that were sealed when the store was opened
   std::atomic<uint64_t> durable_{0};
   // One past the last event on disk (fdatasync'ed): synced_ <= durable_.
   std::atomic<uint64_t> synced_{0};

@@ -313,8 +313,9 @@ void Store::Impl::FlushGroup() {
         const uint32_t n = static_cast<uint32_t>(p.event_offsets.size());
         active.mem->AddBatch(p.request->stream, p.first_version, p.first_position, last_timestamp_,
                              base + p.offset, p.request->bytes, p.event_offsets);
-        streams_[p.request->stream] =
-            StreamTip{p.first_version + (n - 1), p.first_position + (n - 1), last_timestamp_};
+        auto [it, created] = streams_.insert_or_assign(
+            p.request->stream, StreamTip{p.first_version + (n - 1), p.first_position + (n - 1), last_timestamp_});
+        if (created) directory_.Add(it->first);  // O(1): never waits for a listing
       }
       active.end_offset = base + group_.size();
       active.end_position = next_position_;

@@ -300,9 +300,17 @@ int StreamsOffline(const Invocation& inv) {
   if (!RequireStore(dir)) return kExitFailure;
   auto store = OpenOffline(dir);
   if (!store) return kExitFailure;
-  for (const auto& [name, info] : store->ListStreams(inv.Value("prefix").value_or(""))) {
-    PrintStream(name, info.last_version.value, info.event_count, info.last_position.value, info.last_write,
-                inv.global.json);
+  const std::string prefix = inv.Value("prefix").value_or("");
+  // Page by page, as online: a store of millions of streams is never held in memory at once.
+  std::string after;
+  while (true) {
+    const auto page = store->ListStreams(prefix, after, 1000);
+    for (const auto& [name, info] : page.streams) {
+      PrintStream(name, info.last_version.value, info.event_count, info.last_position.value, info.last_write,
+                  inv.global.json);
+    }
+    if (!page.more || page.streams.empty()) break;
+    after = page.streams.back().first;
   }
   return 0;
 }

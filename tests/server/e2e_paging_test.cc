@@ -117,5 +117,29 @@ TEST(Paging, HistoryPastTenThousandEventsPagesAndTheClientReadsItAll) {
   EXPECT_TRUE(none.end_of_history);
 }
 
+TEST(Paging, AStreamListSaysMoreExactlyWhenAnotherMatchingStreamFollowsAndStatusCountsEveryStream) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  for (const std::string s : {"p-1", "p-2", "p-3", "q"}) {
+    ASSERT_TRUE(c->Append(s, Expected::NoStream(), {NewEvent::Json("E", "{}")}).ok());
+  }
+  auto names = [](const Client::StreamPage& page) {
+    std::vector<std::string> out;
+    for (const auto& [name, info] : page.streams) out.push_back(name);
+    return out;
+  };
+  auto page = c->ListStreams("p-", "", 3);
+  EXPECT_EQ(names(page), (std::vector<std::string>{"p-1", "p-2", "p-3"}));
+  EXPECT_FALSE(page.more) << "'q' follows, but without the prefix";
+  page = c->ListStreams("p-", "", 2);
+  EXPECT_EQ(names(page), (std::vector<std::string>{"p-1", "p-2"}));
+  EXPECT_TRUE(page.more);
+  page = c->ListStreams("p-", "p-2", 2);
+  EXPECT_EQ(names(page), std::vector<std::string>{"p-3"});
+  EXPECT_FALSE(page.more);
+  EXPECT_EQ(c->Status().streams, 4u);
+}
+
 }  // namespace
 }  // namespace esd

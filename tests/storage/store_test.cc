@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -454,36 +455,201 @@ TEST(Store, IntervalAndNeverModesKeepEveryAcknowledgedEventAcrossReopen) {
   }
 }
 
-TEST(Store, ListStreamsCoversSealedSegmentsAndTheTailInNameOrder) {
+// Every stream that starts with `prefix`, following pages of `limit` from the first; checks
+// what each page says about the next.
+std::vector<std::pair<std::string, StreamInfo>> ListByPages(const Store& store, std::string_view prefix, size_t limit) {
+  std::vector<std::pair<std::string, StreamInfo>> all;
+  std::string after;
+  for (int pages = 0; pages < 100'000; ++pages) {
+    StreamListPage page = store.ListStreams(prefix, after, limit);
+    EXPECT_LE(page.streams.size(), limit);
+    for (auto& entry : page.streams) all.push_back(std::move(entry));
+    if (!page.more) return all;
+    EXPECT_EQ(page.streams.size(), limit) << "a page that has more after it is full";
+    if (page.streams.empty()) break;
+    after = all.back().first;
+  }
+  ADD_FAILURE() << "the pages did not end";
+  return all;
+}
+
+std::vector<std::string> NamesOf(const std::vector<std::pair<std::string, StreamInfo>>& listed) {
+  std::vector<std::string> names;
+  for (const auto& [name, info] : listed) names.push_back(name);
+  return names;
+}
+
+std::vector<std::string> PageNames(const Store& store, std::string_view prefix, std::string_view after, size_t limit,
+                                   bool* more) {
+  StreamListPage page = store.ListStreams(prefix, after, limit);
+  *more = page.more;
+  return NamesOf(page.streams);
+}
+
+// Appends 1 KiB events to `stream` until the store has `segments` segment files.
+void AppendUntilSegments(Store& store, const TempDir& dir, const std::string& stream, size_t segments) {
+  auto info = store.GetStreamInfo(stream);
+  uint64_t next = info ? info->event_count : 0;
+  while (testing::SegmentFiles(dir.path()).size() < segments) {
+    ASSERT_TRUE(store.AppendSync(stream, ExpectedVersion::Any(), MakeEvents(stream, next++, 1, 0, 1000)).ok());
+  }
+}
+
+TEST(Store, ListStreamsPagesInNameOrderAcrossSealedSegmentsAndTheTail) {
   TempDir dir;
   {
     auto store = OpenStore(dir);
     for (int i = 0; i < 300; ++i) {
-      const std::string s = (i % 2 ? "odd-" : "even-") + std::to_string(i % 7);
+      const int k = i % 41;
+      const std::string s = (k % 2 ? "odd-" : "even-") + std::to_string(k);
       auto info = store->GetStreamInfo(s);
       ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, info ? info->event_count : 0, 1, 0, 300)).ok());
     }
+    ASSERT_GE(testing::SegmentFiles(dir.path()).size(), 3u);
   }
   auto store = OpenStore(dir);  // most streams are now known only from the index files
   ASSERT_TRUE(store->AppendSync("new-one", ExpectedVersion::Any(), MakeEvents("new-one", 0, 2)).ok());
-  auto all = store->ListStreams();
-  ASSERT_EQ(all.size(), 15u);  // even-0..6 and odd-0..6 (2 and 7 are coprime: all 14 occur), new-one
-  for (size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].first, all[i].first);
+  ASSERT_TRUE(store->AppendSync("even-100", ExpectedVersion::Any(), MakeEvents("even-100", 0, 1)).ok());
+  std::vector<std::string> expected = {"new-one", "even-100"};
+  for (int k = 0; k < 41; ++k) expected.push_back((k % 2 ? "odd-" : "even-") + std::to_string(k));
+  std::sort(expected.begin(), expected.end());
+
+  const auto all = ListByPages(*store, "", 5);
+  EXPECT_EQ(NamesOf(all), expected);
   uint64_t total = 0;
   for (const auto& [name, info] : all) {
     auto direct = store->GetStreamInfo(name);
     ASSERT_TRUE(direct.has_value()) << name;
+    EXPECT_EQ(info.last_version, direct->last_version) << name;
     EXPECT_EQ(info.event_count, direct->event_count) << name;
     EXPECT_EQ(info.last_position, direct->last_position) << name;
+    EXPECT_EQ(info.last_write, direct->last_write) << name;
     total += info.event_count;
   }
-  EXPECT_EQ(total, 302u);
-  auto odd = store->ListStreams("odd-");
-  for (const auto& [name, info] : odd) EXPECT_EQ(name.rfind("odd-", 0), 0u);
-  EXPECT_FALSE(odd.empty());
+  EXPECT_EQ(total, 303u);
+
+  std::vector<std::string> odd;
+  for (const auto& name : expected) {
+    if (name.rfind("odd-", 0) == 0) odd.push_back(name);
+  }
+  EXPECT_EQ(odd.size(), 20u);
+  EXPECT_EQ(NamesOf(ListByPages(*store, "odd-", 4)), odd);
 }
 
-TEST(Store, StreamCountIsWhatListStreamsListsWithoutListingThem) {
+TEST(Store, ListStreamsStartsAfterTheGivenNameAndKeepsToThePrefix) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    for (const std::string s : {"a", "b-1", "b-2", "b-3", "c"}) {
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1)).ok());
+    }
+    AppendUntilSegments(*store, dir, "~filler", 3);  // the five are only in a sealed segment
+  }
+  for (bool reopened : {false, true}) {
+    SCOPED_TRACE(reopened ? "names from an index file" : "names written since open");
+    TempDir fresh;
+    const TempDir& where = reopened ? dir : fresh;
+    auto store = OpenStore(where);
+    if (!reopened) {
+      for (const std::string s : {"a", "b-1", "b-2", "b-3", "c", "~filler"}) {
+        ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1)).ok());
+      }
+    }
+    using Names = std::vector<std::string>;
+    bool more = true;
+    EXPECT_EQ(PageNames(*store, "b-", "", 10, &more), (Names{"b-1", "b-2", "b-3"}));
+    EXPECT_FALSE(more) << "'c' follows, but does not start with the prefix";
+    EXPECT_EQ(PageNames(*store, "b-", "b-1", 10, &more), (Names{"b-2", "b-3"}));
+    EXPECT_EQ(PageNames(*store, "b-", "b-15", 10, &more), (Names{"b-2", "b-3"})) << "`after` need not be a stream";
+    EXPECT_EQ(PageNames(*store, "b-", "a", 10, &more), (Names{"b-1", "b-2", "b-3"})) << "`after` before the prefix";
+    EXPECT_EQ(PageNames(*store, "b-", "b-3", 10, &more), Names{});
+    EXPECT_FALSE(more);
+    EXPECT_EQ(PageNames(*store, "b-", "c", 10, &more), Names{});
+    EXPECT_FALSE(more);
+    EXPECT_EQ(PageNames(*store, "", "b-2", 2, &more), (Names{"b-3", "c"}));
+    EXPECT_TRUE(more) << "'~filler' follows";
+    EXPECT_EQ(PageNames(*store, "", "c", 2, &more), Names{"~filler"});
+    EXPECT_FALSE(more);
+    EXPECT_EQ(PageNames(*store, "zz", "", 2, &more), Names{});
+    EXPECT_FALSE(more);
+  }
+}
+
+TEST(Store, ListStreamsSaysMoreExactlyWhenAnotherMatchingStreamFollows) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  for (int i = 0; i < 10; ++i) {
+    const std::string s = "p-" + std::to_string(i);
+    ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1)).ok());
+  }
+  ASSERT_TRUE(store->AppendSync("q", ExpectedVersion::NoStream(), MakeEvents("q", 0, 1)).ok());
+  bool more = false;
+  EXPECT_EQ(PageNames(*store, "p-", "", 10, &more).size(), 10u);
+  EXPECT_FALSE(more) << "a full page that holds the last match is the end";
+  EXPECT_EQ(PageNames(*store, "p-", "", 9, &more).size(), 9u);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(PageNames(*store, "p-", "p-7", 1, &more), std::vector<std::string>{"p-8"});
+  EXPECT_TRUE(more);
+  EXPECT_EQ(PageNames(*store, "p-", "p-8", 1, &more), std::vector<std::string>{"p-9"});
+  EXPECT_FALSE(more);
+  EXPECT_TRUE(PageNames(*store, "p-", "", 0, &more).empty());
+  EXPECT_TRUE(more) << "an empty page asked for says whether anything matches";
+}
+
+TEST(Store, StreamsWrittenAfterAPageWasReadAppearInTheNextPages) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    for (const std::string s : {"m-10", "m-20", "m-30"}) {
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1)).ok());
+    }
+    AppendUntilSegments(*store, dir, "~filler", 3);
+  }
+  auto store = OpenStore(dir);
+  bool more = false;
+  EXPECT_EQ(PageNames(*store, "m-", "", 2, &more), (std::vector<std::string>{"m-10", "m-20"}));
+  EXPECT_TRUE(more);
+  for (const std::string s : {"m-25", "m-05", "m-40"}) {
+    ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1)).ok());
+  }
+  ASSERT_TRUE(store->AppendSync("m-10", ExpectedVersion::Any(), MakeEvents("m-10", 1, 1)).ok()) << "a known stream";
+  EXPECT_EQ(PageNames(*store, "m-", "m-20", 10, &more), (std::vector<std::string>{"m-25", "m-30", "m-40"}));
+  EXPECT_FALSE(more);
+  EXPECT_EQ(NamesOf(ListByPages(*store, "m-", 2)),
+            (std::vector<std::string>{"m-05", "m-10", "m-20", "m-25", "m-30", "m-40"}));
+  EXPECT_EQ(store->StreamCount(), 7u);
+  EXPECT_EQ(store->GetStreamInfo("m-10")->event_count, 2u);
+  EXPECT_EQ(ListByPages(*store, "m-10", 1).at(0).second.event_count, 2u) << "a page shows the stream as it is now";
+}
+
+TEST(Store, PagingWhileStreamsAreCreatedListsEveryEarlierStreamOnceInOrder) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  std::set<std::string> before;
+  for (int i = 0; i < 200; ++i) {
+    const std::string s = "s-" + std::to_string(testing::Mix(i) % 100'000);
+    if (before.insert(s).second) {
+      ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 0, 1, 0, 300)).ok());
+    }
+  }
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 400 && !done.load(); ++i) {
+      const std::string s = "s-" + std::to_string(testing::Mix(1000 + i) % 100'000);
+      if (before.count(s) == 0) (void)store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, 0, 1, 0, 300));
+    }
+  });
+  std::vector<std::string> seen;
+  for (int round = 0; round < 5; ++round) seen = NamesOf(ListByPages(*store, "s-", 3));
+  done = true;
+  writer.join();
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "no stream twice";
+  for (const auto& s : before) EXPECT_TRUE(std::binary_search(seen.begin(), seen.end(), s)) << s;
+  EXPECT_EQ(NamesOf(ListByPages(*store, "s-", 1000)).size(), store->StreamCount());
+}
+
+TEST(Store, StreamCountIsWhatPagingListsAfterReopenToo) {
   TempDir dir;
   {
     auto store = OpenStore(dir);
@@ -493,13 +659,14 @@ TEST(Store, StreamCountIsWhatListStreamsListsWithoutListingThem) {
       ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, i / 11, 1, 0, 300)).ok());
     }
     EXPECT_EQ(store->StreamCount(), 11u);
+    EXPECT_EQ(ListByPages(*store, "", 4).size(), 11u);
   }
   auto store = OpenStore(dir);  // from the newest index file, plus the tail
   EXPECT_EQ(store->StreamCount(), 11u);
   ASSERT_TRUE(store->AppendSync("c-3", ExpectedVersion::Any(), MakeEvents("c-3", 28, 1)).ok()) << "a known stream";
   ASSERT_TRUE(store->AppendSync("fresh", ExpectedVersion::Any(), MakeEvents("fresh", 0, 1)).ok());
   EXPECT_EQ(store->StreamCount(), 12u);
-  EXPECT_EQ(store->StreamCount(), store->ListStreams().size());
+  EXPECT_EQ(ListByPages(*store, "", 4).size(), store->StreamCount());
   EXPECT_EQ(StoreFileBytes(dir.path()), [&] {
     uint64_t b = 0;
     for (const auto& f : std::filesystem::directory_iterator(dir.path() / "segments")) {
@@ -507,6 +674,35 @@ TEST(Store, StreamCountIsWhatListStreamsListsWithoutListingThem) {
     }
     return b;
   }());
+}
+
+TEST(Store, AStreamOnlyInASealedSegmentWhoseIndexFileIsMissingAtOpenIsListed) {
+  TempDir dir;
+  {
+    auto store = OpenStore(dir);
+    AppendUntilSegments(*store, dir, "early", 2);
+    ASSERT_TRUE(store->AppendSync("middle", ExpectedVersion::NoStream(), MakeEvents("middle", 0, 3, 0, 1000)).ok());
+    AppendUntilSegments(*store, dir, "late", 3);
+  }
+  auto idx = testing::SegmentFiles(dir.path()).at(1);  // the only segment that holds "middle"
+  idx.replace_extension(".idx");
+  ASSERT_TRUE(std::filesystem::remove(idx));
+  // The disk is full: open cannot write the index again, and serves that segment from memory.
+  testing::ScriptedFaults full_disk([](FileOp op, const std::filesystem::path& path) {
+    const std::string name = path.filename().string();
+    const bool index = name.size() > 8 && name.compare(name.size() - 8, 8, ".idx.tmp") == 0;
+    return op == FileOp::kOpen && index ? InjectedFault{ENOSPC} : InjectedFault{};
+  });
+  auto store = OpenStore(dir);
+  ASSERT_TRUE(store->GetStreamInfo("middle").has_value());
+  const auto listed = ListByPages(*store, "", 2);
+  EXPECT_EQ(NamesOf(listed), (std::vector<std::string>{"early", "late", "middle"}));
+  for (const auto& [name, info] : listed) {
+    // "early" has its last event in that segment: the index file before it is out of date.
+    EXPECT_EQ(info.event_count, store->GetStreamInfo(name)->event_count) << name;
+    EXPECT_EQ(info.last_position, store->GetStreamInfo(name)->last_position) << name;
+  }
+  EXPECT_EQ(store->StreamCount(), 3u);
 }
 
 TEST(Store, AnInterruptedBackupIsRefusedAtOpenAndNamedByVerify) {
