@@ -44,7 +44,8 @@ kj::Promise<void> ConnectionState::WhenOutgoingBelow(size_t bytes) {
   waiters_.emplace(id, Waiter{bytes, kj::mv(paf.fulfiller)});
   // A write may have completed just before, with capnp not yet done taking it off its queue.
   ScheduleCheck();
-  return paf.promise.attach(kj::defer([this, id] { waiters_.erase(id); }), kj::addRef(*this));
+  // The reference is attached outermost, so it is released last: the erase still has this.
+  return paf.promise.attach(kj::defer([this, id] { waiters_.erase(id); })).attach(kj::addRef(*this));
 }
 
 void ConnectionState::Attach(capnp::TwoPartyVatNetwork& network) { network_ = &network; }
