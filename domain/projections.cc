@@ -96,11 +96,20 @@ std::optional<OrderProjection::ListPage> OrderProjection::List(const std::string
 }
 
 storage::Status OrderProjection::SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const {
-  if (auto synced = SyncLogThrough(log, checkpoint_); !synced.ok()) return synced;
+  return WriteSnapshot(log, path, EncodeSnapshot());
+}
+
+OrderProjection::EncodedSnapshot OrderProjection::EncodeSnapshot() const {
   std::vector<const OrderState*> states;
   states.reserve(orders_.size());
   for (const auto& [id, state] : orders_) states.push_back(&state);
-  return WriteSnapshotFile(path, checkpoint_, EncodeProjection(checkpoint_, last_timestamp_, states));
+  return {checkpoint_, EncodeProjection(checkpoint_, last_timestamp_, states)};
+}
+
+storage::Status OrderProjection::WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
+                                               const EncodedSnapshot& snapshot) {
+  if (auto synced = SyncLogThrough(log, snapshot.checkpoint); !synced.ok()) return synced;
+  return WriteSnapshotFile(path, snapshot.checkpoint, snapshot.body);
 }
 
 OrderProjection OrderProjection::LoadSnapshot(const storage::Store& log, const std::filesystem::path& path,

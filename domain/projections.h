@@ -55,8 +55,19 @@ class OrderProjection {
 
   // Syncs `log` through the checkpoint (SyncLogThrough: under Durability::kInterval or
   // kNever one fdatasync on this thread), then writes the snapshot; writes nothing when the
-  // sync fails. `log` is the store this projection was fed from.
+  // sync fails. `log` is the store this projection was fed from. Encode, then Write.
   storage::Status SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const;
+
+  // SaveSnapshot in two steps, for a caller that must not wait on the disk where the
+  // projection lives (the daemon's event loop): Encode copies the projection into bytes
+  // there (CPU only); Write syncs the log and writes them, on any thread.
+  struct EncodedSnapshot {
+    uint64_t checkpoint = 0;
+    std::string body;
+  };
+  EncodedSnapshot EncodeSnapshot() const;
+  static storage::Status WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
+                                       const EncodedSnapshot& snapshot);
   // The projection in the snapshot at `path`, or an empty one (checkpoint 0) when there is
   // none or it cannot be used: catching up then rebuilds it. It cannot be used when damaged
   // or when `log` does not hold the event before its checkpoint as it was

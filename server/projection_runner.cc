@@ -3,6 +3,7 @@
 #include <kj/debug.h>
 
 #include <cstdio>
+#include <future>
 
 namespace esd::server {
 
@@ -48,7 +49,7 @@ kj::Promise<void> ProjectionRunner::Loop() {
   }
   if (snapshot_every_ > 0 && applied_since_snapshot_ >= snapshot_every_ &&
       timer_.now() - last_snapshot_ >= snapshot_interval_) {
-    (void)SaveSnapshot();
+    SaveSnapshotInBackground();
   }
   if (*read == kSlice) return kj::evalLater([this] { return Loop(); });  // more to do: yield first
   return notifier_.WaitBeyond(projection_.checkpoint()).then([this] { return Loop(); });
@@ -139,14 +140,33 @@ kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
   rebuilding_ = nullptr;
   checkpoint_ = projection_.checkpoint();
   WakeWaiters();
-  (void)SaveSnapshot();
+  SaveSnapshotInBackground();
   return read;
 }
 
 storage::Status ProjectionRunner::SaveSnapshot() {
   applied_since_snapshot_ = 0;
   last_snapshot_ = timer_.now();
-  return projection_.SaveSnapshot(store_, snapshot_path_);
+  std::promise<storage::Status> written;
+  auto done = written.get_future();
+  writer_.Post([this, snapshot = projection_.EncodeSnapshot(), &written] {
+    written.set_value(domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, snapshot));
+  });
+  return done.get();
+}
+
+void ProjectionRunner::SaveSnapshotInBackground() {
+  if (writing_->exchange(true)) return;
+  applied_since_snapshot_ = 0;
+  last_snapshot_ = timer_.now();
+  writer_.Post([this, writing = writing_, snapshot = projection_.EncodeSnapshot()] {
+    if (auto s = domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, snapshot); !s.ok()) {
+      std::fprintf(stderr, "esd: could not save the order projection's snapshot at position %llu (%s); the next "
+                           "one is tried after the next period\n",
+                   static_cast<unsigned long long>(snapshot.checkpoint), s.ToString().c_str());
+    }
+    writing->store(false);
+  });
 }
 
 }  // namespace esd::server

@@ -6,7 +6,10 @@
 #include <kj/async-io.h>
 #include <kj/timer.h>
 
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 #include <limits>
 
 #include "storage/test_util.h"
@@ -19,6 +22,9 @@ using storage::testing::MakeEvents;
 // A runner on a small store, with a timer the test moves by hand (no real waiting). Not a
 // fixture: KJ's destructors may throw, which a gtest fixture's destructor may not.
 struct Harness {
+  // `snapshot_every` 0: no periodic snapshot.
+  explicit Harness(uint64_t snapshot_every = 0, kj::Duration interval = 60 * kj::SECONDS)
+      : runner(*store, notifier, timer, damage_log, dir.path() / "orders.snap", snapshot_every, interval) {}
   storage::testing::TempDir dir;
   std::unique_ptr<storage::Store> store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
   kj::AsyncIoContext io = kj::setupAsyncIo();
@@ -26,7 +32,7 @@ struct Harness {
   DurableNotifier notifier{*store};
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> log{std::tmpfile(), &std::fclose};
   DamageLog damage_log{log.get()};
-  ProjectionRunner runner{*store, notifier, timer, damage_log, dir.path() / "orders.snap", 0};
+  ProjectionRunner runner;
 };
 
 TEST(ProjectionRunner, AWaitThatTimesOutLeavesNoWaiterBehind) {
@@ -71,6 +77,66 @@ TEST(ProjectionRunner, ForeignEventsInOrderStreamsAreCountedForTheMetrics) {
   ASSERT_TRUE(h.store->AppendSync("other", storage::ExpectedVersion::Any(), MakeEvents("other", 0, 1)).ok());
   ASSERT_EQ(h.runner.WaitFor(2, 5 * kj::SECONDS).wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
   EXPECT_EQ(h.runner.skipped_events(), 2u);
+}
+
+// Holds the write of the projection's snapshot file until Open(), or for at most 60 s (a
+// hang guard: a loop that waits on the write itself would otherwise never return). Other
+// files go ahead meanwhile: the log's writer must not wait behind the gate.
+class SnapshotWriteGate final : public storage::FileFaults {
+ public:
+  SnapshotWriteGate() { storage::SetFileFaults(this); }
+  ~SnapshotWriteGate() override {
+    Open();
+    storage::SetFileFaults(nullptr);
+  }
+  storage::InjectedFault Before(storage::FileOp op, const std::filesystem::path& path) override {
+    if (op == storage::FileOp::kOpen && path.filename().string().rfind("orders.snap", 0) == 0) {
+      std::unique_lock lock(mu_);
+      held_ = true;
+      cv_.notify_all();
+      if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return open_; })) released_by_guard_ = true;
+    }
+    return {};
+  }
+  void WaitUntilHeld() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return held_; });
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  bool released_by_guard() {
+    std::lock_guard lock(mu_);
+    return released_by_guard_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false, open_ = false, released_by_guard_ = false;
+};
+
+TEST(ProjectionRunner, APeriodicSnapshotIsWrittenOffTheEventLoop) {
+  Harness h(/*snapshot_every=*/1, /*interval=*/0 * kj::SECONDS);
+  SnapshotWriteGate gate;
+  h.runner.Start();
+  ASSERT_TRUE(h.store->AppendSync("s", storage::ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  // The runner applies the event, then snapshots; the file's write is held. (The loop runs
+  // while another thread waits for that.)
+  auto held = kj::newPromiseAndCrossThreadFulfiller<void>();
+  std::thread watcher([&] {
+    gate.WaitUntilHeld();
+    held.fulfiller->fulfill();
+  });
+  held.promise.wait(h.io.waitScope);
+  watcher.join();
+  // Meanwhile the loop goes on: more events are applied and a query waiting for them answers.
+  ASSERT_TRUE(h.store->AppendSync("s", storage::ExpectedVersion::Any(), MakeEvents("s", 1, 2)).ok());
+  EXPECT_EQ(h.runner.WaitFor(2, 5 * kj::SECONDS).wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
+  EXPECT_FALSE(gate.released_by_guard()) << "the query waited for the snapshot's write";
+  gate.Open();
 }
 
 }  // namespace
