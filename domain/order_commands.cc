@@ -139,7 +139,12 @@ void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, c
   }
   // A snapshot is only a shortcut: if it cannot be written (nor the log synced under it),
   // loading reads more events.
-  (void)snapshots_.Save(store_, stream, state);
+  auto write = [this, stream, state = std::move(state)] { (void)snapshots_.Save(store_, stream, state); };
+  if (options_.write_snapshot) {
+    options_.write_snapshot(std::move(write));
+  } else {
+    write();
+  }
 }
 
 std::string OrderCommands::DescribeEvents(const std::string& stream, const AppliedCommand& command) const {

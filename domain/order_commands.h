@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,11 @@ class OrderCommands {
     int max_attempts = 5;         // decisions per command before giving up on conflicts
     uint64_t snapshot_every = 50; // a snapshot each time an order crosses a multiple of this
                                   // many events (0: never)
+    // Runs the policy's snapshot write (a log sync, the file, a rename, a directory sync):
+    // empty, on the thread of the command; the daemon hands it to a thread of its own so
+    // that no command holds its event loop for a disk. The job owns what it needs, but
+    // refers to this OrderCommands and its store, which must outlive it.
+    std::function<void(std::function<void()>)> write_snapshot;
   };
 
   // `store` must outlive this. Execute blocks on the store (AppendSync): call it from a

@@ -119,7 +119,15 @@ int RunDaemon(const Config& config) {
     DamageLog damage_log;
     domain::OrderCommands::Options order_options;
     order_options.snapshot_every = config.snapshot_every;
+    // Orders' snapshots are written on a thread of their own, not on the event loop. The
+    // queue is declared after `orders`, so it finishes its writes before `orders` goes.
+    storage::TaskQueue* order_snapshot_writer = nullptr;
+    order_options.write_snapshot = [&order_snapshot_writer](std::function<void()> write) {
+      order_snapshot_writer->Post(std::move(write));
+    };
     domain::OrderCommands orders(*store, order_options);
+    storage::TaskQueue order_snapshots;
+    order_snapshot_writer = &order_snapshots;
     // The projection snapshots after 10,000 events and 60 s, and at a graceful stop.
     ProjectionRunner projection(*store, notifier, io.provider->getTimer(), damage_log,
                                 domain::ProjectionSnapshotPath(config.data_dir),

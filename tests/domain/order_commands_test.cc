@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <cerrno>
 #include <set>
 #include <thread>
@@ -275,6 +276,25 @@ TEST_F(OrderCommandsTest, ASnapshotThatCannotBeUsedIsCountedEachTimeWithItsReaso
   ASSERT_TRUE(orders.Load("o1", &stats).ok());
   EXPECT_EQ(stats.snapshot_ignored, "");
   EXPECT_EQ(orders.snapshot_load_failures(), 2u) << "no snapshot is not a failed one";
+}
+
+TEST_F(OrderCommandsTest, ThePolicysSnapshotIsWrittenByTheGivenRunnerNotByTheCommand) {
+  // The daemon hands snapshot writes (an fdatasync, a rename, a directory sync) to another
+  // thread, so that a command never holds its event loop for them.
+  std::vector<std::function<void()>> writes;
+  OrderCommands::Options every_two;
+  every_two.snapshot_every = 2;
+  every_two.write_snapshot = [&writes](std::function<void()> write) { writes.push_back(std::move(write)); };
+  OrderCommands orders(*store_, every_two);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));  // crosses 2
+  const auto path = OrderSnapshots(dir_.path()).PathOf("order-o1");
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the command did not write it itself";
+  writes[0]();
+  OrderCommands::LoadStats stats;
+  ASSERT_TRUE(orders.Load("o1", &stats).ok());
+  EXPECT_EQ(stats.snapshot_version, 1u) << "the snapshot written later holds the order as of the command";
 }
 
 // Every fdatasync of a segment fails (EIO); other files sync.
