@@ -23,16 +23,17 @@
 #include "server/damage_log.h"
 #include "server/notifier.h"
 #include "storage/store.h"
+#include "storage/stream_page.h"
 
 namespace esd::server {
 
 // A read returns at most this many events and, past the first event, at most
-// kMaxReadBytes of them; the caller continues from where it ended.
-inline constexpr uint32_t kMaxReadCount = 10'000;
-inline constexpr uint64_t kMaxReadBytes = 16u << 20;
-// A filtered $all read scans at most this many events per call, so a selective filter
-// cannot keep the event loop busy for long.
-inline constexpr uint64_t kMaxScanPerRead = 100'000;
+// kMaxReadBytes of them; the caller continues from where it ended. A filtered $all read
+// scans at most kMaxScanPerRead events per call, so a selective filter cannot keep the
+// event loop busy for long. (The same pages as esctl's offline reads: storage/stream_page.h.)
+inline constexpr uint32_t kMaxReadCount = storage::kPageEvents;
+inline constexpr uint64_t kMaxReadBytes = storage::kPageBytes;
+inline constexpr uint64_t kMaxScanPerRead = storage::kPageScan;
 // A filter names at most this many event types, each at most kMaxFilterTextBytes long (as
 // an event type or a stream name may be); a stream prefix is at most that long too. A longer
 // request is broken (an exception naming the limit): a filter this long matches nothing
@@ -45,9 +46,7 @@ inline constexpr uint32_t kSubscriptionBatch = 2048;  // ~27 us of call overhead
 inline constexpr uint64_t kSubscriptionBatchBytes = 1u << 20;
 
 // About what an event takes in a message; for the size caps above.
-inline uint64_t WireSize(const storage::EventView& e) {
-  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
-}
+inline uint64_t WireSize(const storage::EventView& e) { return storage::PageBytes(e); }
 
 struct ServerCounters {
   std::atomic<uint32_t> connections{0};

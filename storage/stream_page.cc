@@ -8,6 +8,13 @@ Result<StreamPage> ReadStreamPage(const Store& store, std::string_view stream, S
   // One more than asked: whether the stream goes on past the page is then known without a
   // second look, so a page that ends where the stream does says so.
   auto read = store.ReadStream(stream, from, static_cast<size_t>(max_count) + 1, direction);
+  bool beyond_is_damaged = false;
+  if (!read.ok() && read.status().IsDataLoss() && max_count > 0) {
+    // Maybe only the look-ahead is in damaged bytes: then the page itself is served, and is
+    // not the end (reading on meets the damage).
+    read = store.ReadStream(stream, from, max_count, direction);
+    beyond_is_damaged = read.ok();
+  }
   if (!read.ok()) return read.status();
   std::vector<EventView>& events = *read;
   size_t n = 0;
@@ -16,7 +23,7 @@ Result<StreamPage> ReadStreamPage(const Store& store, std::string_view stream, S
     bytes += size_of(events[n++]);
   }
   StreamPage page;
-  page.end = n == events.size();
+  page.end = n == events.size() && !beyond_is_damaged;
   events.resize(n);
   page.events = std::move(events);
   page.next = from;
@@ -26,7 +33,7 @@ Result<StreamPage> ReadStreamPage(const Store& store, std::string_view stream, S
       page.next = StreamVersion(last + 1);
     } else {
       page.next = StreamVersion(last == 0 ? 0 : last - 1);
-      page.end = page.end || last == 0;
+      page.end = page.end || last == 0;  // (nothing lies below version 0, damaged or not)
     }
   }
   return page;

@@ -14,6 +14,18 @@
 
 namespace esd::storage {
 
+// The pages of reads that answer in one message (the daemon's readStream, history and
+// readAll, and esctl's offline reads, which page the same way): at most kPageEvents events
+// and, past the first, kPageBytes of them by PageBytes; a filtered $all read scans at most
+// kPageScan events per call, so a selective filter cannot hold a reader for long.
+inline constexpr uint32_t kPageEvents = 10'000;
+inline constexpr uint64_t kPageBytes = 16u << 20;
+inline constexpr uint64_t kPageScan = 100'000;
+// About what an event takes in a message.
+inline uint64_t PageBytes(const EventView& e) {
+  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
+}
+
 struct StreamPage {
   std::vector<EventView> events;  // views into the store: valid while it is open
   // The `from` of the next page: forwards one past the last event, backwards one below it
@@ -25,7 +37,8 @@ struct StreamPage {
 };
 
 // kNotFound when the stream has no event; kCorruption (with its place) when an event of the
-// page is in damaged bytes. `size_of` is what an event counts against `max_bytes`.
+// page is in damaged bytes. (The page reads one event past itself to know whether it is the
+// end; when only that one is damaged, the page is served, not as the end.) `size_of` is what an event counts against `max_bytes`.
 // O(max_count + log(events in store)).
 Result<StreamPage> ReadStreamPage(const Store& store, std::string_view stream, StreamVersion from,
                                   uint32_t max_count, Direction direction, uint64_t max_bytes,

@@ -10,15 +10,11 @@ namespace esd::esctl {
 
 namespace {
 
-// A filtered read scans at most this many events per call, as the daemon does.
-constexpr size_t kMaxScan = 100'000;
-// A stream's page holds at most this many events and, past the first, this many bytes of
-// them, as the daemon's do: the same pages, and memory bounded by a page.
-constexpr uint32_t kMaxCount = 10'000;
-constexpr uint64_t kMaxBytes = 16u << 20;
-uint64_t EventBytes(const storage::EventView& e) {
-  return e.stream.size() + e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
-}
+// Pages as the daemon's (storage/stream_page.h): the same pages, and memory bounded by one.
+using storage::kPageBytes;
+using storage::kPageEvents;
+using storage::kPageScan;
+using storage::PageBytes;
 
 class Online final : public EventSource {
  public:
@@ -76,9 +72,11 @@ class Offline final : public EventSource {
   std::optional<std::vector<client::RecordedEvent>> ReadStream(const std::string& stream, uint64_t from,
                                                                uint32_t count, bool backward,
                                                                client::StreamPageEnd* end) override {
-    auto page = storage::ReadStreamPage(*store_, stream, storage::StreamVersion(from), std::min(count, kMaxCount),
+    auto page = storage::ReadStreamPage(*store_, stream, storage::StreamVersion(from), std::min(count, kPageEvents),
                                         backward ? storage::Direction::kBackward : storage::Direction::kForward,
-                                        kMaxBytes, EventBytes);
+                                        kPageBytes, PageBytes);
+    client::StreamPageEnd ignored;
+    if (end == nullptr) end = &ignored;  // as Client::ReadStream: the caller may not want it
     *end = {from, !page.ok()};
     if (!page.ok()) {
       if (page.status().code() == storage::Status::Code::kNotFound) return std::nullopt;
@@ -95,7 +93,7 @@ class Offline final : public EventSource {
   client::ReadAllResult ReadAll(uint64_t from, uint32_t count, const client::Filter& filter) override {
     client::ReadAllResult out;
     out.next_position = from;
-    auto scanned = store_->ReadAll(storage::GlobalPosition(from), kMaxScan, [&](const storage::EventView& e) {
+    auto scanned = store_->ReadAll(storage::GlobalPosition(from), kPageScan, [&](const storage::EventView& e) {
       if (Matches(filter, e)) out.events.push_back(ToRecorded(e));
       out.next_position = e.position.value + 1;
       return out.events.size() < count;

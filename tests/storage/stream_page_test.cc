@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/format.h"
 #include "test_util.h"
 
 namespace esd::storage {
@@ -95,6 +96,36 @@ TEST_F(StreamPageTest, AStreamWithoutEventsIsNotFound) {
   auto page = ReadStreamPage(*store_, "none", StreamVersion(0), 10, Direction::kForward, UINT64_MAX, DataSize);
   ASSERT_FALSE(page.ok());
   EXPECT_EQ(page.status().code(), Status::Code::kNotFound);
+}
+
+TEST(StreamPage, DamageJustPastAPageDoesNotSpoilThePage) {
+  // A page looks one event past itself to know whether it is the end; when that one is in
+  // damaged bytes the page is still served, as not the end. Reading on meets the damage.
+  TempDir dir;
+  {
+    auto store = Store::Open(dir.path(), testing::SmallOptions()).value();
+    for (uint64_t v = 0; v < 400; ++v) {  // a batch each, over several 64 KiB segments
+      ASSERT_TRUE(store->AppendSync("p", ExpectedVersion::Any(), MakeEvents("p", v, 1, 0, 300)).ok());
+    }
+  }
+  const auto first = testing::SegmentFiles(dir.path()).at(0);  // sealed: checked as it is read
+  const uint64_t batch5 = testing::BatchOffsets(first).at(5);   // version 5
+  testing::FlipByte(first, batch5 + format::kBatchHeaderSize + 40);
+  auto store = Store::Open(dir.path(), testing::SmallOptions()).value();
+  auto page = ReadStreamPage(*store, "p", StreamVersion(0), 5, Direction::kForward, UINT64_MAX, DataSize);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->events.size(), 5u);
+  EXPECT_FALSE(page->end) << "version 5 exists, damaged";
+  EXPECT_EQ(page->next.value, 5u);
+  auto on = ReadStreamPage(*store, "p", StreamVersion(5), 5, Direction::kForward, UINT64_MAX, DataSize);
+  ASSERT_FALSE(on.ok());
+  EXPECT_TRUE(on.status().IsDataLoss()) << on.status().ToString();
+  // Backwards the same: versions 10..6 are served though 5 is damaged.
+  auto back = ReadStreamPage(*store, "p", StreamVersion(10), 5, Direction::kBackward, UINT64_MAX, DataSize);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->events.size(), 5u);
+  EXPECT_FALSE(back->end);
+  EXPECT_EQ(back->next.value, 5u);
 }
 
 }  // namespace
