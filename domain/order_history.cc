@@ -34,7 +34,9 @@ storage::Status ForEachOrderEvent(const storage::Store& store, const std::string
         const ForeignEvent found = ForeignEventOf(e);
         if (foreign != nullptr && !foreign->has_value()) *foreign = found;
         if (on_foreign == OnForeign::kSkip) continue;
-        return storage::Status::Corruption(found.Describe());
+        // Not kCorruption: its bytes verify, and nothing is lost; a caller that counts
+        // damage must not count it.
+        return storage::Status::InvalidArgument(found.Describe());
       }
       visit({std::move(*event), DecodeMetadata(e.metadata), e.version.value, e.position.value, e.timestamp});
     }

@@ -35,8 +35,9 @@ ForeignEvent ForeignEventOf(const storage::EventView& e);
 enum class OnForeign { kRefuse, kSkip };
 
 // Calls `visit` for each event of the order with from <= version <= to, in order. An event
-// that is not an order event: kRefuse returns kCorruption naming it (with the position),
-// kSkip leaves it out; either way `foreign` (if given) says which was the first.
+// that is not an order event: kRefuse returns kInvalidArgument naming it (with the
+// position; not kCorruption: its bytes verify), kSkip leaves it out; either way `foreign`
+// (if given) says which was the first.
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
                                   uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
                                   std::optional<ForeignEvent>* foreign = nullptr,

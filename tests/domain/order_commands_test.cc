@@ -186,7 +186,7 @@ TEST_F(OrderCommandsTest, AStreamWithAForeignEventDoesNotLoadAndTheLoadNamesIt) 
   OrderCommands orders(*store_);
   OrderCommands::LoadStats stats;
   auto state = orders.Load("odd", &stats);
-  ASSERT_EQ(state.status().code(), storage::Status::Code::kCorruption);
+  ASSERT_EQ(state.status().code(), storage::Status::Code::kInvalidArgument);
   EXPECT_NE(state.status().message().find("position 0"), std::string::npos) << state.status().message();
   ASSERT_TRUE(stats.foreign.has_value());
   EXPECT_EQ(stats.foreign->position, 0u);
