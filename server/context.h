@@ -109,6 +109,7 @@ struct ServerContext {
   kj::Timer& timer;
   DamageLog& damage_log;  // every read path that meets damage reports it here
   BurstLog subscriber_failures_log{};
+  BurstLog ignored_snapshots_log{};  // orders' snapshots found and not used
   ServerCounters counters{};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions{};  // KJ thread only

@@ -81,22 +81,15 @@ void FillView(rpc::OrderView::Builder out, const domain::OrderState& s) {
 // An order's snapshot that exists but cannot be used costs its command a read of the whole
 // stream, until the order's next snapshot replaces it. Said on stderr at most once per 10 s
 // (a busy order would say it on every command); esd_snapshot_load_failures_total counts
-// each. Event loop only.
-void LogIgnoredSnapshot(const domain::OrderCommand& command, const std::string& why) {
-  static std::optional<std::chrono::steady_clock::time_point> last;
-  static uint64_t unsaid = 0;
-  const auto now = std::chrono::steady_clock::now();
-  if (last && now - *last < std::chrono::seconds(10)) {
-    ++unsaid;
-    return;
+// each (ServerContext::ignored_snapshots_log).
+void LogIgnoredSnapshot(ServerContext& ctx, const domain::OrderCommand& command, const std::string& why) {
+  if (const uint64_t n = ctx.ignored_snapshots_log.Failed()) {
+    std::fprintf(stderr,
+                 "esd: the snapshot of %s is not used (%s); the order is read from its events (%llu such loads "
+                 "since the last such line)\n",
+                 domain::OrderStream(domain::CommandOrderId(command)).c_str(), why.c_str(),
+                 static_cast<unsigned long long>(n));
   }
-  std::fprintf(stderr,
-               "esd: the snapshot of %s is not used (%s); the order is read from its events (%llu more such loads "
-               "since the last such line)\n",
-               domain::OrderStream(domain::CommandOrderId(command)).c_str(), why.c_str(),
-               static_cast<unsigned long long>(unsaid));
-  last = now;
-  unsaid = 0;
 }
 
 // Prepare, append without blocking (AppendOnLoop), Finish; again on a conflict. Outcomes
@@ -105,7 +98,7 @@ kj::Promise<kj::Own<Outcome>> Run(ServerContext& ctx, domain::OrderCommand comma
                                  int attempt) {
   domain::OrderCommands::LoadStats loaded;
   auto prepared = ctx.orders.Prepare(command, context, &loaded);
-  if (!loaded.snapshot_ignored.empty()) LogIgnoredSnapshot(command, loaded.snapshot_ignored);
+  if (!loaded.snapshot_ignored.empty()) LogIgnoredSnapshot(ctx, command, loaded.snapshot_ignored);
   if (auto* a = std::get_if<domain::OrderCommands::Accepted>(&prepared)) return kj::heap<Outcome>(*a);
   if (auto* r = std::get_if<domain::Rejection>(&prepared)) return kj::heap<Outcome>(*r);
   if (auto* s = std::get_if<storage::Status>(&prepared)) return kj::heap<Outcome>(*s);
