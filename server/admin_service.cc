@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -41,7 +42,11 @@ template <typename T>
 kj::Promise<kj::Own<T>> RunOffLoop(ServerContext& ctx, std::function<kj::Own<T>()> job) {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Own<T>>();
   auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<kj::Own<T>>>>(kj::mv(paf.fulfiller));
-  ctx.jobs.Start([job = std::move(job), fulfiller] {
+  // A job still queued when its caller has gone (disconnected, cancelled) is not run: the
+  // pool's threads are few, and a graceful stop waits for every queued job.
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
+  ctx.jobs.Start([job = std::move(job), fulfiller, abandoned] {
+    if (abandoned->load()) return;
     try {
       (*fulfiller)->fulfill(job());
     } catch (const std::exception& e) {
@@ -52,7 +57,7 @@ kj::Promise<kj::Own<T>> RunOffLoop(ServerContext& ctx, std::function<kj::Own<T>(
       (*fulfiller)->reject(KJ_EXCEPTION(FAILED, "the job failed with an exception of unknown type"));
     }
   });
-  return kj::mv(paf.promise);
+  return paf.promise.attach(kj::defer([abandoned] { abandoned->store(true); }));
 }
 
 template <typename Params>
