@@ -136,9 +136,11 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   // The log cannot be read on: the subscription ends, never as if the log had ended there.
   kj::Promise<void> Stop(const storage::Status& s) {
     Finish();
-    if (!s.IsDataLoss()) return Drop(s.ToString());
+    // A subscriber that cannot take the `dropped` either is gone already: not a failed push.
+    if (!s.IsDataLoss()) return Drop(s.ToString()).catch_([](kj::Exception&&) {});
     ctx_.damage_log.Report(s, "a subscription");
-    return Drop("the log is damaged at " + s.message() + "; the subscription cannot go past it", &s);
+    return Drop("the log is damaged at " + s.message() + "; the subscription cannot go past it", &s)
+        .catch_([](kj::Exception&&) {});
   }
 
   kj::Promise<void> Drop(std::string reason, const storage::Status* damage = nullptr) {
