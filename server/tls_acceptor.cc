@@ -153,7 +153,8 @@ kj::Promise<kj::Maybe<kj::Own<kj::AsyncIoStream>>> TlsAcceptor::Handshake(kj::Ow
           })
           .catch_([](kj::Exception&& e) { return Attempt::Of(Kind::kFailed, Reason(e)); })
           .exclusiveJoin(timer_.afterDelay(kHandshakeTimeout).then([] {
-            return Attempt::Of(Kind::kFailed, "no TLS handshake within 10 s");
+            return Attempt::Of(Kind::kFailed, "no TLS handshake within " +
+                                                  std::to_string(kHandshakeTimeout / kj::SECONDS) + " s");
           }));
   return attempt.then(
       [this, peer = kj::mv(peer)](Attempt a) mutable -> kj::Promise<kj::Maybe<kj::Own<kj::AsyncIoStream>>> {
