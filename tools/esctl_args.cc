@@ -49,7 +49,8 @@ commands:
   help         this text, or `esctl help COMMAND`
 
 global options (before or after the command):
-  --connect ADDR          HOST:PORT or unix:PATH (default: $ESD_CONNECT, else 127.0.0.1:7400)
+  --connect ADDR          HOST:PORT, [IPV6]:PORT or unix:PATH (default: $ESD_CONNECT, else
+                          127.0.0.1:7400)
   --token T               the login token (default: $ESD_TOKEN; without --auth esd takes any)
   --json                  one JSON object per line on stdout instead of text
   --tls                   connect over TLS, trusting the system's certificate authorities
@@ -123,8 +124,9 @@ command's effect at once. With --json, one JSON object per line.
 constexpr std::string_view kOrderExitCodes = R"(
 exit codes: 0 ok; 1 failure (cannot connect, permission denied, server unavailable, order not
 found); 2 bad usage; 3 not done: rejected by a business rule (the rule is named, e.g.
-order-not-open), a conflict (the order kept changing: retry), or an idempotency conflict
-(the --command-id was used before for another command: give this one its own); 4 the
+order-not-open), a conflict (the order kept changing: retry), an idempotency conflict
+(the --command-id was used before for another command: give this one its own), or
+overloaded (esd has more queued for its disk than it takes: retry shortly); 4 the
 order's events, or the projection a query waits for, reach damaged bytes of the log (file,
 offset and position are named on stderr)
 )";
