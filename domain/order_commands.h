@@ -4,11 +4,16 @@
 //
 // Idempotency: a command's id becomes its events' ids (CommandEventId), and the state
 // remembers its last commands; a retried command is answered with its original result and
-// writes nothing. A retry older than OrderState::kRecentCommands commands is refused by the
-// store (the ids exist with another expected version) rather than applied twice. A command
-// id names one command: the events record the command's fingerprint, and the same id with
-// another command (on this order, or on another, which the store refuses) is a
-// kIdempotencyConflict naming the id and what it was first used for; nothing is written.
+// writes nothing. A command id names one command: the events record the command's
+// fingerprint, and the same id with another command on this order is a kIdempotencyConflict
+// naming the id and what it was first used for; nothing is written.
+//
+// Bounded memory: the order remembers its last OrderState::kRecentCommands commands, and
+// the store the first event id of its last 2^20 to 2^21 appends (its id window,
+// docs/storage.md). A command id reused on another order, or a retry of a command older
+// than the order's last 32, is refused (kIdempotencyConflict) only while the store's window
+// still holds its events' ids; past that it is decided again and written with the same
+// event ids. Retries are expected within seconds, and command ids are never reused.
 #pragma once
 
 #include <atomic>
@@ -73,9 +78,9 @@ class OrderCommands {
   uint64_t snapshot_load_failures() const { return snapshot_load_failures_.load(std::memory_order_relaxed); }
   // The order: its latest snapshot plus the events after it. A snapshot is used only if the
   // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
-  // read. kCorruption if the stream holds something that is not an order event (named by
-  // position; `stats->foreign` says which). Prepare and Execute answer that as a rejection
-  // by the rule foreign-event: the bytes verify, so it is not damage.
+  // read. kInvalidArgument if the stream holds something that is not an order event (named
+  // by position; `stats->foreign` says which). Prepare and Execute answer that as a
+  // rejection by the rule foreign-event: the bytes verify, so it is not damage.
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
 
   // Loads the order and writes its snapshot now, whatever the policy says (an operator's
