@@ -2,6 +2,7 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <future>
 
@@ -248,6 +249,7 @@ StreamListPage Store::ListStreams(std::string_view prefix, std::string_view afte
   page.streams.reserve(tips.size());
   for (size_t i = 0; i < tips.size(); ++i) {
     // Every name in the directory was published with its tip, so each has one.
+    assert(tips[i].has_value());
     if (tips[i]) page.streams.emplace_back(std::string(names.names[i].name), InfoOf(*tips[i]));
   }
   return page;
