@@ -1,13 +1,9 @@
 // esctl: the operator's command line for esd. It talks to the daemon only through
-// esd::client. See `esctl help` (tools/esctl_args.cc) for the commands, and
-// tools/esctl_output.h for what it prints.
-//
-// Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not
-// found), 2 bad usage, 3 an append or order command that was not done (wrong expected
-// version, rejected, a business rule, a conflict, a command id used for another command),
-// 4 damage found (verify, dump, or a read, tail or order command that reached damaged bytes
-// of the log). Every command checks its arguments before it connects, so bad usage is
-// reported even without a server. The order commands are in tools/esctl_order.cc.
+// esd::client. The commands are the table in CommandTable() (tools/esctl.h), their
+// arguments and help in tools/esctl_args.cc, what they print in tools/esctl_output.h, and
+// the exit codes in tools/esctl_exit.h. Every command checks its arguments before it
+// connects, so bad usage is reported even without a server. The order commands are in
+// tools/esctl_order.cc.
 #include <kj/exception.h>
 #include <signal.h>
 #include <unistd.h>

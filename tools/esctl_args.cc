@@ -568,9 +568,8 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
     inv.command.clear();
     std::string topic;  // "order create" from `help order create`
     for (const std::string& word : pending) topic += (topic.empty() ? "" : " ") + word;
-    if (!topic.empty()) {
-      const CommandSpec* spec = FindCommand(topic);
-      if (spec == nullptr || spec->name == "help") throw UsageError("unknown command '" + topic + "'");
+    if (!topic.empty() && topic != "help") {  // `help help`: the overview, which says what help does
+      if (FindCommand(topic) == nullptr) throw UsageError("unknown command '" + topic + "'");
       inv.command = topic;
     }
     return inv;

@@ -1,5 +1,5 @@
-// Text helpers of esctl: JSON checking and quoting (through nlohmann-json), UTF-8 checks, base64 and
-// ISO 8601 timestamps, and money. Pure functions, no I/O; esctl prints events with them.
+// Text helpers of esctl: JSON checking and quoting (through nlohmann-json), UTF-8 checks,
+// base64, RFC 3339 timestamps, and money. Pure functions, no I/O; esctl prints events with them.
 #pragma once
 
 #include <cstdint>
