@@ -602,7 +602,8 @@ std::string HelpText(const std::string& command) {
   if (const CommandSpec* spec = FindCommand(command)) {
     const bool order = command == "order" || command.rfind("order ", 0) == 0;
     return std::string(spec->help) + (order ? std::string(kOrderExitCodes) : std::string()) +
-           "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help)\n";
+           "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help);\n"
+           "the exit codes mean the same for every command (the table: esctl help)\n";
   }
   return "no help for '" + command + "'; see esctl help\n";
 }
