@@ -1,19 +1,16 @@
 // esctl: the operator's command line for esd. It talks to the daemon only through
-// esd::client. See `esctl help` (tools/esctl_args.cc) for the commands, and
-// tools/esctl_output.h for what it prints.
-//
-// Exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not
-// found), 2 bad usage, 3 an append or order command that was not done (wrong expected
-// version, rejected, a business rule, a conflict, a command id used for another command),
-// 4 damage found (verify, dump, or a read, tail or order command that reached damaged bytes
-// of the log). Every command checks its arguments before it connects, so bad usage is
-// reported even without a server. The order commands are in tools/esctl_order.cc.
+// esd::client. The commands are the table in CommandTable() (tools/esctl.h), their
+// arguments and help in tools/esctl_args.cc, what they print in tools/esctl_output.h, and
+// the exit codes in tools/esctl_exit.h. Every command checks its arguments before it
+// connects, so bad usage is reported even without a server. The order commands are in
+// tools/esctl_order.cc.
 #include <kj/exception.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <functional>
 #include <limits>
@@ -22,6 +19,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "tools/esctl.h"
 #include "tools/esctl_args.h"
 #include "tools/esctl_offline.h"
 #include "tools/esctl_order.h"
@@ -81,8 +79,12 @@ int Append(const Invocation& inv, const Connector& connect) {
   }
   client::Expected expected = client::Expected::Any();
   if (auto ev = inv.Value("expected-version")) {
-    auto parsed = client::Expected::Parse(*ev);
-    if (!parsed) throw UsageError("--expected-version: expected any, no-stream, exists or a number, got '" + *ev + "'");
+    // "stream-exists" is the documented name (docs/esctl.md); the client's short "exists" is kept.
+    auto parsed = *ev == "stream-exists" ? std::optional(client::Expected::StreamExists()) : client::Expected::Parse(*ev);
+    if (!parsed) {
+      throw UsageError("--expected-version: expected any, no-stream, stream-exists or a version number, got '" + *ev +
+                       "'");
+    }
     expected = *parsed;
   }
 
@@ -112,8 +114,11 @@ int Append(const Invocation& inv, const Connector& connect) {
         Print(JsonObject().String("result", "rejected").String("code", r.reject_code).String("reason", r.reason).Done() +
               "\n");
       }
-      Note("append rejected (" + r.reject_code + "): " + r.reason);
-      return kExitNotDone;
+      Note("append rejected (" + r.reject_code + "): " + r.reason +
+           (r.reject_code == "permission-denied"
+                ? "\nAppends need a token with the writer role; pass one with --token or $ESD_TOKEN."
+                : std::string()));
+      return ExitForRejectCode(r.reject_code);
     case client::AppendResult::Outcome::kStreamDeleted:
       if (json) Print(JsonObject().String("result", "stream-deleted").String("stream", stream).Done() + "\n");
       Note("append rejected: stream '" + stream + "' is deleted");
@@ -307,15 +312,160 @@ int ReportClientError(const client::Error& e, const GlobalOptions& g) {
   return kExitFailure;
 }
 
+using EventOpener = std::function<std::unique_ptr<EventSource>()>;
+
+int RunVerify(const Invocation& inv, const Connector& connect) {
+  if (!inv.global.data_dir.empty()) return VerifyOffline(inv);
+  std::fprintf(stderr, "verifying the daemon's files; it keeps serving meanwhile...\n");
+  Progress progress("verify", Progress::Unit::kBytes);
+  auto report = connect()->Verify(std::ref(progress));
+  progress.Finish();
+  return PrintVerify(report, inv.global.json);
+}
+
+int RunStreams(const Invocation& inv, const Connector& connect) {
+  if (!inv.global.data_dir.empty()) return StreamsOffline(inv);
+  auto c = connect();
+  std::string after;
+  while (true) {
+    auto page = c->ListStreams(inv.Value("prefix").value_or(""), after, 1000);
+    for (const auto& [name, info] : page.streams) {
+      PrintStream(name, info.last_version, info.event_count, info.last_position, info.last_write_micros,
+                  inv.global.json);
+    }
+    if (!page.more || page.streams.empty()) break;
+    after = page.streams.back().first;
+  }
+  return kExitOk;
+}
+
+int RunBackup(const Invocation& inv, const Connector& connect) {
+  if (!inv.global.data_dir.empty()) return BackupOffline(inv);
+  // The daemon runs in a directory of its own: a relative DEST means esctl's, so it is made
+  // absolute here (DEST is still a path on the daemon's machine).
+  const std::string dest = std::filesystem::absolute(inv.positional.at(0)).lexically_normal().string();
+  std::fprintf(stderr, "backing up into %s; the daemon keeps serving meanwhile...\n", dest.c_str());
+  Progress progress("backup", Progress::Unit::kBytes);
+  const auto b = connect()->Backup(dest, std::ref(progress));
+  progress.Finish();
+  PrintBackup(dest, b.position, b.bytes, inv.global.json);
+  return kExitOk;
+}
+
+int RunReplay(const Invocation& inv, const Connector& connect) {
+  if (!inv.global.data_dir.empty()) return ReplayOffline(inv);
+  const std::string& name = inv.positional.at(0);
+  const auto start = std::chrono::steady_clock::now();
+  std::fprintf(stderr, "replaying %s from position 0; the daemon keeps serving meanwhile...\n", name.c_str());
+  Progress progress("replay", Progress::Unit::kEvents);
+  const uint64_t read = connect()->RebuildProjection(name, std::ref(progress));
+  progress.Finish();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (inv.global.json) {
+    Print(JsonObject().String("projection", name).Number("eventsRead", read).Real("seconds", secs).Done() + "\n");
+  } else {
+    std::printf("replayed %s: %llu events in %.1f s; the rebuilt projection now answers queries\n", name.c_str(),
+                static_cast<unsigned long long>(read), secs);
+  }
+  return kExitOk;
+}
+
+EventOpener EventsOf(const Invocation& inv, const Connector& connect) {
+  return [&inv, connect] {
+    return inv.global.data_dir.empty() ? OnlineSource(connect()) : OfflineSource(inv.global.data_dir);
+  };
+}
+
+int RunRead(const Invocation& inv, const Connector& connect) {
+  // `$all` is the global log, which has no stream of its own: read it as read-all does.
+  if (inv.positional.at(0) == "$all") {
+    if (inv.Has("backward")) throw UsageError("read '$all': --backward is not supported; the global log reads forwards");
+    return ReadAll(inv, EventsOf(inv, connect));
+  }
+  return Read(inv, EventsOf(inv, connect));
+}
+
+int RunReadAll(const Invocation& inv, const Connector& connect) { return ReadAll(inv, EventsOf(inv, connect)); }
+int RunStatus(const Invocation& inv, const Connector& connect) {
+  return inv.global.data_dir.empty() ? Status(inv, connect) : StatusOffline(inv);
+}
+int RunDump(const Invocation& inv, const Connector&) { return Dump(inv); }
+int RunSalvage(const Invocation& inv, const Connector&) { return SalvageOffline(inv); }
+int RunOrderCommand(const Invocation& inv, const Connector& connect) {
+  return RunOrder(inv, connect, [&inv](const client::Error& e) { return ReportClientError(e, inv.global); });
+}
+int RunHelp(const Invocation& inv, const Connector&) {  // the parser turns `help` into inv.help
+  Print(inv.command.empty() ? Overview() : HelpText(inv.command));
+  return kExitOk;
+}
+
+// The names the overview lists, one per line with its summary.
+std::string Listing() {
+  std::string out;
+  for (const CommandEntry& c : CommandTable()) {
+    std::string line = "  " + std::string(c.name);
+    line.append(line.size() < 15 ? 15 - line.size() : 1, ' ');
+    out += line + std::string(c.summary) + "\n";
+  }
+  return out;
+}
+
+// "status, streams, ... and snapshot"
+std::string OfflineCommands() {
+  std::vector<std::string_view> names;
+  for (const CommandEntry& c : CommandTable()) {
+    if (c.offline) names.push_back(c.name);
+  }
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + std::string(names[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<CommandEntry>& CommandTable() {
+  // The overview's command list is printed from this table, in this order.
+  static const std::vector<CommandEntry> kTable = {
+      {"status", "the server's status (needs the admin role), or a stopped store's", true, RunStatus},
+      {"streams", "the streams, optionally by name prefix: last version, events, last write", true, RunStreams},
+      {"append", "append one event to a stream", false, Append},
+      {"read", "read one stream, forwards or backwards (read '$all' reads the global log)", true, RunRead},
+      {"read-all", "read the global log ($all), optionally filtered", true, RunReadAll},
+      {"tail", "follow the global log as events arrive, until Ctrl-C", false, Tail},
+      {"order", "the Order service: create, add-item, ..., get, list, history (esctl help order)", false,
+       RunOrderCommand},
+      {"verify", "check the store's files: checksums, positions, indexes, snapshots", true, RunVerify},
+      {"salvage", "move damaged log aside so that esd starts (--data-dir, a stopped store)", true, RunSalvage},
+      {"replay", "rebuild a projection from position 0, online or (with --data-dir) offline", true, RunReplay},
+      {"dump", "list a segment's batches: offsets, sizes, positions, checksums (--data-dir)", true, RunDump},
+      {"backup", "a consistent copy of the store into a new directory, online or offline", true, RunBackup},
+      {"snapshot", "list, show, create or delete snapshots", true, Snapshot},
+      {"help", "this text, or `esctl help COMMAND` for one command", true, RunHelp},
+  };
+  return kTable;
+}
+
+std::string Overview() { return OverviewText(Listing()); }
+
 int Main(int argc, char** argv) {
   Invocation inv;
   try {
     inv = ParseCommandLine(std::vector<std::string>(argv + 1, argv + argc));
     if (inv.help) {
-      Print(HelpText(inv.command));
+      Print(inv.command.empty() ? Overview() : HelpText(inv.command));
       return kExitOk;
     }
-    if (inv.command.empty()) throw UsageError("no command given (status, append, read, read-all, tail, order or help)");
+    if (inv.command.empty()) throw UsageError("no command given; the commands are:\n" + Listing());
+    const std::string top = inv.command.substr(0, inv.command.find(' '));  // "order" of "order create"
+    const auto entry = std::find_if(CommandTable().begin(), CommandTable().end(),
+                                    [&](const CommandEntry& c) { return c.name == top; });
+    if (entry == CommandTable().end()) throw UsageError("unknown command '" + inv.command + "'");
+    if (!inv.global.data_dir.empty() && !entry->offline) {
+      throw UsageError(inv.command + " needs a running esd; --data-dir (offline work on a stopped store) is for " +
+                       OfflineCommands());
+    }
     const Connector connect = [&g = inv.global] {
       return Client::Connect({.address = g.connect,
                               .token = g.token,
@@ -323,77 +473,7 @@ int Main(int argc, char** argv) {
                               .tls_ca_file = g.tls_ca_file,
                               .tls_server_name = g.tls_server_name});
     };
-    const bool offline = !inv.global.data_dir.empty();
-    if (offline && !WorksOffline(inv.command)) {
-      throw UsageError(inv.command + " needs a running esd; --data-dir (offline work on a stopped store) is for " +
-                       "status, streams, read, read-all, verify, salvage, replay, dump, backup and snapshot");
-    }
-    if (inv.command == "verify") {
-      if (offline) return VerifyOffline(inv);
-      std::fprintf(stderr, "verifying the daemon's files; it keeps serving meanwhile...\n");
-      Progress progress("verify", Progress::Unit::kBytes);
-      auto report = connect()->Verify(std::ref(progress));
-      progress.Finish();
-      return PrintVerify(report, inv.global.json);
-    }
-    if (inv.command == "dump") return Dump(inv);
-    if (inv.command == "salvage") return SalvageOffline(inv);
-    if (inv.command.rfind("snapshot ", 0) == 0) return Snapshot(inv, connect);
-    if (inv.command == "streams") {
-      if (offline) return StreamsOffline(inv);
-      auto c = connect();
-      std::string after;
-      while (true) {
-        auto page = c->ListStreams(inv.Value("prefix").value_or(""), after, 1000);
-        for (const auto& [name, info] : page.streams) {
-          PrintStream(name, info.last_version, info.event_count, info.last_position, info.last_write_micros,
-                      inv.global.json);
-        }
-        if (!page.more || page.streams.empty()) break;
-        after = page.streams.back().first;
-      }
-      return kExitOk;
-    }
-    if (inv.command == "backup") {
-      if (offline) return BackupOffline(inv);
-      const std::string& dest = inv.positional.at(0);
-      std::fprintf(stderr, "backing up into %s; the daemon keeps serving meanwhile...\n", dest.c_str());
-      Progress progress("backup", Progress::Unit::kBytes);
-      const auto b = connect()->Backup(dest, std::ref(progress));
-      progress.Finish();
-      PrintBackup(dest, b.position, b.bytes, inv.global.json);
-      return kExitOk;
-    }
-    if (inv.command == "replay") {
-      if (offline) return ReplayOffline(inv);
-      const std::string& name = inv.positional.at(0);
-      const auto start = std::chrono::steady_clock::now();
-      std::fprintf(stderr, "replaying %s from position 0; the daemon keeps serving meanwhile...\n", name.c_str());
-      Progress progress("replay", Progress::Unit::kEvents);
-      const uint64_t read = connect()->RebuildProjection(name, std::ref(progress));
-      progress.Finish();
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (inv.global.json) {
-        std::printf("{\"projection\":%s,\"eventsRead\":%llu,\"seconds\":%.3f}\n", QuoteJson(name).c_str(),
-                    static_cast<unsigned long long>(read), secs);
-      } else {
-        std::printf("replayed %s: %llu events in %.1f s; the rebuilt projection now answers queries\n", name.c_str(),
-                    static_cast<unsigned long long>(read), secs);
-      }
-      return kExitOk;
-    }
-    if (inv.command == "status") return offline ? StatusOffline(inv) : Status(inv, connect);
-    if (inv.command == "append") return Append(inv, connect);
-    const std::function<std::unique_ptr<EventSource>()> open_events = [&] {
-      return offline ? OfflineSource(inv.global.data_dir) : OnlineSource(connect());
-    };
-    if (inv.command == "read") return Read(inv, open_events);
-    if (inv.command == "read-all") return ReadAll(inv, open_events);
-    if (inv.command == "tail") return Tail(inv, connect);
-    if (inv.command.rfind("order ", 0) == 0) {
-      return RunOrder(inv, connect, [&inv](const client::Error& e) { return ReportClientError(e, inv.global); });
-    }
-    throw UsageError("unknown command '" + inv.command + "'");
+    return entry->run(inv, connect);
   } catch (const UsageError& e) {
     Note(std::string(e.what()) + "\nRun 'esctl help' or 'esctl COMMAND --help' for usage.");
     return kExitUsage;
@@ -407,15 +487,4 @@ int Main(int argc, char** argv) {
   return kExitFailure;
 }
 
-}  // namespace
-
 }  // namespace esd::esctl
-
-int main(int argc, char** argv) {
-  const int code = esd::esctl::Main(argc, argv);
-  if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && code == 0) {
-    std::perror("esctl: writing the output failed");  // e.g. a full disk behind a redirect
-    return 1;
-  }
-  return code;
-}

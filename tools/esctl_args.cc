@@ -1,5 +1,7 @@
 #include "tools/esctl_args.h"
 
+#include "tools/esctl_exit.h"
+
 #include <charconv>
 #include <cstdlib>
 
@@ -31,24 +33,9 @@ constexpr std::string_view kOverview = R"(usage: esctl [--connect ADDR] [--token
 
 Talks to an esd event store.
 
-commands:
-  status       the server's status (needs the admin role)
-  streams      the streams, optionally by name prefix: last version, events, last write
-  append       append one event to a stream
-  read         read one stream, forwards or backwards
-  read-all     read the global log ($all), optionally filtered
-  tail         follow the global log as events arrive, until Ctrl-C
-  order        the Order service: create, add-item, remove-item, place, cancel, get, list,
-               history (see `esctl order --help`)
-  verify       check the store's files: checksums, positions, indexes, snapshots
-  salvage      move damaged log aside so that esd starts (--data-dir, a stopped store)
-  replay       rebuild a projection from position 0, online or (with --data-dir) offline
-  dump         list a segment's batches: offsets, sizes, positions, checksums (--data-dir)
-  backup       a consistent copy of the store into a new directory, online or offline
-  snapshot     list, show, create or delete snapshots (see `esctl snapshot --help`)
-  help         this text, or `esctl help COMMAND`
+)";
 
-global options (before or after the command):
+constexpr std::string_view kOverviewOptions = R"(global options (before or after the command):
   --connect ADDR          HOST:PORT, [IPV6]:PORT or unix:PATH (default: $ESD_CONNECT, else
                           127.0.0.1:7400)
   --token T               the login token (default: $ESD_TOKEN; without --auth esd takes any)
@@ -68,11 +55,6 @@ compacted JSON, the text, a quoted string when the text has control characters, 
 version, position, id, type, contentType, timestamp, metadata and data (JSON values when the
 content type is JSON and they parse, else strings; "dataEncoding":"base64" marks base64).
 
-exit codes: 0 ok, 1 failure (cannot connect, refused token, server error, order not found),
-2 bad usage, 3 not done: an append (wrong expected version, or rejected by the server) or an
-order command (rejected by a business rule, a conflict, or a command id used for another
-command), 4 damage: verify or dump found some, or a read, tail or order command reached
-damaged bytes of the log (it says where)
 )";
 
 constexpr std::string_view kSalvageHelp = R"(usage: esctl --data-dir DIR salvage [--dry-run]
@@ -232,22 +214,27 @@ the Order service: an append there is rejected (exit 3); change orders with `esc
                              type is JSON
   --content-type CT          default application/json
   --metadata META            the event's metadata; must be JSON when the content type is JSON
-  --expected-version EV      any (default), no-stream, exists, or the stream's last version N;
-                             the append fails (exit 3) and prints the actual version otherwise
+  --expected-version EV      any (default), no-stream, stream-exists (or exists), or the
+                             stream's last version N; the append fails (exit 3) and prints the
+                             actual version otherwise
   --id UUID                  the event id (default: a random one). Appending again with the same
                              id and content is an idempotent retry: it prints the original
                              positions and writes nothing
 
-exit codes: 0 appended (or an idempotent retry); 1 failure (cannot connect, refused token);
-2 bad usage (also data that is not JSON for a JSON content type); 3 not done: wrong expected
-version (the actual one is printed) or rejected by the server (the reason is printed)
+exit codes: 0 appended (or an idempotent retry); 1 failure (cannot connect, refused token,
+permission denied: appends need the writer role, out of space); 2 bad usage (also data that
+is not JSON for a JSON content type); 3 not done: wrong expected version (the actual one is
+printed) or rejected by the server (the reason is printed: a reserved stream, too large,
+overloaded)
 )"},
       {"read",
        1,
        {{"from", true, false}, {"backward", false, false}, {"count", true, false}},
        R"(usage: esctl read STREAM [--from V] [--backward] [--count N]
 
-Prints the events of STREAM in version order (or reverse order with --backward).
+Prints the events of STREAM in version order (or reverse order with --backward). STREAM
+'$all' (quoted for the shell) is the global log: read '$all' is read-all (--from and
+--count then count positions; --backward is refused).
 
   --from V        the first version to print (default: 0, or the last one with --backward)
   --backward      newest first
@@ -581,9 +568,8 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
     inv.command.clear();
     std::string topic;  // "order create" from `help order create`
     for (const std::string& word : pending) topic += (topic.empty() ? "" : " ") + word;
-    if (!topic.empty()) {
-      const CommandSpec* spec = FindCommand(topic);
-      if (spec == nullptr || spec->name == "help") throw UsageError("unknown command '" + topic + "'");
+    if (!topic.empty() && topic != "help") {  // `help help`: the overview, which says what help does
+      if (FindCommand(topic) == nullptr) throw UsageError("unknown command '" + topic + "'");
       inv.command = topic;
     }
     return inv;
@@ -605,20 +591,21 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
   return inv;
 }
 
-bool WorksOffline(std::string_view command) {
-  for (std::string_view c : {"status", "streams", "read", "read-all", "verify", "salvage", "replay", "dump", "backup"}) {
-    if (command == c) return true;
-  }
-  return command.rfind("snapshot ", 0) == 0;
+std::string OverviewText(std::string_view command_listing) {
+  return std::string(kOverview) + "commands:\n" + std::string(command_listing) + "\n" + std::string(kOverviewOptions) +
+         std::string(kExitCodeTable);
 }
 
+bool HasHelp(std::string_view command) { return FindCommand(command) != nullptr; }
+
 std::string HelpText(const std::string& command) {
-  if (const CommandSpec* spec = command.empty() ? nullptr : FindCommand(command)) {
+  if (const CommandSpec* spec = FindCommand(command)) {
     const bool order = command == "order" || command.rfind("order ", 0) == 0;
     return std::string(spec->help) + (order ? std::string(kOrderExitCodes) : std::string()) +
-           "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help)\n";
+           "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help);\n"
+           "the exit codes mean the same for every command (the table: esctl help)\n";
   }
-  return std::string(kOverview);
+  return "no help for '" + command + "'; see esctl help\n";
 }
 
 uint64_t ParseNumber(std::string_view flag, const std::string& text) {

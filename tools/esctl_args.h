@@ -45,10 +45,14 @@ struct Invocation {
 // and `--name value` both work; `--` ends the options.
 Invocation ParseCommandLine(const std::vector<std::string>& args);
 
-// Whether `command` works on a stopped store's files (--data-dir).
-bool WorksOffline(std::string_view command);
+// `esctl help`: the usage line, `command_listing` (the dispatcher's table, tools/esctl.h),
+// the global options and the exit codes.
+std::string OverviewText(std::string_view command_listing);
 
-// The overview (empty `command`) or one command's help.
+// Whether the parser knows `command` ("read", "order create", "order") and has its help.
+bool HasHelp(std::string_view command);
+
+// One command's help: its own text, then (for order commands) the order exit codes.
 std::string HelpText(const std::string& command);
 
 // Numbers for flags; throw UsageError naming the flag.

@@ -13,6 +13,7 @@
 #include "domain/projections.h"
 #include "domain/snapshots.h"
 #include "tools/esctl_order.h"
+#include "tools/esctl_output.h"
 #include "tools/esctl_progress.h"
 #include "tools/esctl_text.h"
 #include "storage/file.h"
@@ -83,25 +84,25 @@ int PrintVerify(const client::Client::VerifyReport& r, bool json) {
   std::vector<std::string> notes = r.notes;
   if (notes.empty() && !r.torn_tail.empty()) notes.push_back(r.torn_tail);
   if (json) {
-    std::string out = "{\"ok\":" + std::string(ok ? "true" : "false") + ",\"segments\":" +
-                      std::to_string(r.segments) + ",\"batches\":" + std::to_string(r.batches) + ",\"events\":" +
-                      std::to_string(r.events) + ",\"indexFiles\":" + std::to_string(r.index_files) +
-                      ",\"snapshots\":" + std::to_string(r.snapshots) +
-                      ",\"tornTail\":" + (r.torn_tail.empty() ? std::string("null") : QuoteJson(r.torn_tail)) +
-                      ",\"notes\":[";
-    for (size_t i = 0; i < notes.size(); ++i) {
-      if (i > 0) out += ',';
-      out += QuoteJson(notes[i]);
+    std::vector<std::string> note_texts, problems;
+    for (const auto& n : notes) note_texts.push_back(JsonString(n));
+    for (const auto& p : r.problems) {
+      JsonObject o;
+      o.String("file", p.file).Number("offset", p.offset);
+      if (p.position) o.Number("position", *p.position);
+      else o.Null("position");
+      problems.push_back(o.String("what", p.what).Done());
     }
-    out += "],\"problems\":[";
-    for (size_t i = 0; i < r.problems.size(); ++i) {
-      const auto& p = r.problems[i];
-      if (i > 0) out += ',';
-      out += "{\"file\":" + QuoteJson(p.file) + ",\"offset\":" + std::to_string(p.offset) +
-             ",\"position\":" + (p.position ? std::to_string(*p.position) : std::string("null")) +
-             ",\"what\":" + QuoteJson(p.what) + "}";
-    }
-    std::printf("%s]}\n", out.c_str());
+    JsonObject o;
+    o.Bool("ok", ok)
+        .Number("segments", r.segments)
+        .Number("batches", r.batches)
+        .Number("events", r.events)
+        .Number("indexFiles", r.index_files)
+        .Number("snapshots", r.snapshots);
+    if (r.torn_tail.empty()) o.Null("tornTail");
+    else o.String("tornTail", r.torn_tail);
+    std::printf("%s\n", o.Raw("notes", JsonArray(note_texts)).Raw("problems", JsonArray(problems)).Done().c_str());
   } else {
     for (const auto& p : r.problems) {
       std::printf("BAD %s offset %llu%s: %s\n", p.file.c_str(), static_cast<unsigned long long>(p.offset),
@@ -154,9 +155,13 @@ int ReplayOffline(const Invocation& inv) {
     return kExitFailure;
   }
   if (inv.global.json) {
-    std::printf("{\"projection\":\"orders\",\"eventsRead\":%llu,\"orders\":%zu,\"checkpoint\":%llu}\n",
-                static_cast<unsigned long long>(projection.checkpoint()), projection.order_count(),
-                static_cast<unsigned long long>(projection.checkpoint()));
+    std::printf("%s\n", JsonObject()
+                           .String("projection", "orders")
+                           .Number("eventsRead", projection.checkpoint())
+                           .Number("orders", projection.order_count())
+                           .Number("checkpoint", projection.checkpoint())
+                           .Done()
+                           .c_str());
   } else {
     std::printf("replayed orders: %llu events, %zu orders; snapshot written at checkpoint %llu\n",
                 static_cast<unsigned long long>(projection.checkpoint()), projection.order_count(),
@@ -167,8 +172,7 @@ int ReplayOffline(const Invocation& inv) {
 
 void PrintBackup(const std::string& dest, uint64_t position, uint64_t bytes, bool json) {
   if (json) {
-    std::printf("{\"dest\":%s,\"position\":%llu,\"bytes\":%llu}\n", QuoteJson(dest).c_str(),
-                static_cast<unsigned long long>(position), static_cast<unsigned long long>(bytes));
+    std::printf("%s\n", JsonObject().String("dest", dest).Number("position", position).Number("bytes", bytes).Done().c_str());
   } else {
     std::printf("backed up every event below position %llu (%llu bytes of log) into %s; to restore, start esd with "
                 "--data-dir %s\n",
@@ -251,12 +255,19 @@ int Dump(const Invocation& inv) {
       std::snprintf(sum, sizeof(sum), "%016llx", static_cast<unsigned long long>(h.checksum));
       const std::string status = storage::format::BatchCheckName(check);
       if (inv.global.json) {
-        std::printf("{\"file\":%s,\"offset\":%llu,\"size\":%u,\"events\":%u,\"firstPosition\":%llu,"
-                    "\"lastPosition\":%llu,\"segmentId\":%llu,\"timestamp\":%s,\"checksum\":\"%s\",\"status\":%s}\n",
-                    QuoteJson(file.filename().string()).c_str(), static_cast<unsigned long long>(off), h.batch_size,
-                    h.event_count, static_cast<unsigned long long>(h.first_position), static_cast<unsigned long long>(last),
-                    static_cast<unsigned long long>(h.segment_id), QuoteJson(FormatTimestamp(h.timestamp_micros)).c_str(),
-                    sum, QuoteJson(status).c_str());
+        std::printf("%s\n", JsonObject()
+                               .String("file", file.filename().string())
+                               .Number("offset", off)
+                               .Number("size", h.batch_size)
+                               .Number("events", h.event_count)
+                               .Number("firstPosition", h.first_position)
+                               .Number("lastPosition", last)
+                               .Number("segmentId", h.segment_id)
+                               .String("timestamp", FormatTimestamp(h.timestamp_micros))
+                               .String("checksum", sum)
+                               .String("status", status)
+                               .Done()
+                               .c_str());
       } else {
         std::printf("offset %-10llu size %-7u events %-5u positions %llu..%llu  segment %llu  %s  xxh3 %s  %s\n",
                     static_cast<unsigned long long>(off), h.batch_size, h.event_count,
@@ -284,10 +295,14 @@ int Dump(const Invocation& inv) {
 void PrintStream(const std::string& name, uint64_t last_version, uint64_t events, uint64_t last_position,
                  uint64_t last_write_micros, bool json) {
   if (json) {
-    std::printf("{\"stream\":%s,\"lastVersion\":%llu,\"events\":%llu,\"lastPosition\":%llu,\"lastWrite\":%s}\n",
-                QuoteJson(name).c_str(), static_cast<unsigned long long>(last_version),
-                static_cast<unsigned long long>(events), static_cast<unsigned long long>(last_position),
-                QuoteJson(FormatTimestamp(last_write_micros)).c_str());
+    std::printf("%s\n", JsonObject()
+                           .String("stream", name)
+                           .Number("lastVersion", last_version)
+                           .Number("events", events)
+                           .Number("lastPosition", last_position)
+                           .String("lastWrite", FormatTimestamp(last_write_micros))
+                           .Done()
+                           .c_str());
   } else {
     std::printf("%-40s version %-8llu events %-8llu position %-10llu %s\n", name.c_str(),
                 static_cast<unsigned long long>(last_version), static_cast<unsigned long long>(events),

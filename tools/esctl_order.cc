@@ -132,10 +132,10 @@ int RunWrite(const Invocation& inv, const Connector& connect, const ErrorReporte
   }
   result_json(JsonObject().String("result", "failed").String("code", o.code).String("message", o.message));
   if (o.damage) return ReportDamage(*o.damage, "the command was not applied: the order's events cannot be loaded");
-  if (o.code == "idempotency-conflict") {  // not done, like a rejection: the request must change
+  if (o.code == "idempotency-conflict") {
     Note("idempotency conflict: " + o.message + "\nTo send this command, give it a command id of its own: leave out "
          "--command-id (esctl then makes a new one), or pass one not used before.");
-    return kExitNotDone;
+    return ExitForRejectCode(o.code);
   }
   std::string what = "the server did not take the command (" + o.code + "): " + o.message + "\n";
   if (o.code == "permission-denied") {
@@ -145,13 +145,12 @@ int RunWrite(const Invocation& inv, const Connector& connect, const ErrorReporte
   } else if (o.code == "out-of-space") {
     what += "Free space on the server's data disk, then " + retry + ".";
   } else if (o.code == "overloaded") {
-    Note(what + "esd has more queued for its disk than it takes; wait a moment, then " + retry + ".");
-    return kExitNotDone;
+    what += "esd has more queued for its disk than it takes; wait a moment, then " + retry + ".";
   } else {
     what += "See the esd log for details; once it is resolved, " + retry + ".";
   }
   Note(what);
-  return kExitFailure;
+  return ExitForRejectCode(o.code);
 }
 
 int Get(const Invocation& inv, const Connector& connect) {

@@ -1,5 +1,5 @@
 // `esctl order ...`: the Order service's commands and queries, and what esctl's command
-// runners share (exit codes, how they connect).
+// runners share (how they connect; exit codes are in tools/esctl_exit.h).
 #pragma once
 
 #include <functional>
@@ -7,14 +7,9 @@
 
 #include "client/client.h"
 #include "tools/esctl_args.h"
+#include "tools/esctl_exit.h"
 
 namespace esd::esctl {
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;      // cannot connect, refused token, server error, not found
-constexpr int kExitUsage = 2;
-constexpr int kExitNotDone = 3;      // an append or an order command that was not done
-constexpr int kExitDamage = 4;       // damage found: verify, dump, or what a command needed is damaged
 
 using Connector = std::function<std::unique_ptr<client::Client>()>;
 // Prints what went wrong for people and returns the exit code.

@@ -1,39 +1,59 @@
 #include "tools/esctl_output.h"
 
+#include <capnp/schema.h>
+
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "domain/codec.h"
+#include "protocol/orders.capnp.h"
 #include "tools/esctl_text.h"
 
 namespace esd::esctl {
 
+namespace {
+
+// One scalar as JSON text, written by nlohmann-json (strings: invalid UTF-8 as U+FFFD).
+template <typename T>
+std::string Scalar(const T& value) {
+  return nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
 void JsonObject::Key(std::string_view key) {
   if (text_.size() > 1) text_.push_back(',');
-  text_ += QuoteJson(key);
+  text_ += Scalar(std::string(key));
   text_.push_back(':');
 }
 
 JsonObject& JsonObject::String(std::string_view key, std::string_view value) {
   Key(key);
-  text_ += QuoteJson(value);
+  text_ += Scalar(std::string(value));
   return *this;
 }
 
 JsonObject& JsonObject::Number(std::string_view key, uint64_t value) {
   Key(key);
-  text_ += std::to_string(value);
+  text_ += Scalar(value);
   return *this;
 }
 
 JsonObject& JsonObject::Integer(std::string_view key, int64_t value) {
   Key(key);
-  text_ += std::to_string(value);
+  text_ += Scalar(value);
+  return *this;
+}
+
+JsonObject& JsonObject::Real(std::string_view key, double value) {
+  Key(key);
+  text_ += Scalar(value);
   return *this;
 }
 
 JsonObject& JsonObject::Bool(std::string_view key, bool value) {
   Key(key);
-  text_ += value ? "true" : "false";
+  text_ += Scalar(value);
   return *this;
 }
 
@@ -43,10 +63,66 @@ JsonObject& JsonObject::Null(std::string_view key) {
   return *this;
 }
 
+JsonObject& JsonObject::Time(std::string_view key, uint64_t micros) {
+  return micros == 0 ? Null(key) : String(key, FormatTimestamp(micros));
+}
+
 JsonObject& JsonObject::Raw(std::string_view key, std::string_view json) {
   Key(key);
   text_ += json;
   return *this;
+}
+
+std::string JsonArray(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (const auto& v : values) out += (out.size() > 1 ? "," : "") + v;
+  return out + "]";
+}
+
+std::string JsonString(std::string_view text) { return Scalar(std::string(text)); }
+
+namespace {
+
+// The order events' struct schemas (protocol/orders.capnp), by event type.
+std::optional<capnp::StructSchema> OrderEventSchema(std::string_view type) {
+  if (type == "OrderCreated") return capnp::Schema::from<orders::OrderCreated>();
+  if (type == "ItemAdded") return capnp::Schema::from<orders::ItemAdded>();
+  if (type == "ItemRemoved") return capnp::Schema::from<orders::ItemRemoved>();
+  if (type == "OrderPlaced") return capnp::Schema::from<orders::OrderPlaced>();
+  if (type == "OrderCancelled") return capnp::Schema::from<orders::OrderCancelled>();
+  return std::nullopt;
+}
+
+// Fields of the order events that hold microseconds since the Unix epoch.
+bool IsTimeField(std::string_view name) { return name == "createdAt" || name == "placedAt" || name == "cancelledAt"; }
+
+}  // namespace
+
+std::string OrderEventJson(std::string_view type, std::string_view capnp_json) {
+  auto schema = OrderEventSchema(type);
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(capnp_json, nullptr, false);
+  if (!schema || !j.is_object()) return std::string(capnp_json);
+  for (auto field : schema->getFields()) {
+    const auto which = field.getType().which();
+    if (which != capnp::schema::Type::INT64 && which != capnp::schema::Type::UINT64) continue;
+    const std::string name = field.getProto().getName().cStr();
+    auto it = j.find(name);
+    if (it == j.end() || !it->is_string()) continue;
+    const std::string text = it->get<std::string>();
+    try {
+      if (IsTimeField(name)) {
+        const uint64_t micros = std::stoull(text);
+        *it = micros == 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(FormatTimestamp(micros));
+      } else if (which == capnp::schema::Type::INT64) {
+        *it = std::stoll(text);
+      } else {
+        *it = std::stoull(text);
+      }
+    } catch (const std::exception&) {
+      // Not a number after all: left as capnp wrote it.
+    }
+  }
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -55,7 +131,11 @@ namespace {
 // other content types, or bytes that do not decode (they are then shown as bytes).
 std::optional<std::string> OrderJson(const client::RecordedEvent& e, bool metadata) {
   if (e.content_type != domain::kOrderContentType) return std::nullopt;
-  if (!metadata) return domain::EventToJson(e.type, e.data);
+  if (!metadata) {
+    auto json = domain::EventToJson(e.type, e.data);
+    if (json) return OrderEventJson(e.type, *json);
+    return std::nullopt;
+  }
   const domain::CommandContext c = domain::DecodeMetadata(e.metadata);
   JsonObject o;
   o.String("commandId", c.command_id).String("correlationId", c.correlation_id).String("causedBy", c.caused_by);
@@ -86,11 +166,8 @@ void JsonPayload(JsonObject& out, const std::string& key, const std::string& byt
   }
 }
 
-// An order's time: ISO 8601, or null / "-" when it has not happened.
-void JsonTime(JsonObject& out, std::string_view key, uint64_t micros) {
-  if (micros == 0) out.Null(key);
-  else out.String(key, FormatTimestamp(micros));
-}
+// An order's time: RFC 3339, or null / "-" when it has not happened.
+void JsonTime(JsonObject& out, std::string_view key, uint64_t micros) { out.Time(key, micros); }
 std::string HumanTime(uint64_t micros) { return micros == 0 ? "-" : FormatTimestamp(micros); }
 
 std::string Money(int64_t cents) { return std::to_string(cents) + " cents (" + FormatCents(cents) + ")"; }
@@ -198,8 +275,11 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
                .Number("appends", s.appends)
                .Number("eventsWritten", s.events_written)
                .Number("uptimeSeconds", s.uptime_seconds)
-               .Raw("projections", "[{\"name\":\"orders\",\"checkpoint\":" + std::to_string(s.projection_checkpoint) +
-                                       ",\"lag\":" + std::to_string(s.projection_lag) + "}]")
+               .Raw("projections", JsonArray({JsonObject()
+                                                  .String("name", "orders")
+                                                  .Number("checkpoint", s.projection_checkpoint)
+                                                  .Number("lag", s.projection_lag)
+                                                  .Done()}))
                .Done() +
            "\n";
   }
@@ -279,7 +359,7 @@ std::string OrderListLine(const client::OrderView& v, bool json) {
 }
 
 std::string HistoryLine(const client::HistoryEntry& e, bool json) {
-  const std::optional<std::string> fields = CompactJson(e.json);
+  const std::optional<std::string> fields = CompactJson(OrderEventJson(e.type, e.json));
   if (json) {
     JsonObject o;
     o.Number("version", e.version).Number("position", e.position).String("time", FormatTimestamp(e.timestamp_micros));

@@ -15,7 +15,7 @@
 //               nothing new written; " before the command id on a retry. JSON: {"orderId",
 //               "version","position","alreadyApplied","commandId"}.
 //   get:        one "NAME  VALUE" row per field, a "line" row per order line. JSON: one
-//               object (OrderJson) with times as ISO 8601 strings, null when not set.
+//               object (OrderJson) with times as RFC 3339 strings, null when not set.
 //   list:       one order per line: ID STATUS total T cents (U), N lines, version V, created
 //               TIME. JSON: one object per line, as get prints.
 //   history:    one event per line: VERSION POSITION TIME TYPE JSON COMMAND-ID, then
@@ -26,19 +26,27 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "client/client.h"
 
 namespace esd::esctl {
 
-// Builds one JSON object, keys in the order they are added.
+// Builds one JSON object, keys in the order they are added. Keys and values are written by
+// nlohmann-json (kept out of this header); Raw splices JSON text as it is, so that an
+// event's JSON data prints with its numbers as stored (see CompactJson).
+// The --json conventions (docs/esctl.md, "JSON output"): 64-bit integers are JSON numbers
+// (positions, versions, counts, cents), times are RFC 3339 UTC strings with microseconds
+// (FormatTimestamp), or null for a time that has not happened.
 class JsonObject {
  public:
   JsonObject& String(std::string_view key, std::string_view value);
   JsonObject& Number(std::string_view key, uint64_t value);
   JsonObject& Integer(std::string_view key, int64_t value);
+  JsonObject& Real(std::string_view key, double value);
   JsonObject& Bool(std::string_view key, bool value);
   JsonObject& Null(std::string_view key);
+  JsonObject& Time(std::string_view key, uint64_t micros);  // null when 0
   JsonObject& Raw(std::string_view key, std::string_view json);  // `json` must be valid JSON
   std::string Done() const { return text_ + "}"; }
 
@@ -46,6 +54,16 @@ class JsonObject {
   void Key(std::string_view key);
   std::string text_ = "{";
 };
+
+// `values` (each valid JSON) as one JSON array.
+std::string JsonArray(const std::vector<std::string>& values);
+// `text` as a JSON string literal (nlohmann-json's escaping; invalid UTF-8 as U+FFFD).
+std::string JsonString(std::string_view text);
+
+// An order event's JSON as capnp's codec writes it (64-bit integers as strings, times as
+// microseconds), in esctl's conventions: integers as numbers, createdAt / placedAt /
+// cancelledAt as RFC 3339 times. Other types and text that is not an object: unchanged.
+std::string OrderEventJson(std::string_view type, std::string_view capnp_json);
 
 // Each ends with '\n'.
 std::string EventLine(const client::RecordedEvent& e, bool json);

@@ -50,7 +50,9 @@ std::string OrderJson(const domain::OrderState& s) {
       .Integer("totalCents", s.total_cents)
       .Number("version", s.version.value_or(0))
       .Number("lastPosition", s.last_position)
-      .String("createdAt", FormatTimestamp(s.created_at))
+      .Time("createdAt", s.created_at)
+      .Time("placedAt", s.placed_at)
+      .Time("cancelledAt", s.cancelled_at)
       .String("cancelReason", s.cancel_reason)
       .Raw("recentCommands", commands + "]");
   return o.Done();

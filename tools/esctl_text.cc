@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include <nlohmann/json.hpp>
+
 namespace esd::esctl {
 
 namespace {
@@ -32,149 +34,32 @@ size_t Utf8SequenceLength(std::string_view text, size_t i) {
   return n;
 }
 
-bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-// Recursive descent over RFC 8259's grammar; appends every token to `out_`.
-class JsonParser {
- public:
-  explicit JsonParser(std::string_view text) : text_(text) {}
-
-  std::optional<std::string> Run() {
-    SkipSpace();
-    if (!Value(0)) return std::nullopt;
-    SkipSpace();
-    if (i_ != text_.size()) return std::nullopt;
-    return std::move(out_);
-  }
-
- private:
-  static constexpr int kMaxDepth = 512;
-
-  void SkipSpace() {
-    while (i_ < text_.size() && (text_[i_] == ' ' || text_[i_] == '\t' || text_[i_] == '\n' || text_[i_] == '\r')) ++i_;
-  }
-  bool Peek(char c) const { return i_ < text_.size() && text_[i_] == c; }
-  bool Take(char c) {
-    if (!Peek(c)) return false;
-    out_.push_back(c);
-    ++i_;
-    return true;
-  }
-  bool Literal(std::string_view word) {
-    if (text_.substr(i_, word.size()) != word) return false;
-    out_.append(word);
-    i_ += word.size();
-    return true;
-  }
-
-  bool Value(int depth) {
-    if (depth > kMaxDepth || i_ >= text_.size()) return false;
-    switch (text_[i_]) {
-      case '{': return Object(depth + 1);
-      case '[': return Array(depth + 1);
-      case '"': return String();
-      case 't': return Literal("true");
-      case 'f': return Literal("false");
-      case 'n': return Literal("null");
-      default: return Number();
-    }
-  }
-
-  bool Object(int depth) {
-    Take('{');
-    SkipSpace();
-    if (Take('}')) return true;
-    while (true) {
-      SkipSpace();
-      if (!Peek('"') || !String()) return false;
-      SkipSpace();
-      if (!Take(':')) return false;
-      SkipSpace();
-      if (!Value(depth)) return false;
-      SkipSpace();
-      if (Take('}')) return true;
-      if (!Take(',')) return false;
-    }
-  }
-
-  bool Array(int depth) {
-    Take('[');
-    SkipSpace();
-    if (Take(']')) return true;
-    while (true) {
-      SkipSpace();
-      if (!Value(depth)) return false;
-      SkipSpace();
-      if (Take(']')) return true;
-      if (!Take(',')) return false;
-    }
-  }
-
-  bool String() {
-    const size_t start = i_++;
-    while (i_ < text_.size()) {
-      const char c = text_[i_];
-      if (c == '"') {
-        out_.append(text_.substr(start, ++i_ - start));
-        return true;
-      }
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c == '\\') {
-        if (++i_ >= text_.size()) return false;
-        const char e = text_[i_];
-        if (e == 'u') {
-          if (i_ + 4 >= text_.size()) return false;
-          for (size_t k = 1; k <= 4; ++k) {
-            if (!IsHex(text_[i_ + k])) return false;
-          }
-          i_ += 5;
-        } else if (std::string_view("\"\\/bfnrt").find(e) != std::string_view::npos) {
-          ++i_;
-        } else {
-          return false;
-        }
-        continue;
-      }
-      const size_t n = Utf8SequenceLength(text_, i_);
-      if (n == 0) return false;
-      i_ += n;
-    }
-    return false;
-  }
-
-  bool Number() {
-    const size_t start = i_;
-    if (Peek('-')) ++i_;
-    if (Peek('0')) {
-      ++i_;
-    } else {
-      if (i_ >= text_.size() || !IsDigit(text_[i_])) return false;
-      while (i_ < text_.size() && IsDigit(text_[i_])) ++i_;
-    }
-    if (Peek('.')) {
-      ++i_;
-      if (i_ >= text_.size() || !IsDigit(text_[i_])) return false;
-      while (i_ < text_.size() && IsDigit(text_[i_])) ++i_;
-    }
-    if (Peek('e') || Peek('E')) {
-      ++i_;
-      if (Peek('+') || Peek('-')) ++i_;
-      if (i_ >= text_.size() || !IsDigit(text_[i_])) return false;
-      while (i_ < text_.size() && IsDigit(text_[i_])) ++i_;
-    }
-    out_.append(text_.substr(start, i_ - start));
-    return true;
-  }
-
-  std::string_view text_;
-  size_t i_ = 0;
-  std::string out_;
-};
 
 }  // namespace
 
-std::optional<std::string> CompactJson(std::string_view text) { return JsonParser(text).Run(); }
+std::optional<std::string> CompactJson(std::string_view text) {
+  // nlohmann checks the grammar, UTF-8 and escapes (iteratively: no depth limit). The value
+  // is not re-serialised through nlohmann, which would rewrite the user's numbers (1e2 as
+  // 100.0, 12345678901234567890123 as 1.2345678901234568e+22) and drop duplicate keys:
+  // only the whitespace between tokens goes.
+  if (!nlohmann::json::accept(text)) return std::nullopt;
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      out.push_back(c);
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+      out.push_back(c);
+      in_string = c == '"';
+    }
+  }
+  return out;
+}
 
 bool IsJsonContentType(std::string_view content_type) {
   std::string media;
@@ -202,39 +87,7 @@ bool HasControlCharacters(std::string_view text) {
 }
 
 std::string QuoteJson(std::string_view text) {
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size();) {
-    const char c = text[i];
-    const size_t n = Utf8SequenceLength(text, i);
-    if (n == 0) {
-      out += "\\ufffd";  // not UTF-8: the replacement character keeps the output valid JSON
-      ++i;
-      continue;
-    }
-    if (n > 1) {
-      out.append(text.substr(i, n));
-      i += n;
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
+  return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string Base64(std::string_view bytes) {
@@ -256,11 +109,11 @@ std::string FormatTimestamp(uint64_t micros_since_epoch) {
   const std::time_t seconds = static_cast<std::time_t>(micros_since_epoch / 1'000'000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<unsigned>(micros_since_epoch % 1'000'000));
-  return buf;
+  char date[32];
+  const size_t n = std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+  char micros[16];
+  std::snprintf(micros, sizeof(micros), ".%06uZ", static_cast<unsigned>(micros_since_epoch % 1'000'000));
+  return std::string(date, n) + micros;
 }
 
 std::optional<uint64_t> ParseTimestamp(std::string_view text) {

@@ -1,5 +1,5 @@
-// Text helpers of esctl: a JSON validator, JSON string quoting, UTF-8 checks, base64 and
-// ISO 8601 timestamps, and money. Pure functions, no I/O; esctl prints events with them.
+// Text helpers of esctl: JSON checking and quoting (through nlohmann-json), UTF-8 checks,
+// base64, RFC 3339 timestamps, and money. Pure functions, no I/O; esctl prints events with them.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +11,8 @@ namespace esd::esctl {
 
 // Checks that `text` is one JSON value (RFC 8259: any value at the top, surrounded by
 // optional whitespace; strings must be valid UTF-8) and returns it without the whitespace
-// between tokens, so that it fits on one line. nullopt: not JSON. Nesting deeper than 512
-// levels counts as not JSON (the validator recurses).
+// between tokens, so that it fits on one line; every token stays as written (numbers are
+// not reformatted). nullopt: not JSON. Checked by nlohmann-json, without a depth limit.
 std::optional<std::string> CompactJson(std::string_view text);
 
 // Whether `content_type` names JSON: application/json or a +json type, parameters ignored.
@@ -23,12 +23,15 @@ bool IsValidUtf8(std::string_view text);
 // Whether `text` (valid UTF-8) holds a control character, which would break a line.
 bool HasControlCharacters(std::string_view text);
 
-// `text` as a JSON string literal, quotes included; bytes that are not UTF-8 become U+FFFD.
+// `text` as a JSON string literal, quotes included (nlohmann-json's escaping); bytes that
+// are not UTF-8 become U+FFFD, so a line stays valid JSON. Event data and metadata that are
+// not UTF-8 are never passed here: they print as base64 (tools/esctl_output.h).
 std::string QuoteJson(std::string_view text);
 
 std::string Base64(std::string_view bytes);
 
-// "2024-05-01T12:00:00.123456Z"
+// RFC 3339, UTC, microseconds: "2024-05-01T12:00:00.123456Z". Every time esctl prints, in
+// text and --json, goes through this one function.
 std::string FormatTimestamp(uint64_t micros_since_epoch);
 
 // The inverse, for UTC times "YYYY-MM-DDTHH:MM:SS", optionally with a fraction of 1 to 9

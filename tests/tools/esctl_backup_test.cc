@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -121,6 +123,43 @@ TEST(EsctlBackup, OfflineARunningDaemonIsNamedAndNothingIsCopied) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("pid " + std::to_string(esd.pid())), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "copy"));
+}
+
+// Changes the working directory for its lifetime: the daemon and esctl inherit the one that
+// is current when they start.
+class WorkingDirectory {
+ public:
+  explicit WorkingDirectory(const std::filesystem::path& dir) : previous_(std::filesystem::current_path()) {
+    std::filesystem::create_directories(dir);
+    std::filesystem::current_path(dir);
+  }
+  ~WorkingDirectory() { std::filesystem::current_path(previous_); }
+
+ private:
+  std::filesystem::path previous_;
+};
+
+TEST(EsctlBackup, ARelativeDestinationIsWhereEsctlRunsNotWhereTheDaemonRuns) {
+  storage::testing::TempDir dir;
+  const auto esd_cwd = dir.path() / "esd-cwd", esctl_cwd = dir.path() / "esctl-cwd";
+  std::optional<testing::EsdProcess> esd;
+  {
+    WorkingDirectory in(esd_cwd);
+    esd.emplace(dir.path() / "data");
+  }
+  ASSERT_TRUE(client::Client::Connect(esd->rpc_address())
+                  ->Append("s", client::Expected::Any(), {client::NewEvent::Json("E", "{}")})
+                  .ok());
+  Result r;
+  {
+    WorkingDirectory in(esctl_cwd);
+    r = RunEsctl({"--connect", esd->rpc_address(), "backup", "copies/today"});
+  }
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto expected = (esctl_cwd / "copies" / "today").lexically_normal();
+  EXPECT_TRUE(std::filesystem::exists(expected / "segments")) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(esd_cwd / "copies")) << "not in the daemon's working directory";
+  EXPECT_NE(r.out.find("into " + expected.string()), std::string::npos) << "the absolute path is named: " << r.out;
 }
 
 }  // namespace

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -20,6 +23,8 @@
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 #include "tools/esctl_run.h"
+#include "tools/esctl.h"
+#include "tools/esctl_exit.h"
 #include "tools/esctl_text.h"
 
 extern char** environ;
@@ -294,6 +299,193 @@ TEST(EsctlTail, ASubscriptionEndedAtDamageExitsFourNamingItAfterTheEventsBeforeI
   EXPECT_EQ(Lines(r.out).size(), store.damaged_position);
   EXPECT_NE(r.err.find("the log is damaged at " + store.Place()), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("caught up"), std::string::npos) << r.err;
+}
+
+namespace dispatch {
+
+// The command names of an overview's listing: the lines between "commands:" and the next
+// blank line, their first word.
+std::vector<std::string> ListedCommands(const std::string& text) {
+  std::vector<std::string> names;
+  const size_t start = text.find("commands:\n");
+  if (start == std::string::npos) return names;
+  std::istringstream in(text.substr(start + 10));
+  for (std::string line; std::getline(in, line) && !line.empty();) {
+    std::istringstream words(line);
+    std::string name;
+    words >> name;
+    if (line.rfind("  ", 0) == 0 && line[2] != ' ') names.push_back(name);
+  }
+  return names;
+}
+
+std::vector<std::string> DispatchedCommands() {
+  std::vector<std::string> names;
+  for (const auto& c : esctl::CommandTable()) names.emplace_back(c.name);
+  return names;
+}
+
+}  // namespace dispatch
+
+TEST(Esctl, WithoutACommandItListsEveryCommandTheDispatcherRuns) {
+  const std::vector<std::string> dispatched = dispatch::DispatchedCommands();
+  ASSERT_GE(dispatched.size(), 14u);
+  const Result none = RunEsctl({});
+  EXPECT_EQ(none.code, 2) << none.err;
+  EXPECT_TRUE(none.out.empty()) << none.out;
+  EXPECT_EQ(dispatch::ListedCommands("commands:\n" + none.err.substr(none.err.find('\n') + 1)), dispatched)
+      << none.err;
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"help"}, {"--help"}}) {
+    const Result help = RunEsctl(args);
+    EXPECT_EQ(help.code, 0) << help.err;
+    EXPECT_EQ(dispatch::ListedCommands(help.out), dispatched) << help.out;
+  }
+}
+
+TEST(Esctl, EveryDispatchedCommandHasItsOwnHelp) {
+  for (const std::string& name : dispatch::DispatchedCommands()) {
+    EXPECT_TRUE(esctl::HasHelp(name)) << name;
+    const Result r = RunEsctl({"help", name});
+    EXPECT_EQ(r.code, 0) << name << ": " << r.err;
+    EXPECT_EQ(r.out.rfind("usage: esctl", 0), 0u) << name << ": " << r.out;
+    EXPECT_NE(r.out.find("exit codes"), std::string::npos) << name << ": " << r.out;
+  }
+}
+
+TEST(Esctl, TheOverviewPrintsTheOneExitCodeTable) {
+  const Result r = RunEsctl({"help"});
+  EXPECT_NE(r.out.find(std::string(esctl::kExitCodeTable)), std::string::npos) << r.out;
+  // docs/esctl.md holds the same table, word for word.
+  std::ifstream doc(std::string(ESD_SOURCE_DIR) + "/docs/esctl.md");
+  const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find(std::string(esctl::kExitCodeTable)), std::string::npos)
+      << "docs/esctl.md must quote kExitCodeTable (tools/esctl_exit.h)";
+}
+
+TEST(Esctl, EveryEsctlCommandInTheReadmeExists) {
+  std::ifstream readme(std::string(ESD_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(readme.good());
+  size_t seen = 0;
+  for (std::string line; std::getline(readme, line);) {
+    // Command lines of the walk-through: "$ esctl ..." or "esctl ..." at the start.
+    std::string_view rest = line;
+    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '$' || rest.front() == '`')) rest.remove_prefix(1);
+    if (rest.rfind("build/bin/esctl ", 0) == 0) rest.remove_prefix(10);
+    if (rest.rfind("esctl ", 0) != 0) continue;
+    std::istringstream words{std::string(rest.substr(6))};
+    std::vector<std::string> w;
+    for (std::string word; words >> word;) w.push_back(word);
+    size_t i = 0;
+    while (i < w.size() && w[i].rfind("--", 0) == 0) {  // global options before the command
+      i += (w[i] == "--json" || w[i] == "--tls" || w[i].find('=') != std::string::npos) ? 1 : 2;
+    }
+    if (i >= w.size() || w[i].rfind("COMMAND", 0) == 0 || w[i] == "[--connect") continue;
+    std::string command = w[i];
+    if ((command == "order" || command == "snapshot") && i + 1 < w.size() && w[i + 1][0] != '-') {
+      command += " " + w[i + 1];
+    }
+    ++seen;
+    EXPECT_TRUE(esctl::HasHelp(command)) << "README names `esctl " << command << "`: " << line;
+  }
+  EXPECT_GT(seen, 10u) << "the README's walk-through shows esctl commands";
+}
+
+TEST_F(EsctlTest, ExpectedVersionTakesEveryDocumentedForm) {
+  const auto append = [&](const std::string& expected) {
+    return Ctl({"append", "ev", "--type", "T", "--data", "{}", "--expected-version", expected}).code;
+  };
+  EXPECT_EQ(append("stream-exists"), 3) << "no stream yet";
+  EXPECT_EQ(append("no-stream"), 0);
+  EXPECT_EQ(append("no-stream"), 3);
+  EXPECT_EQ(append("stream-exists"), 0);
+  EXPECT_EQ(append("exists"), 0) << "the short form is kept";
+  EXPECT_EQ(append("2"), 0);
+  EXPECT_EQ(append("any"), 0);
+  EXPECT_EQ(Lines(Ctl({"read", "ev"}).out).size(), 5u);
+  const Result bad = Ctl({"append", "ev", "--type", "T", "--data", "{}", "--expected-version", "exist"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("any, no-stream, stream-exists or a version number"), std::string::npos) << bad.err;
+  EXPECT_NE(Ctl({"help", "append"}).out.find("any (default), no-stream, stream-exists"), std::string::npos);
+}
+
+TEST_F(EsctlTest, ReadingDollarAllReadsTheGlobalLog) {
+  Append("a", "A");
+  Append("b", "B");
+  const Result all = Ctl({"read", "$all"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(Lines(all.out).size(), 2u) << all.out;
+  EXPECT_EQ(all.out, Ctl({"read-all"}).out);
+  EXPECT_EQ(Ctl({"read", "$all", "--from", "1", "--count", "1"}).out, Ctl({"read-all", "--from", "1"}).out);
+  const Result backward = Ctl({"read", "$all", "--backward"});
+  EXPECT_EQ(backward.code, 2);
+  EXPECT_NE(backward.err.find("--backward"), std::string::npos) << backward.err;
+}
+
+// One exit code per meaning, the same for every kind of command (tools/esctl_exit.h).
+TEST(EsctlExitCodes, CannotConnectExitsOneForEveryKindOfCommand) {
+  storage::testing::TempDir dir;
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"append", "s", "--type", "T", "--data", "{}"},
+           {"order", "create", "o", "--customer", "c"},
+           {"backup", (dir.path() / "b").string()},
+           {"verify"},
+           {"read", "s"},
+           {"status"}}) {
+    std::vector<std::string> full = {"--connect", "unix:" + (dir.path() / "nothing.sock").string()};
+    full.insert(full.end(), args.begin(), args.end());
+    const Result r = RunEsctl(full);
+    EXPECT_EQ(r.code, 1) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("--connect"), std::string::npos) << args[0] << ": " << r.err;
+  }
+}
+
+TEST(EsctlExitCodes, PermissionDeniedExitsOneForEveryCommandAndNamesTheRole) {
+  storage::testing::TempDir dir;
+  const auto auth = dir.path() / "auth";
+  std::ofstream(auth) << "reader-token reader\n";
+  testing::EsdProcess esd(dir.path() / "data", {"--auth", auth.string()});
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"append", "s", "--type", "T", "--data", "{}"},
+           {"order", "create", "o", "--customer", "c"},
+           {"backup", (dir.path() / "b").string()},
+           {"verify"},
+           {"status"},
+           {"replay", "orders"}}) {
+    std::vector<std::string> full = {"--connect", esd.rpc_address(), "--token", "reader-token"};
+    full.insert(full.end(), args.begin(), args.end());
+    const Result r = RunEsctl(full);
+    EXPECT_EQ(r.code, 1) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("role"), std::string::npos) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("--token"), std::string::npos) << args[0] << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "b"));
+  const Result read = RunEsctl({"--connect", esd.rpc_address(), "--token", "reader-token", "read", "s"});
+  EXPECT_EQ(read.code, 0) << "a reader reads: " << read.err;
+}
+
+TEST(EsctlExitCodes, BadUsageExitsTwoForEveryKindOfCommand) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"append", "s", "--type", "T"},
+           {"order", "create", "o"},
+           {"order", "create", "o", "--customer", "c", "--bogus"},
+           {"backup"},
+           {"verify", "extra"},
+           {"read", "s", "--count", "0"},
+           {"snapshot"},
+           {"tail", "--data-dir", "/nonexistent"}}) {
+    std::vector<std::string> full = {"--connect", "127.0.0.1:1"};
+    full.insert(full.end(), args.begin(), args.end());
+    const Result r = RunEsctl(full);
+    EXPECT_EQ(r.code, 2) << args[0] << ": " << r.err;
+  }
+}
+
+TEST_F(EsctlTest, NotDoneExitsThreeForAppendsAndOrderCommandsAlike) {
+  Append("s", "A");
+  EXPECT_EQ(Ctl({"append", "s", "--type", "T", "--data", "{}", "--expected-version", "no-stream"}).code, 3);
+  EXPECT_EQ(Ctl({"order", "create", "o", "--customer", "c"}).code, 0);
+  EXPECT_EQ(Ctl({"order", "create", "o", "--customer", "c"}).code, 3) << "rule order-already-exists";
+  EXPECT_EQ(Ctl({"order", "place", "o"}).code, 3) << "rule order-empty";
 }
 
 }  // namespace

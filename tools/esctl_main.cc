@@ -1,0 +1,12 @@
+#include <cstdio>
+
+#include "tools/esctl.h"
+
+int main(int argc, char** argv) {
+  const int code = esd::esctl::Main(argc, argv);
+  if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && code == 0) {
+    std::perror("esctl: writing the output failed");  // e.g. a full disk behind a redirect
+    return 1;
+  }
+  return code;
+}
