@@ -77,7 +77,7 @@ TEST(Health, AFullDiskMakesTheDaemonNotReadyUntilAnAppendSucceedsAgain) {
     std::filesystem::path path;
     ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
   } unmount{dir.path()};
-  EsdProcess esd(dir.path() / "data", {"--segment-size", "65536"});
+  EsdProcess esd(dir.path() / "data", {"--segment-size", "65536", "--max-event-size", "16384"});
   auto c = Client::Connect(esd.rpc_address());
   ASSERT_TRUE(c->Append("warm", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
   {

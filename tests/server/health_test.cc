@@ -28,7 +28,8 @@ nlohmann::json Body(const HttpResponse& r) {
 // The reasons of a 503, joined, for matching.
 std::string Reasons(const HttpResponse& r) {
   std::string all;
-  for (const auto& reason : Body(r).at("reasons")) all += reason.get<std::string>() + "\n";
+  const nlohmann::json body = Body(r);  // kept: the loop below walks into it
+  for (const auto& reason : body.at("reasons")) all += reason.get<std::string>() + "\n";
   return all;
 }
 

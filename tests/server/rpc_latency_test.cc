@@ -3,6 +3,7 @@
 #include <capnp/schema.h>
 #include <gtest/gtest.h>
 #include <kj/async.h>
+#include <kj/debug.h>
 
 #include "protocol/esd.capnp.h"
 
