@@ -174,6 +174,14 @@ class AdminImpl final : public rpc::Admin::Server {
  public:
   AdminImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
 
+  // Every call: timed for esd_rpc_duration_seconds (server/rpc_latency.h).
+  DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
+                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
+      return rpc::Admin::Server::dispatchCall(interface_id, method_id, context);
+    });
+  }
+
   kj::Promise<void> rebuildProjection(RebuildProjectionContext context) override {
     auto params = context.getParams();
     RequireProjection(params.getName());
@@ -206,6 +214,7 @@ class AdminImpl final : public rpc::Admin::Server {
     });
     return WithProgress(ctx_.timer, SinkOf(params), [cell] { return cell->Get(); }, kj::mv(done))
         .then([this, context](kj::Own<Outcome> out) mutable {
+          ctx_.ops.backup.Record(out->upto.ok());
           if (!out->upto.ok()) {
             if (out->upto.status().IsDataLoss()) ctx_.damage_log.Report(out->upto.status(), "a backup");
             Fail("the backup failed: " + out->upto.status().message());
@@ -227,7 +236,9 @@ class AdminImpl final : public rpc::Admin::Server {
     });
     return WithProgress(ctx_.timer, SinkOf(context.getParams()), [cell] { return cell->Get(); },
                         kj::mv(done))
-        .then([context](kj::Own<Outcome> out) mutable {
+        .then([this, context](kj::Own<Outcome> out) mutable {
+          // Success: it ran and found no damage (notes are not damage).
+          ctx_.ops.verify.Record(out->ok() && out->value().report.ok());
           if (!out->ok()) Fail("verify could not run: " + out->status().ToString());
           const storage::VerifyReport& r = out->value().report;
           auto rep = context.getResults().initReport();

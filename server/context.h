@@ -22,6 +22,7 @@
 #include "server/config.h"
 #include "server/damage_log.h"
 #include "server/notifier.h"
+#include "server/ops_metrics.h"
 #include "storage/store.h"
 #include "storage/stream_page.h"
 
@@ -54,7 +55,6 @@ struct ServerCounters {
   std::atomic<uint64_t> accept_errors{0};  // RPC and HTTP listeners; each was retried
   std::atomic<uint64_t> tls_handshake_failures{0};  // TlsAcceptor says which count
   std::atomic<uint32_t> subscriptions{0};
-  std::atomic<uint64_t> appends_rejected{0};
   std::atomic<uint64_t> subscribers_failed{0};  // subscriptions ended because a push failed
 };
 
@@ -111,6 +111,7 @@ struct ServerContext {
   BurstLog subscriber_failures_log{};
   BurstLog ignored_snapshots_log{};  // orders' snapshots found and not used
   ServerCounters counters{};
+  OpsMetrics ops{};  // what /metrics adds beyond the counters above
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::set<LiveSubscription*> subscriptions{};  // KJ thread only
   std::set<ConnectionState*> connections{};    // KJ thread only; each registers itself

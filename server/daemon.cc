@@ -18,9 +18,11 @@
 #include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
+#include "server/health.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/notifier.h"
+#include "server/process_metrics.h"
 #include "server/projection_runner.h"
 #include "server/session.h"
 #include "server/tls_acceptor.h"
@@ -50,9 +52,18 @@ std::string ReadFile(const std::string& path) {
 std::string RenderMetrics(ServerContext& ctx) {
   const auto st = ctx.store.stats();
   MetricsText m;
-  m.Counter("esd_appends_total", "Appends acknowledged (idempotent retries not counted).", st.appends);
-  m.Counter("esd_appends_rejected_total", "Appends refused: invalid, conflicting, no space, no permission.",
-            ctx.counters.appends_rejected.load());
+  m.Counter("esd_appends_total",
+            "EventStore.append calls answered, by outcome: ok (idempotent retries too), wrong_expected_version, or "
+            "the rejection code (invalid_argument, idempotency_conflict, out_of_space, overloaded, "
+            "permission_denied, unavailable).",
+            ctx.ops.appends.Samples());
+  m.Counter("esd_log_appends_total", "Batches written to the log, by appends and order commands (idempotent "
+            "retries not counted).", st.appends);
+  m.Counter("esd_order_commands_total",
+            "Order commands answered, by outcome (ok, rejected, conflict, failed) and, when rejected, rule.",
+            ctx.ops.order_commands.Samples());
+  m.Histogram("esd_rpc_duration_seconds", "Time from an RPC call's arrival to its answer, by service and method.",
+              ctx.ops.rpc_latency.Series(), 1e-6);
   m.Counter("esd_events_written_total", "Events written.", st.events_written);
   m.Counter("esd_bytes_written_total", "Bytes written to segment files.", st.bytes_written);
   m.Counter("esd_group_commits_total", "Group commits.", st.groups);
@@ -76,6 +87,9 @@ std::string RenderMetrics(ServerContext& ctx) {
             ctx.counters.tls_handshake_failures.load());
   m.Gauge("esd_subscriptions", "Live subscriptions (not cancelled, ended or dropped).",
           ctx.counters.subscriptions.load());
+  m.Gauge("esd_subscription_lag_events",
+          "Most events any live subscription has yet to be sent ($all: durable events past its cursor; a stream: "
+          "that stream's).", static_cast<double>(ctx.ops.subscriptions.MaxLag(ctx.store)));
   m.Counter("esd_subscribers_failed_total", "Subscriptions ended because the subscriber failed a push.",
             ctx.counters.subscribers_failed.load());
   m.Counter("esd_snapshot_load_failures_total", "Snapshots found but not used (stderr says why); orders' at each load.",
@@ -88,6 +102,20 @@ std::string RenderMetrics(ServerContext& ctx) {
             "Events in order streams that are not order events (appended before those streams were reserved), "
             "skipped by the order projection since start; the log names the first.",
             static_cast<double>(ctx.projection.skipped_events()));
+  for (auto [job, run] : {std::pair{"verify", &ctx.ops.verify}, std::pair{"backup", &ctx.ops.backup}}) {
+    m.Gauge(std::string("esd_last_") + job + "_timestamp_seconds",
+            std::string("When the last ") + job + " through this daemon ended (Unix time; 0: none since start).",
+            run->timestamp_seconds());
+    m.Gauge(std::string("esd_last_") + job + "_success",
+            std::string("1 if the last ") + job + " through this daemon succeeded" +
+                (std::string(job) == "verify" ? " and found no damage" : "") + "; 0 if it failed or none ran.",
+            run->success() ? 1 : 0);
+  }
+  if (auto free = FreeBytes(ctx.config.data_dir)) {
+    m.Gauge("esd_data_dir_free_bytes", "Bytes free for esd on the filesystem of the data directory.",
+            static_cast<double>(*free));
+  }
+  AddProcessMetrics(m);
   return m.Take();
 }
 
@@ -158,7 +186,16 @@ int RunDaemon(const Config& config) {
     http_options.routes["/metrics"] = [&ctx] {
       return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(ctx)};
     };
-    http_options.routes["/health"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
+    // /health and /ready (server/health.h): the loop beats every second while it turns.
+    LoopHeartbeat heartbeat;
+    std::function<kj::Promise<void>()> beat = [&]() -> kj::Promise<void> {
+      heartbeat.Beat();
+      return io.provider->getTimer().afterDelay(kHeartbeatEvery.count() * kj::SECONDS).then([&] { return beat(); });
+    };
+    kj::Promise<void> beating = beat().eagerlyEvaluate(nullptr);
+    auto facts = [&] { return GatherHealthFacts(*store, heartbeat, projection.checkpoint(), stopping.load()); };
+    http_options.routes["/health"] = [facts] { return HealthResponse(facts()); };
+    http_options.routes["/ready"] = [facts] { return ReadyResponse(facts()); };
     // Counted with the RPC listener's; logged at most once per 10 s (this runs on the HTTP thread).
     BurstLog http_accept_log;  // used on the HTTP thread
     http_options.on_accept_error = [&](const std::string& what) {

@@ -1,5 +1,5 @@
 // The esd daemon: opens the store, serves RPC on the KJ event loop of the calling thread,
-// HTTP /metrics and /health and the signals on an Asio thread, and stops gracefully on
+// HTTP /metrics, /health and /ready and the signals on an Asio thread, and stops gracefully on
 // SIGTERM or SIGINT.
 //
 // Once listening it prints one line to stdout, for people and for tests that start it on

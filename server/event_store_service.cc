@@ -59,6 +59,13 @@ std::string ToString(capnp::Data::Reader d) { return std::string(reinterpret_cas
 
 }  // namespace
 
+capnp::Capability::Server::DispatchCallResult EventStoreService::dispatchCall(
+    uint64_t interface_id, uint16_t method_id, capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
+  return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
+    return rpc::EventStore::Server::dispatchCall(interface_id, method_id, context);
+  });
+}
+
 capnp::MessageSize OneSegment(uint64_t bytes, size_t events) {
   return capnp::MessageSize{64 + bytes / 8 + 24 * events, 0};
 }
@@ -122,17 +129,18 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
   auto result = context.getResults().initResult();
   if (ctx_.stopping) {
+    ctx_.ops.appends.Add({"unavailable"});
     Reject(result, rpc::RejectCode::UNAVAILABLE, "the server is shutting down; nothing was written, retry once it is back");
     return kj::READY_NOW;
   }
   if (role_ < Role::kWriter) {
-    ++ctx_.counters.appends_rejected;
+    ctx_.ops.appends.Add({"permission_denied"});
     Reject(result, rpc::RejectCode::PERMISSION_DENIED,
            kj::str("role ", RoleName(role_), " may not append (needs writer or admin)"));
     return kj::READY_NOW;
   }
   if (auto refusal = domain::RawAppendRefusal(ToString(params.getStream()))) {
-    ++ctx_.counters.appends_rejected;
+    ctx_.ops.appends.Add({"invalid_argument"});
     Reject(result, rpc::RejectCode::INVALID_ARGUMENT, refusal->c_str());
     return kj::READY_NOW;
   }
@@ -149,7 +157,7 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   // would refuse is refused before the copy, which would cost ~100 bytes per event.
   auto list = params.getEvents();
   if (const uint32_t limit = ctx_.store.options().max_events_per_append; list.size() > limit) {
-    ++ctx_.counters.appends_rejected;
+    ctx_.ops.appends.Add({"invalid_argument"});
     Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
            kj::str("an append carries at most ", limit, " events, this one has ", list.size(),
                    "; nothing was written: split it into several appends"));
@@ -160,7 +168,7 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   for (uint i = 0; i < list.size(); ++i) {
     auto e = list[i];
     if (e.getId().size() != 16) {
-      ++ctx_.counters.appends_rejected;
+      ctx_.ops.appends.Add({"invalid_argument"});
       Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
              kj::str("event ", i, ": the id must be 16 bytes, got ", e.getId().size()));
       return kj::READY_NOW;
@@ -175,7 +183,7 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   }
   auto appended = AppendOnLoop(ctx_, ToString(params.getStream()), expected, std::move(events));
   return appended.then([this, context](kj::Own<storage::AppendResult> r) mutable {
-    if (!r->ok() && r->status().code() != Status::Code::kWrongExpectedVersion) ++ctx_.counters.appends_rejected;
+    ctx_.ops.appends.Add({AppendOutcome(r->ok() ? Status::Ok() : r->status())});
     FillAppendResult(context.getResults().getResult(), *r);
   });
 }

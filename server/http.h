@@ -1,4 +1,4 @@
-// The daemon's side door: a small HTTP/1.x server for GET /metrics and GET /health, and the
+// The daemon's side door: a small HTTP/1.x server for GET /metrics, /health and /ready, and the
 // watcher of SIGTERM/SIGINT. Both live on one thread of their own, apart from the KJ event
 // loop, so that a scrape or a signal never waits behind RPC work (DESIGN.md "Threads").
 // Boost.Asio/Beast stay inside http.cc: this header compiles without Boost.

@@ -112,13 +112,30 @@ kj::Promise<kj::Own<Outcome>> Run(ServerContext& ctx, domain::OrderCommand comma
   });
 }
 
+// esd_order_commands_total's labels for `o`: outcome ok, rejected (with the rule), conflict
+// (the order kept changing) or failed (the store refused or failed, or damage).
+std::vector<std::string> CommandLabels(const Outcome& o) {
+  if (std::holds_alternative<domain::OrderCommands::Accepted>(o)) return {"ok", ""};
+  if (auto* r = std::get_if<domain::Rejection>(&o)) return {"rejected", r->rule};
+  if (std::holds_alternative<domain::OrderCommands::Conflict>(o)) return {"conflict", ""};
+  return {"failed", ""};
+}
+
 }  // namespace
+
+capnp::Capability::Server::DispatchCallResult OrderServiceImpl::dispatchCall(
+    uint64_t interface_id, uint16_t method_id, capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
+  return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
+    return rpc::OrderService::Server::dispatchCall(interface_id, method_id, context);
+  });
+}
 
 template <typename Context>
 kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::Reader meta,
                                             domain::OrderCommand command) {
   auto result = context.getResults().initResult();
   if (role_ < Role::kWriter || ctx_.stopping) {
+    ctx_.ops.order_commands.Add({"failed", ""});
     auto failed = result.initFailed();
     failed.setCode(ctx_.stopping ? rpc::RejectCode::UNAVAILABLE : rpc::RejectCode::PERMISSION_DENIED);
     failed.setReason(ctx_.stopping ? std::string("the server is shutting down")
@@ -127,6 +144,7 @@ kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::R
   }
   domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role_)};
   return Run(ctx_, std::move(command), std::move(cc), 1).then([this, context](kj::Own<Outcome> o) mutable {
+    ctx_.ops.order_commands.Add(CommandLabels(*o));
     Fill(context.getResults().getResult(), *o, ctx_.damage_log);
   });
 }

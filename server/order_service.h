@@ -17,6 +17,10 @@ class OrderServiceImpl final : public rpc::OrderService::Server {
   OrderServiceImpl(ServerContext& ctx, ConnectionState& connection, Role role)
       : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
+  // Every call: timed for esd_rpc_duration_seconds (server/rpc_latency.h).
+  DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
+                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override;
+
   kj::Promise<void> createOrder(CreateOrderContext context) override;
   kj::Promise<void> addItem(AddItemContext context) override;
   kj::Promise<void> removeItem(RemoveItemContext context) override;

@@ -216,6 +216,11 @@ StoreStats Store::stats() const {
           i.stat_corruption_.load()};
 }
 
+WriteState Store::write_state() const {
+  std::lock_guard lock(impl_->write_state_mu_);
+  return impl_->write_state_;
+}
+
 namespace {
 
 StreamInfo InfoOf(const StreamTip& tip) {

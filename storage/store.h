@@ -144,6 +144,18 @@ struct StoreStats {
   uint64_t corruption_found = 0;
 };
 
+// What the writer last learned about writing, for a readiness check (GET /ready). Read
+// from any thread; it lags the writer by at most the group in progress.
+struct WriteState {
+  // Set for good after an I/O error (EIO, a failed fdatasync ...): the store accepts no more
+  // writes until it is reopened. The message says what failed.
+  Status failed;
+  // The last write that failed for lack of space (kOutOfSpace), until a later group is
+  // written: writes resume by themselves once space is freed, so this clears on the first
+  // append that then succeeds, not before.
+  Status out_of_space;
+};
+
 // A backup's directory holds this file from the start of the copy until everything in it is
 // on disk. Open refuses a directory that holds it, and verify names it: an interrupted copy
 // holds a prefix of the log that would otherwise look like a whole store.
@@ -236,6 +248,7 @@ class Store {
   const RecoveryReport& recovery() const;
   const Options& options() const;
   StoreStats stats() const;
+  WriteState write_state() const;
   const std::filesystem::path& directory() const;
 
   class Impl;

@@ -19,6 +19,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -129,6 +130,11 @@ class Store::Impl {
   Histogram fsync_micros_{50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000, 1000000};
   Histogram group_appends_{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
 
+  // Store::write_state's copy of failed_ and of the last out-of-space result, published by
+  // the writer (PublishWriteState) after each group and each sync it does on its own.
+  mutable std::mutex write_state_mu_;
+  WriteState write_state_;
+
  private:
   friend class Store;
   // ---- writer thread (writer.cc) ----
@@ -155,6 +161,9 @@ class Store::Impl {
   Status Roll();
   void Complete();
   void SyncIfDue(bool force);
+  // After a group or a sync of its own: copies failed_, and group_outcome_ into the
+  // out-of-space state, for readers. Locks only on a change.
+  void PublishWriteState();
   void WriteIndexFor(size_t slot_number);
   bool WriteOneIndex(size_t slot_number);  // false: not written (the next open rebuilds it)
   const BatchRef* FindBatchByFirstId(const EventId& id) const;
@@ -183,6 +192,11 @@ class Store::Impl {
   IdWindow ids_, old_ids_;
   std::vector<EventId> group_ids_;  // inserted by the current group, undone on failure
   Status failed_;                   // set after an I/O error: no more writes
+  bool failed_published_ = false;   // write_state_.failed holds failed_
+  bool out_of_space_published_ = false;
+  // What the current group learned about space: Ok once it wrote, kOutOfSpace when a write
+  // or a roll failed for lack of it, nullopt when it wrote nothing.
+  std::optional<Status> group_outcome_;
 
   std::vector<size_t> unindexed_at_open_;  // sealed slots whose index could not be written at open
   std::unique_ptr<Preallocator> preallocator_;

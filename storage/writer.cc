@@ -75,6 +75,7 @@ void Store::Impl::WriterLoop() {
     if (!group.empty()) ProcessGroup(group);
     group.clear();
     SyncIfDue(false);
+    PublishWriteState();
   }
   SyncIfDue(true);
 }
@@ -95,6 +96,23 @@ void Store::Impl::SyncIfDue(bool force) {
   sync_mark_ = write_offset_;
   last_sync_ = now;
   synced_.store(durable_.load(std::memory_order_acquire), std::memory_order_release);
+}
+
+void Store::Impl::PublishWriteState() {
+  const bool out_of_space = group_outcome_ && group_outcome_->code() == Status::Code::kOutOfSpace;
+  const bool space_changed = group_outcome_ && out_of_space != out_of_space_published_;
+  if (!space_changed && failed_.ok() == !failed_published_) {
+    group_outcome_.reset();
+    return;
+  }
+  std::lock_guard lock(write_state_mu_);
+  if (space_changed) {
+    write_state_.out_of_space = out_of_space ? *group_outcome_ : Status::Ok();
+    out_of_space_published_ = out_of_space;
+  }
+  write_state_.failed = failed_;
+  failed_published_ = !failed_.ok();
+  group_outcome_.reset();
 }
 
 std::optional<StreamTip> Store::Impl::WriterTip(std::string_view stream) const {
@@ -231,6 +249,7 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
     if (write_offset_ + group_.size() + r.bytes > seg->size()) {
       FlushGroup();
       Status s = failed_.ok() ? Roll() : failed_;
+      if (s.code() == Status::Code::kOutOfSpace) group_outcome_ = s;
       if (!s.ok()) {
         completions_.emplace_back(std::move(request), s);
         continue;
@@ -267,6 +286,7 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
       if (!synced) completions_[k].second = failed_;
     }
   }
+  PublishWriteState();  // before the callbacks: an appender told "out of space" finds it here
   Complete();
 }
 
@@ -302,6 +322,7 @@ void Store::Impl::FlushGroup() {
       failed_ = Status::IOError("the store no longer accepts writes after an I/O error (restart to recover): " +
                                 s.message());
     }
+    if (s.code() == Status::Code::kOutOfSpace) group_outcome_ = s;
     if (!failed_.ok()) s = failed_;
     for (const Pending& p : pending_) completions_[p.completion].second = s;
   } else {
@@ -332,6 +353,7 @@ void Store::Impl::FlushGroup() {
     }
     stat_bytes_ += group_.size();
     ++stat_groups_;
+    group_outcome_ = Status::Ok();
     group_appends_.Record(pending_.size());
     write_offset_ += group_.size();
     if (options_.durability.mode == Durability::kAlways) {

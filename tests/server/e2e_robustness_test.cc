@@ -304,11 +304,11 @@ TEST(Robustness, MetricsAndHealthAreServed) {
   ASSERT_TRUE(Connect(esd)->Append("m", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
   const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
   EXPECT_NE(metrics.find("200 OK"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("esd_appends_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("esd_appends_total{outcome=\"ok\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("esd_fsync_seconds_bucket"), std::string::npos);
   EXPECT_NE(metrics.find("esd_durable_position 1"), std::string::npos);
   EXPECT_NE(metrics.find("esd_connections"), std::string::npos);
-  EXPECT_NE(testing::HttpGet(esd.http_address(), "/health").find("ok"), std::string::npos);
+  EXPECT_NE(testing::HttpGet(esd.http_address(), "/health").find("{\"status\":\"alive\"}"), std::string::npos);
 }
 
 

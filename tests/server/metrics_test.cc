@@ -123,5 +123,80 @@ TEST(MetricsTextTest, TakeResets) {
   EXPECT_EQ(m.Take(), "");
 }
 
+TEST(MetricsTextTest, LabelsPrintInBracesInTheOrderGiven) {
+  MetricsText m;
+  m.Counter("esd_appends_total", "Appends by outcome.",
+            {{{{"outcome", "ok"}}, 3}, {{{"outcome", "out_of_space"}, {"stream", "a"}}, 1}});
+  EXPECT_EQ(m.Take(),
+            "# HELP esd_appends_total Appends by outcome.\n"
+            "# TYPE esd_appends_total counter\n"
+            "esd_appends_total{outcome=\"ok\"} 3\n"
+            "esd_appends_total{outcome=\"out_of_space\",stream=\"a\"} 1\n");
+}
+
+TEST(MetricsTextTest, LabelValuesEscapeBackslashQuoteAndNewline) {
+  MetricsText m;
+  m.Gauge("g", "x", {{{{"v", "a\\b\"c\nd"}}, 1}});
+  EXPECT_EQ(m.Take(), "# HELP g x\n# TYPE g gauge\ng{v=\"a\\\\b\\\"c\\nd\"} 1\n");
+}
+
+TEST(MetricsTextTest, AFamilyWithoutSamplesHasOnlyItsHeader) {
+  MetricsText m;
+  m.Counter("esd_order_commands_total", "Commands.", std::vector<MetricsText::Sample>{});
+  EXPECT_EQ(m.Take(), "# HELP esd_order_commands_total Commands.\n# TYPE esd_order_commands_total counter\n");
+}
+
+TEST(MetricsTextTest, InvalidLabelNamesAreRejected) {
+  MetricsText m;
+  EXPECT_THROW(m.Counter("c", "x", {{{{"has-dash", "v"}}, 1}}), kj::Exception);
+  EXPECT_THROW(m.Counter("c", "x", {{{{"9x", "v"}}, 1}}), kj::Exception);
+  EXPECT_THROW(m.Counter("c", "x", {{{{"__reserved", "v"}}, 1}}), kj::Exception);
+  EXPECT_THROW(m.Counter("c", "x", {{{{"colon:no", "v"}}, 1}}), kj::Exception);
+}
+
+TEST(MetricsTextTest, LabelledHistogramsPutLeLastAndLabelSumAndCount) {
+  storage::Histogram a({10}), b({10});
+  a.Record(5);
+  b.Record(50);
+  MetricsText m;
+  m.Histogram("esd_rpc_duration_seconds", "Latency.",
+              {{{{"method", "append"}}, a.Read()}, {{{"method", "say \"hi\""}}, b.Read()}}, 1e-6);
+  EXPECT_EQ(m.Take(),
+            "# HELP esd_rpc_duration_seconds Latency.\n"
+            "# TYPE esd_rpc_duration_seconds histogram\n"
+            "esd_rpc_duration_seconds_bucket{method=\"append\",le=\"1e-05\"} 1\n"
+            "esd_rpc_duration_seconds_bucket{method=\"append\",le=\"+Inf\"} 1\n"
+            "esd_rpc_duration_seconds_sum{method=\"append\"} 5e-06\n"
+            "esd_rpc_duration_seconds_count{method=\"append\"} 1\n"
+            "esd_rpc_duration_seconds_bucket{method=\"say \\\"hi\\\"\",le=\"1e-05\"} 0\n"
+            "esd_rpc_duration_seconds_bucket{method=\"say \\\"hi\\\"\",le=\"+Inf\"} 1\n"
+            "esd_rpc_duration_seconds_sum{method=\"say \\\"hi\\\"\"} 5e-05\n"
+            "esd_rpc_duration_seconds_count{method=\"say \\\"hi\\\"\"} 1\n");
+}
+
+TEST(MetricsTextTest, AHistogramLabelNamedLeIsRejected) {
+  storage::Histogram h({10});
+  MetricsText m;
+  EXPECT_THROW(m.Histogram("h", "x", {{{{"le", "1"}}, h.Read()}}), kj::Exception);
+}
+
+TEST(CounterFamilyTest, CountsEachLabelSetAndLeavesEmptyValuesOut) {
+  CounterFamily f(std::vector<std::string>{"outcome", "rule"});
+  f.Add({"ok", ""});
+  f.Add({"rejected", "order-empty"}, 2);
+  f.Add({"ok", ""});
+  EXPECT_EQ(f.Get({"ok", ""}), 2u);
+  EXPECT_EQ(f.Get({"rejected", "order-empty"}), 2u);
+  EXPECT_EQ(f.Get({"rejected", "price-mismatch"}), 0u);
+  MetricsText m;
+  m.Counter("c", "x", f.Samples());
+  EXPECT_EQ(m.Take(), "# HELP c x\n# TYPE c counter\nc{outcome=\"ok\"} 2\nc{outcome=\"rejected\",rule=\"order-empty\"} 2\n");
+}
+
+TEST(CounterFamilyTest, AddNeedsOneValuePerLabel) {
+  CounterFamily f(std::vector<std::string>{"outcome"});
+  EXPECT_THROW(f.Add({"ok", "extra"}), kj::Exception);
+}
+
 }  // namespace
 }  // namespace esd::server

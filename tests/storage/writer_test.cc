@@ -399,3 +399,66 @@ TEST(WriterFaults, SyncMakesEveryWrittenEventDurableInEveryMode) {
 
 }  // namespace
 }  // namespace esd::storage
+
+namespace esd::storage {
+namespace {
+
+// A script that fails the next pwrite of a segment file with `error` once `armed` is set,
+// and disarms. (The writer then zeroes what it may have written: that write goes ahead.)
+testing::ScriptedFaults::Script FailNextSegmentWrite(std::atomic<bool>& armed, int error) {
+  return [&armed, error](FileOp op, const std::filesystem::path& path) {
+    if (op == FileOp::kWrite && path.extension() == ".seg" && armed.exchange(false)) return InjectedFault{error};
+    return InjectedFault{};
+  };
+}
+
+TEST(WriterState, OutOfSpaceIsReportedUntilAnAppendIsWrittenAgain) {
+  TempDir dir;
+  auto opened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto store = std::move(opened).value();
+  EXPECT_TRUE(store->write_state().out_of_space.ok());
+  std::atomic<bool> full{true};
+  testing::ScriptedFaults faults(FailNextSegmentWrite(full, ENOSPC));
+
+  auto r = store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1));
+  ASSERT_EQ(r.status().code(), Status::Code::kOutOfSpace) << r.status().ToString();
+  WriteState state = store->write_state();
+  EXPECT_EQ(state.out_of_space.code(), Status::Code::kOutOfSpace);
+  EXPECT_TRUE(state.failed.ok()) << "out of space is retryable, not a failure: " << state.failed.ToString();
+
+  // A group that writes nothing (a wrong expected version) learns nothing about space.
+  auto conflict = store->AppendSync("s", ExpectedVersion::Exact(StreamVersion(7)), MakeEvents("s", 0, 1));
+  ASSERT_EQ(conflict.status().code(), Status::Code::kWrongExpectedVersion) << conflict.status().ToString();
+  EXPECT_EQ(store->write_state().out_of_space.code(), Status::Code::kOutOfSpace);
+
+  ASSERT_FALSE(full) << "the fault was met";
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  state = store->write_state();
+  EXPECT_TRUE(state.out_of_space.ok()) << state.out_of_space.ToString();
+  EXPECT_TRUE(state.failed.ok());
+}
+
+TEST(WriterState, AnIOErrorIsReportedAsFailedForGood) {
+  TempDir dir;
+  auto opened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  auto store = std::move(opened).value();
+  EXPECT_TRUE(store->write_state().failed.ok());
+  std::atomic<bool> broken{true};
+  testing::ScriptedFaults faults(FailNextSegmentWrite(broken, EIO));
+
+  auto r = store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1));
+  ASSERT_EQ(r.status().code(), Status::Code::kIOError) << r.status().ToString();
+  EXPECT_EQ(store->write_state().failed.code(), Status::Code::kIOError);
+
+  ASSERT_FALSE(broken) << "the fault was met";
+  EXPECT_FALSE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  const WriteState state = store->write_state();
+  EXPECT_EQ(state.failed.code(), Status::Code::kIOError) << "no write is taken until the store is reopened";
+  EXPECT_NE(state.failed.message().find("restart"), std::string::npos) << state.failed.message();
+  EXPECT_TRUE(state.out_of_space.ok());
+}
+
+}  // namespace
+}  // namespace esd::storage
