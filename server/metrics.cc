@@ -80,6 +80,26 @@ void MetricsText::Gauge(std::string_view name, std::string_view help, double val
   text_.append(name).append(" ").append(FormatMetricValue(value)).append("\n");
 }
 
+void MetricsText::Gauge(std::string_view name, std::string_view help, const Labels& labels, double value) {
+  Header(name, help, "gauge");
+  text_.append(name);
+  char sep = '{';
+  for (const auto& [key, v] : labels) {
+    KJ_REQUIRE(IsValidName(key) && key.find(':') == std::string::npos, "invalid label name", key);
+    text_.append(1, sep).append(key).append("=\"");
+    for (char c : v) {
+      if (c == '\\') text_ += "\\\\";
+      else if (c == '"') text_ += "\\\"";
+      else if (c == '\n') text_ += "\\n";
+      else text_ += c;
+    }
+    text_ += '"';
+    sep = ',';
+  }
+  if (!labels.empty()) text_ += '}';
+  text_.append(" ").append(FormatMetricValue(value)).append("\n");
+}
+
 void MetricsText::Histogram(std::string_view name, std::string_view help,
                             const storage::Histogram::Snapshot& h, double scale) {
   KJ_REQUIRE(h.counts.size() == h.upper_bounds.size() + 1, "histogram snapshot needs one overflow bucket",

@@ -5,6 +5,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "storage/histogram.h"
 
@@ -17,6 +19,10 @@ class MetricsText {
   // Help text may hold any characters: backslash and newline are escaped.
   void Counter(std::string_view name, std::string_view help, double value);
   void Gauge(std::string_view name, std::string_view help, double value);
+  // One sample with labels: name{k1="v1",k2="v2"} value. Label names must be valid names;
+  // values may hold any characters (backslash, quote and newline are escaped).
+  using Labels = std::vector<std::pair<std::string, std::string>>;
+  void Gauge(std::string_view name, std::string_view help, const Labels& labels, double value);
   // Renders cumulative buckets name_bucket{le="..."}, +Inf, name_sum, name_count. `scale`
   // multiplies bounds and sum (e.g. 1e-6 to turn microseconds into seconds). The snapshot's
   // buckets are read one by one while writers record, so +Inf and _count are both taken from

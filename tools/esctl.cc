@@ -23,6 +23,7 @@
 
 #include "client/client.h"
 #include "tools/esctl_args.h"
+#include "version/version.h"
 #include "tools/esctl_offline.h"
 #include "tools/esctl_order.h"
 #include "tools/esctl_output.h"
@@ -313,6 +314,10 @@ int Main(int argc, char** argv) {
     inv = ParseCommandLine(std::vector<std::string>(argv + 1, argv + argc));
     if (inv.help) {
       Print(HelpText(inv.command));
+      return kExitOk;
+    }
+    if (inv.version) {
+      Print(version::VersionLine("esctl") + "\n");
       return kExitOk;
     }
     if (inv.command.empty()) throw UsageError("no command given (status, append, read, read-all, tail, order or help)");
