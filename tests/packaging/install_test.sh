@@ -23,7 +23,10 @@ for f in bin/esd bin/esctl bin/esbench include/esd/client/client.h include/esd/p
          lib/pkgconfig/esd.pc; do
   [ -e "$P/$f" ] || fail "$f is not installed"
 done
-[ ! -e "$P/etc" ] && [ ! -e /etc/esd/esd.conf.test-marker ] || fail "a plain install wrote system files"
+# Nothing outside the prefix: the unit and /etc/esd/esd.conf are only in the package.
+OUTSIDE=$(grep -E '^-- (Installing|Up-to-date): ' "$T/install.log" | grep -v -- ": $P/" || true)
+[ -z "$OUTSIDE" ] || fail "a plain install wrote outside its prefix: $OUTSIDE"
+grep -q "Installing: $P/bin/esd\$" "$T/install.log" || fail "the install log does not say it installed esd"
 "$P/bin/esd" --version | grep -Eq '^esd [0-9]+\.[0-9]+\.[0-9]+ \(git ([0-9a-f]{7,}|unknown)\)$' || fail "esd --version"
 "$P/bin/esctl" --version | grep -Eq '^esctl [0-9]' || fail "esctl --version"
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "server/esd_process.h"
 #include "storage/test_util.h"
 
 namespace esd {
@@ -37,6 +38,20 @@ TEST(EsdMain, VersionPrintsVersionAndCommitAndExitsZero) {
   const EsdRun r = RunEsd({"--version"});
   EXPECT_EQ(r.code, 0);
   EXPECT_TRUE(std::regex_match(r.out, std::regex(R"(esd \d+\.\d+\.\d+ \(git ([0-9a-f]{7,}|unknown)\)\n)"))) << r.out;
+}
+
+// The running daemon says in /metrics what --version says.
+TEST(EsdMain, MetricsNameTheSameBuildAsVersion) {
+  std::smatch m;
+  const std::string line = RunEsd({"--version"}).out;
+  ASSERT_TRUE(std::regex_match(line, m, std::regex(R"(esd (\S+) \(git (\S+)\)\n)"))) << line;
+  storage::testing::TempDir dir;
+  testing::EsdProcess esd(dir.path() / "data");
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("# TYPE esd_build_info gauge\nesd_build_info{version=\"" + m[1].str() + "\",commit=\"" +
+                         m[2].str() + "\"} 1\n"),
+            std::string::npos)
+      << metrics;
 }
 
 TEST(EsdMain, HelpListsTheExitCodes) {
