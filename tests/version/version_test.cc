@@ -3,33 +3,36 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <regex>
 #include <string>
 
 namespace esd::version {
 namespace {
 
-// What git says HEAD is now, or "unknown" without git or outside a checkout.
-std::string HeadCommit() {
+// The exit status of a git command in the source tree; -1 without git.
+int Git(const std::string& args) {
   const std::string git = ESD_GIT;
-  if (git.empty()) return "unknown";
-  const std::string cmd = "'" + git + "' -C '" ESD_SOURCE_DIR "' rev-parse --short=7 HEAD 2>/dev/null";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return "unknown";
-  char buf[64] = {};
-  std::string out = std::fgets(buf, sizeof(buf), p) != nullptr ? buf : "";
-  if (::pclose(p) != 0 || out.empty()) return "unknown";
-  out.erase(out.find_last_not_of('\n') + 1);
-  return out;
+  if (git.empty()) return -1;
+  const int status = std::system(("'" + git + "' -C '" ESD_SOURCE_DIR "' " + args + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TEST(Version, IsTheCMakeProjectVersion) { EXPECT_EQ(Version(), ESD_EXPECTED_VERSION); }
 
-// The build step rewrites the commit on every build, so a test binary built at HEAD says HEAD.
-TEST(Version, CommitIsTheCheckedOutHead) {
-  EXPECT_EQ(Commit(), HeadCommit());
-  EXPECT_TRUE(std::regex_match(std::string(Commit()), std::regex("[0-9a-f]{7,}|unknown"))) << Commit();
+// The build step reads the commit on every build: it is a commit of this repository (HEAD
+// when nothing was committed since the build), or "unknown" only outside git.
+TEST(Version, CommitIsACommitOfThisRepository) {
+  const std::string commit(Commit());
+  if (commit == "unknown") {
+    EXPECT_NE(Git("rev-parse HEAD"), 0) << "git knows HEAD, yet the build says unknown";
+    return;
+  }
+  EXPECT_TRUE(std::regex_match(commit, std::regex("[0-9a-f]{7,}"))) << commit;
+  EXPECT_EQ(Git("cat-file -e " + commit + "^{commit}"), 0) << commit << " is no commit of " ESD_SOURCE_DIR;
+  EXPECT_NE(Git("cat-file -e 0000000^{commit}"), 0) << "the check above can fail";
 }
 
 TEST(Version, LineNamesProgramVersionAndCommit) {
