@@ -53,8 +53,10 @@ grep -qx 'data-dir = /var/lib/esd' "$T/root/etc/esd/esd.conf" || fail "esd.conf 
 exec 3< <(exec "$T/root/usr/bin/esd" --config "$T/root/etc/esd/esd.conf" --data-dir "$T/data" \
            --listen 127.0.0.1:0 --http 127.0.0.1:0 2>&1)
 ESD_PID=$!
-read -r -t 60 line <&3 || fail "the packaged esd did not get ready"
-[[ $line == "esd ready: "* ]] || fail "the packaged esd: $line"
+line=
+while [[ $line != "esd ready: "* ]]; do  # log lines may come first
+  read -r -t 60 line <&3 || fail "the packaged esd did not get ready (last line: $line)"
+done
 kill -TERM "$ESD_PID"
 REST=$(cat <&3)
 ESD_PID=

@@ -59,8 +59,12 @@ g++ -std=c++20 "$E/main.cc" -o "$T/cart-pc" $FLAGS >"$T/pc-build.log" 2>&1 || { 
 # The installed esd on a free port; its ready line (read through a pipe) is the barrier.
 exec 3< <(exec "$P/bin/esd" --data-dir "$T/data" --listen 127.0.0.1:0 --http off 2>&1)
 ESD_PID=$!
-read -r -t 60 line <&3 || fail "esd did not say it was ready"
-[[ $line =~ rpc=([^ ]+) ]] || fail "esd's first line is not its ready line: $line"
+# Log lines may come first; the ready line (daemon.h) is the barrier.
+line=
+while [[ $line != "esd ready: "* ]]; do
+  read -r -t 60 line <&3 || fail "esd did not say it was ready (last line: $line)"
+done
+[[ $line =~ rpc=([^ ]+) ]] || fail "esd's ready line has no rpc=: $line"
 ADDR=${BASH_REMATCH[1]}
 
 OUT=$("$APP" "$ADDR") || fail "the example (find_package) failed: $OUT"
