@@ -4,9 +4,9 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 DEB_PACKAGES := g++ cmake ninja-build pkg-config ccache capnproto libcapnp-dev \
 	libboost-dev libxxhash-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	nlohmann-json3-dev
+	nlohmann-json3-dev libboost-program-options-dev dpkg-dev
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench package clean
 
 all: build
 
@@ -35,6 +35,11 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 600 -j2
+
+# The Debian package (CPack, packaging/CMakeLists.txt): $(BUILD_DIR)/esd_<version>_<arch>.deb.
+# dpkg-shlibdeps (dpkg-dev) works out its library dependencies.
+package: build
+	cd $(BUILD_DIR) && cpack -G DEB
 
 bench: build
 	./$(BUILD_DIR)/bin/storage_append_bench

@@ -1,8 +1,12 @@
 #include "server/config.h"
 
+#include <boost/program_options.hpp>
+
 #include <charconv>
 #include <fstream>
 #include <sstream>
+
+#include "storage/format.h"
 
 namespace esd::server {
 
@@ -17,20 +21,35 @@ const char* RoleName(Role role) {
 
 std::string Usage() {
   return R"(usage: esd [options]
+  --config FILE            read options from FILE: the flags' names without "--", one
+                           "name = value" per line, '#' comments (packaged: /etc/esd/esd.conf);
+                           a flag on the command line wins over the file
   --data-dir DIR           data directory (default ./data)
   --listen ADDR            RPC address: HOST:PORT or unix:PATH (default 127.0.0.1:7400)
   --http ADDR              HTTP address for /metrics and /health (default 127.0.0.1:7401; off)
   --fsync MODE             always (default): acknowledge after fdatasync;
                            interval=MS or never: faster, a machine crash may lose recent appends
-  --segment-size BYTES     size of new segment files (default 268435456)
-  --max-event-size BYTES   largest event accepted (default 1048576, at most 16777216)
+  --segment-size BYTES     size of new segment files: a multiple of 4096 from 65536 to 2147483648
+                           (default 268435456)
+  --max-event-size BYTES   largest event accepted (default 1048576, at most 16777216 and half the
+                           segment size)
   --snapshot-every N       snapshot an order each time it crosses N events (default 50; 0: never)
   --auth FILE              tokens and roles, one "TOKEN reader|writer|admin" per line
   --tls-cert FILE          serve RPC over TLS with this certificate chain (PEM) ...
   --tls-key FILE           ... and this private key (PEM)
   --insecure               allow a non-loopback address without --auth
+  --log-level LEVEL        trace, debug, info (default), warn or error
+  --log-format FORMAT      text (default) or json
+  --version                print the version and the git commit, and exit
   --help                   this text
 SIGTERM or SIGINT stops esd gracefully: no acknowledged append is lost.
+With $NOTIFY_SOCKET set (systemd Type=notify), esd sends READY=1 once it serves.
+exit codes:
+  0  stopped gracefully (SIGTERM, SIGINT), or --help, --version
+  1  failure at run time: the store cannot be opened (damaged, locked by another esd,
+     unreadable) or an address cannot be bound; the message says which
+  2  bad usage: an unknown flag, a missing or bad value, conflicting flags, a --config or
+     --auth file that cannot be read or has a bad line; nothing was started
 )";
 }
 
@@ -95,60 +114,202 @@ std::optional<std::map<std::string, Role>> ParseAuthFile(const std::string& text
   return tokens;
 }
 
-std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::string* error) {
-  Config c;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::optional<std::string> inline_value;
-    if (auto eq = flag.find('='); flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      inline_value = flag.substr(eq + 1);
-      flag.resize(eq);
+namespace {
+
+namespace po = boost::program_options;
+
+// The options a --config file may hold: every flag but --config, --help and --version.
+// Values are taken as text and checked by Apply, so that the messages are ours and the same
+// for both sources.
+po::options_description FileOptions() {
+  po::options_description d("esd options");
+  for (const char* name : {"data-dir", "listen", "http", "fsync", "segment-size", "max-event-size", "snapshot-every",
+                           "auth", "tls-cert", "tls-key", "log-level", "log-format"}) {
+    d.add_options()(name, po::value<std::string>());
+  }
+  d.add_options()("insecure", po::bool_switch());
+  return d;
+}
+
+po::options_description CommandLineOptions() {
+  po::options_description d = FileOptions();
+  d.add_options()("config", po::value<std::string>())("help,h", po::bool_switch())("version", po::bool_switch());
+  return d;
+}
+
+bool ParseNumber(const std::string& where, const std::string& text, uint64_t* n, std::string* error) {
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *n);
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) {
+    *error = where + ": not a number: '" + text + "'";
+    return false;
+  }
+  return true;
+}
+
+// Sets one option from its text. `where` names it in messages: "--segment-size" for a
+// flag, "FILE:LINE: segment-size" for a line of the --config file.
+bool Apply(const std::string& name, const std::vector<std::string>& values, const std::string& where, Config* c,
+           std::string* error) {
+  if (name == "insecure") {
+    const std::string v = values.empty() ? "true" : values.back();
+    if (v == "true" || v == "yes" || v == "on" || v == "1") c->insecure = true;
+    else if (v == "false" || v == "no" || v == "off" || v == "0") c->insecure = false;
+    else {
+      *error = where + ": expected true or false, got '" + v + "'";
+      return false;
     }
-    auto value = [&]() -> std::optional<std::string> {
-      if (inline_value) return inline_value;
-      if (i + 1 >= args.size()) {
-        *error = flag + " needs a value";
-        return std::nullopt;
+    return true;
+  }
+  if (name == "help" || name == "version") {
+    (name == "help" ? c->help : c->version) = true;
+    return true;
+  }
+  if (values.empty() || values.back().empty()) {
+    *error = where + " needs a value";
+    return false;
+  }
+  const std::string& v = values.back();
+  if (name == "data-dir") c->data_dir = v;
+  else if (name == "listen") c->listen = v;
+  else if (name == "http") c->http = v;
+  else if (name == "auth") c->auth_file = v;
+  else if (name == "tls-cert") c->tls_cert = v;
+  else if (name == "tls-key") c->tls_key = v;
+  else if (name == "config") c->config_file = v;
+  else if (name == "fsync") {
+    auto mode = storage::DurabilityMode::Parse(v);
+    if (!mode.ok()) {
+      *error = where + ": " + mode.status().message();
+      return false;
+    }
+    c->fsync = mode.value();
+  } else if (name == "log-level") {
+    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error") {
+      *error = where + ": expected trace, debug, info, warn or error, got '" + v + "'";
+      return false;
+    }
+    c->log_level = v;
+  } else if (name == "log-format") {
+    if (v != "text" && v != "json") {
+      *error = where + ": expected text or json, got '" + v + "'";
+      return false;
+    }
+    c->log_format = v;
+  } else {
+    uint64_t n = 0;
+    if (!ParseNumber(where, v, &n, error)) return false;
+    if (name == "segment-size") {
+      if (n < storage::format::kMinSegmentSize || n > storage::format::kMaxSegmentSize || n % 4096 != 0) {
+        *error = where + ": must be a multiple of 4096 from " + std::to_string(storage::format::kMinSegmentSize) +
+                 " to " + std::to_string(storage::format::kMaxSegmentSize) + " bytes, got " + v;
+        return false;
       }
-      return args[++i];
-    };
-    if (flag == "--help" || flag == "-h") {
-      c.help = true;
-    } else if (flag == "--insecure") {
-      c.insecure = true;
-    } else if (flag == "--data-dir" || flag == "--listen" || flag == "--http" || flag == "--auth" ||
-               flag == "--tls-cert" || flag == "--tls-key" || flag == "--fsync" || flag == "--segment-size" ||
-               flag == "--max-event-size" || flag == "--snapshot-every") {
-      auto v = value();
-      if (!v) return std::nullopt;
-      if (flag == "--data-dir") c.data_dir = *v;
-      else if (flag == "--listen") c.listen = *v;
-      else if (flag == "--http") c.http = *v;
-      else if (flag == "--auth") c.auth_file = *v;
-      else if (flag == "--tls-cert") c.tls_cert = *v;
-      else if (flag == "--tls-key") c.tls_key = *v;
-      else if (flag == "--fsync") {
-        auto mode = storage::DurabilityMode::Parse(*v);
-        if (!mode.ok()) {
-          *error = "--fsync: " + mode.status().message();
-          return std::nullopt;
-        }
-        c.fsync = mode.value();
-      } else {
-        uint64_t n = 0;
-        auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-        if (ec != std::errc() || p != v->data() + v->size()) {
-          *error = flag + ": not a number: '" + *v + "'";
-          return std::nullopt;
-        }
-        (flag == "--segment-size" ? c.segment_size : flag == "--max-event-size" ? c.max_event_size : c.snapshot_every) = n;
+      c->segment_size = n;
+    } else if (name == "max-event-size") {
+      const uint64_t least = storage::format::kEventHeaderSize + 2;
+      if (n < least || n > storage::kMaxEventSizeLimit) {
+        *error = where + ": must be from " + std::to_string(least) + " to " +
+                 std::to_string(storage::kMaxEventSizeLimit) + " bytes, got " + v;
+        return false;
       }
+      c->max_event_size = n;
     } else {
-      *error = "unknown argument '" + args[i] + "' (see --help)";
-      return std::nullopt;
+      c->snapshot_every = n;
     }
   }
-  if (c.help) return c;
+  return true;
+}
+
+std::string Trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+}  // namespace
+
+bool ParseConfigText(const std::string& text, const std::string& name, Config* config, std::string* error) {
+  const po::options_description options = FileOptions();
+  std::istringstream in(text);
+  std::string line;
+  int number = 0;
+  // program_options reads the file format; one line at a time so that a message names its line.
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string at = name + ":" + std::to_string(number) + ": ";
+    const std::string trimmed = Trim(line);
+    if (!trimmed.empty() && trimmed.front() == '[') {
+      *error = at + "sections are not used: write \"name = value\" lines only";
+      return false;
+    }
+    po::parsed_options parsed(&options);
+    try {
+      std::istringstream one(line);
+      parsed = po::parse_config_file(one, options, /*allow_unregistered=*/true);
+    } catch (const po::error&) {
+      *error = at + "expected \"name = value\", got '" + trimmed + "'";
+      return false;
+    }
+    for (const po::option& o : parsed.options) {
+      if (o.unregistered) {
+        *error = at + "unknown key '" + o.string_key +
+                 "' (the keys are esd's flags without \"--\", see esd --help)";
+        return false;
+      }
+      if (!Apply(o.string_key, o.value, at + o.string_key, config, error)) return false;
+    }
+  }
+  return true;
+}
+
+std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::string* error) {
+  Config c;
+  const po::options_description options = CommandLineOptions();
+  po::parsed_options parsed(&options);
+  try {
+    parsed = po::command_line_parser(args)
+                 .options(options)
+                 .style(po::command_line_style::unix_style & ~po::command_line_style::allow_guessing)
+                 .run();
+  } catch (const po::unknown_option& e) {
+    *error = "unknown flag '" + e.get_option_name() + "' (see esd --help)";
+    return std::nullopt;
+  } catch (const po::invalid_command_line_syntax& e) {
+    if (e.kind() == po::invalid_syntax::missing_parameter) *error = e.get_option_name() + " needs a value";
+    else *error = std::string(e.what()) + " (see esd --help)";
+    return std::nullopt;
+  } catch (const po::error& e) {
+    *error = std::string(e.what()) + " (see esd --help)";
+    return std::nullopt;
+  }
+  // The --config file first, then the flags over it in their order: the last one counts.
+  for (const po::option& o : parsed.options) {
+    if (o.string_key.empty()) {
+      *error = "unexpected argument '" + (o.original_tokens.empty() ? std::string() : o.original_tokens.front()) +
+               "': esd takes flags only (see esd --help)";
+      return std::nullopt;
+    }
+    if (o.string_key == "config" && !Apply(o.string_key, o.value, "--config", &c, error)) return std::nullopt;
+  }
+  if (!c.config_file.empty()) {
+    std::ifstream f(c.config_file);
+    std::stringstream text;
+    text << f.rdbuf();
+    if (!f) {
+      *error = "--config: cannot read " + c.config_file;
+      return std::nullopt;
+    }
+    if (!ParseConfigText(text.str(), c.config_file, &c, error)) return std::nullopt;
+  }
+  for (const po::option& o : parsed.options) {
+    if (!Apply(o.string_key, o.value, "--" + o.string_key, &c, error)) return std::nullopt;
+  }
+  if (c.help || c.version) return c;
+  if (c.max_event_size > c.segment_size / 2) {
+    *error = "--max-event-size " + std::to_string(c.max_event_size) + " is more than half of --segment-size " +
+             std::to_string(c.segment_size) + ": an event must fit a segment twice";
+    return std::nullopt;
+  }
   std::string host;
   uint16_t port;
   if (c.listen.rfind("unix:", 0) != 0 && !SplitHostPort(c.listen, &host, &port)) {

@@ -1,5 +1,10 @@
-// The daemon's configuration: command-line flags, the --auth file, and the rules between
-// them (no non-loopback listener without --auth unless --insecure).
+// The daemon's configuration: command-line flags, the --config file (the same option names,
+// `key = value` lines), the --auth file, and the rules between them (no non-loopback
+// listener without --auth unless --insecure).
+//
+// Flags are parsed with Boost.program_options. A flag given twice on the command line: the
+// last one counts. A flag on the command line wins over the same key in the --config file.
+// Every error here is a usage error: esd prints it and exits 2 (see ExitCode).
 #pragma once
 
 #include <cstdint>
@@ -27,14 +32,33 @@ struct Config {
   std::string tls_cert;
   std::string tls_key;
   bool insecure = false;
+  std::string log_level = "info";   // trace|debug|info|warn|error
+  std::string log_format = "text";  // text|json
+  std::string config_file;          // --config: where the options above came from, if any
   bool help = false;
+  bool version = false;
   std::map<std::string, Role> tokens;  // from auth_file
 };
 
-// Parses argv (without argv[0]). On failure returns nullopt and sets `error` to a message
-// naming the flag and what is wrong.
+// esd's exit codes, one meaning each; Usage() prints the table.
+enum ExitCode : int {
+  kExitOk = 0,       // a graceful stop (SIGTERM, SIGINT), --help, --version
+  kExitFailure = 1,  // at run time: the store cannot be opened (damaged, locked, unreadable), an address
+                     // cannot be bound
+  kExitUsage = 2,    // bad usage: unknown flag, missing or bad value, conflicting flags, a --config or
+                     // --auth file that cannot be read or has a bad line; nothing was started or changed
+};
+
+// Parses argv (without argv[0]), and the --config file if one is named. On failure returns
+// nullopt and sets `error` to a message naming the flag (or the file, line and key) and what
+// is wrong.
 std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::string* error);
 std::string Usage();
+
+// Parses the text of a --config file (`key = value` lines, '#' comments) into `config`,
+// over its defaults; `name` is the file's name for messages. Only what the command line may
+// also say; --config, --help and --version are not keys.
+bool ParseConfigText(const std::string& text, const std::string& name, Config* config, std::string* error);
 
 // Lines "TOKEN ROLE" (role: reader, writer or admin); '#' starts a comment. Errors name the
 // line.

@@ -24,8 +24,10 @@
 #include "server/notifier.h"
 #include "server/process_metrics.h"
 #include "server/projection_runner.h"
+#include "server/sd_notify.h"
 #include "server/session.h"
 #include "server/tls_acceptor.h"
+#include "version/version.h"
 
 namespace esd::server {
 
@@ -52,6 +54,8 @@ std::string ReadFile(const std::string& path) {
 std::string RenderMetrics(ServerContext& ctx) {
   const auto st = ctx.store.stats();
   MetricsText m;
+  m.Gauge("esd_build_info", "Always 1; the labels say which esd this is (esd --version).",
+          {{"version", std::string(version::Version())}, {"commit", std::string(version::Commit())}}, 1);
   m.Counter("esd_appends_total",
             "EventStore.append calls answered, by outcome: ok (idempotent retries too), wrong_expected_version, or "
             "the rejection code (invalid_argument, idempotency_conflict, out_of_space, overloaded, "
@@ -130,7 +134,7 @@ int RunDaemon(const Config& config) {
   if (!opened.ok()) {
     std::fprintf(stderr, "esd: cannot open the store in %s: %s\n", config.data_dir.c_str(),
                  opened.status().ToString().c_str());
-    return 1;
+    return kExitFailure;
   }
   std::unique_ptr<storage::Store> store = std::move(opened).value();
   const auto& rec = store->recovery();
@@ -141,7 +145,7 @@ int RunDaemon(const Config& config) {
   // Let the event loop look at the sockets every few events, even while subscriptions have
   // work queued: otherwise a cancel or a disconnect waits behind thousands of pushes.
   io.waitScope.setBusyPollInterval(16);
-  int exit_code = 0;
+  int exit_code = kExitOk;
   {
     DurableNotifier notifier(*store);
     DamageLog damage_log;
@@ -214,7 +218,7 @@ int RunDaemon(const Config& config) {
     auto http = HttpServer::Start(std::move(http_options), &error);
     if (!http) {
       std::fprintf(stderr, "esd: cannot serve HTTP on %s: %s\n", config.http.c_str(), error.c_str());
-      return 1;
+      return kExitFailure;
     }
 
     kj::Own<kj::ConnectionReceiver> listener;  // plain TCP (or unix); TLS is per connection
@@ -237,7 +241,7 @@ int RunDaemon(const Config& config) {
       }
     })) {
       std::fprintf(stderr, "esd: cannot listen on %s: %s\n", config.listen.c_str(), e->getDescription().cStr());
-      return 1;
+      return kExitFailure;
     }
 
     ErrorHandler errors;
@@ -300,10 +304,16 @@ int RunDaemon(const Config& config) {
                 static_cast<unsigned long long>(storage::StoreFileBytes(config.data_dir)),
                 config.fsync.ToString().c_str());
     std::fflush(stdout);
+    if (std::string why; !NotifyServiceManager("READY=1", &why)) {
+      std::fprintf(stderr, "esd: could not tell systemd that esd is ready: %s\n", why.c_str());
+    }
 
     const int signo = stop.promise.wait(io.waitScope);
     std::fprintf(stderr, "esd: %s: stopping: no new connections; answering calls in flight\n",
                  signo == SIGINT ? "SIGINT" : "SIGTERM");
+    if (std::string why; !NotifyServiceManager("STOPPING=1", &why)) {
+      std::fprintf(stderr, "esd: could not tell systemd that esd is stopping: %s\n", why.c_str());
+    }
     accepting = kj::READY_NOW;  // cancels the accept loop
     listener = nullptr;
     ctx.stopping = true;  // new appends and subscriptions are refused from here

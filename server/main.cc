@@ -1,22 +1,29 @@
-// esd: the event store daemon. See server/daemon.h and `esd --help`.
+// esd: the event store daemon. See server/daemon.h and `esd --help` (exit codes: ExitCode in
+// server/config.h).
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "server/config.h"
 #include "server/daemon.h"
+#include "version/version.h"
 
 int main(int argc, char** argv) {
+  using namespace esd::server;
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string error;
-  auto config = esd::server::ParseArgs(args, &error);
+  auto config = ParseArgs(args, &error);
   if (!config) {
     std::fprintf(stderr, "esd: %s\n", error.c_str());
-    return 2;
+    return kExitUsage;
   }
   if (config->help) {
-    std::fputs(esd::server::Usage().c_str(), stdout);
-    return 0;
+    std::fputs(Usage().c_str(), stdout);
+    return kExitOk;
   }
-  return esd::server::RunDaemon(*config);
+  if (config->version) {
+    std::printf("%s\n", esd::version::VersionLine("esd").c_str());
+    return kExitOk;
+  }
+  return RunDaemon(*config);
 }

@@ -131,6 +131,10 @@ void MetricsText::Gauge(std::string_view name, std::string_view help, const std:
   Samples(name, samples);
 }
 
+void MetricsText::Gauge(std::string_view name, std::string_view help, const MetricLabels& labels, double value) {
+  Gauge(name, help, std::vector<Sample>{{labels, value}});
+}
+
 void MetricsText::Histogram(std::string_view name, std::string_view help,
                             const storage::Histogram::Snapshot& h, double scale) {
   Histogram(name, help, std::vector<HistogramSeries>{HistogramSeries{{}, h}}, scale);

@@ -36,6 +36,8 @@ class MetricsText {
   // Help text may hold any characters: backslash and newline are escaped.
   void Counter(std::string_view name, std::string_view help, double value);
   void Gauge(std::string_view name, std::string_view help, double value);
+  // One sample with labels (MetricLabels): name{k1="v1",k2="v2"} value.
+  void Gauge(std::string_view name, std::string_view help, const MetricLabels& labels, double value);
   // Renders cumulative buckets name_bucket{le="..."}, +Inf, name_sum, name_count. `scale`
   // multiplies bounds and sum (e.g. 1e-6 to turn microseconds into seconds). The snapshot's
   // buckets are read one by one while writers record, so +Inf and _count are both taken from

@@ -29,6 +29,7 @@
 #include "tools/esctl_snapshot.h"
 #include "tools/esctl_source.h"
 #include "tools/esctl_text.h"
+#include "version/version.h"
 
 namespace esd::esctl {
 
@@ -455,6 +456,10 @@ int Main(int argc, char** argv) {
     inv = ParseCommandLine(std::vector<std::string>(argv + 1, argv + argc));
     if (inv.help) {
       Print(inv.command.empty() ? Overview() : HelpText(inv.command));
+      return kExitOk;
+    }
+    if (inv.version) {
+      Print(version::VersionLine("esctl") + "\n");
       return kExitOk;
     }
     if (inv.command.empty()) throw UsageError("no command given; the commands are:\n" + Listing());

@@ -48,6 +48,7 @@ constexpr std::string_view kOverviewOptions = R"(global options (before or after
                           read-all, verify, salvage, replay, dump, backup and snapshot (the
                           others need a running esd)
   -h, --help              help; `esctl COMMAND --help` for a command
+  --version               print esctl's version and git commit, and exit
 
 Events print one per line: POSITION STREAM@VERSION TYPE TIMESTAMP DATA, where DATA is the
 compacted JSON, the text, a quoted string when the text has control characters, or
@@ -530,6 +531,10 @@ Invocation ParseCommandLine(const std::vector<std::string>& args) {
     }
     if (arg == "-h" || arg == "--help") {
       inv.help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      inv.version = true;
       continue;
     }
     if (arg.rfind("--", 0) != 0) throw UsageError("unknown option '" + arg + "'");

@@ -33,6 +33,7 @@ struct Invocation {
   GlobalOptions global;
   std::string command;  // empty: none was given
   bool help = false;    // --help / -h anywhere, or the `help` command (command = its topic)
+  bool version = false;  // --version anywhere: print the version line and exit 0
   std::vector<std::string> positional;
   std::map<std::string, std::vector<std::string>, std::less<>> flags;  // a switch holds one ""
 

@@ -31,6 +31,16 @@ TEST(MetricsTextTest, GaugeHasHelpTypeAndSample) {
             "esd_ratio 0.25\n");
 }
 
+TEST(MetricsTextTest, LabelledGaugeQuotesAndEscapesLabelValues) {
+  MetricsText m;
+  m.Gauge("esd_build_info", "Which esd.", {{"version", "0.1.0"}, {"commit", "a\"b\\c\nd"}}, 1);
+  EXPECT_EQ(m.Take(),
+            "# HELP esd_build_info Which esd.\n"
+            "# TYPE esd_build_info gauge\n"
+            "esd_build_info{version=\"0.1.0\",commit=\"a\\\"b\\\\c\\nd\"} 1\n");
+  EXPECT_THROW(m.Gauge("x", "h", {{"bad label", "v"}}, 1), kj::Exception);
+}
+
 TEST(MetricsTextTest, HistogramBucketsAreCumulativeAndInfEqualsCount) {
   storage::Histogram hist({10, 100, 1000});
   for (uint64_t v : {5, 7, 50, 500, 5000}) hist.Record(v);

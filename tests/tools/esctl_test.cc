@@ -123,6 +123,12 @@ TEST(Esctl, BadUsageExitsTwoBeforeConnecting) {
   }
 }
 
+TEST(Esctl, VersionPrintsVersionAndCommitWithoutConnecting) {
+  const Result r = RunEsctl({"--version"}, {"ESD_CONNECT=127.0.0.1:1"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex(R"(esctl \d+\.\d+\.\d+ \(git ([0-9a-f]{7,}|unknown)\)\n)"))) << r.out;
+}
+
 TEST(Esctl, HelpPrintsUsageAndExitsZero) {
   using Args = std::vector<std::string>;
   for (const Args& args : {Args{"help"}, Args{"--help"}, Args{"help", "append"}, Args{"read-all", "--help"}}) {
