@@ -520,7 +520,8 @@ ServerStatus Client::Status() {
   auto s = resp.getStatus();
   return {Str(s.getVersion()), s.getDurablePosition(), s.getSegments(), Str(s.getDataDir()), s.getConnections(),
           s.getSubscriptions(), s.getAppends(), s.getEventsWritten(), s.getUptimeSeconds(),
-          s.getProjectionCheckpoint(), s.getProjectionLag(), s.getBytes(), s.getStreams()};
+          s.getProjectionCheckpoint(), s.getProjectionLag(), s.getBytes(), s.getStreams(),
+          s.getLogBytes(),         s.getAllocatedBytes()};
 }
 
 namespace {

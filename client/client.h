@@ -171,8 +171,10 @@ struct ServerStatus {
   uint64_t uptime_seconds = 0;
   uint64_t projection_checkpoint = 0;  // the order projection
   uint64_t projection_lag = 0;
-  uint64_t bytes = 0;    // of segment and index files
+  uint64_t bytes = 0;    // of segment and index files (their length, holes included)
   uint64_t streams = 0;
+  uint64_t log_bytes = 0;        // of log written (preallocated zeros not counted)
+  uint64_t allocated_bytes = 0;  // disk blocks of segment and spare files
 };
 
 // ---- the Order service ----

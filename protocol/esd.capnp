@@ -247,8 +247,10 @@ struct ServerStatus {
   uptimeSeconds @8 :UInt64;
   projectionCheckpoint @9 :UInt64;  # the order projection: next $all position it applies
   projectionLag @10 :UInt64;        # durable events it has not applied yet
-  bytes @11 :UInt64;                # of segment and index files (preallocated space included)
+  bytes @11 :UInt64;                # of segment and index files: their length (st_size), holes included
   streams @12 :UInt64;
+  logBytes @13 :UInt64;             # of log written: each segment from its start to its last batch
+  allocatedBytes @14 :UInt64;       # disk blocks of segment and spare files (st_blocks * 512)
 }
 
 interface Admin {

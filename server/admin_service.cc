@@ -369,6 +369,8 @@ class AdminImpl final : public rpc::Admin::Server {
     s.setProjectionLag(durable > checkpoint ? durable - checkpoint : 0);
     s.setBytes(storage::StoreFileBytes(ctx_.store.directory()));
     s.setStreams(ctx_.store.StreamCount());
+    s.setLogBytes(stats.log_bytes);
+    s.setAllocatedBytes(stats.allocated_bytes);
     s.setUptimeSeconds(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - ctx_.started).count()));
     return kj::READY_NOW;

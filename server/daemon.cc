@@ -295,13 +295,14 @@ int RunDaemon(const Config& config) {
       KJ_LOG(ERROR, "accepting connections failed", e);
     });
 
-    std::printf("esd ready: rpc=%s%s http=%s data=%s events=%llu segments=%llu bytes=%llu fsync=%s\n",
+    const storage::StoreStats disk = store->stats();  // bytes= the log written, allocated= its disk blocks
+    std::printf("esd ready: rpc=%s%s http=%s data=%s events=%llu segments=%llu bytes=%llu allocated=%llu fsync=%s\n",
                 tls ? "tls:" : "", rpc_address.c_str(),
                 config.http == "off" ? "off" : (config.http.substr(0, config.http.rfind(':')) + ":" +
                                                 std::to_string(http->port())).c_str(),
                 config.data_dir.c_str(), static_cast<unsigned long long>(store->DurablePosition().value),
                 static_cast<unsigned long long>(rec.segments),
-                static_cast<unsigned long long>(storage::StoreFileBytes(config.data_dir)),
+                static_cast<unsigned long long>(disk.log_bytes), static_cast<unsigned long long>(disk.allocated_bytes),
                 config.fsync.ToString().c_str());
     std::fflush(stdout);
     if (std::string why; !NotifyServiceManager("READY=1", &why)) {

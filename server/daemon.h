@@ -4,7 +4,9 @@
 //
 // Once listening it prints one line to stdout, for people and for tests that start it on
 // port 0:
-//   esd ready: rpc=HOST:PORT http=HOST:PORT data=DIR events=N segments=S bytes=B fsync=MODE
+//   esd ready: rpc=HOST:PORT http=HOST:PORT data=DIR events=N segments=S bytes=B allocated=A fsync=MODE
+// bytes: of log written (each segment from its start to its last batch; zeros kept ahead of
+// the writer not counted); allocated: disk blocks of the segment and spare files.
 #pragma once
 
 #include "server/config.h"

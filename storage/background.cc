@@ -9,10 +9,16 @@
 
 #include "storage/segment.h"
 
+// Threads: Run() is the filler; Take, Follow, WriterAt and WaitFilled are called by the
+// writer thread.
+
 namespace esd::storage {
 
-Preallocator::Preallocator(std::filesystem::path segments_dir, uint64_t segment_size)
-    : dir_(std::move(segments_dir)), segment_size_(segment_size) {
+Preallocator::Preallocator(std::filesystem::path segments_dir, uint64_t segment_size, uint64_t fill_ahead)
+    : dir_(std::move(segments_dir)),
+      segment_size_(segment_size),
+      fill_ahead_(std::max<uint64_t>(fill_ahead, 8192)),
+      fill_step_(fill_ahead_ / 2) {
   AdoptLeftovers();
   thread_ = std::thread([this] { Run(); });
 }
@@ -31,7 +37,6 @@ void Preallocator::AdoptLeftovers() {
     next_spare_ = std::max(next_spare_, n + 1);
     if (ready && !ready_ && entry.file_size(ec) == segment_size_) {
       ready_ = true;
-      want_spare_ = false;
       adopted_ = n;
       continue;
     }
@@ -39,10 +44,7 @@ void Preallocator::AdoptLeftovers() {
   }
   if (ready_) {  // hand out the adopted one first: Take() opens SparePath(next_spare_)
     std::filesystem::rename(SparePath(adopted_, ".ready"), SparePath(next_spare_, ".ready"), ec);
-    if (ec) {
-      ready_ = false;
-      want_spare_ = true;
-    }
+    if (ec) ready_ = false;
   }
 }
 
@@ -55,37 +57,154 @@ Preallocator::~Preallocator() {
   thread_.join();
 }
 
+bool Preallocator::FillWanted() const {
+  const uint64_t filled = filled_.load(std::memory_order_relaxed);
+  if (active_size_ == 0 || fill_failed_.has_value() || filled >= active_size_) return false;
+  return need_ > filled || writer_end_.load(std::memory_order_relaxed) + fill_ahead_ >= filled + fill_step_;
+}
+
+bool Preallocator::SpareWanted() const {
+  if (ready_ || making_) return false;
+  if (want_spare_) return true;
+  return !failed_.has_value() && !spare_for_active_ && active_size_ > 0 &&
+         writer_end_.load(std::memory_order_relaxed) * 2 >= active_size_;
+}
+
 void Preallocator::Run() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stop_ || want_spare_; });
+    cv_.wait(lock, [&] { return stop_ || FillWanted() || SpareWanted(); });
     if (stop_) return;
+    if (FillWanted()) {  // first: the writer needs these bytes before it needs a spare
+      lock.unlock();
+      FillStep();
+      lock.lock();
+      continue;
+    }
+    making_ = true;
     want_spare_ = false;
-    const auto path = SparePath(next_spare_, ".tmp");
-    const auto ready = SparePath(next_spare_, ".ready");
+    spare_for_active_ = true;
     lock.unlock();
-    Status s = CreateZeroFilledFile(path, segment_size_, &stop_);
-    if (s.ok()) s = RenameFile(path, ready);
-    if (s.ok()) s = SyncDirectory(dir_);
+    MakeSpare();
     lock.lock();
+  }
+}
+
+void Preallocator::FillStep() {
+  std::filesystem::path path;
+  uint64_t generation, from, target;
+  {
+    std::lock_guard lock(mu_);
+    path = active_path_;
+    generation = active_generation_;
+    from = filled_.load(std::memory_order_relaxed);
+    const uint64_t wanted = std::max(writer_end_.load(std::memory_order_relaxed), need_) + fill_ahead_;
+    target = std::min({active_size_, wanted, from + fill_step_});
+  }
+  // Only bytes at or past filled_ are written, and the writer writes only below it (or
+  // waits): the two never touch the same bytes.
+  Status s;
+  if (active_file_generation_ != generation || !active_file_.valid()) {
+    auto f = File::Open(path, O_RDWR);
+    if (f.ok()) {
+      active_file_ = std::move(f).value();
+      active_file_generation_ = generation;
+    } else {
+      s = f.status();
+    }
+  }
+  constexpr uint64_t kChunk = 1 << 20;  // checks for stop between chunks
+  for (uint64_t off = from; s.ok() && off < target; off += kChunk) {
+    if (stop_.load(std::memory_order_relaxed)) return;
+    s = active_file_.WriteZeros(off, std::min(kChunk, target - off));
+  }
+  if (s.ok()) s = active_file_.DataSync();
+  {
+    std::lock_guard lock(mu_);
+    if (generation == active_generation_) {
+      if (s.ok()) {
+        filled_.store(target, std::memory_order_release);
+        fill_failed_.reset();
+      } else {
+        fill_failed_ = s;
+      }
+    }
+  }
+  cv_.notify_all();
+}
+
+void Preallocator::MakeSpare() {
+  const auto path = SparePath(next_spare_, ".tmp");
+  const auto ready = SparePath(next_spare_, ".ready");
+  Status s = CreateSegmentFile(path, segment_size_, std::min(fill_ahead_, segment_size_), &stop_);
+  if (s.ok()) s = RenameFile(path, ready);
+  if (s.ok()) s = SyncDirectory(dir_);
+  {
+    std::lock_guard lock(mu_);
+    making_ = false;
     if (s.ok()) {
       ready_ = true;
       failed_.reset();
     } else {
       failed_ = s;
     }
-    cv_.notify_all();
   }
+  cv_.notify_all();
+}
+
+void Preallocator::Follow(std::filesystem::path path, uint64_t size, uint64_t filled, uint64_t writer_end) {
+  {
+    std::lock_guard lock(mu_);
+    active_path_ = std::move(path);
+    active_size_ = size;
+    ++active_generation_;
+    filled_.store(std::min(filled, size), std::memory_order_release);
+    writer_end_.store(writer_end, std::memory_order_relaxed);
+    need_ = 0;
+    fill_failed_.reset();
+    spare_for_active_ = false;
+  }
+  active_size_seen_.store(size, std::memory_order_relaxed);
+  spare_asked_ = false;
+  cv_.notify_all();
+}
+
+void Preallocator::WriterAt(uint64_t end) {
+  writer_end_.store(end, std::memory_order_relaxed);
+  const uint64_t filled = filled_.load(std::memory_order_acquire);
+  const bool top_up = end + fill_ahead_ >= filled + fill_step_ && filled < active_size_seen_.load(std::memory_order_relaxed);
+  const bool spare = !spare_asked_ && end * 2 >= active_size_seen_.load(std::memory_order_relaxed);
+  if (!top_up && !spare) return;
+  if (spare) spare_asked_ = true;
+  {
+    std::lock_guard lock(mu_);  // so that the filler, between its check and its wait, misses nothing
+  }
+  cv_.notify_all();
+}
+
+Status Preallocator::WaitFilled(uint64_t end) {
+  if (end <= filled()) return Status::Ok();
+  std::unique_lock lock(mu_);
+  need_ = std::max(need_, end);
+  fill_failed_.reset();  // try again: space may have been freed since
+  cv_.notify_all();
+  cv_.wait(lock, [&] {
+    return stop_ || filled_.load(std::memory_order_relaxed) >= end || fill_failed_.has_value();
+  });
+  need_ = 0;
+  if (filled_.load(std::memory_order_relaxed) >= end) return Status::Ok();
+  if (fill_failed_.has_value()) return *fill_failed_;
+  return Status::Closed("store is closing");
 }
 
 Result<Preallocator::Spare> Preallocator::Take() {
   std::unique_lock lock(mu_);
-  if (!ready_ && failed_.has_value() && !want_spare_) {
-    failed_.reset();  // try again now: space may have been freed since
+  if (!ready_ && !making_) {
+    failed_.reset();  // (again, after a failure: space may have been freed since)
     want_spare_ = true;
     cv_.notify_all();
   }
-  cv_.wait(lock, [&] { return stop_ || ready_ || failed_.has_value(); });
+  cv_.wait(lock, [&] { return stop_ || ready_ || (failed_.has_value() && !want_spare_ && !making_); });
   if (!ready_) {
     if (failed_.has_value()) return *failed_;
     return Status::Closed("store is closing");
@@ -96,8 +215,7 @@ Result<Preallocator::Spare> Preallocator::Take() {
   spare.file = std::move(f).value();
   ready_ = false;
   ++next_spare_;
-  want_spare_ = true;
-  cv_.notify_all();
+  spare_for_active_ = true;  // the next one is made for the segment this one becomes
   return spare;
 }
 

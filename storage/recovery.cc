@@ -51,7 +51,9 @@ Status Store::Impl::Recover() {
 
   if (found.empty()) {  // a new store: its first segment, made the same way as every other
     const auto spare = segments_dir_ / "spare-initial.tmp";
-    Status s = CreateZeroFilledFile(spare, options_.segment_size);
+    // Like every spare: full length, its first fill_ahead bytes zero-filled; the
+    // Preallocator fills on ahead of the writer.
+    Status s = CreateSegmentFile(spare, options_.segment_size, options_.fill_ahead);
     if (!s.ok()) return s;
     auto f = File::Open(spare, O_RDWR);
     if (!f.ok()) return f.status();
@@ -59,6 +61,7 @@ Status Store::Impl::Recover() {
                                  options_.segment_size);
     if (!seg.ok()) return seg.status();
     found.emplace_back(GlobalPosition(0), (*seg)->path());
+    created_filled_ = std::min(options_.fill_ahead, options_.segment_size);
   }
 
   // What the operator can do about damage before the end of the log.
@@ -228,6 +231,10 @@ Status Store::Impl::Recover() {
 
   sealed_at_open_ = segments_.size() - 1;
   write_offset_ = active.end_offset;
+  // How much past the log's end is known to be synced zeros: all of a new store's first
+  // fill; of an existing store nothing beyond the end (an earlier run's fill ahead is not
+  // recorded), so the Preallocator writes it again before the writer goes there.
+  active_filled_ = std::max(created_filled_, write_offset_);
   sync_mark_ = active.end_offset;
   next_position_ = active.end_position;
   durable_.store(active.end_position.value, std::memory_order_release);

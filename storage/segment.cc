@@ -69,7 +69,7 @@ Result<std::unique_ptr<Segment>> Segment::OpenAs(const std::filesystem::path& pa
 
 Status Segment::ExtendToDeclaredSize() {
   if (!is_short()) return Status::Ok();
-  Status s = file_.WriteZeros(size(), declared_ - size());
+  Status s = file_.Truncate(declared_);
   if (s.ok()) s = file_.DataSync();
   if (!s.ok()) return s;
   auto map = MappedFile::Map(file_, declared_);
@@ -115,25 +115,31 @@ Result<std::unique_ptr<Segment>> Segment::Activate(File spare, const std::filesy
   return seg;
 }
 
-Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size, const std::atomic<bool>* cancel) {
+Status CreateSegmentFile(const std::filesystem::path& path, uint64_t size, uint64_t zero_prefix,
+                         const std::atomic<bool>* cancel) {
   auto f = File::Open(path, O_RDWR | O_CREAT | O_TRUNC);
   if (!f.ok()) return f.status();
+  zero_prefix = std::min(zero_prefix, size);
   // Synced every few MiB: filling 256 MiB and syncing once queued that much write-back
   // ahead of the writer's own fdatasync, which then stalled for ~100 ms (esbench p99.9).
   constexpr uint64_t kChunk = 1 << 20;
   constexpr uint64_t kSyncEvery = 8 << 20;
-  Status s;
-  for (uint64_t off = 0; off < size && s.ok(); off += kChunk) {
+  Status s = f->Truncate(size);
+  for (uint64_t off = 0; off < zero_prefix && s.ok(); off += kChunk) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) s = Status::Closed("cancelled");
-    if (s.ok()) s = f->WriteZeros(off, std::min(kChunk, size - off));
+    if (s.ok()) s = f->WriteZeros(off, std::min(kChunk, zero_prefix - off));
     if (s.ok() && (off + kChunk) % kSyncEvery == 0) s = f->DataSync();
   }
-  if (s.ok()) s = f->DataSync();
+  if (s.ok()) s = f->DataSync();  // also the size: fdatasync commits what reading needs
   if (!s.ok()) {
     ::unlink(path.c_str());
     return s;
   }
   return Status::Ok();
+}
+
+Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size, const std::atomic<bool>* cancel) {
+  return CreateSegmentFile(path, size, size, cancel);
 }
 
 ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition first,

@@ -43,7 +43,8 @@ class Segment {
                                                    const std::filesystem::path& segments_dir, SegmentId id,
                                                    GlobalPosition first, uint64_t size);
 
-  // A short file's missing end as real zero bytes, synced, and mapped. Open only.
+  // A short file extended to its declared size (a hole, which reads as zeros: the
+  // Preallocator fills it ahead of the writer), synced, and mapped. Open only.
   Status ExtendToDeclaredSize();
 
   SegmentId id() const { return id_; }
@@ -101,9 +102,15 @@ class Segment {
   mutable std::vector<Damage> damages_;  // in offset order
 };
 
-// Creates `path` filled with `size` zero bytes, durable. On failure (kOutOfSpace above all)
-// or when `*cancel` becomes true (checked every MiB; kClosed) the partial file is removed so
-// it holds no space.
+// Creates `path` as a file of `size` bytes (ftruncate: its length never changes again) whose
+// first `zero_prefix` bytes are real zeros (written, so that their blocks are allocated),
+// all synced: the size and the zeros are durable when it returns. The rest is a hole, which
+// reads as zeros and is filled later (Preallocator). On failure (kOutOfSpace above all) or
+// when `*cancel` becomes true (checked every MiB; kClosed) the partial file is removed so it
+// holds no space.
+Status CreateSegmentFile(const std::filesystem::path& path, uint64_t size, uint64_t zero_prefix,
+                         const std::atomic<bool>* cancel = nullptr);
+// The same with every byte written.
 Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size,
                             const std::atomic<bool>* cancel = nullptr);
 

@@ -1,6 +1,8 @@
 // Store: opening, the public API, and the read paths.
 #include "storage/store.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cassert>
 #include <charconv>
@@ -213,7 +215,8 @@ StoreStats Store::stats() const {
   return {i.fsync_micros_.Read(),        i.group_appends_.Read(),  i.stat_appends_.load(),
           i.stat_events_.load(),         i.stat_bytes_.load(),     i.stat_groups_.load(),
           i.stat_fsyncs_.load(),         i.stat_sealed_.load(),    i.stat_index_files_.load(),
-          i.stat_corruption_.load()};
+          i.stat_corruption_.load(),     i.LogBytes(),             StoreAllocatedBytes(i.dir_),
+          i.stat_fill_waits_.load()};
 }
 
 WriteState Store::write_state() const {
@@ -315,6 +318,25 @@ uint64_t StoreFileBytes(const std::filesystem::path& dir) {
     const auto ext = f.path().extension();
     if (ext == ".seg" || ext == ".idx") bytes += f.file_size(ec);
   }
+  return bytes;
+}
+
+uint64_t StoreAllocatedBytes(const std::filesystem::path& dir) {
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir / "segments", ec)) {
+    const std::string name = f.path().filename().string();
+    if (f.path().extension() != ".seg" && name.rfind("spare-", 0) != 0) continue;
+    struct stat st;
+    if (::stat(f.path().c_str(), &st) == 0) bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return bytes;
+}
+
+uint64_t Store::Impl::LogBytes() const {
+  std::shared_lock lock(mu_);
+  uint64_t bytes = 0;
+  for (const auto& slot : segments_) bytes += slot->end_offset;
   return bytes;
 }
 

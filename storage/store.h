@@ -70,6 +70,10 @@ struct Options {
   // than the disk takes cannot grow the queue without bound. One append is always taken into
   // an empty queue, whatever its size.
   uint64_t max_queued_bytes = 256ull << 20;
+  // Bytes of the active segment kept zero-filled (written and synced) ahead of the writer,
+  // topped up in steps of half this (storage/background.h; docs/storage.md, "Preallocation").
+  // Tests make it small so that every part of the filling meets their faults and crashes.
+  uint64_t fill_ahead = 16ull << 20;
   // Damage before the tail of the log stops Open with kCorruption; the way past it is
   // `esctl salvage --data-dir DIR` (storage/salvage.h), which moves the damaged part aside.
 };
@@ -142,6 +146,14 @@ struct StoreStats {
   // Batches found damaged since open (each counted once), by reads, backups and the
   // background check of sealed segments. Each was refused to its caller with kCorruption.
   uint64_t corruption_found = 0;
+  // Bytes of log in the segment files: from each segment's start (its header) to the end of
+  // its last batch. What a backup copies; preallocated zeros are not counted.
+  uint64_t log_bytes = 0;
+  // Disk blocks the segment and spare files hold (st_blocks * 512): the log plus the zeros
+  // kept ahead of the writer (docs/storage.md, "Preallocation"). Index files not included.
+  uint64_t allocated_bytes = 0;
+  // Appends that waited for the zero-filling to catch up (the writer outran it).
+  uint64_t fill_waits = 0;
 };
 
 // What the writer last learned about writing, for a readiness check (GET /ready). Read
@@ -168,6 +180,9 @@ Status FinishBackup(const std::filesystem::path& dest);
 
 // Bytes of the segment and index files of the store in `dir` (its disk use, snapshots aside).
 uint64_t StoreFileBytes(const std::filesystem::path& dir);
+// Disk blocks (st_blocks * 512) of the segment files and spares of the store in `dir`:
+// StoreStats::allocated_bytes, for a store that is not open.
+uint64_t StoreAllocatedBytes(const std::filesystem::path& dir);
 
 class Store {
  public:

@@ -90,6 +90,8 @@ class Store::Impl {
   // TipLocked for a name that directory_ listed: one of its base is not searched for when
   // the base holds its current tip.
   std::optional<StreamTip> ListedTipLocked(const StreamDirectory::Entry& entry) const;
+  // StoreStats::log_bytes. Takes `mu_` shared.
+  uint64_t LogBytes() const;
 
   const std::filesystem::path dir_;
   const std::filesystem::path segments_dir_;
@@ -125,7 +127,7 @@ class Store::Impl {
 
   // Counters, updated by the writer.
   std::atomic<uint64_t> stat_appends_{0}, stat_events_{0}, stat_bytes_{0}, stat_groups_{0},
-      stat_fsyncs_{0}, stat_sealed_{0}, stat_index_files_{0};
+      stat_fsyncs_{0}, stat_sealed_{0}, stat_index_files_{0}, stat_fill_waits_{0};
   mutable std::atomic<uint64_t> stat_corruption_{0};  // counted by readers, hence mutable
   Histogram fsync_micros_{50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000, 1000000};
   Histogram group_appends_{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
@@ -198,6 +200,8 @@ class Store::Impl {
   // or a roll failed for lack of it, nullopt when it wrote nothing.
   std::optional<Status> group_outcome_;
 
+  uint64_t created_filled_ = 0;  // recovery: zero-filled bytes of a segment it created
+  uint64_t active_filled_ = 0;   // recovery -> StartThreads: synced zeros end here in the active segment
   std::vector<size_t> unindexed_at_open_;  // sealed slots whose index could not be written at open
   std::unique_ptr<Preallocator> preallocator_;
   std::unique_ptr<TaskQueue> index_jobs_;

@@ -60,6 +60,9 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
   for (const auto& p : listed->misnamed) {
     report.problems.push_back({Rel(p), 0, std::nullopt, "not a segment name (20 digits expected); esd refuses to start"});
   }
+  // Progress counts bytes of log checked, never the zeros past its end (a rate over those
+  // would be a rate of nothing): until a segment is scanned, its file size stands in for
+  // its log in `total`, and once scanned its log replaces it.
   uint64_t total = 0, done = 0;
   for (const auto& [first, path] : found) total += std::filesystem::file_size(path, ec);
   std::optional<GlobalPosition> expected = GlobalPosition(0);  // nullopt: unknown after damage
@@ -134,7 +137,9 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
     } else if (!r.clean) {
       versions_known = false;
     }
-    done += std::filesystem::file_size(found[k].second, ec);
+    total -= std::min(total - done, std::filesystem::file_size(found[k].second, ec));
+    total += r.end_offset;
+    done += r.end_offset;
     if (progress) progress(done, total);
   }
   return report;

@@ -39,7 +39,9 @@ struct VerifyReport {
   bool ok() const { return problems.empty(); }
 };
 
-// `progress(done, total)` is called as the bytes of log are checked.
+// `progress(done, total)` is called as the bytes of log are checked: `done` counts only
+// the log (not the zeros preallocated after it), `total` is an estimate that shrinks to the
+// log's size as segments are scanned, and equals `done` at the end.
 using VerifyProgress = std::function<void(uint64_t done, uint64_t total)>;
 
 // kNotFound when `dir` holds no store; otherwise the report, however bad the files are.

@@ -10,7 +10,9 @@
 namespace esd::storage {
 
 void Store::Impl::StartThreads() {
-  preallocator_ = std::make_unique<Preallocator>(segments_dir_, options_.segment_size);
+  preallocator_ = std::make_unique<Preallocator>(segments_dir_, options_.segment_size, options_.fill_ahead);
+  const Segment& active = *segments_.back()->segment;
+  preallocator_->Follow(active.path(), active.size(), active_filled_, write_offset_);
   index_jobs_ = std::make_unique<TaskQueue>();
   if (!unindexed_at_open_.empty()) {
     index_jobs_->Post([this, k = unindexed_at_open_.back()] { WriteIndexFor(k); });
@@ -255,6 +257,19 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
         continue;
       }
     }
+    // Normally the filler is fill_ahead ahead; if the writer caught up, it waits for the
+    // zeros rather than write into a hole, so that a full disk fails the append before any
+    // of it is written (docs/storage.md, "Preallocation").
+    if (const uint64_t end = write_offset_ + group_.size() + r.bytes; end > preallocator_->filled()) {
+      ++stat_fill_waits_;
+      if (Status s = preallocator_->WaitFilled(end); !s.ok()) {
+        completions_.emplace_back(std::move(request), s.code() == Status::Code::kOutOfSpace
+                                                          ? Status::OutOfSpace("no space to extend the active segment (" +
+                                                                               s.message() + "); free disk space and retry")
+                                                          : s);
+        continue;
+      }
+    }
     std::optional<StreamTip> tip;
     if (auto decided = Decide(r, &tip)) {
       completions_.emplace_back(std::move(request), std::move(*decided));
@@ -356,6 +371,7 @@ void Store::Impl::FlushGroup() {
     group_outcome_ = Status::Ok();
     group_appends_.Record(pending_.size());
     write_offset_ += group_.size();
+    preallocator_->WriterAt(write_offset_);
     if (options_.durability.mode == Durability::kAlways) {
       sync_mark_ = write_offset_;
       synced_.store(next_position_.value, std::memory_order_release);
@@ -433,6 +449,10 @@ Status Store::Impl::Roll() {
   }
   write_offset_ = format::kSegmentHeaderSize;
   sync_mark_ = write_offset_;
+  {
+    const Segment& active = *segments_.back()->segment;
+    preallocator_->Follow(active.path(), active.size(), std::min(options_.fill_ahead, active.size()), write_offset_);
+  }
   ++stat_sealed_;
   index_jobs_->Post([this, sealed_number] { WriteIndexFor(sealed_number); });
   return Status::Ok();

@@ -337,6 +337,7 @@ int StatusOffline(const Invocation& inv) {
   if (!store) return kExitFailure;
   const uint64_t durable = store->DurablePosition().value;
   const uint64_t bytes = storage::StoreFileBytes(dir);
+  const auto stats = store->stats();
   uint64_t snapshots = 0;
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir / "snapshots", ec);
@@ -349,10 +350,12 @@ int StatusOffline(const Invocation& inv) {
   const auto& rec = store->recovery();
   if (inv.global.json) {
     std::printf("{\"dataDir\":%s,\"durablePosition\":%llu,\"segments\":%llu,\"bytes\":%llu,\"streams\":%zu,"
+                "\"logBytes\":%llu,\"allocatedBytes\":%llu,"
                 "\"snapshots\":%llu,\"projections\":[{\"name\":\"orders\",\"checkpoint\":%llu,\"lag\":%llu,"
                 "\"snapshot\":%s}]}\n",
                 QuoteJson(dir.string()).c_str(), static_cast<unsigned long long>(durable),
                 static_cast<unsigned long long>(rec.segments), static_cast<unsigned long long>(bytes), streams,
+                static_cast<unsigned long long>(stats.log_bytes), static_cast<unsigned long long>(stats.allocated_bytes),
                 static_cast<unsigned long long>(snapshots), static_cast<unsigned long long>(checkpoint),
                 static_cast<unsigned long long>(durable - std::min(durable, checkpoint)), projection ? "true" : "false");
   } else {
@@ -360,6 +363,7 @@ int StatusOffline(const Invocation& inv) {
     std::printf("durable position  %llu (events in the store)\n", static_cast<unsigned long long>(durable));
     std::printf("segments          %llu, %llu bytes with index files\n", static_cast<unsigned long long>(rec.segments),
                 static_cast<unsigned long long>(bytes));
+    std::printf("log               %s\n", DiskUseText(stats.log_bytes, stats.allocated_bytes).c_str());
     std::printf("streams           %zu\n", streams);
     std::printf("snapshots         %llu files\n", static_cast<unsigned long long>(snapshots));
     std::printf("projection orders %s\n",

@@ -261,6 +261,11 @@ std::string AppendLine(const std::string& stream, const client::EventId& id, con
   return "appended " + where + "\n";
 }
 
+std::string DiskUseText(uint64_t log_bytes, uint64_t allocated_bytes) {
+  return std::to_string(log_bytes) + " bytes written, " + std::to_string(allocated_bytes) +
+         " bytes allocated on disk (with the zeros kept ahead of the writer)";
+}
+
 std::string StatusText(const client::ServerStatus& s, bool json) {
   if (json) {
     return JsonObject()
@@ -269,6 +274,8 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
                .Number("segments", s.segments)
                .Number("bytes", s.bytes)
                .Number("streams", s.streams)
+               .Number("logBytes", s.log_bytes)
+               .Number("allocatedBytes", s.allocated_bytes)
                .String("dataDir", s.data_dir)
                .Number("connections", s.connections)
                .Number("subscriptions", s.subscriptions)
@@ -296,6 +303,7 @@ std::string StatusText(const client::ServerStatus& s, bool json) {
   row("version", s.version);
   row("durable position", std::to_string(s.durable_position) + " (events in the store)");
   row("segments", std::to_string(s.segments) + ", " + std::to_string(s.bytes) + " bytes with index files");
+  row("log", DiskUseText(s.log_bytes, s.allocated_bytes));
   row("streams", std::to_string(s.streams));
   row("data dir", s.data_dir);
   row("connections", std::to_string(s.connections));

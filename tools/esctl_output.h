@@ -70,6 +70,8 @@ std::string EventLine(const client::RecordedEvent& e, bool json);
 std::string AppendLine(const std::string& stream, const client::EventId& id, const client::AppendResult& r,
                        bool json);
 std::string StatusText(const client::ServerStatus& s, bool json);
+// status's "log" row, online and offline: bytes of log written and disk allocated.
+std::string DiskUseText(uint64_t log_bytes, uint64_t allocated_bytes);
 
 std::string OrderCommandLine(const std::string& order_id, const std::string& command_id,
                              const client::CommandOutcome& ok, bool json);

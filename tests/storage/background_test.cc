@@ -3,8 +3,10 @@
 #include "storage/background.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <set>
@@ -30,7 +32,7 @@ bool AllZero(const std::vector<uint8_t>& bytes) {
 
 TEST(Preallocator, TakeReturnsAZeroFilledFileOfTheSegmentSize) {
   TempDir dir;
-  Preallocator pre(dir.path(), kSegmentSize);
+  Preallocator pre(dir.path(), kSegmentSize, kSegmentSize);
   auto spare = pre.Take();
   ASSERT_TRUE(spare.ok()) << spare.status().ToString();
   EXPECT_TRUE(spare->file.valid());
@@ -43,7 +45,7 @@ TEST(Preallocator, TakeReturnsAZeroFilledFileOfTheSegmentSize) {
 
 TEST(Preallocator, TheSpareIsOpenForWriting) {
   TempDir dir;
-  Preallocator pre(dir.path(), kSegmentSize);
+  Preallocator pre(dir.path(), kSegmentSize, kSegmentSize);
   auto spare = pre.Take();
   ASSERT_TRUE(spare.ok());
   const uint8_t byte = 0x5a;
@@ -53,7 +55,7 @@ TEST(Preallocator, TheSpareIsOpenForWriting) {
 
 TEST(Preallocator, EachTakeHandsOverADifferentFile) {
   TempDir dir;
-  Preallocator pre(dir.path(), kSegmentSize);
+  Preallocator pre(dir.path(), kSegmentSize, kSegmentSize);
   std::set<std::filesystem::path> paths;
   for (int i = 0; i < 4; ++i) {
     auto spare = pre.Take();
@@ -71,7 +73,7 @@ TEST(Preallocator, EachTakeHandsOverADifferentFile) {
 
 TEST(Preallocator, FailureToCreateTheSpareIsReported) {
   TempDir dir;
-  Preallocator pre(dir.path() / "missing", kSegmentSize);
+  Preallocator pre(dir.path() / "missing", kSegmentSize, kSegmentSize);
   auto spare = pre.Take();
   ASSERT_FALSE(spare.ok());
   EXPECT_EQ(spare.status().code(), Status::Code::kIOError) << spare.status().ToString();
@@ -80,12 +82,12 @@ TEST(Preallocator, FailureToCreateTheSpareIsReported) {
 
 TEST(Preallocator, DestroyingWithoutTakingLeavesAtMostOneCompleteSpare) {
   TempDir dir;
-  { Preallocator pre(dir.path(), kSegmentSize); }
+  { Preallocator pre(dir.path(), kSegmentSize, kSegmentSize); }
   // The spare may or may not have been made; if it was, it is complete.
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(std::filesystem::file_size(e.path()), kSegmentSize) << e.path();
   }
-  Preallocator again(dir.path(), kSegmentSize);
+  Preallocator again(dir.path(), kSegmentSize, kSegmentSize);
   EXPECT_TRUE(again.Take().ok());
 }
 
@@ -99,7 +101,7 @@ TEST(Preallocator, AReadySpareOfTheRightSizeIsReusedAfterARestart) {
   const auto left = dir.path() / "spare-5.ready";
   ASSERT_TRUE(CreateZeroFilledFile(left, kSegmentSize).ok());
   const ino_t inode = Inode(left);
-  Preallocator pre(dir.path(), kSegmentSize);
+  Preallocator pre(dir.path(), kSegmentSize, kSegmentSize);
   auto spare = pre.Take();
   ASSERT_TRUE(spare.ok()) << spare.status().ToString();
   struct stat st;
@@ -112,7 +114,7 @@ TEST(Preallocator, LeftoverSparesOfAnotherSizeOrHalfMadeAreRemoved) {
   TempDir dir;
   ASSERT_TRUE(CreateZeroFilledFile(dir.path() / "spare-1.ready", kSegmentSize / 2).ok());
   ASSERT_TRUE(CreateZeroFilledFile(dir.path() / "spare-2.tmp", kSegmentSize).ok());
-  Preallocator pre(dir.path(), kSegmentSize);
+  Preallocator pre(dir.path(), kSegmentSize, kSegmentSize);
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "spare-1.ready"));
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "spare-2.tmp"));
   auto spare = pre.Take();
@@ -171,6 +173,88 @@ TEST(TaskQueue, JobsMayPostMoreJobs) {
   });
   done.get_future().wait();
   EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+}
+
+uint64_t AllocatedBytes(const std::filesystem::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
+}
+
+TEST(Preallocator, FillsTheActiveSegmentOnlyABoundedStepAheadOfTheWriter) {
+  TempDir dir;
+  constexpr uint64_t kSize = 8 << 20, kFill = 256 << 10;
+  const auto path = dir.path() / "active.seg";
+  ASSERT_TRUE(CreateSegmentFile(path, kSize, 0).ok());
+  EXPECT_EQ(std::filesystem::file_size(path), kSize) << "full length from the start";
+  Preallocator pre(dir.path(), kSize, kFill);
+  pre.Follow(path, kSize, 0, 0);
+  ASSERT_TRUE(pre.WaitFilled(kFill / 2).ok());
+  EXPECT_GE(pre.filled(), kFill / 2);
+  EXPECT_LT(AllocatedBytes(path), kSize / 4) << "not the whole segment";
+  pre.WriterAt(kSize / 2);
+  ASSERT_TRUE(pre.WaitFilled(kSize / 2 + kFill / 2).ok());
+  EXPECT_LT(AllocatedBytes(path), kSize / 2 + kSize / 4) << "still bounded past the writer";
+  const auto bytes = ReadFileBytes(path);
+  EXPECT_TRUE(AllZero(bytes));
+}
+
+TEST(Preallocator, NeverWritesBelowWhatItReportedFilled) {
+  TempDir dir;
+  constexpr uint64_t kSize = 4 << 20, kFill = 128 << 10;
+  const auto path = dir.path() / "active.seg";
+  ASSERT_TRUE(CreateSegmentFile(path, kSize, kFill).ok());
+  Preallocator pre(dir.path(), kSize, kFill);
+  pre.Follow(path, kSize, kFill, 0);
+  auto writer = File::Open(path, O_RDWR);
+  ASSERT_TRUE(writer.ok());
+  // The writer's bytes, always below filled(), as the store's writer does.
+  std::vector<uint8_t> data(kFill / 4, 0xab);
+  for (uint64_t end = 0; end + data.size() <= kSize; end += data.size()) {
+    ASSERT_TRUE(pre.WaitFilled(end + data.size()).ok());
+    ASSERT_TRUE(writer->WriteAt(end, data).ok());
+    pre.WriterAt(end + data.size());
+  }
+  const auto bytes = ReadFileBytes(path);
+  ASSERT_EQ(bytes.size(), kSize);
+  EXPECT_EQ(std::count(bytes.begin(), bytes.end(), 0xab), static_cast<long>(kSize)) << "no zeros over the writer's bytes";
+}
+
+TEST(Preallocator, NoSpareIsMadeBeforeTheActiveSegmentIsHalfFull) {
+  TempDir dir;
+  constexpr uint64_t kSize = 4 << 20, kFill = 128 << 10;
+  const auto path = dir.path() / "active.seg";
+  ASSERT_TRUE(CreateSegmentFile(path, kSize, kFill).ok());
+  Preallocator pre(dir.path(), kSize, kFill);
+  pre.Follow(path, kSize, kFill, 0);
+  pre.WriterAt(kSize / 2 - kFill);
+  ASSERT_TRUE(pre.WaitFilled(kSize / 2).ok());  // the thread has run, and found no spare wanted
+  for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_NE(f.path().filename().string().rfind("spare-", 0), 0u) << f.path();
+  }
+  auto spare = pre.Take();  // a roll before half (a large append) still gets one
+  ASSERT_TRUE(spare.ok()) << spare.status().ToString();
+  EXPECT_EQ(spare->file.Size().value(), kSize);
+  EXPECT_GE(AllocatedBytes(spare->path), kFill) << "its first step zero-filled";
+  EXPECT_LT(AllocatedBytes(spare->path), kSize / 2);
+}
+
+TEST(Preallocator, AFullDiskWhileFillingIsReportedToTheWaitingWriter) {
+  TempDir dir;
+  constexpr uint64_t kSize = 4 << 20, kFill = 128 << 10;
+  const auto path = dir.path() / "active.seg";
+  ASSERT_TRUE(CreateSegmentFile(path, kSize, kFill).ok());
+  struct NoSpaceForFill final : FileFaults {
+    InjectedFault Before(FileOp op, const std::filesystem::path& p) override {
+      return op == FileOp::kWrite && p.extension() == ".seg" ? InjectedFault{ENOSPC, false} : InjectedFault{};
+    }
+  } faults;
+  Preallocator pre(dir.path(), kSize, kFill);
+  pre.Follow(path, kSize, kFill, 0);
+  SetFileFaults(&faults);
+  const Status s = pre.WaitFilled(kFill * 2);
+  SetFileFaults(nullptr);
+  EXPECT_EQ(s.code(), Status::Code::kOutOfSpace) << s.ToString();
+  EXPECT_TRUE(pre.WaitFilled(kFill * 2).ok()) << "tried again once space is back";
 }
 
 }  // namespace

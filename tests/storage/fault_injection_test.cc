@@ -53,7 +53,7 @@ enum class Site : uint8_t {
   kOpen,          // Store::Open on the test thread: directories, LOCK, recovery
   kGroupCommit,   // the writer thread on a segment file: group pwrite, fdatasync, zeroing
   kRoll,          // the writer thread otherwise: taking the spare, activating it
-  kPreallocator,  // the thread that zero-fills spare segments
+  kPreallocator,  // the thread that zero-fills spares and the active segment ahead of the writer
   kIndexJob,      // the thread that writes index files of sealed segments
   kBackup,        // Store::Backup on the test thread
   kOther,         // the test thread outside Open and Backup (nothing expected)
@@ -163,7 +163,8 @@ class CountingFaults final : public FileFaults {
   Site SiteOf(FileOp op, const std::filesystem::path& path) const {
     if (std::this_thread::get_id() == test_thread_) return phase_.load(std::memory_order_relaxed);
     // A background thread is known by the first file it touches: the preallocator makes
-    // spare-N.tmp, the index job X.idx.tmp, the writer a segment or a ready spare.
+    // spare-N.tmp or opens the active segment by name to fill it ahead of the writer, the
+    // index job X.idx.tmp, the writer a segment or a ready spare.
     struct Role {
       uint64_t generation = 0;
       Site site = Site::kOther;
@@ -172,7 +173,9 @@ class CountingFaults final : public FileFaults {
     if (role.generation != generation_) {
       const std::string name = path.filename().string();
       role.generation = generation_;
-      role.site = name.rfind("spare-", 0) == 0 && path.extension() == ".tmp" ? Site::kPreallocator
+      const bool fills = (name.rfind("spare-", 0) == 0 && path.extension() == ".tmp") ||
+                         (op == FileOp::kOpen && IsSegmentFile(path));
+      role.site = fills                                                      ? Site::kPreallocator
                   : name.find(".idx") != std::string::npos                   ? Site::kIndexJob
                                                                              : Site::kGroupCommit;
     }

@@ -3,6 +3,7 @@
 #include "storage/store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -897,6 +898,73 @@ TEST(StoreDamage, AfterABatchWhoseHeaderIsDamagedTheNextIntactBatchIsFoundAndSer
   EXPECT_EQ((*after)[0].position, GlobalPosition(f.position + 1));
   EXPECT_EQ(after->size(), 600 - f.position - 1);
   EXPECT_EQ(store->stats().corruption_found, 1u);
+}
+
+// ---- Disk use: zeros only a bounded step ahead of the writer (docs/storage.md) ----
+
+// Disk blocks (st_blocks * 512) of every file under `dir`, as `du -s --block-size=1` counts.
+uint64_t DiskBlocksUnder(const std::filesystem::path& dir) {
+  uint64_t bytes = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
+    struct stat st;
+    if (::lstat(f.path().c_str(), &st) == 0) bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return bytes;
+}
+
+TEST(Store, AnEmptyStoreTakesLessThan64MiBOnDisk) {
+  TempDir dir;
+  Options options;  // the defaults: 256 MiB segments
+  ASSERT_EQ(options.segment_size, 256ull << 20);
+  auto store = Store::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const StoreStats stats = (*store)->stats();
+  EXPECT_EQ(stats.log_bytes, format::kSegmentHeaderSize) << "an empty log is one segment header";
+  EXPECT_GE(stats.allocated_bytes, options.fill_ahead) << "the first step is zero-filled at open";
+  EXPECT_LT(stats.allocated_bytes, 64ull << 20);
+  EXPECT_LT(DiskBlocksUnder(dir.path()), 64ull << 20);
+  for (const auto& f : std::filesystem::directory_iterator(dir.path() / "segments")) {
+    EXPECT_NE(f.path().filename().string().rfind("spare-", 0), 0u) << "no spare before it is needed: " << f.path();
+  }
+}
+
+TEST(Store, LogBytesCountTheLogWrittenNotThePreallocatedZeros) {
+  TempDir dir;
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 3)).ok());
+  const StoreStats stats = (*store)->stats();
+  EXPECT_EQ(stats.log_bytes, format::kSegmentHeaderSize + stats.bytes_written);
+  EXPECT_GT(stats.allocated_bytes, stats.log_bytes) << "the zeros ahead of the writer take disk";
+  store->reset();
+  auto reopened = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->stats().log_bytes, stats.log_bytes) << "the same count from the log after a restart";
+}
+
+TEST(Store, AnAppendLargerThanTheZeroFilledPartWaitsForItAndIsDurable) {
+  TempDir dir;
+  Options options;
+  options.segment_size = 8 << 20;
+  options.fill_ahead = 256 << 10;  // far less than the append below
+  std::vector<EventData> events = MakeEvents("big", 0, 12);
+  for (EventData& e : events) e.data.assign(100 << 10, 'x');  // ~1.2 MiB in one batch
+  {
+    auto store = Store::Open(dir.path(), options);
+    ASSERT_TRUE(store.ok());
+    auto r = (*store)->AppendSync("big", ExpectedVersion::NoStream(), events);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_GE((*store)->stats().fill_waits, 1u) << "the writer outran the filler and waited for it";
+  }
+  auto store = Store::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto read = (*store)->ReadStream("big", StreamVersion(0), 100, Direction::kForward);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), events.size());
+  EXPECT_EQ((*read)[11].data, events[11].data);
+  auto verified = VerifyStore(dir.path());
+  ASSERT_TRUE(verified.ok());
+  EXPECT_TRUE(verified->ok());
 }
 
 }  // namespace

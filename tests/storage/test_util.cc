@@ -30,6 +30,9 @@ Options SmallOptions() {
   Options o;
   o.segment_size = 64 * 1024;
   o.max_event_size = 16 * 1024;
+  // A quarter of a segment: the writer meets the edge of the zero-filled part, and spares
+  // are made part-filled, as with the default sizes.
+  o.fill_ahead = 16 * 1024;
   return o;
 }
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "storage/store.h"
@@ -47,6 +48,23 @@ TEST(Verify, ACleanStoreVerifiesCleanAndCountsWhatItChecked) {
   EXPECT_EQ(report->index_files, report->segments - 1);
   EXPECT_EQ(last_done, last_total) << "progress ends at 100%";
   EXPECT_FALSE(report->torn_tail.has_value());
+}
+
+TEST(Verify, ProgressCountsTheLogCheckedNotThePreallocatedZerosAfterIt) {
+  TempDir dir;
+  Fill(dir.path(), 3);  // a few batches at the start of a 64 KiB segment: mostly zeros
+  uint64_t max_done = 0, last_done = 0, last_total = 0;
+  auto report = VerifyStore(dir.path(), [&](uint64_t done, uint64_t total) {
+    EXPECT_LE(done, total);
+    max_done = std::max(max_done, done);
+    last_done = done;
+    last_total = total;
+  });
+  ASSERT_TRUE(report.ok());
+  ASSERT_LT(report->bytes, testing::SmallOptions().segment_size / 4);
+  EXPECT_EQ(max_done, report->bytes) << "never more than the log checked";
+  EXPECT_EQ(last_done, report->bytes);
+  EXPECT_EQ(last_total, report->bytes) << "the total shrinks to the log once the zeros are known";
 }
 
 TEST(Verify, AFlippedByteIsNamedByFileOffsetAndPosition) {

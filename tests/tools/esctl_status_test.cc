@@ -56,5 +56,39 @@ TEST(EsctlStatus, OfflineStatusSaysWhatOpeningRepairedInTheWordsOfVerify) {
   EXPECT_NE(r.out.find("durable position  4"), std::string::npos) << r.out;
 }
 
+// The number after "key": in a line of JSON (0 when absent).
+uint64_t JsonNumber(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":");
+  return at == std::string::npos ? 0 : std::stoull(json.substr(at + key.size() + 3));
+}
+
+TEST(EsctlStatus, StatusReportsTheLogWrittenAndTheDiskAllocatedSeparatelyOnlineAndOffline) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  uint64_t online_log = 0;
+  {
+    testing::EsdProcess esd(data);
+    auto c = client::Client::Connect(esd.rpc_address());
+    ASSERT_TRUE(c->Append("s", client::Expected::Any(), {client::NewEvent::Json("E", "{\"n\":1}")}).ok());
+    Result r = RunEsctl({"--connect", esd.rpc_address(), "--json", "status"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    online_log = JsonNumber(r.out, "logBytes");
+    EXPECT_GT(online_log, 64u) << "a segment header and a batch: " << r.out;
+    EXPECT_GT(JsonNumber(r.out, "allocatedBytes"), online_log) << r.out;
+    r = RunEsctl({"--connect", esd.rpc_address(), "status"});
+    EXPECT_NE(r.out.find("log               " + std::to_string(online_log) + " bytes written, "), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find(" bytes allocated on disk"), std::string::npos) << r.out;
+    ASSERT_EQ(esd.Stop(SIGTERM), 0);
+  }
+  Result r = RunEsctl({"--data-dir", data.string(), "--json", "status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(JsonNumber(r.out, "logBytes"), online_log) << "the same log, read from the files: " << r.out;
+  EXPECT_GT(JsonNumber(r.out, "allocatedBytes"), online_log) << r.out;
+  r = RunEsctl({"--data-dir", data.string(), "status"});
+  EXPECT_NE(r.out.find("log               " + std::to_string(online_log) + " bytes written, "), std::string::npos)
+      << r.out;
+}
+
 }  // namespace
 }  // namespace esd
