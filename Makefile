@@ -3,7 +3,8 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 DEB_PACKAGES := g++ cmake ninja-build pkg-config ccache capnproto libcapnp-dev \
-	libboost-dev libxxhash-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+	libboost-dev libxxhash-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
+	libspdlog-dev libfmt-dev nlohmann-json3-dev
 
 .PHONY: all deps configure build run test bench clean
 
