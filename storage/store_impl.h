@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -154,6 +155,8 @@ class Store::Impl {
   void FlushGroup();
   Status Roll();
   void Complete();
+  // Tells options_.listener what this group changed (writer.cc).
+  void Notify(bool out_of_space, const Status& no_space, bool written);
   void SyncIfDue(bool force);
   void WriteIndexFor(size_t slot_number);
   bool WriteOneIndex(size_t slot_number);  // false: not written (the next open rebuilds it)
@@ -183,6 +186,10 @@ class Store::Impl {
   IdWindow ids_, old_ids_;
   std::vector<EventId> group_ids_;  // inserted by the current group, undone on failure
   Status failed_;                   // set after an I/O error: no more writes
+  // What the listener has been told, and what it is to be told after this group.
+  bool told_out_of_space_ = false;
+  bool told_writes_stopped_ = false;
+  std::optional<uint64_t> slow_sync_micros_;  // this group's sync, when slow
 
   std::vector<size_t> unindexed_at_open_;  // sealed slots whose index could not be written at open
   std::unique_ptr<Preallocator> preallocator_;
