@@ -16,6 +16,7 @@
 
 #include "domain/maintenance.h"
 #include "domain/snapshots.h"
+#include "server/failed_calls.h"
 #include "server/progress.h"
 #include "server/projection_runner.h"
 #include "storage/file.h"
@@ -170,7 +171,7 @@ SnapshotPage ReadSnapshotPage(const std::filesystem::path& path, uint64_t offset
   return page;
 }
 
-class AdminImpl final : public rpc::Admin::Server {
+class AdminImpl final : public LoggedCalls<rpc::Admin> {
  public:
   AdminImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
 

@@ -29,6 +29,8 @@ std::string Usage() {
   --tls-cert FILE          serve RPC over TLS with this certificate chain (PEM) ...
   --tls-key FILE           ... and this private key (PEM)
   --insecure               allow a non-loopback address without --auth
+  --log-level LEVEL        trace, debug, info (default), warn or error: the least a logged line is
+  --log-format FORMAT      text (default) or json (one object per line, for log shippers)
   --help                   this text
 SIGTERM or SIGINT stops esd gracefully: no acknowledged append is lost.
 )";
@@ -118,7 +120,8 @@ std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::strin
       c.insecure = true;
     } else if (flag == "--data-dir" || flag == "--listen" || flag == "--http" || flag == "--auth" ||
                flag == "--tls-cert" || flag == "--tls-key" || flag == "--fsync" || flag == "--segment-size" ||
-               flag == "--max-event-size" || flag == "--snapshot-every") {
+               flag == "--max-event-size" || flag == "--snapshot-every" || flag == "--log-level" ||
+               flag == "--log-format") {
       auto v = value();
       if (!v) return std::nullopt;
       if (flag == "--data-dir") c.data_dir = *v;
@@ -127,6 +130,21 @@ std::optional<Config> ParseArgs(const std::vector<std::string>& args, std::strin
       else if (flag == "--auth") c.auth_file = *v;
       else if (flag == "--tls-cert") c.tls_cert = *v;
       else if (flag == "--tls-key") c.tls_key = *v;
+      else if (flag == "--log-level") {
+        auto level = log::ParseLevel(*v);
+        if (!level) {
+          *error = "--log-level: expected trace, debug, info, warn or error, got '" + *v + "'";
+          return std::nullopt;
+        }
+        c.log_level = *level;
+      } else if (flag == "--log-format") {
+        auto format = log::ParseFormat(*v);
+        if (!format) {
+          *error = "--log-format: expected text or json, got '" + *v + "'";
+          return std::nullopt;
+        }
+        c.log_format = *format;
+      }
       else if (flag == "--fsync") {
         auto mode = storage::DurabilityMode::Parse(*v);
         if (!mode.ok()) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "log/log.h"
 #include "storage/store.h"
 
 namespace esd::server {
@@ -28,6 +29,8 @@ struct Config {
   std::string tls_key;
   bool insecure = false;
   bool help = false;
+  log::Level log_level = log::Level::kInfo;     // --log-level: lines below it are left out
+  log::Format log_format = log::Format::kText;  // --log-format text|json (docs/server.md, "Log")
   std::map<std::string, Role> tokens;  // from auth_file
 };
 

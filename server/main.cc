@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "log/log.h"
 #include "server/config.h"
 #include "server/daemon.h"
 
@@ -11,6 +12,8 @@ int main(int argc, char** argv) {
   std::string error;
   auto config = esd::server::ParseArgs(args, &error);
   if (!config) {
+    // A usage error, before there is a log to write to (its format is one of the flags):
+    // one plain line, as command-line tools say them.
     std::fprintf(stderr, "esd: %s\n", error.c_str());
     return 2;
   }
@@ -18,5 +21,6 @@ int main(int argc, char** argv) {
     std::fputs(esd::server::Usage().c_str(), stdout);
     return 0;
   }
+  esd::log::Init(config->log_level, config->log_format);
   return esd::server::RunDaemon(*config);
 }

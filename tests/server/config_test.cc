@@ -51,6 +51,28 @@ TEST(Config, BadFlagsNameWhatIsWrong) {
   EXPECT_NE(error.find("--tls-key"), std::string::npos);
 }
 
+TEST(Config, LogLevelAndFormatDefaultToInfoText) {
+  std::string error;
+  auto c = Parse({}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, log::Level::kInfo);
+  EXPECT_EQ(c->log_format, log::Format::kText);
+  c = Parse({"--log-level", "debug", "--log-format=json"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, log::Level::kDebug);
+  EXPECT_EQ(c->log_format, log::Format::kJson);
+}
+
+TEST(Config, BadLogLevelOrFormatNamesTheFlagAndTheChoices) {
+  std::string error;
+  EXPECT_FALSE(Parse({"--log-level", "verbose"}, &error));
+  EXPECT_EQ(error, "--log-level: expected trace, debug, info, warn or error, got 'verbose'");
+  EXPECT_FALSE(Parse({"--log-format=xml"}, &error));
+  EXPECT_EQ(error, "--log-format: expected text or json, got 'xml'");
+  EXPECT_FALSE(Parse({"--log-level"}, &error));
+  EXPECT_EQ(error, "--log-level needs a value");
+}
+
 TEST(Config, NonLoopbackNeedsAuthOrInsecure) {
   std::string error;
   EXPECT_FALSE(Parse({"--listen", "0.0.0.0:7400"}, &error));
