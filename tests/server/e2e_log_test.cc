@@ -145,6 +145,19 @@ TEST_F(LogTest, ASnapshotOfAStreamThatHasNoneIsLogged) {
       << esd_->Output();
 }
 
+TEST_F(LogTest, AVerifyThatCannotRunIsLogged) {
+  Start();
+  // The segments' folder gone from under the running daemon (its files stay open): verify
+  // cannot list what to check. Put back before the stop.
+  const auto segments = data_ / "segments", away = data_ / "segments-away";
+  std::filesystem::rename(segments, away);
+  const Result r = RunEsctlOnIt({"verify"});
+  std::filesystem::rename(away, segments);
+  EXPECT_NE(r.code, 0);
+  ASSERT_TRUE(Has(r.err, "See the esd log")) << r.err;
+  EXPECT_TRUE(esd_->WaitForOutput(" warn  esd: Admin.verify failed: verify could not run: ")) << esd_->Output();
+}
+
 TEST_F(LogTest, AnOrderCommandTheServerFailsIsLogged) {
   Start();
   const std::string id(300, 'x');  // order-<id> is longer than a stream name may be
