@@ -16,9 +16,11 @@
 
 #include "domain/maintenance.h"
 #include "domain/snapshots.h"
+#include "server/failed_calls.h"
 #include "server/progress.h"
 #include "server/projection_runner.h"
 #include "storage/file.h"
+#include "version/version.h"
 
 namespace esd::server {
 
@@ -170,7 +172,7 @@ SnapshotPage ReadSnapshotPage(const std::filesystem::path& path, uint64_t offset
   return page;
 }
 
-class AdminImpl final : public rpc::Admin::Server {
+class AdminImpl final : public LoggedCalls<rpc::Admin> {
  public:
   AdminImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
 
@@ -178,7 +180,7 @@ class AdminImpl final : public rpc::Admin::Server {
   DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
     return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
-      return rpc::Admin::Server::dispatchCall(interface_id, method_id, context);
+      return LoggedCalls<rpc::Admin>::dispatchCall(interface_id, method_id, context);  // then logged if it fails
     });
   }
 
@@ -356,7 +358,7 @@ class AdminImpl final : public rpc::Admin::Server {
   kj::Promise<void> status(StatusContext context) override {
     auto s = context.getResults().initStatus();
     const auto stats = ctx_.store.stats();
-    s.setVersion("esd 0.1.0");
+    s.setVersion(version::VersionLine("esd"));
     s.setDurablePosition(ctx_.store.DurablePosition().value);
     s.setSegments(ctx_.store.recovery().segments + stats.segments_sealed);
     s.setDataDir(ctx_.store.directory().string());

@@ -38,8 +38,8 @@ std::string Usage() {
   --tls-cert FILE          serve RPC over TLS with this certificate chain (PEM) ...
   --tls-key FILE           ... and this private key (PEM)
   --insecure               allow a non-loopback address without --auth
-  --log-level LEVEL        trace, debug, info (default), warn or error
-  --log-format FORMAT      text (default) or json
+  --log-level LEVEL        trace, debug, info (default), warn or error: the least a logged line is
+  --log-format FORMAT      text (default) or json (one object per line, for log shippers)
   --version                print the version and the git commit, and exit
   --help                   this text
 SIGTERM or SIGINT stops esd gracefully: no acknowledged append is lost.
@@ -184,17 +184,19 @@ bool Apply(const std::string& name, const std::vector<std::string>& values, cons
     }
     c->fsync = mode.value();
   } else if (name == "log-level") {
-    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error") {
+    const auto level = log::ParseLevel(v);
+    if (!level) {
       *error = where + ": expected trace, debug, info, warn or error, got '" + v + "'";
       return false;
     }
-    c->log_level = v;
+    c->log_level = *level;
   } else if (name == "log-format") {
-    if (v != "text" && v != "json") {
+    const auto format = log::ParseFormat(v);
+    if (!format) {
       *error = where + ": expected text or json, got '" + v + "'";
       return false;
     }
-    c->log_format = v;
+    c->log_format = *format;
   } else {
     uint64_t n = 0;
     if (!ParseNumber(where, v, &n, error)) return false;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "log/log.h"
 #include "storage/store.h"
 
 namespace esd::server {
@@ -32,8 +33,8 @@ struct Config {
   std::string tls_cert;
   std::string tls_key;
   bool insecure = false;
-  std::string log_level = "info";   // trace|debug|info|warn|error
-  std::string log_format = "text";  // text|json
+  log::Level log_level = log::Level::kInfo;     // --log-level: lines below it are left out
+  log::Format log_format = log::Format::kText;  // --log-format text|json (docs/server.md, "Log")
   std::string config_file;          // --config: where the options above came from, if any
   bool help = false;
   bool version = false;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <csignal>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <sstream>
 
+#include "log/log.h"
 #include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
@@ -39,9 +41,96 @@ constexpr auto kDrainTimeout = 5 * kj::SECONDS;
 class ErrorHandler final : public kj::TaskSet::ErrorHandler {
  public:
   void taskFailed(kj::Exception&& e) override {
-    if (e.getType() != kj::Exception::Type::DISCONNECTED) KJ_LOG(WARNING, "connection failed", e);
+    if (e.getType() != kj::Exception::Type::DISCONNECTED) log::Warn("a connection failed: {}", e.getDescription().cStr());
   }
 };
+
+// What KJ and Cap'n Proto log on this thread (KJ_LOG: a failed task, an RPC protocol
+// error) goes into our log, in its format, instead of straight to stderr. Other threads
+// (the writer, the HTTP thread, jobs) do not use KJ_LOG.
+class KjLogToOurs final : public kj::ExceptionCallback {
+ public:
+  void logMessage(kj::LogSeverity severity, const char* file, int line, int context_depth,
+                  kj::String&& text) override {
+    (void)context_depth;
+    log::Level level = log::Level::kError;
+    switch (severity) {
+      case kj::LogSeverity::INFO: level = log::Level::kInfo; break;
+      case kj::LogSeverity::WARNING: level = log::Level::kWarn; break;
+      case kj::LogSeverity::ERROR:
+      case kj::LogSeverity::FATAL: level = log::Level::kError; break;
+      case kj::LogSeverity::DBG: level = log::Level::kDebug; break;
+    }
+    std::string message(text.cStr());
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    log::Write(level, message, {{"source", std::string(file) + ":" + std::to_string(line)}});
+  }
+};
+
+// What the store says as it runs (storage::EventListener), in the log. On the writer
+// thread, after the group's appends are answered.
+class StoreEventsToLog final : public storage::EventListener {
+ public:
+  explicit StoreEventsToLog(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  void OnOutOfSpace(const storage::Status& why) override {
+    log::Error("the disk of {} is full: appends fail with 'out of space' until space is freed; reads go on ({})",
+               data_dir_, why.ToString());
+  }
+  void OnSpaceAgain() override { log::Info("disk space is back: appends are written again"); }
+  void OnSlowSync(uint64_t micros) override {
+    // One line per 10 s at most: a disk that is slow is slow for every group.
+    if (const uint64_t n = slow_syncs_.Failed()) {
+      log::Write(log::Level::kWarn,
+                 fmt::format("a group commit's fdatasync took {} ms (slow: 100 ms or more); {} such since the last "
+                             "such line; esd_fsync_seconds has them all",
+                             micros / 1000, n),
+                 {{"fsync_micros", micros}});
+    }
+  }
+  void OnWritesStopped(const storage::Status& why) override {
+    log::Error("the store takes no more writes: {}; reads go on. Stop esd and start it again to recover",
+               why.ToString());
+  }
+
+ private:
+  const std::string data_dir_;
+  BurstLog slow_syncs_;
+};
+
+uint64_t MillisSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+}
+
+// What start-up says about the daemon's setting: the flags that change how it stores and
+// whom it serves.
+void LogStart(const Config& config) {
+  log::Write(log::Level::kInfo, "starting",
+             {{"version", std::string(version::Version())},
+              {"data", config.data_dir},
+              {"listen", config.listen},
+              {"http", config.http},
+              {"fsync", config.fsync.ToString()},
+              {"segment_size", config.segment_size},
+              {"max_event_size", config.max_event_size},
+              {"snapshot_every", config.snapshot_every},
+              {"auth", config.auth_file.empty() ? "off" : "on"},
+              {"tls", config.tls_cert.empty() ? "off" : "on"},
+              {"log_level", log::LevelName(config.log_level)}});
+}
+
+// What opening the store found and repaired, with the time it took. Each repair (a torn
+// tail cut, an index rebuilt) is a warn line of its own, in verify's words.
+void LogRecovery(const storage::RecoveryReport& rec, uint64_t millis) {
+  log::Write(log::Level::kInfo, "recovery: the store is open",
+             {{"segments", rec.segments},
+              {"events", rec.end_position.value},
+              {"tail_bytes_scanned", rec.tail_bytes_scanned},
+              {"index_files_rebuilt", rec.index_files_rebuilt},
+              {"torn_bytes_cut", rec.torn_bytes_discarded},
+              {"millis", millis}});
+  for (const std::string& note : rec.notes) log::Warn("recovery: {}", note);
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path);
@@ -126,26 +215,30 @@ std::string RenderMetrics(ServerContext& ctx) {
 }  // namespace
 
 int RunDaemon(const Config& config) {
+  const auto started = std::chrono::steady_clock::now();
+  KjLogToOurs kj_log;
+  LogStart(config);
+  StoreEventsToLog store_events(config.data_dir);  // outlives the store
   storage::Options options;
+  options.listener = &store_events;
   options.segment_size = config.segment_size;
   options.durability = config.fsync;
   options.max_event_size = static_cast<uint32_t>(std::min<uint64_t>(config.max_event_size, UINT32_MAX));
   auto opened = storage::Store::Open(config.data_dir, options);
   if (!opened.ok()) {
-    std::fprintf(stderr, "esd: cannot open the store in %s: %s\n", config.data_dir.c_str(),
-                 opened.status().ToString().c_str());
+    log::Error("cannot open the store in {}: {}", config.data_dir, opened.status().ToString());
     return kExitFailure;
   }
   std::unique_ptr<storage::Store> store = std::move(opened).value();
   const auto& rec = store->recovery();
-  // What open repaired by itself (a torn tail cut, an index rebuilt), in verify's words.
-  for (const std::string& note : rec.notes) std::fprintf(stderr, "esd: recovery: %s\n", note.c_str());
+  LogRecovery(rec, MillisSince(started));
 
   auto io = kj::setupAsyncIo();
   // Let the event loop look at the sockets every few events, even while subscriptions have
   // work queued: otherwise a cancel or a disconnect waits behind thousands of pushes.
   io.waitScope.setBusyPollInterval(16);
   int exit_code = kExitOk;
+  std::chrono::steady_clock::time_point stop_began;
   {
     DurableNotifier notifier(*store);
     DamageLog damage_log;
@@ -165,8 +258,14 @@ int RunDaemon(const Config& config) {
                                 domain::ProjectionSnapshotPath(config.data_dir),
                                 10'000);
     if (!projection.snapshot_ignored().empty()) {
-      std::fprintf(stderr, "esd: the order projection's snapshot is not used (%s); it catches up from position 0\n",
-                   projection.snapshot_ignored().c_str());
+      log::Warn("the order projection's snapshot is not used ({}); it catches up from position 0",
+                projection.snapshot_ignored());
+    } else if (std::error_code ec; std::filesystem::exists(domain::ProjectionSnapshotPath(config.data_dir), ec)) {
+      log::Info("the order projection's snapshot is loaded: it catches up from position {} of {}",
+                projection.checkpoint(), store->DurablePosition().value);
+    } else {
+      log::Info("the order projection has no snapshot: it catches up from position 0 of {}",
+                store->DurablePosition().value);
     }
     projection.Start();
     ServerContext ctx{.store = *store,
@@ -205,10 +304,9 @@ int RunDaemon(const Config& config) {
     http_options.on_accept_error = [&](const std::string& what) {
       ++ctx.counters.accept_errors;
       if (const uint64_t n = http_accept_log.Failed()) {
-        std::fprintf(stderr,
-                     "esd: accepting an HTTP connection failed: %s; retrying every 100 ms (%llu failures since the "
-                     "last such line; esd_accept_errors_total counts them all)\n",
-                     what.c_str(), static_cast<unsigned long long>(n));
+        log::Warn("accepting an HTTP connection failed: {}; retrying every 100 ms ({} failures since the last such "
+                  "line; esd_accept_errors_total counts them all)",
+                  what, n);
       }
     };
     http_options.on_signal = [&](int signo) {
@@ -217,7 +315,7 @@ int RunDaemon(const Config& config) {
     std::string error;
     auto http = HttpServer::Start(std::move(http_options), &error);
     if (!http) {
-      std::fprintf(stderr, "esd: cannot serve HTTP on %s: %s\n", config.http.c_str(), error.c_str());
+      log::Error("cannot serve HTTP on {}: {}", config.http, error);
       return kExitFailure;
     }
 
@@ -240,7 +338,7 @@ int RunDaemon(const Config& config) {
                                     ctx.counters.tls_handshake_failures);
       }
     })) {
-      std::fprintf(stderr, "esd: cannot listen on %s: %s\n", config.listen.c_str(), e->getDescription().cStr());
+      log::Error("cannot listen on {}: {}", config.listen, e->getDescription().cStr());
       return kExitFailure;
     }
 
@@ -283,37 +381,54 @@ int RunDaemon(const Config& config) {
           [&](kj::Exception&& e) -> kj::Promise<void> {
             ++ctx.counters.accept_errors;
             if (const uint64_t n = accept_log.Failed()) {
-              std::fprintf(stderr,
-                           "esd: accepting a connection failed: %s; retrying every 50 ms (%llu failures since the "
-                           "last such line; esd_accept_errors_total counts them all)\n",
-                           e.getDescription().cStr(), static_cast<unsigned long long>(n));
+              log::Warn("accepting a connection failed: {}; retrying every 50 ms ({} failures since the last such "
+                        "line; esd_accept_errors_total counts them all)",
+                        e.getDescription().cStr(), n);
             }
             return accept_timer.afterDelay(50 * kj::MILLISECONDS).then([&] { return accept_loop(); });
           });
     };
     kj::Promise<void> accepting = accept_loop().eagerlyEvaluate([](kj::Exception&& e) {
-      KJ_LOG(ERROR, "accepting connections failed", e);
+      log::Error("accepting connections failed, and esd accepts no more: {}", e.getDescription().cStr());
     });
 
-    const storage::StoreStats disk = store->stats();  // bytes= the log written, allocated= its disk blocks
+    // The ready line on stdout is for scripts and tests (tests/server/esd_process.h reads
+    // it): its words stay as they are. bytes= is the log written, allocated= its disk blocks.
+    // The log says the same as fields.
+    const std::string http_address =
+        config.http == "off" ? "off" : config.http.substr(0, config.http.rfind(':')) + ":" + std::to_string(http->port());
+    const storage::StoreStats disk = store->stats();
     std::printf("esd ready: rpc=%s%s http=%s data=%s events=%llu segments=%llu bytes=%llu allocated=%llu fsync=%s\n",
-                tls ? "tls:" : "", rpc_address.c_str(),
-                config.http == "off" ? "off" : (config.http.substr(0, config.http.rfind(':')) + ":" +
-                                                std::to_string(http->port())).c_str(),
-                config.data_dir.c_str(), static_cast<unsigned long long>(store->DurablePosition().value),
-                static_cast<unsigned long long>(rec.segments),
-                static_cast<unsigned long long>(disk.log_bytes), static_cast<unsigned long long>(disk.allocated_bytes),
-                config.fsync.ToString().c_str());
+                tls ? "tls:" : "", rpc_address.c_str(), http_address.c_str(), config.data_dir.c_str(),
+                static_cast<unsigned long long>(store->DurablePosition().value),
+                static_cast<unsigned long long>(rec.segments), static_cast<unsigned long long>(disk.log_bytes),
+                static_cast<unsigned long long>(disk.allocated_bytes), config.fsync.ToString().c_str());
     std::fflush(stdout);
+    log::Write(log::Level::kInfo, "ready",
+               {{"rpc", (tls ? "tls:" : "") + rpc_address},
+                {"http", http_address},
+                {"data", config.data_dir},
+                {"events", store->DurablePosition().value},
+                {"segments", rec.segments},
+                {"bytes", disk.log_bytes},
+                {"allocated", disk.allocated_bytes},
+                {"fsync", config.fsync.ToString()},
+                {"startup_millis", MillisSince(started)}});
     if (std::string why; !NotifyServiceManager("READY=1", &why)) {
-      std::fprintf(stderr, "esd: could not tell systemd that esd is ready: %s\n", why.c_str());
+      log::Warn("could not tell systemd that esd is ready: {}", why);
     }
 
     const int signo = stop.promise.wait(io.waitScope);
-    std::fprintf(stderr, "esd: %s: stopping: no new connections; answering calls in flight\n",
-                 signo == SIGINT ? "SIGINT" : "SIGTERM");
+    stop_began = std::chrono::steady_clock::now();
+    const char* signal_name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    log::Write(log::Level::kInfo,
+               std::string(signal_name) + ": stopping: no new connections; answering calls in flight",
+               {{"signal", signal_name},
+                {"connections", ctx.connections.size()},
+                {"subscriptions", ctx.subscriptions.size()},
+                {"appends_in_flight", ctx.appends_in_flight}});
     if (std::string why; !NotifyServiceManager("STOPPING=1", &why)) {
-      std::fprintf(stderr, "esd: could not tell systemd that esd is stopping: %s\n", why.c_str());
+      log::Warn("could not tell systemd that esd is stopping: {}", why);
     }
     accepting = kj::READY_NOW;  // cancels the accept loop
     listener = nullptr;
@@ -321,18 +436,33 @@ int RunDaemon(const Config& config) {
     // Subscribers learn why their subscription ends (Subscriber.dropped) before the
     // connections close.
     auto& timer = io.provider->getTimer();
-    {
+    if (!ctx.subscriptions.empty()) {
+      const auto began = std::chrono::steady_clock::now();
+      const size_t subscriptions = ctx.subscriptions.size();
       kj::Vector<kj::Promise<void>> told;
       for (LiveSubscription* sub : std::vector<LiveSubscription*>(ctx.subscriptions.begin(), ctx.subscriptions.end())) {
         told.add(sub->End("the server is shutting down"));
       }
-      kj::joinPromises(told.releaseAsArray()).exclusiveJoin(timer.afterDelay(2 * kj::SECONDS)).wait(io.waitScope);
+      const bool all = kj::joinPromises(told.releaseAsArray())
+                           .then([] { return true; })
+                           .exclusiveJoin(timer.afterDelay(2 * kj::SECONDS).then([] { return false; }))
+                           .wait(io.waitScope);
+      log::Info("stop: told {} subscriber(s) that the server is shutting down{} ({} ms)", subscriptions,
+                all ? "" : "; some did not take it within 2 s", MillisSince(began));
     }
     // The appends in flight finish (the writer keeps going) and are answered, then each
     // connection's answers leave its socket before it closes; at most kDrainTimeout in all,
     // for a client that does not take its answers.
     const auto deadline = timer.now() + kDrainTimeout;
-    WhenAppendsAnswered(ctx).exclusiveJoin(timer.atTime(deadline)).wait(io.waitScope);
+    if (const uint64_t in_flight = ctx.appends_in_flight; in_flight > 0) {
+      const auto began = std::chrono::steady_clock::now();
+      const bool answered = WhenAppendsAnswered(ctx)
+                                .then([] { return true; })
+                                .exclusiveJoin(timer.atTime(deadline).then([] { return false; }))
+                                .wait(io.waitScope);
+      log::Info("stop: {} {} append(s) in flight ({} ms)", answered ? "answered" : "gave up waiting for", in_flight,
+                MillisSince(began));
+    }
     {
       kj::Vector<kj::Promise<void>> flushed;
       size_t behind = 0;
@@ -340,22 +470,36 @@ int RunDaemon(const Config& config) {
         behind += c->outgoing_bytes() > 0;
         flushed.add(c->WhenFlushed());
       }
+      const auto began = std::chrono::steady_clock::now();
       if (behind > 0) {
-        std::fprintf(stderr, "esd: waiting for %zu connection(s) to take their answers (at most %lld s)\n", behind,
-                     static_cast<long long>((deadline - timer.now()) / kj::SECONDS));
+        log::Info("waiting for {} connection(s) to take their answers (at most {} s)", behind,
+                  static_cast<long long>((deadline - timer.now()) / kj::SECONDS));
       }
-      kj::joinPromises(flushed.releaseAsArray()).exclusiveJoin(timer.atTime(deadline)).wait(io.waitScope);
+      const bool flushed_all = kj::joinPromises(flushed.releaseAsArray())
+                                   .then([] { return true; })
+                                   .exclusiveJoin(timer.atTime(deadline).then([] { return false; }))
+                                   .wait(io.waitScope);
+      if (behind > 0) {
+        log::Info("stop: {} connection(s) behind {} ({} ms)", behind,
+                  flushed_all ? "took their answers" : "did not take all their answers in time; closing them",
+                  MillisSince(began));
+      }
     }
-    ctx.jobs.JoinAll();  // a backup or verify in progress finishes first
+    {
+      const auto began = std::chrono::steady_clock::now();
+      ctx.jobs.JoinAll();  // a backup or verify in progress finishes first
+      if (const uint64_t ms = MillisSince(began); ms > 0) log::Info("stop: waited {} ms for jobs (backup, verify)", ms);
+    }
     if (auto saved = projection.SaveSnapshot(); !saved.ok()) {
-      std::fprintf(stderr, "esd: could not save the order projection's snapshot (%s); the next start catches up\n",
-                   saved.ToString().c_str());
+      log::Error("could not save the order projection's snapshot ({}); the next start catches up", saved.ToString());
+    } else {
+      log::Info("stop: saved the order projection's snapshot at position {}", projection.checkpoint());
     }
     http->Stop();  // last thing that needs ctx; from here a second signal kills (nothing is lost)
   }
   if (config.listen.rfind("unix:", 0) == 0) ::unlink(config.listen.substr(5).c_str());
   store.reset();  // finishes what is queued and syncs
-  std::fprintf(stderr, "esd: stopped\n");
+  log::Write(log::Level::kInfo, "stopped", {{"stop_millis", MillisSince(stop_began)}});
   return exit_code;
 }
 

@@ -1,5 +1,7 @@
 #include "server/damage_log.h"
 
+#include "log/log.h"
+
 namespace esd::server {
 
 bool DamageLog::Report(const storage::Status& damage, const std::string& found_by) {
@@ -10,8 +12,7 @@ bool DamageLog::Report(const storage::Status& damage, const std::string& found_b
     if (!seen_.insert(std::move(key)).second) return false;
   }
   // The message of a placed corruption starts with its place (Status::Damaged).
-  std::fprintf(out_, "esd: damage found by %s: %s\n", found_by.c_str(), damage.message().c_str());
-  std::fflush(out_);
+  log::Error("damage found by {}: {}", found_by, damage.message());
   return true;
 }
 

@@ -1,9 +1,8 @@
-// Where the daemon found damage in the log, on its stderr log: once per place, however many
-// reads, subscriptions or projections run into it (every later read of a damaged batch
-// gets the same typed refusal, and a log line each would flood). Any thread.
+// Where the daemon found damage in the log, on its log (log/log.h, level error): once per
+// place, however many reads, subscriptions or projections run into it (every later read of
+// a damaged batch gets the same typed refusal, and a log line each would flood). Any thread.
 #pragma once
 
-#include <cstdio>
 #include <mutex>
 #include <set>
 #include <string>
@@ -14,7 +13,7 @@ namespace esd::server {
 
 class DamageLog {
  public:
-  explicit DamageLog(std::FILE* out = stderr) : out_(out) {}
+  DamageLog() = default;
   DamageLog(const DamageLog&) = delete;
   DamageLog& operator=(const DamageLog&) = delete;
 
@@ -24,7 +23,6 @@ class DamageLog {
   bool Report(const storage::Status& damage, const std::string& found_by);
 
  private:
-  std::FILE* const out_;
   std::mutex mu_;
   std::set<std::string> seen_;  // file and offset, or the message when it has no place
 };

@@ -62,7 +62,7 @@ std::string ToString(capnp::Data::Reader d) { return std::string(reinterpret_cas
 capnp::Capability::Server::DispatchCallResult EventStoreService::dispatchCall(
     uint64_t interface_id, uint16_t method_id, capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
   return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
-    return rpc::EventStore::Server::dispatchCall(interface_id, method_id, context);
+    return LoggedCalls<rpc::EventStore>::dispatchCall(interface_id, method_id, context);  // then logged if it fails
   });
 }
 

@@ -5,10 +5,11 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/context.h"
+#include "server/failed_calls.h"
 
 namespace esd::server {
 
-class EventStoreService final : public rpc::EventStore::Server {
+class EventStoreService final : public LoggedCalls<rpc::EventStore> {
  public:
   // Reads wait while `connection` has more than kMaxOutgoingBytes of answers unsent.
   EventStoreService(ServerContext& ctx, ConnectionState& connection, Role role)

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "log/log.h"
 #include "server/config.h"
 #include "server/daemon.h"
 #include "version/version.h"
@@ -14,6 +15,8 @@ int main(int argc, char** argv) {
   std::string error;
   auto config = ParseArgs(args, &error);
   if (!config) {
+    // A usage error, before there is a log to write to (its format is one of the flags):
+    // one plain line, as command-line tools say them.
     std::fprintf(stderr, "esd: %s\n", error.c_str());
     return kExitUsage;
   }
@@ -25,5 +28,6 @@ int main(int argc, char** argv) {
     std::printf("%s\n", esd::version::VersionLine("esd").c_str());
     return kExitOk;
   }
+  esd::log::Init(config->log_level, config->log_format);
   return RunDaemon(*config);
 }

@@ -3,12 +3,12 @@
 #include <kj/debug.h>
 
 #include <chrono>
-#include <cstdio>
 #include <memory>
 #include <optional>
 
 #include "domain/codec.h"
 #include "domain/order_history.h"
+#include "log/log.h"
 #include "server/event_store_service.h"
 #include "server/projection_runner.h"
 #include "storage/stream_page.h"
@@ -22,7 +22,8 @@ constexpr auto kMinPositionTimeout = 5 * kj::SECONDS;
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
-void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_log) {
+// `stream`: the order's, for the log line of a failed command.
+void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_log, const std::string& stream) {
   if (auto* ok = std::get_if<domain::OrderCommands::Accepted>(&o)) {
     auto b = out.initOk();
     b.setVersion(ok->last_version);
@@ -45,6 +46,14 @@ void Fill(rpc::CommandResult::Builder out, const Outcome& o, DamageLog& damage_l
               : s.IsDataLoss()                                      ? rpc::RejectCode::DATA_LOSS
                                                                     : rpc::RejectCode::UNAVAILABLE);
     b.setReason(reused_id ? s.message() : s.ToString());  // the code says what kind already
+    // esctl tells the user to see the esd log for a failure it has no advice of its own
+    // for (tools/esctl_order.cc). Not logged here: what has its own line (damage, a full
+    // disk: DamageLog, the store's EventListener) and what the client alone can fix (a
+    // reused command id, an overloaded writer: retry).
+    if (!reused_id && !s.IsDataLoss() && s.code() != storage::Status::Code::kOverloaded &&
+        s.code() != storage::Status::Code::kOutOfSpace) {
+      log::Warn("a command on {} failed: {}", stream, s.ToString());
+    }
     if (s.IsDataLoss()) {
       damage_log.Report(s, "loading an order for a command");
       FillDamage(b.initDamage(), s);
@@ -79,16 +88,14 @@ void FillView(rpc::OrderView::Builder out, const domain::OrderState& s) {
 }
 
 // An order's snapshot that exists but cannot be used costs its command a read of the whole
-// stream, until the order's next snapshot replaces it. Said on stderr at most once per 10 s
+// stream, until the order's next snapshot replaces it. Logged (warn) at most once per 10 s
 // (a busy order would say it on every command); esd_snapshot_load_failures_total counts
 // each (ServerContext::ignored_snapshots_log).
 void LogIgnoredSnapshot(ServerContext& ctx, const domain::OrderCommand& command, const std::string& why) {
   if (const uint64_t n = ctx.ignored_snapshots_log.Failed()) {
-    std::fprintf(stderr,
-                 "esd: the snapshot of %s is not used (%s); the order is read from its events (%llu such loads "
-                 "since the last such line)\n",
-                 domain::OrderStream(domain::CommandOrderId(command)).c_str(), why.c_str(),
-                 static_cast<unsigned long long>(n));
+    log::Warn("the snapshot of {} is not used ({}); the order is read from its events ({} such loads since the "
+              "last such line)",
+              domain::OrderStream(domain::CommandOrderId(command)), why, n);
   }
 }
 
@@ -126,7 +133,7 @@ std::vector<std::string> CommandLabels(const Outcome& o) {
 capnp::Capability::Server::DispatchCallResult OrderServiceImpl::dispatchCall(
     uint64_t interface_id, uint16_t method_id, capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
   return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
-    return rpc::OrderService::Server::dispatchCall(interface_id, method_id, context);
+    return LoggedCalls<rpc::OrderService>::dispatchCall(interface_id, method_id, context);  // then logged if it fails
   });
 }
 
@@ -142,10 +149,11 @@ kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::R
                                    : std::string("role ") + RoleName(role_) + " may not send commands (needs writer)");
     return kj::READY_NOW;
   }
+  const std::string stream = domain::OrderStream(domain::CommandOrderId(command));
   domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role_)};
-  return Run(ctx_, std::move(command), std::move(cc), 1).then([this, context](kj::Own<Outcome> o) mutable {
+  return Run(ctx_, std::move(command), std::move(cc), 1).then([this, context, stream](kj::Own<Outcome> o) mutable {
     ctx_.ops.order_commands.Add(CommandLabels(*o));
-    Fill(context.getResults().getResult(), *o, ctx_.damage_log);
+    Fill(context.getResults().getResult(), *o, ctx_.damage_log, stream);
   });
 }
 

@@ -7,10 +7,11 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/context.h"
+#include "server/failed_calls.h"
 
 namespace esd::server {
 
-class OrderServiceImpl final : public rpc::OrderService::Server {
+class OrderServiceImpl final : public LoggedCalls<rpc::OrderService> {
  public:
   // Reads of many events (history, listOrders) wait while `connection` has more than
   // kMaxOutgoingBytes of answers unsent (server/connection.h).

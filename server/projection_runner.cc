@@ -2,8 +2,9 @@
 
 #include <kj/debug.h>
 
-#include <cstdio>
 #include <future>
+
+#include "log/log.h"
 
 namespace esd::server {
 
@@ -66,10 +67,9 @@ void ProjectionRunner::WakeWaiters() {
 void ProjectionRunner::StopAtDamage(const storage::Status& damage) {
   damage_ = damage;
   damage_log_.Report(damage, "the order projection");
-  std::fprintf(stderr,
-               "esd: the order projection stopped at position %llu, where the log is damaged; it answers from "
-               "the events before it, and queries for later positions are refused as damaged\n",
-               static_cast<unsigned long long>(projection_.checkpoint()));
+  log::Error("the order projection stopped at position {}, where the log is damaged; it answers from the events "
+             "before it, and queries for later positions are refused as damaged",
+             projection_.checkpoint());
   for (auto& [key, fulfiller] : *waiters_) fulfiller->fulfill(Wait::kDamaged);
   waiters_->clear();
 }
@@ -79,12 +79,11 @@ void ProjectionRunner::CountSkipped(const domain::OrderProjection& p, uint64_t b
   if (n == 0 || skipped_.fetch_add(n, std::memory_order_relaxed) != 0 || !p.first_skipped()) return;
   // Once per process: a store from before the reservation may hold many, and a rebuild
   // meets them all again; the metric counts them.
-  std::fprintf(stderr,
-               "esd: the order projection skipped an event that is not an order event: %s (appended directly, "
-               "before order-<id> streams were reserved for the Order service). It is no part of any order; "
-               "commands on that order are rejected (rule foreign-event). esd_projection_events_skipped_total "
-               "counts such events; only this first one is logged\n",
-               p.first_skipped()->Describe().c_str());
+  log::Warn("the order projection skipped an event that is not an order event: {} (appended directly, before "
+            "order-<id> streams were reserved for the Order service). It is no part of any order; commands on "
+            "that order are rejected (rule foreign-event). esd_projection_events_skipped_total counts such events; "
+            "only this first one is logged",
+            p.first_skipped()->Describe());
 }
 
 kj::Promise<ProjectionRunner::Wait> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
@@ -161,9 +160,9 @@ void ProjectionRunner::SaveSnapshotInBackground() {
   last_snapshot_ = timer_.now();
   writer_.Post([this, writing = writing_, snapshot = projection_.EncodeSnapshot()] {
     if (auto s = domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, snapshot); !s.ok()) {
-      std::fprintf(stderr, "esd: could not save the order projection's snapshot at position %llu (%s); the next "
-                           "one is tried after the next period\n",
-                   static_cast<unsigned long long>(snapshot.checkpoint), s.ToString().c_str());
+      log::Error("could not save the order projection's snapshot at position {} ({}); the next one is tried after "
+                 "the next period",
+                 snapshot.checkpoint, s.ToString());
     }
     writing->store(false);
   });

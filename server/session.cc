@@ -3,6 +3,7 @@
 #include <kj/debug.h>
 
 #include "server/admin_service.h"
+#include "server/failed_calls.h"
 #include "server/event_store_service.h"
 #include "server/order_service.h"
 
@@ -19,7 +20,7 @@ rpc::Role ToWire(Role r) {
   return rpc::Role::READER;
 }
 
-class SessionImpl final : public rpc::Session::Server {
+class SessionImpl final : public LoggedCalls<rpc::Session> {
  public:
   SessionImpl(ServerContext& ctx, ConnectionState& connection, Role role)
       : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
@@ -51,7 +52,7 @@ class SessionImpl final : public rpc::Session::Server {
   const Role role_;
 };
 
-class BootstrapImpl final : public rpc::Bootstrap::Server {
+class BootstrapImpl final : public LoggedCalls<rpc::Bootstrap> {
  public:
   BootstrapImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
 

@@ -3,8 +3,8 @@
 #include <kj/debug.h>
 
 #include <atomic>
-#include <cstdio>
 
+#include "log/log.h"
 #include "server/event_store_service.h"
 
 namespace esd::server {
@@ -74,10 +74,9 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       // tells its caller through on_dropped). The daemon counts it and says it in its log.
       ++ctx_.counters.subscribers_failed;
       if (const uint64_t n = ctx_.subscriber_failures_log.Failed()) {
-        std::fprintf(stderr,
-                     "esd: a subscriber failed to take a push, so its subscription ended: %s (%llu such since the "
-                     "last such line; esd_subscribers_failed_total counts them all)\n",
-                     e.getDescription().cStr(), static_cast<unsigned long long>(n));
+        log::Warn("a subscriber failed to take a push, so its subscription ended: {} ({} such since the last such "
+                  "line; esd_subscribers_failed_total counts them all)",
+                  e.getDescription().cStr(), n);
       }
     });
   }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "log/log.h"
 #include "protocol/transport.h"
 
 namespace esd::server {
@@ -190,10 +191,9 @@ kj::Promise<void> TlsAcceptor::AnswerPlainClient(kj::Own<kj::AsyncIoStream> stre
 void TlsAcceptor::Failed(const std::string& peer, const std::string& reason) {
   ++failures_;
   if (const uint64_t n = log_.Failed()) {
-    std::fprintf(stderr,
-                 "esd: TLS handshake with %s failed: %s (%llu failures since the last such line, at most one such "
-                 "line per 10 s; esd_tls_handshake_failures_total counts them all)\n",
-                 peer.c_str(), reason.c_str(), static_cast<unsigned long long>(n));
+    log::Warn("TLS handshake with {} failed: {} ({} failures since the last such line, at most one such line per "
+              "10 s; esd_tls_handshake_failures_total counts them all)",
+              peer, reason, n);
   }
 }
 

@@ -7,7 +7,7 @@
 // a stack trace, and after one failed accept of its listener (EMFILE) it fails every later
 // accept, so a TLS daemon that ran out of descriptors once never served again.)
 //
-// What a failed handshake leaves: one line on stderr naming the peer and the reason, at most
+// What a failed handshake leaves: one warn line in the log naming the peer and the reason, at most
 // one per 10 s with the count since the last (BurstLog), and one more in `failures`
 // (esd_tls_handshake_failures_total). A client that does not open with a TLS hello (a plain
 // Cap'n Proto client, an HTTP request, garbage) is answered with a TLS alert record, which

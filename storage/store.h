@@ -56,7 +56,32 @@ struct DurabilityMode {
   std::string ToString() const;
 };
 
+// What the store tells its owner as it runs, for the owner's log: storage itself never
+// prints (docs/storage.md, "Events for the log"). The writer thread calls these after it
+// has answered the group's appends, so they are off the appends' path, and only on the
+// rare events below; an implementation must be quick and must not call into the Store.
+// Damage met by a read is no event here: the reader gets it as a typed kCorruption with
+// its position, and says it (the daemon's DamageLog).
+class EventListener {
+ public:
+  virtual ~EventListener() = default;
+  // Appends began to fail with kOutOfSpace; `why` is the first such error. Once until
+  // OnSpaceAgain.
+  virtual void OnOutOfSpace(const Status& why) { (void)why; }
+  // An append was written again after OnOutOfSpace.
+  virtual void OnSpaceAgain() {}
+  // The fdatasync of a group took `micros`, at least Options::slow_sync_micros.
+  virtual void OnSlowSync(uint64_t micros) { (void)micros; }
+  // The store takes no more writes (an I/O error; a restart recovers). Once.
+  virtual void OnWritesStopped(const Status& why) { (void)why; }
+};
+
 struct Options {
+  // Told of disk full, slow syncs and a stop of writes; must outlive the Store. None: nullptr.
+  EventListener* listener = nullptr;
+  // A group's fdatasync that takes this long or longer is told to the listener (100 ms: a
+  // thousand times what a sync of a preallocated segment takes on an idle disk).
+  uint64_t slow_sync_micros = 100'000;
   // Size of each new segment file; existing segments keep the size they were created with.
   uint64_t segment_size = 256ull << 20;
   DurabilityMode durability;

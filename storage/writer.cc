@@ -4,6 +4,8 @@
 // durable position to readers, and only then runs the callbacks.
 #include <cassert>
 #include <future>
+#include <optional>
+#include <utility>
 
 #include "storage/store_impl.h"
 
@@ -316,8 +318,10 @@ void Store::Impl::FlushGroup() {
     // After a failed fdatasync the kernel may have dropped the dirty pages while reporting
     // them written: whatever its errno (ENOSPC too), retrying could not be trusted.
     if (!s.ok()) s = Status::IOError("fdatasync failed: " + s.message());
-    fsync_micros_.Record(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()));
+    const auto micros = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+    fsync_micros_.Record(micros);
+    if (micros >= options_.slow_sync_micros) slow_sync_micros_ = micros;
     ++stat_fsyncs_;
   }
   if (!s.ok()) {
@@ -396,8 +400,37 @@ void Store::Impl::Complete() {
     std::lock_guard lock(observers_mu_);
     for (auto& [id, observer] : observers_) observer(durable);
   }
+  bool out_of_space = false, written = false;
+  Status no_space;
+  for (const auto& [request, result] : completions_) {
+    if (result.ok()) {
+      written = written || !result->already_written;
+    } else if (result.status().code() == Status::Code::kOutOfSpace && !out_of_space) {
+      out_of_space = true;
+      no_space = result.status();
+    }
+  }
   for (auto& [request, result] : completions_) request->done(std::move(result));
   completions_.clear();
+  Notify(out_of_space, no_space, written);
+}
+
+void Store::Impl::Notify(bool out_of_space, const Status& no_space, bool written) {
+  EventListener* listener = options_.listener;
+  const std::optional<uint64_t> slow = std::exchange(slow_sync_micros_, std::nullopt);
+  if (listener == nullptr) return;
+  if (slow) listener->OnSlowSync(*slow);
+  if (out_of_space && !told_out_of_space_) {
+    told_out_of_space_ = true;
+    listener->OnOutOfSpace(no_space);
+  } else if (written && !out_of_space && told_out_of_space_) {
+    told_out_of_space_ = false;
+    listener->OnSpaceAgain();
+  }
+  if (!failed_.ok() && !told_writes_stopped_) {
+    told_writes_stopped_ = true;
+    listener->OnWritesStopped(failed_);
+  }
 }
 
 Status Store::Impl::Roll() {

@@ -124,11 +124,11 @@ TEST(Config, SnapshotEveryAndLogOptions) {
   auto c = Parse({"--snapshot-every", "7", "--log-level", "debug", "--log-format=json"}, &error);
   ASSERT_TRUE(c.has_value()) << error;
   EXPECT_EQ(c->snapshot_every, 7u);
-  EXPECT_EQ(c->log_level, "debug");
-  EXPECT_EQ(c->log_format, "json");
+  EXPECT_EQ(c->log_level, log::Level::kDebug);
+  EXPECT_EQ(c->log_format, log::Format::kJson);
   c = Parse({}, &error);
-  EXPECT_EQ(c->log_level, "info");
-  EXPECT_EQ(c->log_format, "text");
+  EXPECT_EQ(c->log_level, log::Level::kInfo);
+  EXPECT_EQ(c->log_format, log::Format::kText);
   EXPECT_FALSE(Parse({"--log-level", "loud"}, &error));
   EXPECT_NE(error.find("--log-level: expected trace, debug, info, warn or error, got 'loud'"), std::string::npos)
       << error;
@@ -168,7 +168,7 @@ TEST(Config, ConfigFileSetsOptionsAndFlagsWinOverIt) {
   EXPECT_EQ(c->fsync.ToString(), "interval=20");
   EXPECT_EQ(c->snapshot_every, 9u);
   EXPECT_TRUE(c->insecure);
-  EXPECT_EQ(c->log_format, "json");
+  EXPECT_EQ(c->log_format, log::Format::kJson);
   EXPECT_EQ(c->http, "127.0.0.1:7401") << "what neither says keeps its default";
   // A flag before --config wins as well: the file is read first, whatever the order.
   c = Parse({"--data-dir", "/d", "--config=" + file.string()}, &error);
@@ -258,6 +258,28 @@ TEST(Config, EveryFlagInTheHelpIsParsedAndDocumented) {
     Parse({flag, "x"}, &error);
     EXPECT_EQ(error.find("unknown flag"), std::string::npos) << flag << ": " << error;
   }
+}
+
+TEST(Config, LogLevelAndFormatDefaultToInfoText) {
+  std::string error;
+  auto c = Parse({}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, log::Level::kInfo);
+  EXPECT_EQ(c->log_format, log::Format::kText);
+  c = Parse({"--log-level", "debug", "--log-format=json"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->log_level, log::Level::kDebug);
+  EXPECT_EQ(c->log_format, log::Format::kJson);
+}
+
+TEST(Config, BadLogLevelOrFormatNamesTheFlagAndTheChoices) {
+  std::string error;
+  EXPECT_FALSE(Parse({"--log-level", "verbose"}, &error));
+  EXPECT_EQ(error, "--log-level: expected trace, debug, info, warn or error, got 'verbose'");
+  EXPECT_FALSE(Parse({"--log-format=xml"}, &error));
+  EXPECT_EQ(error, "--log-format: expected text or json, got 'xml'");
+  EXPECT_FALSE(Parse({"--log-level"}, &error));
+  EXPECT_EQ(error, "--log-level needs a value");
 }
 
 TEST(Config, NonLoopbackNeedsAuthOrInsecure) {

@@ -397,6 +397,117 @@ TEST(WriterFaults, SyncMakesEveryWrittenEventDurableInEveryMode) {
   EXPECT_EQ((*store)->SyncedPosition(), GlobalPosition(3));
 }
 
+// Records what the store tells its EventListener (from the writer thread).
+class RecordingListener final : public EventListener {
+ public:
+  void OnOutOfSpace(const Status& why) override { Add("out-of-space: " + why.ToString()); }
+  void OnSpaceAgain() override { Add("space-again"); }
+  void OnSlowSync(uint64_t) override { Add("slow-sync"); }
+  void OnWritesStopped(const Status& why) override { Add("writes-stopped: " + why.ToString()); }
+  std::vector<std::string> Events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+
+ private:
+  void Add(std::string e) {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+// Fails the next `n` pwrites of the store's first segment with `error`; the rest go ahead.
+class FailNextSegmentWrites {
+ public:
+  explicit FailNextSegmentWrites(std::string file)
+      : file_(std::move(file)), faults_([this](FileOp op, const std::filesystem::path& path) {
+          if (op == FileOp::kWrite && path.filename() == file_ && left_.load() > 0) {
+            --left_;
+            return InjectedFault{error_.load()};
+          }
+          return InjectedFault{};
+        }) {}
+  void Arm(int n, int error) {
+    error_ = error;
+    left_ = n;
+  }
+
+ private:
+  const std::string file_;
+  std::atomic<int> left_{0}, error_{0};
+  testing::ScriptedFaults faults_;  // last: removed first
+};
+
+TEST(WriterEvents, TheListenerHearsADiskFullOnceAndWhenSpaceIsBack) {
+  TempDir dir;
+  RecordingListener listener;
+  Options o = SmallOptions();
+  o.listener = &listener;
+  auto store = Store::Open(dir.path(), o).value();
+  FailNextSegmentWrites faults(testing::SegmentFiles(dir.path())[0].filename().string());
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  for (uint64_t i = 0; i < 3; ++i) {
+    faults.Arm(1, ENOSPC);  // the group's write fails; zeroing what it may have left works
+    EXPECT_EQ(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 1, 1)).status().code(),
+              Status::Code::kOutOfSpace);
+  }
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 1, 1)).ok());
+  store.reset();  // the writer has told everything once it has ended
+  const auto events = listener.Events();
+  ASSERT_EQ(events.size(), 2u) << ::testing::PrintToString(events);
+  EXPECT_EQ(events[0].rfind("out-of-space: ", 0), 0u) << events[0];
+  EXPECT_EQ(events[1], "space-again");
+}
+
+TEST(WriterEvents, ASyncAtOrAboveTheThresholdIsToldAsSlow) {
+  TempDir dir;
+  RecordingListener listener;
+  Options o = SmallOptions();
+  o.listener = &listener;
+  o.slow_sync_micros = 0;  // every sync is at least 0 µs: no timing in the test
+  auto store = Store::Open(dir.path(), o).value();
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 1, 1)).ok());
+  store.reset();
+  EXPECT_EQ(listener.Events(), (std::vector<std::string>{"slow-sync", "slow-sync"}));
+}
+
+TEST(WriterEvents, NoSlowSyncIsToldBelowTheThresholdOrWithoutFsync) {
+  TempDir dir;
+  RecordingListener listener;
+  Options o = SmallOptions();
+  o.listener = &listener;
+  o.slow_sync_micros = UINT64_MAX;
+  auto store = Store::Open(dir.path(), o).value();
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  store.reset();
+  o.slow_sync_micros = 0;
+  o.durability = DurabilityMode{Durability::kNever, {}};
+  store = Store::Open(dir.path(), o).value();
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 1, 1)).ok());
+  store.reset();
+  EXPECT_TRUE(listener.Events().empty()) << ::testing::PrintToString(listener.Events());
+}
+
+TEST(WriterEvents, AStopOfWritesIsToldOnce) {
+  TempDir dir;
+  RecordingListener listener;
+  Options o = SmallOptions();
+  o.listener = &listener;
+  auto store = Store::Open(dir.path(), o).value();
+  FailNextSegmentWrites faults(testing::SegmentFiles(dir.path())[0].filename().string());
+  faults.Arm(1, EIO);
+  EXPECT_FALSE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  EXPECT_FALSE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 1)).ok());
+  store.reset();
+  const auto events = listener.Events();
+  ASSERT_EQ(events.size(), 1u) << ::testing::PrintToString(events);
+  EXPECT_EQ(events[0].rfind("writes-stopped: ", 0), 0u) << events[0];
+  EXPECT_NE(events[0].find("restart to recover"), std::string::npos) << events[0];
+}
+
 }  // namespace
 }  // namespace esd::storage
 
