@@ -164,6 +164,12 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Histogram("esd_fsync_seconds", "Latency of the fdatasync of a group commit.", st.fsync_micros, 1e-6);
   m.Histogram("esd_group_appends", "Appends per group commit.", st.group_appends);
   m.Counter("esd_segments_sealed_total", "Segments sealed since start.", st.segments_sealed);
+  m.Gauge("esd_log_bytes", "Bytes of log in the segment files (what a backup copies; no preallocated zeros).",
+          st.log_bytes);
+  m.Gauge("esd_allocated_bytes", "Disk blocks the segment and spare files hold: the log plus the zeros kept "
+          "ahead of the writer.", st.allocated_bytes);
+  m.Counter("esd_fill_waits_total", "Appends that waited for the zero-filling ahead of the writer to catch up.",
+            st.fill_waits);
   m.Counter("esd_corruption_found_total",
             "Damaged batches found since start (each once), by reads, subscriptions, projections and backups; "
             "each was refused to its caller.",

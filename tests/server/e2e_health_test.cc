@@ -223,6 +223,19 @@ TEST(Metrics, TheProcessCollectorAndFreeSpaceAreReported) {
   EXPECT_GT(Sample(scrape, "esd_data_dir_free_bytes").value_or(0), 0);
 }
 
+TEST(Metrics, LogBytesAndAllocatedBytesAreToldApart) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  const std::string before = Scrape(esd);
+  const double log_before = Sample(before, "esd_log_bytes").value_or(-1);
+  EXPECT_GT(log_before, 0) << "a segment's header at least: " << before;
+  EXPECT_GT(Sample(before, "esd_allocated_bytes").value_or(0), log_before) << "zeros are kept ahead of the writer";
+  EXPECT_EQ(Sample(before, "esd_fill_waits_total"), 0.0);
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->Append("s", Expected::Any(), {NewEvent::Json("E", std::string(1000, 'x'))}).ok());
+  EXPECT_GT(Sample(Scrape(esd), "esd_log_bytes").value_or(0), log_before + 1000);
+}
+
 TEST(Metrics, PromtoolAcceptsARealScrape) {
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "promtool is not on PATH: install the Debian package prometheus to check the exposition format";
