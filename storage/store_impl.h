@@ -163,11 +163,10 @@ class Store::Impl {
   void FlushGroup();
   Status Roll();
   void Complete();
-  // Tells options_.listener what this group changed (writer.cc).
-  void Notify(bool out_of_space, const Status& no_space, bool written);
   void SyncIfDue(bool force);
   // After a group or a sync of its own: copies failed_, and group_outcome_ into the
-  // out-of-space state, for readers. Locks only on a change.
+  // out-of-space state, for readers, and tells options_.listener the same changes (and a
+  // slow sync). Locks only on a change.
   void PublishWriteState();
   void WriteIndexFor(size_t slot_number);
   bool WriteOneIndex(size_t slot_number);  // false: not written (the next open rebuilds it)
@@ -202,10 +201,7 @@ class Store::Impl {
   // What the current group learned about space: Ok once it wrote, kOutOfSpace when a write
   // or a roll failed for lack of it, nullopt when it wrote nothing.
   std::optional<Status> group_outcome_;
-  // What the listener has been told, and what it is to be told after this group.
-  bool told_out_of_space_ = false;
-  bool told_writes_stopped_ = false;
-  std::optional<uint64_t> slow_sync_micros_;  // this group's sync, when slow
+  std::optional<uint64_t> slow_sync_micros_;  // this group's sync, when slow: for the listener
 
   uint64_t created_filled_ = 0;  // recovery: zero-filled bytes of a segment it created
   uint64_t active_filled_ = 0;   // recovery -> StartThreads: synced zeros end here in the active segment

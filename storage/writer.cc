@@ -102,20 +102,32 @@ void Store::Impl::SyncIfDue(bool force) {
   synced_.store(durable_.load(std::memory_order_acquire), std::memory_order_release);
 }
 
+// Readers (write_state()) and the listener learn of the same changes, here: out of space
+// entered or left, writes stopped; and the listener of a slow sync.
 void Store::Impl::PublishWriteState() {
+  EventListener* listener = options_.listener;
+  if (const auto slow = std::exchange(slow_sync_micros_, std::nullopt); slow && listener != nullptr) {
+    listener->OnSlowSync(*slow);
+  }
   const bool out_of_space = group_outcome_ && group_outcome_->code() == Status::Code::kOutOfSpace;
   const bool space_changed = group_outcome_ && out_of_space != out_of_space_published_;
-  if (!space_changed && failed_.ok() == !failed_published_) {
+  const bool failed_changed = failed_.ok() == failed_published_;
+  if (!space_changed && !failed_changed) {
     group_outcome_.reset();
     return;
   }
-  std::lock_guard lock(write_state_mu_);
-  if (space_changed) {
-    write_state_.out_of_space = out_of_space ? *group_outcome_ : Status::Ok();
-    out_of_space_published_ = out_of_space;
+  {
+    std::lock_guard lock(write_state_mu_);
+    if (space_changed) write_state_.out_of_space = out_of_space ? *group_outcome_ : Status::Ok();
+    write_state_.failed = failed_;
   }
-  write_state_.failed = failed_;
+  out_of_space_published_ = space_changed ? out_of_space : out_of_space_published_;
   failed_published_ = !failed_.ok();
+  if (listener != nullptr) {
+    if (space_changed && out_of_space) listener->OnOutOfSpace(*group_outcome_);
+    if (space_changed && !out_of_space) listener->OnSpaceAgain();
+    if (failed_changed && !failed_.ok()) listener->OnWritesStopped(failed_);
+  }
   group_outcome_.reset();
 }
 
@@ -400,37 +412,8 @@ void Store::Impl::Complete() {
     std::lock_guard lock(observers_mu_);
     for (auto& [id, observer] : observers_) observer(durable);
   }
-  bool out_of_space = false, written = false;
-  Status no_space;
-  for (const auto& [request, result] : completions_) {
-    if (result.ok()) {
-      written = written || !result->already_written;
-    } else if (result.status().code() == Status::Code::kOutOfSpace && !out_of_space) {
-      out_of_space = true;
-      no_space = result.status();
-    }
-  }
   for (auto& [request, result] : completions_) request->done(std::move(result));
   completions_.clear();
-  Notify(out_of_space, no_space, written);
-}
-
-void Store::Impl::Notify(bool out_of_space, const Status& no_space, bool written) {
-  EventListener* listener = options_.listener;
-  const std::optional<uint64_t> slow = std::exchange(slow_sync_micros_, std::nullopt);
-  if (listener == nullptr) return;
-  if (slow) listener->OnSlowSync(*slow);
-  if (out_of_space && !told_out_of_space_) {
-    told_out_of_space_ = true;
-    listener->OnOutOfSpace(no_space);
-  } else if (written && !out_of_space && told_out_of_space_) {
-    told_out_of_space_ = false;
-    listener->OnSpaceAgain();
-  }
-  if (!failed_.ok() && !told_writes_stopped_) {
-    told_writes_stopped_ = true;
-    listener->OnWritesStopped(failed_);
-  }
 }
 
 Status Store::Impl::Roll() {
