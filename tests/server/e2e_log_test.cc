@@ -50,6 +50,8 @@ class LogTest : public ::testing::Test {
 
 TEST_F(LogTest, StartUpSaysTheVersionTheFlagsThatMatterAndWhatRecoveryFound) {
   Start({"--fsync", "interval=20", "--log-level", "debug"});
+  // Start() returns on the stdout line; the log's ready line follows it.
+  ASSERT_TRUE(esd_->WaitForOutput("esd: ready rpc=")) << esd_->Output();
   const std::string log = esd_->Output();
   EXPECT_TRUE(Has(log, std::string(" info  esd: starting version=") + ESD_VERSION + " data=" + data_.string() +
                            " listen=127.0.0.1:0 http=127.0.0.1:0 fsync=\"interval=20\" segment_size=4194304"))
@@ -66,6 +68,7 @@ TEST_F(LogTest, ARestartSaysWhatItOpenedAndThatTheProjectionSnapshotWasLoaded) {
   ASSERT_TRUE(Client::Connect(esd_->rpc_address())->CreateOrder("o1", "ann").ok());
   ASSERT_EQ(esd_->Stop(SIGTERM), 0) << esd_->Output();
   Start();
+  ASSERT_TRUE(esd_->WaitForOutput("esd: ready rpc=")) << esd_->Output();  // the log's, after stdout's
   const std::string log = esd_->Output();
   EXPECT_TRUE(Has(log, "esd: recovery: the store is open segments=1 events=1 ")) << log;
   EXPECT_TRUE(Has(log, "esd: the order projection's snapshot is loaded: it catches up from position 1 of 1")) << log;
@@ -87,6 +90,7 @@ TEST_F(LogTest, ATornTailIsCutAndTheLogSaysWhy) {
   ASSERT_NE(at, bytes.end());
   storage::testing::FlipByte(seg, static_cast<uint64_t>(at - bytes.begin()));  // the last batch: nothing vouches
   Start();
+  ASSERT_TRUE(esd_->WaitForOutput("esd: ready rpc=")) << esd_->Output();  // the log's, after stdout's
   const std::string log = esd_->Output();
   EXPECT_TRUE(Has(log, " warn  esd: recovery: segments/" + seg.filename().string())) << log;
   EXPECT_TRUE(Has(log, "events=0 ")) << log;
