@@ -38,6 +38,22 @@ double RoundToSignificant15(double v) {
   return std::strtod(buf, nullptr);
 }
 
+// The format's escapes: backslash and newline in help text; in a label value the double
+// quote too.
+void AppendEscaped(std::string& out, std::string_view text, bool quote) {
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (quote && c == '"') {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
 }  // namespace
 
 std::string FormatMetricValue(double value) {
@@ -63,15 +79,7 @@ void MetricsText::Header(std::string_view name, std::string_view help, std::stri
   text_ += "# HELP ";
   text_ += name;
   text_ += ' ';
-  for (char c : help) {
-    if (c == '\\') {
-      text_ += "\\\\";
-    } else if (c == '\n') {
-      text_ += "\\n";
-    } else {
-      text_ += c;
-    }
-  }
+  AppendEscaped(text_, help, /*quote=*/false);
   text_ += "\n# TYPE ";
   text_ += name;
   text_ += ' ';
@@ -87,17 +95,7 @@ void MetricsText::LabelSet(const MetricLabels& labels, std::string_view extra_na
     text_ += sep;
     sep = ',';
     text_.append(label).append("=\"");
-    for (char c : value) {
-      if (c == '\\') {
-        text_ += "\\\\";
-      } else if (c == '"') {
-        text_ += "\\\"";
-      } else if (c == '\n') {
-        text_ += "\\n";
-      } else {
-        text_ += c;
-      }
-    }
+    AppendEscaped(text_, value, /*quote=*/true);
     text_ += '"';
   };
   for (const auto& [label, value] : labels) pair(label, value);
