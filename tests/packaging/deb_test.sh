@@ -9,14 +9,7 @@ BUILD=$1
 for tool in dpkg-deb dpkg-shlibdeps; do
   command -v $tool >/dev/null || { echo "SKIPPED: $tool is not installed (apt-get install dpkg-dev)"; exit 77; }
 done
-T=$(mktemp -d)
-ESD_PID=
-cleanup() {
-  [ -n "$ESD_PID" ] && kill -KILL "$ESD_PID" 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 
 cpack --config "$BUILD/CPackConfig.cmake" -B "$T/out" >"$T/cpack.log" 2>&1 || { cat "$T/cpack.log"; fail "cpack"; }
 DEB=$(ls "$T"/out/esd_*.deb)
@@ -50,15 +43,7 @@ grep -qx 'data-dir = /var/lib/esd' "$T/root/etc/esd/esd.conf" || fail "esd.conf 
 
 # The packaged esd with the packaged config (the data directory and ports moved for a test).
 "$T/root/usr/bin/esd" --version | grep -Eq '^esd [0-9]' || fail "packaged esd --version"
-exec 3< <(exec "$T/root/usr/bin/esd" --config "$T/root/etc/esd/esd.conf" --data-dir "$T/data" \
-           --listen 127.0.0.1:0 --http 127.0.0.1:0 2>&1)
-ESD_PID=$!
-line=
-while [[ $line != "esd ready: "* ]]; do  # log lines may come first
-  read -r -t 60 line <&3 || fail "the packaged esd did not get ready (last line: $line)"
-done
-kill -TERM "$ESD_PID"
-REST=$(cat <&3)
-ESD_PID=
-[[ $REST == *"esd: stopped"* ]] || fail "the packaged esd did not stop gracefully: $REST"
+start_esd "$T/root/usr/bin/esd" --config "$T/root/etc/esd/esd.conf" --data-dir "$T/data" \
+  --listen 127.0.0.1:0 --http 127.0.0.1:0
+stop_esd
 echo "PASS"

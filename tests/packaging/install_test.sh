@@ -6,14 +6,7 @@
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 BUILD=$1 SRC=$2
-T=$(mktemp -d)
-ESD_PID=
-cleanup() {
-  [ -n "$ESD_PID" ] && kill -KILL "$ESD_PID" 2>/dev/null || true
-  rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 
 P=$T/prefix
 cmake --install "$BUILD" --prefix "$P" >"$T/install.log" || { cat "$T/install.log"; fail "cmake --install"; }
@@ -57,14 +50,8 @@ FLAGS=$(pkg-config --cflags --libs esd) || fail "pkg-config --cflags --libs esd"
 g++ -std=c++20 "$E/main.cc" -o "$T/cart-pc" $FLAGS >"$T/pc-build.log" 2>&1 || { cat "$T/pc-build.log"; fail "building with pkg-config ($FLAGS)"; }
 
 # The installed esd on a free port; its ready line (read through a pipe) is the barrier.
-exec 3< <(exec "$P/bin/esd" --data-dir "$T/data" --listen 127.0.0.1:0 --http off 2>&1)
-ESD_PID=$!
-# Log lines may come first; the ready line (daemon.h) is the barrier.
-line=
-while [[ $line != "esd ready: "* ]]; do
-  read -r -t 60 line <&3 || fail "esd did not say it was ready (last line: $line)"
-done
-[[ $line =~ rpc=([^ ]+) ]] || fail "esd's ready line has no rpc=: $line"
+start_esd "$P/bin/esd" --data-dir "$T/data" --listen 127.0.0.1:0 --http off
+[[ $READY_LINE =~ rpc=([^ ]+) ]] || fail "esd's ready line has no rpc=: $READY_LINE"
 ADDR=${BASH_REMATCH[1]}
 
 OUT=$("$APP" "$ADDR") || fail "the example (find_package) failed: $OUT"
@@ -74,8 +61,5 @@ OUT=$("$T/cart-pc" "$ADDR") || fail "the example (pkg-config) failed: $OUT"
 echo "pkg-config build: $OUT"
 [[ $OUT == *"wrong expected version"*"cart-42 has 1 event(s)"*"caught up"* ]] || fail "unexpected output: $OUT"
 
-kill -TERM "$ESD_PID"
-REST=$(cat <&3)  # to esd's end: the pipe closes when it exits
-ESD_PID=
-[[ $REST == *"esd: stopped"* ]] || fail "esd did not stop gracefully: $REST"
+stop_esd
 echo "PASS"
