@@ -174,15 +174,8 @@ SnapshotPage ReadSnapshotPage(const std::filesystem::path& path, uint64_t offset
 
 class AdminImpl final : public LoggedCalls<rpc::Admin> {
  public:
-  AdminImpl(ServerContext& ctx, ConnectionState& connection) : ctx_(ctx), connection_(kj::addRef(connection)) {}
-
-  // Every call: timed for esd_rpc_duration_seconds (server/rpc_latency.h).
-  DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
-                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
-    return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
-      return LoggedCalls<rpc::Admin>::dispatchCall(interface_id, method_id, context);  // then logged if it fails
-    });
-  }
+  AdminImpl(ServerContext& ctx, ConnectionState& connection)
+      : LoggedCalls(&ctx.ops.rpc_latency), ctx_(ctx), connection_(kj::addRef(connection)) {}
 
   kj::Promise<void> rebuildProjection(RebuildProjectionContext context) override {
     auto params = context.getParams();

@@ -59,13 +59,6 @@ std::string ToString(capnp::Data::Reader d) { return std::string(reinterpret_cas
 
 }  // namespace
 
-capnp::Capability::Server::DispatchCallResult EventStoreService::dispatchCall(
-    uint64_t interface_id, uint16_t method_id, capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
-  return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
-    return LoggedCalls<rpc::EventStore>::dispatchCall(interface_id, method_id, context);  // then logged if it fails
-  });
-}
-
 capnp::MessageSize OneSegment(uint64_t bytes, size_t events) {
   return capnp::MessageSize{64 + bytes / 8 + 24 * events, 0};
 }

@@ -13,11 +13,7 @@ class EventStoreService final : public LoggedCalls<rpc::EventStore> {
  public:
   // Reads wait while `connection` has more than kMaxOutgoingBytes of answers unsent.
   EventStoreService(ServerContext& ctx, ConnectionState& connection, Role role)
-      : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
-
-  // Every call: timed for esd_rpc_duration_seconds (server/rpc_latency.h).
-  DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
-                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override;
+      : LoggedCalls(&ctx.ops.rpc_latency), ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
   kj::Promise<void> append(AppendContext context) override;
   kj::Promise<void> readStream(ReadStreamContext context) override;

@@ -4,7 +4,9 @@
 // a rejected command) are no failures and are not logged here; neither are calls that end
 // because the client went away (DISCONNECTED).
 //
-// Each service derives from LoggedCalls<Interface> instead of Interface::Server. Lines are
+// Each service derives from LoggedCalls<Interface> instead of Interface::Server; given an
+// RpcLatency, every call of Interface is also timed (esd_rpc_duration_seconds,
+// server/rpc_latency.h), failed or not. Lines are
 // rate-limited per service object (one per connection) and method (BurstLog, 1 s): a
 // client that repeats a failing call in a loop gets one line per second for it, each with
 // the number of failures it stands for.
@@ -22,6 +24,7 @@
 #include <mutex>
 
 #include "server/burst_log.h"
+#include "server/rpc_latency.h"
 
 namespace esd::server {
 
@@ -42,8 +45,22 @@ template <typename Interface>
 class LoggedCalls : public Interface::Server {
  public:
   using DispatchCallResult = capnp::Capability::Server::DispatchCallResult;
+  // `latency` (may be null: calls untimed) outlives the service object.
+  explicit LoggedCalls(RpcLatency* latency = nullptr) : latency_(latency) {}
+
   DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    if (latency_ == nullptr) return LoggedDispatch(interface_id, method_id, context);
+    return latency_->Timed(interface_id, method_id, [&] { return LoggedDispatch(interface_id, method_id, context); });
+  }
+
+ protected:
+  // For tests: one line per `interval` and method instead of per second.
+  void SetFailedCallInterval(BurstLog::Clock::duration interval) { log_ = std::make_shared<FailedCallLog>(interval); }
+
+ private:
+  DispatchCallResult LoggedDispatch(uint64_t interface_id, uint16_t method_id,
+                                    capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
     const capnp::InterfaceSchema schema = capnp::Schema::from<Interface>();
     // Only calls of Interface itself (all of ours) are named by its schema's methods.
     const bool ours = interface_id == schema.getProto().getId();
@@ -64,11 +81,7 @@ class LoggedCalls : public Interface::Server {
             r.isStreaming};
   }
 
- protected:
-  // For tests: one line per `interval` and method instead of per second.
-  void SetFailedCallInterval(BurstLog::Clock::duration interval) { log_ = std::make_shared<FailedCallLog>(interval); }
-
- private:
+  RpcLatency* const latency_;
   std::shared_ptr<FailedCallLog> log_ = std::make_shared<FailedCallLog>();
 };
 

@@ -130,13 +130,6 @@ std::vector<std::string> CommandLabels(const Outcome& o) {
 
 }  // namespace
 
-capnp::Capability::Server::DispatchCallResult OrderServiceImpl::dispatchCall(
-    uint64_t interface_id, uint16_t method_id, capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
-  return ctx_.ops.rpc_latency.Timed(interface_id, method_id, [&] {
-    return LoggedCalls<rpc::OrderService>::dispatchCall(interface_id, method_id, context);  // then logged if it fails
-  });
-}
-
 template <typename Context>
 kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::Reader meta,
                                             domain::OrderCommand command) {

@@ -16,11 +16,7 @@ class OrderServiceImpl final : public LoggedCalls<rpc::OrderService> {
   // Reads of many events (history, listOrders) wait while `connection` has more than
   // kMaxOutgoingBytes of answers unsent (server/connection.h).
   OrderServiceImpl(ServerContext& ctx, ConnectionState& connection, Role role)
-      : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
-
-  // Every call: timed for esd_rpc_duration_seconds (server/rpc_latency.h).
-  DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
-                                  capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override;
+      : LoggedCalls(&ctx.ops.rpc_latency), ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
   kj::Promise<void> createOrder(CreateOrderContext context) override;
   kj::Promise<void> addItem(AddItemContext context) override;
