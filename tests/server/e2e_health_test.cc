@@ -54,7 +54,13 @@ std::optional<double> Sample(const std::string& scrape, const std::string& serie
   return std::strtod(scrape.c_str() + at + line_start.size(), nullptr);
 }
 
-std::string Scrape(const EsdProcess& esd) { return "\n" + Get(esd, "/metrics").body; }
+// With a newline in front, so that every sample line starts with "\n". (Not `"\n" + body`:
+// g++ 12 warns of that as -Wrestrict.)
+std::string Scrape(const EsdProcess& esd) {
+  std::string scrape = "\n";
+  scrape += Get(esd, "/metrics").body;
+  return scrape;
+}
 
 TEST(Health, AServingDaemonIsAliveAndReadyInJson) {
   storage::testing::TempDir dir;
