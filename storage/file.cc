@@ -108,6 +108,14 @@ Status File::DataSync() const {
   return Status::Ok();
 }
 
+Status File::WriteBack(uint64_t offset, uint64_t length) const {
+  constexpr unsigned kFlags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+  while (::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(length), kFlags) != 0) {
+    if (errno != EINTR) return ErrnoStatus("sync_file_range " + path_.string(), errno);
+  }
+  return Status::Ok();
+}
+
 Result<uint64_t> File::Size() const {
   struct stat st;
   if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat " + path_.string(), errno);

@@ -77,6 +77,10 @@ class File {
   // Reads exactly data.size() bytes unless the file ends first; returns the bytes read.
   Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> data) const;
   Status DataSync() const;
+  // Starts writing [offset, offset + length) back to the disk and waits until it is written
+  // (sync_file_range(2)): no metadata, no cache flush, so not a durability point. It keeps a
+  // background writer's dirty pages from piling up for the next fdatasync on the same file.
+  Status WriteBack(uint64_t offset, uint64_t length) const;
   Result<uint64_t> Size() const;
   // Makes [offset, offset + length) real zero bytes on disk (written, not a hole), so that
   // later overwrites allocate nothing and fdatasync does not commit metadata.
