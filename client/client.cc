@@ -9,6 +9,7 @@
 
 #include "client/tls.h"
 #include "protocol/esd.capnp.h"
+#include "protocol/transport.h"
 
 namespace esd::client {
 
@@ -372,6 +373,7 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
   } else {
     impl->stream = internal::RecordFirstBytes(kj::mv(impl->stream), impl->first_bytes);
   }
+  impl->stream = kj::heap<transport::BufferedReads>(kj::mv(impl->stream));  // fewer read syscalls per answer
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
   Impl* raw = impl.get();  // the watch is a member of *raw: it cannot outlive it
   impl->disconnect_watch = impl->rpc->onDisconnect()

@@ -13,10 +13,10 @@ namespace {
 
 // The connection's socket as capnp sees it, telling the ConnectionState each time a write
 // has completed: that is when capnp's queue of unsent answers shrinks.
-class WatchedStream final : public transport::ForwardingStream {
+class WatchedStream final : public transport::BufferedReads {
  public:
   WatchedStream(kj::AsyncIoStream& inner, kj::Function<void()> after_write)
-      : ForwardingStream(inner), after_write_(kj::mv(after_write)) {}
+      : BufferedReads(inner), after_write_(kj::mv(after_write)) {}
 
   kj::Promise<void> write(const void* buffer, size_t size) override {
     return inner_.write(buffer, size).then([this] { after_write_(); });
