@@ -9,16 +9,12 @@ namespace esd::server {
 kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
                                                          storage::ExpectedVersion expected,
                                                          std::vector<storage::EventData> events) {
-  using Boxed = kj::Own<storage::AppendResult>;
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<Boxed>();
-  auto fulfiller = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<Boxed>>>(kj::mv(paf.fulfiller));
-  ctx.store.Append(std::move(stream), expected, std::move(events), [fulfiller](storage::AppendResult r) {
-    (*fulfiller)->fulfill(kj::heap<storage::AppendResult>(std::move(r)));
-  });
+  auto expect = ctx.append_completions.Expect();
+  ctx.store.Append(std::move(stream), expected, std::move(events), std::move(expect.done));
   // Counted down when the result is taken or the caller gave up: a graceful stop waits for
   // answers that someone still wants, not for disconnected clients.
   ++ctx.appends_in_flight;
-  return paf.promise.attach(kj::defer([&ctx] {
+  return expect.result.attach(kj::defer([&ctx] {
     if (--ctx.appends_in_flight == 0 && ctx.appends_answered.get() != nullptr) {
       // The caller's continuation and capnp's sending of its answer were armed depth first
       // when the result arrived, so they run before this, which is armed last.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "domain/order_commands.h"
+#include "server/append_completions.h"
 #include "server/burst_log.h"
 #include "server/config.h"
 #include "server/damage_log.h"
@@ -122,6 +123,7 @@ struct ServerContext {
   // Fulfilled (and reset) by AppendOnLoop once appends_in_flight is back to 0 and the last
   // answer has been handed to its connection: see WhenAppendsAnswered.
   kj::Own<kj::PromiseFulfiller<void>> appends_answered{};
+  AppendCompletions append_completions{};  // AppendOnLoop's results come back through it
   OffLoopJobs jobs{};
 };
 

@@ -1,0 +1,59 @@
+// Brings append results from the store's writer thread back to the KJ event loop, one
+// wake-up per group commit rather than one per append.
+//
+// A cross-thread fulfiller per append (what AppendOnLoop used before) costs the writer an
+// eventfd write and the loop a wake-up for every append: with 64 clients appending one event
+// each, that was a syscall per append on each side. Here the writer queues each result and
+// wakes the loop only when the queue was empty; the loop, once woken, answers everything
+// queued by then, and arms the next wake-up.
+#pragma once
+
+#include <kj/async.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "storage/store.h"
+
+namespace esd::server {
+
+class AppendCompletions final : private kj::TaskSet::ErrorHandler {
+ public:
+  // KJ thread. Nothing is armed until the first Expect().
+  AppendCompletions();
+  // KJ thread. Results that arrive later are dropped; promises not yet resolved are broken
+  // (their callers are gone by then: the daemon stops after its appends were answered).
+  ~AppendCompletions();
+  AppendCompletions(const AppendCompletions&) = delete;
+  AppendCompletions& operator=(const AppendCompletions&) = delete;
+
+  // KJ thread: a promise for one append's result, and the callback to give Store::Append for
+  // it (it may run on any thread, once). The result is boxed: g++ 12 misreads a std::variant
+  // inside kj's ExceptionOr.
+  struct Expected {
+    kj::Promise<kj::Own<storage::AppendResult>> result;
+    storage::AppendCallback done;
+  };
+  Expected Expect();
+
+  // KJ thread: results waiting for their promise (0 once the loop has caught up). For tests.
+  size_t waiting() const { return waiting_.size(); }
+  // KJ thread: how often the loop was woken to answer. For tests.
+  uint64_t wakeups() const { return wakeups_; }
+
+ private:
+  struct Shared;  // the queue the writer fills; outlives this while callbacks hold it
+  void Arm();     // KJ thread: the next results wake the loop
+  void Answer();  // KJ thread: resolves every queued result
+  void taskFailed(kj::Exception&& exception) override;
+
+  std::shared_ptr<Shared> shared_;
+  std::unordered_map<uint64_t, kj::Own<kj::PromiseFulfiller<kj::Own<storage::AppendResult>>>> waiting_;
+  uint64_t next_id_ = 0;
+  uint64_t wakeups_ = 0;
+  bool armed_ = false;  // a wake-up is armed (or the next turn will answer)
+  kj::TaskSet wake_{*this};
+};
+
+}  // namespace esd::server

@@ -1,0 +1,92 @@
+// AppendCompletions: results from another thread reach their own promises on the loop, one
+// wake-up for all the results that arrived together.
+#include "server/append_completions.h"
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+
+#include <thread>
+#include <vector>
+
+namespace esd::server {
+namespace {
+
+storage::AppendResult Appended(uint64_t first) {
+  storage::AppendOk ok;
+  ok.first_position = storage::GlobalPosition(first);
+  return ok;
+}
+
+TEST(AppendCompletions, EachResultFromTheWriterThreadReachesItsOwnAppend) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  std::vector<kj::Promise<kj::Own<storage::AppendResult>>> results;
+  std::vector<storage::AppendCallback> callbacks;
+  for (int i = 0; i < 10; ++i) {
+    auto e = completions.Expect();
+    results.push_back(kj::mv(e.result));
+    callbacks.push_back(std::move(e.done));
+  }
+  std::thread writer([&] {
+    for (int i = 9; i >= 0; --i) callbacks[i](Appended(100 + i));  // in any order
+  });
+  for (int i = 0; i < 10; ++i) {
+    auto r = results[i].wait(io.waitScope);
+    ASSERT_TRUE(r->ok());
+    EXPECT_EQ(r->value().first_position.value, 100u + i);
+  }
+  writer.join();
+  EXPECT_EQ(completions.waiting(), 0u);
+}
+
+TEST(AppendCompletions, ResultsThatArriveTogetherWakeTheLoopOnce) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  std::vector<kj::Promise<kj::Own<storage::AppendResult>>> results;
+  std::vector<storage::AppendCallback> callbacks;
+  for (int i = 0; i < 64; ++i) {
+    auto e = completions.Expect();
+    results.push_back(kj::mv(e.result));
+    callbacks.push_back(std::move(e.done));
+  }
+  // The whole group is posted while the loop does not turn, as a group commit completes.
+  std::thread([&] {
+    for (auto& done : callbacks) done(Appended(7));
+  }).join();
+  for (auto& r : results) EXPECT_TRUE(r.wait(io.waitScope)->ok());
+  EXPECT_EQ(completions.wakeups(), 1u);
+  // The next group wakes it again.
+  auto next = completions.Expect();
+  std::thread([&] { next.done(Appended(8)); }).join();
+  EXPECT_EQ(next.result.wait(io.waitScope)->value().first_position.value, 8u);
+  EXPECT_EQ(completions.wakeups(), 2u);
+}
+
+TEST(AppendCompletions, AResultWhoseCallerGaveUpIsDropped) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  auto abandoned = completions.Expect();
+  auto kept = completions.Expect();
+  abandoned.result = nullptr;  // the client went away
+  std::thread([&] {
+    abandoned.done(Appended(1));
+    kept.done(Appended(2));
+  }).join();
+  EXPECT_EQ(kept.result.wait(io.waitScope)->value().first_position.value, 2u);
+  EXPECT_EQ(completions.waiting(), 0u);
+}
+
+TEST(AppendCompletions, AResultAfterTheLoopSideIsGoneIsDropped) {
+  storage::AppendCallback late;
+  {
+    auto io = kj::setupAsyncIo();
+    AppendCompletions completions;
+    auto e = completions.Expect();
+    late = std::move(e.done);
+  }
+  // The store finishes its queue after the daemon's loop objects are gone.
+  std::thread([&] { late(Appended(3)); }).join();
+}
+
+}  // namespace
+}  // namespace esd::server
