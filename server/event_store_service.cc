@@ -120,7 +120,9 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) 
 
 kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
-  auto result = context.getResults().initResult();
+  // Without a size hint capnp callocs 8 KiB for every answer; an append's answer is a few
+  // words (a rejection's message may take one more segment).
+  auto result = context.getResults(capnp::MessageSize{32, 0}).initResult();
   if (ctx_.stopping) {
     ctx_.ops.appends.Add({"unavailable"});
     Reject(result, rpc::RejectCode::UNAVAILABLE, "the server is shutting down; nothing was written, retry once it is back");
