@@ -1,6 +1,7 @@
 #include "storage/validate.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -33,6 +34,16 @@ bool IsValidUtf8(std::string_view s) {
 }
 
 namespace {
+
+// Every byte printable ASCII (0x20..0x7e): then the text is valid UTF-8 without a control
+// character. Event types and content types nearly always are, and this one pass costs a
+// third of the two full checks (W3 spent 15% of its instructions validating).
+bool IsPrintableAscii(std::string_view s) {
+  for (char ch : s) {
+    if (static_cast<unsigned char>(ch) - 0x20u > 0x7eu - 0x20u) return false;
+  }
+  return true;
+}
 
 // C0 controls, DEL, and the C1 range (U+0080..U+009F, encoded as C2 80..C2 9F).
 bool HasControlCharacter(std::string_view s) {
@@ -83,12 +94,12 @@ Status ValidateAppend(std::string_view stream, const std::vector<EventData>& eve
   for (size_t i = 0; i < events.size(); ++i) {
     const EventData& e = events[i];
     if (e.id.IsNil()) return Status::InvalidArgument(at(i) + "event id must not be nil");
-    if (e.type.empty() || e.type.size() > format::kMaxEventTypeSize || !IsValidUtf8(e.type) ||
-        HasControlCharacter(e.type)) {
+    if (e.type.empty() || e.type.size() > format::kMaxEventTypeSize ||
+        (!IsPrintableAscii(e.type) && (!IsValidUtf8(e.type) || HasControlCharacter(e.type)))) {
       return ValidateName(at(i) + "event type", e.type, format::kMaxEventTypeSize);
     }
-    if (e.content_type.size() > format::kMaxContentTypeSize || !IsValidUtf8(e.content_type) ||
-        HasControlCharacter(e.content_type)) {
+    if (e.content_type.size() > format::kMaxContentTypeSize ||
+        (!IsPrintableAscii(e.content_type) && (!IsValidUtf8(e.content_type) || HasControlCharacter(e.content_type)))) {
       return Status::InvalidArgument(at(i) + "content type must be at most 255 bytes of printable UTF-8");
     }
     const uint64_t size = format::EventRecordSize(
@@ -101,14 +112,26 @@ Status ValidateAppend(std::string_view stream, const std::vector<EventData>& eve
     batch_bytes += size;
   }
   if (events.size() > 1) {
-    std::vector<std::pair<EventId, size_t>> ids;
-    ids.reserve(events.size());
-    for (size_t i = 0; i < events.size(); ++i) ids.emplace_back(events[i].id, i);
+    // Sorted as two 64-bit words (any order finds duplicates; this one is cheaper than
+    // EventId's bytewise memcmp).
+    struct Key {
+      uint64_t hi, lo;
+      size_t index;
+      bool operator<(const Key& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
+      bool SameId(const Key& o) const { return hi == o.hi && lo == o.lo; }
+    };
+    std::vector<Key> ids(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      std::memcpy(&ids[i].hi, events[i].id.bytes.data(), 8);
+      std::memcpy(&ids[i].lo, events[i].id.bytes.data() + 8, 8);
+      ids[i].index = i;
+    }
     std::sort(ids.begin(), ids.end());
     for (size_t k = 1; k < ids.size(); ++k) {
-      if (ids[k].first == ids[k - 1].first) {
-        return Status::InvalidArgument(at(std::max(ids[k].second, ids[k - 1].second)) + "event id " +
-                                       ids[k].first.ToString() + " appears twice in the append");
+      if (ids[k].SameId(ids[k - 1])) {
+        const size_t later = std::max(ids[k].index, ids[k - 1].index);
+        return Status::InvalidArgument(at(later) + "event id " + events[later].id.ToString() +
+                                       " appears twice in the append");
       }
     }
   }
