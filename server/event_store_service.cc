@@ -162,14 +162,15 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   events.reserve(list.size());
   for (uint i = 0; i < list.size(); ++i) {
     auto e = list[i];
-    if (e.getId().size() != 16) {
+    auto id = e.getId();  // each capnp accessor checks bounds: read every field once
+    if (id.size() != 16) {
       ctx_.ops.appends.Add({"invalid_argument"});
       Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
-             kj::str("event ", i, ": the id must be 16 bytes, got ", e.getId().size()));
+             kj::str("event ", i, ": the id must be 16 bytes, got ", id.size()));
       return kj::READY_NOW;
     }
     storage::EventData d;
-    std::memcpy(d.id.bytes.data(), e.getId().begin(), 16);
+    std::memcpy(d.id.bytes.data(), id.begin(), 16);
     d.type = ToString(e.getType());
     d.content_type = ToString(e.getContentType());
     d.metadata = ToString(e.getMetadata());
