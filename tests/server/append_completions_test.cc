@@ -17,21 +17,30 @@ storage::AppendResult Appended(uint64_t first) {
   return ok;
 }
 
+// `n` appends waiting for their results: the promises, and the callbacks the store would run.
+struct Waiting {
+  std::vector<kj::Promise<kj::Own<storage::AppendResult>>> results;
+  std::vector<storage::AppendCallback> callbacks;
+};
+Waiting ExpectMany(AppendCompletions& completions, int n) {
+  Waiting w;
+  for (int i = 0; i < n; ++i) {
+    auto e = completions.Expect();
+    w.results.push_back(kj::mv(e.result));
+    w.callbacks.push_back(std::move(e.done));
+  }
+  return w;
+}
+
 TEST(AppendCompletions, EachResultFromTheWriterThreadReachesItsOwnAppend) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
-  std::vector<kj::Promise<kj::Own<storage::AppendResult>>> results;
-  std::vector<storage::AppendCallback> callbacks;
-  for (int i = 0; i < 10; ++i) {
-    auto e = completions.Expect();
-    results.push_back(kj::mv(e.result));
-    callbacks.push_back(std::move(e.done));
-  }
+  Waiting w = ExpectMany(completions, 10);
   std::thread writer([&] {
-    for (int i = 9; i >= 0; --i) callbacks[i](Appended(100 + i));  // in any order
+    for (int i = 9; i >= 0; --i) w.callbacks[i](Appended(100 + i));  // in any order
   });
   for (int i = 0; i < 10; ++i) {
-    auto r = results[i].wait(io.waitScope);
+    auto r = w.results[i].wait(io.waitScope);
     ASSERT_TRUE(r->ok());
     EXPECT_EQ(r->value().first_position.value, 100u + i);
   }
@@ -42,18 +51,12 @@ TEST(AppendCompletions, EachResultFromTheWriterThreadReachesItsOwnAppend) {
 TEST(AppendCompletions, ResultsThatArriveTogetherWakeTheLoopOnce) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
-  std::vector<kj::Promise<kj::Own<storage::AppendResult>>> results;
-  std::vector<storage::AppendCallback> callbacks;
-  for (int i = 0; i < 64; ++i) {
-    auto e = completions.Expect();
-    results.push_back(kj::mv(e.result));
-    callbacks.push_back(std::move(e.done));
-  }
+  Waiting w = ExpectMany(completions, 64);
   // The whole group is posted while the loop does not turn, as a group commit completes.
   std::thread([&] {
-    for (auto& done : callbacks) done(Appended(7));
+    for (auto& done : w.callbacks) done(Appended(7));
   }).join();
-  for (auto& r : results) EXPECT_TRUE(r.wait(io.waitScope)->ok());
+  for (auto& r : w.results) EXPECT_TRUE(r.wait(io.waitScope)->ok());
   EXPECT_EQ(completions.wakeups(), 1u);
   // The next group wakes it again.
   auto next = completions.Expect();
