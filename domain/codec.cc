@@ -5,6 +5,7 @@
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "protocol/orders.capnp.h"
@@ -26,13 +27,37 @@ std::string Flatten(capnp::MessageBuilder& message) {
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
-// Bytes in the log sit at any offset; a message reader wants whole, aligned words.
-kj::Array<capnp::word> Aligned(std::string_view bytes) {
-  auto words = kj::heapArray<capnp::word>((bytes.size() + sizeof(capnp::word) - 1) / sizeof(capnp::word));
-  std::memset(words.begin(), 0, words.asBytes().size());
-  if (!bytes.empty()) std::memcpy(words.begin(), bytes.data(), bytes.size());
-  return words;
-}
+// The bytes as the whole, aligned words a message reader wants. The log's records are
+// 8-byte aligned but their fields are packed (storage/format.h), so an event's data starts
+// on a word boundary only sometimes: then it is read in place; otherwise it is copied, into
+// a buffer on the stack when it is small (an order event's data is 24 to 100-odd bytes), so
+// that decoding costs no allocation. The caller checks that the size is whole words.
+class Words {
+ public:
+  explicit Words(std::string_view bytes) {
+    const size_t n = bytes.size() / sizeof(capnp::word);
+    if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
+      words_ = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()), n);
+      return;
+    }
+    capnp::word* dst = local_;
+    if (n > kLocalWords) {
+      heap_ = kj::heapArray<capnp::word>(n);
+      dst = heap_.begin();
+    }
+    std::memcpy(dst, bytes.data(), n * sizeof(capnp::word));
+    words_ = kj::arrayPtr(const_cast<const capnp::word*>(dst), n);
+  }
+  Words(const Words&) = delete;
+  Words& operator=(const Words&) = delete;
+  kj::ArrayPtr<const capnp::word> get() const { return words_; }
+
+ private:
+  static constexpr size_t kLocalWords = 64;
+  capnp::word local_[kLocalWords];
+  kj::Array<capnp::word> heap_;
+  kj::ArrayPtr<const capnp::word> words_;
+};
 
 template <typename Struct, typename F>
 std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
@@ -40,9 +65,9 @@ std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
   // it into a different event.
   if (data.size() % sizeof(capnp::word) != 0) return std::nullopt;
   std::optional<OrderEvent> out;
-  auto words = Aligned(data);
+  Words words(data);
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
+    capnp::FlatArrayMessageReader reader(words.get());
     out = convert(reader.getRoot<Struct>());
   })) {
     return std::nullopt;
@@ -131,9 +156,9 @@ std::optional<OrderEvent> DecodeStoredEvent(std::string_view content_type, std::
 CommandContext DecodeMetadata(std::string_view metadata) {
   CommandContext c;
   if (metadata.empty() || metadata.size() % sizeof(capnp::word) != 0) return c;
-  auto words = Aligned(metadata);
+  Words words(metadata);
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
+    capnp::FlatArrayMessageReader reader(words.get());
     auto m = reader.getRoot<orders::EventMetadata>();
     c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy()),
                        m.getCommandFingerprint()};
@@ -145,10 +170,10 @@ CommandContext DecodeMetadata(std::string_view metadata) {
 
 std::optional<std::string> EventToJson(std::string_view type, std::string_view data) {
   if (data.size() % sizeof(capnp::word) != 0) return std::nullopt;
-  auto words = Aligned(data);
+  Words words(data);
   std::optional<std::string> out;
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
+    capnp::FlatArrayMessageReader reader(words.get());
     capnp::JsonCodec codec;
     kj::String json;
     if (type == "OrderCreated") json = codec.encode(reader.getRoot<orders::OrderCreated>());
