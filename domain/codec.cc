@@ -4,6 +4,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
+#include <kj/io.h>
 
 #include <cstdint>
 #include <cstring>
@@ -19,10 +20,28 @@ struct Overloaded : F... {
   using F::operator()...;
 };
 
+// A message's first segment on the stack: an order event and its metadata fit in it
+// (a larger one grows onto the heap), so that encoding allocates only the strings it
+// returns. MallocMessageBuilder wants the segment zeroed.
+class ScratchMessage {
+ public:
+  ScratchMessage() : message_(kj::arrayPtr(words_, kWords)) {}
+  capnp::MallocMessageBuilder& get() { return message_; }
+
+ private:
+  static constexpr size_t kWords = 64;
+  capnp::word words_[kWords] = {};
+  capnp::MallocMessageBuilder message_;
+};
+
+// The message as one flat array (the bytes messageToFlatArray gives), written straight
+// into the string returned.
 std::string Flatten(capnp::MessageBuilder& message) {
-  auto words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  auto segments = message.getSegmentsForOutput();
+  std::string out(capnp::computeSerializedSizeInWords(segments) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
+  capnp::writeMessage(stream, segments);
+  return out;
 }
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
@@ -80,7 +99,8 @@ std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
 EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
   EncodedEvent out;
   out.type = EventTypeName(event);
-  capnp::MallocMessageBuilder message(64);
+  ScratchMessage scratch;
+  capnp::MallocMessageBuilder& message = scratch.get();
   std::visit(Overloaded{
                  [&](const OrderCreated& e) {
                    auto b = message.initRoot<orders::OrderCreated>();
@@ -108,7 +128,8 @@ EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
              },
              event);
   out.data = Flatten(message);
-  capnp::MallocMessageBuilder meta(32);
+  ScratchMessage meta_scratch;
+  capnp::MallocMessageBuilder& meta = meta_scratch.get();
   auto m = meta.initRoot<orders::EventMetadata>();
   m.setCommandId(context.command_id);
   m.setCorrelationId(context.correlation_id);
