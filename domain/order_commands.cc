@@ -108,9 +108,8 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
   auto info = store_.GetStreamInfo(stream);
   std::optional<OrderState> cached = options_.cached_orders > 0 ? cache_.Get(order_id) : std::nullopt;
   if (cached && cached->version) {
-    // The durable version at or behind the cached one (or no durable event yet: the
-    // order's first append is acknowledged and not durable yet), the cached state is the
-    // order (see the header). Further on: the events after it are read below.
+    // The stream at the cached version (never behind it, see the header): the cached state
+    // is the order. Further on: the events after it are read below.
     st.cached_version = cached->version;
     next = *cached->version + 1;
     state = std::move(*cached);

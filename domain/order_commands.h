@@ -82,14 +82,15 @@ class OrderCommands {
   // construction: for /metrics. Any thread.
   uint64_t snapshot_load_failures() const { return snapshot_load_failures_.load(std::memory_order_relaxed); }
   // The order: its cached state or its latest snapshot, plus the events after it. The cached
-  // state (Options::cached_orders) is used when the stream's durable version is at or behind
-  // it: equal in the common case; behind only under Durability::kInterval or kNever, when
-  // the cache holds this service's own acknowledged append that is not durable yet (the
-  // writer checks expected versions against what it wrote, so that is the state to decide
-  // on). When the stream is further on (another writer, another OrderCommands), only the
-  // events after the cached version are read. A read that fails (damage) or meets a foreign
-  // event drops the cached entry: nothing cached is used past it. Each load leaves the
-  // order in the cache.
+  // state (Options::cached_orders) is used when the stream's version, as readers see it, is
+  // the cached one: a command on an order this service just changed reads no event of it.
+  // (It is never ahead: a state is cached after its append was acknowledged, and readers
+  // see an append before it is acknowledged, in every Durability mode. Were it ahead, it
+  // would be this service's own acknowledged write, the state the writer checks the next
+  // expected version against, so it is used then too.) When the stream is further on
+  // (another writer, another OrderCommands), only the events after the cached version are
+  // read. A read that fails (damage) or meets a foreign event drops the cached entry:
+  // nothing cached is used past it. Each load leaves the order in the cache.
   // A snapshot is used only if the log holds the event it ends with
   // (OrderSnapshotMismatch); otherwise the whole stream is read. kInvalidArgument if the stream holds something that is not an order event (named
   // by position; `stats->foreign` says which). Prepare and Execute answer that as a
