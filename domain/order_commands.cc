@@ -238,11 +238,9 @@ std::optional<OrderCommands::Outcome> OrderCommands::Finish(const Plan& plan, co
     Remember(plan.stream, plan.state, plan.decided, plan.context, r.value());
     return Accepted{r->first_version.value, r->last_version.value, r->last_position.value, r->already_written};
   }
-  if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) {
-    // Decide again, on the order as the log holds it: the cached state (if any) is not it.
-    cache_.Erase(OrderIdOf(plan.stream).value_or(""));
-    return std::nullopt;
-  }
+  // Decide again: the next load finds the stream past the cached version (if any) and
+  // folds just the events after it.
+  if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;
   if (r.status().code() == storage::Status::Code::kIdempotencyConflict) {
     // A retry that raced its first attempt: that one was written after this was decided
     // (with another decision time in a create, so the store saw other content). Otherwise

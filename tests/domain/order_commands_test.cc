@@ -385,6 +385,25 @@ TEST_F(OrderCommandsTest, AnOrderKeptBehindTheLogReadsOnlyTheEventsAfterIt) {
   EXPECT_EQ(*state, FromTheLog(*store_, "o"));
 }
 
+TEST_F(OrderCommandsTest, AfterAConflictTheNextDecisionFoldsOnlyTheEventsInBetween) {
+  OrderCommands mine(*store_), theirs(*store_);
+  As<OrderCommands::Accepted>(mine.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  auto first = mine.Prepare(AddItem{"o", "pear", 1, 20}, Ctx("mine"));
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Plan>(first));
+  As<OrderCommands::Accepted>(theirs.Execute(AddItem{"o", "apple", 2, 30}, Ctx("theirs")));
+  auto& plan = std::get<OrderCommands::Plan>(first);
+  const auto appended = store_->AppendSync(plan.stream, plan.expected, std::move(plan.events));
+  ASSERT_EQ(appended.status().code(), storage::Status::Code::kWrongExpectedVersion);
+  EXPECT_FALSE(mine.Finish(plan, appended).has_value()) << "decide again";
+  OrderCommands::LoadStats stats;
+  auto again = mine.Prepare(AddItem{"o", "pear", 1, 20}, Ctx("mine"), &stats);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Plan>(again));
+  EXPECT_EQ(stats.cached_version, 0u);
+  EXPECT_EQ(stats.events_read, 1u) << "their apple, nothing before it";
+  EXPECT_EQ(std::get<OrderCommands::Plan>(again).expected.version(), storage::StreamVersion(1));
+  EXPECT_EQ(std::get<OrderCommands::Plan>(again).state, FromTheLog(*store_, "o"));
+}
+
 TEST_F(OrderCommandsTest, AnEvictedOrderIsReadFromItsStreamAgain) {
   OrderCommands::Options one;
   one.cached_orders = 1;
