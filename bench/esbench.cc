@@ -60,10 +60,10 @@ Workloads:
              Reports orders/s (orders placed) and commands/s; latency is per command, and
              per placed order from CreateOrder to PlaceOrder. Any outcome but ok is an
              error by kind (rejected:<rule>, conflict, failed:<code>) and abandons that
-             order. The client's order calls are synchronous and the clients of a thread
-             share its event loop, so a thread has one command in flight: --threads
-             defaults to --clients (at most 64) here; with more clients than threads, a
-             thread's clients take turns, which adds connections but no concurrency.
+             order. Each client has one command in flight and sends its next when the
+             answer arrives; the clients of a thread share its event loop, so
+             --clients 64 --threads 2 has 64 commands in flight. --threads defaults to
+             --clients (at most 64) here.
 
 Latency is per call (append or ReadAll) from a log-bucketed histogram (< 0.8% buckets).
 MB/s counts event data bytes (1 MB = 10^6 bytes). A rejected append or a wrong expected
@@ -174,8 +174,8 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
   if (!duration_set) o.duration = o.workload == Workload::kSubscribe ? 600 : 10;
   if (o.workload == Workload::kOrders) {
     if (o.inflight != 1) {
-      *error = "--inflight: the orders workload has one command in flight per client (the client's order calls "
-               "are synchronous); use more --clients";
+      *error = "--inflight: the orders workload has one command in flight per client (an order's commands "
+               "follow each other); use more --clients";
       return std::nullopt;
     }
     if (!threads_set) o.threads = std::min(o.clients, kOrdersMaxDefaultThreads);

@@ -18,8 +18,8 @@ using Clock = std::chrono::steady_clock;
 
 enum class Workload { kAppend, kReadAll, kSubscribe, kOrders };
 
-// orders: --threads defaults to --clients, at most this many (each thread then drives
-// ceil(clients / threads) clients in turn, one command at a time).
+// orders: --threads defaults to --clients, at most this many (each thread drives
+// ceil(clients / threads) clients, each with one command in flight).
 constexpr int kOrdersMaxDefaultThreads = 64;
 
 struct Options {

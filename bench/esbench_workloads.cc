@@ -296,87 +296,150 @@ void CountCommandError(const CommandOutcome& r, ThreadStats& stats) {
 
 // Every client places orders, one after the other: CreateOrder, three AddItem (different
 // SKUs, quantity 1..3, 100..999 cents) and PlaceOrder, each with a command id of its own.
-// The order calls are synchronous, so the clients of a thread take turns, one command at a
-// time: concurrency comes from threads (--threads defaults to --clients for this workload).
-// An order whose command is not ok is abandoned (its later commands would only be refused)
-// and the client goes on with the next one; a broken call (an exception) ends the client.
-void RunOrders(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats) {
-  constexpr int kSkus = 1000;
-  constexpr int kItems = 3;
-  std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(first_client) << 32));
-  auto uniform = [&rng](int lo, int hi) { return lo + static_cast<int>(rng() % static_cast<uint64_t>(hi - lo + 1)); };
-  std::vector<uint64_t> iteration(clients.size(), 0);
-  size_t alive = clients.size();
+// Each client has one command in flight and sends its next when the answer arrives (the
+// client's *Async order calls), so one thread drives all of its clients at once: with
+// --clients 64 --threads 2, 64 commands are in flight. An order whose command is not ok is
+// abandoned (its later commands would only be refused) and the client goes on with the
+// next one; a broken call (an exception) ends the client. An order once begun is finished
+// (or abandoned) even past the end: at most five commands.
+class OrderChains : private kj::TaskSet::ErrorHandler {
+ public:
+  static constexpr int kSkus = 1000;
+  static constexpr int kItems = 3;
 
+  OrderChains(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats)
+      : run_(run), clients_(clients), first_client_(first_client), stats_(stats),
+        rng_(std::random_device{}() ^ (static_cast<uint64_t>(first_client) << 32)), orders_(clients.size()),
+        tasks_(*this) {
+    for (size_t i = 0; i < clients.size(); ++i) orders_[i].client = i;
+  }
+
+  void StartAll() {
+    for (Order& o : orders_) {
+      ++active_;
+      tasks_.add(NextOrder(o));
+    }
+  }
+  int active() const { return active_; }
+
+ private:
   struct Item {
     std::string sku;
     uint32_t quantity = 0;
     int64_t price = 0;
   };
-  std::array<Item, kItems> items;
-  auto place_one = [&](size_t i) {
-    Client& client = *clients[i].client;
-    const int client_number = first_client + static_cast<int>(i);
-    const std::string order_id =
-        "bench-" + run.run_id + "-c" + std::to_string(client_number) + "-o" + std::to_string(iteration[i]++);
-    const std::string customer = "cust-" + std::to_string(client_number % 100);
+  // One client's order in progress.
+  struct Order {
+    size_t client = 0;
+    uint64_t iteration = 0;
+    std::string id, customer;
+    std::array<Item, kItems> items;
+    int step = 0;
+    std::optional<uint64_t> version;  // the order's version after its last ok command
+    Clock::time_point t0{}, command_t0{};
+  };
+
+  int Uniform(int lo, int hi) { return lo + static_cast<int>(rng_() % static_cast<uint64_t>(hi - lo + 1)); }
+
+  // Ends the order (counting what it wrote) and begins the client's next, unless the run
+  // is over.
+  kj::Promise<void> NextOrder(Order& o) {
+    if (run_.stop.load(std::memory_order_relaxed) || clients_[o.client].dead) {
+      --active_;
+      return kj::READY_NOW;
+    }
+    const int client_number = first_client_ + static_cast<int>(o.client);
+    o.id = "bench-" + run_.run_id + "-c" + std::to_string(client_number) + "-o" + std::to_string(o.iteration++);
+    o.customer = "cust-" + std::to_string(client_number % 100);
     int skus[kItems];
     for (int k = 0; k < kItems; ++k) {
       do {
-        skus[k] = uniform(0, kSkus - 1);
+        skus[k] = Uniform(0, kSkus - 1);
       } while (std::find(skus, skus + k, skus[k]) != skus + k);
       char sku[16];
       std::snprintf(sku, sizeof sku, "sku-%04d", skus[k]);
-      items[static_cast<size_t>(k)] = Item{sku, static_cast<uint32_t>(uniform(1, 3)), uniform(100, 999)};
+      o.items[static_cast<size_t>(k)] = Item{sku, static_cast<uint32_t>(Uniform(1, 3)), Uniform(100, 999)};
     }
+    o.step = 0;
+    o.version.reset();
+    o.t0 = Clock::now();
+    return Send(o);
+  }
 
-    const auto order_t0 = Clock::now();
-    std::optional<uint64_t> version;  // the order's version after its last ok command
-    bool placed = false;
-    for (int step = 0; step < kItems + 2; ++step) {
-      const std::string command_id = order_id + "/" + std::to_string(step);
-      const auto t0 = Clock::now();
-      CommandOutcome r;
-      try {
-        if (step == 0) {
-          r = client.CreateOrder(order_id, customer, command_id);
-        } else if (step <= kItems) {
-          const Item& it = items[static_cast<size_t>(step - 1)];
-          r = client.AddItem(order_id, it.sku, it.quantity, it.price, command_id);
-        } else {
-          r = client.PlaceOrder(order_id, command_id);
-        }
-      } catch (const esd::client::Error& e) {
-        stats.last_done = Clock::now();
-        stats.Error(KindOf(e), e.what());
-        clients[i].dead = true;
-        --alive;
-        break;
+  kj::Promise<void> Send(Order& o) {
+    Client& client = *clients_[o.client].client;
+    const std::string command_id = o.id + "/" + std::to_string(o.step);
+    o.command_t0 = Clock::now();
+    auto sent = kj::evalNow([&]() -> kj::Promise<CommandOutcome> {
+      if (o.step == 0) return client.CreateOrderAsync(o.id, o.customer, command_id);
+      if (o.step <= kItems) {
+        const Item& it = o.items[static_cast<size_t>(o.step - 1)];
+        return client.AddItemAsync(o.id, it.sku, it.quantity, it.price, command_id);
       }
-      const auto t1 = Clock::now();
-      stats.latency.Record(Ns(t1 - t0));
-      stats.last_done = t1;
-      stats.calls.fetch_add(1, std::memory_order_relaxed);
-      if (!r.ok()) {
-        CountCommandError(r, stats);
-        break;
-      }
-      version = r.version;
-      if (step == kItems + 1) {
-        placed = true;
-        stats.order_latency.Record(Ns(t1 - order_t0));
-      }
+      return client.PlaceOrderAsync(o.id, command_id);
+    });
+    return sent.then([this, &o](CommandOutcome r) { return Answered(o, r); },
+                     [this, &o](kj::Exception&& e) -> kj::Promise<void> {
+                       // A broken call ends this client: its connection is most likely gone.
+                       stats_.last_done = Clock::now();
+                       const esd::client::Error error = esd::client::ErrorOf(e);
+                       stats_.Error(KindOf(error), error.what());
+                       Finished(o, false);
+                       clients_[o.client].dead = true;
+                       --active_;
+                       return kj::READY_NOW;
+                     });
+  }
+
+  kj::Promise<void> Answered(Order& o, const CommandOutcome& r) {
+    const auto t1 = Clock::now();
+    stats_.latency.Record(Ns(t1 - o.command_t0));
+    stats_.last_done = t1;
+    stats_.calls.fetch_add(1, std::memory_order_relaxed);
+    if (!r.ok()) {
+      CountCommandError(r, stats_);
+      Finished(o, false);
+      return NextOrder(o);
     }
+    o.version = r.version;
+    if (o.step == kItems + 1) {
+      stats_.order_latency.Record(Ns(t1 - o.t0));
+      Finished(o, true);
+      return NextOrder(o);
+    }
+    ++o.step;
+    return Send(o);
+  }
+
+  void Finished(const Order& o, bool placed) {
     // Events written for this order: its stream holds versions 0..version.
-    if (version) stats.events.fetch_add(*version + 1, std::memory_order_relaxed);
-    if (placed) stats.orders.fetch_add(1, std::memory_order_relaxed);
-  };
+    if (o.version) stats_.events.fetch_add(*o.version + 1, std::memory_order_relaxed);
+    if (placed) stats_.orders.fetch_add(1, std::memory_order_relaxed);
+  }
 
-  // An order once begun is finished (or abandoned) even past the end: at most five commands.
-  while (!run.stop.load(std::memory_order_relaxed) && alive > 0) {
-    for (size_t i = 0; i < clients.size() && !run.stop.load(std::memory_order_relaxed); ++i) {
-      if (!clients[i].dead) place_one(i);
-    }
+  void taskFailed(kj::Exception&& e) override {
+    stats_.Error(KindOf(e), e.getDescription().cStr());
+    --active_;
+  }
+
+  Run& run_;
+  std::vector<ClientState>& clients_;
+  const int first_client_;
+  ThreadStats& stats_;
+  std::mt19937_64 rng_;
+  std::vector<Order> orders_;  // one per client; chains refer to them: never resized
+  int active_ = 0;
+  kj::TaskSet tasks_;
+};
+
+void RunOrders(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats) {
+  Client& loop = *clients.front().client;
+  OrderChains chains(run, clients, first_client, stats);
+  chains.StartAll();
+  while (!run.stop.load() && chains.active() > 0) loop.RunFor(std::chrono::milliseconds(20));
+  // Drain: every client finishes (or abandons) the order it began.
+  if (!loop.RunUntil([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
+    stats.Error("drain-timeout", std::to_string(chains.active()) + " orders still in flight 30 s after the end");
   }
 }
 

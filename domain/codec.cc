@@ -4,7 +4,9 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
+#include <kj/io.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "protocol/orders.capnp.h"
@@ -18,21 +20,63 @@ struct Overloaded : F... {
   using F::operator()...;
 };
 
+// A message's first segment on the stack: an order event and its metadata fit in it
+// (a larger one grows onto the heap), so that encoding allocates only the strings it
+// returns. MallocMessageBuilder wants the segment zeroed.
+class ScratchMessage {
+ public:
+  ScratchMessage() : message_(kj::arrayPtr(words_, kWords)) {}
+  capnp::MallocMessageBuilder& get() { return message_; }
+
+ private:
+  static constexpr size_t kWords = 64;
+  capnp::word words_[kWords] = {};
+  capnp::MallocMessageBuilder message_;
+};
+
+// The message as one flat array (the bytes messageToFlatArray gives), written straight
+// into the string returned.
 std::string Flatten(capnp::MessageBuilder& message) {
-  auto words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  auto segments = message.getSegmentsForOutput();
+  std::string out(capnp::computeSerializedSizeInWords(segments) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
+  capnp::writeMessage(stream, segments);
+  return out;
 }
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
 
-// Bytes in the log sit at any offset; a message reader wants whole, aligned words.
-kj::Array<capnp::word> Aligned(std::string_view bytes) {
-  auto words = kj::heapArray<capnp::word>((bytes.size() + sizeof(capnp::word) - 1) / sizeof(capnp::word));
-  std::memset(words.begin(), 0, words.asBytes().size());
-  if (!bytes.empty()) std::memcpy(words.begin(), bytes.data(), bytes.size());
-  return words;
-}
+// The bytes as the whole, aligned words a message reader wants. The log's records are
+// 8-byte aligned but their fields are packed (storage/format.h), so an event's data starts
+// on a word boundary only sometimes: then it is read in place; otherwise it is copied, into
+// a buffer on the stack when it is small (an order event's data is 24 to 100-odd bytes), so
+// that decoding costs no allocation. The caller checks that the size is whole words.
+class Words {
+ public:
+  explicit Words(std::string_view bytes) {
+    const size_t n = bytes.size() / sizeof(capnp::word);
+    if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
+      words_ = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()), n);
+      return;
+    }
+    capnp::word* dst = local_;
+    if (n > kLocalWords) {
+      heap_ = kj::heapArray<capnp::word>(n);
+      dst = heap_.begin();
+    }
+    std::memcpy(dst, bytes.data(), n * sizeof(capnp::word));
+    words_ = kj::arrayPtr(const_cast<const capnp::word*>(dst), n);
+  }
+  Words(const Words&) = delete;
+  Words& operator=(const Words&) = delete;
+  kj::ArrayPtr<const capnp::word> get() const { return words_; }
+
+ private:
+  static constexpr size_t kLocalWords = 64;
+  capnp::word local_[kLocalWords];
+  kj::Array<capnp::word> heap_;
+  kj::ArrayPtr<const capnp::word> words_;
+};
 
 template <typename Struct, typename F>
 std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
@@ -40,9 +84,9 @@ std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
   // it into a different event.
   if (data.size() % sizeof(capnp::word) != 0) return std::nullopt;
   std::optional<OrderEvent> out;
-  auto words = Aligned(data);
+  Words words(data);
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
+    capnp::FlatArrayMessageReader reader(words.get());
     out = convert(reader.getRoot<Struct>());
   })) {
     return std::nullopt;
@@ -55,7 +99,8 @@ std::optional<OrderEvent> Read(std::string_view data, F&& convert) {
 EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
   EncodedEvent out;
   out.type = EventTypeName(event);
-  capnp::MallocMessageBuilder message(64);
+  ScratchMessage scratch;
+  capnp::MallocMessageBuilder& message = scratch.get();
   std::visit(Overloaded{
                  [&](const OrderCreated& e) {
                    auto b = message.initRoot<orders::OrderCreated>();
@@ -83,7 +128,8 @@ EncodedEvent Encode(const OrderEvent& event, const CommandContext& context) {
              },
              event);
   out.data = Flatten(message);
-  capnp::MallocMessageBuilder meta(32);
+  ScratchMessage meta_scratch;
+  capnp::MallocMessageBuilder& meta = meta_scratch.get();
   auto m = meta.initRoot<orders::EventMetadata>();
   m.setCommandId(context.command_id);
   m.setCorrelationId(context.correlation_id);
@@ -131,9 +177,9 @@ std::optional<OrderEvent> DecodeStoredEvent(std::string_view content_type, std::
 CommandContext DecodeMetadata(std::string_view metadata) {
   CommandContext c;
   if (metadata.empty() || metadata.size() % sizeof(capnp::word) != 0) return c;
-  auto words = Aligned(metadata);
+  Words words(metadata);
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
+    capnp::FlatArrayMessageReader reader(words.get());
     auto m = reader.getRoot<orders::EventMetadata>();
     c = CommandContext{Str(m.getCommandId()), Str(m.getCorrelationId()), Str(m.getCausedBy()),
                        m.getCommandFingerprint()};
@@ -145,10 +191,10 @@ CommandContext DecodeMetadata(std::string_view metadata) {
 
 std::optional<std::string> EventToJson(std::string_view type, std::string_view data) {
   if (data.size() % sizeof(capnp::word) != 0) return std::nullopt;
-  auto words = Aligned(data);
+  Words words(data);
   std::optional<std::string> out;
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words);
+    capnp::FlatArrayMessageReader reader(words.get());
     capnp::JsonCodec codec;
     kj::String json;
     if (type == "OrderCreated") json = codec.encode(reader.getRoot<orders::OrderCreated>());

@@ -105,38 +105,61 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
   OrderState state;
   const std::string stream = OrderStream(order_id);
   uint64_t next = 0;
-  // Only an order that has crossed snapshot_every events can have a snapshot: don't look
-  // for a file otherwise (a failed open per command cost 3% of the daemon under load).
   auto info = store_.GetStreamInfo(stream);
-  const bool may_have_snapshot = info && options_.snapshot_every > 0 && info->event_count >= options_.snapshot_every;
-  // A snapshot the log does not hold the end of (ahead of it, or of events it lost) is not
-  // used: snapshots_.Load says why in st.snapshot_ignored.
-  if (auto snap = may_have_snapshot ? snapshots_.Load(stream, &store_, &st.snapshot_ignored) : std::nullopt) {
-    st.snapshot_version = snap->version;
-    next = *snap->version + 1;
-    state = std::move(*snap);
+  std::optional<OrderState> cached = options_.cached_orders > 0 ? cache_.Get(order_id) : std::nullopt;
+  if (cached && cached->version) {
+    // The stream at the cached version (never behind it, see the header): the cached state
+    // is the order. Further on: the events after it are read below.
+    st.cached_version = cached->version;
+    next = *cached->version + 1;
+    state = std::move(*cached);
+    if (!info || info->last_version.value <= *state.version) return state;
+  } else {
+    // Only an order that has crossed snapshot_every events can have a snapshot: don't look
+    // for a file otherwise (a failed open per command cost 3% of the daemon under load).
+    const bool may_have_snapshot =
+        info && options_.snapshot_every > 0 && info->event_count >= options_.snapshot_every;
+    // A snapshot the log does not hold the end of (ahead of it, or of events it lost) is not
+    // used: snapshots_.Load says why in st.snapshot_ignored.
+    if (auto snap = may_have_snapshot ? snapshots_.Load(stream, &store_, &st.snapshot_ignored) : std::nullopt) {
+      st.snapshot_version = snap->version;
+      next = *snap->version + 1;
+      state = std::move(*snap);
+    }
+    if (!st.snapshot_ignored.empty()) snapshot_load_failures_.fetch_add(1, std::memory_order_relaxed);
   }
-  if (!st.snapshot_ignored.empty()) snapshot_load_failures_.fetch_add(1, std::memory_order_relaxed);
-  storage::Status s = ForEachOrderEvent(
-      store_, order_id, next, UINT64_MAX,
-      [&](RecordedOrderEvent&& e) {
-        Apply(state, e);
-        ++st.events_read;
-      },
-      &st.foreign);
-  if (!s.ok()) return s;
+  // No stream: nothing to read (an order not created yet, the usual first command).
+  storage::Status s = !info ? storage::Status::Ok()
+                            : ForEachOrderEvent(
+                                  store_, order_id, next, UINT64_MAX,
+                                  [&](RecordedOrderEvent&& e) {
+                                    Apply(state, e);
+                                    ++st.events_read;
+                                  },
+                                  &st.foreign);
+  if (!s.ok()) {
+    cache_.Erase(order_id);
+    return s;
+  }
+  if (state.version) cache_.Put(order_id, state);
   return state;
 }
 
-void OrderCommands::MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
-                                  const CommandContext& context, const storage::AppendOk& appended) const {
+void OrderCommands::Remember(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
+                             const CommandContext& context, const storage::AppendOk& appended) const {
   const uint64_t every = options_.snapshot_every;
   const uint64_t before = state.version ? *state.version + 1 : 0;  // events before the command
-  if (every == 0 || appended.already_written || (appended.last_version.value + 1) / every == before / every) return;
+  const bool snapshot = every != 0 && (appended.last_version.value + 1) / every != before / every;
+  if (appended.already_written || (!snapshot && options_.cached_orders == 0)) return;
   for (uint64_t i = 0; i < events.size(); ++i) {
     Apply(state, {events[i], context, appended.first_version.value + i, appended.first_position.value + i,
                   appended.timestamp});
   }
+  if (!snapshot) {
+    cache_.Put(OrderIdOf(stream).value_or(""), std::move(state));
+    return;
+  }
+  cache_.Put(OrderIdOf(stream).value_or(""), state);
   // A snapshot is only a shortcut: if it cannot be written (nor the log synced under it),
   // loading reads more events.
   auto write = [this, stream, state = std::move(state)] { (void)snapshots_.Save(store_, stream, state); };
@@ -212,10 +235,12 @@ std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::S
 
 std::optional<OrderCommands::Outcome> OrderCommands::Finish(const Plan& plan, const storage::AppendResult& r) const {
   if (r.ok()) {
-    MaybeSnapshot(plan.stream, plan.state, plan.decided, plan.context, r.value());
+    Remember(plan.stream, plan.state, plan.decided, plan.context, r.value());
     return Accepted{r->first_version.value, r->last_version.value, r->last_position.value, r->already_written};
   }
-  if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;  // decide again
+  // Decide again: the next load finds the stream past the cached version (if any) and
+  // folds just the events after it.
+  if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;
   if (r.status().code() == storage::Status::Code::kIdempotencyConflict) {
     // A retry that raced its first attempt: that one was written after this was decided
     // (with another decision time in a create, so the store saw other content). Otherwise

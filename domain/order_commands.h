@@ -24,6 +24,7 @@
 #include <variant>
 
 #include "domain/order.h"
+#include "domain/order_cache.h"
 #include "domain/order_history.h"
 #include "domain/snapshots.h"
 #include "storage/store.h"
@@ -59,16 +60,20 @@ class OrderCommands {
     // that no command holds its event loop for a disk. The job owns what it needs, but
     // refers to this OrderCommands and its store, which must outlive it.
     std::function<void(std::function<void()>)> write_snapshot;
+    // Orders kept loaded at their version (OrderCache: LRU by count; 0: none), so that a
+    // command on an order loaded or changed before reads no event of it.
+    size_t cached_orders = 10'000;
   };
 
   // `store` must outlive this. Execute blocks on the store (AppendSync): call it from a
   // thread that may block, never from an append callback.
   explicit OrderCommands(storage::Store& store) : OrderCommands(store, Options{}) {}
   OrderCommands(storage::Store& store, Options options)
-      : store_(store), options_(options), snapshots_(store.directory()) {}
+      : store_(store), options_(options), snapshots_(store.directory()), cache_(options.cached_orders) {}
 
   struct LoadStats {
-    std::optional<uint64_t> snapshot_version;  // the snapshot it started from
+    std::optional<uint64_t> cached_version;    // the cached state it started from
+    std::optional<uint64_t> snapshot_version;  // the snapshot it started from (no cached one)
     uint64_t events_read = 0;                  // events folded on top of it
     std::string snapshot_ignored;              // why a snapshot there was not used, or ""
     std::optional<ForeignEvent> foreign;       // the event that is not an order event, if any
@@ -76,9 +81,18 @@ class OrderCommands {
   // Loads that found a snapshot and could not use it (LoadStats::snapshot_ignored set), since
   // construction: for /metrics. Any thread.
   uint64_t snapshot_load_failures() const { return snapshot_load_failures_.load(std::memory_order_relaxed); }
-  // The order: its latest snapshot plus the events after it. A snapshot is used only if the
-  // log holds the event it ends with (OrderSnapshotMismatch); otherwise the whole stream is
-  // read. kInvalidArgument if the stream holds something that is not an order event (named
+  // The order: its cached state or its latest snapshot, plus the events after it. The cached
+  // state (Options::cached_orders) is used when the stream's version, as readers see it, is
+  // the cached one: a command on an order this service just changed reads no event of it.
+  // (It is never ahead: a state is cached after its append was acknowledged, and readers
+  // see an append before it is acknowledged, in every Durability mode. Were it ahead, it
+  // would be this service's own acknowledged write, the state the writer checks the next
+  // expected version against, so it is used then too.) When the stream is further on
+  // (another writer, another OrderCommands), only the events after the cached version are
+  // read. A read that fails (damage) or meets a foreign event drops the cached entry:
+  // nothing cached is used past it. Each load leaves the order in the cache.
+  // A snapshot is used only if the log holds the event it ends with
+  // (OrderSnapshotMismatch); otherwise the whole stream is read. kInvalidArgument if the stream holds something that is not an order event (named
   // by position; `stats->foreign` says which). Prepare and Execute answer that as a
   // rejection by the rule foreign-event: the bytes verify, so it is not damage.
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
@@ -128,16 +142,22 @@ class OrderCommands {
                                                                    LoadStats* stats = nullptr) const;
   std::optional<Outcome> Finish(const Plan& plan, const storage::AppendResult& appended) const;
   int max_attempts() const { return options_.max_attempts; }
+  // How the cache served loads (hits, misses, evictions) and how many orders it holds.
+  OrderCache::Counts cache_counts() const { return cache_.counts(); }
+  size_t cached_orders() const { return cache_.size(); }
 
  private:
   // What `command` wrote to `stream`, for people: the type and fields of its first event.
   std::string DescribeEvents(const std::string& stream, const AppliedCommand& command) const;
-  void MaybeSnapshot(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
-                     const CommandContext& context, const storage::AppendOk& appended) const;
+  // After an accepted append: the order as it now is goes to the cache, and to a snapshot
+  // when it crossed a multiple of snapshot_every.
+  void Remember(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
+                const CommandContext& context, const storage::AppendOk& appended) const;
 
   storage::Store& store_;
   const Options options_;
   OrderSnapshots snapshots_;
+  mutable OrderCache cache_;
   mutable std::atomic<uint64_t> snapshot_load_failures_{0};
 };
 

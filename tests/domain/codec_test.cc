@@ -111,6 +111,29 @@ TEST(CodecTest, DecodesFromAMisalignedBuffer) {
   }
 }
 
+// Bytes on a word boundary are read in place, others copied (on the stack when small, on
+// the heap past 512 bytes): every way gives the same event.
+TEST(CodecTest, DecodesAlignedInPlaceAndLargeEventsFromAnyOffset) {
+  std::vector<OrderEvent> events = OneOfEach();
+  events.push_back(ItemAdded{std::string(1000, 'k'), 2, 300});
+  events.push_back(OrderCancelled{std::string(4000, 'r')});
+  for (const OrderEvent& e : events) {
+    const EncodedEvent enc = Encode(e, CommandContext{std::string(700, 'c'), "flow", "by"});
+    for (size_t offset : {0, 1, 8, 12}) {
+      SCOPED_TRACE(std::string(EventTypeName(e)) + " at offset " + std::to_string(offset));
+      std::vector<uint64_t> words(enc.data.size() / 8 + enc.metadata.size() / 8 + 4);  // 8-byte aligned
+      char* base = reinterpret_cast<char*>(words.data());
+      std::copy(enc.data.begin(), enc.data.end(), base + offset);
+      std::copy(enc.metadata.begin(), enc.metadata.end(), base + offset + enc.data.size());
+      const std::optional<OrderEvent> back = DecodeEvent(enc.type, std::string_view(base + offset, enc.data.size()));
+      ASSERT_TRUE(back.has_value());
+      EXPECT_EQ(*back, e);
+      EXPECT_EQ(DecodeMetadata(std::string_view(base + offset + enc.data.size(), enc.metadata.size())).command_id,
+                std::string(700, 'c'));
+    }
+  }
+}
+
 TEST(CodecTest, UnknownTypeIsNullopt) {
   const std::string data = Encode(OrderCancelled{"x"}, kContext).data;
   for (std::string_view type : {"", "OrderShipped", "orderCancelled", "OrderCancelled ", "EventMetadata"}) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <cerrno>
 #include <set>
@@ -19,6 +20,13 @@ namespace {
 
 using storage::testing::SmallOptions;
 using storage::testing::TempDir;
+
+// "sku-" + std::to_string(i) trips g++ 12's -Wrestrict false positive (GCC bug 105329).
+std::string Id(const char* prefix, int i) {
+  std::string id = prefix;
+  id += std::to_string(i);
+  return id;
+}
 
 CommandContext Ctx(std::string id) { return CommandContext{std::move(id), "flow-1", "test"}; }
 
@@ -257,6 +265,7 @@ TEST_F(OrderCommandsTest, ASnapshotOnDemandCoversOnlyEventsOnDisk) {
 TEST_F(OrderCommandsTest, ASnapshotThatCannotBeUsedIsCountedEachTimeWithItsReason) {
   OrderCommands::Options every_two;
   every_two.snapshot_every = 2;
+  every_two.cached_orders = 0;  // every load looks at the snapshot, none is served from memory
   OrderCommands orders(*store_, every_two);
   As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
   As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));  // a snapshot
@@ -285,6 +294,7 @@ TEST_F(OrderCommandsTest, ThePolicysSnapshotIsWrittenByTheGivenRunnerNotByTheCom
   OrderCommands::Options every_two;
   every_two.snapshot_every = 2;
   every_two.write_snapshot = [&writes](std::function<void()> write) { writes.push_back(std::move(write)); };
+  every_two.cached_orders = 0;  // the load below reads the snapshot, not the order kept in memory
   OrderCommands orders(*store_, every_two);
   As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
   As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));  // crosses 2
@@ -321,6 +331,140 @@ TEST_F(OrderCommandsTest, NoSnapshotIsWrittenWhenTheLogCannotBeSynced) {
   ASSERT_FALSE(written.ok());
   EXPECT_NE(written.status().message().find("could not be synced"), std::string::npos) << written.status().ToString();
   EXPECT_FALSE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-o1")));
+}
+
+// The order as a fresh OrderCommands (nothing cached) reads it from the log.
+OrderState FromTheLog(storage::Store& store, const std::string& order_id) {
+  OrderCommands::Options none;
+  none.cached_orders = 0;
+  return OrderCommands(store, none).Load(order_id).value();
+}
+
+TEST_F(OrderCommandsTest, ACommandOnAnOrderJustChangedReadsNoEventAndDecidesOnTheSameState) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o", "apple", 2, 30}, Ctx("add")));
+  OrderCommands::LoadStats stats;
+  auto prepared = orders.Prepare(AddItem{"o", "pear", 1, 20}, Ctx("add-2"), &stats);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Plan>(prepared));
+  EXPECT_EQ(stats.cached_version, 1u);
+  EXPECT_EQ(stats.events_read, 0u) << "the order was kept as its last command left it";
+  EXPECT_EQ(std::get<OrderCommands::Plan>(prepared).state, FromTheLog(*store_, "o"))
+      << "the state kept equals the fold of the log, positions and timestamps included";
+  EXPECT_EQ(std::get<OrderCommands::Plan>(prepared).expected.version(), storage::StreamVersion(1));
+}
+
+TEST_F(OrderCommandsTest, ACommandAfterAnotherWriterChangedTheOrderDecidesOnTheNewState) {
+  OrderCommands mine(*store_), theirs(*store_);
+  As<OrderCommands::Accepted>(mine.Execute(CreateOrder{"o", "c"}, Ctx("create")));  // mine keeps version 0
+  As<OrderCommands::Accepted>(theirs.Execute(AddItem{"o", "apple", 2, 30}, Ctx("theirs")));
+  // Decided on the order without the apple, this would be accepted at another price.
+  const Rejection r = std::get<Rejection>(mine.Execute(AddItem{"o", "apple", 1, 99}, Ctx("mine")));
+  EXPECT_EQ(r.rule, "price-mismatch") << r.message;
+  OrderCommands::LoadStats stats;
+  auto state = mine.Load("o", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(stats.cached_version, 1u);
+  EXPECT_EQ(stats.events_read, 0u);
+  EXPECT_EQ(*state, FromTheLog(*store_, "o"));
+  ASSERT_EQ(state->lines.size(), 1u);
+  EXPECT_EQ(state->lines[0].unit_price_cents, 30);
+}
+
+TEST_F(OrderCommandsTest, AnOrderKeptBehindTheLogReadsOnlyTheEventsAfterIt) {
+  OrderCommands mine(*store_), theirs(*store_);
+  As<OrderCommands::Accepted>(mine.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  for (int i = 0; i < 3; ++i) {
+    As<OrderCommands::Accepted>(theirs.Execute(AddItem{"o", Id("sku-", i), 1, 10}, Ctx(Id("t", i))));
+  }
+  OrderCommands::LoadStats stats;
+  auto state = mine.Load("o", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(stats.cached_version, 0u);
+  EXPECT_EQ(stats.events_read, 3u) << "versions 1..3, not the whole stream";
+  EXPECT_EQ(*state, FromTheLog(*store_, "o"));
+}
+
+TEST_F(OrderCommandsTest, AfterAConflictTheNextDecisionFoldsOnlyTheEventsInBetween) {
+  OrderCommands mine(*store_), theirs(*store_);
+  As<OrderCommands::Accepted>(mine.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  auto first = mine.Prepare(AddItem{"o", "pear", 1, 20}, Ctx("mine"));
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Plan>(first));
+  As<OrderCommands::Accepted>(theirs.Execute(AddItem{"o", "apple", 2, 30}, Ctx("theirs")));
+  auto& plan = std::get<OrderCommands::Plan>(first);
+  const auto appended = store_->AppendSync(plan.stream, plan.expected, std::move(plan.events));
+  ASSERT_EQ(appended.status().code(), storage::Status::Code::kWrongExpectedVersion);
+  EXPECT_FALSE(mine.Finish(plan, appended).has_value()) << "decide again";
+  OrderCommands::LoadStats stats;
+  auto again = mine.Prepare(AddItem{"o", "pear", 1, 20}, Ctx("mine"), &stats);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Plan>(again));
+  EXPECT_EQ(stats.cached_version, 0u);
+  EXPECT_EQ(stats.events_read, 1u) << "their apple, nothing before it";
+  EXPECT_EQ(std::get<OrderCommands::Plan>(again).expected.version(), storage::StreamVersion(1));
+  EXPECT_EQ(std::get<OrderCommands::Plan>(again).state, FromTheLog(*store_, "o"));
+}
+
+TEST_F(OrderCommandsTest, AnEvictedOrderIsReadFromItsStreamAgain) {
+  OrderCommands::Options one;
+  one.cached_orders = 1;
+  OrderCommands orders(*store_, one);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"a", "c"}, Ctx("a")));
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"b", "c"}, Ctx("b")));  // evicts a
+  OrderCommands::LoadStats stats;
+  auto a = orders.Load("a", &stats);
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(stats.cached_version.has_value());
+  EXPECT_EQ(stats.events_read, 1u);
+  EXPECT_EQ(*a, FromTheLog(*store_, "a"));
+  EXPECT_EQ(orders.cached_orders(), 1u);
+  EXPECT_EQ(orders.cache_counts().evictions, 2u) << "a by b, then b by a";
+  ASSERT_TRUE(orders.Load("a", &stats).ok());
+  EXPECT_EQ(stats.cached_version, 0u) << "loading kept it again";
+  EXPECT_EQ(stats.events_read, 0u);
+}
+
+TEST_F(OrderCommandsTest, AKeptOrderIsNotUsedPastAForeignEventAndIsDropped) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  ASSERT_EQ(orders.cached_orders(), 1u);
+  storage::EventData json{storage::EventId::Random(), "ItemAdded", "application/json", "", R"({"sku":"a"})"};
+  ASSERT_TRUE(store_->AppendSync("order-o", storage::ExpectedVersion::Any(), {json}).ok());
+  EXPECT_EQ(std::get<Rejection>(orders.Execute(AddItem{"o", "a", 1, 1}, Ctx("add"))).rule, "foreign-event");
+  EXPECT_EQ(orders.cached_orders(), 0u) << "a load that failed keeps nothing";
+  OrderCommands::LoadStats stats;
+  EXPECT_EQ(orders.Load("o", &stats).status().code(), storage::Status::Code::kInvalidArgument);
+  EXPECT_FALSE(stats.cached_version.has_value());
+  EXPECT_EQ(stats.events_read, 1u) << "read from the start again, up to the foreign event";
+}
+
+TEST_F(OrderCommandsTest, UnderIntervalDurabilityEachCommandDecidesOnTheOneBeforeIt) {
+  store_.reset();
+  storage::Options lazy = SmallOptions();
+  lazy.durability.mode = storage::Durability::kInterval;
+  lazy.durability.interval = std::chrono::minutes(10);  // nothing is synced while the test runs
+  store_ = storage::Store::Open(dir_.path(), lazy).value();
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  for (int i = 0; i < 5; ++i) {
+    const auto added = As<OrderCommands::Accepted>(orders.Execute(AddItem{"o", Id("sku-", i), 1, 10}, Ctx(Id("add-", i))));
+    EXPECT_EQ(added.last_version, static_cast<uint64_t>(i + 1));
+  }
+  OrderCommands::LoadStats stats;
+  auto state = orders.Load("o", &stats);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(stats.cached_version, 5u);
+  EXPECT_EQ(state->lines.size(), 5u);
+  EXPECT_EQ(*state, FromTheLog(*store_, "o"));
+}
+
+TEST_F(OrderCommandsTest, ARetryIsRecognisedFromTheKeptOrder) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o", "c"}, Ctx("create")));
+  const auto first = As<OrderCommands::Accepted>(orders.Execute(AddItem{"o", "a", 1, 5}, Ctx("add")));
+  const auto again = As<OrderCommands::Accepted>(orders.Execute(AddItem{"o", "a", 1, 5}, Ctx("add")));
+  EXPECT_TRUE(again.already_applied);
+  EXPECT_EQ(again.position, first.position);
+  EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(2)) << "nothing new was written";
 }
 
 TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {

@@ -1,6 +1,9 @@
 // The Order service end to end through a real esd: commands, rules by name, read-your-
 // writes, history, time travel, paging, and a restart in the middle.
 #include <gtest/gtest.h>
+#include <kj/async.h>
+#include <kj/exception.h>
+#include <kj/vector.h>
 #include <signal.h>
 
 #include <fstream>
@@ -176,6 +179,82 @@ TEST(Orders, TheProjectionCountsForeignEventsInMetricsAndLogsTheFirst) {
   const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
   EXPECT_NE(metrics.find("\nesd_projection_events_skipped_total 1\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("# TYPE esd_projection_events_skipped_total counter"), std::string::npos) << metrics;
+}
+
+TEST(Orders, AsyncCommandsOfManyClientsOnOneThreadAreAllSentBeforeAnyAnswerAndAnsweredAsTheSyncOnes) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  constexpr int kClients = 8;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(Client::Connect(esd.rpc_address()));
+  kj::WaitScope& ws = clients[0]->wait_scope();  // the thread's loop, shared by its clients
+
+  // Every create is sent before the loop runs for any answer.
+  kj::Vector<kj::Promise<CommandOutcome>> creates;
+  for (int i = 0; i < kClients; ++i) creates.add(clients[i]->CreateOrderAsync(Id("as", i), "ann", Id("create-", i)));
+  auto created = kj::joinPromises(creates.releaseAsArray()).wait(ws);
+  ASSERT_EQ(created.size(), static_cast<size_t>(kClients));
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(created[i].ok()) << created[i].message;
+    EXPECT_EQ(created[i].version, 0u);
+  }
+
+  // Each client's chain: its next command when the previous answer arrives.
+  kj::Vector<kj::Promise<CommandOutcome>> chains;
+  for (int i = 0; i < kClients; ++i) {
+    Client* c = clients[i].get();
+    const std::string id = Id("as", i);
+    chains.add(c->AddItemAsync(id, "apple", 2, 50).then([c, id](CommandOutcome added) {
+      EXPECT_TRUE(added.ok()) << added.message;
+      return c->PlaceOrderAsync(id, "place-" + id);
+    }));
+  }
+  auto placed = kj::joinPromises(chains.releaseAsArray()).wait(ws);
+  uint64_t last_position = 0;
+  for (const CommandOutcome& p : placed) {
+    ASSERT_TRUE(p.ok()) << p.message;
+    EXPECT_EQ(p.version, 2u);
+    last_position = std::max(last_position, p.position);
+  }
+
+  // The same outcomes as the synchronous calls: a retry, a rule by name, a removal.
+  const CommandOutcome retry = clients[0]->PlaceOrderAsync("as0", "place-as0").wait(ws);
+  EXPECT_TRUE(retry.already_applied);
+  EXPECT_EQ(retry.version, 2u);
+  const CommandOutcome late = clients[1]->AddItemAsync("as1", "pear", 1, 10).wait(ws);
+  EXPECT_EQ(late.kind, CommandOutcome::Kind::kRejected);
+  EXPECT_EQ(late.rule, "order-not-open") << late.message;
+  const CommandOutcome gone = clients[2]->RemoveItemAsync("as2", "apple", 0).wait(ws);
+  EXPECT_EQ(gone.rule, "order-not-open") << gone.message;
+  const CommandOutcome cancelled = clients[3]->CancelOrderAsync("as3", "no longer needed", "cancel-as3").wait(ws);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.message;
+  EXPECT_EQ(clients[3]->CancelOrder("as3", "again").rule, "order-already-cancelled");
+
+  const auto seen = clients[0]->GetOrder("as5", last_position);
+  ASSERT_TRUE(seen.order.has_value());
+  EXPECT_EQ(seen.order->status, "placed");
+  EXPECT_EQ(seen.order->total_cents, 100);
+}
+
+TEST(Orders, AnAsyncCommandOverALostConnectionRejectsWithWhatTheSyncCallThrows) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->CreateOrderAsync("gone", "ann").wait(c->wait_scope()).ok());
+  esd.Kill();
+  auto pending = c->AddItemAsync("gone", "apple", 1, 5);
+  std::optional<client::Error> rejected;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { pending.wait(c->wait_scope()); })) {
+    rejected = client::ErrorOf(*e);
+  }
+  ASSERT_TRUE(rejected.has_value()) << "the promise is rejected, not answered";
+  EXPECT_EQ(rejected->kind(), client::Error::Kind::kDisconnected) << rejected->what();
+  try {
+    c->AddItem("gone", "apple", 1, 5);
+    ADD_FAILURE() << "the synchronous call throws";
+  } catch (const client::Error& e) {
+    EXPECT_EQ(e.kind(), rejected->kind()) << e.what();
+  }
 }
 
 TEST(Orders, AReaderQueriesButCannotCommand) {
