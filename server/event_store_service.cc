@@ -239,15 +239,20 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   uint64_t bytes = 0;
   std::optional<Status> damage;
   if (count > 0) {
-    auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(next), kMaxScanPerRead, [&](const storage::EventView& e) {
-      if (filter.Matches(e)) {
-        if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
-        events.push_back(e);
-        bytes += WireSize(e);
-      }
-      next = e.position.value + 1;
-      return events.size() < count;
-    });
+    // Through read_buffer_ (pread; storage/store.h says why): the views stay valid until the
+    // answer below is built.
+    auto scanned = ctx_.store.ReadAll(
+        storage::GlobalPosition(next), kMaxScanPerRead,
+        [&](const storage::EventView& e) {
+          if (filter.Matches(e)) {
+            if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
+            events.push_back(e);
+            bytes += WireSize(e);
+          }
+          next = e.position.value + 1;
+          return events.size() < count;
+        },
+        read_buffer_);
     if (!scanned.ok()) {
       // The events visited before the damage verified: they are answered, then the damage.
       if (!scanned.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
@@ -262,6 +267,8 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   results.setNextPosition(next);
   results.setEndOfLog(!damage && next >= durable);
   if (damage) FillDamage(results.initDamage(), *damage);
+  // A connection keeps what a usual page needs, not what its largest page took.
+  if (read_buffer_.held_bytes() > kKeptReadBufferBytes) read_buffer_.Release();
 }
 
 kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {

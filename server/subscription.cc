@@ -101,7 +101,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       }
     } else if (cursor_ < durable) {
       uint64_t bytes = 0;
-      auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, [&](const storage::EventView& e) {
+      auto visit = [&](const storage::EventView& e) {
         if (filter_.Matches(e)) {
           if (!batch.empty() && bytes + WireSize(e) > kSubscriptionBatchBytes) return false;  // next push
           batch.push_back(e);
@@ -109,7 +109,14 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
         }
         cursor_ = e.position.value + 1;
         return batch.size() < kSubscriptionBatch;
-      });
+      };
+      // Catching up, the log is read through buffer_ (pread; storage/store.h says why), whose
+      // views stay valid until the next ReadAll, after Send built the push. A live
+      // subscription reads the little that is new in place: it was just written, so it is
+      // in the cache, and a buffer would cost an allocation per wake-up.
+      const auto scanned = durable - cursor_ > kSubscriptionBatch
+                               ? ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, visit, buffer_)
+                               : ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, visit);
       if (!scanned.ok()) {
         // What was visited before the damage verified: deliver it first. The next turn starts
         // at the damage and meets it again (a segment remembers its damage), then stops.
@@ -118,7 +125,9 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       }
       return Send(std::move(batch));
     }
-    // Nothing durable is left to send.
+    // Nothing durable is left to send. A live subscription holds no read buffer while it
+    // waits (thousands may wait at once); it takes one again for what is new.
+    buffer_.Release();
     kj::Promise<void> said = kj::READY_NOW;
     if (!caught_up_) {
       caught_up_ = true;
@@ -171,6 +180,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   std::string stream_;
   uint64_t version_ = 0;
   uint64_t cursor_ = 0;
+  storage::ReadBuffer buffer_;  // what the last ReadAll read, for its views
   std::atomic<uint64_t> next_{0};  // version_ or cursor_, as Publish() last saw it
   bool caught_up_ = false;
 };
