@@ -308,7 +308,8 @@ kj::Promise<void> EventStoreService::subscribe(SubscribeContext context) {
   auto params = context.getParams();
   if (ctx_.stopping) kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the server is shutting down"));
   context.getResults().setSubscription(
-      StartSubscription(ctx_, params.getFrom(), ReadFilter(params.getFilter()), params.getSubscriber()));
+      StartSubscription(ctx_, params.getFrom(), ReadFilter(params.getFilter()), params.getSubscriber(),
+                        params.getRecords()));
   return kj::READY_NOW;
 }
 
