@@ -68,7 +68,7 @@ RecordedEventView ToView(rpc::RecordedEvent::Reader e) {
   return v;
 }
 
-// The events of a push's `records` (protocol/esd.capnp, Subscriber.events) as views into
+// The events of `records` (protocol/esd.capnp, Subscriber.events, readAll) as views into
 // it. Every size is checked against what is there: a record that does not fit throws.
 void DecodeRecords(capnp::Data::Reader records, std::vector<RecordedEventView>& out) {
   constexpr size_t kHeader = 64;
@@ -90,12 +90,12 @@ void DecodeRecords(capnp::Data::Reader records, std::vector<RecordedEventView>& 
     return v;
   };
   while (left > 0) {
-    KJ_REQUIRE(left >= kHeader, "a pushed record is cut short", left);
+    KJ_REQUIRE(left >= kHeader, "a record from the server is cut short", left);
     const uint32_t record_size = u32(p + 40), data_size = u32(p + 44), metadata_size = u32(p + 48);
     const uint16_t stream_size = u16(p + 52), type_size = u16(p + 54), content_type_size = u16(p + 56);
     const uint64_t fields = uint64_t{stream_size} + type_size + content_type_size + metadata_size + data_size;
     KJ_REQUIRE(record_size % 8 == 0 && record_size <= left && kHeader + fields <= record_size,
-               "a pushed record's sizes do not fit", record_size, fields, left);
+               "a record from the server does not fit its sizes", record_size, fields, left);
     RecordedEventView& v = out.emplace_back();
     v.position = u64(p);
     v.version = u64(p + 8);
@@ -548,8 +548,21 @@ ReadAllResult Client::ReadAll(uint64_t from, uint32_t count, const Filter& filte
   req.setFromPosition(from);
   req.setCount(count);
   SetFilter(req.initFilter(), filter);
+  req.setRecords(true);  // cheaper to send and to take; a server that predates them sends `events`
   auto resp = impl_->Wait(req.send());
-  ReadAllResult out{ToEvents(resp.getEvents()), resp.getNextPosition(), resp.getEndOfLog(), std::nullopt};
+  ReadAllResult out{{}, resp.getNextPosition(), resp.getEndOfLog(), std::nullopt};
+  if (resp.hasRecords()) {
+    std::vector<RecordedEventView> views;
+    try {
+      DecodeRecords(resp.getRecords(), views);
+    } catch (const kj::Exception& e) {
+      Rethrow(e);  // a malformed answer: an Error, as any other the server causes
+    }
+    out.events.reserve(views.size());
+    for (const auto& v : views) out.events.push_back(ToEvent(v));
+  } else {
+    out.events = ToEvents(resp.getEvents());
+  }
   if (resp.hasDamage()) out.damage = ToDamage(resp.getDamage());
   return out;
 }

@@ -183,9 +183,11 @@ interface EventStore {
   # first, at most 16 MiB of them. Continue from `result.nextVersion` until
   # `result.endOfStream`; a short page is not the end.
 
-  readAll @2 (fromPosition :UInt64, count :UInt32, filter :Filter)
-      -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool, damage :Damage);
-  # Up to `count` durable events of $all from `fromPosition` that pass `filter`. Continue
+  readAll @2 (fromPosition :UInt64, count :UInt32, filter :Filter, records :Bool)
+      -> (events :List(RecordedEvent), nextPosition :UInt64, endOfLog :Bool, damage :Damage, records :Data);
+  # Up to `count` durable events of $all from `fromPosition` that pass `filter`. With
+  # `records`, they come in the answer's `records` (as Subscriber.events's) and `events` is
+  # empty; a server that predates them answers with `events` all the same. Continue
   # from `nextPosition`; `endOfLog` says nothing durable lies past what was scanned.
   # `damage` is set (hasDamage) when the scan reached damaged bytes: `events` are the ones
   # before it, `nextPosition` is where the scan stopped (the damage's position, unless

@@ -118,6 +118,23 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) 
   out.setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.data.data()), e.data.size()));
 }
 
+void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to) {
+  const uint8_t* run = nullptr;
+  size_t run_size = 0;
+  for (const auto& e : events) {
+    const auto record = storage::format::RecordOf(e);
+    if (run + run_size == record.data()) {
+      run_size += record.size();
+      continue;
+    }
+    if (run_size > 0) std::memcpy(to, run, run_size);
+    to += run_size;
+    run = record.data();
+    run_size = record.size();
+  }
+  if (run_size > 0) std::memcpy(to, run, run_size);
+}
+
 kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
   auto result = context.getResults().initResult();
@@ -260,9 +277,19 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
       ctx_.damage_log.Report(*damage, "a read of $all");
     }
   }
-  auto results = context.initResults(OneSegment(bytes, events.size()));
-  auto list = results.initEvents(events.size());
-  for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
+  const bool records = params.getRecords();
+  size_t record_bytes = 0;
+  if (records) {
+    for (const auto& e : events) record_bytes += storage::format::RecordOf(e).size();
+  }
+  auto results = context.initResults(records ? capnp::MessageSize{64 + record_bytes / 8, 0}
+                                             : OneSegment(bytes, events.size()));
+  if (records) {
+    CopyRecords(events, results.initRecords(record_bytes).begin());
+  } else {
+    auto list = results.initEvents(events.size());
+    for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
+  }
   next = std::max(next, params.getFromPosition());
   results.setNextPosition(next);
   results.setEndOfLog(!damage && next >= durable);

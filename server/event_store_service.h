@@ -38,6 +38,10 @@ class EventStoreService final : public LoggedCalls<rpc::EventStore> {
 
 // Conversions shared with the subscription code.
 void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
+// `events` as records (protocol/esd.capnp, Subscriber.events) into `to`, which has room for
+// the sum of their storage::format::RecordOf sizes: the verified records copied as they lie
+// in the log, a run of adjacent ones with one memcpy. The views must come from the store.
+void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to);
 // A size hint that makes a message of `events` events of `bytes` (WireSize) one segment: a
 // receiver looks up every blob outside the first segment under a mutex.
 capnp::MessageSize OneSegment(uint64_t bytes, size_t events);

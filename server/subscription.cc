@@ -164,25 +164,6 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
   }
 
-  // `batch` as records (protocol/esd.capnp) into `to`: the verified records copied as they
-  // lie in the log, a run of adjacent ones with one memcpy.
-  static void CopyRecords(const std::vector<storage::EventView>& batch, uint8_t* to) {
-    const uint8_t* run = nullptr;
-    size_t run_size = 0;
-    for (const auto& e : batch) {
-      const auto record = storage::format::RecordOf(e);
-      if (run + run_size == record.data()) {
-        run_size += record.size();
-        continue;
-      }
-      if (run_size > 0) std::memcpy(to, run, run_size);
-      to += run_size;
-      run = record.data();
-      run_size = record.size();
-    }
-    if (run_size > 0) std::memcpy(to, run, run_size);
-  }
-
   // The log cannot be read on: the subscription ends, never as if the log had ended there.
   kj::Promise<void> Stop(const storage::Status& s) {
     Finish();

@@ -499,6 +499,10 @@ class ScanBytes {
   // Whether the bytes [off, off + length) can be looked at.
   bool Holds(uint64_t off, uint64_t length) const { return off >= begin_ && off + length <= end_; }
   bool copying() const { return copy_ != nullptr; }
+  // Whether the window is a copy (not the mapping), and where it lies in the file.
+  bool HoldsCopy() const { return copy_ != nullptr && !mapped_; }
+  std::span<const uint8_t> window() const { return window_; }
+  uint64_t window_offset() const { return begin_; }
   // Whether the buffer has taken as much as it should in one call.
   bool Full() const { return copy_ != nullptr && copy_->taken_bytes() >= copy_->max_bytes(); }
 
@@ -506,6 +510,7 @@ class ScanBytes {
   // too large to be worth reading whole).
   void UseMapping(uint64_t end = UINT64_MAX) {
     window_ = segment_.bytes().subspan(0, std::min<uint64_t>(end, segment_.bytes().size()));
+    mapped_ = true;
     begin_ = 0;
     end_ = window_.size();
   }
@@ -520,6 +525,7 @@ class ScanBytes {
                              " where the log says it goes on to " + std::to_string(off + length));
     }
     window_ = std::span<const uint8_t>(to, length);
+    mapped_ = false;
     begin_ = off;
     end_ = off + length;
     return Status::Ok();
@@ -529,6 +535,7 @@ class ScanBytes {
   const Segment& segment_;
   ReadBuffer* copy_;
   std::span<const uint8_t> window_;
+  bool mapped_ = false;
   uint64_t begin_ = 0, end_ = 0;
 };
 
@@ -570,32 +577,42 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
       // Each copied batch may hold views the visitor kept: a filtered scan stops once the
       // copy is this large, and the caller goes on from the last event visited.
       if (visited > 0 && bytes.Full()) return visited;
-      // Nothing unverified is served: the batch at `off` (and those before it) verified once.
-      if (Status s = span.segment->Verify(off, span.end, &stat_corruption_); !s.ok()) {
+      format::BatchHeader h;
+      if (bytes.copying()) {
+        // Not yet trusted: this only decides what to read. A header that does not verify
+        // is found below, by the mapping, as without a copy.
+        if (!bytes.Holds(off, format::kBatchHeaderSize)) {
+          // Read ahead from this batch on, a chunk at most.
+          if (Status s = bytes.Load(off, std::min<uint64_t>(span.end - off, ReadBuffer::kChunkBytes)); !s.ok()) return s;
+        }
+        if (const auto head = bytes.Range(off, std::min<uint64_t>(span.end, off + sizeof(h))); head.size() == sizeof(h)) {
+          std::memcpy(&h, head.data(), sizeof(h));
+        } else {
+          h.batch_size = 0;  // CheckBatch says what is wrong
+        }
+        if (!bytes.Holds(off, h.batch_size) && h.batch_size <= span.end - off) {
+          if (h.batch_size > ReadBuffer::kLargestCopiedBatch) {
+            bytes.UseMapping(off + h.batch_size);  // a reader may want a few of its events only
+          } else {
+            // The batch goes on past what was read: read it whole, and what follows, up to a chunk.
+            const uint64_t length =
+                std::min<uint64_t>(span.end - off, std::max<uint64_t>(h.batch_size, ReadBuffer::kChunkBytes));
+            if (Status s = bytes.Load(off, length); !s.ok()) return s;
+          }
+        }
+      }
+      // Nothing unverified is served: the batch at `off` (and those before it) verified once,
+      // in the copy that is served when there is one.
+      const Status verified = bytes.HoldsCopy()
+                                  ? span.segment->VerifyCopy(off, span.end, bytes.window(), bytes.window_offset(),
+                                                             &stat_corruption_)
+                                  : span.segment->Verify(off, span.end, &stat_corruption_);
+      if (!verified.ok()) {
         // Damage wholly before `from` is not what this read serves: go on after it.
         auto resume = span.segment->ResumeAfterDamage(off);
-        if (!resume || resume->second > from) return s;
+        if (!resume || resume->second > from) return verified;
         off = resume->first;
         continue;
-      }
-      if (!bytes.Holds(off, format::kBatchHeaderSize)) {
-        // Read ahead from this batch on, a chunk at most.
-        if (Status s = bytes.Load(off, std::min<uint64_t>(span.end - off, ReadBuffer::kChunkBytes)); !s.ok()) return s;
-      }
-      format::BatchHeader h;
-      if (const auto head = bytes.Range(off, std::min<uint64_t>(span.end, off + sizeof(h))); head.size() == sizeof(h)) {
-        std::memcpy(&h, head.data(), sizeof(h));
-      } else {
-        h.batch_size = 0;  // CheckBatch says what is wrong
-      }
-      if (!bytes.Holds(off, h.batch_size) && h.batch_size <= span.end - off) {
-        if (h.batch_size > ReadBuffer::kLargestCopiedBatch) {
-          bytes.UseMapping(off + h.batch_size);  // a reader may want a few of its events only
-        } else {
-          // The batch goes on past what was read: read it whole, and what follows, up to a chunk.
-          const uint64_t length = std::min<uint64_t>(span.end - off, std::max<uint64_t>(h.batch_size, ReadBuffer::kChunkBytes));
-          if (Status s = bytes.Load(off, length); !s.ok()) return s;
-        }
       }
       auto check = format::CheckBatch(bytes.Range(off, span.end), false, &h);
       if (check != format::BatchCheck::kOk) {
