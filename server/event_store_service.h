@@ -30,8 +30,9 @@ class EventStoreService final : public LoggedCalls<rpc::EventStore> {
   ServerContext& ctx_;
   kj::Own<ConnectionState> connection_;
   // ReadAll copies the log into this (storage::ReadBuffer); a page stops once it has read
-  // about a page's worth of bytes, even if a filter kept few of them.
-  storage::ReadBuffer read_buffer_{kMaxReadBytes};
+  // a little more than a page's worth of bytes (what a page takes is bounded by
+  // kMaxReadBytes before that), even if a filter kept few of them.
+  storage::ReadBuffer read_buffer_{kMaxReadBytes + (1u << 20)};
   static constexpr size_t kKeptReadBufferBytes = 2u << 20;
   const Role role_;
 };

@@ -517,6 +517,10 @@ class ScanBytes {
 
   // Reads [off, off + length) of the file into the buffer: the new window.
   Status Load(uint64_t off, uint64_t length) {
+    // A window that starts at `off` was read for this batch, which did not fit: nothing of
+    // it was visited, so its memory is taken again rather than kept beside the new one.
+    if (!mapped_ && begin_ == off && end_ > begin_) copy_->GiveBackLast(end_ - begin_);
+    end_ = begin_;  // no window until the read below succeeds
     uint8_t* to = copy_->Take(length);
     auto n = segment_.file().ReadAt(off, std::span(to, length));
     if (!n.ok()) return n.status();

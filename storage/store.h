@@ -238,6 +238,11 @@ class ReadBuffer {
   }
   // Room for `bytes` that stays put until Reset: the next unused chunk, grown if too small.
   uint8_t* Take(size_t bytes);
+  // Gives back what the last Take handed out (nothing may point into it any more).
+  void GiveBackLast(size_t bytes) {
+    --used_;
+    taken_ -= bytes;
+  }
   size_t held_bytes() const;       // memory kept
   size_t taken_bytes() const { return taken_; }  // handed out since Reset
   size_t max_bytes() const { return max_bytes_; }

@@ -264,8 +264,9 @@ TEST(Store, ReadsSpanManySealedSegments) {
 
 // A store whose segments each take several ReadBuffer chunks, with batches of 1 to 60
 // events of 10 to 3,000 bytes, one batch larger than a chunk and one larger than
-// ReadBuffer::kLargestCopiedBatch (read in place). Returns the events appended.
-uint64_t FillForBufferedReads(const TempDir& dir) {
+// ReadBuffer::kLargestCopiedBatch (read in place). Returns the events appended; sets
+// `*chunk_sized_batch` to the first position of the batch larger than a chunk.
+uint64_t FillForBufferedReads(const TempDir& dir, uint64_t* chunk_sized_batch = nullptr) {
   Options o;
   o.segment_size = 8u << 20;
   o.max_event_size = 64u << 10;
@@ -280,6 +281,7 @@ uint64_t FillForBufferedReads(const TempDir& dir) {
     events += count;
   };
   for (uint64_t i = 0; i < 1500; ++i) append(i % 5, 1 + testing::Mix(i) % 60, 10 + testing::Mix(i + 7) % 3000);
+  if (chunk_sized_batch != nullptr) *chunk_sized_batch = events;
   append(0, 100, 3000);       // ~300 KiB: more than a chunk
   append(1, 100, 50u << 10);  // ~5 MiB: read in place
   for (uint64_t i = 0; i < 200; ++i) append(i % 5, 1 + testing::Mix(i) % 20, 100);
@@ -324,6 +326,28 @@ TEST(Store, ReadAllThroughABufferVisitsWhatReadingInPlaceVisits) {
     EXPECT_EQ(next, total);
   }
   EXPECT_EQ(store->stats().corruption_found, 0u);
+}
+
+TEST(Store, ABatchLargerThanAChunkIsReadWholeOnceIntoTheBuffer) {
+  TempDir dir;
+  uint64_t first = 0;
+  FillForBufferedReads(dir, &first);
+  auto store = OpenStore(dir);
+  ReadBuffer buffer;
+  uint64_t bytes = 0;
+  auto n = store->ReadAll(
+      GlobalPosition(first), 100,
+      [&](const EventView& e) {
+        bytes += format::RecordOf(e).size();
+        return true;
+      },
+      buffer);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_EQ(*n, 100u);
+  ASSERT_GT(bytes, ReadBuffer::kChunkBytes);
+  // The chunk read ahead at its start, too short for it, is reused for the whole batch.
+  EXPECT_GE(buffer.taken_bytes(), bytes);
+  EXPECT_LT(buffer.taken_bytes(), bytes + 4096) << "read once, not once as a chunk and again whole";
 }
 
 TEST(Store, AFilteredReadThroughABufferStopsOnceItHasReadItsMostAndGoesOnFromThere) {
