@@ -72,6 +72,60 @@ RecordedEventView ToView(rpc::RecordedEvent::Reader e) {
   return v;
 }
 
+// The events of `records` (protocol/esd.capnp, Subscriber.events, readAll) as views into
+// it. Every size is checked against what is there: a record that does not fit throws.
+void DecodeRecords(capnp::Data::Reader records, std::vector<RecordedEventView>& out) {
+  constexpr size_t kHeader = 64;
+  const uint8_t* p = records.begin();
+  size_t left = records.size();
+  auto u64 = [](const uint8_t* at) {
+    uint64_t v;
+    std::memcpy(&v, at, 8);
+    return v;
+  };
+  auto u32 = [](const uint8_t* at) {
+    uint32_t v;
+    std::memcpy(&v, at, 4);
+    return v;
+  };
+  auto u16 = [](const uint8_t* at) {
+    uint16_t v;
+    std::memcpy(&v, at, 2);
+    return v;
+  };
+  while (left > 0) {
+    KJ_REQUIRE(left >= kHeader, "a record from the server is cut short", left);
+    const uint32_t record_size = u32(p + 40), data_size = u32(p + 44), metadata_size = u32(p + 48);
+    const uint16_t stream_size = u16(p + 52), type_size = u16(p + 54), content_type_size = u16(p + 56);
+    const uint64_t fields = uint64_t{stream_size} + type_size + content_type_size + metadata_size + data_size;
+    KJ_REQUIRE(record_size % 8 == 0 && record_size <= left && kHeader + fields <= record_size,
+               "a record from the server does not fit its sizes", record_size, fields, left);
+    RecordedEventView& v = out.emplace_back();
+    v.position = u64(p);
+    v.version = u64(p + 8);
+    std::memcpy(v.id.data(), p + 16, v.id.size());
+    v.timestamp_micros = u64(p + 32);
+    const char* f = reinterpret_cast<const char*>(p + kHeader);
+    v.stream = std::string_view(f, stream_size);
+    f += stream_size;
+    v.type = std::string_view(f, type_size);
+    f += type_size;
+    v.content_type = std::string_view(f, content_type_size);
+    f += content_type_size;
+    v.metadata = std::string_view(f, metadata_size);
+    f += metadata_size;
+    v.data = std::string_view(f, data_size);
+    p += record_size;
+    left -= record_size;
+  }
+}
+
+RecordedEvent ToEvent(const RecordedEventView& v) {
+  return RecordedEvent{std::string(v.stream), v.version,          v.position,   v.id, std::string(v.type),
+                       std::string(v.content_type), v.timestamp_micros, std::string(v.metadata),
+                       std::string(v.data)};
+}
+
 std::vector<RecordedEvent> ToEvents(capnp::List<rpc::RecordedEvent>::Reader list) {
   std::vector<RecordedEvent> out;
   out.reserve(list.size());
@@ -158,6 +212,17 @@ class SubscriberImpl final : public rpc::Subscriber::Server {
     try {
       if (state_->cancelled) {
         // A batch that was on its way when the handle was dropped.
+      } else if (context.getParams().hasRecords()) {
+        views_.clear();
+        DecodeRecords(context.getParams().getRecords(), views_);
+        if (state_->callbacks.on_event_views) {
+          state_->callbacks.on_event_views(views_);
+        } else if (state_->callbacks.on_events) {
+          std::vector<RecordedEvent> events;
+          events.reserve(views_.size());
+          for (const auto& v : views_) events.push_back(ToEvent(v));
+          state_->callbacks.on_events(events);
+        }
       } else if (state_->callbacks.on_event_views) {
         views_.clear();
         for (auto e : list) views_.push_back(ToView(e));
@@ -488,8 +553,21 @@ ReadAllResult Client::ReadAll(uint64_t from, uint32_t count, const Filter& filte
   req.setFromPosition(from);
   req.setCount(count);
   SetFilter(req.initFilter(), filter);
+  req.setRecords(true);  // cheaper to send and to take; a server that predates them sends `events`
   auto resp = impl_->Wait(req.send());
-  ReadAllResult out{ToEvents(resp.getEvents()), resp.getNextPosition(), resp.getEndOfLog(), std::nullopt};
+  ReadAllResult out{{}, resp.getNextPosition(), resp.getEndOfLog(), std::nullopt};
+  if (resp.hasRecords()) {
+    std::vector<RecordedEventView> views;
+    try {
+      DecodeRecords(resp.getRecords(), views);
+    } catch (const kj::Exception& e) {
+      Rethrow(e);  // a malformed answer: an Error, as any other the server causes
+    }
+    out.events.reserve(views.size());
+    for (const auto& v : views) out.events.push_back(ToEvent(v));
+  } else {
+    out.events = ToEvents(resp.getEvents());
+  }
   if (resp.hasDamage()) out.damage = ToDamage(resp.getDamage());
   return out;
 }
@@ -941,6 +1019,7 @@ std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& fro
   }
   SetFilter(req.initFilter(), filter);
   req.setSubscriber(kj::heap<SubscriberImpl>(state));
+  req.setRecords(true);  // cheaper to send and to take; a server that predates them sends `events`
   auto resp = impl_->Wait(req.send());
   std::erase_if(impl_->subscriptions, [](const auto& w) { return w.expired(); });
   impl_->subscriptions.push_back(state);

@@ -118,6 +118,23 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) 
   out.setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.data.data()), e.data.size()));
 }
 
+void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to) {
+  const uint8_t* run = nullptr;
+  size_t run_size = 0;
+  for (const auto& e : events) {
+    const auto record = storage::format::RecordOf(e);
+    if (run + run_size == record.data()) {
+      run_size += record.size();
+      continue;
+    }
+    if (run_size > 0) std::memcpy(to, run, run_size);
+    to += run_size;
+    run = record.data();
+    run_size = record.size();
+  }
+  if (run_size > 0) std::memcpy(to, run, run_size);
+}
+
 kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
   // Without a size hint capnp callocs 8 KiB for every answer; an append's answer is a few
@@ -242,15 +259,20 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   uint64_t bytes = 0;
   std::optional<Status> damage;
   if (count > 0) {
-    auto scanned = ctx_.store.ReadAll(storage::GlobalPosition(next), kMaxScanPerRead, [&](const storage::EventView& e) {
-      if (filter.Matches(e)) {
-        if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
-        events.push_back(e);
-        bytes += WireSize(e);
-      }
-      next = e.position.value + 1;
-      return events.size() < count;
-    });
+    // Through read_buffer_ (pread; storage/store.h says why): the views stay valid until the
+    // answer below is built.
+    auto scanned = ctx_.store.ReadAll(
+        storage::GlobalPosition(next), kMaxScanPerRead,
+        [&](const storage::EventView& e) {
+          if (filter.Matches(e)) {
+            if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
+            events.push_back(e);
+            bytes += WireSize(e);
+          }
+          next = e.position.value + 1;
+          return events.size() < count;
+        },
+        read_buffer_);
     if (!scanned.ok()) {
       // The events visited before the damage verified: they are answered, then the damage.
       if (!scanned.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
@@ -258,13 +280,25 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
       ctx_.damage_log.Report(*damage, "a read of $all");
     }
   }
-  auto results = context.initResults(OneSegment(bytes, events.size()));
-  auto list = results.initEvents(events.size());
-  for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
+  const bool records = params.getRecords();
+  size_t record_bytes = 0;
+  if (records) {
+    for (const auto& e : events) record_bytes += storage::format::RecordOf(e).size();
+  }
+  auto results = context.initResults(records ? capnp::MessageSize{64 + record_bytes / 8, 0}
+                                             : OneSegment(bytes, events.size()));
+  if (records) {
+    CopyRecords(events, results.initRecords(record_bytes).begin());
+  } else {
+    auto list = results.initEvents(events.size());
+    for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
+  }
   next = std::max(next, params.getFromPosition());
   results.setNextPosition(next);
   results.setEndOfLog(!damage && next >= durable);
   if (damage) FillDamage(results.initDamage(), *damage);
+  // A connection keeps what a usual page needs, not what its largest page took.
+  if (read_buffer_.held_bytes() > kKeptReadBufferBytes) read_buffer_.Release();
 }
 
 kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
@@ -304,7 +338,8 @@ kj::Promise<void> EventStoreService::subscribe(SubscribeContext context) {
   auto params = context.getParams();
   if (ctx_.stopping) kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the server is shutting down"));
   context.getResults().setSubscription(
-      StartSubscription(ctx_, params.getFrom(), ReadFilter(params.getFilter()), params.getSubscriber()));
+      StartSubscription(ctx_, params.getFrom(), ReadFilter(params.getFilter()), params.getSubscriber(),
+                        params.getRecords()));
   return kj::READY_NOW;
 }
 

@@ -29,11 +29,20 @@ class EventStoreService final : public LoggedCalls<rpc::EventStore> {
 
   ServerContext& ctx_;
   kj::Own<ConnectionState> connection_;
+  // ReadAll copies the log into this (storage::ReadBuffer); a page stops once it has read
+  // a little more than a page's worth of bytes (what a page takes is bounded by
+  // kMaxReadBytes before that), even if a filter kept few of them.
+  storage::ReadBuffer read_buffer_{kMaxReadBytes + (1u << 20)};
+  static constexpr size_t kKeptReadBufferBytes = 2u << 20;
   const Role role_;
 };
 
 // Conversions shared with the subscription code.
 void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
+// `events` as records (protocol/esd.capnp, Subscriber.events) into `to`, which has room for
+// the sum of their storage::format::RecordOf sizes: the verified records copied as they lie
+// in the log, a run of adjacent ones with one memcpy. The views must come from the store.
+void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to);
 // A size hint that makes a message of `events` events of `bytes` (WireSize) one segment: a
 // receiver looks up every blob outside the first segment under a mutex.
 capnp::MessageSize OneSegment(uint64_t bytes, size_t events);

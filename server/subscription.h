@@ -10,9 +10,11 @@
 
 namespace esd::server {
 
-// Starts pushing to `subscriber` at once. Dropping the returned capability, calling its
-// cancel(), or losing the connection ends the subscription.
+// Starts pushing to `subscriber` at once, as records when `records` (protocol/esd.capnp,
+// Subscriber.events). Dropping the returned capability, calling its cancel(), or losing the
+// connection ends the subscription.
 rpc::Subscription::Client StartSubscription(ServerContext& ctx, rpc::SubscribeFrom::Reader from,
-                                            EventFilter filter, rpc::Subscriber::Client subscriber);
+                                            EventFilter filter, rpc::Subscriber::Client subscriber,
+                                            bool records = false);
 
 }  // namespace esd::server

@@ -225,6 +225,14 @@ BatchCheck CheckBatch(std::span<const uint8_t> bytes, bool verify_checksum, Batc
 // Returns false when the record's sizes do not fit: the caller reports corruption.
 bool ParseEvent(std::span<const uint8_t> bytes, EventView* out, uint32_t* record_size);
 
+// The whole record (header, fields, padding) that ParseEvent parsed `e` from: its views lie
+// in the record, the stream name right after the header. Only for views from ParseEvent.
+inline std::span<const uint8_t> RecordOf(const EventView& e) {
+  const auto* begin = reinterpret_cast<const uint8_t*>(e.stream.data()) - kEventHeaderSize;
+  return {begin, AlignUp(kEventHeaderSize + e.stream.size() + e.type.size() + e.content_type.size() +
+                         e.metadata.size() + e.data.size())};
+}
+
 uint64_t Checksum(const void* data, size_t size);
 
 }  // namespace esd::storage::format

@@ -142,11 +142,23 @@ Status CreateZeroFilledFile(const std::filesystem::path& path, uint64_t size, co
   return CreateSegmentFile(path, size, size, cancel);
 }
 
-ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition first,
-                       TimestampMicros min_timestamp,
-                       const std::function<void(const ScannedBatch&)>& on_batch, const BatchJudge& judge,
-                       uint64_t stop_at) {
-  const auto bytes = segment.bytes();
+namespace {
+
+// ScanSegment over `window`, the segment's bytes from file offset `base` on (all of its
+// mapping, or a copy of a part of it); every offset is the file's. What lies past the
+// window reads as the end of the file.
+ScanResult ScanWindow(const Segment& segment, std::span<const uint8_t> window, uint64_t base, uint64_t offset,
+                      GlobalPosition first, TimestampMicros min_timestamp,
+                      const std::function<void(const ScannedBatch&)>& on_batch, const BatchJudge& judge,
+                      uint64_t stop_at) {
+  // bytes.subspan(x) stands for the file from offset x (x >= base).
+  struct Bytes {
+    std::span<const uint8_t> window;
+    uint64_t base;
+    uint64_t size() const { return base + window.size(); }
+    std::span<const uint8_t> subspan(uint64_t off) const { return window.subspan(off - base); }
+    std::span<const uint8_t> subspan(uint64_t off, uint64_t n) const { return window.subspan(off - base, n); }
+  } bytes{window, base};
   ScanResult r;
   r.end_offset = offset;
   r.end_position = first;
@@ -210,6 +222,15 @@ ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition f
     r.last_timestamp = h.timestamp_micros;
   }
   return r;
+}
+
+}  // namespace
+
+ScanResult ScanSegment(const Segment& segment, uint64_t offset, GlobalPosition first,
+                       TimestampMicros min_timestamp,
+                       const std::function<void(const ScannedBatch&)>& on_batch, const BatchJudge& judge,
+                       uint64_t stop_at) {
+  return ScanWindow(segment, segment.bytes(), 0, offset, first, min_timestamp, on_batch, judge, stop_at);
 }
 
 TailAnalysis AnalyzeTail(const Segment& segment, uint64_t bad_offset) {
@@ -331,6 +352,35 @@ Status Segment::Verify(uint64_t offset, uint64_t limit, std::atomic<uint64_t>* f
     return Status::Ok();
   }
   std::lock_guard lock(verify_mu_);
+  AdvanceVerified(offset + 1, limit, found);
+  for (const Damage& d : damages_) {
+    if (offset >= d.begin && offset < d.end) return d.status;
+  }
+  return Status::Ok();
+}
+
+Status Segment::VerifyCopy(uint64_t offset, uint64_t limit, std::span<const uint8_t> copy, uint64_t copy_offset,
+                           std::atomic<uint64_t>* found) const {
+  if (verified_offset_.load(std::memory_order_acquire) > offset && !has_damage_.load(std::memory_order_acquire)) {
+    return Status::Ok();
+  }
+  std::lock_guard lock(verify_mu_);
+  const uint64_t from = verified_offset_.load(std::memory_order_relaxed);
+  const uint64_t upto = std::min(offset + 1, limit);
+  if (from < upto && from >= copy_offset && !has_damage_.load(std::memory_order_relaxed)) {
+    // The same checks as AdvanceVerified, on the copy. Only a clean pass counts: anything
+    // else (a batch that goes on past the copy, or one that is wrong) is left to
+    // AdvanceVerified below, which reads the mapping and records damage.
+    const auto window = copy.subspan(0, std::min<uint64_t>(copy.size(), limit - copy_offset));
+    ScanResult r = ScanWindow(*this, window, copy_offset, from, verified_position_, verified_timestamp_,
+                              [](const ScannedBatch&) {}, {}, upto);
+    if (r.clean && r.end_offset >= upto) {
+      verified_position_ = r.end_position;
+      verified_timestamp_ = r.last_timestamp;
+      verified_offset_.store(r.end_offset, std::memory_order_release);
+      return Status::Ok();
+    }
+  }
   AdvanceVerified(offset + 1, limit, found);
   for (const Damage& d : damages_) {
     if (offset >= d.begin && offset < d.end) return d.status;

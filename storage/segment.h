@@ -65,6 +65,12 @@ class Segment {
   // Returns kCorruption (Status::Damaged: file, offset, position) when `offset` lies in a
   // damaged range. Thread-safe; the common case (verified, no damage) is one atomic load.
   Status Verify(uint64_t offset, uint64_t limit, std::atomic<uint64_t>* found) const;
+  // The same, checking the bytes in `copy` (the file's bytes from `copy_offset` on, read
+  // from below `limit`) rather than the mapping where it can: a sequential reader that
+  // copies the log (ReadBuffer) verifies what it serves without touching the mapping. What
+  // does not verify cleanly in the copy is verified on the mapping, as Verify does.
+  Status VerifyCopy(uint64_t offset, uint64_t limit, std::span<const uint8_t> copy, uint64_t copy_offset,
+                    std::atomic<uint64_t>* found) const;
   // For a damaged range that holds `offset`: where the next intact batch starts, and its
   // first position (a reader that wants only later positions may go on from there).
   std::optional<std::pair<uint64_t, GlobalPosition>> ResumeAfterDamage(uint64_t offset) const;

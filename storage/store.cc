@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 #include <charconv>
+#include <cstring>
 #include <future>
 
 #include <fcntl.h>
@@ -350,6 +351,28 @@ Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count,
   return impl_->ReadAll(from, max_count, visit);
 }
 
+Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                              ReadBuffer& copy) const {
+  return impl_->ReadAll(from, max_count, visit, &copy);
+}
+
+uint8_t* ReadBuffer::Take(size_t bytes) {
+  taken_ += bytes;
+  if (used_ == chunks_.size()) chunks_.emplace_back();
+  Chunk& c = chunks_[used_++];
+  if (c.size < bytes) {
+    c.size = std::max(bytes, kChunkBytes);
+    c.data.reset(new uint8_t[c.size]);  // not zeroed: every byte handed out is read into first
+  }
+  return c.data.get();
+}
+
+size_t ReadBuffer::held_bytes() const {
+  size_t n = 0;
+  for (const Chunk& c : chunks_) n += c.size;
+  return n;
+}
+
 Result<std::vector<EventView>> Store::ReadAll(GlobalPosition from, size_t max_count) const {
   std::vector<EventView> out;
   auto n = impl_->ReadAll(from, max_count, [&](const EventView& e) {
@@ -458,8 +481,72 @@ Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, 
   return out;
 }
 
+namespace {
+
+// The bytes of one segment a scan reads: its mapping, or (with a ReadBuffer) a window of
+// its file read into memory, a whole number of batches from a batch boundary on. Offsets
+// are the file's either way.
+class ScanBytes {
+ public:
+  ScanBytes(const Segment& segment, ReadBuffer* copy) : segment_(segment), copy_(copy) {
+    if (copy_ == nullptr) UseMapping();
+  }
+
+  // [off, end) of the file; with a copy, within what Load read last.
+  std::span<const uint8_t> Range(uint64_t off, uint64_t end) const {
+    return window_.subspan(off - begin_, std::min(end, end_) - off);
+  }
+  // Whether the bytes [off, off + length) can be looked at.
+  bool Holds(uint64_t off, uint64_t length) const { return off >= begin_ && off + length <= end_; }
+  bool copying() const { return copy_ != nullptr; }
+  // Whether the window is a copy (not the mapping), and where it lies in the file.
+  bool HoldsCopy() const { return copy_ != nullptr && !mapped_; }
+  std::span<const uint8_t> window() const { return window_; }
+  uint64_t window_offset() const { return begin_; }
+  // Whether the buffer has taken as much as it should in one call.
+  bool Full() const { return copy_ != nullptr && copy_->taken_bytes() >= copy_->max_bytes(); }
+
+  // The window becomes the mapping up to `end` (without a copy, all of it; with one, a batch
+  // too large to be worth reading whole).
+  void UseMapping(uint64_t end = UINT64_MAX) {
+    window_ = segment_.bytes().subspan(0, std::min<uint64_t>(end, segment_.bytes().size()));
+    mapped_ = true;
+    begin_ = 0;
+    end_ = window_.size();
+  }
+
+  // Reads [off, off + length) of the file into the buffer: the new window.
+  Status Load(uint64_t off, uint64_t length) {
+    // A window that starts at `off` was read for this batch, which did not fit: nothing of
+    // it was visited, so its memory is taken again rather than kept beside the new one.
+    if (!mapped_ && begin_ == off && end_ > begin_) copy_->GiveBackLast(end_ - begin_);
+    end_ = begin_;  // no window until the read below succeeds
+    uint8_t* to = copy_->Take(length);
+    auto n = segment_.file().ReadAt(off, std::span(to, length));
+    if (!n.ok()) return n.status();
+    if (*n != length) {
+      return Status::IOError(segment_.path().string() + " ends at " + std::to_string(off + *n) +
+                             " where the log says it goes on to " + std::to_string(off + length));
+    }
+    window_ = std::span<const uint8_t>(to, length);
+    mapped_ = false;
+    begin_ = off;
+    end_ = off + length;
+    return Status::Ok();
+  }
+
+ private:
+  const Segment& segment_;
+  ReadBuffer* copy_;
+  std::span<const uint8_t> window_;
+  bool mapped_ = false;
+  uint64_t begin_ = 0, end_ = 0;
+};
+
+}  // namespace
+
 Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
-                                    const std::function<bool(const EventView&)>& visit) const {
+                                    const std::function<bool(const EventView&)>& visit, ReadBuffer* copy) const {
   constexpr uint64_t kPrefetchAhead = 1024;
   struct Span {
     const Segment* segment;
@@ -486,20 +573,52 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
     }
   }
   size_t visited = 0;
+  if (copy != nullptr) copy->Reset();
   for (const Span& span : spans) {
-    const auto bytes = span.segment->bytes();
+    ScanBytes bytes(*span.segment, copy);
     uint64_t off = span.begin;
     while (off < span.end) {
-      // Nothing unverified is served: the batch at `off` (and those before it) verified once.
-      if (Status s = span.segment->Verify(off, span.end, &stat_corruption_); !s.ok()) {
+      // Each copied batch may hold views the visitor kept: a filtered scan stops once the
+      // copy is this large, and the caller goes on from the last event visited.
+      if (visited > 0 && bytes.Full()) return visited;
+      format::BatchHeader h;
+      if (bytes.copying()) {
+        // Not yet trusted: this only decides what to read. A header that does not verify
+        // is found below, by the mapping, as without a copy.
+        if (!bytes.Holds(off, format::kBatchHeaderSize)) {
+          // Read ahead from this batch on, a chunk at most.
+          if (Status s = bytes.Load(off, std::min<uint64_t>(span.end - off, ReadBuffer::kChunkBytes)); !s.ok()) return s;
+        }
+        if (const auto head = bytes.Range(off, std::min<uint64_t>(span.end, off + sizeof(h))); head.size() == sizeof(h)) {
+          std::memcpy(&h, head.data(), sizeof(h));
+        } else {
+          h.batch_size = 0;  // CheckBatch says what is wrong
+        }
+        if (!bytes.Holds(off, h.batch_size) && h.batch_size <= span.end - off) {
+          if (h.batch_size > ReadBuffer::kLargestCopiedBatch) {
+            bytes.UseMapping(off + h.batch_size);  // a reader may want a few of its events only
+          } else {
+            // The batch goes on past what was read: read it whole, and what follows, up to a chunk.
+            const uint64_t length =
+                std::min<uint64_t>(span.end - off, std::max<uint64_t>(h.batch_size, ReadBuffer::kChunkBytes));
+            if (Status s = bytes.Load(off, length); !s.ok()) return s;
+          }
+        }
+      }
+      // Nothing unverified is served: the batch at `off` (and those before it) verified once,
+      // in the copy that is served when there is one.
+      const Status verified = bytes.HoldsCopy()
+                                  ? span.segment->VerifyCopy(off, span.end, bytes.window(), bytes.window_offset(),
+                                                             &stat_corruption_)
+                                  : span.segment->Verify(off, span.end, &stat_corruption_);
+      if (!verified.ok()) {
         // Damage wholly before `from` is not what this read serves: go on after it.
         auto resume = span.segment->ResumeAfterDamage(off);
-        if (!resume || resume->second > from) return s;
+        if (!resume || resume->second > from) return verified;
         off = resume->first;
         continue;
       }
-      format::BatchHeader h;
-      auto check = format::CheckBatch(bytes.subspan(off, span.end - off), false, &h);
+      auto check = format::CheckBatch(bytes.Range(off, span.end), false, &h);
       if (check != format::BatchCheck::kOk) {
         return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off) + ": " +
                                   format::BatchCheckName(check));
@@ -513,17 +632,21 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
         off = batch_end;
         continue;
       }
-      uint64_t at = off + format::kBatchHeaderSize;
+      const auto batch = bytes.Range(off, batch_end);
+      uint64_t at = format::kBatchHeaderSize;  // in `batch`
       for (uint32_t i = 0; i < h.event_count; ++i) {
-        // A scan missed the cache once per record header (80% of its time in perf); the
-        // hardware prefetcher does not run ahead across ~300-byte strides, so ask for the
-        // line a few records ahead. Measured: 512 B ahead 23M events/s, 1 KiB 24-25M,
-        // 4 KiB 15M (further than a page is worse than nothing), none 17.5M.
-        if (at + kPrefetchAhead < span.end) __builtin_prefetch(bytes.data() + at + kPrefetchAhead);
+        // A scan of the mapping missed the cache once per record header (80% of its time in
+        // perf); the hardware prefetcher does not run ahead across ~300-byte strides, so ask
+        // for the line a few records ahead. Measured: 512 B ahead 23M events/s, 1 KiB
+        // 24-25M, 4 KiB 15M (further than a page is worse than nothing), none 17.5M. A copy
+        // was just written by the kernel: it is in the cache already.
+        if (!bytes.copying() && off + at + kPrefetchAhead < span.end) {
+          __builtin_prefetch(batch.data() + at + kPrefetchAhead);  // may lie past the batch: still in the mapping
+        }
         EventView e;
         uint32_t size;
-        if (!format::ParseEvent(bytes.subspan(at, batch_end - at), &e, &size)) {
-          return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(at) +
+        if (!format::ParseEvent(batch.subspan(at), &e, &size)) {
+          return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off + at) +
                                     ": event record does not parse");
         }
         at += size;

@@ -209,6 +209,55 @@ uint64_t StoreFileBytes(const std::filesystem::path& dir);
 // StoreStats::allocated_bytes, for a store that is not open.
 uint64_t StoreAllocatedBytes(const std::filesystem::path& dir);
 
+// Memory that ReadAll copies log bytes into (see ReadAll). Reused from call to call, so a
+// scan does not fault in fresh pages each time; Release() gives it back (a subscription
+// that has caught up holds none). Not thread-safe: one reader at a time.
+class ReadBuffer {
+ public:
+  // Bytes read ahead per pread: a batch is never split, so one larger than this gets a
+  // read of its own size.
+  static constexpr size_t kChunkBytes = 256u << 10;
+  // A larger batch is read from the mapping, in place: its reader may want a few events only.
+  static constexpr size_t kLargestCopiedBatch = 4u << 20;
+
+  // A ReadAll with this buffer stops (at a batch boundary, once it has visited an event)
+  // when it has read `max_bytes` into it: a filtered scan keeps every batch it read, since
+  // the visitor may hold views into any of them. It holds at most `max_bytes` plus one
+  // batch (of at most kLargestCopiedBatch) or one chunk.
+  explicit ReadBuffer(size_t max_bytes = 4u << 20) : max_bytes_(max_bytes) {}
+
+  // Drops what the last call read; keeps the memory for the next.
+  void Reset() {
+    used_ = 0;
+    taken_ = 0;
+  }
+  // Frees the memory.
+  void Release() {
+    chunks_.clear();
+    Reset();
+  }
+  // Room for `bytes` that stays put until Reset: the next unused chunk, grown if too small.
+  uint8_t* Take(size_t bytes);
+  // Gives back what the last Take handed out (nothing may point into it any more).
+  void GiveBackLast(size_t bytes) {
+    --used_;
+    taken_ -= bytes;
+  }
+  size_t held_bytes() const;       // memory kept
+  size_t taken_bytes() const { return taken_; }  // handed out since Reset
+  size_t max_bytes() const { return max_bytes_; }
+
+ private:
+  struct Chunk {
+    std::unique_ptr<uint8_t[]> data;
+    size_t size = 0;
+  };
+  size_t max_bytes_;
+  std::vector<Chunk> chunks_;
+  size_t used_ = 0;   // chunks handed out since Reset
+  size_t taken_ = 0;  // bytes handed out since Reset
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& dir,
@@ -239,6 +288,14 @@ class Store {
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
                          const std::function<bool(const EventView&)>& visit) const;
   Result<std::vector<EventView>> ReadAll(GlobalPosition from, size_t max_count) const;
+  // The same, but the visited events' bytes are first read (pread) into `copy`, and their
+  // views point there: valid until the next ReadAll with `copy`, or its Release(). For long
+  // sequential scans (a catch-up subscription, a page of $all): on the VM this was measured
+  // on, touching a large mapped log cost ~170 ns per 300-byte event (~2 us per 4 KiB page,
+  // even with the pages mapped already), reading it through pread into a reused buffer
+  // ~23 ns. Each batch is verified before any of its events is visited, as above.
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                         ReadBuffer& copy) const;
 
   // nullopt when the stream has no durable event. O(1) amortised.
   std::optional<StreamInfo> GetStreamInfo(std::string_view stream) const;

@@ -82,8 +82,8 @@ class Store::Impl {
                                             size_t from_slot) const;
   Result<std::vector<EventView>> ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
                                             Direction direction) const;
-  Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
-                         const std::function<bool(const EventView&)>& visit) const;
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                         ReadBuffer* copy = nullptr) const;
   // The names of the newest index file's tips (none without one), in its order: views into
   // its mapping, valid while the store is open. Takes `mu_` only to find the file. Sets
   // listed_base_; called once, by directory_.

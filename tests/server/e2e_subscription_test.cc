@@ -17,6 +17,7 @@
 #include "client/client.h"
 #include "protocol/esd.capnp.h"
 #include "server/esd_process.h"
+#include "storage/format.h"
 #include "storage/test_util.h"
 
 namespace esd {
@@ -331,6 +332,166 @@ struct WireSession {
   rpc::EventStore::Client store;
   rpc::Admin::Client admin;
 };
+
+// One event as either form of a push carries it, to compare them.
+struct PushedEvent {
+  uint64_t position, version, timestamp;
+  std::string stream, id, type, content_type, metadata, data;
+  bool operator==(const PushedEvent&) const = default;
+};
+
+// Takes pushes in either form until caught up; records are decoded with the store's own
+// record parser (protocol/esd.capnp documents them as the log's records).
+class ComparingSubscriber final : public rpc::Subscriber::Server {
+ public:
+  struct Seen {
+    std::vector<PushedEvent> events;
+    size_t pushes_with_records = 0, pushes_with_list = 0;
+    std::optional<uint64_t> caught_up;
+  };
+  explicit ComparingSubscriber(Seen& seen) : seen_(seen) {}
+  kj::Promise<void> events(EventsContext context) override {
+    auto params = context.getParams();
+    if (params.hasRecords()) {
+      ++seen_.pushes_with_records;
+      EXPECT_EQ(params.getEvents().size(), 0u);
+      auto bytes = params.getRecords();
+      std::span<const uint8_t> left(bytes.begin(), bytes.size());
+      while (!left.empty()) {
+        storage::format::EventView e;
+        uint32_t size = 0;
+        KJ_REQUIRE(storage::format::ParseEvent(left, &e, &size), "a record that does not parse");
+        seen_.events.push_back({e.position.value, e.version.value, e.timestamp, std::string(e.stream),
+                                std::string(reinterpret_cast<const char*>(e.id.bytes.data()), 16), std::string(e.type),
+                                std::string(e.content_type), std::string(e.metadata), std::string(e.data)});
+        left = left.subspan(size);
+      }
+    } else {
+      ++seen_.pushes_with_list;
+      for (auto e : params.getEvents()) {
+        auto id = e.getId();
+        seen_.events.push_back({e.getPosition(), e.getVersion(), e.getTimestampMicros(), e.getStream().cStr(),
+                                std::string(reinterpret_cast<const char*>(id.begin()), id.size()), e.getType().cStr(),
+                                e.getContentType().cStr(),
+                                std::string(reinterpret_cast<const char*>(e.getMetadata().begin()), e.getMetadata().size()),
+                                std::string(reinterpret_cast<const char*>(e.getData().begin()), e.getData().size())});
+      }
+    }
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> caughtUp(CaughtUpContext context) override {
+    seen_.caught_up = context.getParams().getPosition();
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> dropped(DroppedContext) override { return kj::READY_NOW; }
+
+ private:
+  Seen& seen_;
+};
+
+TEST(Subscriptions, ASubscriberThatAsksForRecordsGetsTheSameEventsAsOneThatTakesTheList) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  {
+    // More than one push's worth (2,048 events), with every field set and of varied sizes.
+    auto c = Connect(esd);
+    for (int i = 0; i < 80; ++i) {
+      std::vector<NewEvent> events;
+      for (int k = 0; k < 1 + i % 90; ++k) {
+        NewEvent e = NewEvent::Json(k % 2 ? "Odd" : "EvenLonger", "{\"k\":" + std::to_string(k) + "}");
+        e.metadata = std::string(static_cast<size_t>(k % 7), 'm');
+        events.push_back(e);
+      }
+      auto r = c->Append("records-" + std::string(static_cast<size_t>(1 + i % 5), 's'), Expected::Any(), events);
+      ASSERT_TRUE(r.ok()) << r.reason;
+    }
+  }
+  const uint64_t total = Connect(esd)->Status().durable_position;
+  ASSERT_GT(total, 2048u);
+  ComparingSubscriber::Seen as_records, as_list;
+  {
+    WireSession wire(esd);  // its own event loop: gone before esd::client's below
+    std::vector<rpc::Subscription::Client> subscriptions;
+    for (auto* seen : {&as_records, &as_list}) {
+      auto request = wire.store.subscribeRequest();
+      request.getFrom().setStart();
+      request.setRecords(seen == &as_records);
+      request.setSubscriber(kj::heap<ComparingSubscriber>(*seen));
+      subscriptions.push_back(request.send().wait(wire.io.waitScope).getSubscription());
+    }
+    auto deadline = wire.io.provider->getTimer().afterDelay(60 * kj::SECONDS);
+    while (!(as_records.caught_up && as_list.caught_up)) {
+      auto turn = wire.io.provider->getTimer().afterDelay(10 * kj::MILLISECONDS);
+      turn.wait(wire.io.waitScope);
+      ASSERT_FALSE(deadline.poll(wire.io.waitScope)) << "not caught up within 60 s";
+    }
+    EXPECT_EQ(*as_records.caught_up, total);
+    EXPECT_EQ(*as_list.caught_up, total);
+    ASSERT_EQ(as_records.events.size(), total);
+    EXPECT_TRUE(as_records.events == as_list.events);
+    for (uint64_t p = 0; p < total; ++p) ASSERT_EQ(as_records.events[p].position, p);
+    EXPECT_GT(as_records.pushes_with_records, 1u);
+    EXPECT_EQ(as_records.pushes_with_list, 0u);
+    EXPECT_EQ(as_list.pushes_with_records, 0u);
+  }
+
+  // esd::client asks for records and decodes them itself: the same events again.
+  auto c = Connect(esd);
+  std::vector<PushedEvent> from_client;
+  auto sub = c->Subscribe(SubscribeFrom::Start(), {}, [&](const std::vector<RecordedEvent>& events) {
+    for (const auto& e : events) {
+      from_client.push_back({e.position, e.version, e.timestamp_micros, e.stream,
+                             std::string(reinterpret_cast<const char*>(e.id.data()), e.id.size()), e.type, e.content_type,
+                             e.metadata, e.data});
+    }
+  });
+  ASSERT_TRUE(c->RunUntil([&] { return from_client.size() >= total; }, 60s));
+  EXPECT_TRUE(from_client == as_list.events);
+}
+
+// readAll's `records` are the same records (protocol/esd.capnp); here beside the pushes'.
+TEST(Subscriptions, AReadAllAnswerAsRecordsHoldsTheSameEventsAsOneAsAList) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  AppendMany(esd, "read-all-", 40, 30);
+  WireSession wire(esd);
+  auto page = [&](bool records, uint64_t from, uint32_t count) {
+    auto request = wire.store.readAllRequest();
+    request.setFromPosition(from);
+    request.setCount(count);
+    request.setRecords(records);
+    return request.send().wait(wire.io.waitScope);
+  };
+  uint64_t from = 0;
+  size_t pages = 0;
+  while (true) {
+    auto as_records = page(true, from, 500);
+    auto as_list = page(false, from, 500);
+    EXPECT_EQ(as_records.getEvents().size(), 0u);
+    EXPECT_FALSE(as_list.hasRecords());
+    EXPECT_EQ(as_records.getNextPosition(), as_list.getNextPosition());
+    EXPECT_EQ(as_records.getEndOfLog(), as_list.getEndOfLog());
+    auto records = as_records.getRecords();
+    std::span<const uint8_t> left(records.begin(), records.size());
+    for (auto e : as_list.getEvents()) {
+      storage::format::EventView r;
+      uint32_t size = 0;
+      ASSERT_TRUE(storage::format::ParseEvent(left, &r, &size));
+      EXPECT_EQ(r.position.value, e.getPosition());
+      EXPECT_EQ(r.version.value, e.getVersion());
+      EXPECT_EQ(r.stream, std::string_view(e.getStream().cStr()));
+      EXPECT_EQ(r.type, std::string_view(e.getType().cStr()));
+      EXPECT_EQ(r.data, std::string_view(reinterpret_cast<const char*>(e.getData().begin()), e.getData().size()));
+      left = left.subspan(size);
+    }
+    EXPECT_TRUE(left.empty()) << "as many records as events";
+    ++pages;
+    if (as_list.getEndOfLog() || pages > 100) break;
+    from = as_list.getNextPosition();
+  }
+  EXPECT_EQ(pages, 3u) << "pages of 500 at 0, 500 and 1,000 of 1,200 events";
+  EXPECT_EQ(from, 1000u);
+}
 
 TEST(SubscriptionCount, ACancelledSubscriptionIsNoLongerCountedWhileItsHandleIsHeld) {
   storage::testing::TempDir dir;

@@ -262,6 +262,123 @@ TEST(Store, ReadsSpanManySealedSegments) {
   EXPECT_EQ((*mid)[0].position, GlobalPosition(237));
 }
 
+// A store whose segments each take several ReadBuffer chunks, with batches of 1 to 60
+// events of 10 to 3,000 bytes, one batch larger than a chunk and one larger than
+// ReadBuffer::kLargestCopiedBatch (read in place). Returns the events appended; sets
+// `*chunk_sized_batch` to the first position of the batch larger than a chunk.
+uint64_t FillForBufferedReads(const TempDir& dir, uint64_t* chunk_sized_batch = nullptr) {
+  Options o;
+  o.segment_size = 8u << 20;
+  o.max_event_size = 64u << 10;
+  o.fill_ahead = 1u << 20;
+  auto store = OpenStore(dir, o);
+  uint64_t events = 0;
+  std::vector<uint64_t> versions(5, 0);
+  auto append = [&](size_t stream, size_t count, size_t data_size) {
+    const std::string s = "buffered-" + std::to_string(stream);
+    ASSERT_TRUE(store->AppendSync(s, ExpectedVersion::Any(), MakeEvents(s, versions[stream], count, 3, data_size)).ok());
+    versions[stream] += count;
+    events += count;
+  };
+  for (uint64_t i = 0; i < 1500; ++i) append(i % 5, 1 + testing::Mix(i) % 60, 10 + testing::Mix(i + 7) % 3000);
+  if (chunk_sized_batch != nullptr) *chunk_sized_batch = events;
+  append(0, 100, 3000);       // ~300 KiB: more than a chunk
+  append(1, 100, 50u << 10);  // ~5 MiB: read in place
+  for (uint64_t i = 0; i < 200; ++i) append(i % 5, 1 + testing::Mix(i) % 20, 100);
+  return events;
+}
+
+TEST(Store, ReadAllThroughABufferVisitsWhatReadingInPlaceVisits) {
+  TempDir dir;
+  const uint64_t total = FillForBufferedReads(dir);
+  auto store = OpenStore(dir);  // reopened: every batch is verified by the reads
+  ASSERT_GE(testing::SegmentFiles(dir.path()).size(), 3u);
+  ReadBuffer buffer;
+  for (const uint64_t from : {uint64_t{0}, uint64_t{1}, total / 3, total - 1}) {
+    // Page through the rest of the log as a subscription does, keeping every view of a call
+    // until it returns: what one call read stays put while it goes on reading.
+    uint64_t next = from;
+    while (next < total) {
+      std::vector<EventView> copied;
+      auto n = store->ReadAll(GlobalPosition(next), 5000, [&](const EventView& e) { copied.push_back(e); return true; },
+                              buffer);
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      ASSERT_GT(*n, 0u) << "from " << next;
+      auto in_place = store->ReadAll(GlobalPosition(next), *n);
+      ASSERT_TRUE(in_place.ok()) << in_place.status().ToString();
+      ASSERT_EQ(in_place->size(), copied.size());
+      for (size_t k = 0; k < copied.size(); ++k) {
+        const EventView& a = copied[k];
+        const EventView& b = (*in_place)[k];
+        ASSERT_EQ(a.position, GlobalPosition(next + k));
+        ASSERT_EQ(a.position, b.position);
+        ASSERT_EQ(a.stream, b.stream);
+        ASSERT_EQ(a.version, b.version);
+        ASSERT_EQ(a.id, b.id);
+        ASSERT_EQ(a.type, b.type);
+        ASSERT_EQ(a.data, b.data);
+        ASSERT_EQ(a.data, testing::ExpectedData(std::string(a.stream), a.version.value, 3, a.data.size()));
+        ASSERT_EQ(format::RecordOf(a).size(), format::RecordOf(b).size());
+        ASSERT_EQ(std::memcmp(format::RecordOf(a).data(), format::RecordOf(b).data(), format::RecordOf(a).size()), 0);
+      }
+      next += copied.size();
+    }
+    EXPECT_EQ(next, total);
+  }
+  EXPECT_EQ(store->stats().corruption_found, 0u);
+}
+
+TEST(Store, ABatchLargerThanAChunkIsReadWholeOnceIntoTheBuffer) {
+  TempDir dir;
+  uint64_t first = 0;
+  FillForBufferedReads(dir, &first);
+  auto store = OpenStore(dir);
+  ReadBuffer buffer;
+  uint64_t bytes = 0;
+  auto n = store->ReadAll(
+      GlobalPosition(first), 100,
+      [&](const EventView& e) {
+        bytes += format::RecordOf(e).size();
+        return true;
+      },
+      buffer);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_EQ(*n, 100u);
+  ASSERT_GT(bytes, ReadBuffer::kChunkBytes);
+  // The chunk read ahead at its start, too short for it, is reused for the whole batch.
+  EXPECT_GE(buffer.taken_bytes(), bytes);
+  EXPECT_LT(buffer.taken_bytes(), bytes + 4096) << "read once, not once as a chunk and again whole";
+}
+
+TEST(Store, AFilteredReadThroughABufferStopsOnceItHasReadItsMostAndGoesOnFromThere) {
+  TempDir dir;
+  const uint64_t total = FillForBufferedReads(dir);
+  auto store = OpenStore(dir);
+  ReadBuffer buffer(256u << 10);
+  uint64_t next = 0, calls = 0, kept = 0;
+  while (next < total) {
+    auto n = store->ReadAll(
+        GlobalPosition(next), 1'000'000,
+        [&](const EventView& e) {
+          EXPECT_EQ(e.position.value, next);
+          next = e.position.value + 1;
+          kept += e.stream == "buffered-4";  // a filter that keeps few
+          return true;
+        },
+        buffer);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    ASSERT_GT(*n, 0u);
+    // At most its most, plus one batch (the large one is read in place) or one chunk.
+    EXPECT_LE(buffer.taken_bytes(), (256u << 10) + (512u << 10));
+    ++calls;
+  }
+  EXPECT_EQ(next, total);
+  EXPECT_GT(calls, 5u) << "the log is ~12 MiB: a 256 KiB buffer cannot take it in one call";
+  EXPECT_GT(kept, 0u);
+  buffer.Release();
+  EXPECT_EQ(buffer.held_bytes(), 0u);
+}
+
 TEST(Store, ExpectedVersionAfterReopenUsesTheSealedIndex) {
   TempDir dir;
   {
@@ -834,6 +951,31 @@ TEST(StoreDamage, ABatchThatDoesNotVerifyIsNeverServedByAnyReadPath) {
   TempDir copy;
   ExpectDamageAt(store->Backup(copy.path() / "b").status(), f);
   EXPECT_EQ(store->stats().corruption_found, 1u) << "one damaged batch, counted once";
+}
+
+TEST(StoreDamage, ABatchThatDoesNotVerifyIsNeverServedThroughAReadBuffer) {
+  TempDir dir;
+  const Flipped f = FillAndFlip(dir, 1, 10);
+  auto store = OpenStore(dir);
+  ASSERT_NE(store, nullptr);
+  ReadBuffer buffer;
+  uint64_t seen = 0;
+  auto all = store->ReadAll(
+      GlobalPosition(0), 1'000'000,
+      [&](const EventView& e) {
+        EXPECT_EQ(e.position.value, seen);
+        ++seen;
+        return true;
+      },
+      buffer);
+  ExpectDamageAt(all.status(), f);
+  EXPECT_EQ(seen, f.position) << "$all stops at the damage, after every event before it";
+  auto again = store->ReadAll(GlobalPosition(f.position), 10, [](const EventView&) { return true; }, buffer);
+  ExpectDamageAt(again.status(), f);
+  // Past the damage, what follows it is served.
+  auto after = store->ReadAll(GlobalPosition(f.position + 1), 1'000'000, [](const EventView&) { return true; }, buffer);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(*after, 600 - f.position - 1);
 }
 
 TEST(StoreDamage, EverythingElseKeepsBeingServed) {
