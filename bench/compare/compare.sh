@@ -221,7 +221,7 @@ as_pg() {  # PostgreSQL refuses to run as root: as root, run its commands as the
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 # The clients (psql, pgbench) run as whoever runs this, connecting as the postgres role.
-psql_run() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d bench "$@"; }
+psql_run() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"; }
 
 pg_start() {
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -231,9 +231,15 @@ pg_start() {
   free_port
   PG_PORT=$PORT
   mkdir -p "$PG_DIR"
-  [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
-  as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >"$WORK/postgres-initdb.log" 2>&1 ||
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$PG_DIR"
+    as_pg test -w "$PG_DIR" ||
+      fail "the postgres user cannot reach $PG_DIR: make COMPARE_TMPDIR and its parents world-searchable (chmod o+x)"
+  fi
+  as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$WORK/postgres-initdb.log" 2>&1 ||
     fail "initdb failed: $(cat "$WORK/postgres-initdb.log")"
+  # initdb --no-sync: its files need not reach the disk for a benchmark (a crash loses the
+  # cluster anyway, it is a temp dir); what the workloads write does.
   # Durable like the others: fsync and synchronous_commit on (both also the defaults), full
   # page writes on. A larger max_wal_size keeps checkpoints out of a 10 s window (esd has none);
   # shared_buffers holds W4's table.
@@ -243,7 +249,6 @@ pg_start() {
      -c full_page_writes=on -c max_connections=100 -c shared_buffers=1GB -c max_wal_size=8GB" \
     >/dev/null || fail "PostgreSQL did not start: $(cat "$PG_DIR/log")"
   PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
-  as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres bench
   psql_run -f "$HERE/postgres/schema.sql"
   VERSION[postgres]=$("$PG_BIN/postgres" --version)
 }
@@ -271,9 +276,14 @@ pg_ticks() {  # one awk over all the children: a process per child would take se
     awk -v own="$own" '{ sub(/.*\) /, ""); split($0, f, " "); t += f[12] + f[13] } END { print own + t }'
 }
 pg_children() { pg_children_pids | wc -w; }
-pg_settle() {  # pg_settle N: until the postmaster has at most N children (10 s at most)
-  local i
-  for (( i=0; i<100; i++ )); do [ "$(pg_children)" -le "$1" ] && return 0; sleep 0.1; done
+pg_settle() {  # pg_settle PIDS: until these children (pgbench's backends) are gone, 10 s at most
+  local i p alive
+  for (( i=0; i<200; i++ )); do
+    alive=0
+    for p in $1; do [ -e "/proc/$p" ] && alive=1 && break; done
+    [ "$alive" = 0 ] && return 0
+    sleep 0.05
+  done
 }
 
 pg_last() { psql_run -A -t -c 'SELECT coalesce(max(global_position), 0) FROM messages'; }
@@ -281,15 +291,16 @@ pgbench_start() {  # pgbench_start CLIENTS SECONDS SCRIPT [options]: in the back
   local clients=$1 seconds=$2 script=$3
   shift 3
   "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -c "$clients" \
-    -j $(( clients < 2 ? clients : 2 )) -T "$seconds" -f "$script" -D "data=$JSON_DATA" "$@" bench \
+    -j $(( clients < 2 ? clients : 2 )) -T "$seconds" -f "$script" -D "data=$JSON_DATA" "$@" postgres \
     >"$WORK/pgbench.out" 2>&1 &
   BENCH=$!
 }
 
 pg_run_writes() {  # pg_run_writes WORKLOAD CLIENTS SCRIPT: RATE and CPU_US of an append workload
-  local workload=$1 clients=$2 script=$3 children before after last0 last1 t0 t1 i
+  local workload=$1 clients=$2 script=$3 children before after last0 last1 t0 t1 i base backends
   log "postgres $workload: pgbench -c $clients -f $(basename "$script")"
-  children=$(pg_children)
+  base=" $(pg_children_pids | tr '\n' ' ') "
+  children=$(wc -w <<<"$base")
   # pgbench's -T counts from before its clients connect, and a backend start-up costs tens
   # of ms here: the window is DURATION seconds from the moment all clients have their
   # backend (esbench and redis-benchmark connect before their clock starts too), and pgbench
@@ -300,11 +311,12 @@ pg_run_writes() {  # pg_run_writes WORKLOAD CLIENTS SCRIPT: RATE and CPU_US of a
     kill -0 "$BENCH" 2>/dev/null || fail "pgbench failed for postgres $workload: $(cat "$WORK/pgbench.out")"
     sleep 0.05
   done
+  backends=$(for p in $(pg_children_pids); do [[ "$base" == *" $p "* ]] || echo "$p"; done)
   t0=$(now); last0=$(pg_last); before=$(pg_ticks)
   sleep "$DURATION"
   t1=$(now); last1=$(pg_last); after=$(pg_ticks)
   kill "$BENCH" 2>/dev/null; wait "$BENCH" 2>/dev/null || true
-  pg_settle "$children"
+  pg_settle "$backends"
   [ "$last1" -gt "$last0" ] || fail "no event written in postgres $workload: $(cat "$WORK/pgbench.out")"
   RATE[postgres.$workload]=$(calc "($last1 - $last0) / ($t1 - $t0)")
   CPU_US[postgres.$workload]=$(calc "($after - $before) / $TICKS * 1e6 / ($last1 - $last0)")
