@@ -147,6 +147,7 @@ proc_ticks() {
 # (daemon CPU µs per event).
 declare -A RATE=() CPU_US=()
 declare -A VERSION=()
+declare -A LATENCY=()  # esd's "p99.9 X ms, max Y ms" per workload
 
 # --- esd -----------------------------------------------------------------------------------------
 
@@ -188,6 +189,11 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
   per_event=$(sed -n 's/.*"daemon_cpu":{[^}]*"us_per_event":\([0-9.]*\).*/\1/p' <<<"$out")
   RATE[esd.$workload]=$rate
   CPU_US[esd.$workload]=$per_event
+  if [[ "$out" == *'"latency_us":{'* ]]; then
+    LATENCY[$workload]=$(awk -v a="$(sed -n 's/.*"latency_us":{[^}]*"p999":\([0-9.]*\).*/\1/p' <<<"$out")" \
+      -v b="$(sed -n 's/.*"latency_us":{[^}]*"max":\([0-9.]*\).*/\1/p' <<<"$out")" \
+      'BEGIN { printf "p99.9 %.1f ms, max %.1f ms", a / 1e3, b / 1e3 }')
+  fi
   log "esd $workload: $rate/s, daemon cpu ${per_event:-?} us/event"
 }
 
@@ -271,7 +277,7 @@ pg_ticks() {  # one awk over all the children: a process per child would take se
   local own pids
   own=$(proc_ticks "$PG_PID" children)
   pids=$(pg_children_pids)
-  # shellcheck disable=SC2086  # one /proc path per child pid
+  # shellcheck disable=SC2046,SC2086  # one /proc path per child pid
   (cd /proc && cat $(printf '%s/stat ' $pids) 2>/dev/null) |
     awk -v own="$own" '{ sub(/.*\) /, ""); split($0, f, " "); t += f[12] + f[13] } END { print own + t }'
 }
@@ -410,11 +416,14 @@ run_redis() {
 
 # --- the table -----------------------------------------------------------------------------------
 
-human() {  # human NUMBER UNIT: 2.8 k/s, 1.52 M/s, 51 µs
+human() {  # human NUMBER UNIT: 385/s, 2.8 k/s, 1.52 M/s, 2.8 k orders/s, 51 µs
   [ -n "$1" ] || { echo ""; return; }
   awk -v v="$1" -v u="$2" 'BEGIN {
     if (u == "us") { printf (v < 10 ? "%.1f µs" : "%.0f µs"), v; exit }
-    if (v >= 1e6) printf "%.2f M%s", v / 1e6, u; else if (v >= 1e3) printf "%.1f k%s", v / 1e3, u; else printf "%.0f %s", v, u }'
+    sep = (substr(u, 1, 1) == "/") ? "" : " "
+    if (v >= 1e6) printf "%.2f M%s%s", v / 1e6, sep, u
+    else if (v >= 1e3) printf "%.1f k%s%s", v / 1e3, sep, u
+    else printf "%.0f%s%s", v, sep, u }'
 }
 ratio() {  # ratio A B: A/B with two digits, empty when either is missing
   [ -n "$1" ] && [ -n "$2" ] || { echo ""; return; }
@@ -452,11 +461,15 @@ print_table() {
   row "daemon CPU per 1-event append (W2)" W2 us "<= 20 µs" "<=" 20 cpu
   row "W3 16 clients x 100 events" W3 /s ">= 1.5 M/s" ">=" 1500000
   row "W4 catch-up read of \$all (${W4_EVENTS} events)" W4 /s ">= 8 M/s" ">=" 8000000
-  row "orders (create, 3 items, place), 64 clients" orders " orders/s" ">= 10 k/s" ">=" 10000
+  row "orders (create, 3 items, place), 64 clients" orders "orders/s" ">= 10 k/s" ">=" 10000
   echo
   echo "Rates are events/s (W4: events or rows read/s; orders: orders placed/s). The CPU row's"
   echo "ratio is esd's CPU over the peer's: below 1 is less CPU per event. Daemon CPU per event"
-  echo "in every run: $(for k in $(printf '%s\n' "${!CPU_US[@]}" | sort); do printf '%s %s us; ' "$k" "${CPU_US[$k]}"; done)"
+  echo "in every run (µs):$(for k in $(printf '%s\n' "${!CPU_US[@]}" | sort); do printf ' %s %.1f;' "$k" "${CPU_US[$k]}"; done)"
+  if [ ${#LATENCY[@]} -gt 0 ]; then
+    echo "esd latency per call (esbench):$(for k in W1 W2 W3 orders; do
+      [ -n "${LATENCY[$k]:-}" ] && printf ' %s %s;' "$k" "${LATENCY[$k]}"; done)"
+  fi
 }
 
 wants_system esd && run_esd

@@ -52,7 +52,7 @@ chmod 755 "$TMP" "$RUN"  # PostgreSQL runs as the postgres user when we are root
 COMPARE_TMPDIR="$RUN" "$COMPARE" --build-dir "$BUILD" --duration 1 --workloads W1 >"$TMP/out" 2>"$TMP/err" ||
   fail "the 1-second run failed: $(cat "$TMP/err")"
 # | W1 1 client x 1 event | <esd> | <PostgreSQL> | <Redis> | >= Redis met|missed | <ratio> | <ratio> |
-num='[0-9.]+ k?/s'
+num='[0-9.]+( [kM])?/s'
 grep -Eq "^\| W1 1 client x 1 event \| $num \| $num \| $num \| >= Redis (met|missed) \| [0-9.]+ \| [0-9.]+ \|$" "$TMP/out" ||
   fail "the table has no W1 row with three rates and two ratios: $(cat "$TMP/out")"
 grep -q '^esd: esd ' "$TMP/out" && grep -q '^postgres: postgres (PostgreSQL)' "$TMP/out" &&
