@@ -61,7 +61,9 @@ bench: build
 compare-deps:
 	$(call install_missing,$(COMPARE_PACKAGES))
 
-compare: build compare-deps
+# Builds only what it runs (esd, esbench): the tests are not needed for it.
+compare: configure compare-deps
+	cmake --build $(BUILD_DIR) --target esd esbench
 	bench/compare/compare.sh --build-dir $(BUILD_DIR) $(COMPARE_ARGS)
 
 clean:
