@@ -44,8 +44,9 @@ Load generator for esd. Each client has its own connection; the clients are spre
   --daemon-pid PID        report the daemon's CPU time per event (per order): utime + stime
                           of /proc/PID/stat (all its threads) before and after the run; the
                           daemon must run on this machine
-  --metrics HOST:PORT     the same from esd's HTTP address (esd --http): process_cpu_seconds_total
-                          of GET /metrics before and after the run (not with --daemon-pid)
+  --metrics HOST:PORT     the same from esd's HTTP address (esd --http): its
+                          process_cpu_seconds_total from GET /metrics before and after
+                          the run (not with --daemon-pid)
   --json                  print the result as one JSON object on stdout
   --help                  print this and exit
 
@@ -72,11 +73,11 @@ Workloads:
 
 Latency is per call (append or ReadAll) from a log-bucketed histogram (< 0.8% buckets).
 MB/s counts event data bytes (1 MB = 10^6 bytes). The daemon's CPU is sampled when the
-clock starts (after --prefill) and after the last call has completed, so it covers the
-measured window; divided by the events (orders) completed in it. A rejected append or a wrong expected
-version is an error. Exit status: 0 success, 1 an error occurred or the connection
-failed, 2 bad usage. --batch, --event-size and --streams-per-client do not apply to
-orders.
+clock starts (after --prefill) and after the last call has completed, and divided by the
+events (orders) completed in that window. A rejected append or a wrong expected version is
+an error. Exit status: 0 success, 1 an error occurred, the connection failed or the
+daemon's CPU could not be read, 2 bad usage. --batch, --event-size and
+--streams-per-client do not apply to orders.
 )";
 
 bool ParseUint(const std::string& s, uint64_t max, uint64_t* out) {

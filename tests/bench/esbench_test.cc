@@ -155,5 +155,12 @@ TEST_F(EsbenchCpu, BothSourcesAtOnceIsBadUsage) {
       << r.err;
 }
 
+TEST_F(EsbenchCpu, DaemonPidThatIsNotANumberIsBadUsage) {
+  const Ran r = Append({"--daemon-pid", "esd"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--daemon-pid: expected a whole number from 1 to 4194304, got 'esd'"), std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace esd
