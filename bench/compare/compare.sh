@@ -4,7 +4,9 @@
 # redis-benchmark), each started here on loopback in a temp directory and stopped at the end,
 # then ONE table with the ratios. `make compare` installs the peers and builds esd first.
 # What each workload is on each system, and why it is fair: docs/benchmarks.md.
-set -euo pipefail
+set -Eeuo pipefail
+# set -e stops at the first failing command; say which, rather than stop in silence.
+trap 'echo "compare.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 usage() {
   cat <<'EOF'
@@ -277,8 +279,10 @@ pg_ticks() {  # one awk over all the children: a process per child would take se
   local own pids
   own=$(proc_ticks "$PG_PID" children)
   pids=$(pg_children_pids)
+  # A child may exit between the listing and the read: cat then fails for it, and its time
+  # is already in the postmaster's cutime (or not yet: a tick or two of one backend).
   # shellcheck disable=SC2046,SC2086  # one /proc path per child pid
-  (cd /proc && cat $(printf '%s/stat ' $pids) 2>/dev/null) |
+  { cd /proc && cat $(printf '%s/stat ' $pids) 2>/dev/null || true; } |
     awk -v own="$own" '{ sub(/.*\) /, ""); split($0, f, " "); t += f[12] + f[13] } END { print own + t }'
 }
 pg_children() { pg_children_pids | wc -w; }
