@@ -6,13 +6,20 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config ccache capnproto libcapnp-dev \
 	libboost-dev libxxhash-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	nlohmann-json3-dev libboost-program-options-dev dpkg-dev libspdlog-dev libfmt-dev libjemalloc-dev
 
-.PHONY: all deps configure build run test bench package clean
+.PHONY: all deps configure build run test bench compare compare-deps package clean
 
 all: build
 
-# dpkg-query answers for installed packages only; apt-get runs just when something is missing.
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+# The peers of `make compare` (bench/compare/compare.sh): PostgreSQL with pgbench, and Redis
+# with redis-benchmark. Not needed by `make test` (its smoke test skips without them).
+COMPARE_PACKAGES := postgresql postgresql-contrib redis-server redis-tools
+# Options for the harness, e.g. make compare COMPARE_ARGS="--quick --only redis".
+COMPARE_ARGS ?=
+
+# $(call install_missing,PACKAGES): dpkg-query answers for installed packages only; apt-get
+# runs just when something is missing.
+define install_missing
+	@missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -21,6 +28,10 @@ deps:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
 
 $(BUILD_DIR)/build.ninja: | deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
@@ -45,6 +56,15 @@ bench: build
 	./$(BUILD_DIR)/bin/storage_append_bench
 	./$(BUILD_DIR)/bin/storage_read_bench
 	./$(BUILD_DIR)/bin/storage_open_bench
+
+# esd beside PostgreSQL and Redis, durable, one table (docs/benchmarks.md).
+compare-deps:
+	$(call install_missing,$(COMPARE_PACKAGES))
+
+# Builds only what it runs (esd, esbench): the tests are not needed for it.
+compare: configure compare-deps
+	cmake --build $(BUILD_DIR) --target esd esbench
+	bench/compare/compare.sh --build-dir $(BUILD_DIR) $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

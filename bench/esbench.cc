@@ -41,6 +41,12 @@ Load generator for esd. Each client has its own connection; the clients are spre
   --duration S            seconds to run (default 10); subscribe: the most to wait for the
                           catch-up (default 600)
   --prefill N             append N events (batches of 1000, 16 in flight) before measuring
+  --daemon-pid PID        report the daemon's CPU time per event (per order): utime + stime
+                          of /proc/PID/stat (all its threads) before and after the run; the
+                          daemon must run on this machine
+  --metrics HOST:PORT     the same from esd's HTTP address (esd --http): its
+                          process_cpu_seconds_total from GET /metrics before and after
+                          the run (not with --daemon-pid)
   --json                  print the result as one JSON object on stdout
   --help                  print this and exit
 
@@ -66,10 +72,12 @@ Workloads:
              --clients (at most 64) here.
 
 Latency is per call (append or ReadAll) from a log-bucketed histogram (< 0.8% buckets).
-MB/s counts event data bytes (1 MB = 10^6 bytes). A rejected append or a wrong expected
-version is an error. Exit status: 0 success, 1 an error occurred or the connection
-failed, 2 bad usage. --batch, --event-size and --streams-per-client do not apply to
-orders.
+MB/s counts event data bytes (1 MB = 10^6 bytes). The daemon's CPU is sampled when the
+clock starts (after --prefill) and after the last call has completed, and divided by the
+events (orders) completed in that window. A rejected append or a wrong expected version is
+an error. Exit status: 0 success, 1 an error occurred, the connection failed or the
+daemon's CPU could not be read, 2 bad usage. --batch, --event-size and
+--streams-per-client do not apply to orders.
 )";
 
 bool ParseUint(const std::string& s, uint64_t max, uint64_t* out) {
@@ -100,7 +108,8 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     }
     static const char* const kKnown[] = {"--connect", "--token",      "--workload",           "--clients",
                                          "--threads", "--inflight",   "--batch",              "--event-size",
-                                         "--prefill", "--duration",   "--streams-per-client"};
+                                         "--prefill", "--duration",   "--streams-per-client",
+                                         "--daemon-pid", "--metrics"};
     const std::string name = arg.substr(0, arg.find('='));
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
       *error = "unknown option " + name;
@@ -160,6 +169,15 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     } else if (arg == "--prefill") {
       if (!number(0, UINT64_MAX)) return std::nullopt;
       o.prefill = n;
+    } else if (arg == "--daemon-pid") {
+      if (!number(1, 4194304)) return std::nullopt;  // pid_max's ceiling on Linux
+      o.daemon_cpu.pid = static_cast<pid_t>(n);
+    } else if (arg == "--metrics") {
+      if (value.empty()) {
+        *error = "--metrics: expected esd's HTTP address HOST:PORT, got ''";
+        return std::nullopt;
+      }
+      o.daemon_cpu.metrics = value;
     } else if (arg == "--duration") {
       char* end = nullptr;
       o.duration = std::strtod(value.c_str(), &end);
@@ -169,6 +187,10 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
       }
       duration_set = true;
     }
+  }
+  if (o.daemon_cpu.pid != 0 && !o.daemon_cpu.metrics.empty()) {
+    *error = "--daemon-pid and --metrics both measure the daemon's CPU: give one of them";
+    return std::nullopt;
   }
   if (!batch_set) o.batch = o.workload == Workload::kReadAll ? 1000 : 1;
   if (!duration_set) o.duration = o.workload == Workload::kSubscribe ? 600 : 10;
@@ -226,7 +248,16 @@ struct Totals {
   std::map<std::string, uint64_t> error_kinds;
   std::map<std::string, std::string> examples;
   int caught_up = 0;
+  std::optional<double> daemon_cpu_seconds;  // over the measured window, when asked for
 };
+
+// Microseconds of `seconds` per unit, as text with one decimal; `none` when there are no units.
+std::string PerUnit(double seconds, uint64_t units, const char* none) {
+  if (units == 0) return none;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", seconds * 1e6 / static_cast<double>(units));
+  return buf;
+}
 
 void Report(const Options& o, const Totals& t, const std::string& connect_error) {
   const double secs = t.seconds > 0 ? t.seconds : 1e-9;
@@ -278,6 +309,15 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
       }
     }
     if (o.workload == Workload::kSubscribe) j += ",\"caught_up\":" + std::to_string(t.caught_up);
+    if (t.daemon_cpu_seconds) {
+      std::snprintf(buf, sizeof buf, ",\"daemon_cpu\":{\"source\":\"%s\",\"seconds\":%.3f,\"us_per_event\":%s",
+                    o.daemon_cpu.name(), *t.daemon_cpu_seconds, PerUnit(*t.daemon_cpu_seconds, t.events, "null").c_str());
+      j += buf;
+      if (orders) j += ",\"us_per_order\":" + PerUnit(*t.daemon_cpu_seconds, t.orders, "null");
+      j += "}";
+    } else {
+      j += ",\"daemon_cpu\":null";
+    }
     j += ",\"errors\":{\"total\":" + std::to_string(t.errors) + ",\"kinds\":{";
     bool first = true;
     for (const auto& [kind, n] : t.error_kinds) {
@@ -319,6 +359,13 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
     std::printf("latency/order p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", order_us(0.5),
                 order_us(0.9), order_us(0.99), order_us(0.999), static_cast<double>(t.order_latency.max()) / 1e3);
   }
+  if (t.daemon_cpu_seconds) {
+    std::printf("daemon cpu   %.2f s, %s us/event", *t.daemon_cpu_seconds,
+                PerUnit(*t.daemon_cpu_seconds, t.events, "n/a").c_str());
+    if (orders) std::printf(", %s us/order", PerUnit(*t.daemon_cpu_seconds, t.orders, "n/a").c_str());
+    std::printf(" (%s)\n", o.daemon_cpu.pid != 0 ? ("/proc/" + std::to_string(o.daemon_cpu.pid) + "/stat").c_str()
+                                                  : ("http://" + o.daemon_cpu.metrics + "/metrics").c_str());
+  }
   if (o.workload == Workload::kSubscribe) std::printf("caught up    %d of %d clients\n", t.caught_up, o.clients);
   std::printf("errors       %llu\n", static_cast<unsigned long long>(t.errors));
   for (const auto& [kind, n] : t.error_kinds) {
@@ -345,6 +392,11 @@ int Main(int argc, char** argv) {
   const bool tty = isatty(STDERR_FILENO) != 0;
   const std::string run_id = RandomRunId();
 
+  // A daemon CPU source that does not answer is found before any load is sent.
+  if (o.daemon_cpu.enabled() && !o.daemon_cpu.Sample(&error)) {
+    std::fprintf(stderr, "esbench: cannot measure the daemon's CPU: %s\n", error.c_str());
+    return 1;
+  }
   if (o.prefill > 0 && !Prefill(o, run_id, o.prefill, tty, &error)) {
     std::fprintf(stderr, "esbench: prefill failed: %s\n", error.c_str());
     return 1;
@@ -362,6 +414,9 @@ int Main(int argc, char** argv) {
     first += count;
   }
   run.connected.wait();
+  std::string cpu_error;
+  std::optional<double> cpu_before;
+  if (o.daemon_cpu.enabled()) cpu_before = o.daemon_cpu.Sample(&cpu_error);
   run.start = Clock::now();
   run.go.count_down();
 
@@ -406,6 +461,8 @@ int Main(int argc, char** argv) {
   }
   run.stop = true;
   for (auto& th : threads) th.join();
+  std::optional<double> cpu_after;
+  if (cpu_before) cpu_after = o.daemon_cpu.Sample(&cpu_error);
   if (tty && last_time != run.start) std::fputc('\n', stderr);
 
   Totals t;
@@ -431,9 +488,11 @@ int Main(int argc, char** argv) {
   if (o.workload == Workload::kReadAll && t.events == 0 && t.errors == 0) {
     std::fprintf(stderr, "esbench: the store is empty: nothing to read (use --prefill N)\n");
   }
+  if (cpu_before && cpu_after) t.daemon_cpu_seconds = *cpu_after - *cpu_before;
   Report(o, t, run.connect_error);
+  if (!cpu_error.empty()) std::fprintf(stderr, "esbench: cannot measure the daemon's CPU: %s\n", cpu_error.c_str());
   if (run.connect_failed && o.json) std::fprintf(stderr, "esbench: %s\n", run.connect_error.c_str());
-  return t.errors > 0 || run.connect_failed ? 1 : 0;
+  return t.errors > 0 || run.connect_failed || !cpu_error.empty() ? 1 : 0;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "bench/esbench_cpu.h"
 #include "bench/esbench_histogram.h"
 
 namespace esbench {
@@ -35,6 +36,7 @@ struct Options {
   int streams_per_client = 0;     // 0: one stream per in-flight slot
   uint64_t prefill = 0;
   bool json = false;
+  CpuSource daemon_cpu;           // --daemon-pid / --metrics: report the daemon's CPU per event
 };
 
 // What one worker thread measured. The atomics are read by the progress line while the

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Smoke test of bench/compare/compare.sh (`make compare`): its usage and argument errors, and,
+# when PostgreSQL and Redis are installed, a 1-second W1 against each system whose table must
+# hold a number in each column; afterwards no process of the run and no temp dir may remain.
+# Exit 77 (ctest SKIP_RETURN_CODE) when the peers are missing.
+# usage: compare_test.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+BUILD=$1
+SRC=$2
+COMPARE="$SRC/bench/compare/compare.sh"
+TMP=$(mktemp -d "${TMPDIR:-/var/tmp}/compare-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect_usage_error "MESSAGE" ARGS...: exit status 2 and MESSAGE on stderr, nothing started.
+expect_usage_error() {
+  local want=$1 code
+  shift
+  "$COMPARE" "$@" >"$TMP/out" 2>"$TMP/err"
+  code=$?
+  [ "$code" = 2 ] || fail "compare.sh $* exited $code, want 2: $(cat "$TMP/err")"
+  grep -qF -- "$want" "$TMP/err" || fail "compare.sh $*: stderr lacks '$want': $(cat "$TMP/err")"
+  grep -qF -- "(see bench/compare/compare.sh --help)" "$TMP/err" || fail "compare.sh $*: no pointer to --help"
+}
+
+"$COMPARE" --help >"$TMP/out" 2>&1 || fail "--help exited $?"
+grep -q '^usage: bench/compare/compare.sh \[options\]' "$TMP/out" || fail "--help: $(cat "$TMP/out")"
+for flag in --duration --quick --only --workloads --w4-events --build-dir; do
+  grep -q -- "^  $flag" "$TMP/out" || fail "--help does not list $flag"
+done
+
+expect_usage_error "--duration: expected whole seconds from 1 to 3600, got '0'" --duration 0
+expect_usage_error "--duration needs a value" --duration
+expect_usage_error "--only: expected esd, postgres or redis, got 'mysql'" --only mysql
+expect_usage_error "--workloads: expected a list of W1,W2,W3,W4,orders, got 'W9'" --workloads W1,W9
+expect_usage_error "--w4-events: expected a multiple of 1000 (at least 1000), got '1500'" --w4-events 1500
+expect_usage_error "--build-dir: no directory '$TMP/nothing'" --build-dir "$TMP/nothing"
+expect_usage_error "unknown argument '--fast'" --fast
+
+missing=""
+ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || missing="$missing postgresql"
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || missing="$missing redis-server/redis-tools"
+if [ -n "$missing" ]; then
+  echo "SKIP: not installed:$missing (make compare-deps installs them); the argument checks passed"
+  exit 77
+fi
+
+RUN="$TMP/run"
+mkdir "$RUN"
+chmod 755 "$TMP" "$RUN"  # PostgreSQL runs as the postgres user when we are root
+COMPARE_TMPDIR="$RUN" "$COMPARE" --build-dir "$BUILD" --duration 1 --workloads W1 >"$TMP/out" 2>"$TMP/err" ||
+  fail "the 1-second run failed: $(cat "$TMP/err")"
+# | W1 1 client x 1 event | <esd> | <PostgreSQL> | <Redis> | >= Redis met|missed | <ratio> | <ratio> |
+num='[0-9.]+( [kM])?/s'
+grep -Eq "^\| W1 1 client x 1 event \| $num \| $num \| $num \| >= Redis (met|missed) \| [0-9.]+ \| [0-9.]+ \|$" "$TMP/out" ||
+  fail "the table has no W1 row with three rates and two ratios: $(cat "$TMP/out")"
+grep -q '^esd: esd ' "$TMP/out" && grep -q '^postgres: postgres (PostgreSQL)' "$TMP/out" &&
+  grep -q '^redis: Redis server' "$TMP/out" || fail "the versions are missing: $(cat "$TMP/out")"
+grep -q '^command: bench/compare/compare.sh --build-dir' "$TMP/out" || fail "the command line is missing"
+grep -q '\[compare\] redis W1' "$TMP/err" || fail "no progress on stderr: $(cat "$TMP/err")"
+
+# Nothing of the run remains: its temp dir is gone and no process runs from it.
+[ -z "$(ls -A "$RUN")" ] || fail "the run left $(ls -A "$RUN") in its temp dir"
+for cmdline in /proc/[0-9]*/cmdline; do
+  if { tr '\0' ' ' <"$cmdline"; } 2>/dev/null | grep -qF "$RUN/"; then
+    fail "a process of the run is still there: $(tr '\0' ' ' <"$cmdline")"
+  fi
+done
+echo "PASS"

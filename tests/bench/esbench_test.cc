@@ -1,0 +1,166 @@
+// esbench run as a child process against a real esd (EsdProcess: free loopback ports, a
+// data directory of the test's own): the daemon's CPU per event with each source, in the
+// text report and in --json, and the errors of --daemon-pid and --metrics.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+
+namespace esd {
+namespace {
+
+struct Ran {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Runs esbench with `args` to its end, its stdout and stderr into files of `dir`.
+Ran RunEsbench(const std::filesystem::path& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), ESBENCH_BINARY);
+  const auto out = dir / "esbench.out", err = dir / "esbench.err";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ReadFile(out), ReadFile(err)};
+}
+
+class EsbenchCpu : public ::testing::Test {
+ protected:
+  storage::testing::TempDir dir_;
+  testing::EsdProcess esd_{dir_.path() / "data"};
+
+  // A short append run (4 clients, 1 s) with `extra` options.
+  Ran Append(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--connect", esd_.rpc_address(), "--clients", "4", "--duration", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunEsbench(dir_.path(), args);
+  }
+};
+
+void ExpectCpuInJson(const Ran& r, const std::string& source) {
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j["daemon_cpu"].is_object()) << r.out;
+  EXPECT_EQ(j["daemon_cpu"]["source"], source);
+  EXPECT_GT(j["daemon_cpu"]["seconds"].get<double>(), 0) << r.out;
+  EXPECT_GT(j["daemon_cpu"]["us_per_event"].get<double>(), 0) << r.out;
+  EXPECT_GT(j["latency_us"]["max"].get<double>(), 0) << r.out;
+  EXPECT_GE(j["latency_us"]["max"].get<double>(), j["latency_us"]["p999"].get<double>()) << r.out;
+}
+
+TEST_F(EsbenchCpu, DaemonPidGivesCpuPerEventInJson) {
+  ExpectCpuInJson(Append({"--daemon-pid", std::to_string(esd_.pid()), "--json"}), "pid");
+}
+
+TEST_F(EsbenchCpu, MetricsAddressGivesCpuPerEventInJson) {
+  ExpectCpuInJson(Append({"--metrics", esd_.http_address(), "--json"}), "metrics");
+}
+
+TEST_F(EsbenchCpu, TextReportHasTheCpuLineBesideTheRateAndTheMaxLatency) {
+  const Ran r = Append({"--daemon-pid", std::to_string(esd_.pid())});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("events/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(", max "), std::string::npos) << r.out;
+  const size_t line = r.out.find("daemon cpu   ");
+  ASSERT_NE(line, std::string::npos) << r.out;
+  double seconds = 0, per_event = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + line, "daemon cpu   %lf s, %lf us/event", &seconds, &per_event), 2) << r.out;
+  EXPECT_GT(seconds, 0);
+  EXPECT_GT(per_event, 0);
+}
+
+TEST_F(EsbenchCpu, OrdersReportCpuPerOrderToo) {
+  const Ran r = RunEsbench(dir_.path(), {"--connect", esd_.rpc_address(), "--workload", "orders", "--clients", "2",
+                                         "--duration", "1", "--metrics", esd_.http_address(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["daemon_cpu"]["us_per_event"].get<double>(), 0) << r.out;
+  EXPECT_GT(j["daemon_cpu"]["us_per_order"].get<double>(), j["daemon_cpu"]["us_per_event"].get<double>()) << r.out;
+  EXPECT_GT(j["order_latency_us"]["max"].get<double>(), 0) << r.out;
+}
+
+TEST_F(EsbenchCpu, WithoutASourceJsonSaysNull) {
+  const Ran r = Append({"--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["daemon_cpu"].is_null()) << r.out;
+  EXPECT_EQ(r.out.find("daemon cpu"), std::string::npos);
+}
+
+TEST_F(EsbenchCpu, PidThatIsNotThereFailsBeforeAnyLoad) {
+  const pid_t child = ::fork();
+  if (child == 0) _exit(0);
+  ::waitpid(child, nullptr, 0);  // reaped: no such process any more
+  const Ran r = Append({"--daemon-pid", std::to_string(child), "--prefill", "1000", "--json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("esbench: cannot measure the daemon's CPU: --daemon-pid " + std::to_string(child) +
+                       ": no process " + std::to_string(child)),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out, "");
+  // Nothing was appended: the prefill never started.
+  const Ran read = RunEsbench(dir_.path(), {"--connect", esd_.rpc_address(), "--workload", "read-all",
+                                            "--duration", "1", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(read.out)["events"], 0) << read.out << read.err;
+}
+
+TEST_F(EsbenchCpu, MetricsAddressThatDoesNotAnswerIsAClearError) {
+  // The HTTP address of a second daemon that has been stopped: a port nobody listens on.
+  std::string closed;
+  {
+    testing::EsdProcess other(dir_.path() / "other");
+    closed = other.http_address();
+    other.Stop(SIGTERM);
+  }
+  const Ran r = Append({"--metrics", closed});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("esbench: cannot measure the daemon's CPU: --metrics " + closed + ": cannot connect to " +
+                       closed),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(EsbenchCpu, BothSourcesAtOnceIsBadUsage) {
+  const Ran r = Append({"--daemon-pid", std::to_string(esd_.pid()), "--metrics", esd_.http_address()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--daemon-pid and --metrics both measure the daemon's CPU: give one of them"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(EsbenchCpu, DaemonPidThatIsNotANumberIsBadUsage) {
+  const Ran r = Append({"--daemon-pid", "esd"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--daemon-pid: expected a whole number from 1 to 4194304, got 'esd'"), std::string::npos)
+      << r.err;
+}
+
+}  // namespace
+}  // namespace esd
