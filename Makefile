@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 DEB_PACKAGES := g++ cmake ninja-build pkg-config ccache capnproto libcapnp-dev \
 	libboost-dev libxxhash-dev libssl-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	nlohmann-json3-dev libboost-program-options-dev dpkg-dev libspdlog-dev libfmt-dev libjemalloc-dev
+	nlohmann-json3-dev libboost-program-options-dev dpkg-dev libspdlog-dev libfmt-dev libgoogle-perftools-dev
 
 .PHONY: all deps configure build run test bench compare compare-deps package clean
 
