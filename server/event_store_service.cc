@@ -118,6 +118,12 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e) 
   out.setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(e.data.data()), e.data.size()));
 }
 
+size_t RecordBytes(const std::vector<storage::EventView>& events) {
+  size_t bytes = 0;
+  for (const auto& e : events) bytes += storage::format::RecordOf(e).size();
+  return bytes;
+}
+
 void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to) {
   const uint8_t* run = nullptr;
   size_t run_size = 0;
@@ -281,18 +287,10 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
     }
   }
   const bool records = params.getRecords();
-  size_t record_bytes = 0;
-  if (records) {
-    for (const auto& e : events) record_bytes += storage::format::RecordOf(e).size();
-  }
+  const size_t record_bytes = records ? RecordBytes(events) : 0;
   auto results = context.initResults(records ? capnp::MessageSize{64 + record_bytes / 8, 0}
                                              : OneSegment(bytes, events.size()));
-  if (records) {
-    CopyRecords(events, results.initRecords(record_bytes).begin());
-  } else {
-    auto list = results.initEvents(events.size());
-    for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
-  }
+  FillEvents(results, events, records, record_bytes);
   next = std::max(next, params.getFromPosition());
   results.setNextPosition(next);
   results.setEndOfLog(!damage && next >= durable);

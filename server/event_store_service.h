@@ -43,6 +43,19 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
 // the sum of their storage::format::RecordOf sizes: the verified records copied as they lie
 // in the log, a run of adjacent ones with one memcpy. The views must come from the store.
 void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to);
+// The bytes `events` take as records: the sum of their storage::format::RecordOf sizes.
+size_t RecordBytes(const std::vector<storage::EventView>& events);
+// Puts `events` into `out` (a readAll answer or a Subscriber.events request): as records when
+// `records` (`record_bytes` = RecordBytes(events)), else as a list of RecordedEvent.
+template <typename Builder>
+void FillEvents(Builder& out, const std::vector<storage::EventView>& events, bool records, size_t record_bytes) {
+  if (records) {
+    CopyRecords(events, out.initRecords(record_bytes).begin());
+    return;
+  }
+  auto list = out.initEvents(events.size());
+  for (size_t i = 0; i < events.size(); ++i) FillRecorded(list[i], events[i]);
+}
 // A size hint that makes a message of `events` events of `bytes` (WireSize) one segment: a
 // receiver looks up every blob outside the first segment under a mutex.
 capnp::MessageSize OneSegment(uint64_t bytes, size_t events);
