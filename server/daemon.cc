@@ -193,6 +193,15 @@ std::string RenderMetrics(ServerContext& ctx) {
             ctx.counters.subscribers_failed.load());
   m.Counter("esd_snapshot_load_failures_total", "Snapshots found but not used (stderr says why); orders' at each load.",
             ctx.projection.snapshot_load_failures() + ctx.orders.snapshot_load_failures());
+  const auto cache = ctx.orders.cache_counts();
+  m.Counter("esd_order_cache_hits_total", "Order commands that found their order in memory (at its version or before).",
+            cache.hits);
+  m.Counter("esd_order_cache_misses_total", "Order commands that read their order from its snapshot and stream.",
+            cache.misses);
+  m.Counter("esd_order_cache_evictions_total", "Orders dropped from memory, the least recently used first.",
+            cache.evictions);
+  m.Gauge("esd_order_cache_orders", "Orders kept in memory for the next command (at most 10,000).",
+          static_cast<double>(ctx.orders.cached_orders()));
   const uint64_t durable = ctx.store.DurablePosition().value, checkpoint = ctx.projection.checkpoint();
   m.Gauge("esd_projection_checkpoint", "Next $all position the order projection applies.", static_cast<double>(checkpoint));
   m.Gauge("esd_projection_lag_events", "Durable events the order projection has not applied yet.",

@@ -181,6 +181,20 @@ TEST(Orders, TheProjectionCountsForeignEventsInMetricsAndLogsTheFirst) {
   EXPECT_NE(metrics.find("# TYPE esd_projection_events_skipped_total counter"), std::string::npos) << metrics;
 }
 
+TEST(Orders, MetricsSayHowOftenACommandFoundItsOrderInMemory) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  ASSERT_TRUE(c->CreateOrder("m-1", "c-1").ok());  // a new order: nothing to find
+  ASSERT_TRUE(c->AddItem("m-1", "sku-1", 1, 100).ok());
+  ASSERT_TRUE(c->AddItem("m-1", "sku-2", 1, 100).ok());
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("\nesd_order_cache_hits_total 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nesd_order_cache_orders 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("# TYPE esd_order_cache_misses_total counter"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nesd_order_cache_evictions_total 0\n"), std::string::npos) << metrics;
+}
+
 TEST(Orders, AsyncCommandsOfManyClientsOnOneThreadAreAllSentBeforeAnyAnswerAndAnsweredAsTheSyncOnes) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
