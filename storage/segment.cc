@@ -364,28 +364,26 @@ Status Segment::VerifyCopy(uint64_t offset, uint64_t limit, std::span<const uint
   if (verified_offset_.load(std::memory_order_acquire) > offset && !has_damage_.load(std::memory_order_acquire)) {
     return Status::Ok();
   }
-  std::lock_guard lock(verify_mu_);
-  const uint64_t from = verified_offset_.load(std::memory_order_relaxed);
-  const uint64_t upto = std::min(offset + 1, limit);
-  if (from < upto && from >= copy_offset && !has_damage_.load(std::memory_order_relaxed)) {
-    // The same checks as AdvanceVerified, on the copy. Only a clean pass counts: anything
-    // else (a batch that goes on past the copy, or one that is wrong) is left to
-    // AdvanceVerified below, which reads the mapping and records damage.
-    const auto window = copy.subspan(0, std::min<uint64_t>(copy.size(), limit - copy_offset));
-    ScanResult r = ScanWindow(*this, window, copy_offset, from, verified_position_, verified_timestamp_,
-                              [](const ScannedBatch&) {}, {}, upto);
-    if (r.clean && r.end_offset >= upto) {
-      verified_position_ = r.end_position;
-      verified_timestamp_ = r.last_timestamp;
-      verified_offset_.store(r.end_offset, std::memory_order_release);
-      return Status::Ok();
+  {
+    std::lock_guard lock(verify_mu_);
+    const uint64_t from = verified_offset_.load(std::memory_order_relaxed);
+    const uint64_t upto = std::min(offset + 1, limit);
+    if (from < upto && from >= copy_offset && !has_damage_.load(std::memory_order_relaxed)) {
+      // The same checks as AdvanceVerified, on the copy. Only a clean pass counts: anything
+      // else (a batch that goes on past the copy, or one that is wrong) is left to Verify
+      // below, which reads the mapping and records damage.
+      const auto window = copy.subspan(0, std::min<uint64_t>(copy.size(), limit - copy_offset));
+      ScanResult r = ScanWindow(*this, window, copy_offset, from, verified_position_, verified_timestamp_,
+                                [](const ScannedBatch&) {}, {}, upto);
+      if (r.clean && r.end_offset >= upto) {
+        verified_position_ = r.end_position;
+        verified_timestamp_ = r.last_timestamp;
+        verified_offset_.store(r.end_offset, std::memory_order_release);
+        return Status::Ok();
+      }
     }
   }
-  AdvanceVerified(offset + 1, limit, found);
-  for (const Damage& d : damages_) {
-    if (offset >= d.begin && offset < d.end) return d.status;
-  }
-  return Status::Ok();
+  return Verify(offset, limit, found);
 }
 
 std::optional<std::pair<uint64_t, GlobalPosition>> Segment::ResumeAfterDamage(uint64_t offset) const {
