@@ -38,6 +38,15 @@ expect_usage_error "--w4-events: expected a multiple of 1000 (at least 1000), go
 expect_usage_error "--build-dir: no directory '$TMP/nothing'" --build-dir "$TMP/nothing"
 expect_usage_error "unknown argument '--fast'" --fast
 
+# fsync on a tmpfs reaches no disk: a temp dir there is refused before anything starts.
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+  COMPARE_TMPDIR=/dev/shm "$COMPARE" --only esd --workloads W1 >"$TMP/out" 2>"$TMP/err"
+  code=$?
+  [ "$code" = 1 ] || fail "COMPARE_TMPDIR=/dev/shm exited $code, want 1: $(cat "$TMP/err")"
+  grep -qF "set COMPARE_TMPDIR to a directory on a disk" "$TMP/err" || fail "tmpfs refusal: $(cat "$TMP/err")"
+  ls /dev/shm | grep -q '^esd-compare\.' && fail "a temp dir was left in /dev/shm"
+fi
+
 missing=""
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || missing="$missing postgresql"
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || missing="$missing redis-server/redis-tools"

@@ -162,5 +162,15 @@ TEST_F(EsbenchCpu, DaemonPidThatIsNotANumberIsBadUsage) {
       << r.err;
 }
 
+TEST(EsbenchUsage, OrdersWithMoreThanOneCommandInFlightPerClientSaysToUseMoreClients) {
+  storage::testing::TempDir dir;
+  const Ran r = RunEsbench(dir.path(), {"--workload", "orders", "--inflight", "4"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--inflight: the orders workload has one command in flight per client (an order's commands "
+                       "follow each other); use more --clients"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace esd
