@@ -13,6 +13,10 @@ Status Status::WrongExpectedVersion(std::string stream, ExpectedVersion expected
   return s;
 }
 
+Status Status::StreamDeleted(std::string_view stream) {
+  return {Code::kStreamDeleted, "stream '" + std::string(stream) + "' was hard-deleted: it can never be written or read again"};
+}
+
 std::string DamageLocation::ToString() const {
   std::string s = file + " offset " + std::to_string(offset);
   if (position) s += " (position " + std::to_string(*position) + ")";
@@ -42,6 +46,7 @@ const char* Status::CodeName(Code code) {
     case Code::kLocked: return "locked";
     case Code::kClosed: return "closed";
     case Code::kOverloaded: return "overloaded";
+    case Code::kStreamDeleted: return "stream deleted";
   }
   return "unknown";
 }

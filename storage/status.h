@@ -35,6 +35,7 @@ class [[nodiscard]] Status {
     kLocked,                // another process holds the data directory
     kClosed,                // the store is shutting down or failed
     kOverloaded,            // retryable: too much is queued for the writer; nothing was written
+    kStreamDeleted,         // business outcome: the stream was hard-deleted (storage/lifecycle.h)
   };
 
   Status() = default;
@@ -54,6 +55,7 @@ class [[nodiscard]] Status {
   static Status Locked(std::string msg) { return {Code::kLocked, std::move(msg)}; }
   static Status Closed(std::string msg) { return {Code::kClosed, std::move(msg)}; }
   static Status Overloaded(std::string msg) { return {Code::kOverloaded, std::move(msg)}; }
+  static Status StreamDeleted(std::string_view stream);
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -39,6 +39,7 @@
 
 #include "storage/format.h"
 #include "storage/histogram.h"
+#include "storage/lifecycle.h"
 #include "storage/status.h"
 #include "storage/types.h"
 
@@ -130,9 +131,23 @@ using AppendCallback = std::function<void(AppendResult)>;
 
 struct StreamInfo {
   StreamVersion last_version;
-  uint64_t event_count = 0;
+  uint64_t event_count = 0;  // versions 0..last: removed events included
   GlobalPosition last_position;
   TimestampMicros last_write = 0;
+  // The first version a read returns (storage/lifecycle.h): last_version + 1 when nothing
+  // remains (a soft-deleted or wholly truncated stream), by truncate_before and max_count; an
+  // event max_age removed may still lie at or after it.
+  StreamVersion first_kept;
+  bool hard_deleted = false;
+  // The stream has metadata ("$$stream" has an event).
+  bool has_metadata = false;
+};
+
+// A stream's metadata (storage/lifecycle.h) and the version of "$$stream" it was written at;
+// nullopt when "$$stream" has no event (the defaults: nothing removed).
+struct StreamMetadataRead {
+  StreamMetadata metadata;
+  std::optional<StreamVersion> metadata_version;
 };
 
 // One page of Store::ListStreams.
@@ -277,14 +292,20 @@ class Store {
                           std::vector<EventData> events);
 
   // Up to `max_count` durable events of `stream`, from version `from` on (kForward) or down
-  // (kBackward). kNotFound if the stream has no event; an empty vector if `from` is past the
-  // end going forward. O(count + log(events in store)).
+  // (kBackward), never one that was removed (storage/lifecycle.h): a forward read from below
+  // the first kept version starts there. kNotFound if the stream has no event left (never
+  // written, soft-deleted, truncated or expired to its end); kStreamDeleted if it was
+  // hard-deleted; an empty vector if `from` is past the end going forward.
+  // O(count + log(events in store)).
   Result<std::vector<EventView>> ReadStream(std::string_view stream, StreamVersion from,
                                             size_t max_count,
                                             Direction direction = Direction::kForward) const;
 
-  // Durable events of $all with position >= `from`, in order. `visit` returns false to stop.
-  // Returns the number of events visited. O(count + log(events in store)).
+  // Durable events of $all with position >= `from`, in order, without the removed ones
+  // (storage/lifecycle.h): positions stay as assigned, so a reader sees holes where events
+  // were removed, and goes on from one past the last position it got. `visit` returns false
+  // to stop. Returns the number of events visited. O(count + removed events skipped +
+  // log(events in store)).
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
                          const std::function<bool(const EventView&)>& visit) const;
   Result<std::vector<EventView>> ReadAll(GlobalPosition from, size_t max_count) const;
@@ -297,8 +318,31 @@ class Store {
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                          ReadBuffer& copy) const;
 
-  // nullopt when the stream has no durable event. O(1) amortised.
+  // nullopt when the stream has no durable event. O(1) amortised. A deleted or truncated
+  // stream has its info still (versions are never reused): see first_kept, hard_deleted.
   std::optional<StreamInfo> GetStreamInfo(std::string_view stream) const;
+
+  // ---- Lifecycle: metadata, delete, truncate (storage/lifecycle.h, docs/storage.md) ----
+  // Each writes one event to "$$stream" through the writer, like an append: `done` gets the
+  // AppendOk of that event once it is durable, and from then on no read returns what it
+  // removed. Typed outcomes: kInvalidArgument for a bad name (names starting with '$' are
+  // reserved) or impossible metadata, kWrongExpectedVersion, kNotFound for deleting or
+  // truncating a stream that has no event, kStreamDeleted for any of them on a hard-deleted
+  // stream. Each changes nothing when it fails.
+
+  // `expected` is checked against "$$stream" (the metadata's own version).
+  void SetStreamMetadata(std::string stream, ExpectedVersion expected, StreamMetadata metadata,
+                         AppendCallback done);
+  // `expected` is checked against the stream. Soft: the stream reads as not found until an
+  // append recreates it; hard: never written or read again.
+  void DeleteStream(std::string stream, ExpectedVersion expected, bool hard, AppendCallback done);
+  // Removes the versions below `before` (at most last version + 1, else kInvalidArgument).
+  void TruncateStream(std::string stream, StreamVersion before, AppendCallback done);
+  AppendResult SetStreamMetadataSync(std::string stream, ExpectedVersion expected, StreamMetadata metadata);
+  AppendResult DeleteStreamSync(std::string stream, ExpectedVersion expected, bool hard);
+  AppendResult TruncateStreamSync(std::string stream, StreamVersion before);
+  // kInvalidArgument for a bad name; the defaults when the stream never had metadata.
+  Result<StreamMetadataRead> GetStreamMetadata(std::string_view stream) const;
 
   // Up to `limit` streams whose name starts with `prefix` and sorts after `after` ("" for the
   // first page), in name order, each with its info as it is at the call; `more` when another
