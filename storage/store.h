@@ -208,6 +208,23 @@ struct WriteState {
   Status out_of_space;
 };
 
+// What the background scavenge (Store::StartScavenge) is doing or last did.
+struct ScavengeStatus {
+  enum class State : uint8_t { kIdle, kRunning, kStopping, kFinished, kStopped, kFailed };
+  State state = State::kIdle;      // kIdle: none since open
+  TimestampMicros started_micros = 0;
+  TimestampMicros finished_micros = 0;  // 0 while running
+  uint64_t segments_total = 0;     // sealed segments it will look at
+  uint64_t segments_done = 0;
+  uint64_t segments_rewritten = 0;
+  uint64_t bytes_total = 0;        // bytes of those segments (log bytes)
+  uint64_t bytes_read = 0;
+  uint64_t bytes_reclaimed = 0;    // disk blocks freed so far
+  uint64_t events_removed = 0;     // removed events whose bytes are gone
+  Status error;                    // kFailed: why
+  static const char* StateName(State s);
+};
+
 // A backup's directory holds this file from the start of the copy until everything in it is
 // on disk. Open refuses a directory that holds it, and verify names it: an interrupted copy
 // holds a prefix of the log that would otherwise look like a whole store.
@@ -385,6 +402,14 @@ class Store {
   // there first (to cover files of its own) removes it itself.
   Result<GlobalPosition> Backup(const std::filesystem::path& dest,
                                 const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+
+  // ---- Scavenge (storage/scavenge.h, docs/storage.md "Scavenge") ----
+  // Starts rewriting sealed segments without their removed events, on a thread of the
+  // store, and returns at once. kInvalidArgument "a scavenge is running already" when one is.
+  Status StartScavenge();
+  // Asks a running scavenge to stop after the segment it is on; returns at once.
+  void StopScavenge();
+  ScavengeStatus GetScavengeStatus() const;
 
   const RecoveryReport& recovery() const;
   const Options& options() const;
