@@ -76,6 +76,23 @@ StreamVersion FirstKeptVersion(const StreamMetadata& meta, StreamVersion last_ve
 // True when max_age removes an event committed at `timestamp`.
 bool Expired(const StreamMetadata& meta, TimestampMicros timestamp, TimestampMicros now);
 
+// What is removed of one stream at one moment: the rules above, resolved against its metadata
+// and its last version (Store::Impl::RemovalOf). Readers and scavenge use the same.
+struct Removal {
+  StreamVersion first_kept;                // versions below are removed (end: all of them)
+  std::optional<uint64_t> max_age_micros;  // and events older than this
+  TimestampMicros now = 0;
+  bool hard_deleted = false;
+
+  // No metadata: nothing is removed.
+  static Removal None() { return Removal{}; }
+  bool RemovesNothing() const { return first_kept.value == 0 && !max_age_micros && !hard_deleted; }
+  bool Removes(StreamVersion version, TimestampMicros timestamp) const {
+    return hard_deleted || version < first_kept ||
+           (max_age_micros && now > timestamp && now - timestamp > *max_age_micros);
+  }
+};
+
 // What a metadata change writes: `next` with what `current` removed as of `now` folded into
 // truncate_before (removal is final), for a stream whose last version is `last` (nullopt: the
 // stream has no event) and whose versions up to `expired_through` were removed by max_age
