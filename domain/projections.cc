@@ -33,6 +33,14 @@ void OrderProjection::Apply(const storage::EventView& e) {
   if (e.position.value < checkpoint_) return;
   checkpoint_ = e.position.value + 1;
   last_timestamp_ = e.timestamp;
+  std::string_view target;
+  if (storage::IsMetadataStream(e.stream, &target)) {
+    // Soft or hard: either way the order's events are gone from every read.
+    if (e.type == storage::kStreamDeletedEventType) {
+      if (auto deleted = OrderIdOf(target)) Drop(*deleted);
+    }
+    return;
+  }
   auto order_id = OrderIdOf(e.stream);
   if (!order_id) return;
   auto event = DecodeStoredEvent(e.content_type, e.type, e.data);
@@ -60,6 +68,28 @@ storage::Result<uint64_t> OrderProjection::CatchUp(const storage::Store& store, 
     read += *n;
   }
   return read;
+}
+
+std::vector<std::string> OrderProjection::OrdersOf(const std::string& customer_id) const {
+  std::vector<std::string> ids;
+  auto c = by_customer_.find(customer_id);
+  if (c == by_customer_.end()) return ids;
+  for (const auto& key : c->second) {
+    if (orders_.count(key.second) != 0) ids.push_back(key.second);
+  }
+  return ids;
+}
+
+bool OrderProjection::Drop(const std::string& order_id) {
+  auto it = orders_.find(order_id);
+  if (it == orders_.end()) return false;
+  // Index() keyed it by its customer and creation time: the same key finds it again.
+  if (auto c = by_customer_.find(it->second.customer_id); c != by_customer_.end()) {
+    c->second.erase({UINT64_MAX - it->second.created_at, order_id});
+    if (c->second.empty()) by_customer_.erase(c);
+  }
+  orders_.erase(it);
+  return true;
 }
 
 const OrderState* OrderProjection::Get(const std::string& order_id) const {

@@ -425,8 +425,33 @@ std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, 
 
 storage::Status OrderSnapshots::Save(storage::Store& log, const std::string& stream, const OrderState& s) const {
   if (!s.version) return storage::Status::InvalidArgument("an order without events has no snapshot");
+  // Checked on the thread that writes, after the delete was acknowledged if it came first:
+  // a snapshot of a deleted order is never written after ForgetOrders removed the last one.
+  if (auto info = log.GetStreamInfo(stream); info && info->has_metadata) {
+    return storage::Status::InvalidArgument("stream '" + stream +
+                                            "' has metadata (it was deleted, truncated or expires): its order is "
+                                            "always loaded from its events, never from a snapshot");
+  }
   if (auto synced = SyncLogThrough(log, s.last_position + 1); !synced.ok()) return synced;
   return WriteSnapshotFile(PathOf(stream), *s.version, EncodeOrderSnapshot(s));
+}
+
+storage::Status OrderSnapshots::Remove(const std::string& stream) const {
+  const std::filesystem::path path = PathOf(stream);
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  for (const auto& p : {path, tmp}) {
+    std::error_code ec;
+    std::filesystem::remove(p, ec);
+    if (ec) return storage::Status::IOError("remove " + p.string() + ": " + ec.message());
+  }
+  return storage::Status::Ok();
+}
+
+storage::Status OrderSnapshots::SyncDirectory() const {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir_, ec)) return storage::Status::Ok();  // no snapshot was ever written
+  return storage::SyncDirectory(dir_);
 }
 
 std::optional<OrderState> OrderSnapshots::Load(const std::string& stream, const storage::Store* log,

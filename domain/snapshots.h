@@ -119,7 +119,14 @@ class OrderSnapshots {
   explicit OrderSnapshots(const std::filesystem::path& data_dir);
 
   // Syncs `log` through the state's last event (SyncLogThrough), then writes the snapshot.
+  // Writes nothing (kInvalidArgument) for a stream that has metadata (deleted, truncated,
+  // expiring: StreamInfo::has_metadata): such an order is always loaded from its events, and
+  // a snapshot of a deleted one would keep what was erased.
   storage::Status Save(storage::Store& log, const std::string& stream, const OrderState& state) const;
+  // Removes the stream's snapshot file and a leftover "<file>.tmp" of an interrupted write;
+  // a file that is not there is no failure. SyncDirectory makes removals durable.
+  storage::Status Remove(const std::string& stream) const;
+  storage::Status SyncDirectory() const;
   // nullopt: none, or one that must not be used (damaged, other format, other stream; with
   // `log`, one the log does not hold the end of). `ignored` (if given) gets why a file that
   // is there is not used, or "".
