@@ -35,10 +35,7 @@ void OrderProjection::Apply(const storage::EventView& e) {
   last_timestamp_ = e.timestamp;
   std::string_view target;
   if (storage::IsMetadataStream(e.stream, &target)) {
-    // Soft or hard: either way the order's events are gone from every read.
-    if (e.type == storage::kStreamDeletedEventType) {
-      if (auto deleted = OrderIdOf(target)) Drop(*deleted);
-    }
+    if (auto order_id = OrderIdOf(target)) ApplyMetadata(*order_id, e);
     return;
   }
   auto order_id = OrderIdOf(e.stream);
@@ -68,6 +65,24 @@ storage::Result<uint64_t> OrderProjection::CatchUp(const storage::Store& store, 
     read += *n;
   }
   return read;
+}
+
+void OrderProjection::ApplyMetadata(const std::string& order_id, const storage::EventView& e) {
+  // Soft or hard, a delete removes every event of the order the projection folded.
+  if (e.type == storage::kStreamDeletedEventType) {
+    Drop(order_id);
+    return;
+  }
+  // A later metadata change of the stream carries what the delete removed on (removal is
+  // final: storage/lifecycle.h), and reads no longer return the tombstone it replaced: a
+  // projection that had not reached the tombstone yet learns of the delete here.
+  auto meta = storage::DecodeStreamMetadata(e.data);
+  if (!meta.ok()) return;
+  auto it = orders_.find(order_id);
+  if (it == orders_.end()) return;
+  if (meta->hard_deleted || (it->second.version && *it->second.version < meta->truncate_before.value)) {
+    Drop(order_id);
+  }
 }
 
 std::vector<std::string> OrderProjection::OrdersOf(const std::string& customer_id) const {

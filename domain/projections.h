@@ -6,9 +6,12 @@
 //
 // Deleted orders. A delete of an order's stream (soft or hard, storage/lifecycle.h) writes
 // "$streamDeleted" to "$$order-<id>"; the projection drops the order when it applies that
-// event, live and in catch-up alike. A rebuild never sees the deleted order at all: $all
-// returns no removed event, and the tombstone only drops what is not there. A soft-deleted
-// order that commands create again comes back from its new events only.
+// event, live and in catch-up alike. A later "$metadata" event of the stream replaces the
+// tombstone in reads but carries on what it removed (truncate_before, hard_deleted): one that
+// removes every version the projection folded of the order drops it too. A rebuild never sees
+// the deleted order at all: $all returns no removed event, and the tombstone only drops what
+// is not there. A soft-deleted order that commands create again comes back from its new
+// events only.
 //
 // Not thread-safe: one owner feeds it and answers from it.
 #pragma once
@@ -97,6 +100,8 @@ class OrderProjection {
 
  private:
   void Index(const OrderState& order);
+  // An event of "$$order-<id>" (the order stream's metadata).
+  void ApplyMetadata(const std::string& order_id, const storage::EventView& e);
 
   std::unordered_map<std::string, OrderState> orders_;
   // Per customer, sorted newest first: (UINT64_MAX - created_at, order id).

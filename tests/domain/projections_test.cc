@@ -328,7 +328,8 @@ class DeletedOrdersProjectionTest : public ProjectionsTest {
   }
   static std::vector<std::string> Listed(const OrderProjection& p, const std::string& customer) {
     std::vector<std::string> ids;
-    for (const OrderState* o : p.List(customer, std::nullopt, 100, "")->orders) ids.push_back(o->order_id);
+    const auto page = p.List(customer, std::nullopt, 100, "");
+    for (const OrderState* o : page->orders) ids.push_back(o->order_id);
     return ids;
   }
 };
@@ -363,6 +364,22 @@ TEST_F(DeletedOrdersProjectionTest, ASoftDeleteDropsTheOrderTooAndACreateAfterIt
   EXPECT_TRUE(p.Get("o2")->lines.empty());
   EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{"o1"});
   EXPECT_EQ(Rebuilt(), p);
+}
+
+TEST_F(DeletedOrdersProjectionTest, ADeleteWhoseTombstoneALaterMetadataChangeReplacedStillDropsTheOrder) {
+  ThreeOrders();
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  Delete("o1", /*hard=*/false);
+  // "$$order-o1" keeps its last event only: the tombstone is no longer read.
+  storage::StreamMetadata custom;
+  custom.custom = "note";
+  auto changed = store_->SetStreamMetadataSync("order-o1", storage::ExpectedVersion::Any(), custom);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.Get("o1"), nullptr);
+  EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{"o2"});
+  EXPECT_EQ(p, Rebuilt());
 }
 
 TEST_F(DeletedOrdersProjectionTest, ACatchUpThatMeetsTheDeleteLaterNeverHoldsTheOrder) {
