@@ -77,15 +77,13 @@ grep -q '^esd ready' "$work/esd.log" || fail "esd was not ready after 30 s"
 
 esctl() { "$bin/esctl" --connect "unix:$sock" "$@"; }
 next_id=0
-# An event id of our own, so that a later reader can tell the events apart by id alone.
-id() {
-  next_id=$((next_id + 1))
-  printf '00000000-0000-4000-8000-%012x' "$next_id"
-}
+# Each event gets an id of our own (a counter), so that a later reader can tell them apart.
 append() {  # STREAM TYPE DATA [esctl append options...]
   local stream=$1 type=$2 data=$3
   shift 3
-  esctl append "$stream" --type "$type" --data "$data" --id "$(id)" "$@" > /dev/null
+  next_id=$((next_id + 1))
+  esctl append "$stream" --type "$type" --data "$data" --id "$(printf '00000000-0000-4000-8000-%012x' "$next_id")" \
+    "$@" > /dev/null
 }
 # DATA of exactly N bytes of text: numbered lines, so that a misplaced byte shows.
 text_of() {  # N LABEL
