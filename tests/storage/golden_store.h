@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,11 @@ struct GoldenStream {
   uint64_t last_version = 0;
   bool operator==(const GoldenStream&) const = default;
 };
+
+// For gtest's messages: "cart-1: 16 events, last version 15".
+inline void PrintTo(const GoldenStream& s, std::ostream* out) {
+  *out << s.name << ": " << s.events << " events, last version " << s.last_version;
+}
 
 // An order as the Order service answered for it when the golden store was made.
 struct GoldenOrder {
