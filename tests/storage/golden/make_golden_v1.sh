@@ -9,7 +9,9 @@
 # script and folder (make_golden_v2.sh, v2/), as docs/storage.md says under "Format versions
 # and the golden store". The script refuses to overwrite v1/.
 #
-# usage: tests/storage/golden/make_golden_v1.sh [BUILD_DIR]     (default: build)
+# usage: tests/storage/golden/make_golden_v1.sh [BUILD_DIR [OUT_DIR]]
+#   BUILD_DIR default build/; OUT_DIR (where v1/ and v1.manifest go) default this folder:
+#   another OUT_DIR is a trial run that leaves the checked-in store alone.
 # It needs, built from the same commit: esd, esctl, esbench and storage_golden_manifest
 #   (ninja -C build esd esctl esbench storage_golden_manifest), and jq.
 #
@@ -34,24 +36,24 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 build=${1:-$root/build}
 bin=$build/bin
-out=$here/v1
-manifest=$here/v1.manifest
+out=${2:-$here}/v1
+manifest=${2:-$here}/v1.manifest
 
 fail() {
   echo "make_golden_v1.sh: $*" >&2
   exit 1
 }
 
+if [ -e "$out" ] || [ -e "$manifest" ]; then
+  echo "make_golden_v1.sh: $out or $manifest exists: the golden store of format version 1 is frozen." >&2
+  echo "A new format version gets a script and folder of its own (docs/storage.md, \"Format versions and the" >&2
+  echo "golden store\"). To make v1 again on purpose: git rm -r $out $manifest" >&2
+  exit 2
+fi
 for b in esd esctl esbench storage_golden_manifest; do
   [ -x "$bin/$b" ] || fail "$bin/$b is missing: build it first (ninja -C $build esd esctl esbench storage_golden_manifest)"
 done
 command -v jq > /dev/null || fail "jq is missing (apt-get install jq)"
-if [ -e "$out" ] || [ -e "$manifest" ]; then
-  echo "make_golden_v1.sh: $out or $manifest exists: the golden store of format version 1 is frozen." >&2
-  echo "A new format version gets its own: make_golden_v2.sh (docs/storage.md). To make v1 again on purpose:" >&2
-  echo "  git rm -r tests/storage/golden/v1 tests/storage/golden/v1.manifest" >&2
-  exit 2
-fi
 version=$(sed -n 's/^inline constexpr uint32_t kFormatVersion = \([0-9]*\);/\1/p' "$root/storage/format.h")
 [ "$version" = 1 ] || fail "storage/format.h says kFormatVersion = $version: this script makes version 1 only"
 
