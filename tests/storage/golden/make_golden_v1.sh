@@ -9,6 +9,11 @@
 # script and folder (make_golden_v2.sh, v2/), as docs/storage.md says under "Format versions
 # and the golden store". The script refuses to overwrite v1/.
 #
+# v1/ was made on 2026-12-04 by this script at commit 1ad0a88 (esd 0.1.0, storage/format.h
+# kFormatVersion 1), with `tests/storage/golden/make_golden_v1.sh` from the worktree root
+# after `ninja -C build esd esctl esbench storage_golden_manifest`; v1.manifest's header
+# names the commit in full. Later edits of this script only touched its argument handling.
+#
 # usage: tests/storage/golden/make_golden_v1.sh [BUILD_DIR [OUT_DIR]]
 #   BUILD_DIR default build/; OUT_DIR (where v1/ and v1.manifest go) default this folder:
 #   another OUT_DIR is a trial run that leaves the checked-in store alone.
