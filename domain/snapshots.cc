@@ -238,6 +238,16 @@ std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t che
     at = e.position.value;
     return false;
   });
+  if (n.ok() && at.value_or(UINT64_MAX) > checkpoint - 1) {
+    // Removed since (deleted, truncated, expired: storage/lifecycle.h; ReadAll passes such
+    // positions), or passed as removed when the snapshot was taken: nothing is there to
+    // compare. The log still reaches past it (above), and what follows is no older than the
+    // snapshot's last event, as along any log that did not lose its end.
+    if (!at || found >= last_timestamp) return "";
+    return covers + " (committed at " + Num(last_timestamp) + " us); the event there was removed, and the next " +
+           "one in the log, at position " + Num(*at) + ", was committed earlier, at " + Num(found) +
+           " us: the log lost the snapshot's events and grew again";
+  }
   if (!n.ok() || at != checkpoint - 1) {
     return covers + ", but reading that position from the log failed: " +
            (n.ok() ? std::string("no event there") : n.status().ToString());

@@ -62,7 +62,9 @@ storage::Status SyncLogThrough(storage::Store& store, uint64_t end);
 // Why a snapshot must not be used with `store`'s log, or "" when it may: the log must hold
 // the event the snapshot ends with, at the same place and with the same commit time. For an
 // order's snapshot (of `stream`) that is the stream's event at state.version; for the
-// projection's, the event before `checkpoint` (none for checkpoint 0). O(log events).
+// projection's, the event before `checkpoint` (none for checkpoint 0); when that event was
+// removed (a delete, a truncation, an expiry: storage/lifecycle.h), the next event the log
+// holds must be no older than `last_timestamp`. O(log events + removed events passed).
 std::string OrderSnapshotMismatch(const storage::Store& store, const std::string& stream, const OrderState& state);
 std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t checkpoint, uint64_t last_timestamp);
 
