@@ -71,21 +71,17 @@ int Follow(client::Client& c, client::ScavengeStatus s, bool json) {
     std::this_thread::sleep_for(kPollEvery);  // esd has no push of its progress: ask again
     s = c.GetScavengeStatus();
   }
-  if (g_stop && s.running()) {
+  const bool interrupted = g_stop && s.running();
+  if (interrupted) {
     std::fputc('\n', stderr);
-    Note(std::string("stopped following; the scavenge goes on in esd: ") + kHowToFollow);
-    return kExitOk;
+  } else {
+    if (s.state == "finished") progress.Finish();
+    const uint64_t now = NowMicros();
+    if (json) Print(ScavengeText(s, now, true));
+    else Print("scavenge " + Summary(s, now) + "\n");
   }
-  if (s.state == "finished") progress.Finish();
-  const uint64_t now = NowMicros();
-  if (json) Print(ScavengeText(s, now, true));
-  else Print("scavenge " + Summary(s, now) + "\n");
-  if (s.state == "failed") {
-    Note("the scavenge failed: " + s.error +
-         "; what it rewrote before stays rewritten. See the esd log, then run `esctl scavenge start` again");
-    return kExitFailure;
-  }
-  return kExitOk;
+  if (const std::string note = FollowEndNote(s, interrupted); !note.empty()) Note(note);
+  return s.state == "failed" && !interrupted ? kExitFailure : kExitOk;
 }
 
 int Start(const Invocation& inv, const Connector& connect) {
@@ -126,16 +122,30 @@ int Stop(const Invocation& inv, const Connector& connect) {
   if (inv.global.json) {
     Print(JsonObject().Bool("wasRunning", r.was_running).String("state", r.status.state).Done() + "\n");
   } else if (r.was_running) {
-    Print("asked the scavenge to stop after the segment it is on; what it rewrote stays rewritten. `esctl scavenge "
-          "status` says when it has stopped\n");
+    Print(StopText(r.was_running, r.status.state));
   }
-  if (!r.was_running) {
-    Note("no scavenge is running (the last: " + r.status.state + "); nothing to stop");
-  }
+  if (!r.was_running) Note(StopText(r.was_running, r.status.state));
   return kExitOk;
 }
 
 }  // namespace
+
+std::string FollowEndNote(const client::ScavengeStatus& s, bool interrupted) {
+  if (interrupted) return std::string("stopped following; the scavenge goes on in esd: ") + kHowToFollow;
+  if (s.state == "failed") {
+    return "the scavenge failed: " + s.error +
+           "; what it rewrote before stays rewritten. See the esd log, then run `esctl scavenge start` again";
+  }
+  return "";
+}
+
+std::string StopText(bool was_running, const std::string& state) {
+  if (was_running) {
+    return "asked the scavenge to stop after the segment it is on; what it rewrote stays rewritten. `esctl scavenge "
+           "status` says when it has stopped\n";
+  }
+  return "no scavenge is running (the last: " + state + "); nothing to stop";
+}
 
 std::string ScavengeText(const client::ScavengeStatus& s, uint64_t now_micros, bool json) {
   const double rate = RateMbPerSecond(s, now_micros);

@@ -158,5 +158,23 @@ TEST(ScavengeText, SaysProgressReclaimedBytesAndTheRate) {
   EXPECT_NE(json.find("\"error\":\"pwrite failed\""), std::string::npos) << json;
 }
 
+TEST(ScavengeText, FollowingEndsWithHowToGoOn) {
+  client::ScavengeStatus s;
+  s.state = "running";
+  EXPECT_EQ(esctl::FollowEndNote(s, true),
+            "stopped following; the scavenge goes on in esd: see it with `esctl scavenge status`, stop it with "
+            "`esctl scavenge stop`");
+  s.state = "failed";
+  s.error = "I/O error: pwrite failed";
+  EXPECT_EQ(esctl::FollowEndNote(s, false),
+            "the scavenge failed: I/O error: pwrite failed; what it rewrote before stays rewritten. See the esd log, "
+            "then run `esctl scavenge start` again");
+  s.state = "finished";
+  EXPECT_EQ(esctl::FollowEndNote(s, false), "");
+  EXPECT_EQ(esctl::StopText(true, "stopping"),
+            "asked the scavenge to stop after the segment it is on; what it rewrote stays rewritten. `esctl scavenge "
+            "status` says when it has stopped\n");
+}
+
 }  // namespace
 }  // namespace esd

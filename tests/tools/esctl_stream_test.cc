@@ -61,6 +61,11 @@ TEST_F(EsctlStream, AHardDeleteIsForGoodAndEveryLaterChangeSaysSo) {
   Result r = Ctl({"--json", "stream", "delete", "gone", "--hard"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"result\":\"deleted\",\"stream\":\"gone\",\"hard\":true,\"position\":1,\"metadataVersion\":0}\n");
+  AppendN("gone-too", 1);
+  r = Ctl({"stream", "delete", "gone-too", "--hard"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "hard-deleted stream 'gone-too' (position 3): it can never be written or read again; `esctl "
+                   "scavenge start` frees its disk space\n");
 
   r = Ctl({"stream", "delete", "gone", "--hard"});
   EXPECT_EQ(r.code, 3) << r.err;
