@@ -184,6 +184,38 @@ TEST(Lifecycle, MaxCountShowsInReadsAtOnce) {
   EXPECT_EQ(Versions(*c, "capped"), (std::vector<uint64_t>{4, 5}));
 }
 
+TEST(Lifecycle, SubscribersSeeTheDeleteAndAStreamSubscriptionEndsAtAHardDelete) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto c = Client::Connect(esd.rpc_address());
+  AppendN(*c, "watched", 2);
+  std::vector<std::string> all;
+  bool all_caught_up = false;
+  auto sub_all = c->Subscribe(
+      client::SubscribeFrom::Start(), {},
+      [&](const std::vector<client::RecordedEvent>& events) {
+        for (const auto& e : events) all.push_back(e.stream + " " + e.type);
+      },
+      [&](uint64_t) { all_caught_up = true; });
+  std::vector<uint64_t> versions;
+  std::optional<std::string> dropped;
+  bool stream_caught_up = false;
+  auto sub_stream = c->Subscribe(
+      client::SubscribeFrom::Stream("watched", 0), {},
+      [&](const std::vector<client::RecordedEvent>& events) {
+        for (const auto& e : events) versions.push_back(e.version);
+      },
+      [&](uint64_t) { stream_caught_up = true; }, [&](const std::string& reason) { dropped = reason; });
+  ASSERT_TRUE(c->RunUntil([&] { return all_caught_up && stream_caught_up; }, std::chrono::seconds(30)));
+
+  ASSERT_TRUE(c->DeleteStream("watched", Expected::Any(), /*hard=*/true).ok());
+  ASSERT_TRUE(c->RunUntil([&] { return all.size() == 3 && dropped.has_value(); }, std::chrono::seconds(30)))
+      << all.size();
+  EXPECT_EQ(all, (std::vector<std::string>{"watched E", "watched E", "$$watched $streamDeleted"}));
+  EXPECT_EQ(versions, (std::vector<uint64_t>{0, 1}));
+  EXPECT_NE(dropped->find("hard-deleted"), std::string::npos) << *dropped;
+}
+
 std::filesystem::path WriteAuthFile(const std::filesystem::path& dir) {
   const auto path = dir / "tokens";
   std::ofstream(path) << "r-token reader\nw-token writer\na-token admin\n";
