@@ -294,7 +294,7 @@ client::ScavengeStatus WaitForScavenge(Client& c) {
 
 TEST(Lifecycle, ScavengeFreesADeletedStreamsBytesAndSaysSoInStatusMetricsAndLog) {
   storage::testing::TempDir dir;
-  EsdProcess esd(dir.path() / "data", {"--segment-size", "65536"});
+  EsdProcess esd(dir.path() / "data", {"--segment-size", "65536", "--max-event-size", "16384"});
   auto c = Client::Connect(esd.rpc_address());
   const std::string big(2000, 'x');
   for (int i = 0; i < 100; ++i) {  // ~200 KB: three sealed segments and more

@@ -80,7 +80,7 @@ TEST(EsctlScavenge, OnlyTheAdminRoleScavengesAndTheOthersAreToldSo) {
 
 TEST(EsctlScavenge, StartFollowsTheRunToItsEndAndSaysWhatItFreed) {
   storage::testing::TempDir dir;
-  testing::EsdProcess esd(dir.path() / "data", {"--segment-size", "65536"});
+  testing::EsdProcess esd(dir.path() / "data", {"--segment-size", "65536", "--max-event-size", "16384"});
   auto c = client::Client::Connect(esd.rpc_address());
   FillWithADeletedStream(*c);
   Result r = RunEsctl({"--connect", esd.rpc_address(), "scavenge", "start"});
@@ -107,7 +107,7 @@ TEST(EsctlScavenge, StartFollowsTheRunToItsEndAndSaysWhatItFreed) {
 
 TEST(EsctlScavenge, StartWithoutWaitingSaysHowToFollowAndASecondStartIsRefusedWhileItRuns) {
   storage::testing::TempDir dir;
-  testing::EsdProcess esd(dir.path() / "data", {"--segment-size", "65536"});
+  testing::EsdProcess esd(dir.path() / "data", {"--segment-size", "65536", "--max-event-size", "16384"});
   auto c = client::Client::Connect(esd.rpc_address());
   FillWithADeletedStream(*c);
   Result r = RunEsctl({"--connect", esd.rpc_address(), "scavenge", "start", "--no-wait"});
