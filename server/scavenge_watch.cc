@@ -29,8 +29,8 @@ void ScavengeWatch::Started(const storage::ScavengeStatus& before, const storage
   }
   // The run that ended before this one is logged now if the heartbeat had not yet.
   Poll(before);
-  log::Write(log::Level::kInfo, "scavenge started",
-             {{"by", who}, {"segments", after.segments_total}, {"bytes", after.bytes_total}});
+  // Its figures come once its thread has looked at the segments; the end says them all.
+  log::Write(log::Level::kInfo, "scavenge started", {{"by", who}});
 }
 
 void ScavengeWatch::StopAsked(const storage::ScavengeStatus& now, const std::string& who) {

@@ -101,14 +101,13 @@ int Start(const Invocation& inv, const Connector& connect) {
     if (json) {
       Print(ScavengeText(r.status, NowMicros(), true));
     } else {
-      Print("scavenge started: " + std::to_string(r.status.segments_total) + " sealed segments, " +
-            Mb(r.status.bytes_total) + " to read; it runs in esd: " + kHowToFollow + "\n");
+      // Its figures come once its thread has looked at the segments: not in this answer.
+      Print(std::string("scavenge started; it runs in esd: ") + kHowToFollow + "\n");
     }
     return kExitOk;
   }
-  std::fprintf(stderr, "scavenging: %llu sealed segments, %s to read; the daemon keeps serving meanwhile (Ctrl-C "
-                       "stops following, not the scavenge)...\n",
-               static_cast<unsigned long long>(r.status.segments_total), Mb(r.status.bytes_total).c_str());
+  std::fprintf(stderr, "scavenging the sealed segments; the daemon keeps serving meanwhile (Ctrl-C stops "
+                       "following, not the scavenge)...\n");
   return Follow(*c, r.status, json);
 }
 

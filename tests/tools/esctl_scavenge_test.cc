@@ -112,8 +112,8 @@ TEST(EsctlScavenge, StartWithoutWaitingSaysHowToFollowAndASecondStartIsRefusedWh
   FillWithADeletedStream(*c);
   Result r = RunEsctl({"--connect", esd.rpc_address(), "scavenge", "start", "--no-wait"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("; it runs in esd: see it with `esctl scavenge status`, stop it with `esctl scavenge stop`\n"),
-            std::string::npos)
+  EXPECT_EQ(r.out, "scavenge started; it runs in esd: see it with `esctl scavenge status`, stop it with `esctl "
+                   "scavenge stop`\n")
       << r.out;
   // Whether the first is still running when the second asks depends on the machine: each
   // answer must be the one that goes with what the daemon says.
