@@ -316,6 +316,7 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   uint64_t next = params.getFromPosition();
   uint64_t bytes = 0;
   std::optional<Status> damage;
+  storage::GlobalPosition skipped(next);
   if (count > 0) {
     // Through read_buffer_ (pread; storage/store.h says why): the views stay valid until the
     // answer below is built.
@@ -330,7 +331,8 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
           next = e.position.value + 1;
           return events.size() < count;
         },
-        read_buffer_);
+        read_buffer_, &skipped);
+    next = std::max(next, skipped.value);  // past removed events, so the next page does not scan them again
     if (!scanned.ok()) {
       // The events visited before the damage verified: they are answered, then the damage.
       if (!scanned.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
