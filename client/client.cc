@@ -1003,6 +1003,26 @@ HistoryPage Client::HistoryFrom(const std::string& order_id, uint64_t from_versi
   return page;
 }
 
+ForgetOutcome Client::ForgetCustomer(const std::string& customer_id) {
+  auto req = impl_->orders.forgetCustomerRequest();
+  req.setCustomerId(customer_id);
+  auto r = impl_->Wait(req.send()).getResult();
+  ForgetOutcome o;
+  if (r.isOk()) {
+    o.ok = true;
+    o.streams_deleted = r.getOk().getStreamsDeleted();
+    o.audit_position = r.getOk().getAuditPosition();
+  } else if (r.isFailed()) {
+    o.code = RejectName(r.getFailed().getCode());
+    o.message = Str(r.getFailed().getReason());
+    if (r.getFailed().hasDamage()) o.damage = ToDamage(r.getFailed().getDamage());
+  } else {
+    o.code = "unknown";
+    o.message = "an outcome this client does not know";
+  }
+  return o;
+}
+
 std::vector<HistoryEntry> Client::History(const std::string& order_id) {
   std::vector<HistoryEntry> out;
   for (uint64_t from = 0;;) {

@@ -246,6 +246,17 @@ struct CommandOutcome {
   bool ok() const { return kind == Kind::kOk; }
 };
 
+// OrderService.forgetCustomer: the customer's order streams hard-deleted, and where the
+// audit record of it went.
+struct ForgetOutcome {
+  bool ok = false;
+  uint64_t streams_deleted = 0;  // ok: 0 when the customer had no orders (left)
+  uint64_t audit_position = 0;   // ok: $all position of the CustomerForgotten record in $erasures
+  std::string code;              // !ok: "permission-denied", "invalid-argument", "unavailable", ...
+  std::string message;           // !ok: what happened, what was done, what to do
+  std::optional<Damage> damage;  // code "data-loss": where the projection stopped
+};
+
 struct OrderLineView {
   std::string sku;
   uint32_t quantity = 0;
@@ -529,6 +540,10 @@ class Client {
   std::vector<HistoryEntry> History(const std::string& order_id);
   // One page of it, from version `from_version` on: for callers that show it as it comes.
   HistoryPage HistoryFrom(const std::string& order_id, uint64_t from_version);
+  // Erases the customer (admin role; docs/domain.md "Forgetting a customer"): hard-deletes
+  // every order stream of it, and records that it did (no customer id) in $erasures.
+  // Idempotent: again, 0 streams. Refusals (the role, an empty id) are values, not Errors.
+  ForgetOutcome ForgetCustomer(const std::string& customer_id);
 
   // For load generators: the append as a promise on this client's loop.
   kj::Promise<AppendResult> AppendAsync(const std::string& stream, Expected expected,

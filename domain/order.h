@@ -19,6 +19,9 @@
 //   invalid-argument          an empty order id, customer id or SKU
 //   foreign-event             any command on an order whose stream holds an event that is not
 //                             an order event (OrderCommands::Prepare; see ForeignEvent)
+//   order-deleted             CreateOrder on an order whose stream was hard-deleted: it takes
+//                             no event again (OrderCommands::Prepare; other commands on it
+//                             get order-not-found, as for an order that never existed)
 #pragma once
 
 #include <cstdint>

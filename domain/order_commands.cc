@@ -37,6 +37,13 @@ struct Overloaded : F... {
   using F::operator()...;
 };
 
+Rejection OrderDeleted(const std::string& order_id) {
+  return Rejection{"order-deleted", "order '" + order_id + "' was deleted for good (its stream " +
+                                        OrderStream(order_id) +
+                                        " is hard-deleted and takes no event again); nothing was written. Use another "
+                                        "order id (esctl order create NEW-ID --customer C)"};
+}
+
 uint64_t NowMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -106,7 +113,17 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
   const std::string stream = OrderStream(order_id);
   uint64_t next = 0;
   auto info = store_.GetStreamInfo(stream);
-  std::optional<OrderState> cached = options_.cached_orders > 0 ? cache_.Get(order_id) : std::nullopt;
+  if (info && info->hard_deleted) {
+    // A tombstone: no event of it is ever read again, and nothing kept of it is used.
+    st.hard_deleted = true;
+    cache_.Erase(order_id);
+    return state;
+  }
+  // With metadata, events may be gone that a kept state or a snapshot still holds.
+  const bool may_use_kept = !info || !info->has_metadata;
+  if (!may_use_kept) cache_.Erase(order_id);
+  std::optional<OrderState> cached =
+      may_use_kept && options_.cached_orders > 0 ? cache_.Get(order_id) : std::nullopt;
   if (cached && cached->version) {
     // The stream at the cached version (never behind it, see the header): the cached state
     // is the order. Further on: the events after it are read below.
@@ -118,7 +135,7 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     // Only an order that has crossed snapshot_every events can have a snapshot: don't look
     // for a file otherwise (a failed open per command cost 3% of the daemon under load).
     const bool may_have_snapshot =
-        info && options_.snapshot_every > 0 && info->event_count >= options_.snapshot_every;
+        may_use_kept && info && options_.snapshot_every > 0 && info->event_count >= options_.snapshot_every;
     // A snapshot the log does not hold the end of (ahead of it, or of events it lost) is not
     // used: snapshots_.Load says why in st.snapshot_ignored.
     if (auto snap = may_have_snapshot ? snapshots_.Load(stream, &store_, &st.snapshot_ignored) : std::nullopt) {
@@ -141,8 +158,25 @@ storage::Result<OrderState> OrderCommands::Load(const std::string& order_id, Loa
     cache_.Erase(order_id);
     return s;
   }
-  if (state.version) cache_.Put(order_id, state);
+  if (state.version && may_use_kept) cache_.Put(order_id, state);
   return state;
+}
+
+void OrderCommands::ForgetOrders(std::vector<std::string> order_ids, std::function<void(storage::Status)> done) const {
+  for (const auto& id : order_ids) cache_.Erase(id);
+  auto remove = [this, ids = std::move(order_ids), done = std::move(done)] {
+    storage::Status result = storage::Status::Ok();
+    for (const auto& id : ids) {
+      if (auto s = snapshots_.Remove(OrderStream(id)); !s.ok() && result.ok()) result = s;
+    }
+    if (result.ok()) result = snapshots_.SyncDirectory();
+    done(result);
+  };
+  if (options_.write_snapshot) {
+    options_.write_snapshot(std::move(remove));
+  } else {
+    remove();
+  }
 }
 
 void OrderCommands::Remember(const std::string& stream, OrderState state, const std::vector<OrderEvent>& events,
@@ -200,6 +234,7 @@ std::variant<OrderCommands::Plan, OrderCommands::Accepted, Rejection, storage::S
                          "order create NEW-ID --customer C)"};
   }
   if (!loaded.ok()) return loaded.status();
+  if (st.hard_deleted && std::holds_alternative<CreateOrder>(command)) return OrderDeleted(order_id);
   if (const AppliedCommand* done = loaded->FindCommand(context.command_id)) {
     // One id, one command: the same command again is a retry, another one a conflict. A
     // command written before fingerprints (0) is known by its id alone, as it was then.
@@ -241,6 +276,13 @@ std::optional<OrderCommands::Outcome> OrderCommands::Finish(const Plan& plan, co
   // Decide again: the next load finds the stream past the cached version (if any) and
   // folds just the events after it.
   if (r.status().code() == storage::Status::Code::kWrongExpectedVersion) return std::nullopt;
+  if (r.status().code() == storage::Status::Code::kStreamDeleted) {
+    // Hard-deleted after the command was decided: answered as if it had been before.
+    cache_.Erase(OrderIdOf(plan.stream).value_or(""));
+    const std::string id = OrderIdOf(plan.stream).value_or("");
+    if (!plan.decided.empty() && std::holds_alternative<OrderCreated>(plan.decided.front())) return OrderDeleted(id);
+    return Rejection{"order-not-found", "order '" + id + "' does not exist"};
+  }
   if (r.status().code() == storage::Status::Code::kIdempotencyConflict) {
     // A retry that raced its first attempt: that one was written after this was decided
     // (with another decision time in a create, so the store saw other content). Otherwise

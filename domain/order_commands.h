@@ -77,6 +77,7 @@ class OrderCommands {
     uint64_t events_read = 0;                  // events folded on top of it
     std::string snapshot_ignored;              // why a snapshot there was not used, or ""
     std::optional<ForeignEvent> foreign;       // the event that is not an order event, if any
+    bool hard_deleted = false;                 // the order's stream is a tombstone: nothing read
   };
   // Loads that found a snapshot and could not use it (LoadStats::snapshot_ignored set), since
   // construction: for /metrics. Any thread.
@@ -95,6 +96,13 @@ class OrderCommands {
   // (OrderSnapshotMismatch); otherwise the whole stream is read. kInvalidArgument if the stream holds something that is not an order event (named
   // by position; `stats->foreign` says which). Prepare and Execute answer that as a
   // rejection by the rule foreign-event: the bytes verify, so it is not damage.
+  // Deleted orders (storage/lifecycle.h): an order whose stream was deleted loads as an
+  // order without events (status kNone: "order-not-found" to every command but a create),
+  // from what reads return and nothing else. A stream that has metadata (a delete, a
+  // truncation, an expiry, custom bytes: StreamInfo::has_metadata) is always read from
+  // the log: its cached state and its snapshot may hold events that are gone, so neither
+  // is used (nor kept) for it. A hard-deleted stream is not read at all
+  // (`stats->hard_deleted`).
   storage::Result<OrderState> Load(const std::string& order_id, LoadStats* stats = nullptr) const;
 
   // Loads the order and writes its snapshot now, whatever the policy says (an operator's
@@ -141,6 +149,13 @@ class OrderCommands {
                                                                    const CommandContext& context,
                                                                    LoadStats* stats = nullptr) const;
   std::optional<Outcome> Finish(const Plan& plan, const storage::AppendResult& appended) const;
+
+  // After the streams of these orders were deleted (forget-customer): drops their cached
+  // states and removes their snapshot files (and a leftover .tmp beside each), then syncs
+  // the directory. Runs through Options::write_snapshot, after every snapshot write queued
+  // before it, so that none of those lands after it; inline when that is empty. `done`
+  // gets the outcome, on the thread that ran it. A file that is not there is no failure.
+  void ForgetOrders(std::vector<std::string> order_ids, std::function<void(storage::Status)> done) const;
   int max_attempts() const { return options_.max_attempts; }
   // How the cache served loads (hits, misses, evictions) and how many orders it holds.
   OrderCache::Counts cache_counts() const { return cache_.counts(); }

@@ -24,7 +24,11 @@ storage::Status ForEachOrderEvent(const storage::Store& store, const std::string
   while (next <= to) {
     auto page = store.ReadStream(stream, storage::StreamVersion(next), 1000);
     if (!page.ok()) {
-      return page.status().code() == storage::Status::Code::kNotFound ? storage::Status::Ok() : page.status();
+      // No event left (never written, deleted, or truncated or expired to its end): none to visit.
+      const auto code = page.status().code();
+      return code == storage::Status::Code::kNotFound || code == storage::Status::Code::kStreamDeleted
+                 ? storage::Status::Ok()
+                 : page.status();
     }
     if (page->empty()) return storage::Status::Ok();
     for (const storage::EventView& e : *page) {
@@ -65,12 +69,18 @@ storage::Result<OrderState> OrderHistory::AsOfVersion(const std::string& order_i
 storage::Result<OrderState> OrderHistory::AsOfTime(const std::string& order_id, uint64_t micros) const {
   const std::string stream = OrderStream(order_id);
   auto info = store_.GetStreamInfo(stream);
-  if (!info) return OrderState{};
+  if (!info || info->hard_deleted) return OrderState{};
   // The first version committed after `micros`: timestamps never decrease along a stream.
-  uint64_t lo = 0, hi = info->last_version.value + 1;
+  // Versions below first_kept were removed (a deleted order): none of them is read.
+  const uint64_t first = info->first_kept.value;
+  uint64_t lo = first, hi = info->last_version.value + 1;
   while (lo < hi) {
     const uint64_t mid = lo + (hi - lo) / 2;
     auto e = store_.ReadStream(stream, storage::StreamVersion(mid), 1);
+    if (!e.ok() && (e.status().code() == storage::Status::Code::kNotFound ||
+                    e.status().code() == storage::Status::Code::kStreamDeleted)) {
+      return OrderState{};  // deleted meanwhile, or nothing left
+    }
     if (!e.ok()) return e.status();
     if (e->empty()) return storage::Status::Corruption("stream '" + stream + "' lacks version " + std::to_string(mid));
     if ((*e)[0].timestamp <= micros) {
@@ -79,7 +89,7 @@ storage::Result<OrderState> OrderHistory::AsOfTime(const std::string& order_id, 
       hi = mid;
     }
   }
-  if (lo == 0) return OrderState{};  // nothing yet at that time
+  if (lo == first) return OrderState{};  // nothing yet at that time (or nothing left of it)
   return AsOfVersion(order_id, lo - 1);
 }
 

@@ -2,6 +2,11 @@
 // metadata), and time travel (the order as it was after version V, or at time T). As of a
 // time, the version is found by binary search over the stream's commit timestamps, which
 // never decrease along the log: O(log events) reads, never a scan.
+//
+// Only what reads return counts: the events of a deleted order (soft or hard,
+// storage/lifecycle.h) are gone, so its history is empty and it is not found as of any
+// version or time; an order created again after a soft delete has the history of its new
+// events only.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +42,8 @@ enum class OnForeign { kRefuse, kSkip };
 // Calls `visit` for each event of the order with from <= version <= to, in order. An event
 // that is not an order event: kRefuse returns kInvalidArgument naming it (with the
 // position; not kCorruption: its bytes verify), kSkip leaves it out; either way `foreign`
-// (if given) says which was the first.
+// (if given) says which was the first. A stream with no event left (kNotFound) or
+// hard-deleted (kStreamDeleted) has none to visit: Ok.
 storage::Status ForEachOrderEvent(const storage::Store& store, const std::string& order_id, uint64_t from,
                                   uint64_t to, const std::function<void(RecordedOrderEvent&&)>& visit,
                                   std::optional<ForeignEvent>* foreign = nullptr,

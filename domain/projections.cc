@@ -33,6 +33,11 @@ void OrderProjection::Apply(const storage::EventView& e) {
   if (e.position.value < checkpoint_) return;
   checkpoint_ = e.position.value + 1;
   last_timestamp_ = e.timestamp;
+  std::string_view target;
+  if (storage::IsMetadataStream(e.stream, &target)) {
+    if (auto order_id = OrderIdOf(target)) ApplyMetadata(*order_id, e);
+    return;
+  }
   auto order_id = OrderIdOf(e.stream);
   if (!order_id) return;
   auto event = DecodeStoredEvent(e.content_type, e.type, e.data);
@@ -64,6 +69,46 @@ storage::Result<uint64_t> OrderProjection::CatchUp(const storage::Store& store, 
     read += *n;
   }
   return read;
+}
+
+void OrderProjection::ApplyMetadata(const std::string& order_id, const storage::EventView& e) {
+  // Soft or hard, a delete removes every event of the order the projection folded.
+  if (e.type == storage::kStreamDeletedEventType) {
+    Drop(order_id);
+    return;
+  }
+  // A later metadata change of the stream carries what the delete removed on (removal is
+  // final: storage/lifecycle.h), and reads no longer return the tombstone it replaced: a
+  // projection that had not reached the tombstone yet learns of the delete here.
+  auto meta = storage::DecodeStreamMetadata(e.data);
+  if (!meta.ok()) return;
+  auto it = orders_.find(order_id);
+  if (it == orders_.end()) return;
+  if (meta->hard_deleted || (it->second.version && *it->second.version < meta->truncate_before.value)) {
+    Drop(order_id);
+  }
+}
+
+std::vector<std::string> OrderProjection::OrdersOf(const std::string& customer_id) const {
+  std::vector<std::string> ids;
+  auto c = by_customer_.find(customer_id);
+  if (c == by_customer_.end()) return ids;
+  for (const auto& key : c->second) {
+    if (orders_.count(key.second) != 0) ids.push_back(key.second);
+  }
+  return ids;
+}
+
+bool OrderProjection::Drop(const std::string& order_id) {
+  auto it = orders_.find(order_id);
+  if (it == orders_.end()) return false;
+  // Index() keyed it by its customer and creation time: the same key finds it again.
+  if (auto c = by_customer_.find(it->second.customer_id); c != by_customer_.end()) {
+    c->second.erase({UINT64_MAX - it->second.created_at, order_id});
+    if (c->second.empty()) by_customer_.erase(c);
+  }
+  orders_.erase(it);
+  return true;
 }
 
 const OrderState* OrderProjection::Get(const std::string& order_id) const {

@@ -4,6 +4,15 @@
 // saves itself as a snapshot, and a restart loads the snapshot and catches up from there.
 // A rebuild is a fresh projection caught up from position 0, swapped in when done.
 //
+// Deleted orders. A delete of an order's stream (soft or hard, storage/lifecycle.h) writes
+// "$streamDeleted" to "$$order-<id>"; the projection drops the order when it applies that
+// event, live and in catch-up alike. A later "$metadata" event of the stream replaces the
+// tombstone in reads but carries on what it removed (truncate_before, hard_deleted): one that
+// removes every version the projection folded of the order drops it too. A rebuild never sees
+// the deleted order at all: $all returns no removed event, and the tombstone only drops what
+// is not there. A soft-deleted order that commands create again comes back from its new
+// events only.
+//
 // Not thread-safe: one owner feeds it and answers from it.
 #pragma once
 
@@ -28,7 +37,8 @@ class OrderProjection {
   // up twice is harmless); events of streams other than "order-<id>" (OrderIdOf) only move
   // the checkpoint; an event there that is not an order event (a ForeignEvent, written
   // before such streams were reserved) is skipped, counted in skipped_events(), and the
-  // first one kept in first_skipped().
+  // first one kept in first_skipped(). "$streamDeleted" on "$$order-<id>" drops the order
+  // (Drop).
   void Apply(const storage::EventView& e);
 
   // Applies every durable event from checkpoint() on (at most `max_events`). Returns how
@@ -52,6 +62,14 @@ class OrderProjection {
   // page was read appear only on a new first page.
   std::optional<ListPage> List(const std::string& customer_id, std::optional<OrderStatus> status, size_t page_size,
                                const std::string& page_token) const;
+
+  // The ids of every order of the customer, whatever its status, newest first.
+  std::vector<std::string> OrdersOf(const std::string& customer_id) const;
+  // Forgets the order: GetOrder and ListOrders no longer return it, and snapshots taken from
+  // now on do not hold it. False when the projection had no such order. For the tombstone of
+  // its stream (Apply) and for a caller that deleted the stream and must not wait for the
+  // projection to reach the tombstone (forget-customer).
+  bool Drop(const std::string& order_id);
 
   // Syncs `log` through the checkpoint (SyncLogThrough: under Durability::kInterval or
   // kNever one fdatasync on this thread), then writes the snapshot; writes nothing when the
@@ -82,6 +100,8 @@ class OrderProjection {
 
  private:
   void Index(const OrderState& order);
+  // An event of "$$order-<id>" (the order stream's metadata).
+  void ApplyMetadata(const std::string& order_id, const storage::EventView& e);
 
   std::unordered_map<std::string, OrderState> orders_;
   // Per customer, sorted newest first: (UINT64_MAX - created_at, order id).

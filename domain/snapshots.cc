@@ -238,6 +238,16 @@ std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t che
     at = e.position.value;
     return false;
   });
+  if (n.ok() && at.value_or(UINT64_MAX) > checkpoint - 1) {
+    // Removed since (deleted, truncated, expired: storage/lifecycle.h; ReadAll passes such
+    // positions), or passed as removed when the snapshot was taken: nothing is there to
+    // compare. The log still reaches past it (above), and what follows is no older than the
+    // snapshot's last event, as along any log that did not lose its end.
+    if (!at || found >= last_timestamp) return "";
+    return covers + " (committed at " + Num(last_timestamp) + " us); the event there was removed, and the next " +
+           "one in the log, at position " + Num(*at) + ", was committed earlier, at " + Num(found) +
+           " us: the log lost the snapshot's events and grew again";
+  }
   if (!n.ok() || at != checkpoint - 1) {
     return covers + ", but reading that position from the log failed: " +
            (n.ok() ? std::string("no event there") : n.status().ToString());
@@ -425,8 +435,33 @@ std::vector<SnapshotEntry> ListSnapshots(const std::filesystem::path& data_dir, 
 
 storage::Status OrderSnapshots::Save(storage::Store& log, const std::string& stream, const OrderState& s) const {
   if (!s.version) return storage::Status::InvalidArgument("an order without events has no snapshot");
+  // Checked on the thread that writes, after the delete was acknowledged if it came first:
+  // a snapshot of a deleted order is never written after ForgetOrders removed the last one.
+  if (auto info = log.GetStreamInfo(stream); info && info->has_metadata) {
+    return storage::Status::InvalidArgument("stream '" + stream +
+                                            "' has metadata (it was deleted, truncated or expires): its order is "
+                                            "always loaded from its events, never from a snapshot");
+  }
   if (auto synced = SyncLogThrough(log, s.last_position + 1); !synced.ok()) return synced;
   return WriteSnapshotFile(PathOf(stream), *s.version, EncodeOrderSnapshot(s));
+}
+
+storage::Status OrderSnapshots::Remove(const std::string& stream) const {
+  const std::filesystem::path path = PathOf(stream);
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  for (const auto& p : {path, tmp}) {
+    std::error_code ec;
+    std::filesystem::remove(p, ec);
+    if (ec) return storage::Status::IOError("remove " + p.string() + ": " + ec.message());
+  }
+  return storage::Status::Ok();
+}
+
+storage::Status OrderSnapshots::SyncDirectory() const {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir_, ec)) return storage::Status::Ok();  // no snapshot was ever written
+  return storage::SyncDirectory(dir_);
 }
 
 std::optional<OrderState> OrderSnapshots::Load(const std::string& stream, const storage::Store* log,

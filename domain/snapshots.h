@@ -62,7 +62,9 @@ storage::Status SyncLogThrough(storage::Store& store, uint64_t end);
 // Why a snapshot must not be used with `store`'s log, or "" when it may: the log must hold
 // the event the snapshot ends with, at the same place and with the same commit time. For an
 // order's snapshot (of `stream`) that is the stream's event at state.version; for the
-// projection's, the event before `checkpoint` (none for checkpoint 0). O(log events).
+// projection's, the event before `checkpoint` (none for checkpoint 0); when that event was
+// removed (a delete, a truncation, an expiry: storage/lifecycle.h), the next event the log
+// holds must be no older than `last_timestamp`. O(log events + removed events passed).
 std::string OrderSnapshotMismatch(const storage::Store& store, const std::string& stream, const OrderState& state);
 std::string ProjectionSnapshotMismatch(const storage::Store& store, uint64_t checkpoint, uint64_t last_timestamp);
 
@@ -119,7 +121,14 @@ class OrderSnapshots {
   explicit OrderSnapshots(const std::filesystem::path& data_dir);
 
   // Syncs `log` through the state's last event (SyncLogThrough), then writes the snapshot.
+  // Writes nothing (kInvalidArgument) for a stream that has metadata (deleted, truncated,
+  // expiring: StreamInfo::has_metadata): such an order is always loaded from its events, and
+  // a snapshot of a deleted one would keep what was erased.
   storage::Status Save(storage::Store& log, const std::string& stream, const OrderState& state) const;
+  // Removes the stream's snapshot file and a leftover "<file>.tmp" of an interrupted write;
+  // a file that is not there is no failure. SyncDirectory makes removals durable.
+  storage::Status Remove(const std::string& stream) const;
+  storage::Status SyncDirectory() const;
   // nullopt: none, or one that must not be used (damaged, other format, other stream; with
   // `log`, one the log does not hold the end of). `ignored` (if given) gets why a file that
   // is there is not used, or "".

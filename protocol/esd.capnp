@@ -588,6 +588,23 @@ struct HistoryEvent {
   causedBy @7 :Text;
 }
 
+struct ForgetCustomerResult {
+  union {
+    ok :group {
+      streamsDeleted @0 :UInt64;   # order streams this call hard-deleted (0 when the customer
+                                   # has none left: forgetting again is no error)
+      auditPosition @1 :UInt64;    # $all position of the CustomerForgotten record in $erasures
+    }
+    failed :group {
+      code @2 :RejectCode;         # permissionDenied (needs admin), invalidArgument (an empty
+                                   # customer id), unavailable (the projection has not caught
+                                   # up yet, or the server is stopping), outOfSpace, dataLoss
+      reason @3 :Text;             # for people: what happened, what was done, what to do
+      damage @4 :Damage;           # dataLoss: where the projection stopped at damage
+    }
+  }
+}
+
 interface OrderService {
   createOrder @0 (meta :CommandMeta, orderId :Text, customerId :Text) -> (result :CommandResult);
   addItem @1 (meta :CommandMeta, orderId :Text, sku :Text, quantity :UInt32, unitPriceCents :Int64)
@@ -621,5 +638,14 @@ interface OrderService {
   # without events, and past its end). `damage` (hasDamage) instead of events: the order's
   # stream reaches damaged bytes; `endOfHistory` is then false and `nextVersion`
   # `fromVersion`. An esd older than these fields answers the first 10,000 events only,
-  # with 0 and false.
+  # with 0 and false. A deleted order has no events: empty, endOfHistory.
+
+  forgetCustomer @8 (customerId :Text) -> (result :ForgetCustomerResult);
+  # Erases a customer (GDPR; admin role only; docs/domain.md "Forgetting a customer"): every
+  # order stream of the customer (as the by-customer projection knows them, caught up to the
+  # log's end first) is hard-deleted, its orders leave getOrder and listOrders before this
+  # answers, their snapshots are removed and the projection's snapshot is written again
+  # without them; an audit record (when, which role, how many streams; no customer or order
+  # id) is appended to the system stream $erasures. The events' bytes leave the data
+  # directory at the next scavenge. Idempotent: again, it deletes 0 streams and audits again.
 }

@@ -3,10 +3,12 @@
 #include <kj/debug.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 
 #include "domain/codec.h"
+#include "domain/erasure.h"
 #include "domain/order_history.h"
 #include "log/log.h"
 #include "server/event_store_service.h"
@@ -19,6 +21,14 @@ namespace {
 
 using Outcome = domain::OrderCommands::Outcome;
 constexpr auto kMinPositionTimeout = 5 * kj::SECONDS;
+// forgetCustomer waits this long for the projection to reach the end of the log: longer
+// than a query (it is rare, and an operator waits for it), short enough to answer while
+// the projection catches up after a start.
+constexpr auto kForgetCatchUpTimeout = 30 * kj::SECONDS;
+// Rounds of "catch up, find the customer's orders, delete them": a second one finds an order
+// whose create was in flight while the first one ran; more than a few means orders keep
+// coming, and the caller is told so.
+constexpr int kForgetRounds = 4;
 constexpr uint64_t kCommandResultWords = 64;  // 512 bytes
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
@@ -127,6 +137,27 @@ std::vector<std::string> CommandLabels(const Outcome& o) {
   if (auto* r = std::get_if<domain::Rejection>(&o)) return {"rejected", r->rule};
   if (std::holds_alternative<domain::OrderCommands::Conflict>(o)) return {"conflict", ""};
   return {"failed", ""};
+}
+
+rpc::RejectCode CodeOf(const storage::Status& s) {
+  switch (s.code()) {
+    case storage::Status::Code::kOutOfSpace: return rpc::RejectCode::OUT_OF_SPACE;
+    case storage::Status::Code::kOverloaded: return rpc::RejectCode::OVERLOADED;
+    case storage::Status::Code::kInvalidArgument: return rpc::RejectCode::INVALID_ARGUMENT;
+    default: return s.IsDataLoss() ? rpc::RejectCode::DATA_LOSS : rpc::RejectCode::UNAVAILABLE;
+  }
+}
+
+void FailForget(rpc::ForgetCustomerResult::Builder result, rpc::RejectCode code, const std::string& reason) {
+  auto failed = result.initFailed();
+  failed.setCode(code);
+  failed.setReason(reason);
+}
+
+uint64_t WallClockMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
 }
 
 }  // namespace
@@ -270,10 +301,13 @@ void OrderServiceImpl::HistoryNow(HistoryContext context) {
     FillDamage(results.initDamage(), page.status());
     return;
   }
-  if (!page.ok() && page.status().code() != storage::Status::Code::kNotFound) {
+  // No such order, or a deleted one (its events are gone): nothing more to come.
+  const bool none = !page.ok() && (page.status().code() == storage::Status::Code::kNotFound ||
+                                   page.status().code() == storage::Status::Code::kStreamDeleted);
+  if (!page.ok() && !none) {
     KJ_FAIL_ASSERT("reading the order failed", page.status().ToString());
   }
-  if (!page.ok()) {  // no such order: nothing more to come
+  if (none) {
     results.setEndOfHistory(true);
     return;
   }
@@ -293,6 +327,133 @@ void OrderServiceImpl::HistoryNow(HistoryContext context) {
   }
   results.setNextVersion(page->next.value);
   results.setEndOfHistory(page->end);
+}
+
+kj::Promise<void> OrderServiceImpl::forgetCustomer(ForgetCustomerContext context) {
+  auto result = context.getResults().initResult();
+  if (role_ != Role::kAdmin) {
+    FailForget(result, rpc::RejectCode::PERMISSION_DENIED,
+               std::string("role ") + RoleName(role_) + " may not forget a customer (needs admin)");
+    return kj::READY_NOW;
+  }
+  if (ctx_.stopping) {
+    FailForget(result, rpc::RejectCode::UNAVAILABLE, "the server is shutting down; nothing was done");
+    return kj::READY_NOW;
+  }
+  const std::string customer = Str(context.getParams().getCustomerId());
+  if (customer.empty()) {
+    FailForget(result, rpc::RejectCode::INVALID_ARGUMENT, "the customer id must not be empty; nothing was done");
+    return kj::READY_NOW;
+  }
+  // Every order of the customer written before this call is in the projection once it has
+  // applied the log up to here. Nothing is done while it waits.
+  const uint64_t end = ctx_.store.DurablePosition().value;
+  return ctx_.projection.CaughtUpTo(end, kForgetCatchUpTimeout)
+      .then([this, context, customer, end](ProjectionRunner::Wait wait) mutable {
+        auto result = context.getResults().getResult();
+        if (wait == ProjectionRunner::Wait::kTimeout) {
+          return FailForget(result, rpc::RejectCode::UNAVAILABLE,
+                            "the order projection, which knows the customer's orders, has not reached the end of the "
+                            "log yet (it has applied " + std::to_string(ctx_.projection.checkpoint()) + " of " +
+                                std::to_string(end) + " positions); nothing was done. Run esctl order "
+                                "forget-customer CUSTOMER again once it has caught up (esctl status shows its lag)");
+        }
+        if (wait == ProjectionRunner::Wait::kDamaged) {
+          FailForget(result, rpc::RejectCode::DATA_LOSS,
+                     "the order projection stopped at damage in the log, so the customer's orders cannot all be "
+                     "known; nothing was done");
+          return FillDamage(result.getFailed().initDamage(), *ctx_.projection.damage());
+        }
+        ForgetNow(result, customer);
+      });
+}
+
+void OrderServiceImpl::ForgetNow(rpc::ForgetCustomerResult::Builder result, const std::string& customer) {
+  // One turn of the event loop, which waits here for the writer and the disk (a few group
+  // commits and file syncs, and the projection's snapshot): no command is decided and no
+  // caller can go away in between, so no step is left half done by a cancelled call. An
+  // operator's rare request, as `snapshot create` is.
+  uint64_t deleted = 0;
+  storage::Status failure = storage::Status::Ok();
+  std::string failed_at;
+  bool all_gone = false;
+  for (int round = 0; round <= kForgetRounds && failure.ok(); ++round) {
+    // Orders whose creates were in flight when the wait ended come in here.
+    if (auto s = ctx_.projection.CatchUpNow(); !s.ok()) {
+      failure = s;
+      failed_at = "the order projection stopped at damage in the log";
+      break;
+    }
+    const std::vector<std::string> ids = ctx_.projection.OrdersOf(customer);
+    if (ids.empty()) {
+      all_gone = true;
+      break;
+    }
+    if (round == kForgetRounds) break;  // orders keep coming: said below
+    // Snapshots first: while this turn lasts no command can queue another, and once the
+    // streams are deleted none is written for them again (OrderSnapshots::Save).
+    std::promise<storage::Status> removed;
+    auto removal = removed.get_future();
+    ctx_.orders.ForgetOrders(ids, [&removed](storage::Status s) { removed.set_value(std::move(s)); });
+    if (auto s = removal.get(); !s.ok()) {
+      failure = s;
+      failed_at = "removing the orders' snapshot files failed";
+      break;
+    }
+    domain::HardDeleted hard = domain::HardDeleteOrders(ctx_.store, ids);
+    deleted += hard.deleted;
+    ctx_.projection.Drop(hard.gone);  // at once: before this answers
+    if (!hard.failure.ok()) {
+      failure = hard.failure;
+      failed_at = "hard-deleting the order streams failed";
+    }
+  }
+  // Rewritten even when nothing was deleted now: an earlier call that did not finish may
+  // have left the orders in the last snapshot (a restart drops them from memory only).
+  if (failure.ok()) {
+    if (auto s = ctx_.projection.SaveSnapshot(); !s.ok()) {
+      failure = s;
+      failed_at = "rewriting the order projection's snapshot failed";
+    }
+  }
+  // The audit record says what was done, also when not all of it was.
+  std::optional<uint64_t> audit_position;
+  storage::Status audit_failure = storage::Status::Ok();
+  if (failure.ok() || deleted > 0) {
+    auto audited = domain::AppendErasureAudit(ctx_.store, {WallClockMicros(), RoleName(role_), deleted});
+    if (audited.ok()) {
+      audit_position = audited->last_position.value;
+    } else {
+      audit_failure = audited.status();
+    }
+  }
+  // No customer id in the log either: it is not to be kept anywhere.
+  log::Info("forget-customer (role {}): {} order streams hard-deleted{}{}", RoleName(role_), deleted,
+            audit_position ? "; audit record at position " + std::to_string(*audit_position) : std::string(),
+            failure.ok() ? std::string() : "; " + failed_at + ": " + failure.ToString());
+  const std::string again = "run esctl order forget-customer CUSTOMER again to finish (it deletes what is left)";
+  if (!failure.ok()) {
+    FailForget(result, CodeOf(failure),
+               failed_at + " (" + failure.ToString() + ") after " + std::to_string(deleted) +
+                   " order streams of the customer were hard-deleted; " + again);
+    if (failure.IsDataLoss()) FillDamage(result.getFailed().initDamage(), failure);
+    return;
+  }
+  if (!audit_position) {
+    FailForget(result, CodeOf(audit_failure),
+               std::to_string(deleted) + " order streams of the customer were hard-deleted, but the audit record "
+               "could not be written (" + audit_failure.ToString() + "); " + again + " and to write it");
+    return;
+  }
+  if (!all_gone) {
+    FailForget(result, rpc::RejectCode::UNAVAILABLE,
+               "orders of the customer kept being created while they were deleted (" + std::to_string(deleted) +
+                   " order streams hard-deleted so far); " + again);
+    return;
+  }
+  auto ok = result.initOk();
+  ok.setStreamsDeleted(deleted);
+  ok.setAuditPosition(*audit_position);
 }
 
 }  // namespace esd::server

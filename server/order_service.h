@@ -26,12 +26,16 @@ class OrderServiceImpl final : public LoggedCalls<rpc::OrderService> {
   kj::Promise<void> getOrder(GetOrderContext context) override;
   kj::Promise<void> listOrders(ListOrdersContext context) override;
   kj::Promise<void> history(HistoryContext context) override;
+  // GDPR erasure, admin only: docs/domain.md "Forgetting a customer".
+  kj::Promise<void> forgetCustomer(ForgetCustomerContext context) override;
 
  private:
   template <typename Context>
   kj::Promise<void> Command(Context context, rpc::CommandMeta::Reader meta, domain::OrderCommand command);
 
   void HistoryNow(HistoryContext context);
+  // The erasure itself, once the projection has caught up: in one turn of the event loop.
+  void ForgetNow(rpc::ForgetCustomerResult::Builder result, const std::string& customer_id);
 
   ServerContext& ctx_;
   kj::Own<ConnectionState> connection_;

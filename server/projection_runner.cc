@@ -33,9 +33,9 @@ void ProjectionRunner::Start() {
   loop_ = Loop().eagerlyEvaluate([](kj::Exception&& e) { KJ_LOG(ERROR, "the order projection stopped", e); });
 }
 
-kj::Promise<void> ProjectionRunner::Loop() {
+storage::Result<uint64_t> ProjectionRunner::Slice(uint64_t max_events) {
   const uint64_t before = projection_.checkpoint(), skipped_before = projection_.skipped_events();
-  auto read = projection_.CatchUp(store_, kSlice);
+  auto read = projection_.CatchUp(store_, max_events);
   CountSkipped(projection_, skipped_before);
   // What was applied before a failure was read from verified batches, and counts.
   applied_since_snapshot_ += projection_.checkpoint() - before;
@@ -46,8 +46,30 @@ kj::Promise<void> ProjectionRunner::Loop() {
       KJ_FAIL_ASSERT("reading $all for the order projection failed", read.status().ToString());
     }
     StopAtDamage(read.status());
-    return kj::READY_NOW;  // the loop ends here; queries go on from what was applied
   }
+  return read;
+}
+
+storage::Status ProjectionRunner::CatchUpNow() {
+  if (damage_) return *damage_;
+  while (true) {
+    auto read = Slice(kSlice);
+    if (!read.ok()) return read.status();
+    if (*read < kSlice) return storage::Status::Ok();
+  }
+}
+
+void ProjectionRunner::Drop(const std::vector<std::string>& order_ids) {
+  for (const auto& id : order_ids) {
+    projection_.Drop(id);
+    if (rebuilding_.get() != nullptr) rebuilding_->Drop(id);
+  }
+}
+
+kj::Promise<void> ProjectionRunner::Loop() {
+  if (damage_) return kj::READY_NOW;  // CatchUpNow met it: the loop ends too
+  auto read = Slice(kSlice);
+  if (!read.ok()) return kj::READY_NOW;  // the loop ends here; queries go on from what was applied
   if (snapshot_every_ > 0 && applied_since_snapshot_ >= snapshot_every_ &&
       timer_.now() - last_snapshot_ >= snapshot_interval_) {
     SaveSnapshotInBackground();
@@ -89,6 +111,16 @@ void ProjectionRunner::CountSkipped(const domain::OrderProjection& p, uint64_t b
 kj::Promise<ProjectionRunner::Wait> ProjectionRunner::WaitFor(uint64_t position, kj::Duration timeout) {
   if (position == 0 || position < projection_.checkpoint()) return Wait::kApplied;  // 0: no wait asked for
   if (damage_) return Wait::kDamaged;  // it will not get there
+  return AddWaiter(position, timeout);
+}
+
+kj::Promise<ProjectionRunner::Wait> ProjectionRunner::CaughtUpTo(uint64_t end, kj::Duration timeout) {
+  if (end <= projection_.checkpoint()) return Wait::kApplied;
+  if (damage_) return Wait::kDamaged;
+  return AddWaiter(end - 1, timeout);  // woken once the event at end - 1 is applied
+}
+
+kj::Promise<ProjectionRunner::Wait> ProjectionRunner::AddWaiter(uint64_t position, kj::Duration timeout) {
   auto paf = kj::newPromiseAndFulfiller<Wait>();
   const std::pair<uint64_t, uint64_t> key(position, next_waiter_++);
   waiters_->emplace(key, kj::mv(paf.fulfiller));

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "domain/projections.h"
 #include "server/damage_log.h"
@@ -45,6 +46,24 @@ class ProjectionRunner {
   // stopped at damage before applying it; kTimeout after `timeout`.
   // A wait that ends (or that the caller drops) leaves nothing behind.
   kj::Promise<Wait> WaitFor(uint64_t position, kj::Duration timeout);
+  // The same for "every event below `end`" (no exception for 0): kApplied once the
+  // checkpoint has reached `end`.
+  kj::Promise<Wait> CaughtUpTo(uint64_t end, kj::Duration timeout);
+
+  // For forget-customer (server/order_service.cc), on this loop, between two turns of the
+  // catch-up:
+  // Applies, now, every durable event the projection has not applied, as the loop would
+  // (waiters woken, counted, damage stops it): after a CaughtUpTo, only what came since.
+  // The damage when it stops there.
+  storage::Status CatchUpNow();
+  // The ids of the customer's orders in the live projection, whatever their status.
+  std::vector<std::string> OrdersOf(const std::string& customer_id) const {
+    return projection_.OrdersOf(customer_id);
+  }
+  // Drops the orders from the live projection and from a rebuild in progress: GetOrder and
+  // ListOrders no longer answer them, and no snapshot from now on holds them. (The
+  // tombstones of their streams would drop them when applied: this is for "at once".)
+  void Drop(const std::vector<std::string>& order_ids);
   size_t waiter_count() const { return waiters_->size(); }
 
   // The damage the projection stopped at (its checkpoint is the damage's position); nullptr
@@ -81,6 +100,10 @@ class ProjectionRunner {
 
  private:
   kj::Promise<void> Loop();
+  // One slice of catch-up with the loop's bookkeeping (checkpoint copy, waiters, skipped
+  // events, damage). The events read, or the damage it stopped at.
+  storage::Result<uint64_t> Slice(uint64_t max_events);
+  kj::Promise<Wait> AddWaiter(uint64_t key, kj::Duration timeout);
   void WakeWaiters();
   void StopAtDamage(const storage::Status& damage);
   // Counts what `p` skipped since `before` (its skipped_events() then), logging the first.

@@ -90,6 +90,7 @@ commands:
   list --customer C [--status S] [--min-position P]
                                              a customer's orders, newest first
   history ID                                 every event of the order, oldest first
+  forget-customer CUSTOMER                   erase a customer's orders for good (GDPR; admin)
 
 Commands that write take --command-id ID: a retry with the same id (after a timeout or a
 lost connection) is answered with the first outcome and writes nothing new. An id names one
@@ -538,6 +539,29 @@ fields as a JSON value), commandId, correlationId and causedBy. An order without
 an error (exit 1).
 )",
        "ID"},
+      {"order forget-customer",
+       1,
+       {},
+       R"(usage: esctl order forget-customer CUSTOMER
+
+Erases customer CUSTOMER (GDPR; needs the admin role): every order stream of the customer is
+hard-deleted (it can never be written or read again), its orders leave `order get` and
+`order list` before this returns, their snapshots are deleted and the order projection's
+snapshot is written again without them. An audit record stays in the system stream
+$erasures: when, by which role, how many streams; no customer or order id. Prints how many
+order streams were deleted and the audit record's position. The events' bytes leave the data
+directory at the next scavenge (esctl scavenge start). Running it again is no error: it
+deletes 0 streams (or what a failed run left) and writes another audit record.
+
+With --json, one object: result, customerId, streamsDeleted, auditPosition (or result
+"failed", code and message).
+
+exit codes: 0 forgotten; 1 failure (cannot connect, permission denied: not an admin token,
+server unavailable or the projection still catching up: run it again); 2 bad usage (an empty
+CUSTOMER); 4 the order projection stopped at damaged bytes of the log (file, offset and
+position on stderr): nothing was done
+)",
+       "CUSTOMER"},
       {"help", 0, {}, "usage: esctl help [COMMAND]\n"},
   };
   return kCommands;
@@ -696,7 +720,8 @@ bool HasHelp(std::string_view command) { return FindCommand(command) != nullptr;
 
 std::string HelpText(const std::string& command) {
   if (const CommandSpec* spec = FindCommand(command)) {
-    const bool order = command == "order" || command.rfind("order ", 0) == 0;
+    // forget-customer is no command on one order: its help says its own exit codes.
+    const bool order = (command == "order" || command.rfind("order ", 0) == 0) && command != "order forget-customer";
     return std::string(spec->help) + (order ? std::string(kOrderExitCodes) : std::string()) +
            "\nglobal options: --connect ADDR, --token T, --json, --tls, --tls-ca FILE, --data-dir DIR (see esctl help);\n"
            "the exit codes mean the same for every command (the table: esctl help)\n";

@@ -254,6 +254,52 @@ int History(const Invocation& inv, const Connector& connect) {
   return kExitOk;
 }
 
+int ForgetCustomer(const Invocation& inv, const Connector& connect, const ErrorReporter& report) {
+  const std::string customer = inv.positional[0];
+  if (customer.empty()) throw UsageError(inv.command + ": the customer ID must not be empty");
+  const std::string again = "esctl order forget-customer " + customer;
+  auto c = connect();  // errors here propagate: nothing was sent
+  client::ForgetOutcome o;
+  try {
+    o = c->ForgetCustomer(customer);
+  } catch (const client::Error& e) {
+    const int code = report(e);
+    Note("the erasure may or may not have been done, in whole or in part; to finish it, run " + again +
+         " again (forgetting a customer again deletes what is left, and is no error)");
+    return code;
+  }
+  const bool json = inv.global.json;
+  if (o.ok) {
+    if (json) {
+      Print(JsonObject()
+                .String("result", "ok")
+                .String("customerId", customer)
+                .Number("streamsDeleted", o.streams_deleted)
+                .Number("auditPosition", o.audit_position)
+                .Done() +
+            "\n");
+    } else {
+      Print("customer " + Quoted(customer) + " forgotten: " + std::to_string(o.streams_deleted) +
+            " order stream(s) hard-deleted; audit record at position " + std::to_string(o.audit_position) +
+            " of $erasures\n");
+    }
+    // The bytes are only unreachable until a scavenge rewrites the segments that hold them.
+    Note("their events are unreadable now; their bytes leave the data directory at the next scavenge (esctl "
+         "scavenge start)");
+    return kExitOk;
+  }
+  if (json) {
+    Print(JsonObject().String("result", "failed").String("code", o.code).String("message", o.message).Done() + "\n");
+  }
+  if (o.damage) return ReportDamage(*o.damage, "the customer was not forgotten: " + o.message);
+  std::string what = "the server did not forget the customer (" + o.code + "): " + o.message;
+  if (o.code == "permission-denied") {
+    what += "\nForgetting a customer needs a token with the admin role; pass one with --token or $ESD_TOKEN.";
+  }
+  Note(what);
+  return ExitForRejectCode(o.code);
+}
+
 }  // namespace
 
 int ReportDamage(const client::Damage& damage, const std::string& context) {
@@ -267,6 +313,7 @@ int RunOrder(const Invocation& inv, const Connector& connect, const ErrorReporte
   if (inv.command == "order get") return Get(inv, connect);
   if (inv.command == "order list") return List(inv, connect);
   if (inv.command == "order history") return History(inv, connect);
+  if (inv.command == "order forget-customer") return ForgetCustomer(inv, connect, report);
   return RunWrite(inv, connect, report);
 }
 

@@ -467,6 +467,118 @@ TEST_F(OrderCommandsTest, ARetryIsRecognisedFromTheKeptOrder) {
   EXPECT_EQ(store_->DurablePosition(), storage::GlobalPosition(2)) << "nothing new was written";
 }
 
+// ---- deleted orders (storage/lifecycle.h) ----
+
+TEST_F(OrderCommandsTest, AHardDeletedOrderIsNotFoundToCommandsAndCannotBeCreatedAgain) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));
+  ASSERT_TRUE(store_->DeleteStreamSync("order-o1", storage::ExpectedVersion::Any(), true).ok());
+  OrderCommands::LoadStats stats;
+  auto loaded = orders.Load("o1", &stats);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->status, OrderStatus::kNone);
+  EXPECT_TRUE(stats.hard_deleted);
+  EXPECT_EQ(stats.cached_version, std::nullopt) << "the state kept in memory was not used";
+  EXPECT_EQ(std::get<Rejection>(orders.Execute(AddItem{"o1", "pear", 1, 1}, Ctx("cmd-3"))).rule, "order-not-found");
+  const Rejection again = std::get<Rejection>(orders.Execute(CreateOrder{"o1", "c2"}, Ctx("cmd-4")));
+  EXPECT_EQ(again.rule, "order-deleted");
+  EXPECT_NE(again.message.find("esctl order create NEW-ID"), std::string::npos) << again.message;
+  // The retry of a command the order had applied is no retry now: its order is gone.
+  EXPECT_EQ(std::get<Rejection>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2"))).rule, "order-not-found");
+}
+
+TEST_F(OrderCommandsTest, ACommandDecidedBeforeAHardDeleteIsAnsweredAsIfAfterIt) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  auto prepared = orders.Prepare(AddItem{"o1", "pear", 1, 1}, Ctx("cmd-2"));
+  auto& plan = std::get<OrderCommands::Plan>(prepared);
+  ASSERT_TRUE(store_->DeleteStreamSync("order-o1", storage::ExpectedVersion::Any(), true).ok());
+  auto appended = store_->AppendSync(plan.stream, plan.expected, plan.events);
+  ASSERT_EQ(appended.status().code(), storage::Status::Code::kStreamDeleted) << appended.status().ToString();
+  auto outcome = orders.Finish(plan, appended);
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ(std::get<Rejection>(*outcome).rule, "order-not-found");
+}
+
+TEST_F(OrderCommandsTest, ASoftDeletedOrderIsNotFoundAndACreateStartsItAgainAfterItsLastVersion) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));
+  ASSERT_TRUE(store_->DeleteStreamSync("order-o1", storage::ExpectedVersion::Any(), false).ok());
+  EXPECT_EQ(orders.Load("o1")->status, OrderStatus::kNone);
+  EXPECT_EQ(std::get<Rejection>(orders.Execute(PlaceOrder{"o1"}, Ctx("cmd-3"))).rule, "order-not-found");
+  const auto created = As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c2"}, Ctx("cmd-4")));
+  EXPECT_EQ(created.first_version, 2u) << "versions continue after the deleted ones";
+  const auto again = orders.Load("o1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->customer_id, "c2");
+  EXPECT_TRUE(again->lines.empty()) << "nothing of the deleted order comes back";
+}
+
+TEST_F(OrderCommandsTest, AKeptStateOrASnapshotOfADeletedOrderIsNeverUsed) {
+  OrderCommands::Options every_two;
+  every_two.snapshot_every = 2;
+  OrderCommands orders(*store_, every_two);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  As<OrderCommands::Accepted>(orders.Execute(AddItem{"o1", "apple", 3, 50}, Ctx("cmd-2")));  // a snapshot
+  ASSERT_TRUE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-o1")));
+  ASSERT_EQ(orders.cached_orders(), 1u);
+  ASSERT_TRUE(store_->DeleteStreamSync("order-o1", storage::ExpectedVersion::Any(), false).ok());
+  OrderCommands::LoadStats stats;
+  EXPECT_EQ(orders.Load("o1", &stats)->status, OrderStatus::kNone);
+  EXPECT_EQ(stats.cached_version, std::nullopt);
+  EXPECT_EQ(stats.snapshot_version, std::nullopt);
+  EXPECT_EQ(stats.snapshot_ignored, "") << "not looked at: no failure to count";
+  EXPECT_EQ(orders.cached_orders(), 0u) << "the kept state was dropped";
+  // A new OrderCommands (a restart) does not read the old file either.
+  OrderCommands restarted(*store_, every_two);
+  EXPECT_EQ(restarted.Load("o1", &stats)->status, OrderStatus::kNone);
+  EXPECT_EQ(stats.snapshot_version, std::nullopt);
+}
+
+TEST_F(OrderCommandsTest, ForgetOrdersRemovesTheirSnapshotsAfterTheWritesQueuedBeforeIt) {
+  std::vector<std::function<void()>> queue;
+  OrderCommands::Options every_two;
+  every_two.snapshot_every = 2;
+  every_two.write_snapshot = [&queue](std::function<void()> job) { queue.push_back(std::move(job)); };
+  OrderCommands orders(*store_, every_two);
+  for (const char* id : {"o1", "o2"}) {
+    As<OrderCommands::Accepted>(orders.Execute(CreateOrder{id, "c1"}, Ctx(std::string("create-") + id)));
+    As<OrderCommands::Accepted>(orders.Execute(AddItem{id, "apple", 3, 50}, Ctx(std::string("add-") + id)));
+  }
+  ASSERT_EQ(queue.size(), 2u);  // two snapshot writes queued, not run yet
+  std::optional<storage::Status> done;
+  orders.ForgetOrders({"o1"}, [&done](storage::Status s) { done = s; });
+  EXPECT_EQ(orders.cached_orders(), 1u) << "o1's kept state is dropped at once";
+  ASSERT_EQ(queue.size(), 3u);
+  EXPECT_FALSE(done.has_value()) << "the removal waits for its turn";
+  for (auto& job : queue) job();
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(done->ok()) << done->ToString();
+  const OrderSnapshots snapshots(dir_.path());
+  EXPECT_FALSE(std::filesystem::exists(snapshots.PathOf("order-o1")));
+  EXPECT_TRUE(std::filesystem::exists(snapshots.PathOf("order-o2")));
+  // Removing what is not there is no failure.
+  orders.ForgetOrders({"o1", "never"}, [&done](storage::Status s) { done = s; });
+  queue.back()();
+  EXPECT_TRUE(done->ok()) << done->ToString();
+}
+
+TEST_F(OrderCommandsTest, NoSnapshotIsWrittenForAnOrderWhoseStreamWasDeleted) {
+  OrderCommands orders(*store_);
+  As<OrderCommands::Accepted>(orders.Execute(CreateOrder{"o1", "c1"}, Ctx("cmd-1")));
+  const OrderState state = orders.Load("o1").value();
+  ASSERT_TRUE(store_->DeleteStreamSync("order-o1", storage::ExpectedVersion::Any(), true).ok());
+  const OrderSnapshots snapshots(dir_.path());
+  const storage::Status saved = snapshots.Save(*store_, "order-o1", state);  // a write queued before the delete
+  EXPECT_EQ(saved.code(), storage::Status::Code::kInvalidArgument) << saved.ToString();
+  EXPECT_FALSE(std::filesystem::exists(snapshots.PathOf("order-o1")));
+  auto on_demand = orders.SaveSnapshot("o1");
+  ASSERT_TRUE(on_demand.ok()) << on_demand.status().ToString();
+  EXPECT_FALSE(on_demand->has_value()) << "a deleted order has no events to snapshot";
+}
+
 TEST(OrderIdOf, NamesTheIdOfAnOrderStreamOnly) {
   EXPECT_EQ(OrderIdOf("order-o1"), "o1");
   EXPECT_EQ(OrderIdOf(OrderStream("x-y")), "x-y");

@@ -89,3 +89,49 @@ TEST_F(OrderHistoryTest, AsOfTimeIncludesExactlyTheEventsCommittedByThen) {
 
 }  // namespace
 }  // namespace esd::domain
+
+namespace esd::domain {
+namespace {
+
+TEST_F(OrderHistoryTest, AHardDeletedOrderHasNoHistoryAndIsNotFoundAsOfAnyVersionOrTime) {
+  const auto events = OrderHistory(*store_).Events("h1").value();
+  ASSERT_TRUE(store_->DeleteStreamSync("order-h1", storage::ExpectedVersion::Any(), true).ok());
+  {
+    const OrderHistory history(*store_);
+    auto trail = history.Events("h1");
+    ASSERT_TRUE(trail.ok()) << trail.status().ToString();
+    EXPECT_TRUE(trail->empty());
+    for (uint64_t v : {uint64_t{0}, uint64_t{3}, uint64_t{7}, UINT64_MAX}) {
+      auto at = history.AsOfVersion("h1", v);
+      ASSERT_TRUE(at.ok()) << at.status().ToString();
+      EXPECT_EQ(at->status, OrderStatus::kNone) << v;
+    }
+    for (const auto& e : events) {
+      auto at = history.AsOfTime("h1", e.timestamp);
+      ASSERT_TRUE(at.ok()) << at.status().ToString();
+      EXPECT_EQ(at->status, OrderStatus::kNone);
+    }
+  }
+}
+
+TEST_F(OrderHistoryTest, AnOrderCreatedAgainAfterASoftDeleteHasOnlyItsNewPast) {
+  const auto old = OrderHistory(*store_).Events("h1").value();
+  ASSERT_TRUE(store_->DeleteStreamSync("order-h1", storage::ExpectedVersion::Any(), false).ok());
+  EXPECT_TRUE(OrderHistory(*store_).Events("h1")->empty());
+  EXPECT_EQ(OrderHistory(*store_).AsOfTime("h1", old.back().timestamp)->status, OrderStatus::kNone);
+  OrderCommands orders(*store_);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(
+      orders.Execute(CreateOrder{"h1", "someone-else"}, {"again", "", ""})));
+  const OrderHistory history(*store_);
+  auto trail = history.Events("h1").value();
+  ASSERT_EQ(trail.size(), 1u);
+  EXPECT_EQ(trail[0].version, old.size());
+  EXPECT_EQ(history.AsOfTime("h1", old.back().timestamp)->status, OrderStatus::kNone)
+      << "before it was created again, the order was gone";
+  auto now = history.AsOfTime("h1", trail[0].timestamp);
+  EXPECT_EQ(now->customer_id, "someone-else");
+  EXPECT_EQ(history.AsOfVersion("h1", 7)->status, OrderStatus::kNone);
+}
+
+}  // namespace
+}  // namespace esd::domain

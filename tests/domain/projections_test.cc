@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -297,6 +299,163 @@ TEST_F(ProjectionsTest, ListOrdersPagesEveryOrderOnceNewestFirst) {
   EXPECT_EQ(p.List("bob", std::nullopt, 10, "")->orders.size(), 1u);
   EXPECT_TRUE(p.List("nobody", std::nullopt, 10, "")->orders.empty());
   EXPECT_FALSE(p.List("alice", std::nullopt, 10, "not-a-token").has_value());
+}
+
+}  // namespace
+}  // namespace esd::domain
+
+namespace esd::domain {
+namespace {
+
+// ---- deleted orders (storage/lifecycle.h) ----
+
+class DeletedOrdersProjectionTest : public ProjectionsTest {
+ protected:
+  // o1 and o2 of "gone", o3 of "kept"; each with an item.
+  void ThreeOrders() {
+    OrderCommands exec(*store_);
+    int n = 0;
+    for (auto [id, customer] : {std::pair{"o1", "gone"}, {"o2", "gone"}, {"o3", "kept"}}) {
+      ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(
+          exec.Execute(CreateOrder{id, customer}, {"c" + std::to_string(n++), "", ""})));
+      ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(
+          exec.Execute(AddItem{id, "sku", 1, 100}, {"c" + std::to_string(n++), "", ""})));
+    }
+  }
+  void Delete(const std::string& order_id, bool hard) {
+    auto deleted = store_->DeleteStreamSync(OrderStream(order_id), storage::ExpectedVersion::Any(), hard);
+    ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  }
+  static std::vector<std::string> Listed(const OrderProjection& p, const std::string& customer) {
+    std::vector<std::string> ids;
+    const auto page = p.List(customer, std::nullopt, 100, "");
+    for (const OrderState* o : page->orders) ids.push_back(o->order_id);
+    return ids;
+  }
+};
+
+TEST_F(DeletedOrdersProjectionTest, AHardDeleteSeenLiveDropsTheOrderFromGetAndList) {
+  ThreeOrders();
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  ASSERT_NE(p.Get("o1"), nullptr);
+  Delete("o1", /*hard=*/true);
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.Get("o1"), nullptr);
+  EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{"o2"});
+  EXPECT_EQ(Listed(p, "kept"), std::vector<std::string>{"o3"});
+  EXPECT_EQ(p.checkpoint(), store_->DurablePosition().value);
+}
+
+TEST_F(DeletedOrdersProjectionTest, ASoftDeleteDropsTheOrderTooAndACreateAfterItStartsAfresh) {
+  ThreeOrders();
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  Delete("o2", /*hard=*/false);
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.Get("o2"), nullptr);
+  EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{"o1"});
+  // Created again, for someone else: only its new events count.
+  OrderCommands exec(*store_);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(exec.Execute(CreateOrder{"o2", "kept"}, {"again", "", ""})));
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  ASSERT_NE(p.Get("o2"), nullptr);
+  EXPECT_EQ(p.Get("o2")->customer_id, "kept");
+  EXPECT_TRUE(p.Get("o2")->lines.empty());
+  EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{"o1"});
+  EXPECT_EQ(Rebuilt(), p);
+}
+
+TEST_F(DeletedOrdersProjectionTest, ADeleteWhoseTombstoneALaterMetadataChangeReplacedStillDropsTheOrder) {
+  ThreeOrders();
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  Delete("o1", /*hard=*/false);
+  // "$$order-o1" keeps its last event only: the tombstone is no longer read.
+  storage::StreamMetadata custom;
+  custom.custom = "note";
+  auto changed = store_->SetStreamMetadataSync("order-o1", storage::ExpectedVersion::Any(), custom);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.Get("o1"), nullptr);
+  EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{"o2"});
+  EXPECT_EQ(p, Rebuilt());
+}
+
+TEST_F(DeletedOrdersProjectionTest, ACatchUpThatMeetsTheDeleteLaterNeverHoldsTheOrder) {
+  ThreeOrders();
+  Delete("o1", /*hard=*/true);
+  Delete("o3", /*hard=*/false);
+  // From position 0 (a rebuild, or a restart without snapshot): the events are not read.
+  OrderProjection p = Rebuilt();
+  EXPECT_EQ(p.Get("o1"), nullptr);
+  EXPECT_EQ(p.Get("o3"), nullptr);
+  EXPECT_NE(p.Get("o2"), nullptr);
+  EXPECT_EQ(p.order_count(), 1u);
+  EXPECT_EQ(Listed(p, "kept"), std::vector<std::string>{});
+  EXPECT_EQ(p.checkpoint(), store_->DurablePosition().value);
+}
+
+TEST_F(DeletedOrdersProjectionTest, ARestartFromASnapshotTakenBeforeTheDeleteDropsTheOrderAtCatchUp) {
+  ThreeOrders();
+  OrderProjection before;
+  ASSERT_TRUE(before.CatchUp(*store_).ok());
+  const auto path = ProjectionSnapshotPath(dir_.path());
+  ASSERT_TRUE(before.SaveSnapshot(*store_, path).ok());
+  Delete("o1", /*hard=*/true);
+  OrderProjection restarted = OrderProjection::LoadSnapshot(*store_, path);
+  ASSERT_NE(restarted.Get("o1"), nullptr);  // the snapshot still holds it ...
+  ASSERT_TRUE(restarted.CatchUp(*store_).ok());
+  EXPECT_EQ(restarted.Get("o1"), nullptr);  // ... until the tombstone is applied
+  EXPECT_EQ(restarted, Rebuilt());
+}
+
+TEST_F(DeletedOrdersProjectionTest, ASnapshotWhoseLastEventWasDeletedSinceIsStillUsed) {
+  ThreeOrders();  // the last event, before the checkpoint, is o3's
+  OrderProjection before;
+  ASSERT_TRUE(before.CatchUp(*store_).ok());
+  const auto path = ProjectionSnapshotPath(dir_.path());
+  ASSERT_TRUE(before.SaveSnapshot(*store_, path).ok());
+  Delete("o3", /*hard=*/true);
+  std::string ignored;
+  OrderProjection restarted = OrderProjection::LoadSnapshot(*store_, path, &ignored);
+  EXPECT_EQ(ignored, "") << "not a log that lost its end: a restart need not replay from 0";
+  EXPECT_EQ(restarted.checkpoint(), before.checkpoint());
+  ASSERT_TRUE(restarted.CatchUp(*store_).ok());
+  EXPECT_EQ(restarted.Get("o3"), nullptr);
+  EXPECT_EQ(restarted, Rebuilt());
+}
+
+TEST_F(DeletedOrdersProjectionTest, DropForgetsTheOrderAtOnceAndItsSnapshotDoesNotHoldIt) {
+  ThreeOrders();
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.OrdersOf("gone").size(), 2u);
+  for (const auto& id : p.OrdersOf("gone")) EXPECT_TRUE(p.Drop(id));
+  EXPECT_FALSE(p.Drop("o1"));  // not there any more
+  EXPECT_TRUE(p.OrdersOf("gone").empty());
+  EXPECT_EQ(Listed(p, "gone"), std::vector<std::string>{});
+  EXPECT_EQ(p.Get("o2"), nullptr);
+  const auto path = ProjectionSnapshotPath(dir_.path());
+  ASSERT_TRUE(p.SaveSnapshot(*store_, path).ok());
+  std::ifstream f(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.find("gone"), std::string::npos);
+  EXPECT_NE(bytes.find("kept"), std::string::npos);
+  OrderProjection loaded = OrderProjection::LoadSnapshot(*store_, path);
+  EXPECT_EQ(loaded.order_count(), 1u);
+  EXPECT_TRUE(loaded.OrdersOf("gone").empty());
+}
+
+TEST_F(DeletedOrdersProjectionTest, OrdersOfListsEveryStatusNewestFirst) {
+  ThreeOrders();
+  OrderCommands exec(*store_);
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(exec.Execute(PlaceOrder{"o1"}, {"p1", "", ""})));
+  ASSERT_TRUE(std::holds_alternative<OrderCommands::Accepted>(exec.Execute(CancelOrder{"o2", "r"}, {"x2", "", ""})));
+  OrderProjection p;
+  ASSERT_TRUE(p.CatchUp(*store_).ok());
+  EXPECT_EQ(p.OrdersOf("gone"), (std::vector<std::string>{"o2", "o1"}));
+  EXPECT_TRUE(p.OrdersOf("nobody").empty());
 }
 
 }  // namespace

@@ -356,3 +356,35 @@ TEST_F(SnapshotsTest, ParsingBytesInMemoryChecksWhatReadingAFileChecks) {
 
 }  // namespace
 }  // namespace esd::domain
+
+namespace esd::domain {
+namespace {
+
+TEST_F(SnapshotsTest, RemoveTakesTheFileAndALeftoverTmpAndMissingOnesAreNoFailure) {
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 60);  // crosses 50: a snapshot
+  const OrderSnapshots snapshots(dir_.path());
+  const auto path = snapshots.PathOf("order-s1");
+  ASSERT_TRUE(std::filesystem::exists(path));
+  std::ofstream(path.string() + ".tmp") << "an interrupted write";
+  ASSERT_TRUE(snapshots.Remove("order-s1").ok());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+  EXPECT_TRUE(snapshots.Remove("order-s1").ok());
+  EXPECT_TRUE(snapshots.SyncDirectory().ok());
+  EXPECT_TRUE(OrderSnapshots(dir_.path() / "elsewhere").SyncDirectory().ok()) << "no directory: nothing to sync";
+}
+
+TEST_F(SnapshotsTest, AStreamWithMetadataGetsNoSnapshot) {
+  OrderCommands orders(*store_, options_);
+  Fill(orders, 3);
+  const OrderState state = orders.Load("s1").value();
+  ASSERT_TRUE(store_->DeleteStreamSync("order-s1", storage::ExpectedVersion::Any(), true).ok());
+  const storage::Status saved = OrderSnapshots(dir_.path()).Save(*store_, "order-s1", state);
+  EXPECT_EQ(saved.code(), storage::Status::Code::kInvalidArgument);
+  EXPECT_NE(saved.message().find("has metadata"), std::string::npos) << saved.message();
+  EXPECT_FALSE(std::filesystem::exists(OrderSnapshots(dir_.path()).PathOf("order-s1")));
+}
+
+}  // namespace
+}  // namespace esd::domain

@@ -12,6 +12,7 @@
 #include <thread>
 #include <limits>
 
+#include "domain/order_commands.h"
 #include "storage/test_util.h"
 
 namespace esd::server {
@@ -136,6 +137,47 @@ TEST(ProjectionRunner, APeriodicSnapshotIsWrittenOffTheEventLoop) {
   EXPECT_EQ(h.runner.WaitFor(2, 5 * kj::SECONDS).wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
   EXPECT_FALSE(gate.released_by_guard()) << "the query waited for the snapshot's write";
   gate.Open();
+}
+
+}  // namespace
+}  // namespace esd::server
+
+namespace esd::server {
+namespace {
+
+// What forget-customer uses: a wait for "everything below the end", a catch-up now, and
+// dropping orders at once.
+TEST(ProjectionRunner, CaughtUpToWaitsForEveryEventBelowTheEndEvenTheFirst) {
+  Harness h;
+  EXPECT_EQ(h.runner.CaughtUpTo(0, 5 * kj::SECONDS).wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
+  // The event at position 0 is what "end 1" waits for (WaitFor(0) would not wait at all).
+  ASSERT_TRUE(h.store->AppendSync("other", storage::ExpectedVersion::Any(), MakeEvents("other", 0, 1)).ok());
+  auto waited = h.runner.CaughtUpTo(1, 5 * kj::SECONDS);
+  EXPECT_EQ(h.runner.waiter_count(), 1u) << "not applied yet: the runner has not started";
+  h.runner.Start();
+  EXPECT_EQ(waited.wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
+  EXPECT_EQ(h.runner.checkpoint(), 1u);
+  EXPECT_EQ(h.runner.waiter_count(), 0u);
+}
+
+TEST(ProjectionRunner, CatchUpNowAppliesWhatCameSinceAndDropForgetsOrdersAtOnce) {
+  Harness h;
+  h.runner.Start();
+  domain::OrderCommands orders(*h.store);
+  for (auto [id, customer] : {std::pair{"o1", "c1"}, {"o2", "c1"}, {"o3", "c2"}}) {
+    ASSERT_TRUE(std::holds_alternative<domain::OrderCommands::Accepted>(
+        orders.Execute(domain::CreateOrder{id, customer}, {std::string("create-") + id, "", ""})));
+  }
+  // No turn of the loop in between: CatchUpNow applies them itself.
+  ASSERT_TRUE(h.runner.CatchUpNow().ok());
+  EXPECT_EQ(h.runner.checkpoint(), h.store->DurablePosition().value);
+  EXPECT_EQ(h.runner.OrdersOf("c1").size(), 2u);
+  h.runner.Drop({"o1", "o2", "never-there"});
+  EXPECT_TRUE(h.runner.OrdersOf("c1").empty());
+  EXPECT_EQ(h.runner.projection().Get("o1"), nullptr);
+  EXPECT_NE(h.runner.projection().Get("o3"), nullptr);
+  ASSERT_TRUE(h.runner.SaveSnapshot().ok());
+  EXPECT_EQ(domain::OrderProjection::LoadSnapshot(*h.store, h.dir.path() / "orders.snap").order_count(), 1u);
 }
 
 }  // namespace

@@ -326,6 +326,77 @@ TEST(OrderCli, HelpNamesTheOrderCommands) {
   EXPECT_TRUE(Has(RunEsctl({"help"}).out, "order        the Order service"));
 }
 
+TEST_F(OrderCliTest, ForgetCustomerDeletesItsOrdersSaysHowManyAndWhereTheAuditIs) {
+  PlacedOrder();  // o1 of alice
+  Ok({"order", "create", "o2", "--customer", "alice"});
+  Ok({"order", "create", "o3", "--customer", "bob"});
+  Result r = Ctl({"order", "forget-customer", "alice"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(
+      r.out, std::regex(R"(customer 'alice' forgotten: 2 order stream\(s\) hard-deleted; audit record at position )"
+                        R"(\d+ of \$erasures\n)")))
+      << r.out;
+  EXPECT_TRUE(Has(r.err, "at the next scavenge (esctl scavenge start)")) << r.err;
+  r = Ctl({"order", "get", "o1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(Has(r.err, "order 'o1' not found")) << r.err;
+  EXPECT_EQ(Ctl({"order", "list", "--customer", "alice"}).out, "");
+  r = Ctl({"order", "create", "o1", "--customer", "alice"});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_TRUE(Has(r.err, "rejected by rule order-deleted")) << r.err;
+  EXPECT_EQ(Ctl({"order", "get", "o3"}).code, 0) << "bob's order stays";
+  // Again, as JSON: nothing left to delete, and no error.
+  r = Ctl({"--json", "order", "forget-customer", "alice"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(esctl::CompactJson(r.out).has_value()) << r.out;
+  EXPECT_TRUE(std::regex_match(
+      r.out, std::regex(R"(\{"result":"ok","customerId":"alice","streamsDeleted":0,"auditPosition":\d+\}\n)")))
+      << r.out;
+}
+
+TEST(OrderCli, ForgetCustomerNeedsAnAdminTokenAndSaysSo) {
+  storage::testing::TempDir dir;
+  const auto auth = dir.path() / "auth";
+  std::ofstream(auth) << "writer-token writer\n";
+  testing::EsdProcess esd(dir.path() / "data", {"--auth", auth.string()});
+  Result r = RunEsctl({"--connect", esd.rpc_address(), "--token", "writer-token", "order", "create", "o1",
+                       "--customer", "alice"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = RunEsctl({"--connect", esd.rpc_address(), "--token", "writer-token", "order", "forget-customer", "alice"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(Has(r.err, "(permission-denied)") && Has(r.err, "needs a token with the admin role")) << r.err;
+  EXPECT_TRUE(Has(r.err, "--token")) << r.err;
+  r = RunEsctl({"--connect", esd.rpc_address(), "--token", "writer-token", "order", "get", "o1"});
+  EXPECT_EQ(r.code, 0) << "nothing was deleted: " << r.err;
+}
+
+TEST(OrderCli, ForgetCustomerWhenTheProjectionStoppedAtDamageExitsFourAndDoesNothing) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  const testing::DamagedStore store = testing::MakeDamagedStore(data);
+  testing::EsdProcess esd(data, testing::kSmallSegmentArgs);
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "order", "forget-customer", "anyone"});
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_TRUE(Has(r.err, "the log is damaged at " + store.Place())) << r.err;
+  EXPECT_TRUE(Has(r.err, "nothing was done")) << r.err;
+  EXPECT_TRUE(Has(r.err, "esctl verify")) << r.err;
+}
+
+TEST(OrderCli, ForgetCustomerWithoutACustomerIsBadUsage) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"order", "forget-customer"}, {"order", "forget-customer", ""},
+        {"order", "forget-customer", "a", "b"}}) {
+    std::vector<std::string> full = {"--connect", "127.0.0.1:1"};  // nothing listens there
+    full.insert(full.end(), args.begin(), args.end());
+    const Result r = RunEsctl(full);
+    EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args) << ": " << r.err;
+    EXPECT_TRUE(Has(r.err, "esctl help")) << r.err;
+  }
+  const Result help = RunEsctl({"help", "order", "forget-customer"});
+  EXPECT_EQ(help.out.rfind("usage: esctl order forget-customer CUSTOMER", 0), 0u) << help.out;
+  EXPECT_TRUE(Has(RunEsctl({"order", "--help"}).out, "forget-customer CUSTOMER")) << "listed with the order commands";
+}
+
 TEST(OrderCliText, TimestampsParseBackFromWhatEsctlPrints) {
   EXPECT_EQ(esctl::ParseTimestamp("2026-11-26T11:22:15.571709Z"), 1795692135571709u);
   EXPECT_EQ(esctl::ParseTimestamp("2026-11-26T11:22:15.5"), 1795692135500000u);
