@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "storage/scavenge.h"
 #include "storage/store_impl.h"
 
 namespace esd::storage {

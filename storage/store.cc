@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "storage/scavenge.h"
 #include "storage/store_impl.h"
 #include "storage/validate.h"
 
@@ -45,7 +46,13 @@ std::string DurabilityMode::ToString() const {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Store::~Store() {
-  if (impl_) impl_->StopThreads();
+  if (!impl_) return;
+  {
+    // A scavenge in progress stops after its segment: it uses the writer and the index job.
+    std::lock_guard lock(impl_->scavenger_mu_);
+    impl_->scavenger_.reset();
+  }
+  impl_->StopThreads();
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, const Options& options) {
@@ -156,6 +163,8 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
   };
   std::vector<Piece> pieces;
   GlobalPosition upto;
+  // Files are copied by name: no scavenge may replace one meanwhile.
+  std::lock_guard files_lock(impl_->files_mu_);
   {
     // What is published now is the backup: sealed segments never change, and bytes below
     // the active segment's published end do not either.

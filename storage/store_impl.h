@@ -59,7 +59,12 @@ struct AppendRequest {
   AppendCallback done;
   uint64_t bytes = 0;  // encoded batch size
   bool sync_barrier = false;  // Store::Sync: no events; done once everything before is synced
+  // Scavenge (storage/scavenge.h): no events; seal the active segment (a roll) if it holds
+  // any batch, so that what it holds can be rewritten. Done once rolled.
+  bool seal = false;
 };
+
+class Scavenger;
 
 class Store::Impl {
  public:
@@ -93,6 +98,20 @@ class Store::Impl {
   std::optional<StreamTip> ListedTipLocked(const StreamDirectory::Entry& entry) const;
   // StoreStats::log_bytes. Takes `mu_` shared.
   uint64_t LogBytes() const;
+
+  // ---- scavenge (scavenge.cc) ----
+  // Placeholder until the lifecycle core lands: nothing is removed.
+  Removal RemovalOf(std::string_view stream, TimestampMicros now) const;
+  // Held by a backup for its whole copy and by a scavenge swap: a backup copies files by
+  // name, and must not see a segment replaced under it.
+  mutable std::mutex files_mu_;
+  // IndexFiles a scavenge replaced: kept until the store is destroyed, since directory_ and
+  // listed_base_ hold views and pointers into them. Under mu_.
+  std::vector<std::unique_ptr<IndexFile>> retired_indexes_;
+  std::unique_ptr<Scavenger> scavenger_;  // created by the first StartScavenge; under scavenger_mu_
+  mutable std::mutex scavenger_mu_;
+  // Sends `request` through the writer's queue (Enqueue is private to the writer's side).
+  void EnqueueForScavenge(std::unique_ptr<AppendRequest> request) { Enqueue(std::move(request)); }
 
   const std::filesystem::path dir_;
   const std::filesystem::path segments_dir_;
@@ -140,6 +159,7 @@ class Store::Impl {
 
  private:
   friend class Store;
+  friend class Scavenger;  // seals through the writer, waits for the index job
   // ---- writer thread (writer.cc) ----
   struct Pending {  // a batch encoded into group_ but not yet published
     AppendRequest* request;

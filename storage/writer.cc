@@ -255,6 +255,19 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
       completions_.emplace_back(std::move(request), AppendOk{});
       continue;
     }
+    if (r.seal) {
+      // Scavenge wants the active segment sealed: flush what this group holds so far (it
+      // belongs in the segment being sealed), then roll if there is anything to seal.
+      FlushGroup();
+      Status s = failed_;
+      if (s.ok() && write_offset_ > format::kSegmentHeaderSize) s = Roll();
+      if (s.ok()) {
+        completions_.emplace_back(std::move(request), AppendOk{});
+      } else {
+        completions_.emplace_back(std::move(request), s);
+      }
+      continue;
+    }
     if (!failed_.ok()) {
       completions_.emplace_back(std::move(request), failed_);
       continue;
