@@ -224,6 +224,12 @@ Status RenameFile(const std::filesystem::path& from, const std::filesystem::path
   return Status::Ok();
 }
 
+Status LinkFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (auto f = Inject(FileOp::kRename, from); f.error != 0) return ErrnoStatus("link " + from.string(), f.error);
+  if (::link(from.c_str(), to.c_str()) != 0) return ErrnoStatus("link " + from.string() + " to " + to.string(), errno);
+  return Status::Ok();
+}
+
 Status RemoveFile(const std::filesystem::path& path) {
   if (auto f = Inject(FileOp::kRemove, path); f.error != 0) return ErrnoStatus("unlink " + path.string(), f.error);
   if (::unlink(path.c_str()) != 0) return ErrnoStatus("unlink " + path.string(), errno);

@@ -135,6 +135,9 @@ Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem:
 // rename(2) and unlink(2), as Status. Neither syncs the directory: the caller does, once.
 Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to);
 Status RemoveFile(const std::filesystem::path& path);
+// link(2): a second name for `from` (fault injection counts it as a kRename). Scavenge keeps
+// a segment it replaces under one, to recycle it as a spare.
+Status LinkFile(const std::filesystem::path& from, const std::filesystem::path& to);
 
 // Writes `bytes` to `path` atomically: a temporary file, fdatasync, rename, fsync(dir).
 Status WriteFileAtomically(const std::filesystem::path& path, std::span<const uint8_t> bytes);

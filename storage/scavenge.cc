@@ -146,6 +146,11 @@ Scavenger::~Scavenger() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // The store is closing: nobody reads the old segments any more, and no spare is wanted.
+  for (Retired& r : retired_) {
+    r.segment.reset();
+    if (!r.retired_path.empty()) (void)RemoveFile(r.retired_path);
+  }
 }
 
 Status Scavenger::Start() {
@@ -250,8 +255,13 @@ void Scavenger::ReleaseRetired(bool all) {
     due.assign(std::make_move_iterator(retired_.begin()), std::make_move_iterator(it));
     retired_.erase(retired_.begin(), it);
   }
-  // Unmapped and closed here: the last reference to an unlinked file, so its blocks go.
-  due.clear();
+  // Unmapped and closed here. The old file becomes the next spare if none is ready (zeroed
+  // in full first), else it goes, and its blocks with it.
+  for (Retired& r : due) {
+    r.segment.reset();
+    if (r.retired_path.empty()) continue;
+    if (!store_.preallocator_->Offer(r.retired_path)) (void)RemoveFile(r.retired_path);
+  }
 }
 
 Status Scavenger::SealActiveIfNeeded(TimestampMicros now) {
@@ -521,9 +531,14 @@ Status Scavenger::ScavengeSlot(size_t k, TimestampMicros now) {
     cleanup();
     return s;
   }
+  // A second name for the old file, so that it can be recycled as a spare once nobody maps
+  // it (open removes a leftover one). Without it the old file just goes.
+  std::filesystem::path retired_path = WithSuffix(seg_path, ".retired");
+  if (!LinkFile(seg_path, retired_path).ok()) retired_path.clear();
   s = RenameFile(seg_scav, seg_path);
   if (s.ok()) s = SyncDirectory(store_.segments_dir_);
   if (!s.ok()) {
+    if (!retired_path.empty()) (void)RemoveFile(retired_path);
     // The old segment is in place without its index: open rebuilds it. Until then reads go
     // on from the index in memory.
     cleanup();
@@ -533,7 +548,11 @@ Status Scavenger::ScavengeSlot(size_t k, TimestampMicros now) {
   Status idx_renamed = RenameFile(idx_scav, idx_path);
   if (idx_renamed.ok()) idx_renamed = SyncDirectory(store_.segments_dir_);
   auto opened = Segment::Open(seg_path);
-  if (!opened.ok()) return opened.status();  // reads go on from the old mapping; a restart takes the new file
+  if (!opened.ok()) {
+    // Reads go on from the old mapping; a restart takes the new file.
+    if (!retired_path.empty()) (void)RemoveFile(retired_path);
+    return opened.status();
+  }
   std::unique_ptr<Segment> fresh = std::move(opened).value();
   fresh->MarkVerified(new_end, end_position, last_timestamp);
   const uint64_t new_blocks = AllocatedBytes(fresh->file().fd());
@@ -549,7 +568,7 @@ Status Scavenger::ScavengeSlot(size_t k, TimestampMicros now) {
   }
   {
     std::lock_guard lock(mu_);
-    retired_.push_back({std::move(old), std::chrono::steady_clock::now(), {}});
+    retired_.push_back({std::move(old), std::chrono::steady_clock::now(), retired_path});
     status_.segments_rewritten++;
     status_.events_removed += events_removed;
     status_.bytes_reclaimed += old_blocks > new_blocks ? old_blocks - new_blocks : 0;

@@ -451,6 +451,7 @@ Status Store::Impl::Roll() {
     return spare.status();
   }
   const SegmentId id = old.segment->id() + 1;
+  const uint64_t spare_filled = spare->zero_filled;  // a recycled spare is zero-filled in full
   auto seg = Segment::Activate(std::move(spare->file), spare->path, segments_dir_, id, next_position_,
                                options_.segment_size);
   if (!seg.ok()) {
@@ -480,7 +481,7 @@ Status Store::Impl::Roll() {
   sync_mark_ = write_offset_;
   {
     const Segment& active = *segments_.back()->segment;
-    preallocator_->Follow(active.path(), active.size(), std::min(options_.fill_ahead, active.size()), write_offset_);
+    preallocator_->Follow(active.path(), active.size(), std::min(spare_filled, active.size()), write_offset_);
   }
   ++stat_sealed_;
   index_jobs_->Post([this, sealed_number] { WriteIndexFor(sealed_number); });
