@@ -102,6 +102,14 @@ class Store::Impl {
   // ---- scavenge (scavenge.cc) ----
   // Placeholder until the lifecycle core lands: nothing is removed.
   Removal RemovalOf(std::string_view stream, TimestampMicros now) const;
+  Removal RemovalOfLocked(std::string_view stream, const StreamTip& tip, TimestampMicros now) const;
+  // Reads after a scavenge (store.cc). `mu_` held. Whether RemovalOf removes every version of
+  // `stream` up to `version`; and where a read that found `v` missing goes on: the nearest
+  // version still in the log past it (forward) or before it (back), if every version skipped
+  // is removed, else nullopt (the read reports the missing version as damage).
+  bool RemovedThroughLocked(std::string_view stream, const StreamTip& tip, StreamVersion version) const;
+  std::optional<StreamVersion> NextVersionInLogLocked(std::string_view stream, const StreamTip& tip, StreamVersion v,
+                                                      Direction direction) const;
   // Held by a backup for its whole copy and by a scavenge swap: a backup copies files by
   // name, and must not see a segment replaced under it.
   mutable std::mutex files_mu_;
