@@ -29,8 +29,6 @@ const char* ScavengeStatus::StateName(State s) {
   return "?";
 }
 
-Removal Store::Impl::RemovalOf(std::string_view, TimestampMicros) const { return Removal::None(); }
-Removal Store::Impl::RemovalOfLocked(std::string_view, const StreamTip&, TimestampMicros) const { return Removal::None(); }
 
 Status Store::StartScavenge() {
   std::lock_guard lock(impl_->scavenger_mu_);

@@ -39,11 +39,10 @@
 #include <thread>
 #include <vector>
 
+#include "storage/segment.h"
 #include "storage/store.h"
 
 namespace esd::storage {
-
-class Segment;
 
 class Scavenger {
  public:

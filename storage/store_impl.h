@@ -100,9 +100,6 @@ class Store::Impl {
   uint64_t LogBytes() const;
 
   // ---- scavenge (scavenge.cc) ----
-  // Placeholder until the lifecycle core lands: nothing is removed.
-  Removal RemovalOf(std::string_view stream, TimestampMicros now) const;
-  Removal RemovalOfLocked(std::string_view stream, const StreamTip& tip, TimestampMicros now) const;
   // Reads after a scavenge (store.cc). `mu_` held. Whether RemovalOf removes every version of
   // `stream` up to `version`; and where a read that found `v` missing goes on: the nearest
   // version still in the log past it (forward) or before it (back), if every version skipped

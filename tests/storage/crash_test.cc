@@ -880,9 +880,9 @@ TEST(ScavengeCrash, KilledAtAnyStepLosesNothingKeptAndResumes) {
   {
     auto store = Store::Open(pristine, testing::SmallOptions());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    for (int r = 0; r < 25; ++r) {
+    for (int r = 0; r < 60; ++r) {
       for (const std::string s : {"keep-a", "keep-b", "gone-soft", "gone-hard", "cut"}) {
-        std::vector<EventData> events = testing::MakeEvents(s, r * 3, 3, 0, 150);
+        std::vector<EventData> events = testing::MakeEvents(s, r * 3, 3, 0, 400);
         if (!s.starts_with("keep")) {
           for (auto& e : events) e.data = std::string(kScavengeSecret) + s + "#" + std::to_string(r) + "#" + e.data;
         }
@@ -892,11 +892,11 @@ TEST(ScavengeCrash, KilledAtAnyStepLosesNothingKeptAndResumes) {
     ASSERT_TRUE((*store)->DeleteStreamSync("gone-soft", ExpectedVersion::Any(), false).ok());
     ASSERT_TRUE((*store)->DeleteStreamSync("gone-hard", ExpectedVersion::Any(), true).ok());
     // "cut" keeps its last 3 events, which hold the payload too: grep for the removed ones.
-    ASSERT_TRUE((*store)->TruncateStreamSync("cut", StreamVersion(72)).ok());
+    ASSERT_TRUE((*store)->TruncateStreamSync("cut", StreamVersion(177)).ok());
     kept = Served(**store);
   }
   ASSERT_GT(testing::SegmentFiles(pristine).size(), 5u);
-  const std::string removed_marker = std::string(kScavengeSecret) + "cut#23#";  // versions 69..71
+  const std::string removed_marker = std::string(kScavengeSecret) + "cut#58#";  // versions 174..176
 
   // How many file operations a whole scavenge makes, so that kills are drawn from all of them.
   uint64_t total_ops = 0;
@@ -949,9 +949,9 @@ TEST(ScavengeCrash, KilledAtAnyStepLosesNothingKeptAndResumes) {
     auto reopened = Store::Open(dir, testing::SmallOptions());
     ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
     EXPECT_EQ(Served(**reopened), kept);
-    auto next = (*reopened)->AppendSync("gone-soft", ExpectedVersion::NoStream(), testing::MakeEvents("gone-soft", 75, 1));
+    auto next = (*reopened)->AppendSync("gone-soft", ExpectedVersion::NoStream(), testing::MakeEvents("gone-soft", 180, 1));
     ASSERT_TRUE(next.ok()) << next.status().ToString();
-    EXPECT_EQ(next->first_version, StreamVersion(75)) << "a soft-deleted stream continues after its last version";
+    EXPECT_EQ(next->first_version, StreamVersion(180)) << "a soft-deleted stream continues after its last version";
   }
   std::cout << "[ crash    ] scavenge seed " << seed << ": " << rounds << " rounds, " << killed
             << " kills within " << total_ops << " file operations of a scavenge\n";

@@ -1098,8 +1098,9 @@ class ScavengeEnded : public EventListener {
 std::vector<std::string> ServedLog(const Store& store) {
   std::vector<std::string> out;
   auto n = store.ReadAll(GlobalPosition(0), SIZE_MAX, [&](const EventView& e) {
+    // The data as its hash: a failure prints short lines.
     out.push_back(std::to_string(e.position.value) + " " + std::string(e.stream) + " " +
-                  std::to_string(e.version.value) + " " + std::string(e.data));
+                  std::to_string(e.version.value) + " " + std::to_string(std::hash<std::string_view>()(e.data)));
     return true;
   });
   if (!n.ok()) out.push_back("error: " + n.status().ToString());
