@@ -83,16 +83,30 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, con
   if (!lock.ok()) return lock.status();
   auto impl = std::make_unique<Impl>(dir, options, std::move(lock).value());
   Status s = impl->Recover();
+  if (s.ok()) s = impl->LoadMetadata();
   if (!s.ok()) return s;
   impl->StartThreads();
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
+static void AppendChecked(Store::Impl& impl, std::string stream, ExpectedVersion expected,
+                          std::vector<EventData> events, AppendCallback done, bool system);
+
 void Store::Append(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
                    AppendCallback done) {
-  const uint64_t max_batch = std::min<uint64_t>(impl_->options_.segment_size - format::kSegmentHeaderSize,
+  AppendChecked(*impl_, std::move(stream), expected, std::move(events), std::move(done), false);
+}
+
+void Store::AppendSystem(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
+                         AppendCallback done) {
+  AppendChecked(*impl_, std::move(stream), expected, std::move(events), std::move(done), true);
+}
+
+static void AppendChecked(Store::Impl& impl, std::string stream, ExpectedVersion expected, std::vector<EventData> events,
+                   AppendCallback done, bool system) {
+  const uint64_t max_batch = std::min<uint64_t>(impl.options_.segment_size - format::kSegmentHeaderSize,
                                                 std::numeric_limits<uint32_t>::max() & ~uint64_t{7});
-  Status s = ValidateAppend(stream, events, impl_->options_, max_batch);
+  Status s = ValidateAppend(stream, events, impl.options_, max_batch, system);
   if (!s.ok()) {
     done(std::move(s));
     return;
@@ -106,7 +120,7 @@ void Store::Append(std::string stream, ExpectedVersion expected, std::vector<Eve
   r->expected = expected;
   r->events = std::move(events);
   r->done = std::move(done);
-  impl_->Enqueue(std::move(r));
+  impl.Enqueue(std::move(r));
 }
 
 AppendResult Store::AppendSync(std::string stream, ExpectedVersion expected, std::vector<EventData> events) {
@@ -237,7 +251,12 @@ WriteState Store::write_state() const {
 namespace {
 
 StreamInfo InfoOf(const StreamTip& tip) {
-  return StreamInfo{tip.last_version, tip.last_version.value + 1, tip.last_position, tip.last_timestamp};
+  StreamInfo info;
+  info.last_version = tip.last_version;
+  info.event_count = tip.last_version.value + 1;
+  info.last_position = tip.last_position;
+  info.last_write = tip.last_timestamp;
+  return info;
 }
 
 // Tip lookups a page makes per hold of the store's lock, so that the writer, which needs it
@@ -250,7 +269,13 @@ std::optional<StreamInfo> Store::GetStreamInfo(std::string_view stream) const {
   std::shared_lock lock(impl_->mu_);
   auto tip = impl_->TipLocked(stream);
   if (!tip) return std::nullopt;
-  return InfoOf(*tip);
+  StreamInfo info = InfoOf(*tip);
+  if (const StreamMetadata* meta = impl_->MetadataLocked(stream)) {
+    info.first_kept = FirstKeptVersion(*meta, tip->last_version);
+    info.hard_deleted = meta->hard_deleted;
+    info.has_metadata = true;
+  }
+  return info;
 }
 
 StreamListPage Store::ListStreams(std::string_view prefix, std::string_view after, size_t limit) const {
@@ -462,12 +487,11 @@ std::optional<StreamVersion> Store::Impl::NextVersionInLogLocked(std::string_vie
   return next;
 }
 
-Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
-                                                       Direction direction) const {
+Result<std::vector<EventView>> Store::Impl::ReadStreamRaw(std::string_view stream, const StreamTip& tip_value,
+                                                          StreamVersion from, size_t max_count,
+                                                          Direction direction) const {
   std::vector<EventView> out;
-  std::shared_lock lock(mu_);
-  auto tip = TipLocked(stream);
-  if (!tip) return Status::NotFound("stream '" + std::string(stream) + "' does not exist");
+  const StreamTip* tip = &tip_value;
   const bool forward = direction == Direction::kForward;
   if (forward && from > tip->last_version) return out;
   StreamVersion v = forward ? from : std::min(from, tip->last_version);
@@ -593,7 +617,8 @@ class ScanBytes {
 }  // namespace
 
 Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
-                                    const std::function<bool(const EventView&)>& visit, ReadBuffer* copy) const {
+                                    const std::function<bool(const EventView&)>& visit, ReadBuffer* copy,
+                                    bool lifecycle_filter) const {
   constexpr uint64_t kPrefetchAhead = 1024;
   struct Span {
     const Segment* segment;
@@ -621,6 +646,12 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
   }
   size_t visited = 0;
   if (copy != nullptr) copy->Reset();
+  // Removed events (storage/lifecycle.h) are skipped: what is removed is decided once per
+  // batch (one stream, one commit time), and not at all in a store without metadata.
+  const bool filtering = lifecycle_filter && metadata_count_.load(std::memory_order_acquire) > 0;
+  const TimestampMicros now = filtering ? NowMicros() : 0;
+  std::string removal_stream;
+  Removal removal = Removal::None();
   for (const Span& span : spans) {
     ScanBytes bytes(*span.segment, copy);
     uint64_t off = span.begin;
@@ -699,6 +730,13 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
         at += size;
         if (e.position < from) continue;
         if (e.position.value >= durable) return visited;
+        if (filtering) {
+          if (e.stream != removal_stream) {  // the same for every event of a batch, often of the next
+            removal_stream.assign(e.stream);
+            removal = RemovalOf(e.stream, now);
+          }
+          if (removal.Removes(e.version, e.timestamp)) continue;
+        }
         ++visited;
         if (!visit(e) || visited == max_count) return visited;
       }

@@ -320,6 +320,11 @@ class Store {
   // or the store is closed.
   void Append(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
               AppendCallback done);
+  // Append to a system stream: the daemon's own records (an audit trail). `stream` must start
+  // with '$' (reserved: Append refuses it) but not with "$$" (stream metadata, written only by
+  // the lifecycle calls below); everything else is as Append.
+  void AppendSystem(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
+                    AppendCallback done);
   // Append, then wait for the result. Not from an append callback.
   AppendResult AppendSync(std::string stream, ExpectedVersion expected,
                           std::vector<EventData> events);

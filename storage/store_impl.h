@@ -52,6 +52,18 @@ struct SegmentSlot {
   bool sealed = false;
 };
 
+// A metadata change (storage/lifecycle.h) that the writer turns into the event it appends to
+// "$$target": it is decided against the target's tip and metadata as the writer sees them.
+struct LifecycleOp {
+  enum class Kind : uint8_t { kSetMetadata, kDelete, kTruncate };
+  Kind kind = Kind::kSetMetadata;
+  std::string target;
+  ExpectedVersion expected = ExpectedVersion::Any();  // kSetMetadata: of "$$target"; kDelete: of target
+  StreamMetadata metadata;                           // kSetMetadata
+  bool hard = false;                                 // kDelete
+  StreamVersion before;                              // kTruncate
+};
+
 struct AppendRequest {
   std::string stream;
   ExpectedVersion expected = ExpectedVersion::Any();
@@ -59,6 +71,7 @@ struct AppendRequest {
   AppendCallback done;
   uint64_t bytes = 0;  // encoded batch size
   bool sync_barrier = false;  // Store::Sync: no events; done once everything before is synced
+  std::unique_ptr<LifecycleOp> lifecycle;  // set: stream, expected and events are made by the writer
   // Scavenge (storage/scavenge.h): no events; seal the active segment (a roll) if it holds
   // any batch, so that what it holds can be rewritten. Done once rolled.
   bool seal = false;
@@ -87,8 +100,9 @@ class Store::Impl {
                                             size_t from_slot) const;
   Result<std::vector<EventView>> ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
                                             Direction direction) const;
+  // `lifecycle_filter` false: removed events too (the writer's retry check).
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
-                         ReadBuffer* copy = nullptr) const;
+                         ReadBuffer* copy = nullptr, bool lifecycle_filter = true) const;
   // The names of the newest index file's tips (none without one), in its order: views into
   // its mapping, valid while the store is open. Takes `mu_` only to find the file. Sets
   // listed_base_; called once, by directory_.
@@ -98,6 +112,20 @@ class Store::Impl {
   std::optional<StreamTip> ListedTipLocked(const StreamDirectory::Entry& entry) const;
   // StoreStats::log_bytes. Takes `mu_` shared.
   uint64_t LogBytes() const;
+
+  // ---- lifecycle (store_lifecycle.cc) ----
+  // What is removed of `stream` as of `now` (storage/lifecycle.h): the one rule that reads
+  // and scavenge share. "$$S" keeps its last event only. Takes `mu_` shared; the Locked form
+  // is for a caller that holds it (or the writer), with the stream's tip.
+  Removal RemovalOf(std::string_view stream, TimestampMicros now) const;
+  Removal RemovalOfLocked(std::string_view stream, const StreamTip& tip, TimestampMicros now) const;
+  // The stream's metadata as published (nullptr: none). `mu_` held, or the writer.
+  const StreamMetadata* MetadataLocked(std::string_view stream) const;
+  // Recovery's last step: the metadata of every stream, from the last event of each "$$S".
+  Status LoadMetadata();
+  // ReadStream without the lifecycle filter: every event still in the log.
+  Result<std::vector<EventView>> ReadStreamRaw(std::string_view stream, const StreamTip& tip, StreamVersion from,
+                                               size_t max_count, Direction direction) const;
 
   // ---- scavenge (scavenge.cc) ----
   // Reads after a scavenge (store.cc). `mu_` held. Whether RemovalOf removes every version of
@@ -145,6 +173,13 @@ class Store::Impl {
   // One past the last event on disk (fdatasync'ed): synced_ <= durable_.
   std::atomic<uint64_t> synced_{0};
 
+  // Each stream's metadata, published by the writer under `mu_` (exclusive) as the event
+  // that carries it becomes durable, read under `mu_` (shared). The writer reads it unlocked.
+  // Values are shared so a reader copies a pointer, not the custom bytes.
+  std::unordered_map<std::string, std::shared_ptr<const StreamMetadata>, StringHash, std::equal_to<>> metadata_;
+  // metadata_.size(), read without the lock: a store without metadata filters nothing.
+  std::atomic<size_t> metadata_count_{0};
+
   // Observers of the durable position.
   std::mutex observers_mu_;
   std::map<uint64_t, std::function<void(GlobalPosition)>> observers_;
@@ -173,6 +208,7 @@ class Store::Impl {
     StreamVersion first_version;
     GlobalPosition first_position;
     std::vector<uint32_t> event_offsets;  // in the batch
+    std::shared_ptr<const StreamMetadata> metadata;  // a lifecycle op's: published with the batch
   };
   struct BatchRef {  // where a batch starts, found by its first event id
     GlobalPosition position;
@@ -185,6 +221,16 @@ class Store::Impl {
   std::optional<AppendResult> Decide(const AppendRequest& r, std::optional<StreamTip>* tip);
   std::optional<AppendResult> CheckRetry(const AppendRequest& r, GlobalPosition at, std::optional<StreamTip>* tip);
   std::optional<StreamTip> WriterTip(std::string_view stream) const;
+  // The target's metadata as this group leaves it (overlay first). nullptr: none.
+  const StreamMetadata* WriterMetadata(std::string_view stream) const;
+  // Turns a lifecycle request into its "$$target" event (r.stream, r.expected, r.events,
+  // r.bytes), deciding it against the writer's view of the target; `*metadata` gets what it
+  // writes. A result when it is refused. Called with an empty group (store_lifecycle.cc).
+  std::optional<AppendResult> PrepareLifecycle(AppendRequest& r, std::shared_ptr<const StreamMetadata>* metadata);
+  // The last version of `stream` that max_age removes as of `now` (binary search on the
+  // events' times); nullopt when none. Writer thread.
+  std::optional<StreamVersion> ExpiredThrough(std::string_view stream, const StreamTip& tip,
+                                              const StreamMetadata& meta, TimestampMicros now);
   void FlushGroup();
   Status Roll();
   void Complete();
@@ -226,6 +272,9 @@ class Store::Impl {
   std::vector<Pending> pending_;
   std::vector<std::pair<std::unique_ptr<AppendRequest>, AppendResult>> completions_;
   std::unordered_map<std::string, StreamTip, StringHash, std::equal_to<>> overlay_;  // this group
+  // Metadata this group wrote, by target stream: later requests of the group are decided on it.
+  std::unordered_map<std::string, std::shared_ptr<const StreamMetadata>, StringHash, std::equal_to<>>
+      metadata_overlay_;
   uint64_t write_offset_ = 0;       // where group_ goes in the active segment
   uint64_t sync_mark_ = 0;          // active segment bytes below this are durable
   uint64_t unsynced_ = 0;           // bytes written but not synced (interval / never)

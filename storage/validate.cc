@@ -80,9 +80,13 @@ Status ValidateStreamName(std::string_view stream) {
 }
 
 Status ValidateAppend(std::string_view stream, const std::vector<EventData>& events,
-                      const Options& options, uint64_t max_batch_bytes) {
-  Status s = ValidateStreamName(stream);
+                      const Options& options, uint64_t max_batch_bytes, bool system) {
+  Status s = system ? ValidateName("stream name", stream, format::kMaxStreamNameSize) : ValidateStreamName(stream);
   if (!s.ok()) return s;
+  if (system && (stream.front() != '$' || stream.starts_with("$$"))) {
+    return Status::InvalidArgument("system stream name '" + std::string(stream) +
+                                   "' must start with '$' and not with '$$' (stream metadata)");
+  }
   if (events.empty()) return Status::InvalidArgument("an append needs at least one event");
   if (events.size() > options.max_events_per_append) {
     return Status::InvalidArgument("too many events in one append: " + std::to_string(events.size()) +

@@ -17,8 +17,9 @@ bool IsValidUtf8(std::string_view s);
 // 1..255 bytes of UTF-8 without control characters; names starting with '$' are reserved.
 Status ValidateStreamName(std::string_view stream);
 
-// Everything about one append request that can be checked without the log.
+// Everything about one append request that can be checked without the log. `system`: the
+// stream must be a system stream ('$', not "$$": Store::AppendSystem) instead of a user's.
 Status ValidateAppend(std::string_view stream, const std::vector<EventData>& events,
-                      const Options& options, uint64_t max_batch_bytes);
+                      const Options& options, uint64_t max_batch_bytes, bool system = false);
 
 }  // namespace esd::storage

@@ -140,6 +140,14 @@ std::optional<StreamTip> Store::Impl::WriterTip(std::string_view stream) const {
   return SealedTipLocked(segments_.size() - 2, stream);
 }
 
+const StreamMetadata* Store::Impl::WriterMetadata(std::string_view stream) const {
+  if (auto it = metadata_overlay_.find(stream); it != metadata_overlay_.end()) return it->second.get();
+  if (metadata_count_.load(std::memory_order_relaxed) == 0) return nullptr;
+  // The writer is the only thread that changes metadata_, so it may read it unlocked.
+  auto it = metadata_.find(stream);
+  return it == metadata_.end() ? nullptr : it->second.get();
+}
+
 const Store::Impl::BatchRef* Store::Impl::FindBatchByFirstId(const EventId& id) const {
   if (auto it = ids_.find(id); it != ids_.end()) return &it->second;
   if (auto it = old_ids_.find(id); it != old_ids_.end()) return &it->second;
@@ -191,10 +199,13 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
     }
   }
   std::vector<EventView> events;
-  (void)ReadAll(at, r.events.size(), [&](const EventView& v) {
-    events.push_back(v);
-    return true;
-  });
+  (void)ReadAll(
+      at, r.events.size(),
+      [&](const EventView& v) {
+        events.push_back(v);
+        return true;
+      },
+      nullptr, /*lifecycle_filter=*/false);
   const std::string id = r.events.front().id.ToString();
   if (events.size() != r.events.size()) {
     return AppendResult(Status::IdempotencyConflict("event id " + id + " was already written at position " +
@@ -208,7 +219,10 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
           " with other content (stream '" + std::string(events[i].stream) + "', event " + std::to_string(i) + ")"));
     }
   }
-  if (!ExpectationHeld(r.expected, events.front().version)) {
+  const StreamMetadata* meta = WriterMetadata(r.stream);
+  const bool recreated = r.expected.kind() == ExpectedVersion::Kind::kNoStream && meta != nullptr &&
+                         events.front().version == meta->truncate_before;
+  if (!recreated && !ExpectationHeld(r.expected, events.front().version)) {
     return AppendResult(Status::IdempotencyConflict("event id " + id + " was already written at position " +
                                                     std::to_string(at.value) + " under another expected version"));
   }
@@ -217,23 +231,31 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
 }
 
 std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r, std::optional<StreamTip>* current) {
+  const StreamMetadata* meta = WriterMetadata(r.stream);
+  if (meta != nullptr && meta->hard_deleted) return AppendResult(Status::StreamDeleted(r.stream));
   if (const BatchRef* ref = FindBatchByFirstId(r.events.front().id)) return CheckRetry(r, ref->position, current);
 
   const std::optional<StreamTip>& tip = *current = WriterTip(r.stream);
   const std::optional<StreamVersion> actual = tip ? std::optional(tip->last_version) : std::nullopt;
+  // Soft-deleted (or truncated to its end): it reads as not found, so no-stream recreates it,
+  // and its versions go on after the last one (storage/lifecycle.h).
+  const bool gone = tip && meta != nullptr && meta->truncate_before > tip->last_version;
   auto wrong = [&] { return AppendResult(Status::WrongExpectedVersion(r.stream, r.expected, actual)); };
   switch (r.expected.kind()) {
     case ExpectedVersion::Kind::kAny: return std::nullopt;
-    case ExpectedVersion::Kind::kStreamExists: return tip ? std::nullopt : std::optional(wrong());
+    case ExpectedVersion::Kind::kStreamExists: return tip && !gone ? std::nullopt : std::optional(wrong());
     case ExpectedVersion::Kind::kNoStream:
     case ExpectedVersion::Kind::kExact: {
       const bool no_stream = r.expected.kind() == ExpectedVersion::Kind::kNoStream;
-      if (no_stream ? !tip : tip && tip->last_version == r.expected.version()) return std::nullopt;
+      if (no_stream ? !tip || gone : tip && tip->last_version == r.expected.version()) return std::nullopt;
       if (!tip || (!no_stream && tip->last_version < r.expected.version())) return wrong();
       // The stream has moved past the expected version: this may be a retry of an append
       // older than the id window. Look at what sits at the version it expected to write.
       const StreamVersion next = no_stream ? StreamVersion(0) : r.expected.version() + 1;
-      auto at = ReadStream(r.stream, next, 1, Direction::kForward);
+      auto at = [&] {
+        std::shared_lock lock(mu_);  // the index job may swap a sealed slot's index
+        return ReadStreamRaw(r.stream, *tip, next, 1, Direction::kForward);
+      }();
       if (at.ok() && !at->empty() && (*at)[0].id == r.events.front().id) {
         return CheckRetry(r, (*at)[0].position, current);
       }
@@ -272,6 +294,20 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
       completions_.emplace_back(std::move(request), failed_);
       continue;
     }
+    // A metadata change is decided against what is published, with the group so far
+    // written: a flush that failed later could not leave it decided on a batch that is gone.
+    std::shared_ptr<const StreamMetadata> lifecycle_metadata;
+    if (r.lifecycle) {
+      FlushGroup();
+      if (!failed_.ok()) {
+        completions_.emplace_back(std::move(request), failed_);
+        continue;
+      }
+      if (auto refused = PrepareLifecycle(r, &lifecycle_metadata)) {
+        completions_.emplace_back(std::move(request), std::move(*refused));
+        continue;
+      }
+    }
     // Room first, decision second: a flush that fails here drops every batch of the group
     // so far, so `r` must not be decided against any of them.
     const Segment* seg = segments_.back()->segment.get();
@@ -304,7 +340,8 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
     }
     const StreamVersion first_version(tip ? tip->last_version.value + 1 : 0);
     Pending p{&r, completions_.size(), group_.size(), first_version, next_position_,
-              std::vector<uint32_t>(r.events.size())};
+              std::vector<uint32_t>(r.events.size()), lifecycle_metadata};
+    if (lifecycle_metadata) metadata_overlay_[r.lifecycle->target] = lifecycle_metadata;
     fields.clear();
     for (const EventData& e : r.events) fields.push_back({e.id, e.type, e.content_type, e.metadata, e.data});
     group_.resize(group_.size() + r.bytes);
@@ -381,6 +418,10 @@ void Store::Impl::FlushGroup() {
         auto [it, created] = streams_.insert_or_assign(
             p.request->stream, StreamTip{p.first_version + (n - 1), p.first_position + (n - 1), last_timestamp_});
         if (created) directory_.Add(it->first);  // O(1): never waits for a listing
+        if (p.metadata) {
+          metadata_.insert_or_assign(p.request->lifecycle->target, p.metadata);
+          metadata_count_.store(metadata_.size(), std::memory_order_release);
+        }
       }
       active.end_offset = base + group_.size();
       active.end_position = next_position_;
@@ -411,6 +452,7 @@ void Store::Impl::FlushGroup() {
   group_.clear();
   pending_.clear();
   overlay_.clear();
+  metadata_overlay_.clear();
   group_ids_.clear();
 }
 
