@@ -229,7 +229,10 @@ Result<Preallocator::Spare> Preallocator::Take() {
 bool Preallocator::Offer(const std::filesystem::path& retired) {
   {
     std::lock_guard lock(mu_);
-    if (ready_ || making_ || stop_) return false;
+    // Only a spare that is wanted now (the writer is past half of the active segment, or a
+    // roll waits): kept any earlier, a recycled spare would hold a whole segment of blocks
+    // that the scavenge should have given back.
+    if (ready_ || making_ || stop_ || !SpareWanted()) return false;
     making_ = true;  // the thread makes none meanwhile
   }
   const auto ready = SparePath(next_spare_, ".ready");  // only Take and MakeSpare move next_spare_

@@ -54,7 +54,8 @@ class Preallocator {
   Result<Spare> Take();
 
   // Segment recycling: a segment file that scavenge retired (nobody maps it any more) becomes
-  // the next spare when there is none ready or being made, and the file has this store's
+  // the next spare when one is wanted now (the writer is past half of the active segment, or
+  // a roll waits for one) and none is ready or being made, and the file has this store's
   // segment size: it is zero-filled in full (overwrites of blocks it already has, so no old
   // byte stays on disk and the writer never allocates in it), synced and renamed to the
   // spare's name. Otherwise nothing is done. Returns whether it was taken; the caller removes

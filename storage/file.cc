@@ -116,6 +116,13 @@ Status File::WriteBack(uint64_t offset, uint64_t length) const {
   return Status::Ok();
 }
 
+Status File::StartWriteBack(uint64_t offset, uint64_t length) const {
+  while (::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(length), SYNC_FILE_RANGE_WRITE) != 0) {
+    if (errno != EINTR) return ErrnoStatus("sync_file_range " + path_.string(), errno);
+  }
+  return Status::Ok();
+}
+
 Result<uint64_t> File::Size() const {
   struct stat st;
   if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat " + path_.string(), errno);

@@ -81,6 +81,9 @@ class File {
   // (sync_file_range(2)): no metadata, no cache flush, so not a durability point. It keeps a
   // background writer's dirty pages from piling up for the next fdatasync on the same file.
   Status WriteBack(uint64_t offset, uint64_t length) const;
+  // The same without waiting: the disk starts on these pages while the caller goes on, so a
+  // later fdatasync has less left to wait for (scavenge's chunks).
+  Status StartWriteBack(uint64_t offset, uint64_t length) const;
   Result<uint64_t> Size() const;
   // Makes [offset, offset + length) real zero bytes on disk (written, not a hole), so that
   // later overwrites allocate nothing and fdatasync does not commit metadata.

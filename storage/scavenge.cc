@@ -124,6 +124,9 @@ class ChunkWriter {
   Status Flush() {
     if (buf_.empty()) return Status::Ok();
     Status s = file_.WriteAt(flushed_, buf_);
+    // Written back while the next chunk is read and copied: the closing fdatasync then has
+    // little left to wait for.
+    if (s.ok()) s = file_.StartWriteBack(flushed_, buf_.size());
     flushed_ += buf_.size();
     buf_.clear();
     return s;
