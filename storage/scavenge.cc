@@ -353,9 +353,9 @@ Status Scavenger::ScavengeSlot(size_t k, TimestampMicros now) {
   ChunkWriter out(std::move(out_file).value());
   ChunkReader in(seg->file(), end_offset);
   MemIndex mem;
-  std::unordered_map<std::string, format::TipsEntry, StringHash, std::equal_to<>> carried_tips;  // an earlier tips record's
-  std::vector<std::string> carried_names;
-  carried_names.reserve(64);
+  // An earlier scavenge's tips record, by name; each entry's view points at its key (node
+  // keys stay put), not into the read buffer, which the next read overwrites.
+  std::unordered_map<std::string, format::TipsEntry, StringHash, std::equal_to<>> carried_tips;
   TimestampMicros last_timestamp = 0;
   uint64_t events_removed = 0;
   std::vector<uint32_t> offsets;
@@ -395,8 +395,8 @@ Status Scavenger::ScavengeSlot(size_t k, TimestampMicros now) {
     const uint64_t next = off + h.batch_size;
     if (h.kind == format::kBatchKindTips) {  // from an earlier scavenge: carried into the new one
       (void)format::ForEachTipsEntry(*batch, [&](const format::TipsEntry& e) {
-        carried_names.emplace_back(e.stream);
-        carried_tips[carried_names.back()] = e;
+        auto [it, added] = carried_tips.insert_or_assign(std::string(e.stream), e);
+        it->second.stream = it->first;
       });
       off = next;
       continue;

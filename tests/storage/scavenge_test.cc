@@ -228,6 +228,30 @@ TEST(Scavenge, SoftDeletedStreamRecreatedAfterScavengeContinuesAtItsNextVersion)
   ExpectVerifyClean(f.dir.path());
 }
 
+TEST(Scavenge, ASegmentRewrittenTwiceKeepsTheTipsOfItsFirstRewrite) {
+  Fixture f;
+  // "first" and "second" live only in the first segments, beside kept "filler".
+  ASSERT_TRUE(f.store->AppendSync("first", ExpectedVersion::NoStream(), MakeEvents("first", 0, 3, 0, 1500)).ok());
+  ASSERT_TRUE(f.store->AppendSync("second", ExpectedVersion::NoStream(), MakeEvents("second", 0, 3, 0, 1500)).ok());
+  Fill(*f.store, 40, 1, 0);
+  ASSERT_TRUE(f.store->DeleteStreamSync("first", ExpectedVersion::Any(), false).ok());
+  ASSERT_GT(f.Scavenge().segments_rewritten, 0u);
+  ASSERT_TRUE(f.store->DeleteStreamSync("second", ExpectedVersion::Any(), false).ok());
+  ASSERT_GT(f.Scavenge().segments_rewritten, 0u) << "the segment already rewritten once is rewritten again";
+  // Only the tips records now say where "first" and "second" stood.
+  f.store.reset();
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path() / "segments")) {
+    if (entry.path().extension() == ".idx") std::filesystem::remove(entry.path());
+  }
+  f.Reopen();
+  for (const std::string s : {"first", "second"}) {
+    auto r = f.store->AppendSync(s, ExpectedVersion::NoStream(), MakeEvents(s, 3, 1));
+    ASSERT_TRUE(r.ok()) << s << ": " << r.status().ToString();
+    EXPECT_EQ(r->first_version, StreamVersion(3)) << s;
+  }
+  ExpectVerifyClean(f.dir.path());
+}
+
 TEST(Scavenge, TruncatedEventsAreRemovedAndTheRestReadsFromTheFirstKept) {
   Fixture f;
   Fill(*f.store, 30, 1, 1);
