@@ -273,6 +273,24 @@ TEST(Scavenge, TruncatedEventsAreRemovedAndTheRestReadsFromTheFirstKept) {
   ExpectVerifyClean(f.dir.path());
 }
 
+TEST(Scavenge, ExpiredEventsAreScavengedAndTheStreamGoesOnAfterThem) {
+  Fixture f;
+  Fill(*f.store, 40, 1, 1);
+  StreamMetadata meta;
+  meta.max_age_micros = 1;  // everything committed before now is expired
+  ASSERT_TRUE(f.store->SetStreamMetadataSync("gone-0", ExpectedVersion::Any(), meta).ok());
+  const auto status = f.Scavenge();
+  ASSERT_EQ(status.state, ScavengeStatus::State::kFinished) << status.error.ToString();
+  EXPECT_EQ(status.events_removed, 80u);
+  EXPECT_EQ(FilesHolding(f.dir.path(), kSecret), std::vector<std::string>{});
+  f.Reopen();
+  EXPECT_EQ(f.store->ReadStream("gone-0", StreamVersion(0), 10).status().code(), Status::Code::kNotFound);
+  auto r = f.store->AppendSync("gone-0", ExpectedVersion::Any(), MakeEvents("gone-0", 80, 1));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->first_version, StreamVersion(80));
+  ExpectVerifyClean(f.dir.path());
+}
+
 TEST(Scavenge, RemovedEventsInTheActiveSegmentAreSealedAndRewrittenToo) {
   Fixture f;
   ASSERT_TRUE(f.store->AppendSync("gone-0", ExpectedVersion::NoStream(), {SecretEvent("gone-0", 0)}).ok());
