@@ -58,7 +58,8 @@ Workloads:
              one page in flight at a time: use --threads for concurrency.
   subscribe  every client subscribes to $all from position 0 and counts events until it
              is caught up, then stops; the rate is over the time to catch up. It checks
-             that positions arrive dense and in order. "calls" are the batches pushed.
+             that positions arrive in order (holes where events were removed). "calls"
+             are the batches pushed.
   orders     every client places orders through the Order service, one after the other:
              CreateOrder (id unique per run, client and iteration; customer
              "cust-<client % 100>"), three AddItem (different SKUs, quantity 1..3, unit

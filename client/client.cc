@@ -8,6 +8,7 @@
 #include <iterator>
 #include <random>
 
+#include "client/client_internal.h"
 #include "client/tls.h"
 #include "protocol/esd.capnp.h"
 #include "protocol/transport.h"
@@ -133,7 +134,11 @@ std::vector<RecordedEvent> ToEvents(capnp::List<rpc::RecordedEvent>::Reader list
   return out;
 }
 
-const char* RejectName(rpc::RejectCode code) {
+}  // namespace
+
+using internal::RejectName;
+
+const char* internal::RejectName(rpc::RejectCode code) {
   switch (code) {
     case rpc::RejectCode::INVALID_ARGUMENT: return "invalid-argument";
     case rpc::RejectCode::IDEMPOTENCY_CONFLICT: return "idempotency-conflict";
@@ -145,6 +150,8 @@ const char* RejectName(rpc::RejectCode code) {
   }
   return "unknown";
 }
+
+namespace {
 
 AppendResult ToAppendResult(rpc::AppendResult::Reader r) {
   AppendResult out;
@@ -415,6 +422,11 @@ class Client::Impl {
   rpc::OrderService::Client orders = nullptr;  // fetched once, pipelined at connect
 };
 
+namespace internal {
+rpc::Session::Client& SessionOf(Client::Impl& impl) { return impl.session; }
+rpc::EventStore::Client& StoreOf(Client::Impl& impl) { return impl.store; }
+}  // namespace internal
+
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
@@ -534,8 +546,8 @@ std::optional<std::vector<RecordedEvent>> Client::ReadStream(const std::string& 
   auto result = resp.getResult();
   StreamPageEnd local;
   StreamPageEnd& where = end != nullptr ? *end : local;
-  where = {result.getNextVersion(), result.getEndOfStream()};
-  if (result.isNotFound()) return std::nullopt;
+  where = {result.getNextVersion(), result.getEndOfStream(), result.isStreamDeleted()};
+  if (result.isNotFound() || result.isStreamDeleted()) return std::nullopt;
   if (result.isDamaged()) throw Error(ToDamage(result.getDamaged()));
   auto events = ToEvents(result.getEvents());
   // An esd older than these fields sends 0 and false, which no page with events means
@@ -579,7 +591,8 @@ std::optional<StreamInfo> Client::GetStreamInfo(const std::string& stream) {
   auto info = resp.getInfo();
   if (info.isNotFound()) return std::nullopt;
   auto f = info.getFound();
-  return StreamInfo{f.getLastVersion(), f.getEventCount(), f.getLastPosition(), f.getLastWriteMicros()};
+  return StreamInfo{f.getLastVersion(),     f.getEventCount(), f.getLastPosition(), f.getLastWriteMicros(),
+                    f.getFirstKept(),       f.getHardDeleted(), f.getHasMetadata()};
 }
 
 Client::StreamPage Client::ListStreams(const std::string& prefix, const std::string& after, uint32_t count) {

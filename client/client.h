@@ -106,9 +106,62 @@ struct RecordedEventView {
 
 struct StreamInfo {
   uint64_t last_version = 0;
-  uint64_t event_count = 0;
+  uint64_t event_count = 0;  // versions 0..last_version, removed ones included
   uint64_t last_position = 0;
   uint64_t last_write_micros = 0;
+  // What deletes, truncates and metadata removed (an esd older than them says 0 and false):
+  // the first version a read returns, last_version + 1 when none is left.
+  uint64_t first_kept = 0;
+  bool hard_deleted = false;
+  bool has_metadata = false;
+};
+
+// ---- Stream lifecycle (docs/storage.md, "Lifecycle") ----
+// A stream's metadata: what is removed of it (no read returns it; `esctl scavenge` frees
+// its bytes). Kept in the log as the last event of the stream "$$<stream>".
+struct StreamMetadata {
+  std::optional<uint64_t> max_age_micros;  // events older than this are removed
+  std::optional<uint64_t> max_count;       // only the newest max_count events remain (>= 1)
+  uint64_t truncate_before = 0;            // versions below this are removed; never moves back
+  bool hard_deleted = false;               // set by DeleteStream(hard); ignored when setting
+  std::string custom;                      // the user's own bytes, kept as given
+};
+
+// What DeleteStream, TruncateStream and SetStreamMetadata did. Each wrote one event to
+// "$$<stream>" (kOk), or nothing.
+struct LifecycleResult {
+  enum class Outcome { kOk, kWrongExpectedVersion, kStreamDeleted, kNotFound, kRejected };
+  Outcome outcome = Outcome::kOk;
+  // kOk: the metadata event's $all position and its version in "$$<stream>" (the expected
+  // version of the next SetStreamMetadata)
+  uint64_t position = 0, metadata_version = 0, timestamp_micros = 0;
+  // kWrongExpectedVersion: nullopt when the stream (SetStreamMetadata: its metadata) has no event
+  std::optional<uint64_t> actual_version;
+  // kRejected: as AppendResult's ("invalid-argument" for a reserved name, a max_count of 0 or
+  // a truncate past the end; "permission-denied" below the writer role ...), and a sentence
+  std::string reject_code;
+  std::string reason;
+  bool ok() const { return outcome == Outcome::kOk; }
+};
+
+struct StreamMetadataResult {
+  bool ok = true;                    // false: rejected (not a stream name): reject_code, reason
+  StreamMetadata metadata;           // the defaults (nothing removed) when none was written
+  std::optional<uint64_t> metadata_version;  // nullopt: the stream never had metadata
+  std::string reject_code;
+  std::string reason;
+};
+
+// A scavenge (Client::ScavengeStart) as the daemon reports it.
+struct ScavengeStatus {
+  std::string state;  // "idle" (none since the daemon started), "running", "stopping",
+                      // "finished", "stopped" or "failed"
+  uint64_t started_micros = 0, finished_micros = 0;  // finished: 0 while it runs
+  uint64_t segments_total = 0, segments_done = 0, segments_rewritten = 0;
+  uint64_t bytes_total = 0, bytes_read = 0, bytes_reclaimed = 0;
+  uint64_t events_removed = 0;
+  std::string error;  // "failed": why
+  bool running() const { return state == "running" || state == "stopping"; }
 };
 
 struct Filter {
@@ -134,6 +187,8 @@ struct StreamPageEnd {
                                // returned, backwards one below it; `from` when none was
   bool end_of_stream = false;  // forwards: the page reached the stream's last durable event;
                                // backwards: version 0; true for a stream without events
+  bool stream_deleted = false; // ReadStream returned nullopt because the stream was
+                               // hard-deleted (not merely without events)
 };
 
 struct ReadAllResult {
@@ -324,6 +379,36 @@ class Client {
   };
   StreamPage ListStreams(const std::string& prefix, const std::string& after = "", uint32_t count = 1000);
   ServerStatus Status();  // needs the admin role
+
+  // Stream lifecycle. Changes need the writer role (else kRejected "permission-denied").
+  // Soft delete: the stream reads as not found until an append recreates it (its versions go
+  // on). Hard delete: never written or read again (appends answer kStreamDeleted, ReadStream
+  // nullopt with StreamPageEnd::stream_deleted). `expected` is checked against the stream.
+  LifecycleResult DeleteStream(const std::string& stream, Expected expected = Expected::Any(), bool hard = false);
+  // Removes the versions below `before` (at most the last version + 1).
+  LifecycleResult TruncateStream(const std::string& stream, uint64_t before);
+  // Replaces the stream's metadata as a whole; `expected` is checked against the metadata's
+  // own version (LifecycleResult::metadata_version; NoStream: none written yet).
+  LifecycleResult SetStreamMetadata(const std::string& stream, const StreamMetadata& metadata,
+                                    Expected expected = Expected::Any());
+  StreamMetadataResult GetStreamMetadata(const std::string& stream);
+
+  // Scavenge (admin role): rewrites sealed segments without their removed events, in the
+  // daemon's background; these return at once. `started` false: `reason` says why (one is
+  // running already: `status` is that one).
+  struct ScavengeStartResult {
+    bool started = false;
+    std::string reason;
+    ScavengeStatus status;
+  };
+  ScavengeStartResult ScavengeStart();
+  ScavengeStatus GetScavengeStatus();
+  // Asks a running scavenge to stop after its current segment. `was_running` false: none ran.
+  struct ScavengeStopResult {
+    bool was_running = false;
+    ScavengeStatus status;
+  };
+  ScavengeStopResult ScavengeStop();
   // How far a long Admin call is: (done, total), a few times a second while it runs and
   // once more, with done == total, before it returns. Runs inside the call, on this thread.
   using Progress = std::function<void(uint64_t done, uint64_t total)>;

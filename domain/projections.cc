@@ -50,12 +50,16 @@ void OrderProjection::Apply(const storage::EventView& e) {
 storage::Result<uint64_t> OrderProjection::CatchUp(const storage::Store& store, uint64_t max_events) {
   uint64_t read = 0;
   while (read < max_events) {
-    auto n = store.ReadAll(storage::GlobalPosition(checkpoint_), std::min<uint64_t>(max_events - read, 10'000),
-                           [&](const storage::EventView& e) {
-                             Apply(e);
-                             return true;
-                           });
+    storage::GlobalPosition skipped(checkpoint_);
+    auto n = store.ReadAll(
+        storage::GlobalPosition(checkpoint_), std::min<uint64_t>(max_events - read, 10'000),
+        [&](const storage::EventView& e) {
+          Apply(e);
+          return true;
+        },
+        &skipped);
     if (!n.ok()) return n.status();
+    checkpoint_ = std::max(checkpoint_, skipped.value);  // removed events (storage/lifecycle.h) are passed, not applied
     if (*n == 0) break;
     read += *n;
   }

@@ -114,7 +114,8 @@ struct AppendResult {
       code @8 :RejectCode;
       reason @9 :Text;           # for people: what was wrong and what to do
     }
-    streamDeleted @10 :Void;     # reserved: streams cannot be deleted yet
+    streamDeleted @10 :Void;     # the stream was hard-deleted (deleteStream with `hard`): it can
+                                 # never be written again; nothing was written
   }
 }
 
@@ -128,6 +129,8 @@ struct ReadStreamResult {
     events @0 :List(RecordedEvent);   # empty when `fromVersion` is past the end (forwards)
     notFound @1 :Void;                # the stream has no event
     damaged @2 :Damage;               # an event asked for is in damaged bytes: none is returned
+    streamDeleted @5 :Void;           # the stream was hard-deleted: it is never read again (an esd
+                                      # older than deletion never answers this)
   }
   # Where a page ended. A page may hold fewer events than asked for (16 MiB of events per
   # answer) without being the end: only `endOfStream` says that. An esd older than these
@@ -138,8 +141,8 @@ struct ReadStreamResult {
                             # damaged, past the end, count 0)
   endOfStream @4 :Bool;     # forwards: the page reached the stream's last durable event (or
                             # `fromVersion` is past it); backwards: it reached version 0; also
-                            # true for notFound. False for damaged: reading from
-                            # `nextVersion` again answers the same damage
+                            # true for notFound and streamDeleted. False for damaged:
+                            # reading from `nextVersion` again answers the same damage
 }
 
 struct Filter {
@@ -156,6 +159,67 @@ struct StreamInfo {
       eventCount @2 :UInt64;
       lastPosition @3 :UInt64;
       lastWriteMicros @4 :UInt64;
+      # What deleteStream, truncateStream and the metadata removed (an esd older than them
+      # leaves these 0 and false). Versions are never reused: a deleted or truncated stream
+      # keeps its lastVersion and eventCount (which counts removed events too).
+      firstKept @5 :UInt64;     # the first version a read returns; lastVersion + 1 when none
+                                # is left (soft-deleted, or truncated to its end)
+      hardDeleted @6 :Bool;     # never written or read again
+      hasMetadata @7 :Bool;     # the stream has metadata (see getStreamMetadata)
+    }
+  }
+}
+
+struct StreamMetadata {
+  # A stream's lifecycle settings (docs/storage.md, "Lifecycle"), kept in the log as the last
+  # event of the stream "$$<stream>". An event is removed (no read returns it any more, and
+  # `esctl scavenge` frees its bytes) when it is older than maxAge, when more than maxCount
+  # newer events follow it, or when its version is below truncateBefore.
+  hasMaxAge @0 :Bool;
+  maxAgeMicros @1 :UInt64;
+  hasMaxCount @2 :Bool;
+  maxCount @3 :UInt64;          # at least 1
+  truncateBefore @4 :UInt64;    # never moves back: a lower value keeps the current one
+  hardDeleted @5 :Bool;         # set by deleteStream with `hard`; ignored in setStreamMetadata
+  custom @6 :Data;              # the user's own bytes, kept as given
+}
+
+struct LifecycleResult {
+  # What deleteStream, truncateStream and setStreamMetadata did. Each writes one event to the
+  # stream "$$<stream>" (its metadata), durable before it answers; from then on no read
+  # returns what it removed. Failing, each writes nothing.
+  union {
+    ok :group {
+      position @0 :UInt64;          # the metadata event's $all position
+      metadataVersion @1 :UInt64;   # its version in "$$<stream>": the expected version for
+                                    # the next setStreamMetadata
+      timestampMicros @2 :UInt64;
+    }
+    wrongExpectedVersion :group {
+      streamExists @3 :Bool;        # false: the stream (for setStreamMetadata: its metadata)
+                                    # has no event
+      actualVersion @4 :UInt64;     # its last version, when streamExists
+    }
+    streamDeleted @5 :Void;         # the stream was hard-deleted: nothing more can be done to it
+    notFound @6 :Void;              # deleteStream, truncateStream: the stream has no event
+    rejected :group {
+      code @7 :RejectCode;          # invalidArgument (a reserved name, maxCount 0, a truncate
+                                    # past the end), permissionDenied (needs writer), ...
+      reason @8 :Text;              # for people: what was wrong and what to do
+    }
+  }
+}
+
+struct StreamMetadataResult {
+  union {
+    ok :group {
+      metadata @0 :StreamMetadata;  # the defaults (nothing removed) when none was written
+      written @1 :Bool;             # false: the stream never had metadata
+      metadataVersion @2 :UInt64;   # when written: the version of "$$<stream>" it is at
+    }
+    rejected :group {
+      code @3 :RejectCode;          # invalidArgument: not a stream name
+      reason @4 :Text;
     }
   }
 }
@@ -207,6 +271,28 @@ interface EventStore {
   listStreams @5 (prefix :Text, after :Text, count :UInt32) -> (streams :List(StreamSummary), more :Bool);
   # Streams whose name starts with `prefix`, in name order, after the name `after` ("" for
   # the first page), at most `count` (capped at 10,000). `more`: another page follows.
+
+  # ---- Lifecycle (docs/storage.md, "Lifecycle"). Changes need the writer role: a reader's
+  # is rejected with permissionDenied. Names starting with '$' are reserved (invalidArgument).
+
+  deleteStream @6 (stream :Text, expected :ExpectedVersion, hard :Bool) -> (result :LifecycleResult);
+  # `expected` is checked against the stream. Soft (hard false): the stream reads as not found
+  # until an append recreates it, its versions going on after the last one. Hard: a tombstone;
+  # appends, reads and lifecycle calls get streamDeleted from then on. notFound when the stream
+  # has no event.
+
+  truncateStream @7 (stream :Text, before :UInt64) -> (result :LifecycleResult);
+  # Removes the versions below `before`, which is at most the last version + 1 (rejected
+  # invalidArgument past that). notFound when the stream has no event.
+
+  setStreamMetadata @8 (stream :Text, expected :ExpectedVersion, metadata :StreamMetadata)
+      -> (result :LifecycleResult);
+  # Replaces the stream's metadata as a whole. `expected` is checked against the metadata's
+  # own version (LifecycleResult.ok.metadataVersion; noStream: none written yet). Removal is
+  # final: what the old metadata removed stays removed, whatever the new one says.
+
+  getStreamMetadata @9 (stream :Text) -> (result :StreamMetadataResult);
+  # The stream's metadata as written last (any role).
 }
 
 struct StreamSummary {
@@ -318,6 +404,41 @@ interface Admin {
   deleteSnapshot @7 (target :SnapshotTarget) -> (found :Bool, file :Text);
   # Removes the snapshot file. Nothing is lost: an order is then loaded from its events,
   # and the projection writes a new snapshot at its next one (or rebuilds at a start).
+
+  scavengeStart @8 () -> (started :Bool, reason :Text, status :ScavengeStatus);
+  # Starts rewriting the sealed segments without their removed events, in the background, and
+  # answers at once. `started` false: it did not start, `reason` says why (when one is running
+  # already, `status` is that one). Follow it with scavengeStatus.
+
+  scavengeStatus @9 () -> (status :ScavengeStatus);
+  # The running scavenge, or the last one since the daemon started.
+
+  scavengeStop @10 () -> (wasRunning :Bool, status :ScavengeStatus);
+  # Asks a running scavenge to stop after the segment it is on, and answers at once (state
+  # stopping, then stopped). What it rewrote stays rewritten; a later start goes on.
+}
+
+enum ScavengeState {
+  idle @0;       # none since the daemon started
+  running @1;
+  stopping @2;   # asked to stop: ends after the segment it is on
+  finished @3;
+  stopped @4;
+  failed @5;     # see ScavengeStatus.error
+}
+
+struct ScavengeStatus {
+  state @0 :ScavengeState;
+  startedMicros @1 :UInt64;
+  finishedMicros @2 :UInt64;    # 0 while it runs
+  segmentsTotal @3 :UInt64;     # sealed segments it looks at
+  segmentsDone @4 :UInt64;
+  segmentsRewritten @5 :UInt64;
+  bytesTotal @6 :UInt64;        # of log in those segments
+  bytesRead @7 :UInt64;
+  bytesReclaimed @8 :UInt64;    # disk blocks freed so far
+  eventsRemoved @9 :UInt64;     # removed events whose bytes are gone
+  error @10 :Text;              # failed: why
 }
 
 interface ProgressSink {

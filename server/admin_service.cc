@@ -172,6 +172,33 @@ SnapshotPage ReadSnapshotPage(const std::filesystem::path& path, uint64_t offset
   return page;
 }
 
+rpc::ScavengeState ToWire(storage::ScavengeStatus::State s) {
+  using State = storage::ScavengeStatus::State;
+  switch (s) {
+    case State::kIdle: return rpc::ScavengeState::IDLE;
+    case State::kRunning: return rpc::ScavengeState::RUNNING;
+    case State::kStopping: return rpc::ScavengeState::STOPPING;
+    case State::kFinished: return rpc::ScavengeState::FINISHED;
+    case State::kStopped: return rpc::ScavengeState::STOPPED;
+    case State::kFailed: return rpc::ScavengeState::FAILED;
+  }
+  KJ_FAIL_ASSERT("unknown scavenge state", static_cast<int>(s));
+}
+
+void FillScavenge(rpc::ScavengeStatus::Builder out, const storage::ScavengeStatus& s) {
+  out.setState(ToWire(s.state));
+  out.setStartedMicros(s.started_micros);
+  out.setFinishedMicros(s.finished_micros);
+  out.setSegmentsTotal(s.segments_total);
+  out.setSegmentsDone(s.segments_done);
+  out.setSegmentsRewritten(s.segments_rewritten);
+  out.setBytesTotal(s.bytes_total);
+  out.setBytesRead(s.bytes_read);
+  out.setBytesReclaimed(s.bytes_reclaimed);
+  out.setEventsRemoved(s.events_removed);
+  out.setError(s.error.ok() ? std::string() : s.error.ToString());
+}
+
 class AdminImpl final : public LoggedCalls<rpc::Admin> {
  public:
   AdminImpl(ServerContext& ctx, ConnectionState& connection)
@@ -348,6 +375,36 @@ class AdminImpl final : public LoggedCalls<rpc::Admin> {
     return kj::READY_NOW;
   }
 
+  // Scavenge runs on a thread of the store: these only start, ask and stop it, at once.
+  kj::Promise<void> scavengeStart(ScavengeStartContext context) override {
+    const storage::ScavengeStatus before = ctx_.store.GetScavengeStatus();
+    const storage::Status started = ctx_.store.StartScavenge();
+    const storage::ScavengeStatus after = ctx_.store.GetScavengeStatus();
+    ctx_.scavenge_watch.Started(before, after, Who(), started.ok() ? std::string() : started.message());
+    auto results = context.getResults();
+    results.setStarted(started.ok());
+    results.setReason(started.ok() ? std::string() : started.message());
+    FillScavenge(results.initStatus(), after);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> scavengeStatus(ScavengeStatusContext context) override {
+    FillScavenge(context.getResults().initStatus(), ctx_.store.GetScavengeStatus());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> scavengeStop(ScavengeStopContext context) override {
+    using State = storage::ScavengeStatus::State;
+    const storage::ScavengeStatus before = ctx_.store.GetScavengeStatus();
+    const bool running = before.state == State::kRunning || before.state == State::kStopping;
+    if (running) ctx_.store.StopScavenge();
+    const storage::ScavengeStatus after = ctx_.store.GetScavengeStatus();
+    if (running) ctx_.scavenge_watch.StopAsked(after, Who());
+    context.getResults().setWasRunning(running);
+    FillScavenge(context.getResults().initStatus(), after);
+    return kj::READY_NOW;
+  }
+
   kj::Promise<void> status(StatusContext context) override {
     auto s = context.getResults().initStatus();
     const auto stats = ctx_.store.stats();
@@ -372,6 +429,12 @@ class AdminImpl final : public LoggedCalls<rpc::Admin> {
   }
 
  private:
+  // Who asked, for the log: Admin is only handed to the admin role.
+  std::string Who() const {
+    return ctx_.config.auth_file.empty() ? "a client (no --auth: every client has the admin role)"
+                                         : "a token with the admin role";
+  }
+
   ServerContext& ctx_;
   kj::Own<ConnectionState> connection_;
 };

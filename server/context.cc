@@ -6,15 +6,15 @@
 
 namespace esd::server {
 
-kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
-                                                         storage::ExpectedVersion expected,
-                                                         std::vector<storage::EventData> events) {
-  auto expect = ctx.append_completions.Expect();
-  ctx.store.Append(std::move(stream), expected, std::move(events), std::move(expect.done));
+namespace {
+
+// `result` counts in ctx.appends_in_flight until it is taken or its caller gave up.
+kj::Promise<kj::Own<storage::AppendResult>> AnsweredOnLoop(ServerContext& ctx,
+                                                           kj::Promise<kj::Own<storage::AppendResult>> result) {
   // Counted down when the result is taken or the caller gave up: a graceful stop waits for
   // answers that someone still wants, not for disconnected clients.
   ++ctx.appends_in_flight;
-  return expect.result.attach(kj::defer([&ctx] {
+  return result.attach(kj::defer([&ctx] {
     if (--ctx.appends_in_flight == 0 && ctx.appends_answered.get() != nullptr) {
       // The caller's continuation and capnp's sending of its answer were armed depth first
       // when the result arrived, so they run before this, which is armed last.
@@ -26,6 +26,23 @@ kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std
       }).detach([](kj::Exception&&) {});
     }
   }));
+}
+
+}  // namespace
+
+kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
+                                                         storage::ExpectedVersion expected,
+                                                         std::vector<storage::EventData> events) {
+  auto expect = ctx.append_completions.Expect();
+  ctx.store.Append(std::move(stream), expected, std::move(events), std::move(expect.done));
+  return AnsweredOnLoop(ctx, kj::mv(expect.result));
+}
+
+kj::Promise<kj::Own<storage::AppendResult>> WriteOnLoop(ServerContext& ctx,
+                                                        const std::function<void(storage::AppendCallback)>& start) {
+  auto expect = ctx.append_completions.Expect();
+  start(std::move(expect.done));
+  return AnsweredOnLoop(ctx, kj::mv(expect.result));
 }
 
 kj::Promise<void> WhenAppendsAnswered(ServerContext& ctx) {

@@ -24,6 +24,7 @@
 #include "server/damage_log.h"
 #include "server/notifier.h"
 #include "server/ops_metrics.h"
+#include "server/scavenge_watch.h"
 #include "storage/store.h"
 #include "storage/stream_page.h"
 
@@ -125,6 +126,7 @@ struct ServerContext {
   kj::Own<kj::PromiseFulfiller<void>> appends_answered{};
   AppendCompletions append_completions{};  // AppendOnLoop's results come back through it
   OffLoopJobs jobs{};
+  ScavengeWatch scavenge_watch{};  // scavenges' log lines and /metrics totals
 };
 
 // Resolves once no append (or order command's append) is waiting for the writer and every
@@ -139,6 +141,12 @@ kj::Promise<void> WhenAppendsAnswered(ServerContext& ctx);
 kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
                                                          storage::ExpectedVersion expected,
                                                          std::vector<storage::EventData> events);
+
+// The same for any write that answers through an AppendCallback on the writer thread (the
+// lifecycle calls: Store::DeleteStream, TruncateStream, SetStreamMetadata): `start` is given
+// the callback to pass on, and must hand it to the store (which calls it exactly once).
+kj::Promise<kj::Own<storage::AppendResult>> WriteOnLoop(ServerContext& ctx,
+                                                        const std::function<void(storage::AppendCallback)>& start);
 
 // Stream prefix AND event type; empty parts match everything.
 struct EventFilter {

@@ -219,6 +219,24 @@ std::string RenderMetrics(ServerContext& ctx) {
                 (std::string(job) == "verify" ? " and found no damage" : "") + "; 0 if it failed or none ran.",
             run->success() ? 1 : 0);
   }
+  m.Counter("esd_lifecycle_calls_total",
+            "EventStore.deleteStream, truncateStream and setStreamMetadata calls answered, by call and outcome (as "
+            "esd_appends_total's, and not_found, stream_deleted).",
+            ctx.ops.lifecycle_calls.Samples());
+  m.Counter("esd_streams_deleted_total", "Stream deletes acknowledged since start, by kind (soft, hard).",
+            ctx.ops.streams_deleted.Samples());
+  const auto scavenge = ctx.scavenge_watch.TotalsWith(ctx.store.GetScavengeStatus());
+  m.Gauge("esd_scavenge_running", "1 while a scavenge runs (esctl scavenge status), else 0.", scavenge.running ? 1 : 0);
+  m.Counter("esd_scavenge_runs_total", "Scavenges started since start.", scavenge.runs);
+  m.Counter("esd_scavenge_bytes_read_total", "Bytes of sealed segments scavenges read, over every run since start.",
+            scavenge.bytes_read);
+  m.Counter("esd_scavenge_bytes_reclaimed_total",
+            "Disk bytes scavenges freed by rewriting segments without removed events, over every run since start.",
+            scavenge.bytes_reclaimed);
+  m.Counter("esd_scavenge_events_removed_total",
+            "Removed events whose bytes scavenges dropped, over every run since start.", scavenge.events_removed);
+  m.Counter("esd_scavenge_segments_rewritten_total", "Segments scavenges rewrote, over every run since start.",
+            scavenge.segments_rewritten);
   if (auto free = FreeBytes(ctx.config.data_dir)) {
     m.Gauge("esd_data_dir_free_bytes", "Bytes free for esd on the filesystem of the data directory.",
             static_cast<double>(*free));
@@ -308,6 +326,7 @@ int RunDaemon(const Config& config) {
     LoopHeartbeat heartbeat;
     std::function<kj::Promise<void>()> beat = [&]() -> kj::Promise<void> {
       heartbeat.Beat();
+      ctx.scavenge_watch.Poll(ctx.store.GetScavengeStatus());  // logs a scavenge's end
       return io.provider->getTimer().afterDelay(kHeartbeatEvery.count() * kj::SECONDS).then([&] { return beat(); });
     };
     kj::Promise<void> beating = beat().eagerlyEvaluate(nullptr);

@@ -20,10 +20,26 @@ using storage::Status;
 
 bool IsKnown(rpc::Direction d) { return d == rpc::Direction::FORWARD || d == rpc::Direction::BACKWARD; }
 
-void Reject(rpc::AppendResult::Builder result, rpc::RejectCode code, kj::StringPtr reason) {
+// An AppendResult or a LifecycleResult.
+template <typename Result>
+void Reject(Result result, rpc::RejectCode code, kj::StringPtr reason) {
   auto rejected = result.initRejected();
   rejected.setCode(code);
   rejected.setReason(reason);
+}
+
+// A failed write's Status as the RejectCode a client gets; the typed outcomes each result
+// has a member of its own for (a wrong expected version ...) are not passed here.
+template <typename Result>
+void RejectFor(Result out, const Status& s) {
+  const std::string& msg = s.message();
+  switch (s.code()) {
+    case Status::Code::kInvalidArgument: return Reject(out, rpc::RejectCode::INVALID_ARGUMENT, msg.c_str());
+    case Status::Code::kIdempotencyConflict: return Reject(out, rpc::RejectCode::IDEMPOTENCY_CONFLICT, msg.c_str());
+    case Status::Code::kOutOfSpace: return Reject(out, rpc::RejectCode::OUT_OF_SPACE, msg.c_str());
+    case Status::Code::kOverloaded: return Reject(out, rpc::RejectCode::OVERLOADED, msg.c_str());
+    default: return Reject(out, rpc::RejectCode::UNAVAILABLE, s.ToString().c_str());
+  }
 }
 
 void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResult& r) {
@@ -38,7 +54,6 @@ void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResul
     return;
   }
   const Status& s = r.status();
-  const std::string& msg = s.message();
   switch (s.code()) {
     case Status::Code::kWrongExpectedVersion: {
       auto w = out.initWrongExpectedVersion();
@@ -46,12 +61,52 @@ void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResul
       w.setActualVersion(s.actual_version() ? s.actual_version()->value : 0);
       return;
     }
-    case Status::Code::kInvalidArgument: return Reject(out, rpc::RejectCode::INVALID_ARGUMENT, msg.c_str());
-    case Status::Code::kIdempotencyConflict: return Reject(out, rpc::RejectCode::IDEMPOTENCY_CONFLICT, msg.c_str());
-    case Status::Code::kOutOfSpace: return Reject(out, rpc::RejectCode::OUT_OF_SPACE, msg.c_str());
-    case Status::Code::kOverloaded: return Reject(out, rpc::RejectCode::OVERLOADED, msg.c_str());
-    default: return Reject(out, rpc::RejectCode::UNAVAILABLE, s.ToString().c_str());
+    case Status::Code::kStreamDeleted: return out.setStreamDeleted();
+    default: return RejectFor(out, s);
   }
+}
+
+// A lifecycle call's result: `r` is the write of its event to "$$<stream>".
+void FillLifecycleResult(rpc::LifecycleResult::Builder out, const storage::AppendResult& r) {
+  if (r.ok()) {
+    auto ok = out.initOk();
+    ok.setPosition(r->last_position.value);
+    ok.setMetadataVersion(r->last_version.value);
+    ok.setTimestampMicros(r->timestamp);
+    return;
+  }
+  const Status& s = r.status();
+  switch (s.code()) {
+    case Status::Code::kWrongExpectedVersion: {
+      auto w = out.initWrongExpectedVersion();
+      w.setStreamExists(s.actual_version().has_value());
+      w.setActualVersion(s.actual_version() ? s.actual_version()->value : 0);
+      return;
+    }
+    case Status::Code::kStreamDeleted: return out.setStreamDeleted();
+    case Status::Code::kNotFound: return out.setNotFound();
+    default: return RejectFor(out, s);
+  }
+}
+
+storage::ExpectedVersion ExpectedOf(rpc::ExpectedVersion::Reader ev) {
+  switch (ev.which()) {
+    case rpc::ExpectedVersion::ANY: return storage::ExpectedVersion::Any();
+    case rpc::ExpectedVersion::NO_STREAM: return storage::ExpectedVersion::NoStream();
+    case rpc::ExpectedVersion::STREAM_EXISTS: return storage::ExpectedVersion::StreamExists();
+    case rpc::ExpectedVersion::EXACT: return storage::ExpectedVersion::Exact(storage::StreamVersion(ev.getExact()));
+  }
+  KJ_FAIL_REQUIRE("unknown kind of expected version", static_cast<uint>(ev.which()));
+}
+
+void FillMetadata(rpc::StreamMetadata::Builder out, const storage::StreamMetadata& m) {
+  out.setHasMaxAge(m.max_age_micros.has_value());
+  out.setMaxAgeMicros(m.max_age_micros.value_or(0));
+  out.setHasMaxCount(m.max_count.has_value());
+  out.setMaxCount(m.max_count.value_or(0));
+  out.setTruncateBefore(m.truncate_before.value);
+  out.setHardDeleted(m.hard_deleted);
+  out.setCustom(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(m.custom.data()), m.custom.size()));
 }
 
 std::string ToString(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
@@ -162,15 +217,7 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     Reject(result, rpc::RejectCode::INVALID_ARGUMENT, refusal->c_str());
     return kj::READY_NOW;
   }
-  storage::ExpectedVersion expected = storage::ExpectedVersion::Any();
-  auto ev = params.getExpected();
-  switch (ev.which()) {
-    case rpc::ExpectedVersion::ANY: break;
-    case rpc::ExpectedVersion::NO_STREAM: expected = storage::ExpectedVersion::NoStream(); break;
-    case rpc::ExpectedVersion::STREAM_EXISTS: expected = storage::ExpectedVersion::StreamExists(); break;
-    case rpc::ExpectedVersion::EXACT: expected = storage::ExpectedVersion::Exact(storage::StreamVersion(ev.getExact())); break;
-    default: KJ_FAIL_REQUIRE("unknown kind of expected version", static_cast<uint>(ev.which()));
-  }
+  const storage::ExpectedVersion expected = ExpectedOf(params.getExpected());
   // The request's bytes are copied here: they cross to the writer thread. A count the store
   // would refuse is refused before the copy, which would cost ~100 bytes per event.
   auto list = params.getEvents();
@@ -239,6 +286,11 @@ void EventStoreService::ReadStreamNow(ReadStreamContext context) {
       result.setEndOfStream(true);
       return;
     }
+    if (s.code() == Status::Code::kStreamDeleted) {
+      result.setStreamDeleted();
+      result.setEndOfStream(true);
+      return;
+    }
     if (s.IsDataLoss()) {
       ctx_.damage_log.Report(s, "a read of stream '" + ToString(params.getStream()) + "'");
       FillDamage(result.initDamaged(), s);
@@ -264,6 +316,7 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   uint64_t next = params.getFromPosition();
   uint64_t bytes = 0;
   std::optional<Status> damage;
+  storage::GlobalPosition skipped(next);
   if (count > 0) {
     // Through read_buffer_ (pread; storage/store.h says why): the views stay valid until the
     // answer below is built.
@@ -278,7 +331,8 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
           next = e.position.value + 1;
           return events.size() < count;
         },
-        read_buffer_);
+        read_buffer_, &skipped);
+    next = std::max(next, skipped.value);  // past removed events, so the next page does not scan them again
     if (!scanned.ok()) {
       // The events visited before the damage verified: they are answered, then the damage.
       if (!scanned.status().IsDataLoss()) KJ_FAIL_ASSERT("reading $all failed", scanned.status().ToString());
@@ -310,7 +364,88 @@ kj::Promise<void> EventStoreService::streamInfo(StreamInfoContext context) {
     found.setEventCount(info->event_count);
     found.setLastPosition(info->last_position.value);
     found.setLastWriteMicros(info->last_write);
+    found.setFirstKept(info->first_kept.value);
+    found.setHardDeleted(info->hard_deleted);
+    found.setHasMetadata(info->has_metadata);
   }
+  return kj::READY_NOW;
+}
+
+std::optional<std::string> EventStoreService::LifecycleRefusal(std::string_view what) {
+  if (ctx_.stopping) return "the server is shutting down; nothing was written, retry once it is back";
+  if (role_ < Role::kWriter) {
+    return "role " + std::string(RoleName(role_)) + " may not " + std::string(what) + " (needs writer or admin)";
+  }
+  return std::nullopt;
+}
+
+kj::Promise<void> EventStoreService::Lifecycle(
+    std::string_view call, std::string_view what, rpc::LifecycleResult::Builder result,
+    const std::function<void(storage::AppendCallback)>& start,
+    const std::function<void(const storage::AppendResult&)>& on_ok) {
+  if (auto refusal = LifecycleRefusal(what)) {
+    const bool stopping = ctx_.stopping;
+    ctx_.ops.lifecycle_calls.Add({std::string(call), stopping ? "unavailable" : "permission_denied"});
+    Reject(result, stopping ? rpc::RejectCode::UNAVAILABLE : rpc::RejectCode::PERMISSION_DENIED, refusal->c_str());
+    return kj::READY_NOW;
+  }
+  return WriteOnLoop(ctx_, start).then(
+      [this, call = std::string(call), result, on_ok](kj::Own<storage::AppendResult> r) mutable {
+        ctx_.ops.lifecycle_calls.Add({call, AppendOutcome(r->ok() ? Status::Ok() : r->status())});
+        if (r->ok() && on_ok) on_ok(*r);
+        FillLifecycleResult(result, *r);
+      });
+}
+
+kj::Promise<void> EventStoreService::deleteStream(DeleteStreamContext context) {
+  auto params = context.getParams();
+  std::string stream = ToString(params.getStream());
+  const storage::ExpectedVersion expected = ExpectedOf(params.getExpected());
+  const bool hard = params.getHard();
+  auto result = context.getResults(capnp::MessageSize{32, 0}).initResult();
+  return Lifecycle(
+      "delete_stream", "delete streams", result,
+      [&](storage::AppendCallback done) { ctx_.store.DeleteStream(std::move(stream), expected, hard, std::move(done)); },
+      [this, hard](const storage::AppendResult&) { ctx_.ops.streams_deleted.Add({hard ? "hard" : "soft"}); });
+}
+
+kj::Promise<void> EventStoreService::truncateStream(TruncateStreamContext context) {
+  auto params = context.getParams();
+  std::string stream = ToString(params.getStream());
+  const storage::StreamVersion before(params.getBefore());
+  auto result = context.getResults(capnp::MessageSize{32, 0}).initResult();
+  return Lifecycle("truncate_stream", "truncate streams", result, [&](storage::AppendCallback done) {
+    ctx_.store.TruncateStream(std::move(stream), before, std::move(done));
+  });
+}
+
+kj::Promise<void> EventStoreService::setStreamMetadata(SetStreamMetadataContext context) {
+  auto params = context.getParams();
+  std::string stream = ToString(params.getStream());
+  const storage::ExpectedVersion expected = ExpectedOf(params.getExpected());
+  auto m = params.getMetadata();
+  storage::StreamMetadata metadata;
+  if (m.getHasMaxAge()) metadata.max_age_micros = m.getMaxAgeMicros();
+  if (m.getHasMaxCount()) metadata.max_count = m.getMaxCount();
+  metadata.truncate_before = storage::StreamVersion(m.getTruncateBefore());
+  metadata.custom = ToString(m.getCustom());  // hardDeleted is deleteStream's, not set here
+  auto result = context.getResults(capnp::MessageSize{32, 0}).initResult();
+  return Lifecycle("set_stream_metadata", "set stream metadata", result, [&](storage::AppendCallback done) {
+    ctx_.store.SetStreamMetadata(std::move(stream), expected, std::move(metadata), std::move(done));
+  });
+}
+
+kj::Promise<void> EventStoreService::getStreamMetadata(GetStreamMetadataContext context) {
+  auto read = ctx_.store.GetStreamMetadata(ToString(context.getParams().getStream()));
+  auto result = context.getResults().initResult();
+  if (!read.ok()) {
+    RejectFor(result, read.status());
+    return kj::READY_NOW;
+  }
+  auto ok = result.initOk();
+  FillMetadata(ok.initMetadata(), read->metadata);
+  ok.setWritten(read->metadata_version.has_value());
+  ok.setMetadataVersion(read->metadata_version ? read->metadata_version->value : 0);
   return kj::READY_NOW;
 }
 

@@ -1,6 +1,11 @@
 // The EventStore capability (protocol/esd.capnp), for one session's role.
 #pragma once
 
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include "protocol/esd.capnp.h"
 #include "server/config.h"
 #include "server/connection.h"
@@ -21,11 +26,22 @@ class EventStoreService final : public LoggedCalls<rpc::EventStore> {
   kj::Promise<void> streamInfo(StreamInfoContext context) override;
   kj::Promise<void> subscribe(SubscribeContext context) override;
   kj::Promise<void> listStreams(ListStreamsContext context) override;
+  kj::Promise<void> deleteStream(DeleteStreamContext context) override;
+  kj::Promise<void> truncateStream(TruncateStreamContext context) override;
+  kj::Promise<void> setStreamMetadata(SetStreamMetadataContext context) override;
+  kj::Promise<void> getStreamMetadata(GetStreamMetadataContext context) override;
 
  private:
   void ReadStreamNow(ReadStreamContext context);
   void ReadAllNow(ReadAllContext context);
   void ListStreamsNow(ListStreamsContext context);
+  // Why this session may not make a lifecycle change (`what`: "delete streams" ...), if so.
+  std::optional<std::string> LifecycleRefusal(std::string_view what);
+  // A lifecycle call (`call`: its label in esd_lifecycle_calls_total): refused here, or
+  // `start`ed on the writer and answered into `result`; `on_ok` runs when it succeeded.
+  kj::Promise<void> Lifecycle(std::string_view call, std::string_view what, rpc::LifecycleResult::Builder result,
+                              const std::function<void(storage::AppendCallback)>& start,
+                              const std::function<void(const storage::AppendResult&)>& on_ok = {});
 
   ServerContext& ctx_;
   kj::Own<ConnectionState> connection_;

@@ -11,6 +11,8 @@ std::string AppendOutcome(const storage::Status& s) {
     case Code::kIdempotencyConflict: return "idempotency_conflict";
     case Code::kOutOfSpace: return "out_of_space";
     case Code::kOverloaded: return "overloaded";
+    case Code::kStreamDeleted: return "stream_deleted";
+    case Code::kNotFound: return "not_found";  // the lifecycle calls only
     default: return "unavailable";  // as EventStore.append answers the rest
   }
 }

@@ -24,7 +24,8 @@ namespace esd::server {
 
 // The outcome label of esd_appends_total for an append's result: "ok",
 // "wrong_expected_version", or the RejectCode the client got, in snake case
-// ("invalid_argument", "idempotency_conflict", "out_of_space", "overloaded", "unavailable").
+// ("invalid_argument", "idempotency_conflict", "out_of_space", "overloaded", "unavailable"),
+// or "stream_deleted"; the lifecycle calls (esd_lifecycle_calls_total) also "not_found".
 std::string AppendOutcome(const storage::Status& s);
 
 // When an admin job (verify, backup) last ended, and whether it succeeded.
@@ -65,6 +66,10 @@ class SubscriptionCursors {
 struct OpsMetrics {
   CounterFamily appends{std::vector<std::string>{"outcome"}};                 // EventStore.append calls answered
   CounterFamily order_commands{std::vector<std::string>{"outcome", "rule"}};  // ok, rejected (by rule), conflict, failed
+  // deleteStream, truncateStream, setStreamMetadata answered: call (delete_stream, ...) and
+  // outcome (as AppendOutcome, or permission_denied).
+  CounterFamily lifecycle_calls{std::vector<std::string>{"call", "outcome"}};
+  CounterFamily streams_deleted{std::vector<std::string>{"kind"}};  // soft, hard: deletes acknowledged
   LastRun verify, backup;
   SubscriptionCursors subscriptions;
   RpcLatency rpc_latency;

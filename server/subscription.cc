@@ -114,9 +114,14 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       // views stay valid until the next ReadAll, after Send built the push. A live
       // subscription reads the little that is new in place: it was just written, so it is
       // in the cache, and a buffer would cost an allocation per wake-up.
-      const auto scanned = durable - cursor_ > kSubscriptionBatch
-                               ? ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, visit, buffer_)
-                               : ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, visit);
+      // Removed events (deleted, truncated, expired) are not visited: past them, the cursor
+      // moves on to where the scan skipped to, or it would scan them again on every turn.
+      storage::GlobalPosition skipped(cursor_);
+      const auto scanned =
+          durable - cursor_ > kSubscriptionBatch
+              ? ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, visit, buffer_, &skipped)
+              : ctx_.store.ReadAll(storage::GlobalPosition(cursor_), kMaxScanPerRead, visit, &skipped);
+      cursor_ = std::max(cursor_, skipped.value);
       if (!scanned.ok()) {
         // What was visited before the damage verified: deliver it first. The next turn starts
         // at the damage and meets it again (a segment remembers its damage), then stops.

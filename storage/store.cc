@@ -380,14 +380,14 @@ Result<std::vector<EventView>> Store::ReadStream(std::string_view stream, Stream
   return impl_->ReadStream(stream, from, max_count, direction);
 }
 
-Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count,
-                              const std::function<bool(const EventView&)>& visit) const {
-  return impl_->ReadAll(from, max_count, visit);
+Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                              GlobalPosition* skipped_to) const {
+  return impl_->ReadAll(from, max_count, visit, nullptr, true, skipped_to);
 }
 
 Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
-                              ReadBuffer& copy) const {
-  return impl_->ReadAll(from, max_count, visit, &copy);
+                              ReadBuffer& copy, GlobalPosition* skipped_to) const {
+  return impl_->ReadAll(from, max_count, visit, &copy, true, skipped_to);
 }
 
 uint8_t* ReadBuffer::Take(size_t bytes) {
@@ -618,7 +618,7 @@ class ScanBytes {
 
 Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
                                     const std::function<bool(const EventView&)>& visit, ReadBuffer* copy,
-                                    bool lifecycle_filter) const {
+                                    bool lifecycle_filter, GlobalPosition* skipped_to) const {
   constexpr uint64_t kPrefetchAhead = 1024;
   struct Span {
     const Segment* segment;
@@ -735,7 +735,10 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
             removal_stream.assign(e.stream);
             removal = RemovalOf(e.stream, now);
           }
-          if (removal.Removes(e.version, e.timestamp)) continue;
+          if (removal.Removes(e.version, e.timestamp)) {
+            if (skipped_to != nullptr) *skipped_to = e.position + 1;
+            continue;
+          }
         }
         ++visited;
         if (!visit(e) || visited == max_count) return visited;

@@ -344,8 +344,12 @@ class Store {
   // were removed, and goes on from one past the last position it got. `visit` returns false
   // to stop. Returns the number of events visited. O(count + removed events skipped +
   // log(events in store)).
-  Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
-                         const std::function<bool(const EventView&)>& visit) const;
+  //
+  // `skipped_to`, when given, is set to one past each removed event the scan passes over
+  // (left alone when it passes none): a reader that got nothing more, or whose last event
+  // lies below it, goes on from there, rather than scanning the same removed events again.
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                         GlobalPosition* skipped_to = nullptr) const;
   Result<std::vector<EventView>> ReadAll(GlobalPosition from, size_t max_count) const;
   // The same, but the visited events' bytes are first read (pread) into `copy`, and their
   // views point there: valid until the next ReadAll with `copy`, or its Release(). For long
@@ -354,7 +358,7 @@ class Store {
   // even with the pages mapped already), reading it through pread into a reused buffer
   // ~23 ns. Each batch is verified before any of its events is visited, as above.
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
-                         ReadBuffer& copy) const;
+                         ReadBuffer& copy, GlobalPosition* skipped_to = nullptr) const;
 
   // nullopt when the stream has no durable event. O(1) amortised. A deleted or truncated
   // stream has its info still (versions are never reused): see first_kept, hard_deleted.

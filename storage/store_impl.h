@@ -102,7 +102,8 @@ class Store::Impl {
                                             Direction direction) const;
   // `lifecycle_filter` false: removed events too (the writer's retry check).
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
-                         ReadBuffer* copy = nullptr, bool lifecycle_filter = true) const;
+                         ReadBuffer* copy = nullptr, bool lifecycle_filter = true,
+                         GlobalPosition* skipped_to = nullptr) const;
   // The names of the newest index file's tips (none without one), in its order: views into
   // its mapping, valid while the store is open. Takes `mu_` only to find the file. Sets
   // listed_base_; called once, by directory_.

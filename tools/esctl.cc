@@ -26,8 +26,10 @@
 #include "tools/esctl_output.h"
 #include "tools/esctl_progress.h"
 #include "tools/esctl_salvage.h"
+#include "tools/esctl_scavenge.h"
 #include "tools/esctl_snapshot.h"
 #include "tools/esctl_source.h"
+#include "tools/esctl_stream.h"
 #include "tools/esctl_text.h"
 #include "version/version.h"
 
@@ -122,7 +124,8 @@ int Append(const Invocation& inv, const Connector& connect) {
       return ExitForRejectCode(r.reject_code);
     case client::AppendResult::Outcome::kStreamDeleted:
       if (json) Print(JsonObject().String("result", "stream-deleted").String("stream", stream).Done() + "\n");
-      Note("append rejected: stream '" + stream + "' is deleted");
+      Note("append rejected: stream '" + stream + "' was hard-deleted (esctl stream delete --hard) and can never be "
+           "written again; nothing was written. Append to a stream of another name");
       return kExitNotDone;
   }
   return kExitFailure;
@@ -145,7 +148,8 @@ int Read(const Invocation& inv, const std::function<std::unique_ptr<EventSource>
     client::StreamPageEnd end;
     auto page = c->ReadStream(stream, from, ask, backward, &end);
     if (!page) {
-      Note("stream '" + stream + "' has no events");
+      Note(end.stream_deleted ? "stream '" + stream + "' was hard-deleted: it is never read or written again"
+                              : "stream '" + stream + "' has no events");
       return kExitOk;
     }
     std::string out;
@@ -298,8 +302,9 @@ int ReportClientError(const client::Error& e, const GlobalOptions& g) {
            "\nCheck that esd is still running (its log says why it stopped), then retry.");
       break;
     case client::Error::Kind::kPermissionDenied:
-      Note(what + "\nThis command needs a token with a higher role (status needs admin; append and order "
-                  "commands that write need writer); pass one with --token or $ESD_TOKEN.");
+      Note(what + "\nThis command needs a token with a higher role (status, verify, backup, replay, snapshot and "
+                  "scavenge need admin; append, stream delete, truncate and meta changes, and order commands that "
+                  "write need writer); pass one with --token or $ESD_TOKEN.");
       break;
     case client::Error::Kind::kRemote:
       Note("the server failed the request: " + what + "\nSee the esd log for details; retry once it is resolved.");
@@ -435,6 +440,8 @@ const std::vector<CommandEntry>& CommandTable() {
       {"read", "read one stream, forwards or backwards (read '$all' reads the global log)", true, RunRead},
       {"read-all", "read the global log ($all), optionally filtered", true, RunReadAll},
       {"tail", "follow the global log as events arrive, until Ctrl-C", false, Tail},
+      {"stream", "delete or truncate a stream, show or set its metadata (esctl help stream)", false, RunStream},
+      {"scavenge", "start, follow or stop freeing the disk space of removed events (admin)", false, RunScavenge},
       {"order", "the Order service: create, add-item, ..., get, list, history (esctl help order)", false,
        RunOrderCommand},
       {"verify", "check the store's files: checksums, positions, indexes, snapshots", true, RunVerify},

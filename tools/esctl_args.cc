@@ -114,6 +114,43 @@ order's events, or the projection a query waits for, reach damaged bytes of the 
 offset and position are named on stderr)
 )";
 
+constexpr std::string_view kStreamOverview = R"(usage: esctl stream COMMAND STREAM [options]
+
+A stream's lifecycle. Removed events are never returned by any read again (stream reads,
+read-all, tail, order queries); `esctl scavenge start` later frees their disk space.
+
+commands:
+  delete STREAM [--hard] [--expected-version V]   delete it (soft, or hard: for good)
+  truncate STREAM --before VERSION                remove the versions below VERSION
+  meta STREAM [--max-age D] [--max-count N] [--custom JSON] [--expected-version V]
+                                                  show the metadata, or change it
+
+These need a token with the writer role (meta without options: any role). `esctl streams`
+lists the streams.
+
+exit codes: 0 done; 1 failure (the stream has no events, permission denied, cannot
+connect); 2 bad usage (nothing was sent); 3 not done, nothing written: wrong expected
+version, the stream was hard-deleted, or rejected (a truncate past the end, a reserved name)
+)";
+
+constexpr std::string_view kScavengeOverview = R"(usage: esctl scavenge start [--no-wait] | status | stop
+
+Scavenge rewrites the daemon's sealed segment files without the events that deletes,
+truncates and stream metadata removed, and frees their disk space. It runs in esd's
+background while the daemon keeps serving; kept events keep their positions. Needs a token
+with the admin role.
+
+commands:
+  start [--no-wait]   start one, then follow it with a progress bar until it ends (Ctrl-C
+                      stops following, not the scavenge); --no-wait: only start it
+  status              the running or last scavenge: state, segments, bytes read and
+                      reclaimed, removed events dropped, rate in MB/s
+  stop                ask the running scavenge to stop after the segment it is on
+
+exit codes: 0 done (stop with none running too); 1 failure (it failed: the esd log says why;
+permission denied; cannot connect); 2 bad usage; 3 not started (one is running already)
+)";
+
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
       {"verify", 0, {}, R"(usage: esctl verify                  (online: the daemon checks its files while it serves)
@@ -340,6 +377,60 @@ at its next snapshot).
 
 exit codes: 0 deleted; 1 failure (no such snapshot, esd running on DIR); 2 bad usage
 )", "STREAM", false, true},
+      {"stream", 0, {}, kStreamOverview, "", true},
+      {"stream delete",
+       1,
+       {{"hard", false, false}, {"expected-version", true, false}},
+       R"(usage: esctl stream delete STREAM [--hard] [--expected-version V]
+
+Deletes STREAM. Soft (the default): it reads as not found, and an append recreates it, its
+versions going on after the last one. --hard: a tombstone; the stream can never be written,
+read or deleted again (appends and reads answer "stream deleted", exit 3). Either way the
+delete is an event of the stream "$$STREAM" that subscribers see, and `esctl scavenge start`
+later frees the deleted events' disk space. Prints the delete's $all position.
+
+  --hard                   delete for good
+  --expected-version V     any (default), stream-exists, or the stream's last version N: the
+                           delete is refused (exit 3) unless the stream is there
+)"},
+      {"stream truncate",
+       1,
+       {{"before", true, false}},
+       R"(usage: esctl stream truncate STREAM --before VERSION
+
+Removes the versions of STREAM below VERSION (at most its last version + 1, which removes
+them all); the stream keeps its versions, and appends go on after the last one. Truncating
+past the end is refused (exit 3) and names the stream's last version. A truncate never moves
+back: a VERSION lower than an earlier one changes nothing.
+
+  --before VERSION   the first version to keep (required)
+)"},
+      {"stream meta",
+       1,
+       {{"max-age", true, false}, {"max-count", true, false}, {"custom", true, false}, {"expected-version", true, false}},
+       R"(usage: esctl stream meta STREAM [--max-age D] [--max-count N] [--custom JSON] [--expected-version V]
+
+Without options, shows STREAM's metadata: max-age, max-count, truncate-before, whether it is
+hard-deleted, the custom JSON, the metadata's own version, and which versions are readable.
+With options, changes what they name and keeps the rest, then shows the result.
+
+  --max-age D              remove events older than D: a whole number and one unit of ms, s,
+                           m, h or d (500ms, 30s, 15m, 2h, 7d); none: no limit
+  --max-count N            keep only the newest N events (1 or more); none: no limit
+  --custom JSON            your own metadata, any JSON value, stored as given
+  --expected-version V     the metadata's version (shown as "metadata version"), or
+                           no-stream when it was never written, or any. Default: the version
+                           esctl reads just before, so a change made meanwhile is not
+                           overwritten unseen (exit 3)
+
+Removal is final: raising max-count or max-age later brings nothing back. Bad values (a
+count of 0 or below, a duration without a unit, JSON that does not parse) are refused
+before anything is sent (exit 2).
+)"},
+      {"scavenge", 0, {}, kScavengeOverview, "", true},
+      {"scavenge start", 0, {{"no-wait", false, false}}, kScavengeOverview},
+      {"scavenge status", 0, {}, kScavengeOverview},
+      {"scavenge stop", 0, {}, kScavengeOverview},
       {"order", 0, {}, kOrderOverview, "", true},
       {"order create",
        1,

@@ -26,7 +26,8 @@ constexpr std::string_view kExitCodeTable = R"(exit codes (the same for every co
   3  not done: the server refused the request and wrote nothing: wrong expected version, an
      append rejected (invalid, a reserved stream), a business rule, a conflict, an
      idempotency conflict (a --command-id used before for another command), overloaded
-     (retry shortly)
+     (retry shortly), a stream that was hard-deleted, a truncate past the stream's end, a
+     scavenge that is running already
   4  damage: verify or dump found some, or a read, tail or order command met damaged bytes
      of the log (the file, offset and position are named on stderr)
 )";

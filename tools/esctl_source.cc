@@ -80,6 +80,10 @@ class Offline final : public EventSource {
     *end = {from, !page.ok()};
     if (!page.ok()) {
       if (page.status().code() == storage::Status::Code::kNotFound) return std::nullopt;
+      if (page.status().code() == storage::Status::Code::kStreamDeleted) {
+        end->stream_deleted = true;
+        return std::nullopt;
+      }
       if (page.status().IsDataLoss()) throw client::Error(DamageOf(page.status()));
       throw client::Error(client::Error::Kind::kRemote, "reading " + stream + " failed: " + page.status().ToString());
     }

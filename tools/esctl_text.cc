@@ -1,6 +1,8 @@
 #include "tools/esctl_text.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -157,6 +159,40 @@ std::string FormatCents(int64_t cents) {
   std::snprintf(buf, sizeof(buf), "%s%llu.%02llu", cents < 0 ? "-" : "",
                 static_cast<unsigned long long>(magnitude / 100), static_cast<unsigned long long>(magnitude % 100));
   return buf;
+}
+
+namespace {
+
+struct DurationUnit {
+  std::string_view suffix;
+  uint64_t micros;
+};
+// Longest suffix first: "ms" before "m" and "s".
+constexpr DurationUnit kDurationUnits[] = {
+    {"ms", 1'000}, {"d", 86'400'000'000}, {"h", 3'600'000'000}, {"m", 60'000'000}, {"s", 1'000'000}};
+
+}  // namespace
+
+std::optional<uint64_t> ParseDuration(std::string_view text) {
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (text.size() <= unit.suffix.size() || text.substr(text.size() - unit.suffix.size()) != unit.suffix) continue;
+    const std::string_view number = text.substr(0, text.size() - unit.suffix.size());
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+    if (ec != std::errc() || p != number.data() + number.size() || n == 0) return std::nullopt;
+    if (n > UINT64_MAX / unit.micros) return std::nullopt;
+    return n * unit.micros;
+  }
+  return std::nullopt;
+}
+
+std::string FormatDuration(uint64_t micros) {
+  constexpr DurationUnit kLargestFirst[] = {
+      {"d", 86'400'000'000}, {"h", 3'600'000'000}, {"m", 60'000'000}, {"s", 1'000'000}, {"ms", 1'000}};
+  for (const DurationUnit& unit : kLargestFirst) {
+    if (micros != 0 && micros % unit.micros == 0) return std::to_string(micros / unit.micros) + std::string(unit.suffix);
+  }
+  return std::to_string(micros) + "us";
 }
 
 }  // namespace esd::esctl

@@ -39,6 +39,14 @@ std::string FormatTimestamp(uint64_t micros_since_epoch);
 // not such a time, an impossible date (2025-02-30), or one before 1970.
 std::optional<uint64_t> ParseTimestamp(std::string_view text);
 
+// A duration as `esctl stream meta --max-age` takes it: a whole number followed by one unit
+// of ms, s, m, h or d ("500ms", "30s", "15m", "2h", "7d"), as microseconds. nullopt: no
+// unit, another unit, not a whole number, zero, or more than fits in 64 bits of microseconds.
+std::optional<uint64_t> ParseDuration(std::string_view text);
+// The inverse for display: the largest of those units that divides `micros` exactly
+// ("7d", "90m", "1500ms"); a count of microseconds ("1500us") when none does.
+std::string FormatDuration(uint64_t micros);
+
 // Cents as units with two decimals: 310 -> "3.10", -5 -> "-0.05".
 std::string FormatCents(int64_t cents);
 

@@ -18,6 +18,7 @@
 #include "protocol/esd.capnp.h"
 #include "server/esd_process.h"
 #include "storage/format.h"
+#include "storage/store.h"
 #include "storage/test_util.h"
 
 namespace esd {
@@ -76,6 +77,45 @@ TEST(Subscriptions, FromZeroTurnsLiveWithoutGapOrDuplicateWhileWritersRun) {
   AppendMany(esd, "after-", 1, 1);
   ASSERT_TRUE(c->RunUntil([&] { return positions.size() == total + 2; }, 30s));
   EXPECT_EQ(positions.back(), total + 1);
+}
+
+// Removed events (here: expired at once by max age) are passed over, not served, and a
+// catch-up that ends in them still reaches the end of the log and says so.
+TEST(Subscriptions, CatchUpPassesRemovedEventsAtTheEndOfTheLogAndSaysCaughtUp) {
+  storage::testing::TempDir dir;
+  uint64_t end = 0;
+  {
+    auto store = storage::Store::Open(dir.path() / "data", storage::testing::SmallOptions());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->AppendSync("kept", storage::ExpectedVersion::Any(),
+                                     storage::testing::MakeEvents("kept", 0, 2)).ok());
+    storage::StreamMetadata m;
+    m.max_age_micros = 1;
+    ASSERT_TRUE((*store)->SetStreamMetadataSync("ticker", storage::ExpectedVersion::Any(), m).ok());
+    for (uint64_t v = 0; v < 5; ++v) {
+      ASSERT_TRUE((*store)->AppendSync("ticker", storage::ExpectedVersion::Any(),
+                                       storage::testing::MakeEvents("ticker", v, 1)).ok());
+    }
+    end = (*store)->DurablePosition().value;
+  }
+  EsdProcess esd(dir.path() / "data");
+  auto c = Connect(esd);
+  std::vector<RecordedEvent> got;
+  std::optional<uint64_t> caught_up;
+  auto sub = c->Subscribe(SubscribeFrom::Start(), {},
+                          [&](const std::vector<RecordedEvent>& b) { got.insert(got.end(), b.begin(), b.end()); },
+                          [&](uint64_t p) { caught_up = p; });
+  ASSERT_TRUE(c->RunUntil([&] { return caught_up.has_value(); }, 30s)) << "a scan of removed events never ended";
+  EXPECT_EQ(*caught_up, end);
+  ASSERT_EQ(got.size(), 3u);  // kept 0, kept 1, and the metadata event of "ticker"
+  EXPECT_EQ(got[0].stream, "kept");
+  EXPECT_EQ(got[1].stream, "kept");
+  EXPECT_EQ(got[2].stream, "$$ticker");
+
+  auto page = c->ReadAll(0, 100);
+  EXPECT_EQ(page.events.size(), 3u);
+  EXPECT_EQ(page.next_position, end) << "the next page starts past the removed events";
+  EXPECT_TRUE(page.end_of_log);
 }
 
 TEST(Subscriptions, FilterByStreamPrefixAndEventTypeTogether) {

@@ -21,6 +21,8 @@ TEST(AppendOutcome, NamesEachResultAsTheClientSeesIt) {
   EXPECT_EQ(AppendOutcome(Status::IdempotencyConflict("x")), "idempotency_conflict");
   EXPECT_EQ(AppendOutcome(Status::OutOfSpace("x")), "out_of_space");
   EXPECT_EQ(AppendOutcome(Status::Overloaded("x")), "overloaded");
+  EXPECT_EQ(AppendOutcome(Status::StreamDeleted("s")), "stream_deleted");
+  EXPECT_EQ(AppendOutcome(Status::NotFound("x")), "not_found");
   EXPECT_EQ(AppendOutcome(Status::IOError("x")), "unavailable");
   EXPECT_EQ(AppendOutcome(Status::Closed("x")), "unavailable");
 }

@@ -378,46 +378,5 @@ TEST(Recovery, AFileInSegmentsThatIsNoSegmentIsNamedWithWhatToDo) {
   EXPECT_TRUE(Store::Open(dir.path(), SmallOptions()).ok());
 }
 
-
-// tests/storage/golden/v1 is a store written by format 1 (before scavenge existed): 64 KiB
-// segments, one sealed with its index file and the active one; 300 events in batches of 3,
-// batch b to stream golden-(b % 3), event j holding "event-j" and 200 'g' (made by a small
-// program against the format-1 storage library at commit cc27b36). It must open, read
-// and take appends as it did.
-TEST(Recovery, StoreWrittenByFormat1OpensReadsAndTakesAppends) {
-  TempDir dir;
-  std::filesystem::copy(ESD_GOLDEN_DIR "/v1", dir.path() / "data", std::filesystem::copy_options::recursive);
-  const auto data = dir.path() / "data";
-  Options o = SmallOptions();
-  for (int round = 0; round < 2; ++round) {
-    auto store = Store::Open(data, o);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    EXPECT_EQ((*store)->recovery().index_files_rebuilt, 0u) << "its index file is read as it is";
-    auto all = (*store)->ReadAll(GlobalPosition(0), 1000);
-    ASSERT_TRUE(all.ok()) << all.status().ToString();
-    ASSERT_EQ(all->size(), 300u + round);
-    for (uint64_t j = 0; j < 300; ++j) {
-      const EventView& e = (*all)[j];
-      const uint64_t b = j / 3;
-      EXPECT_EQ(e.position, GlobalPosition(j));
-      EXPECT_EQ(e.stream, "golden-" + std::to_string(b % 3));
-      EXPECT_EQ(e.version, StreamVersion((b / 3) * 3 + j % 3));
-      EXPECT_EQ(e.data, "event-" + std::to_string(j) + std::string(200, 'g'));
-    }
-    // 100 batches: golden-0 has 34 of them, golden-1 and golden-2 33 each.
-    auto stream = (*store)->ReadStream("golden-1", StreamVersion(1000), 1000, Direction::kBackward);
-    ASSERT_TRUE(stream.ok());
-    EXPECT_EQ(stream->size(), 99u + round);
-    if (round == 0) {
-      auto r = (*store)->AppendSync("golden-1", ExpectedVersion::Exact(StreamVersion(98)), MakeEvents("golden-1", 99, 1));
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
-      EXPECT_EQ(r->first_position, GlobalPosition(300));
-    }
-  }
-  auto report = VerifyStore(data);
-  ASSERT_TRUE(report.ok());
-  EXPECT_TRUE(report->problems.empty());
-}
-
 }  // namespace
 }  // namespace esd::storage

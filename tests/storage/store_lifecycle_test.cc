@@ -409,3 +409,33 @@ TEST(StoreLifecycle, SystemAppendsTakeDollarNamesButNotMetadataStreams) {
 
 }  // namespace
 }  // namespace esd::storage
+
+namespace esd::storage {
+namespace {
+
+TEST(StoreLifecycle, AScanThatPassesRemovedEventsSaysHowFarItSkipped) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  Append(*store, "kept", 0, 1);       // position 0
+  Append(*store, "gone", 0, 3);       // 1..3
+  ASSERT_TRUE(store->DeleteStreamSync("gone", ExpectedVersion::Any(), false).ok());  // 4: $$gone
+  Append(*store, "gone", 3, 2);       // 5, 6: recreated, kept
+  ASSERT_TRUE(store->TruncateStreamSync("gone", StreamVersion(5)).ok());  // 7: removes 5 (v3), 6 (v4)... v5 is end
+
+  GlobalPosition skipped(0);
+  std::vector<uint64_t> positions;
+  auto n = store->ReadAll(GlobalPosition(1), 100, [&](const EventView& e) {
+    positions.push_back(e.position.value);
+    return true;
+  }, &skipped);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(positions, (std::vector<uint64_t>{7}));  // only the last $$gone event remains
+  EXPECT_EQ(skipped, GlobalPosition(7)) << "one past the last removed event passed";
+
+  GlobalPosition none(42);
+  ASSERT_TRUE(store->ReadAll(GlobalPosition(7), 100, [](const EventView&) { return true; }, &none).ok());
+  EXPECT_EQ(none, GlobalPosition(42)) << "left alone when nothing removed was passed";
+}
+
+}  // namespace
+}  // namespace esd::storage

@@ -10,6 +10,28 @@
 namespace esd::esctl {
 namespace {
 
+TEST(Duration, TakesAWholeNumberAndOneUnit) {
+  EXPECT_EQ(ParseDuration("500ms"), 500'000u);
+  EXPECT_EQ(ParseDuration("30s"), 30'000'000u);
+  EXPECT_EQ(ParseDuration("15m"), 900'000'000u);
+  EXPECT_EQ(ParseDuration("2h"), 7'200'000'000u);
+  EXPECT_EQ(ParseDuration("7d"), 604'800'000'000u);
+}
+
+TEST(Duration, RefusesZeroNegativesFractionsAndUnknownUnits) {
+  for (const char* bad : {"", "0s", "-5s", "1.5h", "30", "s", "10w", "10 s", "5sec", "99999999999999999999d"}) {
+    EXPECT_EQ(ParseDuration(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(Duration, PrintsInTheLargestUnitThatDividesIt) {
+  EXPECT_EQ(FormatDuration(604'800'000'000), "7d");
+  EXPECT_EQ(FormatDuration(5'400'000'000), "90m");
+  EXPECT_EQ(FormatDuration(1'500'000), "1500ms");
+  EXPECT_EQ(FormatDuration(1'500), "1500us");
+  for (const char* text : {"500ms", "30s", "15m", "2h", "7d"}) EXPECT_EQ(FormatDuration(*ParseDuration(text)), text);
+}
+
 TEST(CompactJson, DropsOnlyTheWhitespaceBetweenTokens) {
   EXPECT_EQ(CompactJson(" { \"a b\" : [ 1e2 , -0.50 ,\n\t12345678901234567890123 ] , \"c\":\"x \\\" y\" } "),
             R"({"a b":[1e2,-0.50,12345678901234567890123],"c":"x \" y"})");
