@@ -58,7 +58,15 @@ int g_threads_done = 0;
 
 void OpenStore(const benchmark::State&) {
   g_dir = MakeRunDir("append");
-  g_store = OpenOrDie(g_dir, Options{});  // 256 MiB segments, Durability::kAlways
+  Options options;  // 256 MiB segments, Durability::kAlways
+  // $ESD_BENCH_RECYCLED=1: every segment is zero-filled in full before the writer gets there,
+  // as a spare recycled by scavenge is (docs/storage.md, "Segment recycling"): the writer
+  // only overwrites, and no filler runs beside it. Set ESD_BENCH_SETTLE_MS to cover the
+  // first segment's 256 MiB of zeros.
+  if (const char* r = std::getenv("ESD_BENCH_RECYCLED"); r != nullptr && std::string(r) == "1") {
+    options.fill_ahead = options.segment_size;
+  }
+  g_store = OpenOrDie(g_dir, options);
   // Every Open zero-fills a 256 MiB spare segment in the background; while that runs, an
   // fdatasync costs several times more. Wait for it: a run measures the steady state, in
   // which the spare made by a segment roll during the run still counts, but not the extra

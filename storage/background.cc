@@ -149,6 +149,7 @@ void Preallocator::MakeSpare() {
     making_ = false;
     if (s.ok()) {
       ready_ = true;
+      ready_is_whole_ = false;
       failed_.reset();
     } else {
       failed_ = s;
@@ -214,7 +215,8 @@ Result<Preallocator::Spare> Preallocator::Take() {
     if (failed_.has_value()) return *failed_;
     return Status::Closed("store is closing");
   }
-  Spare spare{File(), SparePath(next_spare_, ".ready")};
+  Spare spare{File(), SparePath(next_spare_, ".ready"),
+              ready_is_whole_ ? segment_size_ : std::min(fill_ahead_, segment_size_)};
   auto f = File::Open(spare.path, O_RDWR);
   if (!f.ok()) return f.status();
   spare.file = std::move(f).value();
@@ -222,6 +224,51 @@ Result<Preallocator::Spare> Preallocator::Take() {
   ++next_spare_;
   spare_for_active_ = true;  // the next one is made for the segment this one becomes
   return spare;
+}
+
+bool Preallocator::Offer(const std::filesystem::path& retired) {
+  {
+    std::lock_guard lock(mu_);
+    // Only a spare that is wanted now (the writer is past half of the active segment, or a
+    // roll waits): kept any earlier, a recycled spare would hold a whole segment of blocks
+    // that the scavenge should have given back.
+    if (ready_ || making_ || stop_ || !SpareWanted()) return false;
+    making_ = true;  // the thread makes none meanwhile
+  }
+  const auto ready = SparePath(next_spare_, ".ready");  // only Take and MakeSpare move next_spare_
+  Status s;
+  auto f = File::Open(retired, O_RDWR);
+  if (!f.ok()) s = f.status();
+  if (s.ok()) {
+    auto size = f->Size();
+    if (!size.ok()) s = size.status();
+    else if (*size != segment_size_) s = Status::InvalidArgument("not this store's segment size");
+  }
+  // Every byte overwritten, written back as it goes (as FillStep does, so an append's
+  // fdatasync never has these pages to flush), then synced before the name says "spare".
+  constexpr uint64_t kChunk = 1 << 20;
+  for (uint64_t off = 0; s.ok() && off < segment_size_; off += kChunk) {
+    if (stop_.load(std::memory_order_relaxed)) s = Status::Closed("store is closing");
+    const uint64_t n = std::min(kChunk, segment_size_ - off);
+    if (s.ok()) s = f->WriteZeros(off, n);
+    if (s.ok()) s = f->WriteBack(off, n);
+  }
+  if (s.ok()) s = f->DataSync();
+  if (s.ok()) s = RenameFile(retired, ready);
+  if (s.ok()) s = SyncDirectory(dir_);
+  {
+    std::lock_guard lock(mu_);
+    making_ = false;
+    if (s.ok()) {
+      ready_ = true;
+      ready_is_whole_ = true;
+      failed_.reset();
+    } else {
+      want_spare_ = true;  // a Take may have waited on this one: make one the usual way
+    }
+  }
+  cv_.notify_all();
+  return s.ok();
 }
 
 TaskQueue::TaskQueue()

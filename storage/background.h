@@ -49,8 +49,18 @@ class Preallocator {
   struct Spare {
     File file;
     std::filesystem::path path;
+    uint64_t zero_filled = 0;  // bytes from its start known to be written zeros, synced
   };
   Result<Spare> Take();
+
+  // Segment recycling: a segment file that scavenge retired (nobody maps it any more) becomes
+  // the next spare when one is wanted now (the writer is past half of the active segment, or
+  // a roll waits for one) and none is ready or being made, and the file has this store's
+  // segment size: it is zero-filled in full (overwrites of blocks it already has, so no old
+  // byte stays on disk and the writer never allocates in it), synced and renamed to the
+  // spare's name. Otherwise nothing is done. Returns whether it was taken; the caller removes
+  // it if not. Blocks for the zero-fill; called by the scavenge thread.
+  bool Offer(const std::filesystem::path& retired);
 
   // The active segment, at its final name, `size` bytes long, zero-filled and synced below
   // `filled`. The filler opens its own descriptor on it and keeps it filled ahead of the
@@ -92,6 +102,7 @@ class Preallocator {
   bool ready_ = false;
   bool making_ = false;      // the thread is making one
   bool spare_for_active_ = false;  // a spare was made (or taken) since Follow: no second one
+  bool ready_is_whole_ = false;    // the ready spare is zero-filled in full (recycled)
   std::optional<Status> failed_;  // the last spare attempt's error
 
   // The active segment (mu_), and the filler's own descriptor of it (filler thread only).

@@ -116,6 +116,13 @@ Status File::WriteBack(uint64_t offset, uint64_t length) const {
   return Status::Ok();
 }
 
+Status File::StartWriteBack(uint64_t offset, uint64_t length) const {
+  while (::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(length), SYNC_FILE_RANGE_WRITE) != 0) {
+    if (errno != EINTR) return ErrnoStatus("sync_file_range " + path_.string(), errno);
+  }
+  return Status::Ok();
+}
+
 Result<uint64_t> File::Size() const {
   struct stat st;
   if (::fstat(fd_, &st) != 0) return ErrnoStatus("fstat " + path_.string(), errno);
@@ -221,6 +228,12 @@ Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem:
 Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (auto f = Inject(FileOp::kRename, from); f.error != 0) return ErrnoStatus("rename " + from.string(), f.error);
   if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename " + from.string() + " to " + to.string(), errno);
+  return Status::Ok();
+}
+
+Status LinkFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (auto f = Inject(FileOp::kRename, from); f.error != 0) return ErrnoStatus("link " + from.string(), f.error);
+  if (::link(from.c_str(), to.c_str()) != 0) return ErrnoStatus("link " + from.string() + " to " + to.string(), errno);
   return Status::Ok();
 }
 

@@ -81,6 +81,9 @@ class File {
   // (sync_file_range(2)): no metadata, no cache flush, so not a durability point. It keeps a
   // background writer's dirty pages from piling up for the next fdatasync on the same file.
   Status WriteBack(uint64_t offset, uint64_t length) const;
+  // The same without waiting: the disk starts on these pages while the caller goes on, so a
+  // later fdatasync has less left to wait for (scavenge's chunks).
+  Status StartWriteBack(uint64_t offset, uint64_t length) const;
   Result<uint64_t> Size() const;
   // Makes [offset, offset + length) real zero bytes on disk (written, not a hole), so that
   // later overwrites allocate nothing and fdatasync does not commit metadata.
@@ -135,6 +138,9 @@ Status CopyFileDurably(const std::filesystem::path& from, const std::filesystem:
 // rename(2) and unlink(2), as Status. Neither syncs the directory: the caller does, once.
 Status RenameFile(const std::filesystem::path& from, const std::filesystem::path& to);
 Status RemoveFile(const std::filesystem::path& path);
+// link(2): a second name for `from` (fault injection counts it as a kRename). Scavenge keeps
+// a segment it replaces under one, to recycle it as a spare.
+Status LinkFile(const std::filesystem::path& from, const std::filesystem::path& to);
 
 // Writes `bytes` to `path` atomically: a temporary file, fdatasync, rename, fsync(dir).
 Status WriteFileAtomically(const std::filesystem::path& path, std::span<const uint8_t> bytes);

@@ -71,8 +71,9 @@ void EncodeBatch(std::span<uint8_t> dst, std::string_view stream, std::span<cons
 
 void EncodeSegmentHeader(std::span<uint8_t, kSegmentHeaderSize> dst, SegmentId id,
                          GlobalPosition first_position, uint64_t segment_size,
-                         TimestampMicros created) {
+                         TimestampMicros created, GlobalPosition scavenged_end) {
   SegmentHeader h{};
+  h.scavenged_end_position = scavenged_end.value;
   h.magic = kSegmentMagic;
   h.format_version = kFormatVersion;
   h.header_size = kSegmentHeaderSize;
@@ -90,9 +91,12 @@ HeaderCheck DecodeSegmentHeader(std::span<const uint8_t> bytes, SegmentHeader* o
   std::memcpy(&h, bytes.data(), sizeof(h));
   if (h.magic != kSegmentMagic) return HeaderCheck::kBadMagic;
   if (h.checksum != Checksum(&h, offsetof(SegmentHeader, checksum))) return HeaderCheck::kBadChecksum;
-  if (h.format_version != kFormatVersion) return HeaderCheck::kBadVersion;
-  if (h.header_size != kSegmentHeaderSize || h.segment_size < kMinSegmentSize ||
-      h.segment_size > kMaxSegmentSize) {
+  if (h.format_version < kOldestFormatVersion || h.format_version > kFormatVersion) return HeaderCheck::kBadVersion;
+  // Format 1 had 0 at +48; a scavenged segment is compact, so only it may be small.
+  const bool scavenged = h.scavenged_end_position != 0;
+  if (h.header_size != kSegmentHeaderSize || (scavenged && h.format_version < 2) ||
+      h.segment_size < (scavenged ? kSegmentHeaderSize : kMinSegmentSize) || h.segment_size > kMaxSegmentSize ||
+      h.segment_size % kAlignment != 0 || (scavenged && h.scavenged_end_position < h.first_position)) {
     return HeaderCheck::kBadField;
   }
   *out = h;
@@ -166,6 +170,60 @@ bool ParseEvent(std::span<const uint8_t> bytes, EventView* out, uint32_t* record
   out->data = std::string_view(p, h.data_size);
   *record_size = h.record_size;
   return true;
+}
+
+size_t TipsRecordSize(std::span<const TipsEntry> entries) {
+  size_t n = kBatchHeaderSize;
+  for (const TipsEntry& e : entries) n += AlignUp(kTipsEntryHeaderSize + e.stream.size());
+  return n;
+}
+
+void EncodeTipsRecord(std::span<uint8_t> dst, std::span<const TipsEntry> entries, const BatchStamp& stamp) {
+  assert(dst.size() == TipsRecordSize(entries));
+  std::memset(dst.data(), 0, dst.size());
+  size_t at = kBatchHeaderSize;
+  for (const TipsEntry& e : entries) {
+    uint8_t* p = dst.data() + at;
+    const uint64_t fixed[3] = {e.last_version.value, e.last_position.value, e.last_timestamp};
+    std::memcpy(p, fixed, sizeof(fixed));
+    const uint16_t name_size = static_cast<uint16_t>(e.stream.size());
+    std::memcpy(p + 24, &name_size, sizeof(name_size));
+    Put(p + kTipsEntryHeaderSize, e.stream);
+    at += AlignUp(kTipsEntryHeaderSize + e.stream.size());
+  }
+  BatchHeader b{};
+  b.batch_size = static_cast<uint32_t>(dst.size());
+  b.kind = kBatchKindTips;
+  b.event_count = static_cast<uint32_t>(entries.size());
+  b.first_position = stamp.first_position.value;
+  b.segment_id = stamp.segment_id.value;
+  b.timestamp_micros = stamp.timestamp;
+  b.sync_mark = stamp.sync_mark.value;
+  std::memcpy(dst.data(), &b, sizeof(b));
+  b.checksum = Checksum(dst.data() + 8, dst.size() - 8);
+  std::memcpy(dst.data(), &b.checksum, sizeof(b.checksum));
+}
+
+bool ForEachTipsEntry(std::span<const uint8_t> bytes, const std::function<void(const TipsEntry&)>& visit) {
+  if (bytes.size() < kBatchHeaderSize) return false;
+  BatchHeader h;
+  std::memcpy(&h, bytes.data(), sizeof(h));
+  if (h.kind != kBatchKindTips || h.batch_size != bytes.size()) return false;
+  size_t at = kBatchHeaderSize;
+  for (uint32_t i = 0; i < h.event_count; ++i) {
+    if (bytes.size() - at < kTipsEntryHeaderSize) return false;
+    const uint8_t* p = bytes.data() + at;
+    uint64_t fixed[3];
+    std::memcpy(fixed, p, sizeof(fixed));
+    uint16_t name_size;
+    std::memcpy(&name_size, p + 24, sizeof(name_size));
+    const size_t size = AlignUp(kTipsEntryHeaderSize + name_size);
+    if (name_size == 0 || name_size > kMaxStreamNameSize || bytes.size() - at < size) return false;
+    visit({std::string_view(reinterpret_cast<const char*>(p + kTipsEntryHeaderSize), name_size),
+           StreamVersion(fixed[0]), GlobalPosition(fixed[1]), fixed[2]});
+    at += size;
+  }
+  return at == bytes.size();
 }
 
 }  // namespace esd::storage::format

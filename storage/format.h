@@ -22,8 +22,22 @@
 //   +24 u64 first_position   global position of the first event this segment holds
 //   +32 u64 segment_size     size of the file in bytes
 //   +40 u64 created_micros   wall clock when the segment became active
-//   +48 u64 reserved         0
+//   +48 u64 scavenged_end_position   (format 2; "reserved, 0" in format 1) 0 for a segment
+//                            as the writer made it; for one that scavenge rewrote (storage/
+//                            scavenge.h), one past the last position the segment held before
+//                            anything was removed from it: the next segment starts there.
 //   +56 u64 checksum         XXH3-64 of bytes [0, 56)
+//
+// Format versions. 1: the first. 2: the segment header's +48 became scavenged_end_position,
+// and a segment may end in a tips record (below). A reader of version 2 reads both; every new
+// segment is written as 2 (a version-1 segment never has either, so it reads the same).
+//
+// A scavenged segment (scavenged_end_position != 0) is compact: its file ends at its last
+// record and segment_size is that length (at least the header). Its batches are what remained
+// of the original ones: each keeps its header fields but first_position (that of its first
+// kept event), event_count, checksum and sync_mark (its own offset: everything before it is
+// durable), and holds the kept event records byte for byte. So positions rise with holes and
+// a stream's versions may jump forward inside it; everything else is as in any segment.
 //
 // A batch is what one append wrote: 1..N events of one stream, atomically.
 //
@@ -37,8 +51,8 @@
 //   +0  u64 checksum         XXH3-64 of bytes [8, batch_size): the rest of the header and
 //                            every event; a batch is kept only if this holds
 //   +8  u32 batch_size       bytes of header and events, a multiple of 8; 0 = end of log
-//   +12 u16 kind             kBatchKindEvents; kKindSafeToIgnore set = a reader that does
-//                            not know the kind skips batch_size bytes
+//   +12 u16 kind             kBatchKindEvents, or kBatchKindTips; kKindSafeToIgnore set = a
+//                            reader that does not know the kind skips batch_size bytes
 //   +14 u16 flags            0
 //   +16 u32 event_count      >= 1 for kBatchKindEvents
 //   +20 u32 reserved         0
@@ -66,6 +80,20 @@
 //   +60 u32 reserved         0
 //   +64 stream | type | content_type | metadata | data | 0-padding
 //
+// Tips record (kind kBatchKindTips = kKindSafeToIgnore | 2; format 2, scavenged segments
+// only, as their last record). A BatchHeader whose event_count is the number of entries,
+// first_position = the segment's scavenged_end_position, timestamp_micros = the segment's
+// last commit time before scavenge, sync_mark = its own offset, checksummed like a batch;
+// then one entry per stream all of whose events in this segment were removed, in any order:
+//   +0  u64 last_version     the stream's last version as of the end of this segment
+//   +8  u64 last_position    its position
+//   +16 u64 last_timestamp   its commit time
+//   +24 u16 name_size        1..255
+//   +26 u16 reserved 0       +28 u32 reserved 0
+//   +32 name, then zero padding to 8
+// Without it, an index rebuilt from the rewritten segment would lose those streams' tips,
+// and a soft-deleted stream would start its versions again (they must continue).
+//
 // The per-stream index file of a sealed segment (<first-position>.idx) has its own layout,
 // documented in storage/index_file.h.
 #pragma once
@@ -73,6 +101,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -83,7 +112,8 @@ namespace esd::storage::format {
 static_assert(std::endian::native == std::endian::little,
               "the format is little-endian and records are used in place");
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;      // what new segments are written as
+inline constexpr uint32_t kOldestFormatVersion = 1;  // the oldest a reader accepts
 inline constexpr uint64_t kSegmentMagic = 0x3130474553445345ull;  // "ESDSEG01" as bytes
 inline constexpr size_t kAlignment = 8;
 inline constexpr size_t kSegmentHeaderSize = 64;
@@ -92,6 +122,8 @@ inline constexpr size_t kEventHeaderSize = 64;
 
 inline constexpr uint16_t kBatchKindEvents = 1;
 inline constexpr uint16_t kKindSafeToIgnore = 0x8000;
+inline constexpr uint16_t kBatchKindTips = kKindSafeToIgnore | 2;
+inline constexpr size_t kTipsEntryHeaderSize = 32;
 
 inline constexpr size_t kMaxStreamNameSize = 255;
 inline constexpr size_t kMaxEventTypeSize = 255;
@@ -108,10 +140,11 @@ struct SegmentHeader {
   uint64_t first_position;
   uint64_t segment_size;
   uint64_t created_micros;
-  uint64_t reserved;
+  uint64_t scavenged_end_position;  // format 2; 0 in format 1
   uint64_t checksum;
 };
 static_assert(sizeof(SegmentHeader) == kSegmentHeaderSize);
+static_assert(offsetof(SegmentHeader, scavenged_end_position) == 48);
 static_assert(offsetof(SegmentHeader, segment_id) == 16);
 static_assert(offsetof(SegmentHeader, first_position) == 24);
 static_assert(offsetof(SegmentHeader, checksum) == 56);
@@ -200,9 +233,10 @@ struct BatchStamp {
 void EncodeBatch(std::span<uint8_t> dst, std::string_view stream, std::span<const EventFields> events,
                  const BatchStamp& stamp, std::span<uint32_t> event_offsets = {});
 
+// `scavenged_end` 0 for a segment as the writer makes it (see the header layout above).
 void EncodeSegmentHeader(std::span<uint8_t, kSegmentHeaderSize> dst, SegmentId id,
                          GlobalPosition first_position, uint64_t segment_size,
-                         TimestampMicros created);
+                         TimestampMicros created, GlobalPosition scavenged_end = GlobalPosition(0));
 
 enum class HeaderCheck { kOk, kBadMagic, kBadVersion, kBadChecksum, kBadField };
 HeaderCheck DecodeSegmentHeader(std::span<const uint8_t> bytes, SegmentHeader* out);
@@ -234,5 +268,21 @@ inline std::span<const uint8_t> RecordOf(const EventView& e) {
 }
 
 uint64_t Checksum(const void* data, size_t size);
+
+// One entry of a tips record.
+struct TipsEntry {
+  std::string_view stream;
+  StreamVersion last_version;
+  GlobalPosition last_position;
+  TimestampMicros last_timestamp = 0;
+};
+// Bytes a tips record with these entries takes.
+size_t TipsRecordSize(std::span<const TipsEntry> entries);
+// Writes a whole tips record (header, entries, checksum) to `dst` (TipsRecordSize bytes).
+// `stamp.first_position` is the segment's scavenged_end_position; first_version is unused.
+void EncodeTipsRecord(std::span<uint8_t> dst, std::span<const TipsEntry> entries, const BatchStamp& stamp);
+// Calls `visit` for each entry of the tips record `bytes` (exactly the record, whose header
+// CheckBatch accepted). False when the entries do not fit the record: damage.
+bool ForEachTipsEntry(std::span<const uint8_t> bytes, const std::function<void(const TipsEntry&)>& visit);
 
 }  // namespace esd::storage::format

@@ -48,7 +48,7 @@ void PadTo8(std::vector<uint8_t>& out) { out.resize(format::AlignUp(out.size()),
 
 Status IndexFile::Write(const std::filesystem::path& path, SegmentId id, GlobalPosition first_position,
                         GlobalPosition end_position, uint64_t end_offset, const MemIndex& index,
-                        const IndexFile* previous) {
+                        const IndexFile* previous, std::span<const format::TipsEntry> extra_tips) {
   std::vector<NamedRun> runs;
   runs.reserve(index.stream_count());
   index.ForEachStream([&](std::string_view name, const StreamRun& run) {
@@ -57,18 +57,32 @@ Status IndexFile::Write(const std::filesystem::path& path, SegmentId id, GlobalP
   std::sort(runs.begin(), runs.end(),
             [](const NamedRun& a, const NamedRun& b) { return KeyLess(a.hash, a.name, b.hash, b.name); });
 
-  // Tips: the previous segment's, updated by this segment's runs (a sorted merge).
+  // What this segment changes: its runs' last events, and the tips record's entries for the
+  // streams it holds no event of any more.
+  std::vector<NamedTip> updates;
+  updates.reserve(runs.size() + extra_tips.size());
+  for (const NamedRun& r : runs) {
+    updates.push_back({r.hash, r.name, {r.run.last_version(), r.run.last_position, r.run.last_timestamp}});
+  }
+  for (const format::TipsEntry& e : extra_tips) {
+    if (index.Find(e.stream)) continue;  // a run says the same or more
+    updates.push_back({StreamNameHash(e.stream), e.stream, {e.last_version, e.last_position, e.last_timestamp}});
+  }
+  std::sort(updates.begin(), updates.end(),
+            [](const NamedTip& a, const NamedTip& b) { return KeyLess(a.hash, a.name, b.hash, b.name); });
+
+  // Tips: the previous segment's, updated by this segment's (a sorted merge).
   std::vector<NamedTip> tips;
   size_t prev_count = previous != nullptr ? previous->header_.tip_count : 0;
-  tips.reserve(prev_count + runs.size());
+  tips.reserve(prev_count + updates.size());
   size_t i = 0, j = 0;
-  while (i < prev_count || j < runs.size()) {
+  while (i < prev_count || j < updates.size()) {
     const TipEntry* p = i < prev_count ? &previous->tips_[i] : nullptr;
     std::string_view pname = p != nullptr ? previous->Name(p->name_offset, p->name_size) : "";
-    const NamedRun* r = j < runs.size() ? &runs[j] : nullptr;
+    const NamedTip* r = j < updates.size() ? &updates[j] : nullptr;
     if (r != nullptr && (p == nullptr || !KeyLess(p->name_hash, pname, r->hash, r->name))) {
       if (p != nullptr && p->name_hash == r->hash && pname == r->name) ++i;
-      tips.push_back({r->hash, r->name, {r->run.last_version(), r->run.last_position, r->run.last_timestamp}});
+      tips.push_back(*r);
       ++j;
     } else {
       tips.push_back({p->name_hash, pname,
@@ -110,7 +124,7 @@ Status IndexFile::Write(const std::filesystem::path& path, SegmentId id, GlobalP
 
   Header h{};
   h.magic = kIndexMagic;
-  h.format_version = format::kFormatVersion;
+  h.format_version = kIndexFormatVersion;
   h.header_size = kIndexHeaderSize;
   h.segment_id = id.value;
   h.first_position = first_position.value;
@@ -148,7 +162,7 @@ Result<std::unique_ptr<IndexFile>> IndexFile::Load(const std::filesystem::path& 
   if (h.header_checksum != format::Checksum(&h, offsetof(Header, header_checksum))) {
     return Status::Corruption(where + "header checksum mismatch");
   }
-  if (h.format_version != format::kFormatVersion) return Status::Corruption(where + "unknown format version");
+  if (h.format_version != kIndexFormatVersion) return Status::Corruption(where + "unknown format version");
   if (h.segment_id != id.value || h.first_position != first_position.value) {
     return Status::Corruption(where + "belongs to another segment");
   }

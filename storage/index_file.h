@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "storage/file.h"
+#include "storage/format.h"
 #include "storage/mem_index.h"
 #include "storage/status.h"
 
@@ -39,14 +40,21 @@ namespace esd::storage {
 
 inline constexpr uint64_t kIndexMagic = 0x3130584449445345ull;  // "ESDIDX01"
 inline constexpr size_t kIndexHeaderSize = 80;
+// The index file's own layout version, apart from the segments' (format::kFormatVersion):
+// scavenge (format 2) changed the segments, not this layout. An index of a rewritten segment
+// has runs only for what remained, and the same tips as before the rewrite.
+inline constexpr uint32_t kIndexFormatVersion = 1;
 
 class IndexFile {
  public:
   // Writes the index of a sealed segment. `previous` is the index of the segment before
-  // (nullptr for the first), whose tips are carried forward.
+  // (nullptr for the first), whose tips are carried forward; `extra_tips` (a scavenged
+  // segment's tips record, format.h) update them too, before this segment's own runs.
+  // Scavenge writes the index of a rewritten segment with `previous` = its old index: the
+  // kept runs end where the old ones did, so the tips come out the same.
   static Status Write(const std::filesystem::path& path, SegmentId id, GlobalPosition first_position,
                       GlobalPosition end_position, uint64_t end_offset, const MemIndex& index,
-                      const IndexFile* previous);
+                      const IndexFile* previous, std::span<const format::TipsEntry> extra_tips = {});
 
   // Maps and verifies the file: both checksums, that it belongs to this segment, and that
   // every offset in it (event, sparse, end) lies inside the segment's `segment_bytes` and

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "storage/scavenge.h"
 #include "storage/store_impl.h"
 
 namespace esd::storage {
@@ -37,8 +38,12 @@ Store::Impl::~Impl() = default;
 Status Store::Impl::Recover() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(segments_dir_, ec)) {
-    // An unused spare, or an index file half written.
-    if (entry.path().extension() == ".tmp") std::filesystem::remove(entry.path(), ec);
+    // An unused spare, an index file half written, or what a scavenge interrupted by a crash
+    // left: a rewritten segment or index not yet renamed into place (never used: the swap
+    // renames the segment only once it and its index are durable), or a retired segment
+    // kept for recycling (storage/scavenge.h).
+    const auto ext = entry.path().extension();
+    if (ext == ".tmp" || ext == ".scav" || ext == ".retired") std::filesystem::remove(entry.path(), ec);
   }
   auto listed = ListSegmentFiles(segments_dir_);
   if (!listed.ok()) return listed.status();
@@ -83,7 +88,9 @@ Status Store::Impl::Recover() {
   auto continuity = [&](size_t k, const MemIndex* mem) -> BatchJudge {
     return [&, k, mem](const ScannedBatch& b) -> std::string {
       const StreamVersion want = expected_version(k, mem, b.stream);
-      return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
+      return VersionContinues(b.first_version, want, b.in_scavenged_segment)
+                 ? std::string()
+                 : VersionGapProblem(b.stream, b.first_version, want);
     };
   };
 
@@ -121,7 +128,7 @@ Status Store::Impl::Recover() {
         std::string gap;
         (*idx)->ForEachRun([&](std::string_view stream, const StreamRun& run) {
           const StreamVersion want = expected_version(k, nullptr, stream);
-          if (gap.empty() && run.first_version != want) {
+          if (gap.empty() && !VersionContinues(run.first_version, want, s.scavenged())) {
             gap = Where(s, run.offsets[0]) + ": " + VersionGapProblem(stream, run.first_version, want);
           }
         });
@@ -143,9 +150,12 @@ Status Store::Impl::Recover() {
         slot->end_position = v.scan.end_position;
         s.MarkVerified(v.scan.end_offset, v.scan.end_position, v.scan.last_timestamp);
         const IndexFile* previous = k > 0 ? segments_[k - 1]->idx.get() : nullptr;
+        // A scavenged segment's tips record keeps the tips of the streams it lost entirely.
+        std::vector<format::TipsEntry> tips;
+        (void)format::ForEachTipsEntry(v.scan.tips_record, [&](const format::TipsEntry& e) { tips.push_back(e); });
         Status w = previous != nullptr || k == 0
                        ? IndexFile::Write(idx_path, s.id(), s.first_position(), v.scan.end_position,
-                                          v.scan.end_offset, *mem, previous)
+                                          v.scan.end_offset, *mem, previous, tips)
                        : Status::IOError("the index before it is not written either");
         auto loaded = w.ok() ? IndexFile::Load(idx_path, s.id(), s.first_position(), s.size())
                              : Result<std::unique_ptr<IndexFile>>(w);

@@ -62,6 +62,7 @@ Walk FindFirstDamage(const std::vector<std::pair<GlobalPosition, std::filesystem
           if (options.progress && w.events % 4096 == 0) options.progress(done + b.offset, total);
         },
         [&](const ScannedBatch& b) { return next_version.Check(b); });
+    next_version.RecordTips(v.scan);
     w.log_end = v.scan.end_position;
     if (v.kind == SegmentVerdict::Kind::kDamaged) return cut(k, v.scan.end_offset, v.scan.end_position.value, v.problem);
     done += std::filesystem::file_size(files[k].second, ec);

@@ -62,6 +62,7 @@ Result<std::unique_ptr<Segment>> Segment::OpenAs(const std::filesystem::path& pa
   seg->first_ = GlobalPosition(h.first_position);
   seg->verified_position_ = seg->first_;
   seg->declared_ = h.segment_size;
+  seg->scavenged_end_ = GlobalPosition(h.scavenged_end_position);
   seg->file_ = std::move(file).value();
   seg->map_ = std::move(map).value();
   return seg;
@@ -172,18 +173,36 @@ ScanResult ScanWindow(const Segment& segment, std::span<const uint8_t> window, u
   while (r.end_offset < stop_at) {
     format::BatchHeader h;
     auto check = format::CheckBatch(bytes.subspan(std::min<uint64_t>(r.end_offset, bytes.size())), true, &h);
-    if (check == format::BatchCheck::kEndOfLog) return r;
+    if (check == format::BatchCheck::kEndOfLog) {
+      // A scavenged segment's positions go on to where it ended before the removal.
+      if (segment.scavenged() && r.end_position < segment.scavenged_end()) r.end_position = segment.scavenged_end();
+      return r;
+    }
     if (check != format::BatchCheck::kOk) {
       r.past_end_of_file = check == format::BatchCheck::kTruncated && segment.is_short();
       return fail(format::BatchCheckName(check));
     }
     if (h.segment_id != segment.id().value) return fail("batch stamped with segment id " + std::to_string(h.segment_id));
+    if (h.kind == format::kBatchKindTips) {
+      if (!segment.scavenged()) return fail("a tips record in a segment that was not scavenged");
+      const auto record = bytes.subspan(r.end_offset, h.batch_size);
+      if (!format::ForEachTipsEntry(record, [](const format::TipsEntry&) {})) {
+        return fail("the tips record does not parse");
+      }
+      r.tips_offset = r.end_offset;
+      r.tips_record = record;
+      r.end_offset += h.batch_size;
+      r.intact = false;
+      continue;
+    }
     if ((h.kind & format::kKindSafeToIgnore) != 0 && h.kind != format::kBatchKindEvents) {
       r.end_offset += h.batch_size;  // a record kind from a newer version that may be skipped
       r.intact = false;
       continue;
     }
-    if (h.first_position != r.end_position.value) {
+    // Dense, except in a scavenged segment, where removed events left holes.
+    if (h.first_position != r.end_position.value &&
+        !(segment.scavenged() && h.first_position > r.end_position.value)) {
       return fail("batch starts at position " + std::to_string(h.first_position) + ", expected " +
                   std::to_string(r.end_position.value));
     }
@@ -211,14 +230,14 @@ ScanResult ScanWindow(const Segment& segment, std::span<const uint8_t> window, u
       at += size;
     }
     if (at != batch_end) return fail("batch size does not match its events");
-    const ScannedBatch batch{r.end_offset, h, first_event.stream, first_event.version, offsets};
+    const ScannedBatch batch{r.end_offset, h, first_event.stream, first_event.version, offsets, segment.scavenged()};
     if (judge) {
       if (std::string why = judge(batch); !why.empty()) return fail(std::move(why));
     }
     r.intact = false;
     on_batch(batch);
     r.end_offset = batch_end;
-    r.end_position = r.end_position + h.event_count;
+    r.end_position = GlobalPosition(h.first_position) + h.event_count;
     r.last_timestamp = h.timestamp_micros;
   }
   return r;
@@ -438,7 +457,16 @@ std::string TornTailNote(const Segment& segment, const SegmentVerdict& v) {
 std::string NextVersions::Check(const ScannedBatch& b) const {
   auto it = next_.find(b.stream);
   const StreamVersion want = it == next_.end() ? StreamVersion(0) : it->second;
-  return b.first_version == want ? std::string() : VersionGapProblem(b.stream, b.first_version, want);
+  return VersionContinues(b.first_version, want, b.in_scavenged_segment) ? std::string()
+                                                                          : VersionGapProblem(b.stream, b.first_version, want);
+}
+
+void NextVersions::RecordTips(const ScanResult& scan) {
+  if (scan.tips_record.empty()) return;
+  (void)format::ForEachTipsEntry(scan.tips_record, [&](const format::TipsEntry& e) {
+    auto& next = next_[std::string(e.stream)];
+    next = std::max(next, e.last_version + 1);
+  });
 }
 
 std::string VersionGapProblem(std::string_view stream, StreamVersion found, StreamVersion expected) {

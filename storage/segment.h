@@ -52,6 +52,11 @@ class Segment {
   uint64_t size() const { return map_.size(); }           // bytes mapped: the file's, at most declared
   uint64_t declared_size() const { return declared_; }    // the size in the header
   bool is_short() const { return size() < declared_; }
+  // Set for a segment that scavenge rewrote (format.h): one past the last position it held
+  // before anything was removed, where the next segment starts. 0 otherwise. Positions in
+  // it rise with holes, and a stream's versions may jump forward.
+  GlobalPosition scavenged_end() const { return scavenged_end_; }
+  bool scavenged() const { return scavenged_end_.value != 0; }
   const std::filesystem::path& path() const { return path_; }
   std::span<const uint8_t> bytes() const { return map_.bytes(); }
   const File& file() const { return file_; }
@@ -88,6 +93,7 @@ class Segment {
   SegmentId id_;
   GlobalPosition first_;
   uint64_t declared_ = 0;
+  GlobalPosition scavenged_end_;
   File file_;
   MappedFile map_;
   void AdvanceVerified(uint64_t upto, uint64_t limit, std::atomic<uint64_t>* found) const;  // verify_mu_ held
@@ -127,6 +133,7 @@ struct ScannedBatch {
   std::string_view stream;
   StreamVersion first_version;
   std::span<const uint32_t> event_offsets;  // segment offsets
+  bool in_scavenged_segment = false;  // its stream's versions may jump forward here
 };
 
 struct ScanResult {
@@ -140,6 +147,10 @@ struct ScanResult {
   std::string problem;
   bool intact = false;
   bool past_end_of_file = false;
+  // The tips record of a scavenged segment (format.h), when the scan met one: its offset and
+  // bytes. ForEachTipsEntry reads it; the scan checked that it parses.
+  uint64_t tips_offset = 0;
+  std::span<const uint8_t> tips_record;
 };
 
 // Checks a good batch beyond what the scanner itself can: empty to accept it, else why not
@@ -190,14 +201,23 @@ Result<SegmentFiles> ListSegmentFiles(const std::filesystem::path& segments_dir)
 std::string TornTailNote(const Segment& segment, const SegmentVerdict& v);
 // The words for a stream whose versions do not continue (recovery and verify alike).
 std::string VersionGapProblem(std::string_view stream, StreamVersion found, StreamVersion expected);
+// Whether a batch (or index run) of a stream at `found` may follow `expected`: equal, or, in
+// a scavenged segment, later (the versions between were removed).
+inline bool VersionContinues(StreamVersion found, StreamVersion expected, bool in_scavenged_segment) {
+  return found == expected || (in_scavenged_segment && found > expected);
+}
 
 // Each stream's next version, for a walk over the whole log in order (verify, salvage): the
-// rule recovery checks against the index tips, that a stream's versions stay dense.
+// rule recovery checks against the index tips, that a stream's versions stay dense. In a
+// scavenged segment a stream may jump forward (what was removed), never back or repeat.
 class NextVersions {
  public:
   // Empty when `b` continues its stream, else the problem (a BatchJudge).
   std::string Check(const ScannedBatch& b) const;
   void Record(const ScannedBatch& b) { Set(b.stream, b.first_version + b.header.event_count); }
+  // A scavenged segment's tips record: where its fully removed streams stood (call after the
+  // segment's batches).
+  void RecordTips(const ScanResult& scan);
   void Set(std::string_view stream, StreamVersion next) { next_[std::string(stream)] = next; }
   void Clear() { next_.clear(); }
 

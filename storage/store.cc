@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "storage/scavenge.h"
 #include "storage/store_impl.h"
 #include "storage/validate.h"
 
@@ -45,7 +46,13 @@ std::string DurabilityMode::ToString() const {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Store::~Store() {
-  if (impl_) impl_->StopThreads();
+  if (!impl_) return;
+  {
+    // A scavenge in progress stops after its segment: it uses the writer and the index job.
+    std::lock_guard lock(impl_->scavenger_mu_);
+    impl_->scavenger_.reset();
+  }
+  impl_->StopThreads();
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, const Options& options) {
@@ -170,6 +177,8 @@ Result<GlobalPosition> Store::Backup(const std::filesystem::path& dest,
   };
   std::vector<Piece> pieces;
   GlobalPosition upto;
+  // Files are copied by name: no scavenge may replace one meanwhile.
+  std::lock_guard files_lock(impl_->files_mu_);
   {
     // What is published now is the backup: sealed segments never change, and bytes below
     // the active segment's published end do not either.
@@ -452,6 +461,32 @@ std::optional<size_t> Store::Impl::SlotOfVersionLocked(std::string_view stream, 
   return lo;
 }
 
+bool Store::Impl::RemovedThroughLocked(std::string_view stream, const StreamTip& tip, StreamVersion version) const {
+  const Removal r = RemovalOfLocked(stream, tip, NowMicros());
+  // max_age removes a prefix too, but by commit time, which a deleted event no longer has:
+  // a missing version below one still in the log that max_age could have removed is taken
+  // as removed.
+  return r.hard_deleted || version < r.first_kept || r.max_age_micros.has_value();
+}
+
+std::optional<StreamVersion> Store::Impl::NextVersionInLogLocked(std::string_view stream, const StreamTip& tip,
+                                                                 StreamVersion v, Direction direction) const {
+  // The nearest run of the stream, past `v` going forward, before it going back.
+  std::optional<StreamVersion> next;
+  if (direction == Direction::kForward) {
+    for (size_t k = 0; k < segments_.size() && !next; ++k) {
+      if (auto run = RunLocked(k, stream); run && run->last_version() >= v) next = std::max(v, run->first_version);
+    }
+    if (!next || *next == v || !RemovedThroughLocked(stream, tip, *next - 1)) return std::nullopt;
+  } else {
+    for (size_t k = segments_.size(); k-- > 0 && !next;) {
+      if (auto run = RunLocked(k, stream); run && run->first_version <= v) next = std::min(v, run->last_version());
+    }
+    if (!next || *next == v || !RemovedThroughLocked(stream, tip, v)) return std::nullopt;
+  }
+  return next;
+}
+
 Result<std::vector<EventView>> Store::Impl::ReadStreamRaw(std::string_view stream, const StreamTip& tip_value,
                                                           StreamVersion from, size_t max_count,
                                                           Direction direction) const {
@@ -464,6 +499,18 @@ Result<std::vector<EventView>> Store::Impl::ReadStreamRaw(std::string_view strea
   size_t slot = 0;
   while (out.size() < max_count) {
     auto found = SlotOfVersionLocked(stream, v, forward ? slot : 0);
+    if (!found) {
+      // A scavenge deleted the versions that were removed: go on at the next one still in
+      // the log, if every version skipped is one that RemovalOf says is removed.
+      if (auto next = NextVersionInLogLocked(stream, *tip, v, direction)) {
+        v = *next;
+        found = SlotOfVersionLocked(stream, v, forward ? slot : 0);
+      } else if (forward && RemovedThroughLocked(stream, *tip, tip->last_version)) {
+        break;  // nothing left going forward
+      } else if (!forward && RemovedThroughLocked(stream, *tip, v)) {
+        break;  // nothing left going back
+      }
+    }
     if (!found) {
       return Status::Corruption("stream '" + std::string(stream) + "': version " + std::to_string(v.value) +
                                 " is missing from the index");

@@ -22,7 +22,10 @@
 // a machine crash (not a process crash) may lose the last interval of acknowledged appends.
 //
 // Lifetimes. EventView fields point into memory-mapped segments and stay valid until the
-// Store is destroyed. Destroying the Store finishes every queued append (each callback runs)
+// Store is destroyed, or, for a segment that a scavenge rewrote, for at least
+// Options::scavenge_retire_after (60 s) after the rewrite, when the old mapping goes: a
+// caller that keeps events longer copies them (the daemon copies them out at once; views
+// from ReadAll with a ReadBuffer live in the buffer and are not affected). Destroying the Store finishes every queued append (each callback runs)
 // and releases the directory.
 #pragma once
 
@@ -63,6 +66,8 @@ struct DurabilityMode {
 // rare events below; an implementation must be quick and must not call into the Store.
 // Damage met by a read is no event here: the reader gets it as a typed kCorruption with
 // its position, and says it (the daemon's DamageLog).
+struct ScavengeStatus;
+
 class EventListener {
  public:
   virtual ~EventListener() = default;
@@ -75,6 +80,10 @@ class EventListener {
   virtual void OnSlowSync(uint64_t micros) { (void)micros; }
   // The store takes no more writes (an I/O error; a restart recovers). Once.
   virtual void OnWritesStopped(const Status& why) { (void)why; }
+  // A scavenge began, and ended (finished, stopped or failed: status.state says which).
+  // Called on the scavenge's own thread, not the writer's.
+  virtual void OnScavengeStarted(const ScavengeStatus& status) { (void)status; }
+  virtual void OnScavengeFinished(const ScavengeStatus& status) { (void)status; }
 };
 
 struct Options {
@@ -100,6 +109,13 @@ struct Options {
   // topped up in steps of half this (storage/background.h; docs/storage.md, "Preallocation").
   // Tests make it small so that every part of the filling meets their faults and crashes.
   uint64_t fill_ahead = 16ull << 20;
+  // How long a segment that scavenge replaced stays mapped after the swap: EventViews into
+  // it (from ReadStream, or ReadAll without a ReadBuffer) stay valid this long, then the
+  // mapping goes and the old file's blocks are freed (storage/scavenge.h).
+  std::chrono::milliseconds scavenge_retire_after{60'000};
+  // Most bytes per second a scavenge reads (0: no cap). Its I/O also runs at the lowest
+  // best-effort priority; docs/storage.md ("Scavenge") says what that left appends.
+  uint64_t scavenge_read_bytes_per_second = 0;
   // Damage before the tail of the log stops Open with kCorruption; the way past it is
   // `esctl salvage --data-dir DIR` (storage/salvage.h), which moves the damaged part aside.
 };

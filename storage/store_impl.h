@@ -72,7 +72,12 @@ struct AppendRequest {
   uint64_t bytes = 0;  // encoded batch size
   bool sync_barrier = false;  // Store::Sync: no events; done once everything before is synced
   std::unique_ptr<LifecycleOp> lifecycle;  // set: stream, expected and events are made by the writer
+  // Scavenge (storage/scavenge.h): no events; seal the active segment (a roll) if it holds
+  // any batch, so that what it holds can be rewritten. Done once rolled.
+  bool seal = false;
 };
+
+class Scavenger;
 
 class Store::Impl {
  public:
@@ -122,6 +127,25 @@ class Store::Impl {
   // ReadStream without the lifecycle filter: every event still in the log.
   Result<std::vector<EventView>> ReadStreamRaw(std::string_view stream, const StreamTip& tip, StreamVersion from,
                                                size_t max_count, Direction direction) const;
+
+  // ---- scavenge (scavenge.cc) ----
+  // Reads after a scavenge (store.cc). `mu_` held. Whether RemovalOf removes every version of
+  // `stream` up to `version`; and where a read that found `v` missing goes on: the nearest
+  // version still in the log past it (forward) or before it (back), if every version skipped
+  // is removed, else nullopt (the read reports the missing version as damage).
+  bool RemovedThroughLocked(std::string_view stream, const StreamTip& tip, StreamVersion version) const;
+  std::optional<StreamVersion> NextVersionInLogLocked(std::string_view stream, const StreamTip& tip, StreamVersion v,
+                                                      Direction direction) const;
+  // Held by a backup for its whole copy and by a scavenge swap: a backup copies files by
+  // name, and must not see a segment replaced under it.
+  mutable std::mutex files_mu_;
+  // IndexFiles a scavenge replaced: kept until the store is destroyed, since directory_ and
+  // listed_base_ hold views and pointers into them. Under mu_.
+  std::vector<std::unique_ptr<IndexFile>> retired_indexes_;
+  std::unique_ptr<Scavenger> scavenger_;  // created by the first StartScavenge; under scavenger_mu_
+  mutable std::mutex scavenger_mu_;
+  // Sends `request` through the writer's queue (Enqueue is private to the writer's side).
+  void EnqueueForScavenge(std::unique_ptr<AppendRequest> request) { Enqueue(std::move(request)); }
 
   const std::filesystem::path dir_;
   const std::filesystem::path segments_dir_;
@@ -176,6 +200,7 @@ class Store::Impl {
 
  private:
   friend class Store;
+  friend class Scavenger;  // seals through the writer, waits for the index job
   // ---- writer thread (writer.cc) ----
   struct Pending {  // a batch encoded into group_ but not yet published
     AppendRequest* request;

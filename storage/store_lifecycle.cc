@@ -56,9 +56,10 @@ Result<StreamVersion> FirstUnexpired(StreamVersion lo, StreamVersion last, const
     const StreamVersion mid = lo + (hi - lo) / 2;
     auto e = read(mid);
     if (!e.ok()) return e.status();
-    if (!e->has_value()) {  // nothing at or after mid: the rest is gone
-      hi = mid;
-      continue;
+    if (!e->has_value()) {
+      // Nothing at or after mid is in the log any more: a scavenge deleted it, and it deletes
+      // only removed events, and removal is a prefix: nothing of the stream is kept.
+      return last + 1;
     }
     const EventView& v = **e;
     if (removal.Removes(v.version, v.timestamp)) {

@@ -100,6 +100,7 @@ Result<VerifyReport> VerifyStore(const std::filesystem::path& dir, const VerifyP
       if (progress && report.batches % 4096 == 0) progress(done + b.offset, total);
     }, continues);
     const ScanResult& r = v.scan;
+    next_version.RecordTips(r);
     report.bytes += r.end_offset;
     if (v.kind == SegmentVerdict::Kind::kTornTail) {
       report.torn_tail = TornTailNote(s, v);

@@ -277,6 +277,19 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
       completions_.emplace_back(std::move(request), AppendOk{});
       continue;
     }
+    if (r.seal) {
+      // Scavenge wants the active segment sealed: flush what this group holds so far (it
+      // belongs in the segment being sealed), then roll if there is anything to seal.
+      FlushGroup();
+      Status s = failed_;
+      if (s.ok() && write_offset_ > format::kSegmentHeaderSize) s = Roll();
+      if (s.ok()) {
+        completions_.emplace_back(std::move(request), AppendOk{});
+      } else {
+        completions_.emplace_back(std::move(request), s);
+      }
+      continue;
+    }
     if (!failed_.ok()) {
       completions_.emplace_back(std::move(request), failed_);
       continue;
@@ -480,6 +493,7 @@ Status Store::Impl::Roll() {
     return spare.status();
   }
   const SegmentId id = old.segment->id() + 1;
+  const uint64_t spare_filled = spare->zero_filled;  // a recycled spare is zero-filled in full
   auto seg = Segment::Activate(std::move(spare->file), spare->path, segments_dir_, id, next_position_,
                                options_.segment_size);
   if (!seg.ok()) {
@@ -509,7 +523,7 @@ Status Store::Impl::Roll() {
   sync_mark_ = write_offset_;
   {
     const Segment& active = *segments_.back()->segment;
-    preallocator_->Follow(active.path(), active.size(), std::min(options_.fill_ahead, active.size()), write_offset_);
+    preallocator_->Follow(active.path(), active.size(), std::min(spare_filled, active.size()), write_offset_);
   }
   ++stat_sealed_;
   index_jobs_->Post([this, sealed_number] { WriteIndexFor(sealed_number); });

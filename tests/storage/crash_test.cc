@@ -801,5 +801,162 @@ TEST_F(CrashTest, AcknowledgedAppendsSurviveKill9DuringSegmentRollover) {
   }
 }
 
+// --- Scavenge, killed at every kind of step --------------------------------------------------
+//
+// A store where deleted, hard-deleted and truncated streams hold the secret payload beside
+// kept streams is copied fresh for each round; storage_crash_writer in scavenge mode kills
+// itself before its Nth file operation of the scavenge (N drawn from all of them: chunk
+// writes, syncs, the unlink, the renames), twice, the second time on what the first left.
+// Then: the store opens, no *.scav or *.retired file is left, every kept event reads back
+// identical and in order, no removed one is served, verify is clean; a scavenge finishes and
+// no byte of the payload remains. ESD_SCAVENGE_CRASH_ROUNDS sets the rounds (default 40).
+
+constexpr std::string_view kScavengeSecret = "SCAVENGE-CRASH-SECRET";
+
+// Runs the crash writer in scavenge mode; returns its stdout and its wait status.
+std::pair<std::string, int> RunScavenger(const fs::path& dir, uint64_t kill_at) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  std::string a0 = ESD_CRASH_WRITER, a1 = dir.string(), a2 = "1", a3 = "scavenge", a4 = std::to_string(kill_at);
+  char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), a4.data(), nullptr};
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::dup2(p[1], 1);
+    ::execv(argv[0], argv);
+    _exit(127);
+  }
+  ::close(p[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(p[0], buf, sizeof(buf))) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(p[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return {out, status};
+}
+
+struct KeptEvent {
+  uint64_t position, version;
+  std::string stream, data;
+  bool operator==(const KeptEvent&) const = default;
+};
+
+std::vector<KeptEvent> Served(const Store& store) {
+  std::vector<KeptEvent> out;
+  auto n = store.ReadAll(GlobalPosition(0), SIZE_MAX, [&](const EventView& e) {
+    out.push_back({e.position.value, e.version.value, std::string(e.stream), std::string(e.data)});
+    return true;
+  });
+  if (!n.ok()) out.push_back({UINT64_MAX, 0, "read failed", n.status().ToString()});
+  return out;
+}
+
+bool AnyFileHolds(const fs::path& dir, std::string_view needle) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const auto bytes = testing::ReadFileBytes(entry.path());
+    if (std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()).find(needle) != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(ScavengeCrash, KilledAtAnyStepLosesNothingKeptAndResumes) {
+  int rounds = 40;
+  if (const char* env = std::getenv("ESD_SCAVENGE_CRASH_ROUNDS")) rounds = std::atoi(env);
+  const uint64_t seed = TestSeed();
+  std::mt19937_64 rng(seed);
+  testing::TempDir work;
+  const fs::path pristine = work.path() / "pristine";
+  std::vector<KeptEvent> kept;
+  {
+    auto store = Store::Open(pristine, testing::SmallOptions());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (int r = 0; r < 60; ++r) {
+      for (const std::string s : {"keep-a", "keep-b", "gone-soft", "gone-hard", "cut"}) {
+        std::vector<EventData> events = testing::MakeEvents(s, r * 3, 3, 0, 400);
+        if (!s.starts_with("keep")) {
+          for (auto& e : events) e.data = std::string(kScavengeSecret) + s + "#" + std::to_string(r) + "#" + e.data;
+        }
+        ASSERT_TRUE((*store)->AppendSync(s, ExpectedVersion::Any(), std::move(events)).ok());
+      }
+    }
+    ASSERT_TRUE((*store)->DeleteStreamSync("gone-soft", ExpectedVersion::Any(), false).ok());
+    ASSERT_TRUE((*store)->DeleteStreamSync("gone-hard", ExpectedVersion::Any(), true).ok());
+    // "cut" keeps its last 3 events, which hold the payload too: grep for the removed ones.
+    ASSERT_TRUE((*store)->TruncateStreamSync("cut", StreamVersion(177)).ok());
+    kept = Served(**store);
+  }
+  ASSERT_GT(testing::SegmentFiles(pristine).size(), 5u);
+  const std::string removed_marker = std::string(kScavengeSecret) + "cut#58#";  // versions 174..176
+
+  // How many file operations a whole scavenge makes, so that kills are drawn from all of them.
+  uint64_t total_ops = 0;
+  {
+    const fs::path dir = work.path() / "count";
+    fs::copy(pristine, dir, fs::copy_options::recursive);
+    auto [out, status] = RunScavenger(dir, UINT64_MAX);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    const auto at = out.find("SCAVENGED ops=");
+    ASSERT_NE(at, std::string::npos) << out;
+    total_ops = std::strtoull(out.c_str() + at + 14, nullptr, 10);
+    ASSERT_NE(out.find("state=finished"), std::string::npos) << out;
+    ASSERT_GT(total_ops, 10u);
+  }
+
+  int killed = 0;
+  for (int round = 0; round < rounds && !HasFailure(); ++round) {
+    SCOPED_TRACE("seed " + std::to_string(seed) + " round " + std::to_string(round));
+    const fs::path dir = work.path() / "round";
+    fs::remove_all(dir);
+    fs::copy(pristine, dir, fs::copy_options::recursive);
+    for (int kill = 0; kill < 2; ++kill) {
+      const uint64_t at = std::uniform_int_distribution<uint64_t>(1, total_ops)(rng);
+      auto [out, status] = RunScavenger(dir, at);
+      if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+        ++killed;
+      } else {
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "kill at " << at << ": " << out;
+      }
+    }
+    auto store = Store::Open(dir, testing::SmallOptions());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (const auto& entry : fs::directory_iterator(dir / "segments")) {
+      const auto ext = entry.path().extension();
+      EXPECT_TRUE(ext != ".scav" && ext != ".retired" && ext != ".tmp") << entry.path();
+    }
+    EXPECT_EQ(Served(**store), kept) << "every kept event, identical and in order; nothing removed";
+    EXPECT_EQ((*store)->ReadStream("gone-soft", StreamVersion(0), 10).status().code(), Status::Code::kNotFound);
+    EXPECT_EQ((*store)->ReadStream("gone-hard", StreamVersion(0), 10).status().code(), Status::Code::kStreamDeleted);
+    (*store).reset();
+    auto report = storage::VerifyStore(dir);
+    ASSERT_TRUE(report.ok());
+    for (const auto& p : report->problems) ADD_FAILURE() << p.file << ": " << p.what;
+    // And it can finish.
+    auto [out, status] = RunScavenger(dir, UINT64_MAX);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    EXPECT_NE(out.find("state=finished"), std::string::npos) << out;
+    EXPECT_FALSE(AnyFileHolds(dir, removed_marker));
+    EXPECT_FALSE(AnyFileHolds(dir, std::string(kScavengeSecret) + "gone-"));
+    auto reopened = Store::Open(dir, testing::SmallOptions());
+    ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+    EXPECT_EQ(Served(**reopened), kept);
+    auto next = (*reopened)->AppendSync("gone-soft", ExpectedVersion::NoStream(), testing::MakeEvents("gone-soft", 180, 1));
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    EXPECT_EQ(next->first_version, StreamVersion(180)) << "a soft-deleted stream continues after its last version";
+  }
+  std::cout << "[ crash    ] scavenge seed " << seed << ": " << rounds << " rounds, " << killed
+            << " kills within " << total_ops << " file operations of a scavenge\n";
+  EXPECT_GT(killed, rounds / 2) << "the kills did not land inside the scavenge";
+}
+
 }  // namespace
 }  // namespace esd::storage

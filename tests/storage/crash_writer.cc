@@ -1,4 +1,10 @@
 // storage_crash_writer DATA_DIR SEED
+// storage_crash_writer DATA_DIR SEED scavenge KILL_AT
+//
+// Scavenge mode: opens the store, starts a scavenge and kills itself (SIGKILL) just before
+// the KILL_AT-th file operation (storage/file.h) from then on, so that the crash lands at a
+// chosen step: a chunk write, a sync, the unlink, a rename. If the scavenge ends first it
+// prints "SCAVENGED ops=<file operations> state=<state>" and exits 0.
 //
 // The victim of tests/storage/crash_test.cc. Opens a Store on DATA_DIR with 64 KiB segments
 // and appends to the streams "crash-0".."crash-4" until it is killed. Four threads own the
@@ -14,7 +20,10 @@
 //   OPEN end=<end_position> segments=<n> torn=<bytes discarded>   after recovery
 //   ACK <stream> <first_version> <count> <first_position>         an acknowledged append
 //   ERR <what>                                                      then exit status 1
+#include <signal.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <condition_variable>
 #include <cstdint>
@@ -29,6 +38,7 @@
 #include <vector>
 
 #include "crash_recipe.h"
+#include "storage/file.h"
 #include "storage/store.h"
 
 namespace esd::storage::crash {
@@ -120,7 +130,64 @@ void AppendLoop(Store* store, std::vector<StreamState> streams, uint64_t seed, i
   }
 }
 
+// Counts file operations and kills the process before the chosen one.
+class KillAtOperation : public FileFaults {
+ public:
+  explicit KillAtOperation(uint64_t kill_at) : kill_at_(kill_at) {}
+  InjectedFault Before(FileOp, const std::filesystem::path&) override {
+    if (++count_ == kill_at_) ::kill(::getpid(), SIGKILL);
+    return {};
+  }
+  uint64_t count() const { return count_.load(); }
+
+ private:
+  const uint64_t kill_at_;
+  std::atomic<uint64_t> count_{0};
+};
+
+class Finished : public EventListener {
+ public:
+  void OnScavengeFinished(const ScavengeStatus& s) override {
+    std::lock_guard lock(mu_);
+    status_ = s;
+    cv_.notify_all();
+  }
+  ScavengeStatus Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return status_.has_value(); });
+    return *status_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<ScavengeStatus> status_;
+};
+
+int ScavengeMain(const std::string& dir, uint64_t kill_at) {
+  Finished finished;
+  Options options = testing::SmallOptions();
+  options.listener = &finished;
+  options.scavenge_retire_after = std::chrono::milliseconds(0);
+  auto opened = Store::Open(dir, options);
+  if (!opened.ok()) Fail("open " + dir + ": " + opened.status().ToString());
+  std::unique_ptr<Store> store = std::move(opened.value());
+  WriteLine("OPEN end=" + std::to_string(store->recovery().end_position.value) + "\n");
+  KillAtOperation killer(kill_at);
+  SetFileFaults(&killer);
+  if (Status s = store->StartScavenge(); !s.ok()) Fail("scavenge: " + s.ToString());
+  const ScavengeStatus st = finished.Wait();
+  SetFileFaults(nullptr);
+  WriteLine("SCAVENGED ops=" + std::to_string(killer.count()) + " state=" + ScavengeStatus::StateName(st.state) +
+            (st.error.ok() ? std::string() : " error=" + st.error.ToString()) + "\n");
+  store.reset();
+  _exit(0);  // no more file operations
+}
+
 int Main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[3]) == "scavenge") {
+    return ScavengeMain(argv[1], std::strtoull(argv[4], nullptr, 10));
+  }
   if (argc != 3) {
     std::fprintf(stderr, "usage: %s DATA_DIR SEED\n", argv[0]);
     return 64;

@@ -50,8 +50,8 @@ TEST(Format, SegmentHeaderEncodingIsPinned) {
   EncodeSegmentHeader(std::span<uint8_t, kSegmentHeaderSize>(h), SegmentId(3), GlobalPosition(7), 65536,
                       0x1122334455667788ull);
   const auto expected = FromHex(R"(
-      4553445345473031 0100000040000000 0300000000000000 0700000000000000
-      0000010000000000 8877665544332211 0000000000000000 9c2b43f245786803)");
+      4553445345473031 0200000040000000 0300000000000000 0700000000000000
+      0000010000000000 8877665544332211 0000000000000000 78d77e3578b4d327)");
   EXPECT_EQ(std::vector<uint8_t>(h, h + kSegmentHeaderSize), expected);
   SegmentHeader decoded;
   ASSERT_EQ(DecodeSegmentHeader(std::span<const uint8_t>(h, kSegmentHeaderSize), &decoded), HeaderCheck::kOk);
@@ -59,6 +59,72 @@ TEST(Format, SegmentHeaderEncodingIsPinned) {
   EXPECT_EQ(decoded.first_position, 7u);
   h[20] ^= 1;
   EXPECT_EQ(DecodeSegmentHeader(std::span<const uint8_t>(h, kSegmentHeaderSize), &decoded), HeaderCheck::kBadChecksum);
+}
+
+TEST(Format, Version1SegmentHeaderIsStillRead) {
+  // A header as format 1 wrote it (the bytes the test above pinned before format 2).
+  const auto v1 = FromHex(R"(
+      4553445345473031 0100000040000000 0300000000000000 0700000000000000
+      0000010000000000 8877665544332211 0000000000000000 9c2b43f245786803)");
+  SegmentHeader decoded;
+  ASSERT_EQ(DecodeSegmentHeader(v1, &decoded), HeaderCheck::kOk);
+  EXPECT_EQ(decoded.format_version, 1u);
+  EXPECT_EQ(decoded.scavenged_end_position, 0u);
+}
+
+TEST(Format, ScavengedSegmentHeaderIsPinned) {
+  // Format 2, scavenged: compact (segment_size 200, the file's length) and
+  // scavenged_end_position 90 at +48.
+  uint8_t h[kSegmentHeaderSize];
+  EncodeSegmentHeader(std::span<uint8_t, kSegmentHeaderSize>(h), SegmentId(3), GlobalPosition(7), 200,
+                      0x1122334455667788ull, GlobalPosition(90));
+  const auto expected = FromHex(R"(
+      4553445345473031 0200000040000000 0300000000000000 0700000000000000
+      c800000000000000 8877665544332211 5a00000000000000 3815a25efb9feac5)");
+  EXPECT_EQ(std::vector<uint8_t>(h, h + kSegmentHeaderSize), expected);
+  SegmentHeader decoded;
+  ASSERT_EQ(DecodeSegmentHeader(std::span<const uint8_t>(h, kSegmentHeaderSize), &decoded), HeaderCheck::kOk);
+  EXPECT_EQ(decoded.scavenged_end_position, 90u);
+  EXPECT_EQ(decoded.segment_size, 200u);
+}
+
+TEST(Format, OnlyAScavengedSegmentMayBeSmallerThanTheMinimum) {
+  uint8_t h[kSegmentHeaderSize];
+  EncodeSegmentHeader(std::span<uint8_t, kSegmentHeaderSize>(h), SegmentId(3), GlobalPosition(7), 200, 1);
+  SegmentHeader decoded;
+  EXPECT_EQ(DecodeSegmentHeader(std::span<const uint8_t>(h, kSegmentHeaderSize), &decoded), HeaderCheck::kBadField);
+  EncodeSegmentHeader(std::span<uint8_t, kSegmentHeaderSize>(h), SegmentId(3), GlobalPosition(7), 200, 1,
+                      GlobalPosition(5));
+  EXPECT_EQ(DecodeSegmentHeader(std::span<const uint8_t>(h, kSegmentHeaderSize), &decoded), HeaderCheck::kBadField)
+      << "a scavenged segment ends after it starts";
+}
+
+TEST(Format, TipsRecordEncodingIsPinned) {
+  const TipsEntry entries[] = {{"ab", StreamVersion(4), GlobalPosition(9), 0x10}};
+  std::vector<uint8_t> b(TipsRecordSize(entries));
+  ASSERT_EQ(b.size(), kBatchHeaderSize + 40);
+  EncodeTipsRecord(b, entries, {SegmentId(3), GlobalPosition(90), StreamVersion(0), 0x20, FileOffset(128)});
+  // BatchHeader: checksum | size 96, kind 0x8002, flags 0 | 1 entry, reserved | first position 90 |
+  // segment 3 | timestamp 0x20 | sync_mark 128 (its own offset). Then the entry: last version 4 |
+  // last position 9 | last timestamp 0x10 | name size 2, reserved | "ab" + 6 bytes of padding.
+  const auto expected = FromHex(R"(
+      01987a6f5ff15135 6000000002800000 0100000000000000 5a00000000000000
+      0300000000000000 2000000000000000 8000000000000000 0400000000000000
+      0900000000000000 1000000000000000 0200000000000000 6162000000000000)");
+  EXPECT_EQ(b, expected);
+  BatchHeader h;
+  ASSERT_EQ(CheckBatch(b, true, &h), BatchCheck::kOk);
+  std::vector<std::string> names;
+  ASSERT_TRUE(ForEachTipsEntry(b, [&](const TipsEntry& e) {
+    names.emplace_back(e.stream);
+    EXPECT_EQ(e.last_version, StreamVersion(4));
+    EXPECT_EQ(e.last_position, GlobalPosition(9));
+    EXPECT_EQ(e.last_timestamp, 0x10u);
+  }));
+  EXPECT_EQ(names, std::vector<std::string>{"ab"});
+  auto bad = b;
+  bad[kBatchHeaderSize + 24] = 200;  // a name past the record
+  EXPECT_FALSE(ForEachTipsEntry(bad, [](const TipsEntry&) {}));
 }
 
 TEST(Format, EncodedBatchParsesBackInPlace) {
