@@ -145,6 +145,7 @@ Scavenger::~Scavenger() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    closing_ = true;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -225,6 +226,20 @@ void Scavenger::Run() {
     s = ScavengeSlot(k, now);
     Update([](ScavengeStatus& st) { ++st.segments_done; });
     ReleaseRetired(false);
+  }
+  // It says finished (or stopped) only once the segments it replaced are gone: unmapped
+  // after their grace period, and recycled (zeroed in full) or removed, so that a finished
+  // scavenge has given back the space it reports and no file in the directory holds a
+  // removed byte any more (the forget-customer promise: docs/domain.md).
+  {
+    std::unique_lock lock(mu_);
+    while (!closing_.load() && !retired_.empty()) {
+      const auto due = retired_.back().at + store_.options_.scavenge_retire_after;
+      cv_.wait_until(lock, due, [&] { return closing_.load(); });
+      lock.unlock();
+      ReleaseRetired(false);
+      lock.lock();
+    }
   }
   Update([&](ScavengeStatus& st) {
     st.finished_micros = NowMicros();

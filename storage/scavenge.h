@@ -71,6 +71,7 @@ class Scavenger {
   std::condition_variable cv_;
   ScavengeStatus status_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> closing_{false};  // the store is closing: no more waiting for retired segments
   std::thread thread_;
   struct Retired {
     std::unique_ptr<Segment> segment;

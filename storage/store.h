@@ -23,7 +23,7 @@
 //
 // Lifetimes. EventView fields point into memory-mapped segments and stay valid until the
 // Store is destroyed, or, for a segment that a scavenge rewrote, for at least
-// Options::scavenge_retire_after (60 s) after the rewrite, when the old mapping goes: a
+// Options::scavenge_retire_after (5 s) after the rewrite, when the old mapping goes: a
 // caller that keeps events longer copies them (the daemon copies them out at once; views
 // from ReadAll with a ReadBuffer live in the buffer and are not affected). Destroying the Store finishes every queued append (each callback runs)
 // and releases the directory.
@@ -111,8 +111,10 @@ struct Options {
   uint64_t fill_ahead = 16ull << 20;
   // How long a segment that scavenge replaced stays mapped after the swap: EventViews into
   // it (from ReadStream, or ReadAll without a ReadBuffer) stay valid this long, then the
-  // mapping goes and the old file's blocks are freed (storage/scavenge.h).
-  std::chrono::milliseconds scavenge_retire_after{60'000};
+  // mapping goes and the old file's blocks are freed (storage/scavenge.h). A scavenge says
+  // finished only after that, so it takes at least this long. The daemon's readers copy
+  // events out within one turn of its event loop.
+  std::chrono::milliseconds scavenge_retire_after{5'000};
   // Most bytes per second a scavenge reads (0: no cap). Its I/O also runs at the lowest
   // best-effort priority; docs/storage.md ("Scavenge") says what that left appends.
   uint64_t scavenge_read_bytes_per_second = 0;

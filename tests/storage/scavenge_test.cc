@@ -207,6 +207,27 @@ TEST(Scavenge, DeletedStreamsLeaveNoByteBehindAndKeptEventsReadBackIdentical) {
   ExpectVerifyClean(f.dir.path());
 }
 
+// With a grace period for readers of the replaced segments (the daemon's default is 5 s),
+// a scavenge says finished only once they are gone: the space is back and no replaced file
+// (a ".retired" link kept for recycling) still holds a removed byte.
+TEST(Scavenge, AFinishedScavengeHasLetGoOfTheFilesItReplaced) {
+  Options o = SmallOptions();
+  Fixture f(o);
+  f.options.scavenge_retire_after = std::chrono::milliseconds(300);
+  f.Reopen();
+  Fill(*f.store, 40, 3, 2);
+  ASSERT_TRUE(f.store->DeleteStreamSync("gone-0", ExpectedVersion::Any(), true).ok());
+  ASSERT_TRUE(f.store->DeleteStreamSync("gone-1", ExpectedVersion::Any(), true).ok());
+  const auto status = f.Scavenge();
+  ASSERT_EQ(status.state, ScavengeStatus::State::kFinished) << status.error.ToString();
+  ASSERT_GT(status.segments_rewritten, 0u);
+  EXPECT_EQ(f.store->GetScavengeStatus().state, ScavengeStatus::State::kFinished);
+  EXPECT_EQ(FilesHolding(f.dir.path(), kSecret), std::vector<std::string>{});
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path() / "segments")) {
+    EXPECT_FALSE(entry.path().string().ends_with(".retired")) << entry.path();
+  }
+}
+
 TEST(Scavenge, SoftDeletedStreamRecreatedAfterScavengeContinuesAtItsNextVersion) {
   Fixture f;
   // "old" lives only in the first segments; later segments hold only "filler".
