@@ -227,6 +227,7 @@ void Scavenger::Run() {
     Update([](ScavengeStatus& st) { ++st.segments_done; });
     ReleaseRetired(false);
   }
+  const TimestampMicros work_done = NowMicros();  // the rate is of the work, not of the wait below
   // It says finished (or stopped) only once the segments it replaced are gone: unmapped
   // after their grace period, and recycled (zeroed in full) or removed, so that a finished
   // scavenge has given back the space it reports and no file in the directory holds a
@@ -242,7 +243,7 @@ void Scavenger::Run() {
     }
   }
   Update([&](ScavengeStatus& st) {
-    st.finished_micros = NowMicros();
+    st.finished_micros = work_done;
     if (!s.ok()) {
       st.state = ScavengeStatus::State::kFailed;
       st.error = s;

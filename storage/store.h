@@ -231,7 +231,9 @@ struct ScavengeStatus {
   enum class State : uint8_t { kIdle, kRunning, kStopping, kFinished, kStopped, kFailed };
   State state = State::kIdle;      // kIdle: none since open
   TimestampMicros started_micros = 0;
-  TimestampMicros finished_micros = 0;  // 0 while running
+  // 0 while running; when the last segment was done. The state changes up to
+  // Options::scavenge_retire_after later, once the replaced files are released.
+  TimestampMicros finished_micros = 0;
   uint64_t segments_total = 0;     // sealed segments it will look at
   uint64_t segments_done = 0;
   uint64_t segments_rewritten = 0;
