@@ -15,6 +15,8 @@
 
 namespace esd::client {
 
+using internal::Str;
+
 Error ErrorOf(const kj::Exception& e) {
   std::string what = e.getDescription().cStr();
   constexpr std::string_view kRemote = "remote exception: ";
@@ -27,8 +29,6 @@ Error ErrorOf(const kj::Exception& e) {
 
 namespace {
 
-std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-std::string Str(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
 capnp::Data::Reader Bytes(const std::string& s) {
   return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
 }
@@ -137,6 +137,20 @@ std::vector<RecordedEvent> ToEvents(capnp::List<rpc::RecordedEvent>::Reader list
 }  // namespace
 
 using internal::RejectName;
+
+void internal::SetExpected(rpc::ExpectedVersion::Builder out, Expected expected) {
+  switch (expected.kind) {
+    case Expected::Kind::kAny: out.setAny(); break;
+    case Expected::Kind::kNoStream: out.setNoStream(); break;
+    case Expected::Kind::kStreamExists: out.setStreamExists(); break;
+    case Expected::Kind::kExact: out.setExact(expected.version); break;
+  }
+}
+
+std::string internal::Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+std::string internal::Str(capnp::Data::Reader d) {
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
 
 const char* internal::RejectName(rpc::RejectCode code) {
   switch (code) {
@@ -512,13 +526,7 @@ kj::Promise<AppendResult> Client::AppendAsync(const std::string& stream, Expecte
   for (const NewEvent& e : events) bytes += e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
   auto req = impl_->store.appendRequest(capnp::MessageSize{64 + bytes / 8 + 16 * events.size(), 0});
   req.setStream(stream);
-  auto ev = req.initExpected();
-  switch (expected.kind) {
-    case Expected::Kind::kAny: ev.setAny(); break;
-    case Expected::Kind::kNoStream: ev.setNoStream(); break;
-    case Expected::Kind::kStreamExists: ev.setStreamExists(); break;
-    case Expected::Kind::kExact: ev.setExact(expected.version); break;
-  }
+  internal::SetExpected(req.initExpected(), expected);
   auto list = req.initEvents(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const NewEvent& e = events[i];

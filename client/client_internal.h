@@ -2,6 +2,8 @@
 // the calls implemented outside client.cc (lifecycle.cc). Not installed; not for users.
 #pragma once
 
+#include <string>
+
 #include "client/client.h"
 #include "protocol/esd.capnp.h"
 
@@ -11,5 +13,9 @@ rpc::Session::Client& SessionOf(Client::Impl& impl);
 rpc::EventStore::Client& StoreOf(Client::Impl& impl);
 // "invalid-argument", "permission-denied" ... as AppendResult::reject_code says them.
 const char* RejectName(rpc::RejectCode code);
+// The wire form of an expected version (appends, deletes, metadata).
+void SetExpected(rpc::ExpectedVersion::Builder out, Expected expected);
+std::string Str(capnp::Text::Reader t);
+std::string Str(capnp::Data::Reader d);
 
 }  // namespace esd::client::internal

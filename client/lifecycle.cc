@@ -11,8 +11,8 @@ namespace esd::client {
 
 namespace {
 
-std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-std::string Str(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
+using internal::SetExpected;
+using internal::Str;
 
 template <typename T>
 T Wait(Client& c, kj::Promise<T> promise) {
@@ -20,15 +20,6 @@ T Wait(Client& c, kj::Promise<T> promise) {
     return promise.wait(c.wait_scope());
   } catch (const kj::Exception& e) {
     throw ErrorOf(e);
-  }
-}
-
-void SetExpected(rpc::ExpectedVersion::Builder out, Expected expected) {
-  switch (expected.kind) {
-    case Expected::Kind::kAny: out.setAny(); break;
-    case Expected::Kind::kNoStream: out.setNoStream(); break;
-    case Expected::Kind::kStreamExists: out.setStreamExists(); break;
-    case Expected::Kind::kExact: out.setExact(expected.version); break;
   }
 }
 
