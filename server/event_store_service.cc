@@ -42,18 +42,10 @@ void RejectFor(Result out, const Status& s) {
   }
 }
 
-void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResult& r) {
-  if (r.ok()) {
-    auto ok = out.initOk();
-    ok.setFirstVersion(r->first_version.value);
-    ok.setLastVersion(r->last_version.value);
-    ok.setFirstPosition(r->first_position.value);
-    ok.setLastPosition(r->last_position.value);
-    ok.setTimestampMicros(r->timestamp);
-    ok.setAlreadyWritten(r->already_written);
-    return;
-  }
-  const Status& s = r.status();
+// A refused write as an append or a lifecycle call answers it: the typed outcomes both
+// results have (wrong expected version, stream deleted), else a RejectCode.
+template <typename Result>
+void FillRefusal(Result out, const Status& s) {
   switch (s.code()) {
     case Status::Code::kWrongExpectedVersion: {
       auto w = out.initWrongExpectedVersion();
@@ -66,6 +58,20 @@ void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResul
   }
 }
 
+void FillAppendResult(rpc::AppendResult::Builder out, const storage::AppendResult& r) {
+  if (r.ok()) {
+    auto ok = out.initOk();
+    ok.setFirstVersion(r->first_version.value);
+    ok.setLastVersion(r->last_version.value);
+    ok.setFirstPosition(r->first_position.value);
+    ok.setLastPosition(r->last_position.value);
+    ok.setTimestampMicros(r->timestamp);
+    ok.setAlreadyWritten(r->already_written);
+    return;
+  }
+  FillRefusal(out, r.status());
+}
+
 // A lifecycle call's result: `r` is the write of its event to "$$<stream>".
 void FillLifecycleResult(rpc::LifecycleResult::Builder out, const storage::AppendResult& r) {
   if (r.ok()) {
@@ -75,18 +81,8 @@ void FillLifecycleResult(rpc::LifecycleResult::Builder out, const storage::Appen
     ok.setTimestampMicros(r->timestamp);
     return;
   }
-  const Status& s = r.status();
-  switch (s.code()) {
-    case Status::Code::kWrongExpectedVersion: {
-      auto w = out.initWrongExpectedVersion();
-      w.setStreamExists(s.actual_version().has_value());
-      w.setActualVersion(s.actual_version() ? s.actual_version()->value : 0);
-      return;
-    }
-    case Status::Code::kStreamDeleted: return out.setStreamDeleted();
-    case Status::Code::kNotFound: return out.setNotFound();
-    default: return RejectFor(out, s);
-  }
+  if (r.status().code() == Status::Code::kNotFound) return out.setNotFound();
+  FillRefusal(out, r.status());
 }
 
 storage::ExpectedVersion ExpectedOf(rpc::ExpectedVersion::Reader ev) {
