@@ -650,7 +650,9 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
   // batch (one stream, one commit time), and not at all in a store without metadata.
   const bool filtering = lifecycle_filter && metadata_count_.load(std::memory_order_acquire) > 0;
   const TimestampMicros now = filtering ? NowMicros() : 0;
-  std::string removal_stream;
+  // A view of the last event's name: views stay valid for the whole call (the visitor may
+  // hold them too), so comparing costs no copy.
+  std::string_view removal_stream;
   Removal removal = Removal::None();
   for (const Span& span : spans) {
     ScanBytes bytes(*span.segment, copy);
@@ -732,7 +734,7 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
         if (e.position.value >= durable) return visited;
         if (filtering) {
           if (e.stream != removal_stream) {  // the same for every event of a batch, often of the next
-            removal_stream.assign(e.stream);
+            removal_stream = e.stream;
             removal = RemovalOf(e.stream, now);
           }
           if (removal.Removes(e.version, e.timestamp)) {

@@ -71,6 +71,16 @@ Result<StreamVersion> FirstUnexpired(StreamVersion lo, StreamVersion last, const
   return lo;
 }
 
+// The first event of `stream` at or after version `v` still in the log (none: nullopt).
+// The store's lock held.
+Result<std::optional<EventView>> EventAtOrAfter(const Store::Impl& impl, std::string_view stream,
+                                                const StreamTip& tip, StreamVersion v) {
+  auto e = impl.ReadStreamRaw(stream, tip, v, 1, Direction::kForward);
+  if (!e.ok()) return e.status();
+  if (e->empty()) return std::optional<EventView>();
+  return std::optional<EventView>(e->front());
+}
+
 }  // namespace
 
 Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
@@ -82,12 +92,7 @@ Result<std::vector<EventView>> Store::Impl::ReadStream(std::string_view stream, 
   const Removal removal = RemovalOfLocked(stream, *tip, NowMicros());
   if (removal.hard_deleted) return Status::StreamDeleted(stream);
   auto first = FirstUnexpired(removal.first_kept, tip->last_version, removal,
-                              [&](StreamVersion v) -> Result<std::optional<EventView>> {
-                                auto e = ReadStreamRaw(stream, *tip, v, 1, Direction::kForward);
-                                if (!e.ok()) return e.status();
-                                if (e->empty()) return std::optional<EventView>();
-                                return std::optional<EventView>(e->front());
-                              });
+                              [&](StreamVersion v) { return EventAtOrAfter(*this, stream, *tip, v); });
   if (!first.ok()) return first.status();
   if (*first > tip->last_version) {
     return Status::NotFound("stream '" + std::string(stream) +
@@ -109,12 +114,7 @@ std::optional<StreamVersion> Store::Impl::ExpiredThrough(std::string_view stream
   age.now = now;
   std::shared_lock lock(mu_);  // the index job may swap a sealed slot's index
   auto first = FirstUnexpired(FirstKeptVersion(meta, tip.last_version), tip.last_version, age,
-                              [&](StreamVersion v) -> Result<std::optional<EventView>> {
-                                auto e = ReadStreamRaw(stream, tip, v, 1, Direction::kForward);
-                                if (!e.ok()) return e.status();
-                                if (e->empty()) return std::optional<EventView>();
-                                return std::optional<EventView>(e->front());
-                              });
+                              [&](StreamVersion v) { return EventAtOrAfter(*this, stream, tip, v); });
   // A read that fails here (damage) folds nothing by age: the other rules still hold.
   if (!first.ok() || first->value == 0) return std::nullopt;
   return *first - 1;

@@ -141,7 +141,9 @@ std::optional<StreamTip> Store::Impl::WriterTip(std::string_view stream) const {
 }
 
 const StreamMetadata* Store::Impl::WriterMetadata(std::string_view stream) const {
-  if (auto it = metadata_overlay_.find(stream); it != metadata_overlay_.end()) return it->second.get();
+  if (!metadata_overlay_.empty()) {  // every append asks: a group without metadata hashes nothing
+    if (auto it = metadata_overlay_.find(stream); it != metadata_overlay_.end()) return it->second.get();
+  }
   if (metadata_count_.load(std::memory_order_relaxed) == 0) return nullptr;
   // The writer is the only thread that changes metadata_, so it may read it unlocked.
   auto it = metadata_.find(stream);
