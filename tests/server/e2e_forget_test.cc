@@ -3,6 +3,8 @@
 // other customers are untouched; an audit record without personal data stays; and after a
 // scavenge no byte of the customer's id is left in any file of the data directory.
 #include <gtest/gtest.h>
+
+#include <future>
 #include <signal.h>
 
 #include <chrono>
@@ -262,16 +264,17 @@ TEST(ForgetCustomer, AfterAScavengeNoByteOfTheCustomerIsLeftInTheDataDirectory) 
     EXPECT_TRUE(f.rfind("segments/", 0) == 0 && f.substr(f.size() - 4) == ".seg") << f;
   }
   {
-    auto store = storage::Store::Open(data).value();
+    // The store tells its listener when the scavenge has ended: that is the barrier.
+    struct Finished : storage::EventListener {
+      std::promise<storage::ScavengeStatus> done;
+      void OnScavengeFinished(const storage::ScavengeStatus& s) override { done.set_value(s); }
+    } finished;
+    storage::Options options;
+    options.listener = &finished;
+    auto store = storage::Store::Open(data, options).value();
     const storage::Status started = store->StartScavenge();
     ASSERT_TRUE(started.ok()) << started.ToString();
-    // Polls the job's own state: a barrier on what it reports, not a timed wait.
-    storage::ScavengeStatus status = store->GetScavengeStatus();
-    while (status.state == storage::ScavengeStatus::State::kRunning ||
-           status.state == storage::ScavengeStatus::State::kStopping) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      status = store->GetScavengeStatus();
-    }
+    const storage::ScavengeStatus status = finished.done.get_future().get();
     ASSERT_EQ(status.state, storage::ScavengeStatus::State::kFinished) << status.error.ToString();
     EXPECT_GT(status.events_removed, 0u);
   }
