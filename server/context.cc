@@ -38,6 +38,14 @@ kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std
   return AnsweredOnLoop(ctx, kj::mv(expect.result));
 }
 
+kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
+                                                         storage::ExpectedVersion expected,
+                                                         storage::PackedEvents events) {
+  auto expect = ctx.append_completions.Expect();
+  ctx.store.Append(std::move(stream), expected, std::move(events), std::move(expect.done));
+  return AnsweredOnLoop(ctx, kj::mv(expect.result));
+}
+
 kj::Promise<kj::Own<storage::AppendResult>> WriteOnLoop(ServerContext& ctx,
                                                         const std::function<void(storage::AppendCallback)>& start) {
   auto expect = ctx.append_completions.Expect();

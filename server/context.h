@@ -141,6 +141,9 @@ kj::Promise<void> WhenAppendsAnswered(ServerContext& ctx);
 kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
                                                          storage::ExpectedVersion expected,
                                                          std::vector<storage::EventData> events);
+kj::Promise<kj::Own<storage::AppendResult>> AppendOnLoop(ServerContext& ctx, std::string stream,
+                                                         storage::ExpectedVersion expected,
+                                                         storage::PackedEvents events);
 
 // The same for any write that answers through an AppendCallback on the writer thread (the
 // lifecycle calls: Store::DeleteStream, TruncateStream, SetStreamMetadata): `start` is given

@@ -224,24 +224,44 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
                    "; nothing was written: split it into several appends"));
     return kj::READY_NOW;
   }
-  std::vector<storage::EventData> events;
-  events.reserve(list.size());
+  // One buffer for every field of every event (storage::PackedEvents), sized first: the ids
+  // are checked on the way, and each capnp accessor (bounds-checked) runs once per field.
+  struct Fields {
+    const capnp::byte* id;
+    capnp::Text::Reader type, content_type;
+    capnp::Data::Reader metadata, data;
+  };
+  std::vector<Fields> fields;
+  fields.reserve(list.size());
+  size_t bytes = 0;
   for (uint i = 0; i < list.size(); ++i) {
     auto e = list[i];
-    auto id = e.getId();  // each capnp accessor checks bounds: read every field once
+    auto id = e.getId();
     if (id.size() != 16) {
       ctx_.ops.appends.Add({"invalid_argument"});
       Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
              kj::str("event ", i, ": the id must be 16 bytes, got ", id.size()));
       return kj::READY_NOW;
     }
-    storage::EventData d;
-    std::memcpy(d.id.bytes.data(), id.begin(), 16);
-    d.type = ToString(e.getType());
-    d.content_type = ToString(e.getContentType());
-    d.metadata = ToString(e.getMetadata());
-    d.data = ToString(e.getData());
-    events.push_back(std::move(d));
+    Fields& f = fields.emplace_back(Fields{id.begin(), e.getType(), e.getContentType(), e.getMetadata(), e.getData()});
+    bytes += f.type.size() + f.content_type.size() + f.metadata.size() + f.data.size();
+  }
+  storage::PackedEvents events{std::make_unique_for_overwrite<char[]>(bytes), {}};
+  events.events.reserve(list.size());
+  char* at = events.bytes.get();
+  auto take = [&at](const void* from, size_t n) {
+    if (n > 0) std::memcpy(at, from, n);
+    std::string_view view(at, n);
+    at += n;
+    return view;
+  };
+  for (const Fields& f : fields) {
+    storage::format::EventFields& out = events.events.emplace_back();
+    std::memcpy(out.id.bytes.data(), f.id, 16);
+    out.type = take(f.type.begin(), f.type.size());
+    out.content_type = take(f.content_type.begin(), f.content_type.size());
+    out.metadata = take(f.metadata.begin(), f.metadata.size());
+    out.data = take(f.data.begin(), f.data.size());
   }
   auto appended = AppendOnLoop(ctx_, ToString(params.getStream()), expected, std::move(events));
   return appended.then([this, context](kj::Own<storage::AppendResult> r) mutable {

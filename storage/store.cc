@@ -89,36 +89,51 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& dir, con
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
-static void AppendChecked(Store::Impl& impl, std::string stream, ExpectedVersion expected,
-                          std::vector<EventData> events, AppendCallback done, bool system);
+static void AppendChecked(Store::Impl& impl, std::unique_ptr<AppendRequest> r, AppendCallback done, bool system);
+
+static std::unique_ptr<AppendRequest> OwningRequest(std::vector<EventData> events) {
+  auto r = std::make_unique<AppendRequest>();
+  r->owned = std::move(events);  // the strings stay where they are: the views below hold
+  r->events.reserve(r->owned.size());
+  for (const EventData& e : r->owned) r->events.push_back({e.id, e.type, e.content_type, e.metadata, e.data});
+  return r;
+}
 
 void Store::Append(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
                    AppendCallback done) {
-  AppendChecked(*impl_, std::move(stream), expected, std::move(events), std::move(done), false);
+  auto r = OwningRequest(std::move(events));
+  r->stream = std::move(stream);
+  r->expected = expected;
+  AppendChecked(*impl_, std::move(r), std::move(done), false);
+}
+
+void Store::Append(std::string stream, ExpectedVersion expected, PackedEvents events, AppendCallback done) {
+  auto r = std::make_unique<AppendRequest>();
+  r->stream = std::move(stream);
+  r->expected = expected;
+  r->packed = std::move(events.bytes);
+  r->events = std::move(events.events);
+  AppendChecked(*impl_, std::move(r), std::move(done), false);
 }
 
 void Store::AppendSystem(std::string stream, ExpectedVersion expected, std::vector<EventData> events,
                          AppendCallback done) {
-  AppendChecked(*impl_, std::move(stream), expected, std::move(events), std::move(done), true);
+  auto r = OwningRequest(std::move(events));
+  r->stream = std::move(stream);
+  r->expected = expected;
+  AppendChecked(*impl_, std::move(r), std::move(done), true);
 }
 
-static void AppendChecked(Store::Impl& impl, std::string stream, ExpectedVersion expected, std::vector<EventData> events,
-                   AppendCallback done, bool system) {
+static void AppendChecked(Store::Impl& impl, std::unique_ptr<AppendRequest> r, AppendCallback done, bool system) {
   const uint64_t max_batch = std::min<uint64_t>(impl.options_.segment_size - format::kSegmentHeaderSize,
                                                 std::numeric_limits<uint32_t>::max() & ~uint64_t{7});
-  Status s = ValidateAppend(stream, events, impl.options_, max_batch, system);
+  Status s = ValidateAppend(r->stream, r->events, impl.options_, max_batch, system);
   if (!s.ok()) {
     done(std::move(s));
     return;
   }
-  auto r = std::make_unique<AppendRequest>();
   r->bytes = format::kBatchHeaderSize;
-  for (const EventData& e : events) {
-    r->bytes += format::EventRecordSize(stream, {e.id, e.type, e.content_type, e.metadata, e.data});
-  }
-  r->stream = std::move(stream);
-  r->expected = expected;
-  r->events = std::move(events);
+  for (const format::EventFields& e : r->events) r->bytes += format::EventRecordSize(r->stream, e);
   r->done = std::move(done);
   impl.Enqueue(std::move(r));
 }

@@ -67,7 +67,11 @@ struct LifecycleOp {
 struct AppendRequest {
   std::string stream;
   ExpectedVersion expected = ExpectedVersion::Any();
-  std::vector<EventData> events;
+  // Views into `owned` or `packed`, whichever the caller gave (Store::Append's two forms),
+  // or into what the writer made (`lifecycle`).
+  std::vector<format::EventFields> events;
+  std::vector<EventData> owned;
+  std::unique_ptr<char[]> packed;
   AppendCallback done;
   uint64_t bytes = 0;  // encoded batch size
   bool sync_barrier = false;  // Store::Sync: no events; done once everything before is synced

@@ -182,11 +182,12 @@ std::optional<AppendResult> Store::Impl::PrepareLifecycle(AppendRequest& r,
 
   r.stream = MetadataStreamOf(op.target);
   r.expected = op.kind == LifecycleOp::Kind::kSetMetadata ? op.expected : ExpectedVersion::Any();
-  r.events.clear();
-  r.events.push_back(EventData{EventId::Random(), std::string(type), std::string(kMetadataContentType), {},
-                               EncodeStreamMetadata(*meta)});
-  const EventData& e = r.events.back();
-  r.bytes = format::kBatchHeaderSize + format::EventRecordSize(r.stream, {e.id, e.type, e.content_type, e.metadata, e.data});
+  r.owned.clear();
+  r.owned.push_back(EventData{EventId::Random(), std::string(type), std::string(kMetadataContentType), {},
+                              EncodeStreamMetadata(*meta)});
+  const EventData& e = r.owned.back();
+  r.events.assign(1, {e.id, e.type, e.content_type, e.metadata, e.data});
+  r.bytes = format::kBatchHeaderSize + format::EventRecordSize(r.stream, r.events.back());
   if (r.bytes > segments_.back()->segment->declared_size() - format::kSegmentHeaderSize) {
     return AppendResult(Status::InvalidArgument("stream metadata of " + std::to_string(r.bytes) +
                                                 " bytes does not fit in a segment"));

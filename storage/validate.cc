@@ -79,7 +79,7 @@ Status ValidateStreamName(std::string_view stream) {
   return Status::Ok();
 }
 
-Status ValidateAppend(std::string_view stream, const std::vector<EventData>& events,
+Status ValidateAppend(std::string_view stream, std::span<const format::EventFields> events,
                       const Options& options, uint64_t max_batch_bytes, bool system) {
   Status s = system ? ValidateName("stream name", stream, format::kMaxStreamNameSize) : ValidateStreamName(stream);
   if (!s.ok()) return s;
@@ -96,7 +96,7 @@ Status ValidateAppend(std::string_view stream, const std::vector<EventData>& eve
   auto at = [](size_t i) { return "event " + std::to_string(i) + ": "; };
   uint64_t batch_bytes = format::kBatchHeaderSize;
   for (size_t i = 0; i < events.size(); ++i) {
-    const EventData& e = events[i];
+    const format::EventFields& e = events[i];
     if (e.id.IsNil()) return Status::InvalidArgument(at(i) + "event id must not be nil");
     if (e.type.empty() || e.type.size() > format::kMaxEventTypeSize ||
         (!IsPrintableAscii(e.type) && (!IsValidUtf8(e.type) || HasControlCharacter(e.type)))) {
@@ -106,8 +106,7 @@ Status ValidateAppend(std::string_view stream, const std::vector<EventData>& eve
         (!IsPrintableAscii(e.content_type) && (!IsValidUtf8(e.content_type) || HasControlCharacter(e.content_type)))) {
       return Status::InvalidArgument(at(i) + "content type must be at most 255 bytes of printable UTF-8");
     }
-    const uint64_t size = format::EventRecordSize(
-        stream, {e.id, e.type, e.content_type, e.metadata, e.data});
+    const uint64_t size = format::EventRecordSize(stream, e);
     if (size > options.max_event_size) {
       return Status::InvalidArgument(at(i) + "event is " + std::to_string(size) +
                                      " bytes encoded, over the limit of " +

@@ -3,6 +3,7 @@
 // offending field, so a client can be told exactly what to fix.
 #pragma once
 
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -19,7 +20,7 @@ Status ValidateStreamName(std::string_view stream);
 
 // Everything about one append request that can be checked without the log. `system`: the
 // stream must be a system stream ('$', not "$$": Store::AppendSystem) instead of a user's.
-Status ValidateAppend(std::string_view stream, const std::vector<EventData>& events,
+Status ValidateAppend(std::string_view stream, std::span<const format::EventFields> events,
                       const Options& options, uint64_t max_batch_bytes, bool system = false);
 
 }  // namespace esd::storage

@@ -170,7 +170,7 @@ void Store::Impl::RememberBatch(const EventId& first_id, GlobalPosition position
 
 namespace {
 
-bool SameEvent(const EventData& e, const EventView& v) {
+bool SameEvent(const format::EventFields& e, const EventView& v) {
   return e.id == v.id && e.type == v.type && e.content_type == v.content_type && e.metadata == v.metadata &&
          e.data == v.data;
 }
@@ -270,7 +270,6 @@ std::optional<AppendResult> Store::Impl::Decide(const AppendRequest& r, std::opt
 void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& group) {
   const TimestampMicros now = NowMicros();
   last_timestamp_ = std::max(last_timestamp_, now);
-  std::vector<format::EventFields> fields;
   std::vector<size_t> barriers;  // completions of Store::Sync requests in this group
   for (auto& request : group) {
     AppendRequest& r = *request;
@@ -344,10 +343,8 @@ void Store::Impl::ProcessGroup(std::vector<std::unique_ptr<AppendRequest>>& grou
     Pending p{&r, completions_.size(), group_.size(), first_version, next_position_,
               std::vector<uint32_t>(r.events.size()), lifecycle_metadata};
     if (lifecycle_metadata) metadata_overlay_[r.lifecycle->target] = lifecycle_metadata;
-    fields.clear();
-    for (const EventData& e : r.events) fields.push_back({e.id, e.type, e.content_type, e.metadata, e.data});
     group_.resize(group_.size() + r.bytes);
-    format::EncodeBatch(std::span(group_.data() + p.offset, r.bytes), r.stream, fields,
+    format::EncodeBatch(std::span(group_.data() + p.offset, r.bytes), r.stream, r.events,
                         {segments_.back()->segment->id(), next_position_, first_version, last_timestamp_,
                          FileOffset(sync_mark_)},
                         p.event_offsets);

@@ -16,6 +16,14 @@ using testing::MakeEvents;
 
 constexpr uint64_t kRoomy = 1ull << 30;  // a batch limit no test here reaches by accident
 
+// ValidateAppend takes views (the store's requests hold them); the tests build owned events.
+Status Validate(std::string_view stream, const std::vector<EventData>& events, const Options& options,
+                uint64_t max_batch_bytes) {
+  std::vector<format::EventFields> fields;
+  for (const EventData& e : events) fields.push_back({e.id, e.type, e.content_type, e.metadata, e.data});
+  return ValidateAppend(stream, fields, options, max_batch_bytes);
+}
+
 void ExpectInvalid(const Status& s, const std::string& needle) {
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
   EXPECT_NE(s.message().find(needle), std::string::npos)
@@ -100,35 +108,35 @@ TEST(StreamName, StreamNameStartingWithDollarIsReserved) {
 }
 
 TEST(ValidateAppend, WellFormedAppendIsAccepted) {
-  Status s = ValidateAppend("s", MakeEvents("s", 0, 3), Options{}, kRoomy);
+  Status s = Validate("s", MakeEvents("s", 0, 3), Options{}, kRoomy);
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
 TEST(ValidateAppend, StreamNameIsChecked) {
-  ExpectInvalid(ValidateAppend("$system", MakeEvents("s", 0, 1), Options{}, kRoomy), "reserved");
+  ExpectInvalid(Validate("$system", MakeEvents("s", 0, 1), Options{}, kRoomy), "reserved");
 }
 
 TEST(ValidateAppend, EmptyAppendIsRejected) {
-  ExpectInvalid(ValidateAppend("s", {}, Options{}, kRoomy), "at least one event");
+  ExpectInvalid(Validate("s", {}, Options{}, kRoomy), "at least one event");
 }
 
 TEST(ValidateAppend, MoreEventsThanTheLimitAreRejected) {
   Options options;
   options.max_events_per_append = 4;
-  EXPECT_TRUE(ValidateAppend("s", MakeEvents("s", 0, 4), options, kRoomy).ok());
-  ExpectInvalid(ValidateAppend("s", MakeEvents("s", 0, 5), options, kRoomy), "5 > limit 4");
+  EXPECT_TRUE(Validate("s", MakeEvents("s", 0, 4), options, kRoomy).ok());
+  ExpectInvalid(Validate("s", MakeEvents("s", 0, 5), options, kRoomy), "5 > limit 4");
 }
 
 TEST(ValidateAppend, NilEventIdIsRejectedNamingTheEvent) {
   auto events = MakeEvents("s", 0, 3);
   events[2].id = EventId{};
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 2: event id must not be nil");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 2: event id must not be nil");
 }
 
 TEST(ValidateAppend, DuplicateEventIdIsRejectedNamingTheSecondOccurrence) {
   auto events = MakeEvents("s", 0, 3);
   events[2].id = events[0].id;
-  const Status s = ValidateAppend("s", events, Options{}, kRoomy);
+  const Status s = Validate("s", events, Options{}, kRoomy);
   ExpectInvalid(s, "event 2: ");
   ExpectInvalid(s, events[0].id.ToString());
   ExpectInvalid(s, "twice");
@@ -137,34 +145,34 @@ TEST(ValidateAppend, DuplicateEventIdIsRejectedNamingTheSecondOccurrence) {
 TEST(ValidateAppend, EventTypeMustBeOneTo255Bytes) {
   auto events = MakeEvents("s", 0, 2);
   events[1].type = "";
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 1: event type must be 1..255");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 1: event type must be 1..255");
   events[1].type = std::string(255, 't');
-  EXPECT_TRUE(ValidateAppend("s", events, Options{}, kRoomy).ok());
+  EXPECT_TRUE(Validate("s", events, Options{}, kRoomy).ok());
   events[1].type = std::string(256, 't');
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 1: event type");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 1: event type");
 }
 
 TEST(ValidateAppend, EventTypeWithAControlCharacterIsRejected) {
   auto events = MakeEvents("s", 0, 1);
   events[0].type = "Order\nPlaced";
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 0: event type contains a control");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 0: event type contains a control");
 }
 
 TEST(ValidateAppend, ContentTypeMayBeEmptyButAtMost255Bytes) {
   auto events = MakeEvents("s", 0, 2);
   events[0].content_type = "";
   events[1].content_type = std::string(255, 'c');
-  EXPECT_TRUE(ValidateAppend("s", events, Options{}, kRoomy).ok());
+  EXPECT_TRUE(Validate("s", events, Options{}, kRoomy).ok());
   events[1].content_type = std::string(256, 'c');
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 1: content type");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 1: content type");
 }
 
 TEST(ValidateAppend, ContentTypeMustBePrintableUtf8) {
   auto events = MakeEvents("s", 0, 1);
   events[0].content_type = "text/\xc0\xaf";
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 0: content type");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 0: content type");
   events[0].content_type = "text/plain\x7f";
-  ExpectInvalid(ValidateAppend("s", events, Options{}, kRoomy), "event 0: content type");
+  ExpectInvalid(Validate("s", events, Options{}, kRoomy), "event 0: content type");
 }
 
 TEST(ValidateAppend, EventOverMaxEventSizeIsRejectedWithItsEncodedSize) {
@@ -175,7 +183,7 @@ TEST(ValidateAppend, EventOverMaxEventSizeIsRejectedWithItsEncodedSize) {
   events[1].data = std::string(1024, 'd');
   const size_t encoded = format::EventRecordSize(
       stream, {events[1].id, events[1].type, events[1].content_type, events[1].metadata, events[1].data});
-  const Status s = ValidateAppend(stream, events, options, kRoomy);
+  const Status s = Validate(stream, events, options, kRoomy);
   ExpectInvalid(s, "event 1: event is " + std::to_string(encoded) + " bytes");
   ExpectInvalid(s, "limit of 1024");
 }
@@ -186,9 +194,9 @@ TEST(ValidateAppend, EventOfExactlyMaxEventSizeIsAccepted) {
   Options options;
   options.max_event_size = static_cast<uint32_t>(format::EventRecordSize(
       stream, {events[0].id, events[0].type, events[0].content_type, events[0].metadata, events[0].data}));
-  EXPECT_TRUE(ValidateAppend(stream, events, options, kRoomy).ok());
+  EXPECT_TRUE(Validate(stream, events, options, kRoomy).ok());
   options.max_event_size -= 8;
-  ExpectInvalid(ValidateAppend(stream, events, options, kRoomy), "event 0: event is");
+  ExpectInvalid(Validate(stream, events, options, kRoomy), "event 0: event is");
 }
 
 TEST(ValidateAppend, BatchOverMaxBatchBytesIsRejected) {
@@ -198,8 +206,8 @@ TEST(ValidateAppend, BatchOverMaxBatchBytesIsRejected) {
   for (const EventData& e : events) {
     total += format::EventRecordSize(stream, {e.id, e.type, e.content_type, e.metadata, e.data});
   }
-  EXPECT_TRUE(ValidateAppend(stream, events, Options{}, total).ok());
-  const Status s = ValidateAppend(stream, events, Options{}, total - 1);
+  EXPECT_TRUE(Validate(stream, events, Options{}, total).ok());
+  const Status s = Validate(stream, events, Options{}, total - 1);
   ExpectInvalid(s, "append of " + std::to_string(total) + " bytes");
   ExpectInvalid(s, "at most " + std::to_string(total - 1));
 }
@@ -208,7 +216,7 @@ TEST(ValidateAppend, TheFirstOffendingEventIsTheOneNamed) {
   auto events = MakeEvents("s", 0, 5);
   events[3].type = "";
   events[4].id = EventId{};
-  const Status s = ValidateAppend("s", events, Options{}, kRoomy);
+  const Status s = Validate("s", events, Options{}, kRoomy);
   ExpectInvalid(s, "event 3: ");
   EXPECT_EQ(s.message().find("event 4"), std::string::npos) << s.message();
 }
