@@ -54,14 +54,21 @@ uint64_t NowMicros() {
 
 std::string OrderStream(const std::string& order_id) { return "order-" + order_id; }
 
+namespace {
+constexpr std::string_view kOrderPrefix = "order-";
+}
+
+bool IsOrderStream(std::string_view stream) {
+  return stream.size() > kOrderPrefix.size() && stream.starts_with(kOrderPrefix);
+}
+
 std::optional<std::string> OrderIdOf(std::string_view stream) {
-  constexpr std::string_view kPrefix = "order-";
-  if (stream.size() <= kPrefix.size() || stream.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  return std::string(stream.substr(kPrefix.size()));
+  if (!IsOrderStream(stream)) return std::nullopt;
+  return std::string(stream.substr(kOrderPrefix.size()));
 }
 
 std::optional<std::string> RawAppendRefusal(std::string_view stream) {
-  if (!OrderIdOf(stream)) return std::nullopt;
+  if (!IsOrderStream(stream)) return std::nullopt;
   return "stream '" + std::string(stream) +
          "' is reserved for the Order service: a stream named order-<id> holds only the events of its "
          "commands, so nothing was written. Change orders with the order commands (esctl order create, add-item, "

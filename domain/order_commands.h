@@ -34,6 +34,8 @@ namespace esd::domain {
 std::string OrderStream(const std::string& order_id);  // "order-<id>"
 // The id in an order's stream name ("order-<id>", the id not empty); nullopt for any other.
 std::optional<std::string> OrderIdOf(std::string_view stream);
+// OrderIdOf(stream) has a value; without building the id.
+bool IsOrderStream(std::string_view stream);
 
 // Streams named "order-<id>" (OrderIdOf) belong to the Order service: a plain append to one
 // is refused, so that an order's stream holds only events its commands decided. The

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -110,6 +111,10 @@ class OrderProjection {
   uint64_t last_timestamp_ = 0;  // commit time of the event at checkpoint_ - 1
   uint64_t skipped_ = 0;
   std::optional<ForeignEvent> first_skipped_;
+  // CatchUp reads the log through this (pread), not the mapping: the events it folds were
+  // just written, and a first touch of fresh mapped pages was the costliest part of its scan
+  // in the VM this was measured on (docs/performance.md). Reused from call to call.
+  std::unique_ptr<storage::ReadBuffer> read_buffer_ = std::make_unique<storage::ReadBuffer>(1u << 20);
 };
 
 }  // namespace esd::domain

@@ -74,7 +74,7 @@ kj::Promise<void> ProjectionRunner::Loop() {
       timer_.now() - last_snapshot_ >= snapshot_interval_) {
     SaveSnapshotInBackground();
   }
-  if (*read == kSlice) return kj::evalLater([this] { return Loop(); });  // more to do: yield first
+  if (*read >= kSlice) return kj::evalLater([this] { return Loop(); });  // more to do: yield first
   return notifier_.WaitBeyond(projection_.checkpoint()).then([this] { return Loop(); });
 }
 
@@ -163,7 +163,7 @@ kj::Promise<uint64_t> ProjectionRunner::RebuildLoop(uint64_t read) {
                         n.status().message().c_str(), "; the running projection keeps answering")));
   }
   read += *n;
-  if (rebuilding_->checkpoint() < projection_.checkpoint() || *n == kSlice) {
+  if (rebuilding_->checkpoint() < projection_.checkpoint() || *n >= kSlice) {
     return kj::evalLater([this, read] { return RebuildLoop(read); });  // yield to queries and I/O
   }
   // Caught up with (or past) the live projection: take over.

@@ -405,6 +405,12 @@ Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::
   return impl_->ReadAll(from, max_count, visit, &copy, true, skipped_to);
 }
 
+Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                              const std::function<bool(std::string_view stream)>& wants, Passed* passed,
+                              ReadBuffer* copy) const {
+  return impl_->ReadAll(from, max_count, visit, copy, true, nullptr, &wants, passed);
+}
+
 uint8_t* ReadBuffer::Take(size_t bytes) {
   taken_ += bytes;
   if (used_ == chunks_.size()) chunks_.emplace_back();
@@ -633,7 +639,9 @@ class ScanBytes {
 
 Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
                                     const std::function<bool(const EventView&)>& visit, ReadBuffer* copy,
-                                    bool lifecycle_filter, GlobalPosition* skipped_to) const {
+                                    bool lifecycle_filter, GlobalPosition* skipped_to,
+                                    const std::function<bool(std::string_view stream)>* wants,
+                                    Store::Passed* passed) const {
   constexpr uint64_t kPrefetchAhead = 1024;
   struct Span {
     const Segment* segment;
@@ -660,6 +668,11 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
     }
   }
   size_t visited = 0;
+  uint64_t passed_over = 0;  // events of batches `wants` refused: they count towards max_count
+  auto pass = [&](GlobalPosition end, TimestampMicros timestamp) {
+    if (skipped_to != nullptr) *skipped_to = end;
+    if (passed != nullptr) *passed = {end, timestamp};
+  };
   if (copy != nullptr) copy->Reset();
   // Removed events (storage/lifecycle.h) are skipped: what is removed is decided once per
   // batch (one stream, one commit time), and not at all in a store without metadata.
@@ -729,6 +742,20 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
       }
       const auto batch = bytes.Range(off, batch_end);
       uint64_t at = format::kBatchHeaderSize;  // in `batch`
+      if (wants != nullptr) {
+        if (h.first_position >= durable) return visited;
+        EventView first;
+        uint32_t size;
+        if (h.event_count > 0 && format::ParseEvent(batch.subspan(at), &first, &size) && !(*wants)(first.stream)) {
+          // Positions in a batch are consecutive: those at or past `from` are passed.
+          const uint64_t begin = std::max(h.first_position, from.value), end = h.first_position + h.event_count;
+          pass(GlobalPosition(end), first.timestamp);  // one commit time per batch
+          passed_over += end - begin;
+          if (visited + passed_over >= max_count) return visited;
+          off = batch_end;
+          continue;
+        }
+      }
       for (uint32_t i = 0; i < h.event_count; ++i) {
         // A scan of the mapping missed the cache once per record header (80% of its time in
         // perf); the hardware prefetcher does not run ahead across ~300-byte strides, so ask
@@ -753,12 +780,12 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
             removal = RemovalOf(e.stream, now);
           }
           if (removal.Removes(e.version, e.timestamp)) {
-            if (skipped_to != nullptr) *skipped_to = e.position + 1;
+            pass(e.position + 1, e.timestamp);
             continue;
           }
         }
         ++visited;
-        if (!visit(e) || visited == max_count) return visited;
+        if (!visit(e) || visited + passed_over >= max_count) return visited;
       }
       off = batch_end;
     }

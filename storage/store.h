@@ -374,6 +374,19 @@ class Store {
   // ~23 ns. Each batch is verified before any of its events is visited, as above.
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                          ReadBuffer& copy, GlobalPosition* skipped_to = nullptr) const;
+  // The same for a reader that folds a few streams out of $all, such as the order
+  // projection: a batch holds one stream, so a batch of a stream `wants` refuses is passed
+  // whole without parsing its events (it is still verified: damage there stops the scan as
+  // before). Passed events, like removed ones, are not visited and move `passed`; they count
+  // towards `max_count`, so that one call's work stays bounded. Through `copy` when given,
+  // as above, else through the mapping.
+  struct Passed {
+    GlobalPosition end;           // one past the last event passed over (removed or not wanted)
+    TimestampMicros timestamp = 0;  // that event's commit time
+  };
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
+                         const std::function<bool(std::string_view stream)>& wants, Passed* passed,
+                         ReadBuffer* copy = nullptr) const;
 
   // nullopt when the stream has no durable event. O(1) amortised. A deleted or truncated
   // stream has its info still (versions are never reused): see first_kept, hard_deleted.

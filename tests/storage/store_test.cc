@@ -328,6 +328,62 @@ TEST(Store, ReadAllThroughABufferVisitsWhatReadingInPlaceVisits) {
   EXPECT_EQ(store->stats().corruption_found, 0u);
 }
 
+TEST(Store, AFilteredReadAllVisitsTheWantedStreamsAndPassesTheOthersWholeBatches) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  // "keep" events in single-event batches between "skip" batches of 1..7 events.
+  std::vector<uint64_t> kept;
+  uint64_t position = 0, keep_version = 0, skip_version = 0;
+  for (uint64_t i = 0; i < 200; ++i) {
+    const size_t n = 1 + i % 7;
+    ASSERT_TRUE(store->AppendSync("skip", ExpectedVersion::Any(), MakeEvents("skip", skip_version, n)).ok());
+    skip_version += n;
+    position += n;
+    ASSERT_TRUE(store->AppendSync("keep", ExpectedVersion::Any(), MakeEvents("keep", keep_version++, 1)).ok());
+    kept.push_back(position++);
+  }
+  ASSERT_TRUE(store->AppendSync("skip", ExpectedVersion::Any(), MakeEvents("skip", skip_version, 3)).ok());
+  const uint64_t end = position + 3;
+  const std::function<bool(std::string_view)> wants = [](std::string_view s) { return s == "keep"; };
+
+  // Paged as the order projection pages: each call goes on from past what it visited or passed.
+  std::vector<uint64_t> visited;
+  uint64_t next = 0, calls = 0;
+  TimestampMicros last_commit = 0;
+  while (next < end) {
+    const uint64_t from = next;
+    Store::Passed passed{GlobalPosition(next), 0};
+    auto n = store->ReadAll(GlobalPosition(next), 10, [&](const EventView& e) {
+      EXPECT_EQ(e.stream, "keep");
+      visited.push_back(e.position.value);
+      next = e.position.value + 1;
+      last_commit = e.timestamp;
+      return true;
+    }, wants, &passed);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (passed.end.value > next) {
+      next = passed.end.value;
+      last_commit = passed.timestamp;
+    }
+    // The commit time reported for the checkpoint is that of the event just below it.
+    auto below = store->ReadAll(GlobalPosition(next - 1), 1);
+    ASSERT_TRUE(below.ok());
+    ASSERT_EQ(below->at(0).position.value, next - 1);
+    EXPECT_EQ(below->at(0).timestamp, last_commit) << "at " << next;
+    // Passed events count towards max_count, so one call's work stays bounded: it stops at
+    // the batch that reaches 10 (of at most 7 events here).
+    EXPECT_LE(next - from, 10u + 6u) << "from " << from;
+    ASSERT_LT(++calls, 1000u) << "no progress";
+  }
+  EXPECT_EQ(visited, kept);
+
+  Store::Passed none{GlobalPosition(end), 0};
+  auto at_end = store->ReadAll(GlobalPosition(end), 10, [](const EventView&) { return true; }, wants, &none);
+  ASSERT_TRUE(at_end.ok());
+  EXPECT_EQ(*at_end, 0u);
+  EXPECT_EQ(none.end.value, end) << "nothing past the end is passed";
+}
+
 TEST(Store, ABatchLargerThanAChunkIsReadWholeOnceIntoTheBuffer) {
   TempDir dir;
   uint64_t first = 0;
@@ -951,6 +1007,31 @@ TEST(StoreDamage, ABatchThatDoesNotVerifyIsNeverServedByAnyReadPath) {
   TempDir copy;
   ExpectDamageAt(store->Backup(copy.path() / "b").status(), f);
   EXPECT_EQ(store->stats().corruption_found, 1u) << "one damaged batch, counted once";
+}
+
+TEST(StoreDamage, AFilteredReadAllStopsAtDamageInABatchItWouldHavePassed) {
+  TempDir dir;
+  const Flipped f = FillAndFlip(dir, 1, 10);
+  auto store = OpenStore(dir);
+  ASSERT_NE(store, nullptr);
+  const std::string other = f.stream;
+  const std::function<bool(std::string_view)> wants = [&](std::string_view s) { return s != other; };
+  uint64_t next = 0;
+  Status damage;
+  for (int calls = 0; calls < 1000 && next < 600; ++calls) {
+    Store::Passed passed{GlobalPosition(next), 0};
+    auto n = store->ReadAll(GlobalPosition(next), 50, [&](const EventView& e) {
+      next = e.position.value + 1;
+      return true;
+    }, wants, &passed);
+    if (!n.ok()) {
+      damage = n.status();
+      break;
+    }
+    next = std::max(next, passed.end.value);
+  }
+  ExpectDamageAt(damage, f);
+  EXPECT_EQ(next, f.position) << "it passed nothing beyond the damage";
 }
 
 TEST(StoreDamage, ABatchThatDoesNotVerifyIsNeverServedThroughAReadBuffer) {
