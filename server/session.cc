@@ -3,6 +3,7 @@
 #include <kj/debug.h>
 
 #include "server/admin_service.h"
+#include "server/direct_capability.h"
 #include "server/failed_calls.h"
 #include "server/event_store_service.h"
 #include "server/order_service.h"
@@ -30,11 +31,14 @@ class SessionImpl final : public LoggedCalls<rpc::Session> {
     return kj::READY_NOW;
   }
   kj::Promise<void> eventStore(EventStoreContext context) override {
-    context.getResults().setStore(kj::heap<EventStoreService>(ctx_, *connection_, role_));
+    // The hot calls (append, reads, order commands) skip LocalClient's per-call machinery.
+    context.getResults().setStore(
+        DirectCapability<rpc::EventStore>(kj::heap<EventStoreService>(ctx_, *connection_, role_)));
     return kj::READY_NOW;
   }
   kj::Promise<void> orders(OrdersContext context) override {
-    context.getResults().setOrders(kj::heap<OrderServiceImpl>(ctx_, *connection_, role_));
+    context.getResults().setOrders(
+        DirectCapability<rpc::OrderService>(kj::heap<OrderServiceImpl>(ctx_, *connection_, role_)));
     return kj::READY_NOW;
   }
   kj::Promise<void> admin(AdminContext context) override {
