@@ -55,8 +55,7 @@ class DirectClient final : public capnp::ClientHook, public kj::Refcounted {
     })) {
       promise = kj::Promise<void>(kj::mv(*e));
     }
-    return {KJ_ASSERT_NONNULL(promise).attach(kj::mv(context), kj::addRef(*this)),
-            capnp::newBrokenPipeline(KJ_EXCEPTION(FAILED, "this method's results hold no capability to call"))};
+    return {KJ_ASSERT_NONNULL(promise).attach(kj::mv(context), kj::addRef(*this)), no_pipeline_->addRef()};
   }
 
   kj::Maybe<capnp::ClientHook&> getResolved() override { return nullptr; }
@@ -71,6 +70,9 @@ class DirectClient final : public capnp::ClientHook, public kj::Refcounted {
   const std::vector<bool> direct_;
   kj::Own<capnp::ClientHook> local_;  // owns the server
   capnp::Capability::Server& server_;
+  // One for every direct call (an exception's text costs ~2k instructions to build).
+  kj::Own<capnp::PipelineHook> no_pipeline_ =
+      capnp::newBrokenPipeline(KJ_EXCEPTION(FAILED, "this method's results hold no capability to call"));
 };
 
 }  // namespace

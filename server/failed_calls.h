@@ -50,8 +50,31 @@ class LoggedCalls : public Interface::Server {
 
   DispatchCallResult dispatchCall(uint64_t interface_id, uint16_t method_id,
                                   capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
-    if (latency_ == nullptr) return LoggedDispatch(interface_id, method_id, context);
-    return latency_->Timed(interface_id, method_id, [&] { return LoggedDispatch(interface_id, method_id, context); });
+    const capnp::InterfaceSchema schema = capnp::Schema::from<Interface>();
+    // Only calls of Interface itself (all of ours) are named by its schema's methods.
+    const bool ours = interface_id == schema.getProto().getId();
+    const RpcLatency::Stopwatch watch =
+        latency_ != nullptr ? latency_->Start(interface_id, method_id) : RpcLatency::Stopwatch();
+    kj::Maybe<DispatchCallResult> result;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
+      result = Interface::Server::dispatchCall(interface_id, method_id, context);
+    })) {
+      watch.Stop();
+      if (ours) log_->Failed(schema, method_id, *e);
+      kj::throwFatalException(kj::mv(*e));
+    }
+    DispatchCallResult r = kj::mv(KJ_ASSERT_NONNULL(result));
+    if (!ours && !watch.timing()) return r;
+    // One continuation for the latency and for a failure's line: each costs a promise node
+    // on every call. The log is shared with it: a call may end after its service object.
+    std::shared_ptr<FailedCallLog> log = ours ? log_ : nullptr;
+    return {r.promise.then([watch] { watch.Stop(); },
+                           [watch, log = kj::mv(log), schema, method_id](kj::Exception&& e) {
+                             watch.Stop();
+                             if (log != nullptr) log->Failed(schema, method_id, e);
+                             kj::throwFatalException(kj::mv(e));
+                           }),
+            r.isStreaming};
   }
 
  protected:
@@ -59,28 +82,6 @@ class LoggedCalls : public Interface::Server {
   void SetFailedCallInterval(BurstLog::Clock::duration interval) { log_ = std::make_shared<FailedCallLog>(interval); }
 
  private:
-  DispatchCallResult LoggedDispatch(uint64_t interface_id, uint16_t method_id,
-                                    capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) {
-    const capnp::InterfaceSchema schema = capnp::Schema::from<Interface>();
-    // Only calls of Interface itself (all of ours) are named by its schema's methods.
-    const bool ours = interface_id == schema.getProto().getId();
-    kj::Maybe<DispatchCallResult> result;
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] {
-      result = Interface::Server::dispatchCall(interface_id, method_id, context);
-    })) {
-      if (ours) log_->Failed(schema, method_id, *e);
-      kj::throwFatalException(kj::mv(*e));
-    }
-    DispatchCallResult r = kj::mv(KJ_ASSERT_NONNULL(result));
-    if (!ours) return r;
-    // The log is shared with the promise: a call may end after its service object.
-    return {r.promise.catch_([log = log_, schema, method_id](kj::Exception&& e) {
-              log->Failed(schema, method_id, e);
-              kj::throwFatalException(kj::mv(e));
-            }),
-            r.isStreaming};
-  }
-
   RpcLatency* const latency_;
   std::shared_ptr<FailedCallLog> log_ = std::make_shared<FailedCallLog>();
 };

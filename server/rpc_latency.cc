@@ -33,6 +33,13 @@ storage::Histogram* RpcLatency::Find(uint64_t interface_id, uint16_t method_id) 
   return it == methods_.end() ? nullptr : it->second.histogram.get();
 }
 
+RpcLatency::Stopwatch RpcLatency::Start(uint64_t interface_id, uint16_t method_id) {
+  Stopwatch w;
+  w.histogram_ = Find(interface_id, method_id);
+  if (w.histogram_ != nullptr) w.start_ = std::chrono::steady_clock::now();
+  return w;
+}
+
 void RpcLatency::Record(storage::Histogram& h, std::chrono::steady_clock::time_point start) {
   h.Record(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count()));

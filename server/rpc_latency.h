@@ -3,8 +3,9 @@
 // read that waits for its connection to take earlier answers (backpressure) counts that
 // wait too: it is what the client sees, less the network.
 //
-// Each service overrides dispatchCall, the one door every call of its interface comes
-// through, and hands it to Timed; the methods themselves stay as they are.
+// LoggedCalls (server/failed_calls.h) starts a Stopwatch in dispatchCall, the one door every
+// call of its interface comes through, and stops it when the call settles; the methods
+// themselves stay as they are.
 #pragma once
 
 #include <capnp/capability.h>
@@ -29,21 +30,22 @@ class RpcLatency {
   RpcLatency(const RpcLatency&) = delete;
   RpcLatency& operator=(const RpcLatency&) = delete;
 
-  // Runs `dispatch` (the interface's own dispatchCall) and records, when its promise
-  // settles, how long the call took. Calls of other interfaces pass through untimed.
-  template <typename Dispatch>
-  capnp::Capability::Server::DispatchCallResult Timed(uint64_t interface_id, uint16_t method_id, Dispatch&& dispatch) {
-    storage::Histogram* h = Find(interface_id, method_id);
-    if (h == nullptr) return dispatch();
-    const auto start = std::chrono::steady_clock::now();
-    auto result = dispatch();
-    result.promise = result.promise.then([h, start] { Record(*h, start); },
-                                         [h, start](kj::Exception&& e) {
-                                           Record(*h, start);
-                                           kj::throwFatalException(kj::mv(e));
-                                         });
-    return result;
-  }
+  // A call's timing: started when it is dispatched, stopped when it settles (answered or
+  // failed). Calls of other interfaces get an empty one, whose Stop does nothing.
+  class Stopwatch {
+   public:
+    Stopwatch() = default;
+    void Stop() const {
+      if (histogram_ != nullptr) Record(*histogram_, start_);
+    }
+    bool timing() const { return histogram_ != nullptr; }
+
+   private:
+    friend class RpcLatency;
+    storage::Histogram* histogram_ = nullptr;
+    std::chrono::steady_clock::time_point start_;
+  };
+  Stopwatch Start(uint64_t interface_id, uint16_t method_id);
 
   // One series per method that was called at least once (service and method labels), in
   // seconds: the histograms count microseconds.

@@ -20,7 +20,9 @@ namespace {
 class FailingAdmin final : public LoggedCalls<rpc::Admin> {
  public:
   enum class How { kThrowNow, kRejectLater, kDisconnected, kSucceed };
-  explicit FailingAdmin(How how) : how_(how) { SetFailedCallInterval(std::chrono::hours(1)); }
+  explicit FailingAdmin(How how, RpcLatency* latency = nullptr) : LoggedCalls(latency), how_(how) {
+    SetFailedCallInterval(std::chrono::hours(1));
+  }
   kj::Promise<void> status(StatusContext context) override {
     switch (how_) {
       case How::kThrowNow: KJ_FAIL_REQUIRE("no status today");
@@ -78,6 +80,29 @@ TEST_F(FailedCallsTest, RepeatedFailuresOfOneCallOnOneConnectionAreOneLineAPerio
   size_t lines = 0;
   for (char c : out_.str()) lines += c == '\n';
   EXPECT_EQ(lines, 1u) << out_.str();
+}
+
+// The latency of every call of ours, answered or failed, is recorded when it settles.
+uint64_t TimedStatusCalls(const RpcLatency& latency) {
+  for (const auto& s : latency.Series()) {
+    if (s.labels == MetricLabels{{"service", "Admin"}, {"method", "status"}}) return s.histogram.count;
+  }
+  return 0;
+}
+
+TEST_F(FailedCallsTest, EveryCallIsTimedWhenItSettlesWhetherItFailedOrNot) {
+  RpcLatency latency;
+  rpc::Admin::Client later = kj::heap<FailingAdmin>(FailingAdmin::How::kRejectLater, &latency);
+  auto pending = later.statusRequest().send();
+  EXPECT_EQ(TimedStatusCalls(latency), 0u) << "not while it runs";
+  EXPECT_THROW(pending.wait(*ws_), kj::Exception);
+  EXPECT_EQ(TimedStatusCalls(latency), 1u);
+  EXPECT_NE(out_.str().find("Admin.status failed: the disk said no"), std::string::npos) << out_.str();
+  for (auto how : {FailingAdmin::How::kThrowNow, FailingAdmin::How::kSucceed}) {
+    rpc::Admin::Client admin = kj::heap<FailingAdmin>(how, &latency);
+    CallStatus(admin);
+  }
+  EXPECT_EQ(TimedStatusCalls(latency), 3u);
 }
 
 }  // namespace
