@@ -84,7 +84,9 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   kj::Promise<void> Pump() {
     Publish();
     const uint64_t durable = ctx_.store.DurablePosition().value;
-    std::vector<storage::EventView> batch;
+    // Reused from push to push: growing a fresh vector to 2048 views copied it twice over.
+    std::vector<storage::EventView>& batch = batch_;
+    batch.clear();
     if (by_stream_) {
       auto events = ctx_.store.ReadStream(stream_, storage::StreamVersion(version_), kSubscriptionBatch);
       if (events.ok()) {
@@ -95,7 +97,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
           version_ = e.version.value + 1;
           if (filter_.Matches(e)) batch.push_back(e);
         }
-        if (!events->empty()) return Send(std::move(batch));
+        if (!events->empty()) return Send(batch);
       } else if (events.status().code() != storage::Status::Code::kNotFound) {
         return Stop(events.status());
       }
@@ -125,14 +127,15 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       if (!scanned.ok()) {
         // What was visited before the damage verified: deliver it first. The next turn starts
         // at the damage and meets it again (a segment remembers its damage), then stops.
-        if (!batch.empty()) return Send(std::move(batch));
+        if (!batch.empty()) return Send(batch);
         return Stop(scanned.status());
       }
-      return Send(std::move(batch));
+      return Send(batch);
     }
     // Nothing durable is left to send. A live subscription holds no read buffer while it
     // waits (thousands may wait at once); it takes one again for what is new.
     buffer_.Release();
+    batch_ = {};
     kj::Promise<void> said = kj::READY_NOW;
     if (!caught_up_) {
       caught_up_ = true;
@@ -144,7 +147,8 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     return said.then([this, seen] { return ctx_.notifier.WaitBeyond(seen); }).then([this] { return Pump(); });
   }
 
-  kj::Promise<void> Send(std::vector<storage::EventView> batch) {
+  // Builds the push from `batch` before it returns: the views may then go.
+  kj::Promise<void> Send(const std::vector<storage::EventView>& batch) {
     Publish();
     if (batch.empty()) return kj::evalLater([this] { return Pump(); });  // all filtered out
     // One segment: a receiver looks up every blob outside the first segment under a mutex
@@ -191,6 +195,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   uint64_t version_ = 0;
   uint64_t cursor_ = 0;
   storage::ReadBuffer buffer_;  // what the last ReadAll read, for its views
+  std::vector<storage::EventView> batch_;  // Pump's, for the next push
   std::atomic<uint64_t> next_{0};  // version_ or cursor_, as Publish() last saw it
   bool caught_up_ = false;
 };
