@@ -9,6 +9,7 @@
 #include <random>
 
 #include "client/client_internal.h"
+#include "client/coalesced_writes.h"
 #include "client/tls.h"
 #include "protocol/esd.capnp.h"
 #include "protocol/transport.h"
@@ -467,7 +468,8 @@ std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
   } else {
     impl->stream = internal::RecordFirstBytes(kj::mv(impl->stream), impl->first_bytes);
   }
-  impl->stream = kj::heap<transport::BufferedReads>(kj::mv(impl->stream));  // fewer read syscalls per answer
+  // Fewer syscalls: reads ahead (BufferedReads), and one write for a turn's messages.
+  impl->stream = kj::heap<internal::CoalescedWrites>(kj::mv(impl->stream));
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
   Impl* raw = impl.get();  // the watch is a member of *raw: it cannot outlive it
   impl->disconnect_watch = impl->rpc->onDisconnect()
