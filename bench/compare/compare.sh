@@ -21,6 +21,9 @@ against PostgreSQL and Redis, all durable, 200-byte events, and prints one table
   --workloads LIST  comma-separated subset of W1,W2,W3,W4,orders (default all)
   --w4-events N     events in the store (esd) and rows in the table (PostgreSQL) that W4
                     reads, a multiple of 1000 (default 5000000)
+  --rounds N        run every system N times (1-9, default 1), the systems one after the
+                    other in each round, and print the median of the rounds; this machine's
+                    single runs move by a third
   --build-dir DIR   where esd and esbench are (default build; make compare builds them)
   --help            print this and exit
 
@@ -35,6 +38,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 COMMAND_LINE="bench/compare/compare.sh $*"
 
 DURATION=10
+ROUNDS=1
 W4_EVENTS=5000000
 W4_EVENTS_SET=0
 ONLY=""
@@ -52,7 +56,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) usage; exit 0 ;;
     --quick) DURATION=3; [ "$W4_EVENTS_SET" = 1 ] || W4_EVENTS=1000000; shift ;;
-    --duration|--only|--workloads|--w4-events|--build-dir)
+    --duration|--only|--workloads|--w4-events|--rounds|--build-dir)
       [ $# -ge 2 ] || die_usage "$1 needs a value"
       case "$1" in
         --duration)
@@ -74,6 +78,9 @@ while [ $# -gt 0 ]; do
           [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -ge 1000 ] && [ $(( $2 % 1000 )) -eq 0 ] ||
             die_usage "--w4-events: expected a multiple of 1000 (at least 1000), got '$2'"
           W4_EVENTS=$2; W4_EVENTS_SET=1 ;;
+        --rounds)
+          [[ "$2" =~ ^[1-9]$ ]] || die_usage "--rounds: expected a number from 1 to 9, got '$2'"
+          ROUNDS=$2 ;;
         --build-dir) BUILD_DIR=$(cd "$2" 2>/dev/null && pwd) || die_usage "--build-dir: no directory '$2'" ;;
       esac
       shift 2 ;;
@@ -485,7 +492,28 @@ quiet_disk() {
   sync
 }
 
-wants_system esd && { quiet_disk; run_esd; }
-wants_system postgres && { quiet_disk; run_postgres; }
-wants_system redis && { quiet_disk; run_redis; }
+# Each round's results, per system.workload, as space-separated lists; the table shows the
+# median of the rounds (the lower middle one for an even count).
+declare -A ROUND_RATE=() ROUND_CPU=()
+median() { printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+for ((round = 1; round <= ROUNDS; round++)); do
+  [ "$ROUNDS" -gt 1 ] && log "round $round of $ROUNDS"
+  RATE=() CPU_US=()
+  wants_system esd && { quiet_disk; run_esd; }
+  wants_system postgres && { quiet_disk; run_postgres; }
+  wants_system redis && { quiet_disk; run_redis; }
+  for k in "${!RATE[@]}"; do ROUND_RATE[$k]+="${RATE[$k]} "; done
+  for k in "${!CPU_US[@]}"; do ROUND_CPU[$k]+="${CPU_US[$k]} "; done
+done
+for k in "${!ROUND_RATE[@]}"; do RATE[$k]=$(median "${ROUND_RATE[$k]}"); done
+for k in "${!ROUND_CPU[@]}"; do CPU_US[$k]=$(median "${ROUND_CPU[$k]}"); done
 print_table
+if [ "$ROUNDS" -gt 1 ]; then
+  echo "The table holds the median of $ROUNDS rounds (esd's latency: the last round). Every round:"
+  for k in $(printf '%s\n' "${!ROUND_RATE[@]}" | sort); do
+    cpu=""
+    [ -n "${ROUND_CPU[$k]:-}" ] && cpu="; daemon CPU per event (µs)$(for v in ${ROUND_CPU[$k]}; do printf ' %.1f' "$v"; done)"
+    echo "  $k: rate$(for v in ${ROUND_RATE[$k]}; do printf ' %.0f' "$v"; done)$cpu"
+  done
+fi

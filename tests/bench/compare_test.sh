@@ -26,7 +26,7 @@ expect_usage_error() {
 
 "$COMPARE" --help >"$TMP/out" 2>&1 || fail "--help exited $?"
 grep -q '^usage: bench/compare/compare.sh \[options\]' "$TMP/out" || fail "--help: $(cat "$TMP/out")"
-for flag in --duration --quick --only --workloads --w4-events --build-dir; do
+for flag in --duration --quick --only --workloads --w4-events --rounds --build-dir; do
   grep -q -- "^  $flag" "$TMP/out" || fail "--help does not list $flag"
 done
 
@@ -35,6 +35,7 @@ expect_usage_error "--duration needs a value" --duration
 expect_usage_error "--only: expected esd, postgres or redis, got 'mysql'" --only mysql
 expect_usage_error "--workloads: expected a list of W1,W2,W3,W4,orders, got 'W9'" --workloads W1,W9
 expect_usage_error "--w4-events: expected a multiple of 1000 (at least 1000), got '1500'" --w4-events 1500
+expect_usage_error "--rounds: expected a number from 1 to 9, got '0'" --rounds 0
 expect_usage_error "--build-dir: no directory '$TMP/nothing'" --build-dir "$TMP/nothing"
 expect_usage_error "unknown argument '--fast'" --fast
 
