@@ -70,9 +70,14 @@ std::string EsdProcess::Output() {
   return output_;
 }
 
-bool EsdProcess::WaitForOutput(const std::string& needle) {
+bool EsdProcess::WaitForOutput(const std::string& needle, size_t times) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (output_.find(needle) == std::string::npos) {
+  auto count = [&] {
+    size_t n = 0;
+    for (size_t at = output_.find(needle); at != std::string::npos; at = output_.find(needle, at + needle.size())) ++n;
+    return n;
+  };
+  while (count() < times) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{out_fd_, POLLIN, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;

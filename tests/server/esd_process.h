@@ -30,9 +30,9 @@ class EsdProcess {
   void Kill();  // SIGKILL and reap
   // Everything the daemon printed (stdout and stderr) so far.
   std::string Output();
-  // Reads the daemon's output until it holds `needle` (true), or it exits or 60 s pass
-  // (false): a barrier on what the daemon says, not a sleep.
-  bool WaitForOutput(const std::string& needle);
+  // Reads the daemon's output until it holds `needle` `times` times (true), or it exits or
+  // 60 s pass (false): a barrier on what the daemon says, not a sleep.
+  bool WaitForOutput(const std::string& needle, size_t times = 1);
 
  private:
   pid_t pid_ = -1;
