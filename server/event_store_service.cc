@@ -208,7 +208,8 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
            kj::str("role ", RoleName(role_), " may not append (needs writer or admin)"));
     return kj::READY_NOW;
   }
-  if (auto refusal = domain::RawAppendRefusal(ToString(params.getStream()))) {
+  const capnp::Text::Reader stream = params.getStream();
+  if (auto refusal = domain::RawAppendRefusal(std::string_view(stream.cStr(), stream.size()))) {
     ctx_.ops.appends.Add({"invalid_argument"});
     Reject(result, rpc::RejectCode::INVALID_ARGUMENT, refusal->c_str());
     return kj::READY_NOW;
@@ -263,7 +264,7 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     out.metadata = take(f.metadata.begin(), f.metadata.size());
     out.data = take(f.data.begin(), f.data.size());
   }
-  auto appended = AppendOnLoop(ctx_, ToString(params.getStream()), expected, std::move(events));
+  auto appended = AppendOnLoop(ctx_, ToString(stream), expected, std::move(events));
   return appended.then([this, context](kj::Own<storage::AppendResult> r) mutable {
     ctx_.ops.appends.Add({AppendOutcome(r->ok() ? Status::Ok() : r->status())});
     FillAppendResult(context.getResults().getResult(), *r);
