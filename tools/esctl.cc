@@ -99,15 +99,8 @@ int Append(const Invocation& inv, const Connector& connect) {
     case client::AppendResult::Outcome::kWrongExpectedVersion: {
       const std::string actual = r.actual_version ? "is at version " + std::to_string(*r.actual_version)
                                                   : "has no events";
-      const std::string retry = r.actual_version ? "--expected-version " + std::to_string(*r.actual_version)
-                                                 : "--expected-version no-stream";
-      if (json) {
-        JsonObject o;
-        o.String("result", "wrong-expected-version").String("stream", stream);
-        if (r.actual_version) o.Number("actualVersion", *r.actual_version);
-        else o.Null("actualVersion");
-        Print(o.Done() + "\n");
-      }
+      const std::string retry = RetryWithExpectedVersion(r.actual_version);
+      if (json) Print(WrongExpectedVersionJson(stream, r.actual_version));
       Note("wrong expected version: stream '" + stream + "' " + actual + " (expected " +
            inv.Value("expected-version").value_or("any") + "); nothing was written. Read the stream, then retry with " + retry);
       return kExitNotDone;

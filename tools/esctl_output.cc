@@ -237,6 +237,18 @@ std::string EventLine(const client::RecordedEvent& e, bool json) {
   return line + "\n";
 }
 
+std::string RetryWithExpectedVersion(std::optional<uint64_t> actual) {
+  return actual ? "--expected-version " + std::to_string(*actual) : "--expected-version no-stream";
+}
+
+std::string WrongExpectedVersionJson(const std::string& stream, std::optional<uint64_t> actual) {
+  JsonObject o;
+  o.String("result", "wrong-expected-version").String("stream", stream);
+  if (actual) o.Number("actualVersion", *actual);
+  else o.Null("actualVersion");
+  return o.Done() + "\n";
+}
+
 std::string AppendLine(const std::string& stream, const client::EventId& id, const client::AppendResult& r,
                        bool json) {
   if (json) {

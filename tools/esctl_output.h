@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,12 @@ std::string JsonString(std::string_view text);
 // microseconds), in esctl's conventions: integers as numbers, createdAt / placedAt /
 // cancelledAt as RFC 3339 times. Other types and text that is not an object: unchanged.
 std::string OrderEventJson(std::string_view type, std::string_view capnp_json);
+
+// A write refused for a wrong expected version (append, stream delete, stream meta): the
+// flag to retry with ("--expected-version N", or "no-stream" when `actual` is none), and the
+// --json line, which ends with '\n'.
+std::string RetryWithExpectedVersion(std::optional<uint64_t> actual);
+std::string WrongExpectedVersionJson(const std::string& stream, std::optional<uint64_t> actual);
 
 // Each ends with '\n'.
 std::string EventLine(const client::RecordedEvent& e, bool json);

@@ -68,15 +68,8 @@ int Refused(const LifecycleResult& r, const std::string& stream, const std::stri
       const std::string subject = meta ? "the metadata of stream " + Quoted(stream) : "stream " + Quoted(stream);
       const std::string actual = r.actual_version ? "is at version " + std::to_string(*r.actual_version)
                                                   : (meta ? "was never written" : "has no events");
-      const std::string retry = r.actual_version ? "--expected-version " + std::to_string(*r.actual_version)
-                                                 : "--expected-version no-stream";
-      if (json) {
-        JsonObject o;
-        o.String("result", "wrong-expected-version").String("stream", stream);
-        if (r.actual_version) o.Number("actualVersion", *r.actual_version);
-        else o.Null("actualVersion");
-        Print(o.Done() + "\n");
-      }
+      const std::string retry = RetryWithExpectedVersion(r.actual_version);
+      if (json) Print(WrongExpectedVersionJson(stream, r.actual_version));
       Note("wrong expected version: " + subject + " " + actual + " (expected " + expected +
            "); nothing was written. " +
            (meta ? "See it with `esctl stream meta " + stream + "`" : "See it with `esctl read " + stream + "`") +
