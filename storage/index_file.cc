@@ -221,7 +221,8 @@ Result<std::unique_ptr<IndexFile>> IndexFile::Load(const std::filesystem::path& 
       return Status::Corruption(where + "tip entry " + std::to_string(k) + " out of bounds");
     }
   }
-  f->file_ = std::move(file).value();
+  // The descriptor closes here: the mapping stays, and a store keeps one descriptor per
+  // segment rather than two (its open-file limit bounds how large it may grow).
   f->map_ = std::move(map).value();
   return f;
 }

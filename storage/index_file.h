@@ -134,8 +134,7 @@ class IndexFile {
   template <typename Entry>
   const Entry* Lookup(const Entry* entries, size_t count, std::string_view stream) const;
 
-  File file_;
-  MappedFile map_;
+  MappedFile map_;  // of the file, which is closed once mapped
   Header header_{};
   const RunEntry* runs_ = nullptr;
   const uint32_t* offsets_ = nullptr;

@@ -104,6 +104,19 @@ TEST(IndexFile, LoadedFileAnswersLikeTheMemIndex) {
   }
 }
 
+TEST(IndexFile, ALoadedIndexHoldsItsMappingAndNoDescriptor) {
+  TempDir dir;
+  LogState state;
+  BuiltSegment seg;
+  Build(seg, state, {{"a", 3}, {"b", 2}});
+  const size_t before = testing::OpenDescriptors();
+  auto f = WriteAndLoad(dir.path() / "a.idx", SegmentId(0), seg);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(testing::OpenDescriptors(), before) << "a store keeps one descriptor per segment, not two";
+  ASSERT_TRUE(f->Find("a").has_value());
+  EXPECT_EQ(f->Find("a")->offsets.size(), 3u) << "the mapping outlives the descriptor";
+}
+
 TEST(IndexFile, StreamsNotInTheSegmentAreNotFound) {
   TempDir dir;
   LogState state;
