@@ -29,6 +29,7 @@
 #include "server/sd_notify.h"
 #include "server/session.h"
 #include "server/tls_acceptor.h"
+#include "storage/file.h"
 #include "version/version.h"
 
 namespace esd::server {
@@ -251,6 +252,12 @@ int RunDaemon(const Config& config) {
   const auto started = std::chrono::steady_clock::now();
   KjLogToOurs kj_log;
   LogStart(config);
+  // Before the store opens: it keeps one descriptor per segment, and each client takes one.
+  if (const storage::OpenFileLimit files = storage::RaiseOpenFileLimit(); files.now != files.before) {
+    log::Info("raised the open-file limit (RLIMIT_NOFILE) from {} to {}: the store keeps one open file per segment "
+              "and each connection takes one",
+              files.before, files.now);
+  }
   StoreEventsToLog store_events(config.data_dir);  // outlives the store
   storage::Options options;
   options.listener = &store_events;

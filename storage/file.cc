@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <vector>
 
 namespace esd::storage {
@@ -26,10 +28,35 @@ InjectedFault Inject(FileOp op, const std::filesystem::path& path) {
 
 Status ErrnoStatus(const std::string& what, int err) {
   if (err == ENOSPC || err == EDQUOT) return Status::OutOfSpace(what + ": " + std::strerror(err));
+  if (err == EMFILE) {
+    rlimit limit{};
+    const std::string may = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                                ? std::to_string(limit.rlim_cur)
+                                : std::string("no more");
+    return Status::IOError(what + ": " + std::strerror(err) + ": this process may open " + may +
+                           " files (RLIMIT_NOFILE), and a store keeps one open file per segment; raise the limit "
+                           "(ulimit -n, or LimitNOFILE= in esd's systemd unit)");
+  }
   return Status::IOError(what, err);
 }
 
 }  // namespace
+
+OpenFileLimit RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return {};
+  OpenFileLimit out{limit.rlim_cur, limit.rlim_cur};
+  // The kernel caps any process at fs.nr_open, whatever the hard limit says (unlimited too).
+  rlim_t target = limit.rlim_max;
+  uint64_t nr_open = 0;
+  if (std::ifstream in("/proc/sys/fs/nr_open"); in >> nr_open && nr_open > 0) {
+    target = std::min<rlim_t>(target, static_cast<rlim_t>(nr_open));
+  }
+  if (limit.rlim_cur == RLIM_INFINITY || target == RLIM_INFINITY || limit.rlim_cur >= target) return out;
+  const rlimit raised{target, limit.rlim_max};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) out.now = target;
+  return out;
+}
 
 const char* FileOpName(FileOp op) {
   switch (op) {

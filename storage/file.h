@@ -120,6 +120,17 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// The process's open-file limit (RLIMIT_NOFILE). A store keeps one descriptor per segment
+// file (it reads each with pread), so a large store needs more than the soft limit a login
+// shell often leaves (1024, under a hard limit of 524288 or more). RaiseOpenFileLimit sets
+// the soft limit to the hard one (or to fs.nr_open, the kernel's cap, when that is lower)
+// and says what it was and is; it changes nothing when it cannot. esd and esctl call it as
+// they start. An open that fails with EMFILE says the limit and how to raise it.
+struct OpenFileLimit {
+  uint64_t before = 0, now = 0;
+};
+OpenFileLimit RaiseOpenFileLimit();
+
 // fsync of a directory, so that a create, rename or unlink inside it is durable.
 Status SyncDirectory(const std::filesystem::path& dir);
 

@@ -352,5 +352,59 @@ TEST(Robustness, RunningOutOfDescriptorsOnceDoesNotEndAcceptingConnections) {
   EXPECT_EQ(lines, 1u) << "logged once for the burst:\n" << log;
 }
 
+// A store of at least `segments` segments of 64 KiB, written by a daemon with descriptors to
+// spare. esd keeps each segment file open.
+void FillSegments(const std::filesystem::path& data, size_t segments) {
+  EsdProcess esd(data, {"--segment-size", "65536", "--max-event-size", "16384"});
+  auto c = Connect(esd);
+  const std::string body = "\"" + std::string(8000, 'x') + "\"";
+  auto count = [&] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(data / "segments")) n += e.path().extension() == ".seg";
+    return n;
+  };
+  while (count() < segments) {
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(c->Append("big", Expected::Any(), {NewEvent::Json("E", body)}).ok());
+  }
+}
+
+TEST(Robustness, AStoreOfMoreSegmentsThanTheSoftOpenFileLimitOpens) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  FillSegments(data, 120);
+  rlimit normal{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &normal), 0);
+  // A low soft limit under a high hard one, as a login shell leaves it (1024 of 524288): here
+  // 64, under the test's own hard limit.
+  EsdProcess esd(data, {"--segment-size", "65536", "--max-event-size", "16384"}, rlimit{64, normal.rlim_max});
+  rlimit now{};
+  ASSERT_EQ(::prlimit(esd.pid(), RLIMIT_NOFILE, nullptr, &now), 0) << std::strerror(errno);
+  EXPECT_GT(now.rlim_cur, 64u);
+  EXPECT_NE(esd.Output().find("raised the open-file limit (RLIMIT_NOFILE) from 64 to " + std::to_string(now.rlim_cur)),
+            std::string::npos)
+      << esd.Output();
+  EXPECT_GT(esd.OpenFds(), 120u) << "it holds more files than the soft limit it started with";
+  auto c = Connect(esd);
+  EXPECT_EQ(c->ReadStream("big", 0, 5)->size(), 5u);
+  EXPECT_TRUE(c->Append("big", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+}
+
+TEST(Robustness, AnOpenFileLimitTooLowForTheStoreIsNamedWithItsFix) {
+  storage::testing::TempDir dir;
+  const auto data = dir.path() / "data";
+  FillSegments(data, 120);
+  try {
+    EsdProcess esd(data, {"--segment-size", "65536", "--max-event-size", "16384"}, rlimit{64, 64});
+    ADD_FAILURE() << "esd started with 64 descriptors for 120 segments:\n" << esd.Output();
+  } catch (const std::runtime_error& e) {
+    const std::string out = e.what();
+    EXPECT_NE(out.find("cannot open the store"), std::string::npos) << out;
+    EXPECT_NE(out.find("Too many open files"), std::string::npos) << out;
+    EXPECT_NE(out.find("one open file per segment"), std::string::npos) << out;
+    EXPECT_NE(out.find("ulimit -n"), std::string::npos) << out;
+    EXPECT_NE(out.find("LimitNOFILE="), std::string::npos) << out;
+  }
+}
+
 }  // namespace
 }  // namespace esd

@@ -17,7 +17,8 @@
 
 namespace esd::testing {
 
-EsdProcess::EsdProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra_args) {
+EsdProcess::EsdProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra_args,
+                       std::optional<rlimit> open_files) {
   std::vector<std::string> args = {ESD_BINARY, "--data-dir", data_dir.string(), "--listen", "127.0.0.1:0",
                                    "--http", "127.0.0.1:0", "--segment-size", "4194304"};
   for (auto& a : extra_args) args.push_back(std::move(a));
@@ -27,6 +28,7 @@ EsdProcess::EsdProcess(const std::filesystem::path& data_dir, std::vector<std::s
   if (pid_ == 0) {
     ::dup2(fds[1], 1);
     ::dup2(fds[1], 2);
+    if (open_files && ::setrlimit(RLIMIT_NOFILE, &*open_files) != 0) _exit(126);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -2,9 +2,11 @@
 // ports (port 0) in a directory the test owns, and stopped by the test.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +17,9 @@ class EsdProcess {
   // Starts build/bin/esd with `--data-dir dir --listen 127.0.0.1:0 --http 127.0.0.1:0` plus
   // `extra_args`, and waits for its "esd ready" line. Throws std::runtime_error with the
   // daemon's output when it does not get ready.
-  EsdProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra_args = {});
+  // `open_files`: the RLIMIT_NOFILE the daemon starts with (set in the child before exec).
+  EsdProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra_args = {},
+             std::optional<rlimit> open_files = std::nullopt);
   ~EsdProcess();  // SIGKILL if still running
   EsdProcess(const EsdProcess&) = delete;
   EsdProcess& operator=(const EsdProcess&) = delete;

@@ -3,10 +3,13 @@
 #include "storage/file.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -195,6 +198,63 @@ TEST(MappedFile, MapSeesTheFileBytesAndLaterWrites) {
   EXPECT_EQ(map->data()[3], '3');
   ASSERT_TRUE(f->WriteAt(3, Bytes("X")).ok());
   EXPECT_EQ(map->data()[3], 'X') << "a shared mapping sees pwrite through the page cache";
+}
+
+// Lowers this process's soft RLIMIT_NOFILE for the scope (the hard one stays), then puts it back.
+class SoftOpenFileLimit {
+ public:
+  explicit SoftOpenFileLimit(rlim_t soft) {
+    EXPECT_EQ(::getrlimit(RLIMIT_NOFILE, &saved_), 0);
+    const rlimit low{soft, saved_.rlim_max};
+    EXPECT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0) << std::strerror(errno);
+  }
+  ~SoftOpenFileLimit() { EXPECT_EQ(::setrlimit(RLIMIT_NOFILE, &saved_), 0) << std::strerror(errno); }
+  const rlimit& saved() const { return saved_; }
+
+ private:
+  rlimit saved_{};
+};
+
+TEST(OpenFileLimit, RaiseLiftsTheSoftLimitToTheHardOne) {
+  const rlim_t soft = testing::OpenDescriptors() + 16;
+  SoftOpenFileLimit low(soft);
+  if (low.saved().rlim_max <= soft) GTEST_SKIP() << "the hard limit leaves no room to test a raise";
+  const OpenFileLimit got = RaiseOpenFileLimit();
+  EXPECT_EQ(got.before, soft);
+  EXPECT_GT(got.now, soft);
+  rlimit now{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, got.now);
+  EXPECT_LE(now.rlim_cur, now.rlim_max);
+  const OpenFileLimit again = RaiseOpenFileLimit();
+  EXPECT_EQ(again.before, again.now) << "raised already: nothing changes";
+}
+
+TEST(OpenFileLimit, AnOpenPastTheLimitSaysTheLimitAndHowToRaiseIt) {
+  TempDir dir;
+  const rlim_t soft = testing::OpenDescriptors() + 2;
+  std::vector<File> held;
+  Status refused;
+  {
+    SoftOpenFileLimit low(soft);
+    for (int i = 0; i < 256 && refused.ok(); ++i) {  // a descriptor is the lowest number free: holes fill first
+      auto f = File::Open(dir.path() / ("f" + std::to_string(i)), O_RDWR | O_CREAT);
+      if (f.ok()) {
+        held.push_back(std::move(f).value());
+      } else {
+        refused = f.status();
+      }
+    }
+    held.clear();  // before the limit goes back up
+  }
+  ASSERT_FALSE(refused.ok()) << "the limit never bit";
+  EXPECT_EQ(refused.code(), Status::Code::kIOError);
+  const std::string m = refused.message();
+  EXPECT_NE(m.find("Too many open files"), std::string::npos) << m;
+  EXPECT_NE(m.find("this process may open " + std::to_string(soft) + " files"), std::string::npos) << m;
+  EXPECT_NE(m.find("one open file per segment"), std::string::npos) << m;
+  EXPECT_NE(m.find("ulimit -n"), std::string::npos) << m;
+  EXPECT_NE(m.find("LimitNOFILE="), std::string::npos) << m;
 }
 
 }  // namespace
