@@ -24,6 +24,8 @@ Error ErrorOf(const kj::Exception& e) {
   if (what.rfind(kRemote, 0) == 0) what.erase(0, kRemote.size());
   if (what.rfind("unauthenticated", 0) == 0) return Error(Error::Kind::kUnauthenticated, what);
   if (what.rfind("permission denied", 0) == 0) return Error(Error::Kind::kPermissionDenied, what);
+  // esd's refusal of a connection past its --max-connections (server/connection.h).
+  if (what.rfind("too many connections", 0) == 0) return Error(Error::ConnectProblem::kTooManyConnections, what);
   if (e.getType() == kj::Exception::Type::DISCONNECTED) return Error(Error::Kind::kDisconnected, what);
   return Error(Error::Kind::kRemote, what);
 }

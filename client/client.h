@@ -337,6 +337,8 @@ class Error : public std::runtime_error {
     kCertificateName,    // the certificate is trusted but does not hold the name checked
     kCertificateTrust,   // the certificate does not chain to a trusted one (or has expired ...)
     kTlsHandshake,       // another TLS failure: the server refused the handshake or left during it
+    kTooManyConnections, // the server is there but serves its most connections (esd
+                         // --max-connections): it said so and closed this one; retry later
   };
   Error(Kind kind, const std::string& what)
       : std::runtime_error(what),

@@ -34,6 +34,8 @@ std::string Usage() {
   --max-event-size BYTES   largest event accepted (default 1048576, at most 16777216 and half the
                            segment size)
   --snapshot-every N       snapshot an order each time it crosses N events (default 50; 0: never)
+  --max-connections N      RPC connections served at once, from 1 to 1000000 (default 10000);
+                           one more is told why and closed
   --auth FILE              tokens and roles, one "TOKEN reader|writer|admin" per line
   --tls-cert FILE          serve RPC over TLS with this certificate chain (PEM) ...
   --tls-key FILE           ... and this private key (PEM)
@@ -118,13 +120,15 @@ namespace {
 
 namespace po = boost::program_options;
 
+constexpr uint64_t kMostConnections = 1'000'000;  // fs.nr_open's default: no more descriptors
+
 // The options a --config file may hold: every flag but --config, --help and --version.
 // Values are taken as text and checked by Apply, so that the messages are ours and the same
 // for both sources.
 po::options_description FileOptions() {
   po::options_description d("esd options");
   for (const char* name : {"data-dir", "listen", "http", "fsync", "segment-size", "max-event-size", "snapshot-every",
-                           "auth", "tls-cert", "tls-key", "log-level", "log-format"}) {
+                           "max-connections", "auth", "tls-cert", "tls-key", "log-level", "log-format"}) {
     d.add_options()(name, po::value<std::string>());
   }
   d.add_options()("insecure", po::bool_switch());
@@ -215,6 +219,12 @@ bool Apply(const std::string& name, const std::vector<std::string>& values, cons
         return false;
       }
       c->max_event_size = n;
+    } else if (name == "max-connections") {
+      if (n < 1 || n > kMostConnections) {
+        *error = where + ": must be from 1 to " + std::to_string(kMostConnections) + ", got " + v;
+        return false;
+      }
+      c->max_connections = n;
     } else {
       c->snapshot_every = n;
     }

@@ -29,6 +29,8 @@ struct Config {
   uint64_t segment_size = storage::Options().segment_size;
   uint64_t max_event_size = storage::Options().max_event_size;
   uint64_t snapshot_every = 50;  // aggregate snapshot each time an order crosses N events
+  // RPC connections served at once; one more is told why and closed (docs/server.md).
+  uint64_t max_connections = 10'000;
   std::string auth_file;
   std::string tls_cert;
   std::string tls_key;

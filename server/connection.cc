@@ -1,6 +1,9 @@
 #include "server/connection.h"
 
+#include <capnp/message.h>
 #include <capnp/rpc-twoparty.h>
+#include <capnp/rpc.capnp.h>
+#include <capnp/serialize-async.h>
 #include <kj/debug.h>
 
 #include "protocol/transport.h"
@@ -111,5 +114,17 @@ Connection::~Connection() noexcept(false) {
 }
 
 kj::Promise<void> Connection::OnDisconnect() { return parts_->network.onDisconnect(); }
+
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason) {
+  auto message = kj::heap<capnp::MallocMessageBuilder>(64);
+  auto abort = message->initRoot<capnp::rpc::Message>().initAbort();
+  abort.setType(capnp::rpc::Exception::Type::OVERLOADED);
+  abort.setReason(reason);
+  auto written = capnp::writeMessage(*stream, *message);
+  auto& s = *stream;
+  return written.then([&s] { s.shutdownWrite(); })
+      .attach(kj::mv(stream), kj::mv(message))
+      .catch_([](kj::Exception&&) {});
+}
 
 }  // namespace esd::server

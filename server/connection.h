@@ -88,4 +88,10 @@ class Connection {
   kj::Own<Parts> parts_;
 };
 
+// A connection the daemon will not serve (--max-connections): writes one RPC Abort message
+// carrying `reason` (type overloaded), so that a capnp client's calls fail with it rather
+// than with a bare disconnect, then shuts the stream down. Resolves once written; a failed
+// write is no error (the peer went first).
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason);
+
 }  // namespace esd::server

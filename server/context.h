@@ -54,6 +54,7 @@ inline uint64_t WireSize(const storage::EventView& e) { return storage::PageByte
 struct ServerCounters {
   std::atomic<uint32_t> connections{0};
   std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> connections_refused{0};  // past --max-connections
   std::atomic<uint64_t> accept_errors{0};  // RPC and HTTP listeners; each was retried
   std::atomic<uint64_t> tls_handshake_failures{0};  // TlsAcceptor says which count
   std::atomic<uint32_t> subscriptions{0};

@@ -115,6 +115,7 @@ void LogStart(const Config& config) {
               {"segment_size", config.segment_size},
               {"max_event_size", config.max_event_size},
               {"snapshot_every", config.snapshot_every},
+              {"max_connections", config.max_connections},
               {"auth", config.auth_file.empty() ? "off" : "on"},
               {"tls", config.tls_cert.empty() ? "off" : "on"},
               {"log_level", log::LevelName(config.log_level)}});
@@ -179,6 +180,9 @@ std::string RenderMetrics(ServerContext& ctx) {
           static_cast<double>(ctx.store.DurablePosition().value));
   m.Gauge("esd_connections", "Open RPC connections.", ctx.counters.connections.load());
   m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
+  m.Counter("esd_connections_refused_total",
+            "RPC connections refused because --max-connections were open (each was told why and closed).",
+            ctx.counters.connections_refused.load());
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
   m.Counter("esd_tls_handshake_failures_total",
@@ -393,6 +397,24 @@ int RunDaemon(const Config& config) {
       auto done = conn->OnDisconnect();
       return done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; });
     };
+    // Past --max-connections a connection (its TLS handshake done) is told why and closed:
+    // each one holds a descriptor, and the store needs its own (one per segment).
+    BurstLog refusal_log;
+    auto admit = [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
+      const uint32_t open = ctx.counters.connections.load();
+      if (open < config.max_connections) return serve(kj::mv(stream));
+      ++ctx.counters.connections_refused;
+      if (const uint64_t n = refusal_log.Failed()) {
+        log::Warn("refused a connection: {} are open, the most --max-connections {} allows ({} refused since the "
+                  "last such line; esd_connections_refused_total counts them all)",
+                  open, config.max_connections, n);
+      }
+      // "too many connections" first: the client library tells this refusal by it.
+      return RefuseConnection(kj::mv(stream),
+                              kj::str("too many connections: esd serves at most ", config.max_connections,
+                                      " connections at once (--max-connections), and ", open,
+                                      " are open: retry later"));
+    };
     // An accept that fails (out of descriptors: EMFILE, ENFILE; ENOBUFS; a connection reset
     // before it was taken) must not end the loop: it is counted, retried after a short
     // pause, so that the daemon serves again as soon as descriptors are back, and logged at
@@ -406,13 +428,13 @@ int RunDaemon(const Config& config) {
       return kj::evalNow([&] { return listener->accept(); }).then(
           [&](kj::Own<kj::AsyncIoStream> stream) {
             if (!tls) {
-              connections.add(serve(kj::mv(stream)));
+              connections.add(admit(kj::mv(stream)));
             } else {
               connections.add(tls->Handshake(kj::mv(stream)).then(
                   [&](kj::Maybe<kj::Own<kj::AsyncIoStream>> secured) -> kj::Promise<void> {
                     // No handshake, or one that ended after the stop began: not served.
                     KJ_IF_MAYBE(s, secured) {
-                      if (!ctx.stopping) return serve(kj::mv(*s));
+                      if (!ctx.stopping) return admit(kj::mv(*s));
                     }
                     return kj::READY_NOW;
                   }));

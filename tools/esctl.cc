@@ -272,6 +272,9 @@ std::string ConnectAdvice(client::Error::ConnectProblem problem) {
     case P::kTlsHandshake:
       return "Does esd there serve TLS (esd --tls-cert)? Check --tls-ca and --tls-server-name, or drop --tls for a "
              "plain connection.";
+    case P::kTooManyConnections:
+      return "esd serves as many connections as its --max-connections allows: retry once other clients have "
+             "closed theirs, or restart esd with a higher --max-connections.";
     case P::kNone:
     case P::kUnreachable:
       break;

@@ -43,6 +43,7 @@ void ExpectSameOptions(const Config& a, const Config& b) {
   EXPECT_EQ(a.segment_size, b.segment_size);
   EXPECT_EQ(a.max_event_size, b.max_event_size);
   EXPECT_EQ(a.snapshot_every, b.snapshot_every);
+  EXPECT_EQ(a.max_connections, b.max_connections);
   EXPECT_EQ(a.auth_file, b.auth_file);
   EXPECT_EQ(a.tls_cert, b.tls_cert);
   EXPECT_EQ(a.tls_key, b.tls_key);
@@ -107,6 +108,23 @@ TEST(Config, SizesOutsideWhatTheStoreTakesAreUsageErrors) {
   EXPECT_FALSE(Parse({"--segment-size", "1048576"}, &error)) << "the default --max-event-size needs 2 MiB";
   EXPECT_NE(error.find("--max-event-size 1048576 is more than half of --segment-size 1048576"), std::string::npos)
       << error;
+}
+
+TEST(Config, MaxConnectionsIsFromOneToAMillion) {
+  std::string error;
+  auto c = Parse({}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->max_connections, 10'000u);
+  c = Parse({"--max-connections", "3"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->max_connections, 3u);
+  EXPECT_FALSE(Parse({"--max-connections", "0"}, &error));
+  EXPECT_NE(error.find("--max-connections: must be from 1 to 1000000, got 0"), std::string::npos) << error;
+  EXPECT_FALSE(Parse({"--max-connections", "1000001"}, &error));
+  EXPECT_NE(error.find("--max-connections: must be from 1 to 1000000"), std::string::npos) << error;
+  Config from_file;
+  ASSERT_TRUE(ParseConfigText("max-connections = 500\n", "esd.conf", &from_file, &error)) << error;
+  EXPECT_EQ(from_file.max_connections, 500u);
 }
 
 TEST(Config, TheLastOfARepeatedFlagCounts) {
@@ -250,7 +268,7 @@ TEST(Config, EveryFlagInTheHelpIsParsedAndDocumented) {
   const std::string readme = ReadText(ESD_SOURCE_DIR "/README.md");
   const std::string docs = ReadText(ESD_SOURCE_DIR "/docs/server.md");
   const std::vector<std::string> flags = UsageFlags();
-  EXPECT_EQ(flags.size(), 16u) << "a flag added to esd --help belongs in this count and the docs";
+  EXPECT_EQ(flags.size(), 17u) << "a flag added to esd --help belongs in this count and the docs";
   for (const std::string& flag : flags) {
     EXPECT_NE(readme.find("`" + flag), std::string::npos) << flag << " is missing from README.md";
     EXPECT_NE(docs.find("`" + flag), std::string::npos) << flag << " is missing from docs/server.md";

@@ -406,5 +406,51 @@ TEST(Robustness, AnOpenFileLimitTooLowForTheStoreIsNamedWithItsFix) {
   }
 }
 
+// Polls /metrics until `line` is in it (or 60 s pass): the daemon's own word, not a sleep.
+bool WaitForMetric(const EsdProcess& esd, const std::string& line) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (testing::HttpGet(esd.http_address(), "/metrics").find(line) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(Robustness, AConnectionPastMaxConnectionsIsToldWhyAndTheOthersAreServed) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data", {"--max-connections", "3"});
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(Connect(esd));
+    ASSERT_TRUE(held.back()->Append("c", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+  }
+  // The fourth is accepted, told why and closed: its first call fails with the reason.
+  try {
+    auto fourth = Connect(esd);
+    (void)fourth->ReadStream("c", 0, 10);
+    ADD_FAILURE() << "a fourth connection was served";
+  } catch (const client::Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.kind(), client::Error::Kind::kConnect) << what;
+    EXPECT_EQ(e.connect_problem(), client::Error::ConnectProblem::kTooManyConnections) << what;
+    EXPECT_NE(what.find("too many connections: esd serves at most 3 connections at once (--max-connections), and 3 "
+                        "are open: retry later"),
+              std::string::npos)
+        << what;
+  }
+  ASSERT_TRUE(esd.WaitForOutput("esd: refused a connection: 3 are open, the most --max-connections 3 allows"))
+      << esd.Output();
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_connections_refused_total 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("esd_connections 3\n"), std::string::npos) << metrics;
+
+  // The three are served on; once one goes, a new client is served.
+  for (auto& c : held) EXPECT_EQ(c->ReadStream("c", 0, 10)->size(), 3u);
+  held.pop_back();
+  ASSERT_TRUE(WaitForMetric(esd, "esd_connections 2\n"));
+  auto next = Connect(esd);
+  EXPECT_EQ(next->ReadStream("c", 0, 10)->size(), 3u);
+}
+
 }  // namespace
 }  // namespace esd

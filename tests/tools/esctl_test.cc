@@ -176,6 +176,23 @@ TEST(Esctl, ConnectionRefusedExitsOneWithAHint) {
   ::close(fd);
 }
 
+TEST(Esctl, AServerAtItsMaxConnectionsExitsOneNamingTheFlag) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data", {"--max-connections", "1"});
+  auto held = client::Client::Connect(esd.rpc_address());
+  EXPECT_FALSE(held->ReadStream("s", 0, 1).has_value());  // answered: this connection is served and counted
+  const Result r = RunEsctl({"--connect", esd.rpc_address(), "read", "s"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("too many connections: esd serves at most 1 connections at once (--max-connections)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("retry once other clients have closed theirs, or restart esd with a higher "
+                       "--max-connections"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("Check that esd is still running"), std::string::npos) << "it is running: " << r.err;
+}
+
 TEST_F(EsctlTest, StatusNamesTheDurablePosition) {
   Append("s", "A");
   Result r = Ctl({"status"});
