@@ -115,6 +115,26 @@ TEST(Tls, ClientsTalkToTheDaemonOverTlsAndPlainClientsDoNot) {
       Error);
 }
 
+TEST(Tls, ATlsConnectionPastMaxConnectionsIsToldWhyOverTls) {
+  storage::testing::TempDir dir;
+  MAKE_CERTIFICATE(cert, dir.path(), "cert", "DNS:localhost");
+  auto args = TlsArgs(cert);
+  args.insert(args.end(), {"--max-connections", "1"});
+  EsdProcess esd(dir.path() / "data", args);
+  const std::string address = TlsAddress(esd);
+  auto held = Client::Connect(TlsOptions(address, cert, "localhost"));
+  ASSERT_TRUE(held->Append("s", Expected::NoStream(), {NewEvent::Json("E", "{}")}).ok());
+  Error::Kind kind{};
+  Error::ConnectProblem problem{};
+  const std::string error = ConnectError(TlsOptions(address, cert, "localhost"), &kind, &problem);
+  EXPECT_EQ(kind, Error::Kind::kConnect) << error;
+  EXPECT_EQ(problem, Error::ConnectProblem::kTooManyConnections) << error;
+  EXPECT_TRUE(Has(error, "too many connections: esd serves at most 1 connections at once (--max-connections)")) << error;
+  EXPECT_EQ(Metric(esd, "esd_connections_refused_total"), 1u);
+  EXPECT_EQ(Metric(esd, "esd_tls_handshake_failures_total"), 0u) << "the handshake itself went through";
+  EXPECT_EQ(held->ReadStream("s", 0, 10)->size(), 1u);
+}
+
 TEST(Tls, ADnsNameIsCheckedAgainstTheCertificatesDnsNames) {
   storage::testing::TempDir dir;
   MAKE_CERTIFICATE(cert, dir.path(), "cert", "DNS:localhost");
