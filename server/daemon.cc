@@ -341,7 +341,11 @@ int RunDaemon(const Config& config) {
       return io.provider->getTimer().afterDelay(kHeartbeatEvery.count() * kj::SECONDS).then([&] { return beat(); });
     };
     kj::Promise<void> beating = beat().eagerlyEvaluate(nullptr);
-    auto facts = [&] { return GatherHealthFacts(*store, heartbeat, projection.checkpoint(), stopping.load()); };
+    auto facts = [&] {
+      HealthFacts f = GatherHealthFacts(*store, heartbeat, projection.checkpoint(), stopping.load());
+      f.projection_damage = projection.damage_text();
+      return f;
+    };
     http_options.routes["/health"] = [facts] { return HealthResponse(facts()); };
     http_options.routes["/ready"] = [facts] { return ReadyResponse(facts()); };
     // Counted with the RPC listener's; logged at most once per 10 s (this runs on the HTTP thread).

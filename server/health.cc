@@ -61,6 +61,12 @@ HttpResponse ReadyResponse(const HealthFacts& f) {
                       std::to_string(kReadyMaxProjectionLag) +
                       " for ready): order queries would answer from an old read model");
   }
+  if (!f.projection_damage.empty()) {
+    reasons.push_back("the order projection stopped at damaged bytes of the log: " + f.projection_damage +
+                      "; order queries answer as of position " + std::to_string(f.projection_checkpoint) +
+                      ". Stop esd, then see what is damaged with esctl --data-dir DIR verify and move it aside "
+                      "with esctl --data-dir DIR salvage (README, \"When the log is damaged\")");
+  }
   return Answer(reasons.empty(), "ready", "not ready", reasons);
 }
 

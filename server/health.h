@@ -14,7 +14,8 @@
 //   - the order projection is at most kReadyMaxProjectionLag events behind the durable
 //     position, so that order queries answer from a read model that is nearly current. A
 //     restart whose projection snapshot is old or missing is not ready until it catches up;
-//     a projection stopped at damage falls behind and stays so.
+//   - the order projection has not stopped at damage: it would not move again, so this is
+//     said at once, with the place and the commands that go on from there.
 // Both answer a short JSON body: {"status":"ready"} or
 // {"status":"not ready","reasons":["out of space: ...", ...]} (200 or 503).
 #pragma once
@@ -22,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 #include "server/http.h"
 #include "storage/store.h"
@@ -57,6 +59,8 @@ struct HealthFacts {
   storage::WriteState write;
   uint64_t durable_position = 0;
   uint64_t projection_checkpoint = 0;
+  // Where the order projection stopped at damage (ProjectionRunner::damage_text), or "".
+  std::string projection_damage;
 };
 
 // From the store (thread-safe reads) and what the daemon publishes; any thread.

@@ -88,6 +88,10 @@ void ProjectionRunner::WakeWaiters() {
 
 void ProjectionRunner::StopAtDamage(const storage::Status& damage) {
   damage_ = damage;
+  {
+    std::lock_guard lock(damage_text_mu_);
+    damage_text_ = damage.message();
+  }
   damage_log_.Report(damage, "the order projection");
   log::Error("the order projection stopped at position {}, where the log is damaged; it answers from the events "
              "before it, and queries for later positions are refused as damaged",

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,11 @@ class ProjectionRunner {
   // The damage the projection stopped at (its checkpoint is the damage's position); nullptr
   // while it runs.
   const storage::Status* damage() const { return damage_ ? &*damage_ : nullptr; }
+  // The same for other threads (/ready): the damage's place and what is wrong there, or "".
+  std::string damage_text() const {
+    std::lock_guard lock(damage_text_mu_);
+    return damage_text_;
+  }
 
   // Replays $all from position 0 into a fresh projection, in slices on this event loop,
   // while queries keep being answered from the current one; when the fresh one has caught
@@ -123,6 +129,8 @@ class ProjectionRunner {
   std::atomic<uint64_t> checkpoint_{0};  // a copy for /metrics
   std::atomic<uint64_t> skipped_{0};     // for /metrics
   std::optional<storage::Status> damage_;  // set once: the loop has stopped
+  mutable std::mutex damage_text_mu_;
+  std::string damage_text_;  // damage_'s message, under damage_text_mu_
   // By (position, serial). Shared with each wait's clean-up, which may run after this is
   // destroyed (an RPC call dropped at shutdown).
   using Waiters = std::map<std::pair<uint64_t, uint64_t>, kj::Own<kj::PromiseFulfiller<Wait>>>;

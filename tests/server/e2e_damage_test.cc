@@ -202,6 +202,22 @@ TEST_F(DamageTest, TheProjectionStopsAtTheDamageAndAnswersFromWhatItApplied) {
   EXPECT_TRUE(client_->GetOrder("o-damaged").order.has_value());
 }
 
+TEST_F(DamageTest, ReadyNamesTheDamageTheProjectionStoppedAtAndTheWayOn) {
+  // A query past the damage is answered once the projection has stopped there: a barrier.
+  ASSERT_TRUE(client_->GetOrder("o-intact", store_.intact_order_position).damage.has_value());
+  const std::string ready = testing::HttpGet(esd_->http_address(), "/ready");
+  EXPECT_NE(ready.find("503"), std::string::npos) << ready;
+  EXPECT_NE(ready.find("the order projection stopped at damaged bytes of the log: " + store_.Place()),
+            std::string::npos)
+      << ready;
+  EXPECT_NE(ready.find("order queries answer as of position " + std::to_string(store_.damaged_position)),
+            std::string::npos)
+      << ready;
+  EXPECT_NE(ready.find("esctl --data-dir DIR verify"), std::string::npos) << ready;
+  EXPECT_NE(ready.find("esctl --data-dir DIR salvage"), std::string::npos) << ready;
+  EXPECT_NE(testing::HttpGet(esd_->http_address(), "/health").find("200"), std::string::npos) << "still alive";
+}
+
 TEST_F(DamageTest, TheDaemonLogsEachPlaceOnceAndKeepsRunning) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_THROW(client_->ReadStream("order-o-damaged", 0, 1000), client::Error);

@@ -80,6 +80,24 @@ TEST(Readiness, AWritableStoreWithACurrentProjectionIsReady) {
   EXPECT_EQ(Body(r), nlohmann::json({{"status", "ready"}}));
 }
 
+TEST(Readiness, AProjectionStoppedAtDamageIsNotReadyAtOnceNamingThePlaceAndTheCommands) {
+  HealthFacts facts;
+  facts.durable_position = 120;
+  facts.projection_checkpoint = 100;  // within the lag bound: the damage alone says not ready
+  facts.projection_damage = "segments/00000000000000000000.seg offset 4096 (position 100): checksum does not verify";
+  const HttpResponse r = ReadyResponse(facts);
+  EXPECT_EQ(r.status, 503);
+  ASSERT_EQ(Body(r)["reasons"].size(), 1u) << r.body;
+  const std::string reason = Body(r)["reasons"][0];
+  EXPECT_EQ(reason.rfind("the order projection stopped at damaged bytes of the log: segments/", 0), 0u) << reason;
+  EXPECT_NE(reason.find("(position 100): checksum does not verify; order queries answer as of position 100"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("esctl --data-dir DIR verify"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("esctl --data-dir DIR salvage"), std::string::npos) << reason;
+  EXPECT_EQ(HealthResponse(facts).status, 200) << "damage in the log is no reason to restart";
+}
+
 TEST(Readiness, OutOfSpaceIsNotReadyUntilAnAppendSucceedsAgain) {
   TempDir dir;
   auto store = OpenStore(dir);
