@@ -115,15 +115,33 @@ Connection::~Connection() noexcept(false) {
 
 kj::Promise<void> Connection::OnDisconnect() { return parts_->network.onDisconnect(); }
 
-kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason) {
+namespace {
+
+// Reads and drops what the peer sends until it closes, or `left` bytes have come.
+kj::Promise<void> DrainUntilClosed(kj::AsyncIoStream& stream, kj::Array<kj::byte>& buffer, size_t left) {
+  return stream.tryRead(buffer.begin(), 1, buffer.size()).then([&stream, &buffer, left](size_t n) -> kj::Promise<void> {
+    if (n == 0 || n >= left) return kj::READY_NOW;
+    return DrainUntilClosed(stream, buffer, left - n);
+  });
+}
+
+}  // namespace
+
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer) {
   auto message = kj::heap<capnp::MallocMessageBuilder>(64);
   auto abort = message->initRoot<capnp::rpc::Message>().initAbort();
   abort.setType(capnp::rpc::Exception::Type::OVERLOADED);
   abort.setReason(reason);
   auto written = capnp::writeMessage(*stream, *message);
   auto& s = *stream;
-  return written.then([&s] { s.shutdownWrite(); })
-      .attach(kj::mv(stream), kj::mv(message))
+  auto buffer = kj::heapArray<kj::byte>(4096);
+  auto& b = buffer;
+  auto refused = written.then([&s, &b] {
+    s.shutdownWrite();
+    return DrainUntilClosed(s, b, 64 * 1024);
+  });
+  return timer.timeoutAfter(kRefusalDrain, kj::mv(refused))
+      .attach(kj::mv(stream), kj::mv(message), kj::mv(buffer))
       .catch_([](kj::Exception&&) {});
 }
 

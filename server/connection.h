@@ -15,6 +15,7 @@
 
 #include <kj/async-io.h>
 #include <kj/refcount.h>
+#include <kj/timer.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -90,8 +91,11 @@ class Connection {
 
 // A connection the daemon will not serve (--max-connections): writes one RPC Abort message
 // carrying `reason` (type overloaded), so that a capnp client's calls fail with it rather
-// than with a bare disconnect, then shuts the stream down. Resolves once written; a failed
-// write is no error (the peer went first).
-kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason);
+// than with a bare disconnect, then shuts its side down and reads what the client sent until
+// the client closes (a close with unread bytes would send a reset, which can discard the
+// Abort before the client reads it), for at most kRefusalDrain and 64 KiB. A failed write or
+// read is no error (the peer went first).
+inline constexpr kj::Duration kRefusalDrain = 2 * kj::SECONDS;
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer);
 
 }  // namespace esd::server

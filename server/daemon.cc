@@ -417,7 +417,8 @@ int RunDaemon(const Config& config) {
       return RefuseConnection(kj::mv(stream),
                               kj::str("too many connections: esd serves at most ", config.max_connections,
                                       " connections at once (--max-connections), and ", open,
-                                      " are open: retry later"));
+                                      " are open: retry later"),
+                              io.provider->getTimer());
     };
     // An accept that fails (out of descriptors: EMFILE, ENFILE; ENOBUFS; a connection reset
     // before it was taken) must not end the loop: it is counted, retried after a short
