@@ -55,6 +55,12 @@ exit codes:
 )";
 }
 
+uint64_t ConnectionsThatFit(uint64_t max_connections, uint64_t open_file_limit, uint64_t open_files) {
+  const uint64_t used = open_files + kSpareFiles;
+  const uint64_t room = open_file_limit > used ? open_file_limit - used : 0;
+  return std::max<uint64_t>(1, std::min(max_connections, room));
+}
+
 bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) return false;

@@ -52,6 +52,14 @@ enum ExitCode : int {
                      // --auth file that cannot be read or has a bad line; nothing was started or changed
 };
 
+// Descriptors kept free beside the connections and the files open at start: the store's new
+// segments, snapshot and backup files, HTTP connections.
+inline constexpr uint64_t kSpareFiles = 256;
+// How many connections fit the open-file limit: `max_connections`, or fewer when
+// `open_file_limit` minus the `open_files` in use at start and kSpareFiles leaves less room
+// (then at least 1: a daemon that refused everyone would serve no one).
+uint64_t ConnectionsThatFit(uint64_t max_connections, uint64_t open_file_limit, uint64_t open_files);
+
 // Parses argv (without argv[0]), and the --config file if one is named. On failure returns
 // nullopt and sets `error` to a message naming the flag (or the file, line and key) and what
 // is wrong.

@@ -128,21 +128,23 @@ kj::Promise<void> DrainUntilClosed(kj::AsyncIoStream& stream, kj::Array<kj::byte
 }  // namespace
 
 kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer) {
-  auto message = kj::heap<capnp::MallocMessageBuilder>(64);
-  auto abort = message->initRoot<capnp::rpc::Message>().initAbort();
+  // What the steps below refer to, on the heap: it lives until the promise is done or dropped.
+  struct Refusal {
+    kj::Own<kj::AsyncIoStream> stream;
+    capnp::MallocMessageBuilder message{64};
+    kj::Array<kj::byte> buffer = kj::heapArray<kj::byte>(4096);
+  };
+  auto r = kj::heap<Refusal>();
+  r->stream = kj::mv(stream);
+  auto abort = r->message.initRoot<capnp::rpc::Message>().initAbort();
   abort.setType(capnp::rpc::Exception::Type::OVERLOADED);
   abort.setReason(reason);
-  auto written = capnp::writeMessage(*stream, *message);
-  auto& s = *stream;
-  auto buffer = kj::heapArray<kj::byte>(4096);
-  auto& b = buffer;
-  auto refused = written.then([&s, &b] {
-    s.shutdownWrite();
-    return DrainUntilClosed(s, b, 64 * 1024);
+  Refusal& refusal = *r;
+  auto refused = capnp::writeMessage(*refusal.stream, refusal.message).then([&refusal] {
+    refusal.stream->shutdownWrite();
+    return DrainUntilClosed(*refusal.stream, refusal.buffer, 64 * 1024);
   });
-  return timer.timeoutAfter(kRefusalDrain, kj::mv(refused))
-      .attach(kj::mv(stream), kj::mv(message), kj::mv(buffer))
-      .catch_([](kj::Exception&&) {});
+  return timer.timeoutAfter(kRefusalDrain, kj::mv(refused)).attach(kj::mv(r)).catch_([](kj::Exception&&) {});
 }
 
 }  // namespace esd::server

@@ -403,21 +403,35 @@ int RunDaemon(const Config& config) {
     };
     // Past --max-connections a connection (its TLS handshake done) is told why and closed:
     // each one holds a descriptor, and the store needs its own (one per segment).
+    // The flag, or fewer when the open-file limit leaves less room beside the store's files.
+    uint64_t max_connections = config.max_connections;
+    std::string bound = "--max-connections";  // what sets the bound, for the refused client
+    std::string allows = "--max-connections " + std::to_string(max_connections);  // and for the log
+    if (const auto limit = OpenFileLimit(), open = OpenFileCount(); limit && open) {
+      max_connections = ConnectionsThatFit(config.max_connections, *limit, *open);
+      if (max_connections < config.max_connections) {
+        bound = "--max-connections " + std::to_string(config.max_connections) + ", lowered to fit its open-file limit";
+        allows = "the open-file limit (" + bound + ")";
+        log::Warn("--max-connections {} does not fit the open-file limit of {} ({} files are open, {} are kept for "
+                  "new segments and files): serving at most {} connections; raise the limit (ulimit -n, or "
+                  "LimitNOFILE= in esd's systemd unit) to serve more",
+                  config.max_connections, *limit, *open, kSpareFiles, max_connections);
+      }
+    }
     BurstLog refusal_log;
     auto admit = [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
       const uint32_t open = ctx.counters.connections.load();
-      if (open < config.max_connections) return serve(kj::mv(stream));
+      if (open < max_connections) return serve(kj::mv(stream));
       ++ctx.counters.connections_refused;
       if (const uint64_t n = refusal_log.Failed()) {
-        log::Warn("refused a connection: {} are open, the most --max-connections {} allows ({} refused since the "
-                  "last such line; esd_connections_refused_total counts them all)",
-                  open, config.max_connections, n);
+        log::Warn("refused a connection: {} are open, the most {} allows ({} refused since the last such line; "
+                  "esd_connections_refused_total counts them all)",
+                  open, allows, n);
       }
       // "too many connections" first: the client library tells this refusal by it.
       return RefuseConnection(kj::mv(stream),
-                              kj::str("too many connections: esd serves at most ", config.max_connections,
-                                      " connections at once (--max-connections), and ", open,
-                                      " are open: retry later"),
+                              kj::str("too many connections: esd serves at most ", max_connections,
+                                      " connections at once (", bound, "), and ", open, " are open: retry later"),
                               io.provider->getTimer());
     };
     // An accept that fails (out of descriptors: EMFILE, ENFILE; ENOBUFS; a connection reset

@@ -127,6 +127,13 @@ TEST(Config, MaxConnectionsIsFromOneToAMillion) {
   EXPECT_EQ(from_file.max_connections, 500u);
 }
 
+TEST(Config, ConnectionsThatFitLeaveTheStoreItsFilesAndSpares) {
+  EXPECT_EQ(ConnectionsThatFit(10'000, 1'048'576, 300), 10'000u) << "room enough: the flag";
+  EXPECT_EQ(ConnectionsThatFit(10'000, 1024, 300), 1024u - 300 - kSpareFiles);
+  EXPECT_EQ(ConnectionsThatFit(10'000, 400, 200), 1u) << "no room at all still serves one";
+  EXPECT_EQ(ConnectionsThatFit(5, 1024, 300), 5u);
+}
+
 TEST(Config, TheLastOfARepeatedFlagCounts) {
   std::string error;
   auto c = Parse({"--listen", "127.0.0.1:1", "--segment-size", "2097152", "--listen=127.0.0.1:2",

@@ -18,6 +18,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include "client/client.h"
@@ -450,6 +451,38 @@ TEST(Robustness, AConnectionPastMaxConnectionsIsToldWhyAndTheOthersAreServed) {
   ASSERT_TRUE(WaitForMetric(esd, "esd_connections 2\n"));
   auto next = Connect(esd);
   EXPECT_EQ(next->ReadStream("c", 0, 10)->size(), 3u);
+}
+
+TEST(Robustness, MaxConnectionsIsLoweredToWhatTheOpenFileLimitLeavesAndSaysSo) {
+  storage::testing::TempDir dir;
+  // 400 files, soft and hard: the default 10,000 connections do not fit beside the store.
+  EsdProcess esd(dir.path() / "data", {}, rlimit{400, 400});
+  const std::string out = esd.Output();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(--max-connections 10000 does not fit the open-file limit of 400 )"
+                                                   R"(\((\d+) files are open, 256 are kept for new segments and files\): )"
+                                                   R"(serving at most (\d+) connections)")))
+      << out;
+  const uint64_t open = std::stoull(m[1]), most = std::stoull(m[2]);
+  EXPECT_EQ(most, 400 - 256 - open);
+  EXPECT_NE(out.find("raise the limit (ulimit -n, or LimitNOFILE= in esd's systemd unit)"), std::string::npos) << out;
+
+  std::vector<int> held;
+  for (uint64_t i = 0; i < most; ++i) held.push_back(testing::ConnectLoopback(esd.rpc_address()));
+  ASSERT_TRUE(WaitForMetric(esd, "esd_connections " + std::to_string(most) + "\n"));
+  try {
+    auto c = Connect(esd);
+    (void)c->ReadStream("s", 0, 1);
+    ADD_FAILURE() << "a connection past the lowered limit was served";
+  } catch (const client::Error& e) {
+    EXPECT_EQ(e.connect_problem(), client::Error::ConnectProblem::kTooManyConnections) << e.what();
+    EXPECT_NE(std::string(e.what()).find("esd serves at most " + std::to_string(most) +
+                                         " connections at once (--max-connections 10000, lowered to fit its "
+                                         "open-file limit)"),
+              std::string::npos)
+        << e.what();
+  }
+  for (int fd : held) ::close(fd);
 }
 
 }  // namespace

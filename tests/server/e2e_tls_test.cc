@@ -129,8 +129,9 @@ TEST(Tls, ATlsConnectionPastMaxConnectionsIsToldWhyOverTls) {
   const std::string error = ConnectError(TlsOptions(address, cert, "localhost"), &kind, &problem);
   EXPECT_EQ(kind, Error::Kind::kConnect) << error;
   EXPECT_EQ(problem, Error::ConnectProblem::kTooManyConnections) << error;
-  EXPECT_TRUE(Has(error, "too many connections: esd serves at most 1 connections at once (--max-connections)")) << error;
-  EXPECT_EQ(Metric(esd, "esd_connections_refused_total"), 1u);
+  EXPECT_TRUE(Has(error, "too many connections: esd serves at most 1 connections at once (--max-connections)"))
+      << error << "\n" << esd.Output();
+  EXPECT_EQ(Metric(esd, "esd_connections_refused_total"), 1u) << esd.Output();
   EXPECT_EQ(Metric(esd, "esd_tls_handshake_failures_total"), 0u) << "the handshake itself went through";
   EXPECT_EQ(held->ReadStream("s", 0, 10)->size(), 1u);
 }
