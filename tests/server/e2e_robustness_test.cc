@@ -126,7 +126,8 @@ TEST(Robustness, ListsARequestCarriesAreCappedBeforeTheDaemonWorksOnThem) {
     memcpy(events[i].initId(16).begin(), id, 16);
     events[i].setType("E");
   }
-  auto result = append.send().wait(ws).getResult();
+  auto response = append.send().wait(ws);  // owns the message `result` reads
+  auto result = response.getResult();
   ASSERT_TRUE(result.isRejected());
   EXPECT_EQ(result.getRejected().getCode(), rpc::RejectCode::INVALID_ARGUMENT);
   EXPECT_NE(std::string(result.getRejected().getReason().cStr()).find("at most 10000 events"), std::string::npos)
