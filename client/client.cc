@@ -1018,7 +1018,8 @@ HistoryPage Client::HistoryFrom(const std::string& order_id, uint64_t from_versi
 ForgetOutcome Client::ForgetCustomer(const std::string& customer_id) {
   auto req = impl_->orders.forgetCustomerRequest();
   req.setCustomerId(customer_id);
-  auto r = impl_->Wait(req.send()).getResult();
+  auto response = impl_->Wait(req.send());  // owns the message `r` reads
+  auto r = response.getResult();
   ForgetOutcome o;
   if (r.isOk()) {
     o.ok = true;
