@@ -1,8 +1,10 @@
 #include "client/client.h"
 
 #include <capnp/rpc-twoparty.h>
+#include <pthread.h>
 #include <kj/async-io.h>
 
+#include <atomic>
 #include <cstring>
 #include <initializer_list>
 #include <iterator>
@@ -323,12 +325,34 @@ Error::Error(Damage damage)
       connect_problem_(ConnectProblem::kNone),
       damage_(std::move(damage)) {}
 
+namespace {
+
+// Counts the forks this process came out of as a child: a generator seeded before a fork
+// would otherwise give the child the parent's next ids, which esd takes for retries of the
+// parent's appends.
+std::atomic<uint64_t> g_forks{0};
+
+std::mt19937_64 SeededGenerator() {
+  // 256 bits from the OS: a 32-bit seed would allow only 2^32 id sequences.
+  std::random_device rd;
+  std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
 EventId NewEventId() {
-  thread_local std::mt19937_64 rng = [] {
-    std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
+  static const bool watching_forks = [] {
+    return ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
   }();
+  (void)watching_forks;
+  struct Generator {
+    std::mt19937_64 rng = SeededGenerator();
+    uint64_t forks = g_forks.load(std::memory_order_relaxed);
+  };
+  thread_local Generator g;
+  if (const uint64_t forks = g_forks.load(std::memory_order_relaxed); forks != g.forks) g = Generator{};
+  std::mt19937_64& rng = g.rng;
   EventId id;
   uint64_t a = rng(), b = rng();
   std::memcpy(id.data(), &a, 8);

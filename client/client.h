@@ -36,7 +36,7 @@
 namespace esd::client {
 
 using EventId = std::array<uint8_t, 16>;
-EventId NewEventId();                                           // random (version 4 UUID)
+EventId NewEventId();  // random (version 4 UUID); a forked child draws ids of its own
 std::string FormatEventId(const EventId& id);                   // 8-4-4-4-12 hex
 std::optional<EventId> ParseEventId(std::string_view text);
 
