@@ -257,7 +257,8 @@ int RunDaemon(const Config& config) {
   KjLogToOurs kj_log;
   LogStart(config);
   // Before the store opens: it keeps one descriptor per segment, and each client takes one.
-  if (const storage::OpenFileLimit files = storage::RaiseOpenFileLimit(); files.now != files.before) {
+  const storage::OpenFileLimit files = storage::RaiseOpenFileLimit();
+  if (files.now != files.before) {
     log::Info("raised the open-file limit (RLIMIT_NOFILE) from {} to {}: the store keeps one open file per segment "
               "and each connection takes one",
               files.before, files.now);
@@ -407,15 +408,15 @@ int RunDaemon(const Config& config) {
     uint64_t max_connections = config.max_connections;
     std::string bound = "--max-connections";  // what sets the bound, for the refused client
     std::string allows = "--max-connections " + std::to_string(max_connections);  // and for the log
-    if (const auto limit = OpenFileLimit(), open = OpenFileCount(); limit && open) {
-      max_connections = ConnectionsThatFit(config.max_connections, *limit, *open);
+    if (const auto open = storage::OpenFileCount(); files.now > 0 && open) {
+      max_connections = ConnectionsThatFit(config.max_connections, files.now, *open);
       if (max_connections < config.max_connections) {
         bound = "--max-connections " + std::to_string(config.max_connections) + ", lowered to fit its open-file limit";
         allows = "the open-file limit (" + bound + ")";
         log::Warn("--max-connections {} does not fit the open-file limit of {} ({} files are open, {} are kept for "
                   "new segments and files): serving at most {} connections; raise the limit (ulimit -n, or "
                   "LimitNOFILE= in esd's systemd unit) to serve more",
-                  config.max_connections, *limit, *open, kSpareFiles, max_connections);
+                  config.max_connections, files.now, *open, kSpareFiles, max_connections);
       }
     }
     BurstLog refusal_log;

@@ -11,6 +11,8 @@
 #include <system_error>
 #include <vector>
 
+#include "storage/file.h"
+
 namespace esd::server {
 namespace {
 
@@ -55,23 +57,6 @@ std::optional<ProcessFacts> ParseProcStat(std::string_view stat, long ticks_per_
   }
 }
 
-std::optional<uint64_t> OpenFileCount() {
-  std::error_code ec;
-  uint64_t fds = 0;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::end(it);
-       it.increment(ec)) {
-    ++fds;
-  }
-  if (ec) return std::nullopt;
-  return fds;
-}
-
-std::optional<uint64_t> OpenFileLimit() {
-  rlimit r{};
-  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return std::nullopt;
-  return r.rlim_cur;
-}
-
 void AddProcessMetrics(MetricsText& m) {
   const auto boot = BootTime();
   const auto p = ParseProcStat(ReadAll("/proc/self/stat"), ::sysconf(_SC_CLK_TCK), ::sysconf(_SC_PAGESIZE),
@@ -85,7 +70,7 @@ void AddProcessMetrics(MetricsText& m) {
               p->start_time_seconds);
     }
   }
-  if (const auto fds = OpenFileCount()) {
+  if (const auto fds = storage::OpenFileCount()) {
     m.Gauge("process_open_fds", "Number of open file descriptors.", static_cast<double>(*fds));
   }
   if (rlimit r{}; ::getrlimit(RLIMIT_NOFILE, &r) == 0) {

@@ -25,11 +25,6 @@ struct ProcessFacts {
 std::optional<ProcessFacts> ParseProcStat(std::string_view stat, long ticks_per_second, long page_size,
                                           double boot_time);
 
-// Descriptors this process has open (/proc/self/fd), and the most it may open (the soft
-// RLIMIT_NOFILE); nullopt when they cannot be read (or the limit is unlimited).
-std::optional<uint64_t> OpenFileCount();
-std::optional<uint64_t> OpenFileLimit();
-
 // Adds the process_* families; the ones that cannot be read (no /proc) are left out.
 void AddProcessMetrics(MetricsText& m);
 

@@ -58,6 +58,17 @@ OpenFileLimit RaiseOpenFileLimit() {
   return out;
 }
 
+std::optional<uint64_t> OpenFileCount() {
+  std::error_code ec;
+  uint64_t fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec)) {
+    ++fds;
+  }
+  if (ec) return std::nullopt;
+  return fds;
+}
+
 const char* FileOpName(FileOp op) {
   switch (op) {
     case FileOp::kOpen: return "open";

@@ -127,9 +127,11 @@ class MappedFile {
 // and says what it was and is; it changes nothing when it cannot. esd and esctl call it as
 // they start. An open that fails with EMFILE says the limit and how to raise it.
 struct OpenFileLimit {
-  uint64_t before = 0, now = 0;
+  uint64_t before = 0, now = 0;  // the soft limit; 0: it could not be read
 };
 OpenFileLimit RaiseOpenFileLimit();
+// Descriptors this process has open now (/proc/self/fd); nullopt when that cannot be read.
+std::optional<uint64_t> OpenFileCount();
 
 // fsync of a directory, so that a create, rename or unlink inside it is durable.
 Status SyncDirectory(const std::filesystem::path& dir);

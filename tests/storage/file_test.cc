@@ -216,7 +216,7 @@ class SoftOpenFileLimit {
 };
 
 TEST(OpenFileLimit, RaiseLiftsTheSoftLimitToTheHardOne) {
-  const rlim_t soft = testing::OpenDescriptors() + 16;
+  const rlim_t soft = OpenFileCount().value() + 16;
   SoftOpenFileLimit low(soft);
   if (low.saved().rlim_max <= soft) GTEST_SKIP() << "the hard limit leaves no room to test a raise";
   const OpenFileLimit got = RaiseOpenFileLimit();
@@ -232,7 +232,7 @@ TEST(OpenFileLimit, RaiseLiftsTheSoftLimitToTheHardOne) {
 
 TEST(OpenFileLimit, AnOpenPastTheLimitSaysTheLimitAndHowToRaiseIt) {
   TempDir dir;
-  const rlim_t soft = testing::OpenDescriptors() + 2;
+  const rlim_t soft = OpenFileCount().value() + 2;
   std::vector<File> held;
   Status refused;
   {

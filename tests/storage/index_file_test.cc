@@ -109,10 +109,10 @@ TEST(IndexFile, ALoadedIndexHoldsItsMappingAndNoDescriptor) {
   LogState state;
   BuiltSegment seg;
   Build(seg, state, {{"a", 3}, {"b", 2}});
-  const size_t before = testing::OpenDescriptors();
+  const size_t before = OpenFileCount().value();
   auto f = WriteAndLoad(dir.path() / "a.idx", SegmentId(0), seg);
   ASSERT_NE(f, nullptr);
-  EXPECT_EQ(testing::OpenDescriptors(), before) << "a store keeps one descriptor per segment, not two";
+  EXPECT_EQ(OpenFileCount().value(), before) << "a store keeps one descriptor per segment, not two";
   ASSERT_TRUE(f->Find("a").has_value());
   EXPECT_EQ(f->Find("a")->offsets.size(), 3u) << "the mapping outlives the descriptor";
 }

@@ -119,12 +119,6 @@ void ZeroRange(const std::filesystem::path& file, uint64_t offset, uint64_t leng
   if (!f) throw std::runtime_error("ZeroRange failed on " + file.string());
 }
 
-size_t OpenDescriptors() {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
-
 std::vector<uint8_t> ReadFileBytes(const std::filesystem::path& file) {
   std::ifstream f(file, std::ios::binary);
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

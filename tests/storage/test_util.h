@@ -49,8 +49,6 @@ void FlipByte(const std::filesystem::path& file, uint64_t offset);
 void TruncateFile(const std::filesystem::path& file, uint64_t size);
 void ZeroRange(const std::filesystem::path& file, uint64_t offset, uint64_t length);
 std::vector<uint8_t> ReadFileBytes(const std::filesystem::path& file);
-// Descriptors this process has open now (/proc/self/fd).
-size_t OpenDescriptors();
 
 // Offsets of every batch in a segment file (walks the headers, no checksum check).
 std::vector<uint64_t> BatchOffsets(const std::filesystem::path& segment_file);
