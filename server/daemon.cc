@@ -395,12 +395,14 @@ int RunDaemon(const Config& config) {
     ErrorHandler errors;
     kj::TaskSet connections(errors);
     // Serves one connection (its TLS handshake done) until the peer goes.
+    // Each one comes and goes with a debug line, which tests wait on.
     auto serve = [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
-      ++ctx.counters.connections;
+      log::Debug("a connection opened: {} are open", ++ctx.counters.connections);
       ++ctx.counters.connections_total;
       auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
       auto done = conn->OnDisconnect();
-      return done.attach(kj::mv(conn)).then([&ctx] { --ctx.counters.connections; });
+      return done.attach(kj::mv(conn)).then(
+          [&ctx] { log::Debug("a connection closed: {} are open", --ctx.counters.connections); });
     };
     // Past --max-connections a connection (its TLS handshake done) is told why and closed:
     // each one holds a descriptor, and the store needs its own (one per segment).

@@ -408,19 +408,9 @@ TEST(Robustness, AnOpenFileLimitTooLowForTheStoreIsNamedWithItsFix) {
   }
 }
 
-// Polls /metrics until `line` is in it (or 60 s pass): the daemon's own word, not a sleep.
-bool WaitForMetric(const EsdProcess& esd, const std::string& line) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (testing::HttpGet(esd.http_address(), "/metrics").find(line) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 TEST(Robustness, AConnectionPastMaxConnectionsIsToldWhyAndTheOthersAreServed) {
   storage::testing::TempDir dir;
-  EsdProcess esd(dir.path() / "data", {"--max-connections", "3"});
+  EsdProcess esd(dir.path() / "data", {"--max-connections", "3", "--log-level", "debug"});
   std::vector<std::unique_ptr<Client>> held;
   for (int i = 0; i < 3; ++i) {
     held.push_back(Connect(esd));
@@ -449,7 +439,7 @@ TEST(Robustness, AConnectionPastMaxConnectionsIsToldWhyAndTheOthersAreServed) {
   // The three are served on; once one goes, a new client is served.
   for (auto& c : held) EXPECT_EQ(c->ReadStream("c", 0, 10)->size(), 3u);
   held.pop_back();
-  ASSERT_TRUE(WaitForMetric(esd, "esd_connections 2\n"));
+  ASSERT_TRUE(esd.WaitForOutput("esd: a connection closed: 2 are open")) << esd.Output();
   auto next = Connect(esd);
   EXPECT_EQ(next->ReadStream("c", 0, 10)->size(), 3u);
 }
@@ -457,7 +447,7 @@ TEST(Robustness, AConnectionPastMaxConnectionsIsToldWhyAndTheOthersAreServed) {
 TEST(Robustness, MaxConnectionsIsLoweredToWhatTheOpenFileLimitLeavesAndSaysSo) {
   storage::testing::TempDir dir;
   // 400 files, soft and hard: the default 10,000 connections do not fit beside the store.
-  EsdProcess esd(dir.path() / "data", {}, rlimit{400, 400});
+  EsdProcess esd(dir.path() / "data", {"--log-level", "debug"}, rlimit{400, 400});
   const std::string out = esd.Output();
   std::smatch m;
   ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(--max-connections 10000 does not fit the open-file limit of 400 )"
@@ -470,7 +460,7 @@ TEST(Robustness, MaxConnectionsIsLoweredToWhatTheOpenFileLimitLeavesAndSaysSo) {
 
   std::vector<int> held;
   for (uint64_t i = 0; i < most; ++i) held.push_back(testing::ConnectLoopback(esd.rpc_address()));
-  ASSERT_TRUE(WaitForMetric(esd, "esd_connections " + std::to_string(most) + "\n"));
+  ASSERT_TRUE(esd.WaitForOutput("esd: a connection opened: " + std::to_string(most) + " are open")) << esd.Output();
   try {
     auto c = Connect(esd);
     (void)c->ReadStream("s", 0, 1);
