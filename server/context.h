@@ -158,6 +158,9 @@ struct EventFilter {
   std::vector<std::string> types;
   bool Matches(const storage::EventView& e) const;
   bool MatchesAll() const { return stream_prefix.empty() && types.empty(); }
+  // Without types, the stream alone decides (MatchesStream).
+  bool ByStreamOnly() const { return types.empty(); }
+  bool MatchesStream(std::string_view stream) const { return stream.starts_with(stream_prefix); }
 };
 
 }  // namespace esd::server

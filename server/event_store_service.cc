@@ -115,7 +115,7 @@ capnp::MessageSize OneSegment(uint64_t bytes, size_t events) {
 }
 
 bool EventFilter::Matches(const storage::EventView& e) const {
-  if (!stream_prefix.empty() && e.stream.substr(0, stream_prefix.size()) != stream_prefix) return false;
+  if (!MatchesStream(e.stream)) return false;
   if (types.empty()) return true;
   for (const auto& t : types) {
     if (e.type == t) return true;

@@ -3,6 +3,8 @@
 #include <kj/debug.h>
 
 #include <atomic>
+#include <cstring>
+#include <span>
 
 #include "log/log.h"
 #include "server/event_store_service.h"
@@ -101,6 +103,30 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       } else if (events.status().code() != storage::Status::Code::kNotFound) {
         return Stop(events.status());
       }
+    } else if (cursor_ < durable && records_ && filter_.ByStreamOnly() && durable - cursor_ > kSubscriptionBatch) {
+      // Catching up with records: whole runs as the log holds them (Store::ReadAllRecords),
+      // with no view, visit or filter per event.
+      runs_.clear();
+      size_t bytes = 0;
+      uint64_t count = 0;
+      auto take = [&](const storage::Store::RecordRun& run) {
+        if (filter_.MatchesStream(run.stream)) {
+          if (count > 0 && (count >= kSubscriptionBatch || bytes + run.records.size() > kSubscriptionBatchBytes)) {
+            return false;  // next push
+          }
+          runs_.push_back(run.records);
+          bytes += run.records.size();
+          count += run.count;
+        }
+        cursor_ = run.first.value + run.count;
+        return true;
+      };
+      storage::GlobalPosition skipped(cursor_);
+      const auto scanned =
+          ctx_.store.ReadAllRecords(storage::GlobalPosition(cursor_), kMaxScanPerRead, take, buffer_, &skipped);
+      cursor_ = std::max(cursor_, skipped.value);
+      if (!scanned.ok() && runs_.empty()) return Stop(scanned.status());
+      return SendRuns(bytes);  // after damage, what verified before it; the next turn stops there
     } else if (cursor_ < durable) {
       uint64_t bytes = 0;
       auto visit = [&](const storage::EventView& e) {
@@ -136,6 +162,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     // waits (thousands may wait at once); it takes one again for what is new.
     buffer_.Release();
     batch_ = {};
+    runs_ = {};
     kj::Promise<void> said = kj::READY_NOW;
     if (!caught_up_) {
       caught_up_ = true;
@@ -164,6 +191,19 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     FillEvents(request, batch, records_, record_bytes);
     // evalLater: do not recurse; the daemon's busy-poll interval lets incoming messages (a
     // cancel, a disconnect) in between batches even while the flow-control window is open.
+    return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
+  }
+
+  // Sends runs_ (`bytes` in all) as one push of records.
+  kj::Promise<void> SendRuns(size_t bytes) {
+    Publish();
+    if (runs_.empty()) return kj::evalLater([this] { return Pump(); });  // all filtered out
+    auto request = subscriber_.eventsRequest(capnp::MessageSize{16 + bytes / 8, 0});
+    uint8_t* to = request.initRecords(bytes).begin();
+    for (const auto& run : runs_) {
+      std::memcpy(to, run.data(), run.size());
+      to += run.size();
+    }
     return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
   }
 
@@ -196,6 +236,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   uint64_t cursor_ = 0;
   storage::ReadBuffer buffer_;  // what the last ReadAll read, for its views
   std::vector<storage::EventView> batch_;  // Pump's, for the next push
+  std::vector<std::span<const uint8_t>> runs_;  // the same, as runs of records
   std::atomic<uint64_t> next_{0};  // version_ or cursor_, as Publish() last saw it
   bool caught_up_ = false;
 };

@@ -144,16 +144,35 @@ BatchCheck CheckBatch(std::span<const uint8_t> bytes, bool verify_checksum, Batc
   return BatchCheck::kOk;
 }
 
+namespace {
+
+// The record whose header is `h` fits in `available` bytes, and its fields in the record.
+bool RecordFits(const EventHeader& h, size_t available) {
+  const uint64_t fields = uint64_t{h.stream_size} + h.type_size + h.content_type_size +
+                          h.metadata_size + h.data_size;
+  return h.record_size % kAlignment == 0 && h.record_size <= available && kEventHeaderSize + fields <= h.record_size &&
+         h.record_size - (kEventHeaderSize + fields) < kAlignment;
+}
+
+}  // namespace
+
+bool CheckEventRecords(std::span<const uint8_t> bytes, uint64_t first_position, uint32_t count) {
+  size_t at = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (bytes.size() - at < kEventHeaderSize) return false;
+    EventHeader h;
+    std::memcpy(&h, bytes.data() + at, sizeof(h));
+    if (h.position != first_position + i || !RecordFits(h, bytes.size() - at)) return false;
+    at += h.record_size;
+  }
+  return at == bytes.size();
+}
+
 bool ParseEvent(std::span<const uint8_t> bytes, EventView* out, uint32_t* record_size) {
   if (bytes.size() < kEventHeaderSize) return false;
   EventHeader h;
   std::memcpy(&h, bytes.data(), sizeof(h));
-  const uint64_t fields = uint64_t{h.stream_size} + h.type_size + h.content_type_size +
-                          h.metadata_size + h.data_size;
-  if (h.record_size % kAlignment != 0 || h.record_size > bytes.size() ||
-      kEventHeaderSize + fields > h.record_size || h.record_size - (kEventHeaderSize + fields) >= kAlignment) {
-    return false;
-  }
+  if (!RecordFits(h, bytes.size())) return false;
   const char* p = reinterpret_cast<const char*>(bytes.data()) + kEventHeaderSize;
   out->position = GlobalPosition(h.position);
   out->version = StreamVersion(h.stream_version);

@@ -259,6 +259,10 @@ BatchCheck CheckBatch(std::span<const uint8_t> bytes, bool verify_checksum, Batc
 // Returns false when the record's sizes do not fit: the caller reports corruption.
 bool ParseEvent(std::span<const uint8_t> bytes, EventView* out, uint32_t* record_size);
 
+// `bytes` is exactly `count` event records that ParseEvent would accept, at positions
+// first_position, first_position + 1, ...: a check of a run that builds no view.
+bool CheckEventRecords(std::span<const uint8_t> bytes, uint64_t first_position, uint32_t count);
+
 // The whole record (header, fields, padding) that ParseEvent parsed `e` from: its views lie
 // in the record, the stream name right after the header. Only for views from ParseEvent.
 inline std::span<const uint8_t> RecordOf(const EventView& e) {

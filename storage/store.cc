@@ -397,18 +397,24 @@ Result<std::vector<EventView>> Store::ReadStream(std::string_view stream, Stream
 
 Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                               GlobalPosition* skipped_to) const {
-  return impl_->ReadAll(from, max_count, visit, nullptr, true, skipped_to);
+  return impl_->ReadAll(from, max_count, visit, {.skipped_to = skipped_to});
 }
 
 Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                               ReadBuffer& copy, GlobalPosition* skipped_to) const {
-  return impl_->ReadAll(from, max_count, visit, &copy, true, skipped_to);
+  return impl_->ReadAll(from, max_count, visit, {.copy = &copy, .skipped_to = skipped_to});
+}
+
+Result<size_t> Store::ReadAllRecords(GlobalPosition from, size_t max_count,
+                                     const std::function<bool(const RecordRun&)>& take, ReadBuffer& copy,
+                                     GlobalPosition* skipped_to) const {
+  return impl_->ReadAll(from, max_count, nullptr, {.copy = &copy, .skipped_to = skipped_to, .take_run = &take});
 }
 
 Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                               const std::function<bool(std::string_view stream)>& wants, Passed* passed,
                               ReadBuffer* copy) const {
-  return impl_->ReadAll(from, max_count, visit, copy, true, nullptr, &wants, passed);
+  return impl_->ReadAll(from, max_count, visit, {.copy = copy, .wants = &wants, .passed = passed});
 }
 
 uint8_t* ReadBuffer::Take(size_t bytes) {
@@ -638,11 +644,14 @@ class ScanBytes {
 }  // namespace
 
 Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
-                                    const std::function<bool(const EventView&)>& visit, ReadBuffer* copy,
-                                    bool lifecycle_filter, GlobalPosition* skipped_to,
-                                    const std::function<bool(std::string_view stream)>* wants,
-                                    Store::Passed* passed) const {
+                                    const std::function<bool(const EventView&)>& visit,
+                                    const ScanOptions& options) const {
   constexpr uint64_t kPrefetchAhead = 1024;
+  ReadBuffer* const copy = options.copy;
+  GlobalPosition* const skipped_to = options.skipped_to;
+  const auto* const wants = options.wants;
+  Store::Passed* const passed = options.passed;
+  const auto* const take_run = options.take_run;
   struct Span {
     const Segment* segment;
     uint64_t begin, end;
@@ -676,7 +685,7 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
   if (copy != nullptr) copy->Reset();
   // Removed events (storage/lifecycle.h) are skipped: what is removed is decided once per
   // batch (one stream, one commit time), and not at all in a store without metadata.
-  const bool filtering = lifecycle_filter && metadata_count_.load(std::memory_order_acquire) > 0;
+  const bool filtering = options.lifecycle_filter && metadata_count_.load(std::memory_order_acquire) > 0;
   const TimestampMicros now = filtering ? NowMicros() : 0;
   // A view of the last event's name: views stay valid for the whole call (the visitor may
   // hold them too), so comparing costs no copy.
@@ -756,6 +765,41 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
           continue;
         }
       }
+      if (take_run != nullptr && h.first_position + h.event_count <= durable) {
+        // The batch from `from` on is one run, unless some of its events are removed: one
+        // stream, consecutive versions, one commit time, so if the first is kept, all are.
+        EventView first;
+        uint32_t size = 0;
+        uint64_t position = h.first_position;
+        bool parsed = format::ParseEvent(batch.subspan(at), &first, &size);
+        while (parsed && position < from.value) {
+          at += size;
+          ++position;
+          parsed = format::ParseEvent(batch.subspan(at), &first, &size);
+        }
+        if (!parsed) {
+          return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off + at) +
+                                    ": event record does not parse");
+        }
+        if (filtering && first.stream != removal_stream) {
+          removal_stream = first.stream;
+          removal = RemovalOf(first.stream, now);
+        }
+        if (!filtering || !removal.Removes(first.version, first.timestamp)) {
+          const RecordRun run{batch.subspan(at), GlobalPosition(position),
+                              static_cast<uint32_t>(h.first_position + h.event_count - position), first.stream};
+          if (!format::CheckEventRecords(run.records, position, run.count)) {
+            return Status::Corruption(span.segment->path().filename().string() + " offset " +
+                                      std::to_string(off + at) + ": event records do not parse");
+          }
+          if (!(*take_run)(run)) return visited;
+          visited += run.count;
+          if (visited + passed_over >= max_count) return visited;
+          off = batch_end;
+          continue;
+        }
+        at = format::kBatchHeaderSize;  // some are removed: event by event, below
+      }
       for (uint32_t i = 0; i < h.event_count; ++i) {
         // A scan of the mapping missed the cache once per record header (80% of its time in
         // perf); the hardware prefetcher does not run ahead across ~300-byte strides, so ask
@@ -783,6 +827,12 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
             pass(e.position + 1, e.timestamp);
             continue;
           }
+        }
+        if (take_run != nullptr) {
+          if (!(*take_run)(RecordRun{format::RecordOf(e), e.position, 1, e.stream})) return visited;
+          ++visited;
+          if (visited + passed_over >= max_count) return visited;
+          continue;
         }
         ++visited;
         if (!visit(e) || visited + passed_over >= max_count) return visited;

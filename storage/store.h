@@ -374,6 +374,25 @@ class Store {
   // ~23 ns. Each batch is verified before any of its events is visited, as above.
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                          ReadBuffer& copy, GlobalPosition* skipped_to = nullptr) const;
+  // Events as the log holds them: `count` event records (storage/format.h, EventHeader and
+  // its fields, each padded to a multiple of 8) one after the other, at positions first,
+  // first + 1, ..., all of `stream`.
+  struct RecordRun {
+    std::span<const uint8_t> records;
+    GlobalPosition first;
+    uint32_t count = 0;
+    std::string_view stream;
+  };
+  // The same scan through `copy`, for a reader that serves records as they lie (a
+  // subscription or a page of $all that asked for records): what a batch holds from `from`
+  // on is one run, verified as above and checked record by record (sizes, positions), with
+  // no view built per event. A batch of which some events are removed gives a run per kept
+  // event. `take` returns false to leave the run: it is not counted, and the scan stops
+  // there, for the caller to go on from run.first later. Returns the number of events in the
+  // runs taken; a run is taken whole, so that may pass `max_count` by less than a batch.
+  Result<size_t> ReadAllRecords(GlobalPosition from, size_t max_count,
+                                const std::function<bool(const RecordRun&)>& take, ReadBuffer& copy,
+                                GlobalPosition* skipped_to = nullptr) const;
   // The same for a reader that folds a few streams out of $all, such as the order
   // projection: a batch holds one stream, so a batch of a stream `wants` refuses is passed
   // whole without parsing its events (it is still verified: damage there stops the scan as

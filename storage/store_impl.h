@@ -104,13 +104,23 @@ class Store::Impl {
                                             size_t from_slot) const;
   Result<std::vector<EventView>> ReadStream(std::string_view stream, StreamVersion from, size_t max_count,
                                             Direction direction) const;
-  // `lifecycle_filter` false: removed events too (the writer's retry check). `wants` and
-  // `passed`: Store::ReadAll's filtered form (`passed->end` takes skipped_to's part).
+  // How ReadAll scans: each of Store's ReadAll forms sets some of these.
+  struct ScanOptions {
+    ReadBuffer* copy = nullptr;  // read through it (pread), else through the mapping
+    bool lifecycle_filter = true;  // false: removed events too (the writer's retry check)
+    GlobalPosition* skipped_to = nullptr;
+    // Store::ReadAll's filtered form (`passed->end` takes skipped_to's part).
+    const std::function<bool(std::string_view stream)>* wants = nullptr;
+    Store::Passed* passed = nullptr;
+    // Store::ReadAllRecords: runs go here, and `visit` is not called.
+    const std::function<bool(const Store::RecordRun&)>* take_run = nullptr;
+  };
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
-                         ReadBuffer* copy = nullptr, bool lifecycle_filter = true,
-                         GlobalPosition* skipped_to = nullptr,
-                         const std::function<bool(std::string_view stream)>* wants = nullptr,
-                         Store::Passed* passed = nullptr) const;
+                         const ScanOptions& options) const;
+  Result<size_t> ReadAll(GlobalPosition from, size_t max_count,
+                         const std::function<bool(const EventView&)>& visit) const {
+    return ReadAll(from, max_count, visit, ScanOptions{});
+  }
   // The names of the newest index file's tips (none without one), in its order: views into
   // its mapping, valid while the store is open. Takes `mu_` only to find the file. Sets
   // listed_base_; called once, by directory_.

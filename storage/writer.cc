@@ -207,7 +207,7 @@ std::optional<AppendResult> Store::Impl::CheckRetry(const AppendRequest& r, Glob
         events.push_back(v);
         return true;
       },
-      nullptr, /*lifecycle_filter=*/false);
+      {.lifecycle_filter = false});
   const std::string id = r.events.front().id.ToString();
   if (events.size() != r.events.size()) {
     return AppendResult(Status::IdempotencyConflict("event id " + id + " was already written at position " +

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <future>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -429,6 +430,31 @@ class ComparingSubscriber final : public rpc::Subscriber::Server {
   Seen& seen_;
 };
 
+// Subscribes to $all from the start twice, filtered by `prefix`, one taking records and one
+// the list, and waits until both are caught up (at the durable position).
+void SubscribeBothWays(EsdProcess& esd, const std::string& prefix, ComparingSubscriber::Seen& as_records,
+                       ComparingSubscriber::Seen& as_list) {
+  const uint64_t durable = Connect(esd)->Status().durable_position;
+  WireSession wire(esd);  // its own event loop, gone when this returns
+  std::vector<rpc::Subscription::Client> subscriptions;
+  for (auto* seen : {&as_records, &as_list}) {
+    auto request = wire.store.subscribeRequest();
+    request.getFrom().setStart();
+    request.getFilter().setStreamPrefix(prefix);
+    request.setRecords(seen == &as_records);
+    request.setSubscriber(kj::heap<ComparingSubscriber>(*seen));
+    subscriptions.push_back(request.send().wait(wire.io.waitScope).getSubscription());
+  }
+  auto deadline = wire.io.provider->getTimer().afterDelay(60 * kj::SECONDS);
+  while (!(as_records.caught_up && as_list.caught_up)) {
+    auto turn = wire.io.provider->getTimer().afterDelay(10 * kj::MILLISECONDS);
+    turn.wait(wire.io.waitScope);
+    ASSERT_FALSE(deadline.poll(wire.io.waitScope)) << "not caught up within 60 s";
+  }
+  EXPECT_EQ(*as_records.caught_up, durable);
+  EXPECT_EQ(*as_list.caught_up, durable);
+}
+
 TEST(Subscriptions, ASubscriberThatAsksForRecordsGetsTheSameEventsAsOneThatTakesTheList) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -449,31 +475,13 @@ TEST(Subscriptions, ASubscriberThatAsksForRecordsGetsTheSameEventsAsOneThatTakes
   const uint64_t total = Connect(esd)->Status().durable_position;
   ASSERT_GT(total, 2048u);
   ComparingSubscriber::Seen as_records, as_list;
-  {
-    WireSession wire(esd);  // its own event loop: gone before esd::client's below
-    std::vector<rpc::Subscription::Client> subscriptions;
-    for (auto* seen : {&as_records, &as_list}) {
-      auto request = wire.store.subscribeRequest();
-      request.getFrom().setStart();
-      request.setRecords(seen == &as_records);
-      request.setSubscriber(kj::heap<ComparingSubscriber>(*seen));
-      subscriptions.push_back(request.send().wait(wire.io.waitScope).getSubscription());
-    }
-    auto deadline = wire.io.provider->getTimer().afterDelay(60 * kj::SECONDS);
-    while (!(as_records.caught_up && as_list.caught_up)) {
-      auto turn = wire.io.provider->getTimer().afterDelay(10 * kj::MILLISECONDS);
-      turn.wait(wire.io.waitScope);
-      ASSERT_FALSE(deadline.poll(wire.io.waitScope)) << "not caught up within 60 s";
-    }
-    EXPECT_EQ(*as_records.caught_up, total);
-    EXPECT_EQ(*as_list.caught_up, total);
-    ASSERT_EQ(as_records.events.size(), total);
-    EXPECT_TRUE(as_records.events == as_list.events);
-    for (uint64_t p = 0; p < total; ++p) ASSERT_EQ(as_records.events[p].position, p);
-    EXPECT_GT(as_records.pushes_with_records, 1u);
-    EXPECT_EQ(as_records.pushes_with_list, 0u);
-    EXPECT_EQ(as_list.pushes_with_records, 0u);
-  }
+  SubscribeBothWays(esd, "", as_records, as_list);
+  ASSERT_EQ(as_records.events.size(), total);
+  EXPECT_TRUE(as_records.events == as_list.events);
+  for (uint64_t p = 0; p < total; ++p) ASSERT_EQ(as_records.events[p].position, p);
+  EXPECT_GT(as_records.pushes_with_records, 1u);
+  EXPECT_EQ(as_records.pushes_with_list, 0u);
+  EXPECT_EQ(as_list.pushes_with_records, 0u);
 
   // esd::client asks for records and decodes them itself: the same events again.
   auto c = Connect(esd);
@@ -487,6 +495,44 @@ TEST(Subscriptions, ASubscriberThatAsksForRecordsGetsTheSameEventsAsOneThatTakes
   });
   ASSERT_TRUE(c->RunUntil([&] { return from_client.size() >= total; }, 60s));
   EXPECT_TRUE(from_client == as_list.events);
+}
+
+// Records catch up whole batches at a time (Store::ReadAllRecords); a stream prefix and
+// removed events in the middle of batches change nothing of what arrives.
+TEST(Subscriptions, RecordsWithAStreamPrefixAndRemovedEventsAreTheEventsTheListHas) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  {
+  auto c = Connect(esd);  // gone before the subscriptions' own event loop
+  for (int i = 0; i < 240; ++i) {  // ~4,900 events: more than a push's 2,048, also filtered
+    std::vector<NewEvent> events;
+    for (int k = 0; k < 1 + i % 40; ++k) events.push_back(NewEvent::Json("E", "{\"k\":" + std::to_string(k) + "}"));
+    const std::string stream = (i % 3 == 0 ? "other-" : "kept-") + std::to_string(i % 7);
+    auto r = c->Append(stream, Expected::Any(), events);
+    ASSERT_TRUE(r.ok()) << r.reason;
+  }
+  // Versions below 5 of kept-1 and kept-2 are removed: the first batches of each, partly.
+  ASSERT_TRUE(c->TruncateStream("kept-1", 5).ok());
+  ASSERT_TRUE(c->TruncateStream("kept-2", 5).ok());
+  }
+
+  for (const std::string prefix : {"kept-", ""}) {
+    ComparingSubscriber::Seen as_records, as_list;
+    SubscribeBothWays(esd, prefix, as_records, as_list);
+    ASSERT_GT(as_list.events.size(), 1000u);
+    EXPECT_TRUE(as_records.events == as_list.events) << "prefix '" << prefix << "'";
+    std::map<std::string, uint64_t> next_version;
+    for (const auto& e : as_records.events) {
+      EXPECT_TRUE(e.stream.starts_with(prefix)) << e.stream;
+      if (e.stream == "kept-1" || e.stream == "kept-2") {
+        const uint64_t expected = next_version.count(e.stream) ? next_version[e.stream] : 5;
+        EXPECT_EQ(e.version, expected) << e.stream << " from version 5 on, each once";
+        next_version[e.stream] = e.version + 1;
+      }
+    }
+    EXPECT_EQ(next_version.size(), 2u);
+    EXPECT_GT(as_records.pushes_with_records, 1u);
+  }
 }
 
 // readAll's `records` are the same records (protocol/esd.capnp); here beside the pushes'.

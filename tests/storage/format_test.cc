@@ -203,6 +203,28 @@ TEST(Format, EventRecordWithSizesPastItsBufferDoesNotParse) {
   EXPECT_FALSE(ParseEvent(std::span(big).subspan(kBatchHeaderSize), &e, &size));
 }
 
+TEST(Format, ARunOfRecordsChecksEverySizeAndPosition) {
+  std::vector<EventFields> events;
+  for (int i = 0; i < 3; ++i) events.push_back({CountingId(), "Type", "", std::string(i, 'm'), std::string(5 + i, 'd')});
+  size_t bytes = kBatchHeaderSize;
+  for (const auto& e : events) bytes += EventRecordSize("s", e);
+  std::vector<uint8_t> b(bytes);
+  EncodeBatch(b, "s", events, {SegmentId(1), GlobalPosition(40), StreamVersion(0), 1, FileOffset(64)});
+  const auto run = std::span<const uint8_t>(b).subspan(kBatchHeaderSize);
+  EXPECT_TRUE(CheckEventRecords(run, 40, 3));
+  EXPECT_FALSE(CheckEventRecords(run, 41, 3)) << "positions other than claimed";
+  EXPECT_FALSE(CheckEventRecords(run, 40, 2)) << "bytes past the last record";
+  EXPECT_FALSE(CheckEventRecords(run, 40, 4)) << "fewer records than claimed";
+  EXPECT_FALSE(CheckEventRecords(run.first(run.size() - 8), 40, 3)) << "a record cut short";
+  EXPECT_TRUE(CheckEventRecords(run.first(0), 40, 0));
+
+  auto bad = b;
+  const uint32_t huge = 1u << 30;
+  const size_t second = kBatchHeaderSize + EventRecordSize("s", events[0]);
+  std::memcpy(bad.data() + second + 44, &huge, 4);  // the second record's data_size
+  EXPECT_FALSE(CheckEventRecords(std::span<const uint8_t>(bad).subspan(kBatchHeaderSize), 40, 3));
+}
+
 TEST(Format, RecordsAreEightByteAligned) {
   for (size_t n = 0; n < 20; ++n) {
     std::string data(n, 'x');

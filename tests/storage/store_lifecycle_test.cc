@@ -43,8 +43,41 @@ std::vector<uint64_t> Versions(const Store& store, const std::string& stream, ui
   return out;
 }
 
-// (stream, version) of every event $all serves, read with and without a copy buffer; both
-// must agree.
+// (stream, version) of every event $all serves as records (Store::ReadAllRecords), parsed
+// back run by run.
+std::vector<std::pair<std::string, uint64_t>> AllAsRecords(const Store& store) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  ReadBuffer buffer;
+  GlobalPosition from(0);
+  while (true) {
+    GlobalPosition next = from;
+    auto n = store.ReadAllRecords(
+        from, 1'000'000,
+        [&](const Store::RecordRun& run) {
+          std::span<const uint8_t> left = run.records;
+          for (uint32_t i = 0; i < run.count; ++i) {
+            EventView e;
+            uint32_t size = 0;
+            EXPECT_TRUE(format::ParseEvent(left, &e, &size));
+            EXPECT_EQ(e.position, run.first + i);
+            EXPECT_EQ(e.stream, run.stream);
+            out.emplace_back(std::string(e.stream), e.version.value);
+            left = left.subspan(size);
+          }
+          EXPECT_TRUE(left.empty()) << "a run holds its events and nothing more";
+          next = run.first + run.count;
+          return true;
+        },
+        buffer);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    if (!n.ok() || *n == 0) break;
+    from = next;
+  }
+  return out;
+}
+
+// (stream, version) of every event $all serves, read with and without a copy buffer, and as
+// records; all must agree.
 std::vector<std::pair<std::string, uint64_t>> All(const Store& store) {
   std::vector<std::pair<std::string, uint64_t>> mapped, copied;
   auto n = store.ReadAll(GlobalPosition(0), 1'000'000, [&](const EventView& e) {
@@ -71,6 +104,7 @@ std::vector<std::pair<std::string, uint64_t>> All(const Store& store) {
     from = last + 1;
   }
   EXPECT_EQ(mapped, copied);
+  EXPECT_EQ(mapped, AllAsRecords(store));
   return mapped;
 }
 
@@ -435,6 +469,32 @@ TEST(StoreLifecycle, AScanThatPassesRemovedEventsSaysHowFarItSkipped) {
   GlobalPosition none(42);
   ASSERT_TRUE(store->ReadAll(GlobalPosition(7), 100, [](const EventView&) { return true; }, &none).ok());
   EXPECT_EQ(none, GlobalPosition(42)) << "left alone when nothing removed was passed";
+}
+
+TEST(StoreLifecycle, ARecordsScanGivesAPartlyRemovedBatchEventByEventAndWholeBatchesWhole) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  Append(*store, "log-1", 0, 3);  // positions 0..2, one batch
+  Append(*store, "log-2", 0, 4);  // 3..6
+  ASSERT_TRUE(store->TruncateStreamSync("log-1", StreamVersion(2)).ok());  // 7: $$log-1
+
+  struct Run {
+    uint64_t first;
+    uint32_t count;
+    std::string stream;
+    bool operator==(const Run&) const = default;
+  };
+  std::vector<Run> runs;
+  ReadBuffer buffer;
+  GlobalPosition skipped(0);
+  auto n = store->ReadAllRecords(GlobalPosition(0), 100, [&](const Store::RecordRun& run) {
+    runs.push_back({run.first.value, run.count, std::string(run.stream)});
+    return true;
+  }, buffer, &skipped);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1u + 4u + 1u);
+  EXPECT_EQ(runs, (std::vector<Run>{{2, 1, "log-1"}, {3, 4, "log-2"}, {7, 1, "$$log-1"}}));
+  EXPECT_EQ(skipped, GlobalPosition(2)) << "one past the removed events it passed";
 }
 
 }  // namespace

@@ -385,6 +385,90 @@ TEST(Store, ReadAllThroughABufferVisitsWhatReadingInPlaceVisits) {
   EXPECT_EQ(store->stats().corruption_found, 0u);
 }
 
+// The events of `run`, parsed back; fails the test when the run holds anything else.
+std::vector<EventView> EventsOfRun(const Store::RecordRun& run) {
+  std::vector<EventView> out;
+  std::span<const uint8_t> left = run.records;
+  for (uint32_t i = 0; i < run.count; ++i) {
+    EventView e;
+    uint32_t size = 0;
+    EXPECT_TRUE(format::ParseEvent(left, &e, &size)) << "run at " << run.first.value << ", record " << i;
+    if (::testing::Test::HasFailure()) return out;
+    out.push_back(e);
+    left = left.subspan(size);
+  }
+  EXPECT_TRUE(left.empty()) << "a run holds its records and nothing more";
+  return out;
+}
+
+TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
+  TempDir dir;
+  const uint64_t total = FillForBufferedReads(dir);
+  auto store = OpenStore(dir);  // reopened: every batch is verified by the reads
+  ReadBuffer buffer;
+  for (const uint64_t from : {uint64_t{0}, uint64_t{1}, total / 3, total - 1}) {
+    uint64_t next = from, runs = 0, multi_event_runs = 0;
+    while (next < total) {
+      std::vector<EventView> taken;
+      auto n = store->ReadAllRecords(GlobalPosition(next), 5000, [&](const Store::RecordRun& run) {
+        EXPECT_EQ(run.first.value, next + taken.size()) << "runs follow one another";
+        const auto events = EventsOfRun(run);
+        for (const EventView& e : events) {
+          EXPECT_EQ(e.position, run.first + (&e - events.data()));
+          EXPECT_EQ(e.stream, run.stream) << "a run is of one stream";
+        }
+        taken.insert(taken.end(), events.begin(), events.end());
+        ++runs;
+        multi_event_runs += run.count > 1;
+        return true;
+      }, buffer);
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      ASSERT_EQ(*n, taken.size());
+      ASSERT_GT(*n, 0u) << "from " << next;
+      EXPECT_LT(*n, 5000u + 100u) << "past max_count by less than a batch (of at most 100 here)";
+      auto in_place = store->ReadAll(GlobalPosition(next), *n);
+      ASSERT_TRUE(in_place.ok()) << in_place.status().ToString();
+      ASSERT_EQ(in_place->size(), taken.size());
+      for (size_t k = 0; k < taken.size(); ++k) {
+        const auto a = format::RecordOf(taken[k]), b = format::RecordOf((*in_place)[k]);
+        ASSERT_EQ(a.size(), b.size()) << "at " << next + k;
+        ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size()), 0) << "at " << next + k;
+      }
+      next += taken.size();
+    }
+    EXPECT_EQ(next, total);
+    if (from < total - 1) EXPECT_GT(multi_event_runs, runs / 2) << "whole batches, not event by event";
+  }
+  EXPECT_EQ(store->stats().corruption_found, 0u);
+}
+
+TEST(Store, ARecordsScanLeavesTheRunItIsNotTakingAndStopsThere) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  for (uint64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 3 * i, 3)).ok());
+  }
+  ReadBuffer buffer;
+  std::vector<uint64_t> offered;
+  auto n = store->ReadAllRecords(GlobalPosition(1), 100, [&](const Store::RecordRun& run) {
+    offered.push_back(run.first.value);
+    return offered.size() < 3;
+  }, buffer);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(offered, (std::vector<uint64_t>{1, 3, 6})) << "from the middle of a batch, then whole batches";
+  EXPECT_EQ(*n, 2u + 3u) << "the run left is not counted";
+
+  // max_count is reached at a run's end: 4 asks for two runs.
+  std::vector<uint64_t> counts;
+  auto m = store->ReadAllRecords(GlobalPosition(6), 4, [&](const Store::RecordRun& run) {
+    counts.push_back(run.count);
+    return true;
+  }, buffer);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*m, 6u);
+  EXPECT_EQ(counts, (std::vector<uint64_t>{3, 3}));
+}
+
 TEST(Store, AFilteredReadAllVisitsTheWantedStreamsAndPassesTheOthersWholeBatches) {
   TempDir dir;
   auto store = OpenStore(dir);
@@ -1112,6 +1196,27 @@ TEST(StoreDamage, ABatchThatDoesNotVerifyIsNeverServedThroughAReadBuffer) {
   ExpectDamageAt(again.status(), f);
   // Past the damage, what follows it is served.
   auto after = store->ReadAll(GlobalPosition(f.position + 1), 1'000'000, [](const EventView&) { return true; }, buffer);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(*after, 600 - f.position - 1);
+}
+
+TEST(StoreDamage, ARecordsScanNeverHandsADamagedBatch) {
+  TempDir dir;
+  const Flipped f = FillAndFlip(dir, 1, 10);
+  auto store = OpenStore(dir);
+  ASSERT_NE(store, nullptr);
+  ReadBuffer buffer;
+  uint64_t next = 0;
+  auto all = store->ReadAllRecords(GlobalPosition(0), 1'000'000, [&](const Store::RecordRun& run) {
+    EXPECT_EQ(run.first.value, next);
+    EXPECT_LE(run.first.value + run.count, f.position) << "nothing at or past the damage";
+    next = run.first.value + run.count;
+    return true;
+  }, buffer);
+  ExpectDamageAt(all.status(), f);
+  EXPECT_EQ(next, f.position) << "$all stops at the damage, after every event before it";
+  auto after = store->ReadAllRecords(GlobalPosition(f.position + 1), 1'000'000,
+                                     [](const Store::RecordRun&) { return true; }, buffer);
   ASSERT_TRUE(after.ok()) << after.status().ToString();
   EXPECT_EQ(*after, 600 - f.position - 1);
 }
