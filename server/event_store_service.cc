@@ -192,6 +192,13 @@ void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to) {
   if (run_size > 0) std::memcpy(to, run, run_size);
 }
 
+void CopyRuns(const std::vector<std::span<const uint8_t>>& runs, uint8_t* to) {
+  for (const auto& run : runs) {
+    std::memcpy(to, run.data(), run.size());
+    to += run.size();
+  }
+}
+
 kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
   // Without a size hint capnp callocs 8 KiB for every answer; an append's answer is a few
@@ -328,27 +335,46 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   auto params = context.getParams();
   const uint32_t count = std::min(params.getCount(), kMaxReadCount);
   const EventFilter filter = ReadFilter(params.getFilter());
+  const bool records = params.getRecords();
+  // Records filtered by stream alone are read as whole runs (Store::ReadAllRecords).
+  const bool as_runs = records && filter.ByStreamOnly();
   const uint64_t durable = ctx_.store.DurablePosition().value;
-  std::vector<storage::EventView> events;
+  std::vector<storage::EventView> events;      // the page, but for as_runs
+  std::vector<std::span<const uint8_t>> runs;  // as_runs: the page's records
   uint64_t next = params.getFromPosition();
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, taken = 0;  // as_runs: bytes are the records'
   std::optional<Status> damage;
   storage::GlobalPosition skipped(next);
   if (count > 0) {
     // Through read_buffer_ (pread; storage/store.h says why): the views stay valid until the
     // answer below is built.
-    auto scanned = ctx_.store.ReadAll(
-        storage::GlobalPosition(next), kMaxScanPerRead,
-        [&](const storage::EventView& e) {
-          if (filter.Matches(e)) {
-            if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
-            events.push_back(e);
-            bytes += WireSize(e);
-          }
-          next = e.position.value + 1;
-          return events.size() < count;
-        },
-        read_buffer_, &skipped);
+    auto take = [&](const storage::Store::RecordRun& run) -> uint32_t {
+      if (!filter.MatchesStream(run.stream)) {
+        next = run.first.value + run.count;
+        return run.count;
+      }
+      auto part = run.Front(count - taken, bytes < kMaxReadBytes ? kMaxReadBytes - bytes : 0);
+      if (part.count == 0 && taken == 0) part = run.Front(1, UINT64_MAX);  // one event at least
+      if (part.count > 0) {
+        runs.push_back(part.records);
+        bytes += part.records.size();
+        taken += part.count;
+        next = part.first.value + part.count;
+      }
+      return part.count;
+    };
+    auto visit = [&](const storage::EventView& e) {
+      if (filter.Matches(e)) {
+        if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
+        events.push_back(e);
+        bytes += WireSize(e);
+      }
+      next = e.position.value + 1;
+      return events.size() < count;
+    };
+    const storage::GlobalPosition from(next);
+    auto scanned = as_runs ? ctx_.store.ReadAllRecords(from, kMaxScanPerRead, take, read_buffer_, &skipped)
+                           : ctx_.store.ReadAll(from, kMaxScanPerRead, visit, read_buffer_, &skipped);
     next = std::max(next, skipped.value);  // past removed events, so the next page does not scan them again
     if (!scanned.ok()) {
       // The events visited before the damage verified: they are answered, then the damage.
@@ -357,11 +383,14 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
       ctx_.damage_log.Report(*damage, "a read of $all");
     }
   }
-  const bool records = params.getRecords();
-  const size_t record_bytes = records ? RecordBytes(events) : 0;
+  const size_t record_bytes = as_runs ? bytes : records ? RecordBytes(events) : 0;
   auto results = context.initResults(records ? capnp::MessageSize{64 + record_bytes / 8, 0}
                                              : OneSegment(bytes, events.size()));
-  FillEvents(results, events, records, record_bytes);
+  if (as_runs) {
+    CopyRuns(runs, results.initRecords(record_bytes).begin());
+  } else {
+    FillEvents(results, events, records, record_bytes);
+  }
   next = std::max(next, params.getFromPosition());
   results.setNextPosition(next);
   results.setEndOfLog(!damage && next >= durable);

@@ -59,6 +59,9 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
 // the sum of their storage::format::RecordOf sizes: the verified records copied as they lie
 // in the log, a run of adjacent ones with one memcpy. The views must come from the store.
 void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to);
+// Runs of records (storage::Store::ReadAllRecords) one after the other into `to`, which has
+// room for the sum of their sizes.
+void CopyRuns(const std::vector<std::span<const uint8_t>>& runs, uint8_t* to);
 // The bytes `events` take as records: the sum of their storage::format::RecordOf sizes.
 size_t RecordBytes(const std::vector<storage::EventView>& events);
 // Puts `events` into `out` (a readAll answer or a Subscriber.events request): as records when

@@ -3,7 +3,6 @@
 #include <kj/debug.h>
 
 #include <atomic>
-#include <cstring>
 #include <span>
 
 #include "log/log.h"
@@ -109,17 +108,23 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
       runs_.clear();
       size_t bytes = 0;
       uint64_t count = 0;
-      auto take = [&](const storage::Store::RecordRun& run) {
-        if (filter_.MatchesStream(run.stream)) {
-          if (count > 0 && (count >= kSubscriptionBatch || bytes + run.records.size() > kSubscriptionBatchBytes)) {
-            return false;  // next push
-          }
-          runs_.push_back(run.records);
-          bytes += run.records.size();
-          count += run.count;
+      auto take = [&](const storage::Store::RecordRun& run) -> uint32_t {
+        if (!filter_.MatchesStream(run.stream)) {
+          cursor_ = run.first.value + run.count;
+          return run.count;
         }
-        cursor_ = run.first.value + run.count;
-        return true;
+        // What fits the push; the rest is the next push's. A push holds one event at least,
+        // however large.
+        auto part = run.Front(kSubscriptionBatch - count,
+                              bytes < kSubscriptionBatchBytes ? kSubscriptionBatchBytes - bytes : 0);
+        if (part.count == 0 && count == 0) part = run.Front(1, UINT64_MAX);
+        if (part.count > 0) {
+          runs_.push_back(part.records);
+          bytes += part.records.size();
+          count += part.count;
+          cursor_ = part.first.value + part.count;
+        }
+        return part.count;
       };
       storage::GlobalPosition skipped(cursor_);
       const auto scanned =
@@ -199,11 +204,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     Publish();
     if (runs_.empty()) return kj::evalLater([this] { return Pump(); });  // all filtered out
     auto request = subscriber_.eventsRequest(capnp::MessageSize{16 + bytes / 8, 0});
-    uint8_t* to = request.initRecords(bytes).begin();
-    for (const auto& run : runs_) {
-      std::memcpy(to, run.data(), run.size());
-      to += run.size();
-    }
+    CopyRuns(runs_, request.initRecords(bytes).begin());
     return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
   }
 

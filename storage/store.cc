@@ -406,7 +406,7 @@ Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::
 }
 
 Result<size_t> Store::ReadAllRecords(GlobalPosition from, size_t max_count,
-                                     const std::function<bool(const RecordRun&)>& take, ReadBuffer& copy,
+                                     const std::function<uint32_t(const RecordRun&)>& take, ReadBuffer& copy,
                                      GlobalPosition* skipped_to) const {
   return impl_->ReadAll(from, max_count, nullptr, {.copy = &copy, .skipped_to = skipped_to, .take_run = &take});
 }
@@ -415,6 +415,21 @@ Result<size_t> Store::ReadAll(GlobalPosition from, size_t max_count, const std::
                               const std::function<bool(std::string_view stream)>& wants, Passed* passed,
                               ReadBuffer* copy) const {
   return impl_->ReadAll(from, max_count, visit, {.copy = copy, .wants = &wants, .passed = passed});
+}
+
+Store::RecordRun Store::RecordRun::Front(uint64_t max_count, uint64_t max_bytes) const {
+  if (count <= max_count && records.size() <= max_bytes) return *this;
+  RecordRun front{records.first(0), first, 0, stream};
+  size_t bytes = 0;
+  while (front.count < std::min<uint64_t>(count, max_count)) {
+    format::EventHeader h;
+    std::memcpy(&h, records.data() + bytes, sizeof(h));  // the run was checked: each header fits
+    if (bytes + h.record_size > max_bytes) break;
+    bytes += h.record_size;
+    ++front.count;
+  }
+  front.records = records.first(bytes);
+  return front;
 }
 
 uint8_t* ReadBuffer::Take(size_t bytes) {
@@ -792,9 +807,9 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
             return Status::Corruption(span.segment->path().filename().string() + " offset " +
                                       std::to_string(off + at) + ": event records do not parse");
           }
-          if (!(*take_run)(run)) return visited;
-          visited += run.count;
-          if (visited + passed_over >= max_count) return visited;
+          const uint32_t taken = (*take_run)(run);
+          visited += taken;
+          if (taken < run.count || visited + passed_over >= max_count) return visited;
           off = batch_end;
           continue;
         }
@@ -829,7 +844,7 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
           }
         }
         if (take_run != nullptr) {
-          if (!(*take_run)(RecordRun{format::RecordOf(e), e.position, 1, e.stream})) return visited;
+          if ((*take_run)(RecordRun{format::RecordOf(e), e.position, 1, e.stream}) == 0) return visited;
           ++visited;
           if (visited + passed_over >= max_count) return visited;
           continue;

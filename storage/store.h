@@ -382,16 +382,21 @@ class Store {
     GlobalPosition first;
     uint32_t count = 0;
     std::string_view stream;
+
+    // The longest leading part of the run with at most `max_count` events in at most
+    // `max_bytes` bytes: possibly none.
+    RecordRun Front(uint64_t max_count, uint64_t max_bytes) const;
   };
   // The same scan through `copy`, for a reader that serves records as they lie (a
   // subscription or a page of $all that asked for records): what a batch holds from `from`
   // on is one run, verified as above and checked record by record (sizes, positions), with
   // no view built per event. A batch of which some events are removed gives a run per kept
-  // event. `take` returns false to leave the run: it is not counted, and the scan stops
-  // there, for the caller to go on from run.first later. Returns the number of events in the
-  // runs taken; a run is taken whole, so that may pass `max_count` by less than a batch.
+  // event. `take` returns how many of the run's events it takes, from its first (see
+  // RecordRun::Front): all of them to go on; fewer stop the scan there, for the caller to go
+  // on from run.first plus that number later. Returns the number of events taken; a run
+  // counts whole towards `max_count`, so the scan may take up to a batch more than it.
   Result<size_t> ReadAllRecords(GlobalPosition from, size_t max_count,
-                                const std::function<bool(const RecordRun&)>& take, ReadBuffer& copy,
+                                const std::function<uint32_t(const RecordRun&)>& take, ReadBuffer& copy,
                                 GlobalPosition* skipped_to = nullptr) const;
   // The same for a reader that folds a few streams out of $all, such as the order
   // projection: a batch holds one stream, so a batch of a stream `wants` refuses is passed

@@ -113,7 +113,7 @@ class Store::Impl {
     const std::function<bool(std::string_view stream)>* wants = nullptr;
     Store::Passed* passed = nullptr;
     // Store::ReadAllRecords: runs go here, and `visit` is not called.
-    const std::function<bool(const Store::RecordRun&)>* take_run = nullptr;
+    const std::function<uint32_t(const Store::RecordRun&)>* take_run = nullptr;
   };
   Result<size_t> ReadAll(GlobalPosition from, size_t max_count, const std::function<bool(const EventView&)>& visit,
                          const ScanOptions& options) const;

@@ -388,6 +388,7 @@ class ComparingSubscriber final : public rpc::Subscriber::Server {
   struct Seen {
     std::vector<PushedEvent> events;
     size_t pushes_with_records = 0, pushes_with_list = 0;
+    size_t largest_records = 0;  // bytes of the largest push of records
     std::optional<uint64_t> caught_up;
   };
   explicit ComparingSubscriber(Seen& seen) : seen_(seen) {}
@@ -397,6 +398,7 @@ class ComparingSubscriber final : public rpc::Subscriber::Server {
       ++seen_.pushes_with_records;
       EXPECT_EQ(params.getEvents().size(), 0u);
       auto bytes = params.getRecords();
+      seen_.largest_records = std::max(seen_.largest_records, bytes.size());
       std::span<const uint8_t> left(bytes.begin(), bytes.size());
       while (!left.empty()) {
         storage::format::EventView e;
@@ -533,6 +535,28 @@ TEST(Subscriptions, RecordsWithAStreamPrefixAndRemovedEventsAreTheEventsTheListH
     EXPECT_EQ(next_version.size(), 2u);
     EXPECT_GT(as_records.pushes_with_records, 1u);
   }
+}
+
+// A push of records stays within 1 MiB (and one event) when single appends are larger.
+TEST(Subscriptions, RecordsOfAppendsLargerThanAPushArriveSplitAcrossPushes) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  {
+    auto c = Connect(esd);
+    for (int i = 0; i < 4; ++i) {
+      std::vector<NewEvent> events;  // ~3 MB, one batch
+      for (int k = 0; k < 10; ++k) events.push_back(NewEvent::Json("Big", std::string(300'000, 'b')));
+      auto r = c->Append("big", Expected::Any(), events);
+      ASSERT_TRUE(r.ok()) << r.reason;
+    }
+    for (int i = 0; i < 2100; ++i) ASSERT_TRUE(c->Append("small", Expected::Any(), {NewEvent::Json("S", "{}")}).ok());
+  }
+  ComparingSubscriber::Seen as_records, as_list;
+  SubscribeBothWays(esd, "", as_records, as_list);
+  ASSERT_EQ(as_records.events.size(), 40u + 2100u);
+  EXPECT_TRUE(as_records.events == as_list.events);
+  EXPECT_GE(as_records.pushes_with_records, 12u) << "each 3 MB append takes three pushes or more";
+  EXPECT_LE(as_records.largest_records, (1u << 20) + 300'000u + 1024u);
 }
 
 // readAll's `records` are the same records (protocol/esd.capnp); here beside the pushes'.

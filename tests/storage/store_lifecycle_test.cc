@@ -53,7 +53,7 @@ std::vector<std::pair<std::string, uint64_t>> AllAsRecords(const Store& store) {
     GlobalPosition next = from;
     auto n = store.ReadAllRecords(
         from, 1'000'000,
-        [&](const Store::RecordRun& run) {
+        [&](const Store::RecordRun& run) -> uint32_t {
           std::span<const uint8_t> left = run.records;
           for (uint32_t i = 0; i < run.count; ++i) {
             EventView e;
@@ -66,7 +66,7 @@ std::vector<std::pair<std::string, uint64_t>> AllAsRecords(const Store& store) {
           }
           EXPECT_TRUE(left.empty()) << "a run holds its events and nothing more";
           next = run.first + run.count;
-          return true;
+          return run.count;
         },
         buffer);
     EXPECT_TRUE(n.ok()) << n.status().ToString();
@@ -489,7 +489,7 @@ TEST(StoreLifecycle, ARecordsScanGivesAPartlyRemovedBatchEventByEventAndWholeBat
   GlobalPosition skipped(0);
   auto n = store->ReadAllRecords(GlobalPosition(0), 100, [&](const Store::RecordRun& run) {
     runs.push_back({run.first.value, run.count, std::string(run.stream)});
-    return true;
+    return run.count;
   }, buffer, &skipped);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 1u + 4u + 1u);

@@ -410,7 +410,7 @@ TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
     uint64_t next = from, runs = 0, multi_event_runs = 0;
     while (next < total) {
       std::vector<EventView> taken;
-      auto n = store->ReadAllRecords(GlobalPosition(next), 5000, [&](const Store::RecordRun& run) {
+      auto n = store->ReadAllRecords(GlobalPosition(next), 5000, [&](const Store::RecordRun& run) -> uint32_t {
         EXPECT_EQ(run.first.value, next + taken.size()) << "runs follow one another";
         const auto events = EventsOfRun(run);
         for (const EventView& e : events) {
@@ -420,7 +420,7 @@ TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
         taken.insert(taken.end(), events.begin(), events.end());
         ++runs;
         multi_event_runs += run.count > 1;
-        return true;
+        return run.count;
       }, buffer);
       ASSERT_TRUE(n.ok()) << n.status().ToString();
       ASSERT_EQ(*n, taken.size());
@@ -442,31 +442,70 @@ TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
   EXPECT_EQ(store->stats().corruption_found, 0u);
 }
 
-TEST(Store, ARecordsScanLeavesTheRunItIsNotTakingAndStopsThere) {
+TEST(Store, ARecordsScanStopsWhereTheReaderTookPartOfARunAndGoesOnFromThere) {
   TempDir dir;
   auto store = OpenStore(dir);
   for (uint64_t i = 0; i < 5; ++i) {
     ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 3 * i, 3)).ok());
   }
   ReadBuffer buffer;
-  std::vector<uint64_t> offered;
-  auto n = store->ReadAllRecords(GlobalPosition(1), 100, [&](const Store::RecordRun& run) {
-    offered.push_back(run.first.value);
-    return offered.size() < 3;
+  std::vector<std::pair<uint64_t, uint32_t>> offered;  // (first, count)
+  auto n = store->ReadAllRecords(GlobalPosition(1), 100, [&](const Store::RecordRun& run) -> uint32_t {
+    offered.emplace_back(run.first.value, run.count);
+    return offered.size() == 1 ? run.count : 1;  // all of the first, one of the second
   }, buffer);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(offered, (std::vector<uint64_t>{1, 3, 6})) << "from the middle of a batch, then whole batches";
-  EXPECT_EQ(*n, 2u + 3u) << "the run left is not counted";
+  EXPECT_EQ(offered, (std::vector<std::pair<uint64_t, uint32_t>>{{1, 2}, {3, 3}}))
+      << "from the middle of a batch, then whole batches, until one is taken in part";
+  EXPECT_EQ(*n, 2u + 1u);
 
-  // max_count is reached at a run's end: 4 asks for two runs.
-  std::vector<uint64_t> counts;
-  auto m = store->ReadAllRecords(GlobalPosition(6), 4, [&](const Store::RecordRun& run) {
+  offered.clear();
+  auto left = store->ReadAllRecords(GlobalPosition(4), 100, [&](const Store::RecordRun& run) -> uint32_t {
+    offered.emplace_back(run.first.value, run.count);
+    return 0;
+  }, buffer);
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 0u) << "a run left is not counted";
+  EXPECT_EQ(offered, (std::vector<std::pair<uint64_t, uint32_t>>{{4, 2}})) << "the rest of the batch taken in part";
+
+  // A run counts whole towards max_count: 4 takes two runs.
+  std::vector<uint32_t> counts;
+  auto m = store->ReadAllRecords(GlobalPosition(6), 4, [&](const Store::RecordRun& run) -> uint32_t {
     counts.push_back(run.count);
-    return true;
+    return run.count;
   }, buffer);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(*m, 6u);
-  EXPECT_EQ(counts, (std::vector<uint64_t>{3, 3}));
+  EXPECT_EQ(counts, (std::vector<uint32_t>{3, 3}));
+}
+
+TEST(Store, TheFrontOfARunIsWhatFitsAGivenCountAndSize) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 4, 0, 100)).ok());
+  ReadBuffer buffer;
+  Store::RecordRun whole;
+  ASSERT_TRUE(store->ReadAllRecords(GlobalPosition(0), 10, [&](const Store::RecordRun& run) -> uint32_t {
+    whole = run;
+    return run.count;
+  }, buffer).ok());
+  ASSERT_EQ(whole.count, 4u);
+  const size_t one = whole.records.size() / 4;  // equal events, equal records
+  ASSERT_EQ(one * 4, whole.records.size());
+
+  auto front = whole.Front(10, whole.records.size());
+  EXPECT_EQ(front.count, 4u);
+  EXPECT_EQ(front.records.data(), whole.records.data());
+  front = whole.Front(2, whole.records.size());
+  EXPECT_EQ(front.count, 2u);
+  EXPECT_EQ(front.records.size(), 2 * one);
+  front = whole.Front(10, 3 * one - 1);
+  EXPECT_EQ(front.count, 2u) << "records that fit the bytes, whole";
+  EXPECT_EQ(front.records.size(), 2 * one);
+  EXPECT_EQ(front.first, whole.first);
+  EXPECT_EQ(front.stream, "s");
+  EXPECT_EQ(whole.Front(10, one - 1).count, 0u);
+  EXPECT_EQ(whole.Front(0, whole.records.size()).count, 0u);
 }
 
 TEST(Store, AFilteredReadAllVisitsTheWantedStreamsAndPassesTheOthersWholeBatches) {
@@ -1207,16 +1246,16 @@ TEST(StoreDamage, ARecordsScanNeverHandsADamagedBatch) {
   ASSERT_NE(store, nullptr);
   ReadBuffer buffer;
   uint64_t next = 0;
-  auto all = store->ReadAllRecords(GlobalPosition(0), 1'000'000, [&](const Store::RecordRun& run) {
+  auto all = store->ReadAllRecords(GlobalPosition(0), 1'000'000, [&](const Store::RecordRun& run) -> uint32_t {
     EXPECT_EQ(run.first.value, next);
     EXPECT_LE(run.first.value + run.count, f.position) << "nothing at or past the damage";
     next = run.first.value + run.count;
-    return true;
+    return run.count;
   }, buffer);
   ExpectDamageAt(all.status(), f);
   EXPECT_EQ(next, f.position) << "$all stops at the damage, after every event before it";
   auto after = store->ReadAllRecords(GlobalPosition(f.position + 1), 1'000'000,
-                                     [](const Store::RecordRun&) { return true; }, buffer);
+                                     [](const Store::RecordRun& run) { return run.count; }, buffer);
   ASSERT_TRUE(after.ok()) << after.status().ToString();
   EXPECT_EQ(*after, 600 - f.position - 1);
 }
