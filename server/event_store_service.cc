@@ -192,8 +192,25 @@ void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to) {
   if (run_size > 0) std::memcpy(to, run, run_size);
 }
 
-void CopyRuns(const std::vector<std::span<const uint8_t>>& runs, uint8_t* to) {
-  for (const auto& run : runs) {
+uint32_t RecordPage::Take(const storage::Store::RecordRun& run) {
+  if (!filter_->MatchesStream(run.stream)) {
+    *next_ = run.first.value + run.count;
+    return run.count;
+  }
+  // What fits; the rest is the next page's.
+  auto part = run.Front(max_count_ - count_, bytes_ < max_bytes_ ? max_bytes_ - bytes_ : 0);
+  if (part.count == 0 && count_ == 0) part = run.Front(1, UINT64_MAX);
+  if (part.count > 0) {
+    runs_.push_back(part.records);
+    bytes_ += part.records.size();
+    count_ += part.count;
+    *next_ = part.first.value + part.count;
+  }
+  return part.count;
+}
+
+void RecordPage::CopyTo(uint8_t* to) const {
+  for (const auto& run : runs_) {
     std::memcpy(to, run.data(), run.size());
     to += run.size();
   }
@@ -339,30 +356,17 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   // Records filtered by stream alone are read as whole runs (Store::ReadAllRecords).
   const bool as_runs = records && filter.ByStreamOnly();
   const uint64_t durable = ctx_.store.DurablePosition().value;
-  std::vector<storage::EventView> events;      // the page, but for as_runs
-  std::vector<std::span<const uint8_t>> runs;  // as_runs: the page's records
+  std::vector<storage::EventView> events;  // the page, but for as_runs
   uint64_t next = params.getFromPosition();
-  uint64_t bytes = 0, taken = 0;  // as_runs: bytes are the records'
+  RecordPage runs(count, kMaxReadBytes);  // as_runs: the page
+  runs.Start(&filter, &next);
+  uint64_t bytes = 0;
   std::optional<Status> damage;
   storage::GlobalPosition skipped(next);
   if (count > 0) {
     // Through read_buffer_ (pread; storage/store.h says why): the views stay valid until the
     // answer below is built.
-    auto take = [&](const storage::Store::RecordRun& run) -> uint32_t {
-      if (!filter.MatchesStream(run.stream)) {
-        next = run.first.value + run.count;
-        return run.count;
-      }
-      auto part = run.Front(count - taken, bytes < kMaxReadBytes ? kMaxReadBytes - bytes : 0);
-      if (part.count == 0 && taken == 0) part = run.Front(1, UINT64_MAX);  // one event at least
-      if (part.count > 0) {
-        runs.push_back(part.records);
-        bytes += part.records.size();
-        taken += part.count;
-        next = part.first.value + part.count;
-      }
-      return part.count;
-    };
+    auto take = [&runs](const storage::Store::RecordRun& run) { return runs.Take(run); };
     auto visit = [&](const storage::EventView& e) {
       if (filter.Matches(e)) {
         if (!events.empty() && bytes + WireSize(e) > kMaxReadBytes) return false;
@@ -383,11 +387,11 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
       ctx_.damage_log.Report(*damage, "a read of $all");
     }
   }
-  const size_t record_bytes = as_runs ? bytes : records ? RecordBytes(events) : 0;
+  const size_t record_bytes = as_runs ? runs.bytes() : records ? RecordBytes(events) : 0;
   auto results = context.initResults(records ? capnp::MessageSize{64 + record_bytes / 8, 0}
                                              : OneSegment(bytes, events.size()));
   if (as_runs) {
-    CopyRuns(runs, results.initRecords(record_bytes).begin());
+    runs.CopyTo(results.initRecords(record_bytes).begin());
   } else {
     FillEvents(results, events, records, record_bytes);
   }

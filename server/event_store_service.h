@@ -3,8 +3,10 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/esd.capnp.h"
 #include "server/config.h"
@@ -59,9 +61,36 @@ void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
 // the sum of their storage::format::RecordOf sizes: the verified records copied as they lie
 // in the log, a run of adjacent ones with one memcpy. The views must come from the store.
 void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to);
-// Runs of records (storage::Store::ReadAllRecords) one after the other into `to`, which has
-// room for the sum of their sizes.
-void CopyRuns(const std::vector<std::span<const uint8_t>>& runs, uint8_t* to);
+// The runs of records (storage::Store::ReadAllRecords) of one readAll answer or one push:
+// those of streams `filter` matches (it must filter by stream only), up to `max_count`
+// events in `max_bytes` bytes, and always one event, however large. Take() is the scan's
+// `take`; *next moves past every event taken or filtered out.
+class RecordPage {
+ public:
+  RecordPage(uint64_t max_count, uint64_t max_bytes) : max_count_(max_count), max_bytes_(max_bytes) {}
+  // Empties the page for the next, keeping its memory.
+  void Start(const EventFilter* filter, uint64_t* next) {
+    filter_ = filter;
+    next_ = next;
+    runs_.clear();
+    bytes_ = count_ = 0;
+  }
+  uint32_t Take(const storage::Store::RecordRun& run);
+  // The runs, one after the other, into `to` (room for bytes()).
+  void CopyTo(uint8_t* to) const;
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return runs_.empty(); }
+  // Frees the memory (a subscription that is live again holds none).
+  void Release() { runs_ = {}; }
+
+ private:
+  const uint64_t max_count_, max_bytes_;
+  const EventFilter* filter_ = nullptr;
+  uint64_t* next_ = nullptr;
+  std::vector<std::span<const uint8_t>> runs_;
+  size_t bytes_ = 0;
+  uint64_t count_ = 0;
+};
 // The bytes `events` take as records: the sum of their storage::format::RecordOf sizes.
 size_t RecordBytes(const std::vector<storage::EventView>& events);
 // Puts `events` into `out` (a readAll answer or a Subscriber.events request): as records when

@@ -3,7 +3,6 @@
 #include <kj/debug.h>
 
 #include <atomic>
-#include <span>
 
 #include "log/log.h"
 #include "server/event_store_service.h"
@@ -105,33 +104,14 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     } else if (cursor_ < durable && records_ && filter_.ByStreamOnly() && durable - cursor_ > kSubscriptionBatch) {
       // Catching up with records: whole runs as the log holds them (Store::ReadAllRecords),
       // with no view, visit or filter per event.
-      runs_.clear();
-      size_t bytes = 0;
-      uint64_t count = 0;
-      auto take = [&](const storage::Store::RecordRun& run) -> uint32_t {
-        if (!filter_.MatchesStream(run.stream)) {
-          cursor_ = run.first.value + run.count;
-          return run.count;
-        }
-        // What fits the push; the rest is the next push's. A push holds one event at least,
-        // however large.
-        auto part = run.Front(kSubscriptionBatch - count,
-                              bytes < kSubscriptionBatchBytes ? kSubscriptionBatchBytes - bytes : 0);
-        if (part.count == 0 && count == 0) part = run.Front(1, UINT64_MAX);
-        if (part.count > 0) {
-          runs_.push_back(part.records);
-          bytes += part.records.size();
-          count += part.count;
-          cursor_ = part.first.value + part.count;
-        }
-        return part.count;
-      };
+      runs_.Start(&filter_, &cursor_);
+      auto take = [this](const storage::Store::RecordRun& run) { return runs_.Take(run); };
       storage::GlobalPosition skipped(cursor_);
       const auto scanned =
           ctx_.store.ReadAllRecords(storage::GlobalPosition(cursor_), kMaxScanPerRead, take, buffer_, &skipped);
       cursor_ = std::max(cursor_, skipped.value);
       if (!scanned.ok() && runs_.empty()) return Stop(scanned.status());
-      return SendRuns(bytes);  // after damage, what verified before it; the next turn stops there
+      return SendRuns();  // after damage, what verified before it; the next turn stops there
     } else if (cursor_ < durable) {
       uint64_t bytes = 0;
       auto visit = [&](const storage::EventView& e) {
@@ -167,7 +147,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     // waits (thousands may wait at once); it takes one again for what is new.
     buffer_.Release();
     batch_ = {};
-    runs_ = {};
+    runs_.Release();
     kj::Promise<void> said = kj::READY_NOW;
     if (!caught_up_) {
       caught_up_ = true;
@@ -199,12 +179,12 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
   }
 
-  // Sends runs_ (`bytes` in all) as one push of records.
-  kj::Promise<void> SendRuns(size_t bytes) {
+  // Sends runs_ as one push of records.
+  kj::Promise<void> SendRuns() {
     Publish();
     if (runs_.empty()) return kj::evalLater([this] { return Pump(); });  // all filtered out
-    auto request = subscriber_.eventsRequest(capnp::MessageSize{16 + bytes / 8, 0});
-    CopyRuns(runs_, request.initRecords(bytes).begin());
+    auto request = subscriber_.eventsRequest(capnp::MessageSize{16 + runs_.bytes() / 8, 0});
+    runs_.CopyTo(request.initRecords(runs_.bytes()).begin());
     return request.send().then([this] { return kj::evalLater([this] { return Pump(); }); });
   }
 
@@ -237,7 +217,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   uint64_t cursor_ = 0;
   storage::ReadBuffer buffer_;  // what the last ReadAll read, for its views
   std::vector<storage::EventView> batch_;  // Pump's, for the next push
-  std::vector<std::span<const uint8_t>> runs_;  // the same, as runs of records
+  RecordPage runs_{kSubscriptionBatch, kSubscriptionBatchBytes};  // the same, as runs of records
   std::atomic<uint64_t> next_{0};  // version_ or cursor_, as Publish() last saw it
   bool caught_up_ = false;
 };

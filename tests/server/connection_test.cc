@@ -243,7 +243,16 @@ class RawFlood {
   std::vector<size_t> id_at_;
 };
 
+// AddressSanitizer keeps freed memory in quarantine (256 MiB): under it (make asan), the
+// daemon's resident memory says nothing about what it holds.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kMemoryIsMeasurable = false;
+#else
+constexpr bool kMemoryIsMeasurable = true;
+#endif
+
 TEST(ConnectionBounds, AFloodOfAppendsFromOneConnectionKeepsTheDaemonsMemoryBoundedAndOthersServed) {
+  if (!kMemoryIsMeasurable) GTEST_SKIP() << "AddressSanitizer's quarantine: the daemon's memory is not measurable";
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data", {"--segment-size", std::to_string(256 << 20)});
   const uint64_t before = AnonymousRss(esd.pid());
@@ -339,7 +348,9 @@ TEST(ConnectionBounds, AClientThatDoesNotTakeItsAnswersStopsBeingAnswered) {
   WaitUntilWritten(esd, "sentinel");
   // Answered all at once, the reads would hold ~160 MiB of answers in the daemon.
   const uint64_t held = AnonymousRss(esd.pid());
-  EXPECT_LT(held, uint64_t{96} << 20) << "the daemon holds " << (held >> 20) << " MiB of answers nobody takes";
+  if (kMemoryIsMeasurable) {
+    EXPECT_LT(held, uint64_t{96} << 20) << "the daemon holds " << (held >> 20) << " MiB of answers nobody takes";
+  }
   // Once the client reads again, every read is answered in full.
   c.ReleaseReads();
   for (auto& read : reads) EXPECT_GE(read.wait(c.ws()), 16u);
