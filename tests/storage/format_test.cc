@@ -204,8 +204,10 @@ TEST(Format, EventRecordWithSizesPastItsBufferDoesNotParse) {
 }
 
 TEST(Format, ARunOfRecordsChecksEverySizeAndPosition) {
+  // EventFields holds views: the texts they name live here.
+  const std::vector<std::string> metadata = {"", "m", "mm"}, data = {"ddddd", "dddddd", "ddddddd"};
   std::vector<EventFields> events;
-  for (int i = 0; i < 3; ++i) events.push_back({CountingId(), "Type", "", std::string(i, 'm'), std::string(5 + i, 'd')});
+  for (size_t i = 0; i < 3; ++i) events.push_back({CountingId(), "Type", "", metadata[i], data[i]});
   size_t bytes = kBatchHeaderSize;
   for (const auto& e : events) bytes += EventRecordSize("s", e);
   std::vector<uint8_t> b(bytes);
