@@ -6,6 +6,10 @@
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 BUILD=$1 SRC=$2
+if [ "${ESD_SANITIZED:-0}" = 1 ]; then
+  echo "skipped: a sanitized build (make asan) installs instrumented libraries that a plain program cannot link"
+  exit 77
+fi
 source "$(dirname "$0")/lib.sh"
 
 P=$T/prefix
