@@ -193,8 +193,8 @@ void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to) {
 }
 
 uint32_t RecordPage::Take(const storage::Store::RecordRun& run) {
-  if (!filter_->MatchesStream(run.stream)) {
-    *next_ = run.first.value + run.count;
+  if (!filter_.MatchesStream(run.stream)) {
+    next_ = run.first.value + run.count;
     return run.count;
   }
   // What fits; the rest is the next page's.
@@ -204,7 +204,7 @@ uint32_t RecordPage::Take(const storage::Store::RecordRun& run) {
     runs_.push_back(part.records);
     bytes_ += part.records.size();
     count_ += part.count;
-    *next_ = part.first.value + part.count;
+    next_ = part.first.value + part.count;
   }
   return part.count;
 }
@@ -358,8 +358,7 @@ void EventStoreService::ReadAllNow(ReadAllContext context) {
   const uint64_t durable = ctx_.store.DurablePosition().value;
   std::vector<storage::EventView> events;  // the page, but for as_runs
   uint64_t next = params.getFromPosition();
-  RecordPage runs(count, kMaxReadBytes);  // as_runs: the page
-  runs.Start(&filter, &next);
+  RecordPage runs(filter, next, count, kMaxReadBytes);  // as_runs: the page
   uint64_t bytes = 0;
   std::optional<Status> damage;
   storage::GlobalPosition skipped(next);

@@ -67,11 +67,11 @@ void CopyRecords(const std::vector<storage::EventView>& events, uint8_t* to);
 // `take`; *next moves past every event taken or filtered out.
 class RecordPage {
  public:
-  RecordPage(uint64_t max_count, uint64_t max_bytes) : max_count_(max_count), max_bytes_(max_bytes) {}
+  // `filter` and `next` must outlive the page.
+  RecordPage(const EventFilter& filter, uint64_t& next, uint64_t max_count, uint64_t max_bytes)
+      : filter_(filter), next_(next), max_count_(max_count), max_bytes_(max_bytes) {}
   // Empties the page for the next, keeping its memory.
-  void Start(const EventFilter* filter, uint64_t* next) {
-    filter_ = filter;
-    next_ = next;
+  void Clear() {
     runs_.clear();
     bytes_ = count_ = 0;
   }
@@ -84,9 +84,9 @@ class RecordPage {
   void Release() { runs_ = {}; }
 
  private:
+  const EventFilter& filter_;
+  uint64_t& next_;
   const uint64_t max_count_, max_bytes_;
-  const EventFilter* filter_ = nullptr;
-  uint64_t* next_ = nullptr;
   std::vector<std::span<const uint8_t>> runs_;
   size_t bytes_ = 0;
   uint64_t count_ = 0;

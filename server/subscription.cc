@@ -104,7 +104,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
     } else if (cursor_ < durable && records_ && filter_.ByStreamOnly() && durable - cursor_ > kSubscriptionBatch) {
       // Catching up with records: whole runs as the log holds them (Store::ReadAllRecords),
       // with no view, visit or filter per event.
-      runs_.Start(&filter_, &cursor_);
+      runs_.Clear();
       auto take = [this](const storage::Store::RecordRun& run) { return runs_.Take(run); };
       storage::GlobalPosition skipped(cursor_);
       const auto scanned =
@@ -217,7 +217,7 @@ class SubscriptionImpl final : public rpc::Subscription::Server, public LiveSubs
   uint64_t cursor_ = 0;
   storage::ReadBuffer buffer_;  // what the last ReadAll read, for its views
   std::vector<storage::EventView> batch_;  // Pump's, for the next push
-  RecordPage runs_{kSubscriptionBatch, kSubscriptionBatchBytes};  // the same, as runs of records
+  RecordPage runs_{filter_, cursor_, kSubscriptionBatch, kSubscriptionBatchBytes};  // the same, as runs of records
   std::atomic<uint64_t> next_{0};  // version_ or cursor_, as Publish() last saw it
   bool caught_up_ = false;
 };

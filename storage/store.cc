@@ -706,7 +706,20 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
   // hold them too), so comparing costs no copy.
   std::string_view removal_stream;
   Removal removal = Removal::None();
+  auto removal_of = [&](std::string_view stream) -> const Removal& {
+    if (stream != removal_stream) {  // the same for every event of a batch, often of the next
+      removal_stream = stream;
+      removal = RemovalOf(stream, now);
+    }
+    return removal;
+  };
   for (const Span& span : spans) {
+    // Damage found past verification (a batch or record whose checksum holds but which does
+    // not parse) at `offset` of this segment.
+    auto corruption = [&span](uint64_t offset, const char* what) {
+      return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(offset) +
+                                ": " + what);
+    };
     ScanBytes bytes(*span.segment, copy);
     uint64_t off = span.begin;
     while (off < span.end) {
@@ -752,8 +765,7 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
       }
       auto check = format::CheckBatch(bytes.Range(off, span.end), false, &h);
       if (check != format::BatchCheck::kOk) {
-        return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off) + ": " +
-                                  format::BatchCheckName(check));
+        return corruption(off, format::BatchCheckName(check));
       }
       const uint64_t batch_end = off + h.batch_size;
       if ((h.kind & format::kKindSafeToIgnore) != 0 && h.kind != format::kBatchKindEvents) {
@@ -792,20 +804,12 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
           ++position;
           parsed = format::ParseEvent(batch.subspan(at), &first, &size);
         }
-        if (!parsed) {
-          return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off + at) +
-                                    ": event record does not parse");
-        }
-        if (filtering && first.stream != removal_stream) {
-          removal_stream = first.stream;
-          removal = RemovalOf(first.stream, now);
-        }
-        if (!filtering || !removal.Removes(first.version, first.timestamp)) {
+        if (!parsed) return corruption(off + at, "event record does not parse");
+        if (!filtering || !removal_of(first.stream).Removes(first.version, first.timestamp)) {
           const RecordRun run{batch.subspan(at), GlobalPosition(position),
                               static_cast<uint32_t>(h.first_position + h.event_count - position), first.stream};
           if (!format::CheckEventRecords(run.records, position, run.count)) {
-            return Status::Corruption(span.segment->path().filename().string() + " offset " +
-                                      std::to_string(off + at) + ": event records do not parse");
+            return corruption(off + at, "event records do not parse");
           }
           const uint32_t taken = (*take_run)(run);
           visited += taken;
@@ -826,22 +830,13 @@ Result<size_t> Store::Impl::ReadAll(GlobalPosition from, size_t max_count,
         }
         EventView e;
         uint32_t size;
-        if (!format::ParseEvent(batch.subspan(at), &e, &size)) {
-          return Status::Corruption(span.segment->path().filename().string() + " offset " + std::to_string(off + at) +
-                                    ": event record does not parse");
-        }
+        if (!format::ParseEvent(batch.subspan(at), &e, &size)) return corruption(off + at, "event record does not parse");
         at += size;
         if (e.position < from) continue;
         if (e.position.value >= durable) return visited;
-        if (filtering) {
-          if (e.stream != removal_stream) {  // the same for every event of a batch, often of the next
-            removal_stream = e.stream;
-            removal = RemovalOf(e.stream, now);
-          }
-          if (removal.Removes(e.version, e.timestamp)) {
-            pass(e.position + 1, e.timestamp);
-            continue;
-          }
+        if (filtering && removal_of(e.stream).Removes(e.version, e.timestamp)) {
+          pass(e.position + 1, e.timestamp);
+          continue;
         }
         if (take_run != nullptr) {
           if ((*take_run)(RecordRun{format::RecordOf(e), e.position, 1, e.stream}) == 0) return visited;
