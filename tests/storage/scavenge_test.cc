@@ -144,13 +144,10 @@ std::vector<Seen> AllEvents(const Store& store) {
   while (true) {  // a scan through a buffer stops once the buffer is full: go on from there
     GlobalPosition skipped = from;
     auto m = store.ReadAllRecords(from, SIZE_MAX, [&](const Store::RecordRun& run) -> uint32_t {
-      std::span<const uint8_t> left = run.records;
-      for (uint32_t i = 0; i < run.count; ++i) {
-        EventView e;
-        uint32_t size = 0;
-        EXPECT_TRUE(format::ParseEvent(left, &e, &size));
-        as_records.push_back(SeenOf(e));
-        left = left.subspan(size);
+      const auto events = testing::EventsOfRun(run);
+      EXPECT_TRUE(events) << "the run at " << run.first.value << " does not hold its " << run.count << " events";
+      if (events) {
+        for (const EventView& e : *events) as_records.push_back(SeenOf(e));
       }
       from = run.first + run.count;
       return run.count;

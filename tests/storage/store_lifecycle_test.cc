@@ -54,17 +54,11 @@ std::vector<std::pair<std::string, uint64_t>> AllAsRecords(const Store& store) {
     auto n = store.ReadAllRecords(
         from, 1'000'000,
         [&](const Store::RecordRun& run) -> uint32_t {
-          std::span<const uint8_t> left = run.records;
-          for (uint32_t i = 0; i < run.count; ++i) {
-            EventView e;
-            uint32_t size = 0;
-            EXPECT_TRUE(format::ParseEvent(left, &e, &size));
-            EXPECT_EQ(e.position, run.first + i);
-            EXPECT_EQ(e.stream, run.stream);
-            out.emplace_back(std::string(e.stream), e.version.value);
-            left = left.subspan(size);
+          const auto events = testing::EventsOfRun(run);
+          EXPECT_TRUE(events) << "the run at " << run.first.value << " does not hold its " << run.count << " events";
+          if (events) {
+            for (const EventView& e : *events) out.emplace_back(std::string(e.stream), e.version.value);
           }
-          EXPECT_TRUE(left.empty()) << "a run holds its events and nothing more";
           next = run.first + run.count;
           return run.count;
         },

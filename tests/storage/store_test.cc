@@ -385,22 +385,6 @@ TEST(Store, ReadAllThroughABufferVisitsWhatReadingInPlaceVisits) {
   EXPECT_EQ(store->stats().corruption_found, 0u);
 }
 
-// The events of `run`, parsed back; fails the test when the run holds anything else.
-std::vector<EventView> EventsOfRun(const Store::RecordRun& run) {
-  std::vector<EventView> out;
-  std::span<const uint8_t> left = run.records;
-  for (uint32_t i = 0; i < run.count; ++i) {
-    EventView e;
-    uint32_t size = 0;
-    EXPECT_TRUE(format::ParseEvent(left, &e, &size)) << "run at " << run.first.value << ", record " << i;
-    if (::testing::Test::HasFailure()) return out;
-    out.push_back(e);
-    left = left.subspan(size);
-  }
-  EXPECT_TRUE(left.empty()) << "a run holds its records and nothing more";
-  return out;
-}
-
 TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
   TempDir dir;
   const uint64_t total = FillForBufferedReads(dir);
@@ -412,12 +396,10 @@ TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
       std::vector<EventView> taken;
       auto n = store->ReadAllRecords(GlobalPosition(next), 5000, [&](const Store::RecordRun& run) -> uint32_t {
         EXPECT_EQ(run.first.value, next + taken.size()) << "runs follow one another";
-        const auto events = EventsOfRun(run);
-        for (const EventView& e : events) {
-          EXPECT_EQ(e.position, run.first + (&e - events.data()));
-          EXPECT_EQ(e.stream, run.stream) << "a run is of one stream";
-        }
-        taken.insert(taken.end(), events.begin(), events.end());
+        // Of one stream, at consecutive positions, and nothing else.
+        const auto events = testing::EventsOfRun(run);
+        EXPECT_TRUE(events) << "the run at " << run.first.value << " does not hold its " << run.count << " events";
+        if (events) taken.insert(taken.end(), events->begin(), events->end());
         ++runs;
         multi_event_runs += run.count > 1;
         return run.count;

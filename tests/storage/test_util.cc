@@ -138,6 +138,22 @@ std::vector<uint64_t> BatchOffsets(const std::filesystem::path& segment_file) {
   return offsets;
 }
 
+std::optional<std::vector<EventView>> EventsOfRun(const Store::RecordRun& run) {
+  std::vector<EventView> out;
+  std::span<const uint8_t> left = run.records;
+  for (uint32_t i = 0; i < run.count; ++i) {
+    EventView e;
+    uint32_t size = 0;
+    if (!format::ParseEvent(left, &e, &size) || e.position != run.first + i || e.stream != run.stream) {
+      return std::nullopt;
+    }
+    out.push_back(e);
+    left = left.subspan(size);
+  }
+  if (!left.empty()) return std::nullopt;
+  return out;
+}
+
 uint64_t AppendRawBatch(const std::filesystem::path& segment_file, const std::string& stream, uint64_t first_version) {
   const std::vector<uint8_t> bytes = ReadFileBytes(segment_file);
   const std::vector<uint64_t> offsets = BatchOffsets(segment_file);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,11 @@ void FlipByte(const std::filesystem::path& file, uint64_t offset);
 void TruncateFile(const std::filesystem::path& file, uint64_t size);
 void ZeroRange(const std::filesystem::path& file, uint64_t offset, uint64_t length);
 std::vector<uint8_t> ReadFileBytes(const std::filesystem::path& file);
+
+// The events of a run of records (Store::ReadAllRecords), parsed back with
+// format::ParseEvent: nullopt unless the run holds exactly run.count records, all of
+// run.stream, at positions run.first, run.first + 1, ...
+std::optional<std::vector<EventView>> EventsOfRun(const Store::RecordRun& run);
 
 // Offsets of every batch in a segment file (walks the headers, no checksum check).
 std::vector<uint64_t> BatchOffsets(const std::filesystem::path& segment_file);
