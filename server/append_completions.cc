@@ -12,6 +12,7 @@ struct AppendCompletions::Shared {
   std::mutex mu;
   std::vector<std::pair<uint64_t, storage::AppendResult>> queue;  // mu
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake;           // mu: armed by the loop
+  bool durable_moved = false;                                    // mu: since the loop last looked
   bool closed = false;                                           // mu
 
   // Any thread (the writer's): queues the result, and wakes the loop if it is armed.
@@ -21,6 +22,18 @@ struct AppendCompletions::Shared {
       std::lock_guard lock(mu);
       if (closed) return;
       queue.emplace_back(id, std::move(result));
+      wake_now = std::move(wake);
+    }
+    if (wake_now.get() != nullptr) wake_now->fulfill();
+  }
+
+  // Any thread (the writer's): the durable position moved; wakes the loop if it is armed.
+  void PostDurableMove() {
+    kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake_now;
+    {
+      std::lock_guard lock(mu);
+      if (closed) return;
+      durable_moved = true;
       wake_now = std::move(wake);
     }
     if (wake_now.get() != nullptr) wake_now->fulfill();
@@ -44,12 +57,25 @@ AppendCompletions::Expected AppendCompletions::Expect() {
   return Expected{kj::mv(paf.promise), [shared = shared_, id](storage::AppendResult r) { shared->Post(id, std::move(r)); }};
 }
 
+std::function<void(storage::GlobalPosition)> AppendCompletions::DurableObserver() const {
+  return [shared = shared_](storage::GlobalPosition) { shared->PostDurableMove(); };
+}
+
+void AppendCompletions::WantDurableMove() {
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->durable_moved = false;
+  }
+  durable_move_wanted_ = true;
+  if (!armed_) Arm();
+}
+
 void AppendCompletions::Arm() {
   auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
   bool queued;
   {
     std::lock_guard lock(shared_->mu);
-    queued = !shared_->queue.empty();
+    queued = !shared_->queue.empty() || (durable_move_wanted_ && shared_->durable_moved);
     if (!queued) shared_->wake = kj::mv(paf.fulfiller);
   }
   // Results queued while nothing was armed are answered on the loop's next turn.
@@ -68,9 +94,16 @@ void AppendCompletions::taskFailed(kj::Exception&& exception) {
 
 void AppendCompletions::Answer() {
   std::vector<std::pair<uint64_t, storage::AppendResult>> ready;
+  bool moved;
   {
     std::lock_guard lock(shared_->mu);
     ready.swap(shared_->queue);
+    moved = std::exchange(shared_->durable_moved, false);
+  }
+  // The move first: by the time an appender hears back, subscribers have been told.
+  if (moved && durable_move_wanted_) {
+    durable_move_wanted_ = false;
+    if (on_durable_move_) on_durable_move_();
   }
   for (auto& [id, result] : ready) {
     auto it = waiting_.find(id);
@@ -79,7 +112,7 @@ void AppendCompletions::Answer() {
     waiting_.erase(it);
     fulfiller->fulfill(kj::heap<storage::AppendResult>(std::move(result)));
   }
-  if (!waiting_.empty() && !armed_) Arm();
+  if ((!waiting_.empty() || durable_move_wanted_) && !armed_) Arm();
 }
 
 }  // namespace esd::server

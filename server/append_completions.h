@@ -1,16 +1,24 @@
-// Brings append results from the store's writer thread back to the KJ event loop, one
-// wake-up per group commit rather than one per append.
+// Brings what the store's writer thread has to say back to the KJ event loop: append
+// results, and that the durable position moved. One wake-up per group commit carries both,
+// rather than one per append or one each.
 //
 // A cross-thread fulfiller per append (what AppendOnLoop used before) costs the writer an
 // eventfd write and the loop a wake-up for every append: with 64 clients appending one event
 // each, that was a syscall per append on each side. Here the writer queues each result and
-// wakes the loop only when the queue was empty; the loop, once woken, answers everything
-// queued by then, and arms the next wake-up.
+// wakes the loop only when it is armed; the loop, once woken, answers everything queued by
+// then, and arms the next wake-up.
+//
+// The durable position's moves come the same way (DurableNotifier waits on them): the store
+// tells its durable observers first and runs the group's callbacks after, so the move takes
+// the armed wake-up and the results ride on it. With a wake-up of its own, every group cost
+// the writer a second eventfd write and a lock that the woken loop then waited on (strace of
+// W1); the daemon's CPU per W2 append fell by 2-4 us (docs/performance.md).
 #pragma once
 
 #include <kj/async.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 
@@ -37,6 +45,16 @@ class AppendCompletions final : private kj::TaskSet::ErrorHandler {
   };
   Expected Expect();
 
+  // Any thread: what to give Store::AddDurableObserver. It may outlive this (the store may
+  // call it as it closes); a move told after this is gone is dropped.
+  std::function<void(storage::GlobalPosition)> DurableObserver() const;
+  // KJ thread: `moved` runs on the loop after each durable move asked for with
+  // WantDurableMove(), before the results that came with it are answered. Empty: none.
+  void OnDurableMove(std::function<void()> moved) { on_durable_move_ = std::move(moved); }
+  // KJ thread: the next durable move runs OnDurableMove's handler, once. Moves told before
+  // this call are forgotten: the caller looks at the durable position after calling it.
+  void WantDurableMove();
+
   // KJ thread: results waiting for their promise (0 once the loop has caught up). For tests.
   size_t waiting() const { return waiting_.size(); }
   // KJ thread: how often the loop was woken to answer. For tests.
@@ -45,7 +63,7 @@ class AppendCompletions final : private kj::TaskSet::ErrorHandler {
  private:
   struct Shared;  // the queue the writer fills; outlives this while callbacks hold it
   void Arm();     // KJ thread: the next results wake the loop
-  void Answer();  // KJ thread: resolves every queued result
+  void Answer();  // KJ thread: tells of a durable move, and resolves every queued result
   void taskFailed(kj::Exception&& exception) override;
 
   std::shared_ptr<Shared> shared_;
@@ -53,6 +71,8 @@ class AppendCompletions final : private kj::TaskSet::ErrorHandler {
   uint64_t next_id_ = 0;
   uint64_t wakeups_ = 0;
   bool armed_ = false;  // a wake-up is armed (or the next turn will answer)
+  std::function<void()> on_durable_move_;
+  bool durable_move_wanted_ = false;
   kj::TaskSet wake_{*this};
 };
 

@@ -106,6 +106,7 @@ class OffLoopJobs {
 struct ServerContext {
   storage::Store& store;
   DurableNotifier& notifier;
+  AppendCompletions& append_completions;  // AppendOnLoop's results come back through it
   const Config& config;
   domain::OrderCommands& orders;
   ProjectionRunner& projection;
@@ -125,7 +126,6 @@ struct ServerContext {
   // Fulfilled (and reset) by AppendOnLoop once appends_in_flight is back to 0 and the last
   // answer has been handed to its connection: see WhenAppendsAnswered.
   kj::Own<kj::PromiseFulfiller<void>> appends_answered{};
-  AppendCompletions append_completions{};  // AppendOnLoop's results come back through it
   OffLoopJobs jobs{};
   ScavengeWatch scavenge_watch{};  // scavenges' log lines and /metrics totals
 };

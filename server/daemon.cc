@@ -285,7 +285,9 @@ int RunDaemon(const Config& config) {
   int exit_code = kExitOk;
   std::chrono::steady_clock::time_point stop_began;
   {
-    DurableNotifier notifier(*store);
+    // The writer thread's news (append results, durable moves) reach this loop through it.
+    AppendCompletions append_completions;
+    DurableNotifier notifier(*store, append_completions);
     DamageLog damage_log;
     domain::OrderCommands::Options order_options;
     order_options.snapshot_every = config.snapshot_every;
@@ -315,6 +317,7 @@ int RunDaemon(const Config& config) {
     projection.Start();
     ServerContext ctx{.store = *store,
                       .notifier = notifier,
+                      .append_completions = append_completions,
                       .config = config,
                       .orders = orders,
                       .projection = projection,

@@ -1,21 +1,22 @@
 // Carries "the durable position moved" from the store's writer thread to the KJ event loop
-// thread, where subscriptions wait for it. However many subscribers wait, each group commit
-// costs the writer one cross-thread fulfil at most; the waiters share it through a fork.
+// thread, where subscriptions wait for it. However many subscribers wait, a group commit
+// wakes the loop once, on the wake-up that brings the group's append results
+// (AppendCompletions); the waiters share it through a fork.
 #pragma once
 
 #include <kj/async.h>
 
 #include <cstdint>
-#include <mutex>
 
+#include "server/append_completions.h"
 #include "storage/store.h"
 
 namespace esd::server {
 
 class DurableNotifier {
  public:
-  // Construct and use on the KJ thread; `store` must outlive this.
-  explicit DurableNotifier(storage::Store& store);
+  // Construct and use on the KJ thread; `store` and `wake` must outlive this.
+  DurableNotifier(storage::Store& store, AppendCompletions& wake);
   ~DurableNotifier();
   KJ_DISALLOW_COPY(DurableNotifier);
 
@@ -23,15 +24,13 @@ class DurableNotifier {
   kj::Promise<void> WaitBeyond(uint64_t position);
 
  private:
-  void OnDurable();  // writer thread
+  void EndGeneration();  // the waiters of the current generation look again
 
   storage::Store& store_;
+  AppendCompletions& wake_;
   uint64_t observer_ = 0;
-  // The fulfiller of the current generation's promise, handed to the writer thread.
-  // (A std::mutex rather than kj::MutexGuarded: ThreadSanitizer sees through it.)
-  std::mutex armed_mu_;
-  kj::Own<kj::CrossThreadPromiseFulfiller<void>> armed_;
-  // KJ thread only: the current generation's promise, shared by all waiters.
+  // The current generation: its fulfiller, and its promise shared by all waiters.
+  kj::Own<kj::PromiseFulfiller<void>> armed_;
   kj::Maybe<kj::ForkedPromise<void>> next_;
   uint64_t generation_ = 0;
 };

@@ -1,5 +1,5 @@
 // AppendCompletions: results from another thread reach their own promises on the loop, one
-// wake-up for all the results that arrived together.
+// wake-up for all the results that arrived together, and for the durable move of their group.
 #include "server/append_completions.h"
 
 #include <gtest/gtest.h>
@@ -89,6 +89,92 @@ TEST(AppendCompletions, AResultAfterTheLoopSideIsGoneIsDropped) {
   }
   // The store finishes its queue after the daemon's loop objects are gone.
   std::thread([&] { late(Appended(3)); }).join();
+}
+
+// What a durable move's handler saw: how many moves, and a promise for the next one.
+struct Moves {
+  explicit Moves(AppendCompletions& completions) {
+    completions.OnDurableMove([this] {
+      ++count;
+      if (next) next->fulfill();
+      next = nullptr;
+    });
+  }
+  kj::Promise<void> Next() {
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    next = kj::mv(paf.fulfiller);
+    return kj::mv(paf.promise);
+  }
+  int count = 0;
+  kj::Own<kj::PromiseFulfiller<void>> next;
+};
+
+TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceMoveFirst) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  Moves moves(completions);
+  Waiting w = ExpectMany(completions, 8);
+  completions.WantDurableMove();
+  // As the store completes a group: its durable observers first, then the callbacks.
+  auto observer = completions.DurableObserver();
+  std::thread([&] {
+    observer(storage::GlobalPosition(8));
+    for (auto& done : w.callbacks) done(Appended(7));
+  }).join();
+  int moves_when_answered = -1;
+  w.results[0]
+      .then([&](kj::Own<storage::AppendResult>) { moves_when_answered = moves.count; })
+      .wait(io.waitScope);
+  for (size_t i = 1; i < w.results.size(); ++i) EXPECT_TRUE(w.results[i].wait(io.waitScope)->ok());
+  EXPECT_EQ(moves_when_answered, 1) << "the move is told before the results are answered";
+  EXPECT_EQ(moves.count, 1);
+  EXPECT_EQ(completions.wakeups(), 1u);
+}
+
+TEST(AppendCompletions, AMoveNobodyAskedForCostsTheLoopNoWakeUp) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  Moves moves(completions);
+  auto observer = completions.DurableObserver();
+  std::thread([&] { observer(storage::GlobalPosition(1)); }).join();
+  auto e = completions.Expect();
+  kj::evalLast([] {}).wait(io.waitScope);  // the loop turns while the append waits
+  std::thread([&] { e.done(Appended(1)); }).join();
+  EXPECT_TRUE(e.result.wait(io.waitScope)->ok());
+  EXPECT_EQ(completions.wakeups(), 1u) << "the move nobody asked for woke the loop";
+  EXPECT_EQ(moves.count, 0);
+}
+
+TEST(AppendCompletions, AMoveToldBeforeItWasAskedForIsNotTheOneAskedFor) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  Moves moves(completions);
+  auto observer = completions.DurableObserver();
+  std::thread([&] { observer(storage::GlobalPosition(1)); }).join();
+  completions.WantDurableMove();  // the caller looks at the durable position after this
+  auto next = moves.Next();
+  kj::evalLast([] {}).wait(io.waitScope);  // every turn the loop has queued
+  EXPECT_EQ(moves.count, 0);
+  std::thread([&] { observer(storage::GlobalPosition(2)); }).join();
+  next.wait(io.waitScope);
+  EXPECT_EQ(moves.count, 1);
+}
+
+TEST(AppendCompletions, AMoveAskedForIsStillAwaitedAfterResultsWithoutOne) {
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  Moves moves(completions);
+  completions.WantDurableMove();
+  auto next = moves.Next();
+  // A rejected append: its result comes with no durable move.
+  auto e = completions.Expect();
+  std::thread([&] { e.done(storage::Status::InvalidArgument("rejected")); }).join();
+  EXPECT_FALSE(e.result.wait(io.waitScope)->ok());
+  EXPECT_EQ(moves.count, 0);
+  auto observer = completions.DurableObserver();
+  std::thread([&] { observer(storage::GlobalPosition(1)); }).join();
+  next.wait(io.waitScope);
+  EXPECT_EQ(moves.count, 1);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// DurableNotifier: a wait resolves when the writer thread moves the durable position.
+// DurableNotifier: a wait resolves when the writer thread moves the durable position, told
+// through AppendCompletions' wake-up.
 #include "server/notifier.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +17,8 @@ TEST(DurableNotifier, WaitResolvesAtOnceWhenThePositionIsAlreadyPast) {
   auto store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
   ASSERT_TRUE(store->AppendSync("s", storage::ExpectedVersion::Any(), MakeEvents("s", 0, 2)).ok());
   auto io = kj::setupAsyncIo();
-  DurableNotifier notifier(*store);
+  AppendCompletions completions;
+  DurableNotifier notifier(*store, completions);
   auto p = notifier.WaitBeyond(1);
   EXPECT_TRUE(p.poll(io.waitScope));
 }
@@ -25,7 +27,8 @@ TEST(DurableNotifier, WaitersShareOneWakeUpFromTheWriterThread) {
   storage::testing::TempDir dir;
   auto store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
   auto io = kj::setupAsyncIo();
-  DurableNotifier notifier(*store);
+  AppendCompletions completions;
+  DurableNotifier notifier(*store, completions);
   auto a = notifier.WaitBeyond(0);
   auto b = notifier.WaitBeyond(0);
   auto c = notifier.WaitBeyond(5);  // needs more than one append
@@ -36,6 +39,20 @@ TEST(DurableNotifier, WaitersShareOneWakeUpFromTheWriterThread) {
   EXPECT_FALSE(c.poll(io.waitScope)) << "position 1 is not past 5";
   ASSERT_TRUE(store->AppendSync("s", storage::ExpectedVersion::Any(), MakeEvents("s", 1, 5)).ok());
   c.wait(io.waitScope);
+}
+
+TEST(DurableNotifier, AWaitResolvesWhenAGroupMovesThePositionWithItsAppendsAnsweredOnTheSameLoop) {
+  storage::testing::TempDir dir;
+  auto store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
+  auto io = kj::setupAsyncIo();
+  AppendCompletions completions;
+  DurableNotifier notifier(*store, completions);
+  auto moved = notifier.WaitBeyond(0);
+  auto expect = completions.Expect();
+  store->Append("s", storage::ExpectedVersion::Any(), MakeEvents("s", 0, 1), std::move(expect.done));
+  EXPECT_TRUE(expect.result.wait(io.waitScope)->ok());
+  moved.wait(io.waitScope);
+  EXPECT_GT(store->DurablePosition().value, 0u);
 }
 
 }  // namespace

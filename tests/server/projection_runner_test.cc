@@ -30,7 +30,8 @@ struct Harness {
   std::unique_ptr<storage::Store> store = storage::Store::Open(dir.path(), storage::testing::SmallOptions()).value();
   kj::AsyncIoContext io = kj::setupAsyncIo();
   kj::TimerImpl timer{kj::origin<kj::TimePoint>()};
-  DurableNotifier notifier{*store};
+  AppendCompletions completions;
+  DurableNotifier notifier{*store, completions};
   DamageLog damage_log;  // its lines go to the log (stderr)
   ProjectionRunner runner;
 };
