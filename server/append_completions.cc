@@ -17,23 +17,23 @@ struct AppendCompletions::Shared {
 
   // Any thread (the writer's): queues the result, and wakes the loop if it is armed.
   void Post(uint64_t id, storage::AppendResult result) {
-    kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake_now;
-    {
-      std::lock_guard lock(mu);
-      if (closed) return;
-      queue.emplace_back(id, std::move(result));
-      wake_now = std::move(wake);
-    }
-    if (wake_now.get() != nullptr) wake_now->fulfill();
+    Tell([&] { queue.emplace_back(id, std::move(result)); });
   }
-
   // Any thread (the writer's): the durable position moved; wakes the loop if it is armed.
   void PostDurableMove() {
+    Tell([&] { durable_moved = true; });
+  }
+
+ private:
+  // Makes `change` under mu, then wakes the loop if it is armed (the first to tell it after
+  // it armed does; the rest only queue).
+  template <typename Change>
+  void Tell(Change&& change) {
     kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake_now;
     {
       std::lock_guard lock(mu);
       if (closed) return;
-      durable_moved = true;
+      change();
       wake_now = std::move(wake);
     }
     if (wake_now.get() != nullptr) wake_now->fulfill();
