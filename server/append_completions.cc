@@ -100,17 +100,22 @@ void AppendCompletions::Answer() {
     ready.swap(shared_->queue);
     moved = std::exchange(shared_->durable_moved, false);
   }
-  // The move first: by the time an appender hears back, subscribers have been told.
-  if (moved && durable_move_wanted_) {
-    durable_move_wanted_ = false;
-    if (on_durable_move_) on_durable_move_();
-  }
   for (auto& [id, result] : ready) {
     auto it = waiting_.find(id);
     KJ_ASSERT(it != waiting_.end(), "an append was answered twice, or never asked for", id);
     auto fulfiller = kj::mv(it->second);
     waiting_.erase(it);
     fulfiller->fulfill(kj::heap<storage::AppendResult>(std::move(result)));
+  }
+  // The move after the answers, one turn later: the appenders' answers leave first, and the
+  // subscribers and the order projection catch up after (docs/performance.md).
+  // evalLater, not evalLast: a subscription pumping pushes through evalLater would starve
+  // an evalLast.
+  if (moved && durable_move_wanted_) {
+    durable_move_wanted_ = false;
+    wake_.add(kj::evalLater([this] {
+      if (on_durable_move_) on_durable_move_();
+    }));
   }
   if ((!waiting_.empty() || durable_move_wanted_) && !armed_) Arm();
 }

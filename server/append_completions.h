@@ -12,7 +12,9 @@
 // tells its durable observers first and runs the group's callbacks after, so the move takes
 // the armed wake-up and the results ride on it. With a wake-up of its own, every group cost
 // the writer a second eventfd write and a lock that the woken loop then waited on (strace of
-// W1). Measured in docs/performance.md (one syscall and one lock hand-over per group).
+// W1). On the loop, the appends are answered first and the move is told on the next turn:
+// the order projection's catch-up ran before the answers left, on every append's path.
+// Measured in docs/performance.md.
 #pragma once
 
 #include <kj/async.h>
@@ -49,7 +51,8 @@ class AppendCompletions final : private kj::TaskSet::ErrorHandler {
   // call it as it closes); a move told after this is gone is dropped.
   std::function<void(storage::GlobalPosition)> DurableObserver() const;
   // KJ thread: `moved` runs on the loop after each durable move asked for with
-  // WantDurableMove(), before the results that came with it are answered. Empty: none.
+  // WantDurableMove(), one turn after the results that came with it were answered (their
+  // answers go out first). Empty: none.
   void OnDurableMove(std::function<void()> moved) { on_durable_move_ = std::move(moved); }
   // KJ thread: the next durable move runs OnDurableMove's handler, once. Moves told before
   // this call are forgotten: the caller looks at the durable position after calling it.

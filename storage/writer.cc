@@ -455,7 +455,9 @@ void Store::Impl::FlushGroup() {
   group_ids_.clear();
 }
 
-// Observers first: by the time an appender hears back, subscribers have been told.
+// Observers first, then the callbacks. (The daemon hears of both on one wake-up of its event
+// loop, answers the appends and tells its subscribers on the next turn:
+// server/append_completions.h.)
 // Callbacks run here, on the writer thread, so an appender that submits its next append
 // from the callback gets into the very next group: measured with 64 appends in flight,
 // every group carried all 64 (a completion thread halved that, as the next group started

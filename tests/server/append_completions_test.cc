@@ -109,10 +109,11 @@ struct Moves {
   kj::Own<kj::PromiseFulfiller<void>> next;
 };
 
-TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceMoveFirst) {
+TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceAnswersFirst) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
   Moves moves(completions);
+  auto moved = moves.Next();
   Waiting w = ExpectMany(completions, 8);
   completions.WantDurableMove();
   // As the store completes a group: its durable observers first, then the callbacks.
@@ -126,7 +127,8 @@ TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceMoveFi
       .then([&](kj::Own<storage::AppendResult>) { moves_when_answered = moves.count; })
       .wait(io.waitScope);
   for (size_t i = 1; i < w.results.size(); ++i) EXPECT_TRUE(w.results[i].wait(io.waitScope)->ok());
-  EXPECT_EQ(moves_when_answered, 1) << "the move is told before the results are answered";
+  moved.wait(io.waitScope);
+  EXPECT_EQ(moves_when_answered, 0) << "the appends are answered before the move is told";
   EXPECT_EQ(moves.count, 1);
   EXPECT_EQ(completions.wakeups(), 1u);
 }
