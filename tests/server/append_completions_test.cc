@@ -109,6 +109,12 @@ struct Moves {
   kj::Own<kj::PromiseFulfiller<void>> next;
 };
 
+// The writer thread tells of a durable move to `position`, as the store's observer does.
+void MoveFromWriter(AppendCompletions& completions, uint64_t position) {
+  auto observer = completions.DurableObserver();
+  std::thread([&] { observer(storage::GlobalPosition(position)); }).join();
+}
+
 TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceAnswersFirst) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
@@ -137,8 +143,7 @@ TEST(AppendCompletions, AMoveNobodyAskedForCostsTheLoopNoWakeUp) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
   Moves moves(completions);
-  auto observer = completions.DurableObserver();
-  std::thread([&] { observer(storage::GlobalPosition(1)); }).join();
+  MoveFromWriter(completions, 1);
   auto e = completions.Expect();
   kj::evalLast([] {}).wait(io.waitScope);  // the loop turns while the append waits
   std::thread([&] { e.done(Appended(1)); }).join();
@@ -151,13 +156,12 @@ TEST(AppendCompletions, AMoveToldBeforeItWasAskedForIsNotTheOneAskedFor) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
   Moves moves(completions);
-  auto observer = completions.DurableObserver();
-  std::thread([&] { observer(storage::GlobalPosition(1)); }).join();
+  MoveFromWriter(completions, 1);
   completions.WantDurableMove();  // the caller looks at the durable position after this
   auto next = moves.Next();
   kj::evalLast([] {}).wait(io.waitScope);  // every turn the loop has queued
   EXPECT_EQ(moves.count, 0);
-  std::thread([&] { observer(storage::GlobalPosition(2)); }).join();
+  MoveFromWriter(completions, 2);
   next.wait(io.waitScope);
   EXPECT_EQ(moves.count, 1);
 }
@@ -173,8 +177,7 @@ TEST(AppendCompletions, AMoveAskedForIsStillAwaitedAfterResultsWithoutOne) {
   std::thread([&] { e.done(storage::Status::InvalidArgument("rejected")); }).join();
   EXPECT_FALSE(e.result.wait(io.waitScope)->ok());
   EXPECT_EQ(moves.count, 0);
-  auto observer = completions.DurableObserver();
-  std::thread([&] { observer(storage::GlobalPosition(1)); }).join();
+  MoveFromWriter(completions, 1);
   next.wait(io.waitScope);
   EXPECT_EQ(moves.count, 1);
 }
