@@ -11,10 +11,10 @@
 // The durable position's moves come the same way (DurableNotifier waits on them): the store
 // tells its durable observers first and runs the group's callbacks after, so the move takes
 // the armed wake-up and the results ride on it. With a wake-up of its own, every group cost
-// the writer a second eventfd write and a lock that the woken loop then waited on (strace of
-// W1). On the loop, the appends are answered first and the move is told on the next turn:
-// the order projection's catch-up ran before the answers left, on every append's path.
-// Measured in docs/performance.md.
+// the writer a second eventfd write and a lock that the woken loop at times waited on
+// (strace of W1). On the loop, the appends are answered first and the move is told on the
+// next turn: the order projection's catch-up ran before the answers left, on every append's
+// path. Measured in docs/performance.md.
 #pragma once
 
 #include <kj/async.h>
