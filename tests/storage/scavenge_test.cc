@@ -139,23 +139,8 @@ std::vector<Seen> AllEvents(const Store& store) {
   EXPECT_TRUE(n.ok()) << n.status().ToString();
 
   std::vector<Seen> as_records;
-  ReadBuffer buffer;
-  GlobalPosition from(0);
-  while (true) {  // a scan through a buffer stops once the buffer is full: go on from there
-    GlobalPosition skipped = from;
-    auto m = store.ReadAllRecords(from, SIZE_MAX, [&](const Store::RecordRun& run) -> uint32_t {
-      const auto events = testing::EventsOfRun(run);
-      EXPECT_TRUE(events) << "the run at " << run.first.value << " does not hold its " << run.count << " events";
-      if (events) {
-        for (const EventView& e : *events) as_records.push_back(SeenOf(e));
-      }
-      from = run.first + run.count;
-      return run.count;
-    }, buffer, &skipped);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    if (!m.ok() || *m == 0) break;
-    from = std::max(from, skipped);
-  }
+  const Status read = testing::ForEachEventAsRecords(store, [&](const EventView& e) { as_records.push_back(SeenOf(e)); });
+  EXPECT_TRUE(read.ok()) << read.ToString();
   EXPECT_TRUE(as_records == out) << "records: " << as_records.size() << " events, views: " << out.size();
   return out;
 }

@@ -47,26 +47,9 @@ std::vector<uint64_t> Versions(const Store& store, const std::string& stream, ui
 // back run by run.
 std::vector<std::pair<std::string, uint64_t>> AllAsRecords(const Store& store) {
   std::vector<std::pair<std::string, uint64_t>> out;
-  ReadBuffer buffer;
-  GlobalPosition from(0);
-  while (true) {
-    GlobalPosition next = from;
-    auto n = store.ReadAllRecords(
-        from, 1'000'000,
-        [&](const Store::RecordRun& run) -> uint32_t {
-          const auto events = testing::EventsOfRun(run);
-          EXPECT_TRUE(events) << "the run at " << run.first.value << " does not hold its " << run.count << " events";
-          if (events) {
-            for (const EventView& e : *events) out.emplace_back(std::string(e.stream), e.version.value);
-          }
-          next = run.first + run.count;
-          return run.count;
-        },
-        buffer);
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    if (!n.ok() || *n == 0) break;
-    from = next;
-  }
+  const Status read = testing::ForEachEventAsRecords(
+      store, [&](const EventView& e) { out.emplace_back(std::string(e.stream), e.version.value); });
+  EXPECT_TRUE(read.ok()) << read.ToString();
   return out;
 }
 

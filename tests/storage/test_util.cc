@@ -154,6 +154,30 @@ std::optional<std::vector<EventView>> EventsOfRun(const Store::RecordRun& run) {
   return out;
 }
 
+Status ForEachEventAsRecords(const Store& store, const std::function<void(const EventView&)>& visit) {
+  ReadBuffer buffer;
+  GlobalPosition from(0);
+  Status bad_run;
+  while (true) {  // a scan through a buffer stops once the buffer is full: go on from there
+    GlobalPosition skipped = from;
+    auto n = store.ReadAllRecords(from, SIZE_MAX, [&](const Store::RecordRun& run) -> uint32_t {
+      const auto events = EventsOfRun(run);
+      if (!events) {
+        bad_run = Status::Corruption("the run at " + std::to_string(run.first.value) + " does not hold its " +
+                                     std::to_string(run.count) + " events");
+        return 0;  // stops the scan
+      }
+      for (const EventView& e : *events) visit(e);
+      from = run.first + run.count;
+      return run.count;
+    }, buffer, &skipped);
+    if (!bad_run.ok()) return bad_run;
+    if (!n.ok()) return n.status();
+    if (*n == 0) return Status::Ok();
+    from = std::max(from, skipped);
+  }
+}
+
 uint64_t AppendRawBatch(const std::filesystem::path& segment_file, const std::string& stream, uint64_t first_version) {
   const std::vector<uint8_t> bytes = ReadFileBytes(segment_file);
   const std::vector<uint64_t> offsets = BatchOffsets(segment_file);

@@ -56,6 +56,12 @@ std::vector<uint8_t> ReadFileBytes(const std::filesystem::path& file);
 // run.stream, at positions run.first, run.first + 1, ...
 std::optional<std::vector<EventView>> EventsOfRun(const Store::RecordRun& run);
 
+// Every event $all serves, read as records (Store::ReadAllRecords through a ReadBuffer, going
+// on from where each scan stopped) and parsed back run by run (EventsOfRun). `visit` sees each
+// event; its views are valid during the call only. Not ok when a read fails, or when a run
+// does not hold what it says (Corruption, naming the run).
+Status ForEachEventAsRecords(const Store& store, const std::function<void(const EventView&)>& visit);
+
 // Offsets of every batch in a segment file (walks the headers, no checksum check).
 std::vector<uint64_t> BatchOffsets(const std::filesystem::path& segment_file);
 
