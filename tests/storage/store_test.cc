@@ -419,7 +419,9 @@ TEST(Store, ReadAllRecordsHandsWholeBatchesHoldingTheRecordsReadAllVisits) {
       next += taken.size();
     }
     EXPECT_EQ(next, total);
-    if (from < total - 1) EXPECT_GT(multi_event_runs, runs / 2) << "whole batches, not event by event";
+    if (from < total - 1) {
+      EXPECT_GT(multi_event_runs, runs / 2) << "whole batches, not event by event";
+    }
   }
   EXPECT_EQ(store->stats().corruption_found, 0u);
 }
