@@ -61,13 +61,15 @@ std::function<void(storage::GlobalPosition)> AppendCompletions::DurableObserver(
   return [shared = shared_](storage::GlobalPosition) { shared->PostDurableMove(); };
 }
 
-void AppendCompletions::WantDurableMove() {
+kj::Promise<void> AppendCompletions::NextDurableMove() {
   {
     std::lock_guard lock(shared_->mu);
     shared_->durable_moved = false;
   }
-  durable_move_wanted_ = true;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  durable_move_ = kj::mv(paf.fulfiller);
   if (!armed_) Arm();
+  return kj::mv(paf.promise);
 }
 
 void AppendCompletions::Arm() {
@@ -75,7 +77,7 @@ void AppendCompletions::Arm() {
   bool queued;
   {
     std::lock_guard lock(shared_->mu);
-    queued = !shared_->queue.empty() || (durable_move_wanted_ && shared_->durable_moved);
+    queued = !shared_->queue.empty() || (durable_move_.get() != nullptr && shared_->durable_moved);
     if (!queued) shared_->wake = kj::mv(paf.fulfiller);
   }
   // Results queued while nothing was armed are answered on the loop's next turn.
@@ -111,13 +113,10 @@ void AppendCompletions::Answer() {
   // subscribers and the order projection catch up after (docs/performance.md).
   // evalLater, not evalLast: a subscription pumping pushes through evalLater would starve
   // an evalLast.
-  if (moved && durable_move_wanted_) {
-    durable_move_wanted_ = false;
-    wake_.add(kj::evalLater([this] {
-      if (on_durable_move_) on_durable_move_();
-    }));
+  if (moved && durable_move_.get() != nullptr) {
+    wake_.add(kj::evalLater([told = kj::mv(durable_move_)]() mutable { told->fulfill(); }));
   }
-  if ((!waiting_.empty() || durable_move_wanted_) && !armed_) Arm();
+  if ((!waiting_.empty() || durable_move_.get() != nullptr) && !armed_) Arm();
 }
 
 }  // namespace esd::server

@@ -50,13 +50,11 @@ class AppendCompletions final : private kj::TaskSet::ErrorHandler {
   // Any thread: what to give Store::AddDurableObserver. It may outlive this (the store may
   // call it as it closes); a move told after this is gone is dropped.
   std::function<void(storage::GlobalPosition)> DurableObserver() const;
-  // KJ thread: `moved` runs on the loop after each durable move asked for with
-  // WantDurableMove(), one turn after the results that came with it were answered (their
-  // answers go out first). Empty: none.
-  void OnDurableMove(std::function<void()> moved) { on_durable_move_ = std::move(moved); }
-  // KJ thread: the next durable move runs OnDurableMove's handler, once. Moves told before
-  // this call are forgotten: the caller looks at the durable position after calling it.
-  void WantDurableMove();
+  // KJ thread: resolves on the loop after the next durable move, one turn after the results
+  // that came with it were answered (their answers go out first). Moves told before this
+  // call are forgotten: the caller looks at the durable position after calling it. One
+  // asker at a time: a second call breaks the first's promise.
+  kj::Promise<void> NextDurableMove();
 
   // KJ thread: results waiting for their promise (0 once the loop has caught up). For tests.
   size_t waiting() const { return waiting_.size(); }
@@ -74,8 +72,7 @@ class AppendCompletions final : private kj::TaskSet::ErrorHandler {
   uint64_t next_id_ = 0;
   uint64_t wakeups_ = 0;
   bool armed_ = false;  // a wake-up is armed (or the next turn will answer)
-  std::function<void()> on_durable_move_;
-  bool durable_move_wanted_ = false;
+  kj::Own<kj::PromiseFulfiller<void>> durable_move_;  // NextDurableMove's, until told
   kj::TaskSet wake_{*this};
 };
 

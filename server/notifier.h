@@ -24,13 +24,10 @@ class DurableNotifier {
   kj::Promise<void> WaitBeyond(uint64_t position);
 
  private:
-  void EndGeneration();  // the waiters of the current generation look again
-
   storage::Store& store_;
   AppendCompletions& wake_;
   uint64_t observer_ = 0;
-  // The current generation: its fulfiller, and its promise shared by all waiters.
-  kj::Own<kj::PromiseFulfiller<void>> armed_;
+  // The current generation: the next durable move, shared by all waiters.
   kj::Maybe<kj::ForkedPromise<void>> next_;
   uint64_t generation_ = 0;
 };

@@ -91,22 +91,14 @@ TEST(AppendCompletions, AResultAfterTheLoopSideIsGoneIsDropped) {
   std::thread([&] { late(Appended(3)); }).join();
 }
 
-// What a durable move's handler saw: how many moves, and a promise for the next one.
+// The durable moves a test asked for and was told of.
 struct Moves {
-  explicit Moves(AppendCompletions& completions) {
-    completions.OnDurableMove([this] {
-      ++count;
-      if (next) next->fulfill();
-      next = nullptr;
-    });
-  }
-  kj::Promise<void> Next() {
-    auto paf = kj::newPromiseAndFulfiller<void>();
-    next = kj::mv(paf.fulfiller);
-    return kj::mv(paf.promise);
+  // Asks for the next durable move, and counts it as soon as it is told (eagerly: a kj
+  // continuation otherwise runs only once someone waits on it).
+  kj::Promise<void> Next(AppendCompletions& completions) {
+    return completions.NextDurableMove().then([this] { ++count; }).eagerlyEvaluate(nullptr);
   }
   int count = 0;
-  kj::Own<kj::PromiseFulfiller<void>> next;
 };
 
 // The writer thread tells of a durable move to `position`, as the store's observer does.
@@ -118,10 +110,9 @@ void MoveFromWriter(AppendCompletions& completions, uint64_t position) {
 TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceAnswersFirst) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
-  Moves moves(completions);
-  auto moved = moves.Next();
+  Moves moves;
   Waiting w = ExpectMany(completions, 8);
-  completions.WantDurableMove();
+  auto moved = moves.Next(completions);
   // As the store completes a group: its durable observers first, then the callbacks.
   auto observer = completions.DurableObserver();
   std::thread([&] {
@@ -142,24 +133,25 @@ TEST(AppendCompletions, ADurableMoveAndTheResultsOfItsGroupWakeTheLoopOnceAnswer
 TEST(AppendCompletions, AMoveNobodyAskedForCostsTheLoopNoWakeUp) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
-  Moves moves(completions);
+  Moves moves;
   MoveFromWriter(completions, 1);
   auto e = completions.Expect();
   kj::evalLast([] {}).wait(io.waitScope);  // the loop turns while the append waits
   std::thread([&] { e.done(Appended(1)); }).join();
   EXPECT_TRUE(e.result.wait(io.waitScope)->ok());
   EXPECT_EQ(completions.wakeups(), 1u) << "the move nobody asked for woke the loop";
+  auto later = moves.Next(completions);
+  EXPECT_FALSE(later.poll(io.waitScope)) << "the move nobody asked for is not a later asker's";
   EXPECT_EQ(moves.count, 0);
 }
 
 TEST(AppendCompletions, AMoveToldBeforeItWasAskedForIsNotTheOneAskedFor) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
-  Moves moves(completions);
+  Moves moves;
   MoveFromWriter(completions, 1);
-  completions.WantDurableMove();  // the caller looks at the durable position after this
-  auto next = moves.Next();
-  kj::evalLast([] {}).wait(io.waitScope);  // every turn the loop has queued
+  auto next = moves.Next(completions);  // the caller looks at the durable position after this
+  EXPECT_FALSE(next.poll(io.waitScope));  // every turn the loop has queued
   EXPECT_EQ(moves.count, 0);
   MoveFromWriter(completions, 2);
   next.wait(io.waitScope);
@@ -169,9 +161,8 @@ TEST(AppendCompletions, AMoveToldBeforeItWasAskedForIsNotTheOneAskedFor) {
 TEST(AppendCompletions, AMoveAskedForIsStillAwaitedAfterResultsWithoutOne) {
   auto io = kj::setupAsyncIo();
   AppendCompletions completions;
-  Moves moves(completions);
-  completions.WantDurableMove();
-  auto next = moves.Next();
+  Moves moves;
+  auto next = moves.Next(completions);
   // A rejected append: its result comes with no durable move.
   auto e = completions.Expect();
   std::thread([&] { e.done(storage::Status::InvalidArgument("rejected")); }).join();
