@@ -33,6 +33,8 @@ Load generator for esd. Each client has its own connection; the clients are spre
   --threads T             client threads (default 1, orders: --clients up to 64; at most
                           --clients)
   --inflight K            appends each client keeps in flight (default 1; orders: only 1)
+  --protocol P            append: rpc (Cap'n Proto RPC, esd::client::Client; the default) or
+                          frames (the framed protocol, esd::client::Appender)
   --batch B               append: events per append (default 1);
                           read-all: events per ReadAll page (default 1000)
   --event-size BYTES      data bytes per appended event (default 200)
@@ -110,7 +112,7 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     static const char* const kKnown[] = {"--connect", "--token",      "--workload",           "--clients",
                                          "--threads", "--inflight",   "--batch",              "--event-size",
                                          "--prefill", "--duration",   "--streams-per-client",
-                                         "--daemon-pid", "--metrics"};
+                                         "--daemon-pid", "--metrics", "--protocol"};
     const std::string name = arg.substr(0, arg.find('='));
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
       *error = "unknown option " + name;
@@ -147,6 +149,12 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
         *error = "--workload: expected append, read-all, subscribe or orders, got '" + value + "'";
         return std::nullopt;
       }
+    } else if (arg == "--protocol") {
+      if (value != "rpc" && value != "frames") {
+        *error = "--protocol: expected rpc or frames, got '" + value + "'";
+        return std::nullopt;
+      }
+      o.framed = value == "frames";
     } else if (arg == "--clients") {
       if (!number(1, 100000)) return std::nullopt;
       o.clients = static_cast<int>(n);
@@ -191,6 +199,10 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
   }
   if (o.daemon_cpu.pid != 0 && !o.daemon_cpu.metrics.empty()) {
     *error = "--daemon-pid and --metrics both measure the daemon's CPU: give one of them";
+    return std::nullopt;
+  }
+  if (o.framed && o.workload != Workload::kAppend) {
+    *error = "--protocol frames: only the append workload has a framed form (the framed protocol appends only)";
     return std::nullopt;
   }
   if (!batch_set) o.batch = o.workload == Workload::kReadAll ? 1000 : 1;
@@ -273,6 +285,7 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
   if (o.json) {
     std::string j = "{";
     j += "\"workload\":" + JsonString(WorkloadName(o.workload));
+    j += ",\"protocol\":" + JsonString(o.framed ? "frames" : "rpc");
     j += ",\"connect\":" + JsonString(o.connect);
     char buf[512];
     std::snprintf(buf, sizeof buf,
@@ -337,9 +350,9 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
   if (orders) {
     std::printf("workload     orders, %d clients on %d threads\n", o.clients, o.threads);
   } else {
-    std::printf("workload     %s, %d clients on %d threads, inflight %d, batch %u, event size %llu B\n",
-                WorkloadName(o.workload), o.clients, o.threads, o.inflight, o.batch,
-                static_cast<unsigned long long>(o.event_size));
+    std::printf("workload     %s%s, %d clients on %d threads, inflight %d, batch %u, event size %llu B\n",
+                WorkloadName(o.workload), o.framed ? " (framed protocol)" : "", o.clients, o.threads, o.inflight,
+                o.batch, static_cast<unsigned long long>(o.event_size));
   }
   std::printf("duration     %.2f s\n", t.seconds);
   if (orders) {

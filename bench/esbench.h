@@ -37,6 +37,7 @@ struct Options {
   uint64_t prefill = 0;
   bool json = false;
   CpuSource daemon_cpu;           // --daemon-pid / --metrics: report the daemon's CPU per event
+  bool framed = false;            // --protocol frames: appends through esd::client::Appender
 };
 
 // What one worker thread measured. The atomics are read by the progress line while the

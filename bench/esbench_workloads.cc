@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/esbench.h"
+#include "client/appender.h"
 #include "client/client.h"
 
 namespace esbench {
@@ -64,12 +65,14 @@ void CountAppendError(const AppendResult& r, ThreadStats& stats) {
   }
 }
 
-std::unique_ptr<Client> Connect(const Options& o) {
+esd::client::ConnectOptions ConnectOptionsOf(const Options& o) {
   esd::client::ConnectOptions options;
   options.address = o.connect;
   options.token = o.token;
-  return Client::Connect(options);
+  return options;
 }
+
+std::unique_ptr<Client> Connect(const Options& o) { return Client::Connect(ConnectOptionsOf(o)); }
 
 std::vector<NewEvent> MakeEvents(uint32_t count, uint64_t size) {
   std::string data(size, 'x');
@@ -86,6 +89,7 @@ std::vector<NewEvent> MakeEvents(uint32_t count, uint64_t size) {
 // One client's connection and the streams its in-flight slots append to.
 struct ClientState {
   std::unique_ptr<Client> client;
+  std::unique_ptr<esd::client::Appender> appender;  // --protocol frames: instead of `client`
   std::vector<std::string> streams;
   size_t next_stream = 0;
   bool dead = false;
@@ -119,7 +123,10 @@ class AppendChains : private kj::TaskSet::ErrorHandler {
     const bool own = run_.options->streams_per_client == 0;
     const std::string& stream = own ? s.c->streams[s.index] : s.c->streams[s.c->next_stream++ % s.c->streams.size()];
     const auto t0 = Clock::now();
-    return kj::evalNow([&] { return s.c->client->AppendAsync(stream, Expected::Any(), s.events); })
+    return kj::evalNow([&] {
+             return s.c->appender ? s.c->appender->AppendAsync(stream, Expected::Any(), s.events)
+                                  : s.c->client->AppendAsync(stream, Expected::Any(), s.events);
+           })
         .then(
             [this, &s, t0](AppendResult r) -> kj::Promise<void> {
               const auto t1 = Clock::now();
@@ -163,13 +170,18 @@ void RunAppend(Run& run, std::vector<ClientState>& clients, ThreadStats& stats) 
   for (auto& c : clients) {
     for (int k = 0; k < o.inflight; ++k) slots.push_back(Slot{&c, k, MakeEvents(o.batch, o.event_size)});
   }
-  Client& loop = *clients.front().client;
+  // Any connection of the thread runs its loop.
+  ClientState& first = clients.front();
+  auto run_for = [&first](std::chrono::milliseconds d) { first.appender ? first.appender->RunFor(d) : first.client->RunFor(d); };
+  auto run_until = [&first](const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    return first.appender ? first.appender->RunUntil(done, timeout) : first.client->RunUntil(done, timeout);
+  };
   {
     AppendChains chains(run, stats, o.batch * o.event_size);
     for (auto& s : slots) chains.Start(s);
-    while (!run.stop.load() && chains.active() > 0) loop.RunFor(std::chrono::milliseconds(20));
+    while (!run.stop.load() && chains.active() > 0) run_for(std::chrono::milliseconds(20));
     // Drain: every chain stops after its call in flight completes.
-    if (!loop.RunUntil([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
+    if (!run_until([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
       stats.Error("drain-timeout", std::to_string(chains.active()) + " appends still in flight 30 s after the end");
     }
   }  // destroying the TaskSet cancels whatever still hangs
@@ -455,7 +467,11 @@ void RunWorker(Run& run, int first_client, int client_count, ThreadStats& stats)
   try {
     for (int i = 0; i < client_count; ++i) {
       ClientState& c = clients[static_cast<size_t>(i)];
-      c.client = Connect(o);
+      if (o.framed) {
+        c.appender = esd::client::Appender::Connect(ConnectOptionsOf(o));
+      } else {
+        c.client = Connect(o);
+      }
       const int n = o.streams_per_client > 0 ? o.streams_per_client : o.inflight;
       for (int s = 0; s < n; ++s) {
         c.streams.push_back("bench-" + run.run_id + "-c" + std::to_string(first_client + i) + "-s" + std::to_string(s));

@@ -34,10 +34,6 @@ Error ErrorOf(const kj::Exception& e) {
 
 namespace {
 
-capnp::Data::Reader Bytes(const std::string& s) {
-  return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
-}
-
 [[noreturn]] void Rethrow(const kj::Exception& e) { throw ErrorOf(e); }
 
 Damage ToDamage(rpc::Damage::Reader d) {
@@ -170,7 +166,7 @@ const char* internal::RejectName(rpc::RejectCode code) {
   return "unknown";
 }
 
-namespace {
+namespace internal {
 
 AppendResult ToAppendResult(rpc::AppendResult::Reader r) {
   AppendResult out;
@@ -204,6 +200,12 @@ AppendResult ToAppendResult(rpc::AppendResult::Reader r) {
   }
   return out;
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::ToAppendResult;
 
 void SetFilter(rpc::Filter::Builder out, const Filter& f) {
   out.setStreamPrefix(f.stream_prefix);
@@ -414,21 +416,45 @@ std::optional<Expected> Expected::Parse(std::string_view text) {
   return Exact(v);
 }
 
-// KJ allows one event loop per thread: the Clients of a thread share it, and it lives as
-// long as the last of them.
-struct ThreadLoop {
-  ThreadLoop() : io(kj::setupAsyncIo()) {}
-  kj::AsyncIoContext io;
-  static std::shared_ptr<ThreadLoop> Get() {
-    thread_local std::weak_ptr<ThreadLoop> current;
-    auto loop = current.lock();
-    if (!loop) {
-      loop = std::make_shared<ThreadLoop>();
-      current = loop;
-    }
-    return loop;
+namespace internal {
+
+std::shared_ptr<ThreadLoop> ThreadLoop::Get() {
+  thread_local std::weak_ptr<ThreadLoop> current;
+  auto loop = current.lock();
+  if (!loop) {
+    loop = std::make_shared<ThreadLoop>();
+    current = loop;
   }
-};
+  return loop;
+}
+
+kj::Own<kj::AsyncIoStream> OpenStream(kj::AsyncIoContext& io, const ConnectOptions& options, FirstBytes& first_bytes) {
+  TlsTarget target{options.address, options.tls_server_name, options.tls_ca_file};
+  if (target.name.empty()) target.name = HostOf(options.address);
+  if (options.tls && target.name.empty()) {
+    throw Error(Error::ConnectProblem::kOptions, "TLS to " + options.address +
+                                                     " needs the name on esd's certificate to check: a unix socket "
+                                                     "has no host name");
+  }
+  auto& ws = io.waitScope;
+  kj::Own<kj::AsyncIoStream> stream;
+  try {
+    auto address = io.provider->getNetwork().parseAddress(options.address, 7400).wait(ws);
+    stream = address->connect().wait(ws);
+  } catch (const kj::Exception& e) {
+    throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
+  }
+  if (options.tls) {
+    TlsOutcome tls = ConnectTls(kj::mv(stream), target).wait(ws);
+    if (tls.stream.get() == nullptr) throw Error(tls.problem, tls.message);
+    return kj::mv(tls.stream);
+  }
+  return RecordFirstBytes(kj::mv(stream), first_bytes);
+}
+
+}  // namespace internal
+
+using internal::ThreadLoop;
 
 class Client::Impl {
  public:
@@ -472,28 +498,8 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
 std::unique_ptr<Client> Client::Connect(const ConnectOptions& options) {
-  internal::TlsTarget target{options.address, options.tls_server_name, options.tls_ca_file};
-  if (target.name.empty()) target.name = internal::HostOf(options.address);
-  if (options.tls && target.name.empty()) {
-    throw Error(Error::ConnectProblem::kOptions, "TLS to " + options.address +
-                                                     " needs the name on esd's certificate to check: a unix socket "
-                                                     "has no host name");
-  }
   auto impl = std::make_unique<Impl>();
-  auto& ws = impl->io.waitScope;
-  try {
-    auto address = impl->io.provider->getNetwork().parseAddress(options.address, 7400).wait(ws);
-    impl->stream = address->connect().wait(ws);
-  } catch (const kj::Exception& e) {
-    throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
-  }
-  if (options.tls) {
-    internal::TlsOutcome tls = internal::ConnectTls(kj::mv(impl->stream), target).wait(ws);
-    if (tls.stream.get() == nullptr) throw Error(tls.problem, tls.message);
-    impl->stream = kj::mv(tls.stream);
-  } else {
-    impl->stream = internal::RecordFirstBytes(kj::mv(impl->stream), impl->first_bytes);
-  }
+  impl->stream = internal::OpenStream(impl->io, options, impl->first_bytes);
   // Fewer syscalls: reads ahead (BufferedReads), and one write for a turn's messages.
   impl->stream = kj::heap<internal::CoalescedWrites>(kj::mv(impl->stream));
   impl->rpc = kj::heap<capnp::TwoPartyClient>(*impl->stream);
@@ -549,21 +555,8 @@ std::string Client::Role() {
 
 kj::Promise<AppendResult> Client::AppendAsync(const std::string& stream, Expected expected,
                                               const std::vector<NewEvent>& events) {
-  // Sized so the request is one segment, which the server reads without segment lookups.
-  uint64_t bytes = stream.size();
-  for (const NewEvent& e : events) bytes += e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
-  auto req = impl_->store.appendRequest(capnp::MessageSize{64 + bytes / 8 + 16 * events.size(), 0});
-  req.setStream(stream);
-  internal::SetExpected(req.initExpected(), expected);
-  auto list = req.initEvents(events.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    const NewEvent& e = events[i];
-    list[i].setId(capnp::Data::Reader(e.id.data(), e.id.size()));
-    list[i].setType(e.type);
-    list[i].setContentType(e.content_type);
-    list[i].setMetadata(Bytes(e.metadata));
-    list[i].setData(Bytes(e.data));
-  }
+  auto req = impl_->store.appendRequest(internal::AppendRequestSize(stream, events));
+  internal::FillAppend(req, stream, expected, events);
   return req.send().then([](capnp::Response<rpc::EventStore::AppendResults> r) { return ToAppendResult(r.getResult()); });
 }
 

@@ -2,7 +2,11 @@
 // the calls implemented outside client.cc (lifecycle.cc). Not installed; not for users.
 #pragma once
 
+#include <kj/async-io.h>
+
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "client/client.h"
 #include "protocol/esd.capnp.h"
@@ -15,7 +19,49 @@ rpc::EventStore::Client& StoreOf(Client::Impl& impl);
 const char* RejectName(rpc::RejectCode code);
 // The wire form of an expected version (appends, deletes, metadata).
 void SetExpected(rpc::ExpectedVersion::Builder out, Expected expected);
+AppendResult ToAppendResult(rpc::AppendResult::Reader r);
 std::string Str(capnp::Text::Reader t);
 std::string Str(capnp::Data::Reader d);
+
+// Words that make an append's request of these events one segment, which the daemon reads
+// without segment lookups.
+inline capnp::MessageSize AppendRequestSize(const std::string& stream, const std::vector<NewEvent>& events) {
+  uint64_t bytes = stream.size();
+  for (const NewEvent& e : events) bytes += e.type.size() + e.content_type.size() + e.metadata.size() + e.data.size() + 64;
+  return capnp::MessageSize{64 + bytes / 8 + 16 * events.size(), 0};
+}
+
+// An append's request: EventStore.append's params, or the framed protocol's Append.
+template <typename Builder>
+void FillAppend(Builder& out, const std::string& stream, Expected expected, const std::vector<NewEvent>& events) {
+  auto bytes = [](const std::string& s) {
+    return capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(s.data()), s.size());
+  };
+  out.setStream(stream);
+  SetExpected(out.initExpected(), expected);
+  auto list = out.initEvents(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const NewEvent& e = events[i];
+    list[i].setId(capnp::Data::Reader(e.id.data(), e.id.size()));
+    list[i].setType(e.type);
+    list[i].setContentType(e.content_type);
+    list[i].setMetadata(bytes(e.metadata));
+    list[i].setData(bytes(e.data));
+  }
+}
+
+// KJ allows one event loop per thread: the Clients (and Appenders) of a thread share it, and
+// it lives as long as the last of them.
+struct ThreadLoop {
+  ThreadLoop() : io(kj::setupAsyncIo()) {}
+  kj::AsyncIoContext io;
+  static std::shared_ptr<ThreadLoop> Get();
+};
+
+class FirstBytes;
+// The connection `options` ask for, TLS set up if asked (Error kConnect with its
+// ConnectProblem if not); a plain one records its first bytes read in `first_bytes`, which
+// must outlive it.
+kj::Own<kj::AsyncIoStream> OpenStream(kj::AsyncIoContext& io, const ConnectOptions& options, FirstBytes& first_bytes);
 
 }  // namespace esd::client::internal

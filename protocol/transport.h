@@ -40,6 +40,16 @@ inline bool LooksLikeTlsHello(const kj::byte* b, size_t n) {
 // spec, alert, handshake, application data), major version 3.
 inline bool LooksLikeTlsRecord(const kj::byte* b, size_t n) { return n >= 2 && b[0] >= 20 && b[0] <= 23 && b[1] == 3; }
 
+// The first bytes of a connection that speaks the framed protocol (protocol/frames.capnp),
+// after TLS if the port speaks TLS: "ESF1". A Cap'n Proto RPC connection starts with a
+// segment count (below 512 as a little-endian word), so the daemon tells the two apart by
+// these four bytes.
+inline constexpr kj::byte kFramesMagic[] = {'E', 'S', 'F', '1'};
+inline constexpr size_t kProtocolSniffBytes = sizeof(kFramesMagic);
+inline bool IsFramesMagic(const kj::byte* b, size_t n) {
+  return n == kProtocolSniffBytes && std::memcmp(b, kFramesMagic, n) == 0;
+}
+
 // "16 03 01": bytes for a log line or an error message.
 inline std::string HexBytes(const kj::byte* b, size_t n) {
   std::string text;
@@ -84,6 +94,29 @@ class ForwardingStream : public kj::AsyncIoStream {
 
  private:
   kj::Own<kj::AsyncIoStream> owned_;  // null unless owned
+};
+
+// `inner`, with `prefix` (bytes already read from it) read first: what the daemon read to
+// tell protocols apart goes back in front of the stream.
+class PrefixedStream final : public ForwardingStream {
+ public:
+  PrefixedStream(kj::Own<kj::AsyncIoStream> inner, kj::Array<kj::byte> prefix)
+      : ForwardingStream(kj::mv(inner)), prefix_(kj::mv(prefix)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    if (taken_ == prefix_.size()) return inner_.tryRead(buffer, min_bytes, max_bytes);
+    const size_t n = std::min(max_bytes, prefix_.size() - taken_);
+    std::memcpy(buffer, prefix_.begin() + taken_, n);
+    taken_ += n;
+    if (n >= min_bytes) return n;
+    return inner_.tryRead(static_cast<kj::byte*>(buffer) + n, min_bytes - n, max_bytes - n).then([n](size_t m) {
+      return n + m;
+    });
+  }
+
+ private:
+  kj::Array<kj::byte> prefix_;
+  size_t taken_ = 0;
 };
 
 // Reads ahead into a buffer of its own. Cap'n Proto 0.9.2 reads each message with two reads

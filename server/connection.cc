@@ -6,6 +6,7 @@
 #include <capnp/serialize-async.h>
 #include <kj/debug.h>
 
+#include "protocol/frames.capnp.h"
 #include "protocol/transport.h"
 #include "server/context.h"
 #include "server/session.h"
@@ -37,7 +38,8 @@ class WatchedStream final : public transport::BufferedReads {
 ConnectionState::~ConnectionState() noexcept(false) = default;
 
 size_t ConnectionState::outgoing_bytes() const {
-  return network_ == nullptr ? 0 : network_->getCurrentQueueSize();
+  KJ_IF_MAYBE(queued, queued_) { return (*queued)(); }
+  return 0;
 }
 
 kj::Promise<void> ConnectionState::WhenOutgoingBelow(size_t bytes) {
@@ -51,10 +53,10 @@ kj::Promise<void> ConnectionState::WhenOutgoingBelow(size_t bytes) {
   return paf.promise.attach(kj::defer([this, id] { waiters_.erase(id); })).attach(kj::addRef(*this));
 }
 
-void ConnectionState::Attach(capnp::TwoPartyVatNetwork& network) { network_ = &network; }
+void ConnectionState::Attach(kj::Function<size_t()> queued) { queued_ = kj::mv(queued); }
 
 void ConnectionState::Detach() {
-  network_ = nullptr;
+  queued_ = nullptr;
   Check();
 }
 
@@ -102,7 +104,7 @@ struct Connection::Parts {
 
 Connection::Connection(kj::Own<kj::AsyncIoStream> stream, ServerContext& ctx)
     : ctx_(ctx), state_(kj::refcounted<ConnectionState>()), parts_(kj::heap<Parts>(kj::mv(stream), *state_)) {
-  state_->Attach(parts_->network);
+  state_->Attach([&network = parts_->network] { return network.getCurrentQueueSize(); });
   auto& rpc = parts_->rpc.emplace(capnp::makeRpcServer(parts_->network, MakeBootstrap(ctx, *state_)));
   rpc.setFlowLimit(kFlowLimitBytes / sizeof(capnp::word));
   ctx_.connections.insert(state_.get());
@@ -127,7 +129,8 @@ kj::Promise<void> DrainUntilClosed(kj::AsyncIoStream& stream, kj::Array<kj::byte
 
 }  // namespace
 
-kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer) {
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer,
+                                   bool framed) {
   // What the steps below refer to, on the heap: it lives until the promise is done or dropped.
   struct Refusal {
     kj::Own<kj::AsyncIoStream> stream;
@@ -136,9 +139,13 @@ kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::String
   };
   auto r = kj::heap<Refusal>();
   r->stream = kj::mv(stream);
-  auto abort = r->message.initRoot<capnp::rpc::Message>().initAbort();
-  abort.setType(capnp::rpc::Exception::Type::OVERLOADED);
-  abort.setReason(reason);
+  if (framed) {
+    r->message.initRoot<rpc::frames::Response>().setError(reason);  // id 0: about no request
+  } else {
+    auto abort = r->message.initRoot<capnp::rpc::Message>().initAbort();
+    abort.setType(capnp::rpc::Exception::Type::OVERLOADED);
+    abort.setReason(reason);
+  }
   Refusal& refusal = *r;
   auto refused = capnp::writeMessage(*refusal.stream, refusal.message).then([&refusal] {
     refusal.stream->shutdownWrite();

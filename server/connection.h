@@ -1,5 +1,7 @@
 // One RPC connection: its socket, the Cap'n Proto network and RPC system over it, and the
-// state the calls on it share (ConnectionState).
+// state the calls on it share (ConnectionState). A connection that speaks the framed
+// protocol (protocol/frames.capnp) is a FramedConnection (server/framed_connection.h) with a
+// ConnectionState of its own.
 //
 // What one connection may hold of the daemon's memory is bounded in both directions:
 // - Requests: the RPC system's flow limit (kFlowLimitBytes). Past it, capnp stops reading the
@@ -51,13 +53,15 @@ class ConnectionState final : public kj::Refcounted {
 
  private:
   friend class Connection;
-  void Attach(capnp::TwoPartyVatNetwork& network);
+  friend class FramedConnection;
+  // `queued` says how many bytes of answers the connection holds unsent.
+  void Attach(kj::Function<size_t()> queued);
   void Detach();         // the connection is closing: every waiter is released
   void AfterWrite();     // a write to the socket completed
   void ScheduleCheck();  // a Check() once what is queued now has run
   void Check();          // releases the waiters whose condition holds
 
-  capnp::TwoPartyVatNetwork* network_ = nullptr;
+  mutable kj::Maybe<kj::Function<size_t()>> queued_;  // mutable: kj::Function calls are not const
   struct Waiter {
     size_t below;
     kj::Own<kj::PromiseFulfiller<void>> fulfiller;
@@ -91,11 +95,12 @@ class Connection {
 
 // A connection the daemon will not serve (--max-connections): writes one RPC Abort message
 // carrying `reason` (type overloaded), so that a capnp client's calls fail with it rather
-// than with a bare disconnect, then shuts its side down and reads what the client sent until
+// than with a bare disconnect (`framed`: a framed protocol's error answer with id 0), then shuts its side down and reads what the client sent until
 // the client closes (a close with unread bytes would send a reset, which can discard the
 // Abort before the client reads it), for at most kRefusalDrain and 64 KiB. A failed write or
 // read is no error (the peer went first).
 inline constexpr kj::Duration kRefusalDrain = 2 * kj::SECONDS;
-kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer);
+kj::Promise<void> RefuseConnection(kj::Own<kj::AsyncIoStream> stream, kj::StringPtr reason, kj::Timer& timer,
+                                   bool framed = false);
 
 }  // namespace esd::server

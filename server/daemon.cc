@@ -20,6 +20,7 @@
 #include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
+#include "server/framed_connection.h"
 #include "server/health.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -29,6 +30,7 @@
 #include "server/sd_notify.h"
 #include "server/session.h"
 #include "server/tls_acceptor.h"
+#include "protocol/transport.h"
 #include "storage/file.h"
 #include "version/version.h"
 
@@ -397,15 +399,30 @@ int RunDaemon(const Config& config) {
 
     ErrorHandler errors;
     kj::TaskSet connections(errors);
-    // Serves one connection (its TLS handshake done) until the peer goes.
-    // Each one comes and goes with a debug line, which tests wait on.
+    // Serves one connection (its TLS handshake done) until the peer goes. It counts as open
+    // from here, before it has sent anything. Its first four bytes say which protocol it
+    // speaks: the framed one's magic (protocol/frames.capnp), else Cap'n Proto RPC, which is
+    // given them back. Each connection comes and goes with a debug line, which tests wait on.
     auto serve = [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
       log::Debug("a connection opened: {} are open", ++ctx.counters.connections);
       ++ctx.counters.connections_total;
-      auto conn = kj::heap<Connection>(kj::mv(stream), ctx);
-      auto done = conn->OnDisconnect();
-      return done.attach(kj::mv(conn)).then(
-          [&ctx] { log::Debug("a connection closed: {} are open", --ctx.counters.connections); });
+      auto first = kj::heapArray<kj::byte>(transport::kProtocolSniffBytes);
+      auto read = stream->tryRead(first.begin(), first.size(), first.size());
+      return read
+          .then([&ctx, stream = kj::mv(stream), first = kj::mv(first)](size_t n) mutable -> kj::Promise<void> {
+            if (transport::IsFramesMagic(first.begin(), n)) {
+              auto conn = kj::heap<FramedConnection>(kj::mv(stream), ctx);
+              return conn->Run().attach(kj::mv(conn));
+            }
+            if (n < first.size()) return kj::READY_NOW;  // gone before its first message: nothing to serve
+            auto conn = kj::heap<Connection>(kj::heap<transport::PrefixedStream>(kj::mv(stream), kj::mv(first)), ctx);
+            return conn->OnDisconnect().attach(kj::mv(conn));
+          })
+          .then([&ctx] { log::Debug("a connection closed: {} are open", --ctx.counters.connections); },
+                [&ctx](kj::Exception&& e) {
+                  log::Debug("a connection closed: {} are open", --ctx.counters.connections);
+                  kj::throwFatalException(kj::mv(e));
+                });
     };
     // Past --max-connections a connection (its TLS handshake done) is told why and closed:
     // each one holds a descriptor, and the store needs its own (one per segment).
@@ -434,11 +451,27 @@ int RunDaemon(const Config& config) {
                   "esd_connections_refused_total counts them all)",
                   open, allows, n);
       }
-      // "too many connections" first: the client library tells this refusal by it.
-      return RefuseConnection(kj::mv(stream),
-                              kj::str("too many connections: esd serves at most ", max_connections,
-                                      " connections at once (", bound, "), and ", open, " are open: retry later"),
-                              io.provider->getTimer());
+      // "too many connections" first: the client library tells this refusal by it. Said in
+      // the connection's protocol, which its first four bytes tell (RPC when none come
+      // within kRefusalDrain).
+      struct Refused {
+        kj::Own<kj::AsyncIoStream> stream;
+        kj::Array<kj::byte> first = kj::heapArray<kj::byte>(transport::kProtocolSniffBytes);
+        kj::String reason;
+      };
+      auto r = kj::heap<Refused>();
+      r->stream = kj::mv(stream);
+      r->reason = kj::str("too many connections: esd serves at most ", max_connections, " connections at once (", bound,
+                          "), and ", open, " are open: retry later");
+      auto& timer = io.provider->getTimer();
+      auto read = r->stream->tryRead(r->first.begin(), r->first.size(), r->first.size());
+      return timer.timeoutAfter(kRefusalDrain, kj::mv(read))
+          .then([](size_t n) { return n; }, [](kj::Exception&&) { return size_t{0}; })
+          .then([&timer, r = kj::mv(r)](size_t n) mutable {
+            const bool framed = transport::IsFramesMagic(r->first.begin(), n);
+            auto& refused = *r;
+            return RefuseConnection(kj::mv(refused.stream), refused.reason, timer, framed).attach(kj::mv(r));
+          });
     };
     // An accept that fails (out of descriptors: EMFILE, ENFILE; ENOBUFS; a connection reset
     // before it was taken) must not end the loop: it is counted, retried after a short

@@ -220,31 +220,35 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
   auto params = context.getParams();
   // Without a size hint capnp callocs 8 KiB for every answer; an append's answer is a few
   // words (a rejection's message may take one more segment).
-  auto result = context.getResults(capnp::MessageSize{32, 0}).initResult();
-  if (ctx_.stopping) {
-    ctx_.ops.appends.Add({"unavailable"});
-    Reject(result, rpc::RejectCode::UNAVAILABLE, "the server is shutting down; nothing was written, retry once it is back");
+  return ServeAppend(ctx_, role_, params.getStream(), params.getExpected(), params.getEvents(),
+                     [context]() mutable { return context.getResults(capnp::MessageSize{32, 0}).initResult(); });
+}
+
+kj::Promise<void> ServeAppend(ServerContext& ctx, Role role, capnp::Text::Reader stream,
+                              rpc::ExpectedVersion::Reader expected_version, capnp::List<rpc::EventData>::Reader list,
+                              kj::Function<rpc::AppendResult::Builder()> answer) {
+  if (ctx.stopping) {
+    ctx.ops.appends.Add({"unavailable"});
+    Reject(answer(), rpc::RejectCode::UNAVAILABLE, "the server is shutting down; nothing was written, retry once it is back");
     return kj::READY_NOW;
   }
-  if (role_ < Role::kWriter) {
-    ctx_.ops.appends.Add({"permission_denied"});
-    Reject(result, rpc::RejectCode::PERMISSION_DENIED,
-           kj::str("role ", RoleName(role_), " may not append (needs writer or admin)"));
+  if (role < Role::kWriter) {
+    ctx.ops.appends.Add({"permission_denied"});
+    Reject(answer(), rpc::RejectCode::PERMISSION_DENIED,
+           kj::str("role ", RoleName(role), " may not append (needs writer or admin)"));
     return kj::READY_NOW;
   }
-  const capnp::Text::Reader stream = params.getStream();
   if (auto refusal = domain::RawAppendRefusal(std::string_view(stream.cStr(), stream.size()))) {
-    ctx_.ops.appends.Add({"invalid_argument"});
-    Reject(result, rpc::RejectCode::INVALID_ARGUMENT, refusal->c_str());
+    ctx.ops.appends.Add({"invalid_argument"});
+    Reject(answer(), rpc::RejectCode::INVALID_ARGUMENT, refusal->c_str());
     return kj::READY_NOW;
   }
-  const storage::ExpectedVersion expected = ExpectedOf(params.getExpected());
+  const storage::ExpectedVersion expected = ExpectedOf(expected_version);
   // The request's bytes are copied here: they cross to the writer thread. A count the store
   // would refuse is refused before the copy, which would cost ~100 bytes per event.
-  auto list = params.getEvents();
-  if (const uint32_t limit = ctx_.store.options().max_events_per_append; list.size() > limit) {
-    ctx_.ops.appends.Add({"invalid_argument"});
-    Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
+  if (const uint32_t limit = ctx.store.options().max_events_per_append; list.size() > limit) {
+    ctx.ops.appends.Add({"invalid_argument"});
+    Reject(answer(), rpc::RejectCode::INVALID_ARGUMENT,
            kj::str("an append carries at most ", limit, " events, this one has ", list.size(),
                    "; nothing was written: split it into several appends"));
     return kj::READY_NOW;
@@ -263,9 +267,8 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     auto e = list[i];
     auto id = e.getId();
     if (id.size() != 16) {
-      ctx_.ops.appends.Add({"invalid_argument"});
-      Reject(result, rpc::RejectCode::INVALID_ARGUMENT,
-             kj::str("event ", i, ": the id must be 16 bytes, got ", id.size()));
+      ctx.ops.appends.Add({"invalid_argument"});
+      Reject(answer(), rpc::RejectCode::INVALID_ARGUMENT, kj::str("event ", i, ": the id must be 16 bytes, got ", id.size()));
       return kj::READY_NOW;
     }
     Fields& f = fields.emplace_back(Fields{id.begin(), e.getType(), e.getContentType(), e.getMetadata(), e.getData()});
@@ -288,10 +291,10 @@ kj::Promise<void> EventStoreService::append(AppendContext context) {
     out.metadata = take(f.metadata.begin(), f.metadata.size());
     out.data = take(f.data.begin(), f.data.size());
   }
-  auto appended = AppendOnLoop(ctx_, ToString(stream), expected, std::move(events));
-  return appended.then([this, context](kj::Own<storage::AppendResult> r) mutable {
-    ctx_.ops.appends.Add({AppendOutcome(r->ok() ? Status::Ok() : r->status())});
-    FillAppendResult(context.getResults().getResult(), *r);
+  auto appended = AppendOnLoop(ctx, ToString(stream), expected, std::move(events));
+  return appended.then([&ctx, answer = kj::mv(answer)](kj::Own<storage::AppendResult> r) mutable {
+    ctx.ops.appends.Add({AppendOutcome(r->ok() ? Status::Ok() : r->status())});
+    FillAppendResult(answer(), *r);
   });
 }
 

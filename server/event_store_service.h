@@ -55,6 +55,15 @@ class EventStoreService final : public LoggedCalls<rpc::EventStore> {
   const Role role_;
 };
 
+// One append as every protocol serves it (EventStore.append, and frames.capnp's Append):
+// refused at once (the daemon is stopping, the role may not append, a bad name, count or
+// id), or its bytes copied and handed to the writer. `answer` gives where the result goes;
+// it is called once, when the result is known (at once for a refusal). The readers are not
+// used after this returns. Throws (KJ) for an expected version of an unknown kind.
+kj::Promise<void> ServeAppend(ServerContext& ctx, Role role, capnp::Text::Reader stream,
+                              rpc::ExpectedVersion::Reader expected, capnp::List<rpc::EventData>::Reader events,
+                              kj::Function<rpc::AppendResult::Builder()> answer);
+
 // Conversions shared with the subscription code.
 void FillRecorded(rpc::RecordedEvent::Builder out, const storage::EventView& e);
 // `events` as records (protocol/esd.capnp, Subscriber.events) into `to`, which has room for

@@ -12,22 +12,13 @@ namespace esd::server {
 
 namespace {
 
-rpc::Role ToWire(Role r) {
-  switch (r) {
-    case Role::kReader: return rpc::Role::READER;
-    case Role::kWriter: return rpc::Role::WRITER;
-    case Role::kAdmin: return rpc::Role::ADMIN;
-  }
-  return rpc::Role::READER;
-}
-
 class SessionImpl final : public LoggedCalls<rpc::Session> {
  public:
   SessionImpl(ServerContext& ctx, ConnectionState& connection, Role role)
       : ctx_(ctx), connection_(kj::addRef(connection)), role_(role) {}
 
   kj::Promise<void> role(RoleContext context) override {
-    context.getResults().setRole(ToWire(role_));
+    context.getResults().setRole(RoleOnWire(role_));
     return kj::READY_NOW;
   }
   kj::Promise<void> eventStore(EventStoreContext context) override {
@@ -80,6 +71,15 @@ class BootstrapImpl final : public LoggedCalls<rpc::Bootstrap> {
 };
 
 }  // namespace
+
+rpc::Role RoleOnWire(Role r) {
+  switch (r) {
+    case Role::kReader: return rpc::Role::READER;
+    case Role::kWriter: return rpc::Role::WRITER;
+    case Role::kAdmin: return rpc::Role::ADMIN;
+  }
+  return rpc::Role::READER;
+}
 
 rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx, ConnectionState& connection) {
   return kj::heap<BootstrapImpl>(ctx, connection);

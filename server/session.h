@@ -11,4 +11,7 @@ namespace esd::server {
 // One per connection; the services it hands out keep a reference to `connection`.
 rpc::Bootstrap::Client MakeBootstrap(ServerContext& ctx, ConnectionState& connection);
 
+// A role as the wire says it (Session.role, and the framed protocol's login).
+rpc::Role RoleOnWire(Role r);
+
 }  // namespace esd::server

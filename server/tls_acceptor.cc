@@ -67,28 +67,6 @@ std::string Reason(const kj::Exception& e) {
   return "TLS: " + text;
 }
 
-// `inner`, with `prefix` (bytes already read from it) read first.
-class PrefixedStream final : public transport::ForwardingStream {
- public:
-  PrefixedStream(kj::Own<kj::AsyncIoStream> inner, kj::Array<kj::byte> prefix)
-      : ForwardingStream(kj::mv(inner)), prefix_(kj::mv(prefix)) {}
-
-  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
-    if (taken_ == prefix_.size()) return inner_.tryRead(buffer, min_bytes, max_bytes);
-    const size_t n = std::min(max_bytes, prefix_.size() - taken_);
-    std::memcpy(buffer, prefix_.begin() + taken_, n);
-    taken_ += n;
-    if (n >= min_bytes) return n;
-    return inner_.tryRead(static_cast<kj::byte*>(buffer) + n, min_bytes - n, max_bytes - n).then([n](size_t m) {
-      return n + m;
-    });
-  }
-
- private:
-  kj::Array<kj::byte> prefix_;
-  size_t taken_ = 0;
-};
-
 kj::Promise<void> Drain(kj::AsyncIoStream& stream, size_t left) {
   auto buffer = kj::heapArray<kj::byte>(4096);
   kj::byte* at = buffer.begin();
@@ -149,7 +127,7 @@ kj::Promise<kj::Maybe<kj::Own<kj::AsyncIoStream>>> TlsAcceptor::Handshake(kj::Ow
                                      transport::HexBytes(first.begin(), n) + "; a client without TLS?); it was answered with a TLS alert",
                                  kj::mv(stream));
             }
-            return context_.wrapServer(kj::heap<PrefixedStream>(kj::mv(stream), kj::mv(first)))
+            return context_.wrapServer(kj::heap<transport::PrefixedStream>(kj::mv(stream), kj::mv(first)))
                 .then([](kj::Own<kj::AsyncIoStream> tls) { return Attempt::Of(Kind::kDone, "", kj::mv(tls)); });
           })
           .catch_([](kj::Exception&& e) { return Attempt::Of(Kind::kFailed, Reason(e)); })

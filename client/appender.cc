@@ -1,0 +1,202 @@
+#include "client/appender.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize-async.h>
+#include <capnp/serialize.h>
+#include <kj/debug.h>
+
+#include <unordered_map>
+
+#include "client/client_internal.h"
+#include "client/tls.h"
+#include "protocol/frames.capnp.h"
+#include "protocol/transport.h"
+
+namespace esd::client {
+
+namespace {
+
+namespace frames = rpc::frames;
+
+class ByteVectorOutput final : public kj::OutputStream {
+ public:
+  explicit ByteVectorOutput(std::vector<kj::byte>& to) : to_(to) {}
+  void write(const void* buffer, size_t size) override {
+    const auto* b = static_cast<const kj::byte*>(buffer);
+    to_.insert(to_.end(), b, b + size);
+  }
+
+ private:
+  std::vector<kj::byte>& to_;
+};
+
+std::string RoleName(rpc::Role role) {
+  switch (role) {
+    case rpc::Role::READER: return "reader";
+    case rpc::Role::WRITER: return "writer";
+    case rpc::Role::ADMIN: return "admin";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+// Requests are written in one write per turn of the event loop; answers are read in a loop
+// and handed to the request of their id. Once the connection fails, every call in flight and
+// every later one fails with the same exception.
+class Appender::Impl final : private kj::TaskSet::ErrorHandler {
+ public:
+  Impl() : loop(internal::ThreadLoop::Get()), io(loop->io), tasks(*this) {}
+
+  // The answer to the request in `message` (whose id is `id`).
+  kj::Promise<kj::Own<capnp::MessageReader>> Send(uint64_t id, capnp::MessageBuilder& message) {
+    KJ_IF_MAYBE(e, broken) { return kj::cp(*e); }
+    ByteVectorOutput out(pending);
+    capnp::writeMessage(out, message);
+    if (!writing) {
+      writing = true;
+      tasks.add(kj::evalLater([this] { return WriteMore(); }));
+    }
+    auto paf = kj::newPromiseAndFulfiller<kj::Own<capnp::MessageReader>>();
+    waiting.emplace(id, kj::mv(paf.fulfiller));
+    return kj::mv(paf.promise);
+  }
+
+  kj::Promise<void> WriteMore() {
+    if (pending.empty() || broken != nullptr) {
+      writing = false;
+      return kj::READY_NOW;
+    }
+    std::swap(pending, sending);
+    return stream->write(sending.data(), sending.size()).then([this] {
+      sending.clear();
+      return WriteMore();
+    });
+  }
+
+  kj::Promise<void> ReadLoop() {
+    return capnp::tryReadMessage(*reads).then([this](kj::Maybe<kj::Own<capnp::MessageReader>> message) {
+      KJ_IF_MAYBE(m, message) {
+        Take(kj::mv(*m));
+        return ReadLoop();
+      }
+      Fail(KJ_EXCEPTION(DISCONNECTED, "the server closed the connection"));
+      return kj::Promise<void>(kj::READY_NOW);
+    });
+  }
+
+  void Take(kj::Own<capnp::MessageReader> message) {
+    auto answer = message->getRoot<frames::Response>();
+    auto it = waiting.find(answer.getId());
+    if (it == waiting.end()) {
+      // id 0: about the connection (a frame the daemon could not read, --max-connections).
+      if (answer.isError()) return Fail(KJ_EXCEPTION(FAILED, kj::str(answer.getError())));
+      return Fail(KJ_EXCEPTION(FAILED, "the server answered a request this client did not send (id ",
+                               answer.getId(), ")"));
+    }
+    auto fulfiller = kj::mv(it->second);
+    waiting.erase(it);
+    if (answer.isError()) {
+      fulfiller->reject(KJ_EXCEPTION(FAILED, kj::str(answer.getError())));
+    } else {
+      fulfiller->fulfill(kj::mv(message));
+    }
+  }
+
+  void Fail(kj::Exception&& e) {
+    if (broken != nullptr) return;
+    for (auto& [id, fulfiller] : waiting) fulfiller->reject(kj::cp(e));
+    waiting.clear();
+    broken = kj::mv(e);
+  }
+
+  void taskFailed(kj::Exception&& e) override { Fail(kj::mv(e)); }
+
+  template <typename T>
+  T Wait(kj::Promise<T> promise) {
+    try {
+      return promise.wait(io.waitScope);
+    } catch (const kj::Exception& e) {
+      throw ErrorOf(e);
+    }
+  }
+
+  std::shared_ptr<internal::ThreadLoop> loop;  // first member: destroyed last
+  kj::AsyncIoContext& io;
+  internal::FirstBytes first_bytes;  // of a plain connection
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<transport::BufferedReads> reads;
+  std::string role;
+  uint64_t next_id = 1;
+  std::unordered_map<uint64_t, kj::Own<kj::PromiseFulfiller<kj::Own<capnp::MessageReader>>>> waiting;
+  std::vector<kj::byte> pending, sending;  // requests queued, and those being written
+  bool writing = false;
+  kj::Maybe<kj::Exception> broken;
+  kj::TaskSet tasks;  // last: cancelled first
+};
+
+Appender::Appender(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Appender::~Appender() = default;
+
+std::unique_ptr<Appender> Appender::Connect(const ConnectOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->stream = internal::OpenStream(impl->io, options, impl->first_bytes);
+  impl->reads = kj::heap<transport::BufferedReads>(*impl->stream);
+  impl->pending.assign(std::begin(transport::kFramesMagic), std::end(transport::kFramesMagic));
+  impl->tasks.add(impl->ReadLoop());
+  capnp::MallocMessageBuilder login(16 + options.token.size() / 8);
+  auto request = login.initRoot<frames::Request>();
+  const uint64_t id = impl->next_id++;
+  request.setId(id);
+  request.setLogin(options.token);
+  try {
+    auto answer = impl->Wait(impl->Send(id, login));
+    impl->role = RoleName(answer->getRoot<frames::Response>().getLogin());
+  } catch (const Error& e) {
+    if (impl->first_bytes.LookLikeTls()) {
+      throw Error(Error::ConnectProblem::kServerSpeaksTls,
+                  "esd at " + options.address + " speaks TLS, and this connection did not use it");
+    }
+    if (e.kind() == Error::Kind::kRemote || e.kind() == Error::Kind::kDisconnected) {
+      // An esd without the framed protocol reads the magic as a broken RPC message.
+      throw Error(Error::Kind::kConnect, "esd at " + options.address + " did not take the framed protocol (" +
+                                             e.what() + "); an esd older than it serves appends through Client");
+    }
+    throw;
+  }
+  return std::unique_ptr<Appender>(new Appender(std::move(impl)));
+}
+
+std::string Appender::Role() const { return impl_->role; }
+
+kj::Promise<AppendResult> Appender::AppendAsync(const std::string& stream, Expected expected,
+                                                const std::vector<NewEvent>& events) {
+  capnp::MallocMessageBuilder message(internal::AppendRequestSize(stream, events).wordCount);
+  auto request = message.initRoot<frames::Request>();
+  const uint64_t id = impl_->next_id++;
+  request.setId(id);
+  auto append = request.initAppend();
+  internal::FillAppend(append, stream, expected, events);
+  return impl_->Send(id, message).then([](kj::Own<capnp::MessageReader> answer) {
+    auto response = answer->getRoot<frames::Response>();
+    KJ_REQUIRE(response.isAppend(), "the server answered an append with something else");
+    return internal::ToAppendResult(response.getAppend());
+  });
+}
+
+AppendResult Appender::Append(const std::string& stream, Expected expected, const std::vector<NewEvent>& events) {
+  return impl_->Wait(AppendAsync(stream, expected, events));
+}
+
+bool Appender::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto& timer = impl_->io.provider->getTimer();
+  const auto deadline = timer.now() + timeout.count() * kj::MILLISECONDS;
+  while (!done() && timer.now() < deadline) impl_->Wait(timer.afterDelay(2 * kj::MILLISECONDS));
+  return done();
+}
+
+void Appender::RunFor(std::chrono::milliseconds duration) {
+  impl_->Wait(impl_->io.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS));
+}
+
+}  // namespace esd::client

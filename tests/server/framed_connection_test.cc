@@ -1,0 +1,296 @@
+// server/framed_connection.cc, end to end: a real esd, spoken to through
+// esd::client::Appender (client/appender.cc) and, for what a well-behaved client never
+// sends, through raw frames on a socket.
+#include "server/framed_connection.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "client/appender.h"
+#include "client/client.h"
+#include "protocol/frames.capnp.h"
+#include "server/esd_process.h"
+#include "storage/test_util.h"
+
+namespace esd {
+namespace {
+
+using client::AppendResult;
+using client::Appender;
+using client::Client;
+using client::Error;
+using client::Expected;
+using client::NewEvent;
+using testing::EsdProcess;
+
+std::unique_ptr<Appender> ConnectAppender(const EsdProcess& esd, const std::string& token = "") {
+  client::ConnectOptions options;
+  options.address = esd.rpc_address();
+  options.token = token;
+  return Appender::Connect(options);
+}
+
+// A raw connection that has sent the framed protocol's magic.
+class RawFrames {
+ public:
+  explicit RawFrames(const EsdProcess& esd) : fd_(testing::ConnectLoopback(esd.rpc_address())) {
+    SendBytes("ESF1");
+  }
+  ~RawFrames() { ::close(fd_); }
+
+  void SendBytes(const std::string& bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  void Send(capnp::MessageBuilder& message) {
+    auto words = capnp::messageToFlatArray(message);
+    auto bytes = words.asBytes();
+    SendBytes(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+  }
+  // The next whole answer, or nullopt once the daemon closed the connection first.
+  std::optional<std::vector<capnp::word>> Next() {
+    while (true) {
+      if (buffer_.size() >= 8) {
+        const size_t expected = capnp::expectedSizeInWordsFromPrefix(
+            kj::arrayPtr(reinterpret_cast<const capnp::word*>(buffer_.data()), buffer_.size() / 8));
+        if (buffer_.size() >= expected * 8) {
+          std::vector<capnp::word> words(expected);
+          std::memcpy(words.data(), buffer_.data(), expected * 8);
+          buffer_.erase(0, expected * 8);
+          return words;
+        }
+      }
+      char chunk[4096];
+      const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  // True once the daemon has closed the connection (after any answers still unread).
+  bool ClosedByDaemon() {
+    while (Next()) {
+    }
+    return true;
+  }
+
+ private:
+  int fd_;
+  std::string buffer_;
+};
+
+capnp::MallocMessageBuilder& AppendRequest(capnp::MallocMessageBuilder& m, uint64_t id, const std::string& stream) {
+  auto request = m.initRoot<rpc::frames::Request>();
+  request.setId(id);
+  auto append = request.initAppend();
+  append.setStream(stream);
+  append.initExpected().setAny();
+  auto events = append.initEvents(1);
+  const auto event_id = client::NewEventId();
+  events[0].setId(capnp::Data::Reader(event_id.data(), event_id.size()));
+  events[0].setType("E");
+  events[0].setData(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>("{}"), 2));
+  return m;
+}
+
+TEST(FramedConnection, AnAppendIsAnsweredAsEventStoreAppendAnswersIt) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto appender = ConnectAppender(esd);
+  EXPECT_EQ(appender->Role(), "admin") << "without --auth every connection is trusted, as over RPC";
+
+  std::vector<NewEvent> events = {NewEvent::Json("Opened", "{\"a\":1}"), NewEvent::Json("Added", "{\"b\":2}")};
+  const AppendResult first = appender->Append("cart-1", Expected::NoStream(), events);
+  ASSERT_TRUE(first.ok()) << first.reason;
+  EXPECT_EQ(first.first_version, 0u);
+  EXPECT_EQ(first.last_version, 1u);
+
+  const AppendResult retried = appender->Append("cart-1", Expected::NoStream(), events);
+  ASSERT_TRUE(retried.ok()) << retried.reason;
+  EXPECT_TRUE(retried.already_written);
+  EXPECT_EQ(retried.first_position, first.first_position);
+
+  const AppendResult wrong = appender->Append("cart-1", Expected::Exact(7), {NewEvent::Json("X", "{}")});
+  EXPECT_EQ(wrong.outcome, AppendResult::Outcome::kWrongExpectedVersion);
+  EXPECT_EQ(wrong.actual_version, std::optional<uint64_t>(1));
+
+  const AppendResult bad_name = appender->Append("$all", Expected::Any(), {NewEvent::Json("X", "{}")});
+  EXPECT_EQ(bad_name.outcome, AppendResult::Outcome::kRejected);
+  EXPECT_EQ(bad_name.reject_code, "invalid-argument") << bad_name.reason;
+
+  // What was acknowledged is what an RPC client reads back, and nothing else was written.
+  auto reader = Client::Connect(esd.rpc_address());
+  auto read = reader->ReadStream("cart-1", 0, 10);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[0].type, "Opened");
+  EXPECT_EQ((*read)[1].data, "{\"b\":2}");
+  EXPECT_EQ((*read)[1].id, events[1].id);
+  EXPECT_EQ(reader->ReadAll(0, 100).events.size(), 2u);
+}
+
+TEST(FramedConnection, AppendsInFlightTogetherEachGetTheirOwnAnswer) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto appender = ConnectAppender(esd);
+  constexpr int kStreams = 8, kPerStream = 50;
+  std::vector<kj::Promise<AppendResult>> answers;
+  std::vector<std::pair<int, int>> sent;  // (stream, its n-th append)
+  for (int n = 0; n < kPerStream; ++n) {
+    for (int s = 0; s < kStreams; ++s) {
+      // Exact expected versions: each answer must be its own append's, in its stream's order.
+      answers.push_back(appender->AppendAsync("s-" + std::to_string(s), n == 0 ? Expected::NoStream() : Expected::Exact(n - 1),
+                                              {NewEvent::Json("E", std::to_string(n))}));
+      sent.emplace_back(s, n);
+    }
+  }
+  std::set<uint64_t> positions;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    bool done = false;
+    AppendResult r;
+    auto taken = answers[i].then([&](AppendResult a) {
+                             r = std::move(a);
+                             done = true;
+                           }).eagerlyEvaluate(nullptr);
+    ASSERT_TRUE(appender->RunUntil([&] { return done; }, std::chrono::seconds(30)));
+    ASSERT_TRUE(r.ok()) << "append " << i << ": " << r.reason;
+    EXPECT_EQ(r.first_version, static_cast<uint64_t>(sent[i].second)) << "stream " << sent[i].first;
+    EXPECT_TRUE(positions.insert(r.first_position).second) << "two answers name position " << r.first_position;
+  }
+  EXPECT_EQ(positions.size(), static_cast<size_t>(kStreams * kPerStream));
+}
+
+TEST(FramedConnection, TokensAndRolesAreTheRpcOnes) {
+  storage::testing::TempDir dir;
+  const auto tokens = dir.path() / "tokens";
+  std::ofstream(tokens) << "r-token reader\nw-token writer\n";
+  EsdProcess esd(dir.path() / "data", {"--auth", tokens.string()});
+  try {
+    ConnectAppender(esd, "wrong");
+    ADD_FAILURE() << "an unknown token was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), Error::Kind::kUnauthenticated) << e.what();
+  }
+  auto reader = ConnectAppender(esd, "r-token");
+  EXPECT_EQ(reader->Role(), "reader");
+  const AppendResult refused = reader->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")});
+  EXPECT_EQ(refused.outcome, AppendResult::Outcome::kRejected);
+  EXPECT_EQ(refused.reject_code, "permission-denied") << refused.reason;
+  auto writer = ConnectAppender(esd, "w-token");
+  EXPECT_EQ(writer->Role(), "writer");
+  EXPECT_TRUE(writer->Append("s", Expected::NoStream(), {NewEvent::Json("E", "{}")}).ok());
+
+  // Without a login, an append is refused and the connection goes on to serve the login.
+  RawFrames raw(esd);
+  capnp::MallocMessageBuilder before;
+  raw.Send(AppendRequest(before, 5, "s"));
+  auto answer = raw.Next();
+  ASSERT_TRUE(answer.has_value());
+  capnp::FlatArrayMessageReader message(kj::arrayPtr(answer->data(), answer->size()));
+  auto response = message.getRoot<rpc::frames::Response>();
+  EXPECT_EQ(response.getId(), 5u);
+  ASSERT_TRUE(response.isError());
+  EXPECT_NE(std::string(response.getError().cStr()).find("send a login request with a token of its --auth file"),
+            std::string::npos)
+      << response.getError().cStr();
+}
+
+TEST(FramedConnection, AnUnknownRequestKindIsAnsweredAndTheConnectionGoesOn) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  RawFrames raw(esd);
+  // A request of a kind from a newer client: the union's discriminant (after the 64-bit id,
+  // bytes 8-9 of the data section) set past the kinds this daemon knows.
+  capnp::MallocMessageBuilder unknown;
+  unknown.initRoot<rpc::frames::Request>().setId(3);
+  auto data = unknown.getRoot<capnp::AnyStruct>().getDataSection();
+  ASSERT_GE(data.size(), 10u);
+  data[8] = 9;
+  raw.Send(unknown);
+  capnp::MallocMessageBuilder valid;
+  raw.Send(AppendRequest(valid, 4, "after-unknown"));
+
+  std::map<uint64_t, std::string> answers;  // id -> "error: ..." or "append"
+  for (int i = 0; i < 2; ++i) {
+    auto words = raw.Next();
+    ASSERT_TRUE(words.has_value()) << "the daemon closed the connection";
+    capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
+    auto response = message.getRoot<rpc::frames::Response>();
+    answers[response.getId()] = response.isError() ? "error: " + std::string(response.getError().cStr())
+                                                   : (response.isAppend() && response.getAppend().isOk() ? "append" : "?");
+  }
+  EXPECT_EQ(answers[3], "error: unknown request kind 9: this esd serves login and append (protocol/frames.capnp)");
+  EXPECT_EQ(answers[4], "append");
+}
+
+TEST(FramedConnection, AFrameThatCannotBeReadIsAnsweredAndEndsOnlyItsConnection) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto other = ConnectAppender(esd);
+  ASSERT_TRUE(other->Append("other", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+
+  RawFrames raw(esd);
+  // A segment table claiming 2^31 segments: no Cap'n Proto message.
+  raw.SendBytes(std::string("\xff\xff\xff\x7f\x01\x00\x00\x00", 8));
+  auto words = raw.Next();
+  ASSERT_TRUE(words.has_value());
+  capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
+  auto response = message.getRoot<rpc::frames::Response>();
+  EXPECT_EQ(response.getId(), 0u);
+  ASSERT_TRUE(response.isError());
+  const std::string error = response.getError().cStr();
+  EXPECT_NE(error.find("a frame could not be read"), std::string::npos) << error;
+  EXPECT_NE(error.find("the connection is closed"), std::string::npos) << error;
+  EXPECT_TRUE(raw.ClosedByDaemon());
+  ASSERT_TRUE(esd.WaitForOutput("a framed connection broke the protocol and was closed")) << esd.Output();
+
+  // Everyone else is served on, and nothing was written for the broken frame.
+  ASSERT_TRUE(other->Append("other", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok());
+  EXPECT_EQ(Client::Connect(esd.rpc_address())->ReadAll(0, 100).events.size(), 2u);
+}
+
+TEST(FramedConnection, PastMaxConnectionsTheRefusalIsSaidInTheFramedProtocol) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data", {"--max-connections", "1"});
+  auto held = Client::Connect(esd.rpc_address());
+  try {
+    ConnectAppender(esd);
+    ADD_FAILURE() << "a second connection was served";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.connect_problem(), Error::ConnectProblem::kTooManyConnections) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--max-connections"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(held->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+}
+
+TEST(FramedConnection, AppendsAnsweredBeforeAGracefulStopAreDurable) {
+  storage::testing::TempDir dir;
+  std::vector<uint64_t> acknowledged;
+  {
+    EsdProcess esd(dir.path() / "data");
+    auto appender = ConnectAppender(esd);
+    for (int i = 0; i < 20; ++i) {
+      auto r = appender->Append("s", Expected::Any(), {NewEvent::Json("E", std::to_string(i))});
+      ASSERT_TRUE(r.ok()) << r.reason;
+      acknowledged.push_back(r.first_position);
+    }
+    EXPECT_EQ(esd.Stop(SIGTERM), 0) << esd.Output();
+  }
+  EsdProcess again(dir.path() / "data");
+  auto read = Client::Connect(again.rpc_address())->ReadStream("s", 0, 100);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), acknowledged.size());
+  for (size_t i = 0; i < read->size(); ++i) EXPECT_EQ((*read)[i].position, acknowledged[i]);
+}
+
+}  // namespace
+}  // namespace esd
