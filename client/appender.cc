@@ -1,5 +1,6 @@
 #include "client/appender.h"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <capnp/serialize-async.h>
 #include <capnp/serialize.h>
@@ -86,6 +87,12 @@ class Appender::Impl final : private kj::TaskSet::ErrorHandler {
   }
 
   void Take(kj::Own<capnp::MessageReader> message) {
+    // A Response has two words of data (its id, and its union's tag). A daemon without the
+    // framed protocol answers the magic with Cap'n Proto RPC's Abort, a message with one
+    // word of data, which would otherwise read as an answer to the login (id 1).
+    if (message->getRoot<capnp::AnyStruct>().getDataSection().size() < 2 * sizeof(capnp::word)) {
+      return Fail(KJ_EXCEPTION(FAILED, "the server answered with a message that is no framed-protocol answer"));
+    }
     auto answer = message->getRoot<frames::Response>();
     auto it = waiting.find(answer.getId());
     if (it == waiting.end()) {

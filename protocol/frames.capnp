@@ -47,7 +47,7 @@ struct Append {
 }
 
 struct Response {
-  id @0 :UInt64;   # the request's; 0 for an error about a frame that could not be read
+  id @0 :UInt64;   # the request's; 0 for an error about a frame (or an id) that could not be read
   union {
     login @1 :Esd.Role;
     append @2 :Esd.AppendResult;

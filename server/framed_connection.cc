@@ -1,16 +1,15 @@
 #include "server/framed_connection.h"
 
 #include <capnp/message.h>
-#include <capnp/serialize-async.h>
 #include <capnp/serialize.h>
 #include <kj/debug.h>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "log/log.h"
 #include "protocol/frames.capnp.h"
-#include "protocol/transport.h"
 #include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
@@ -38,6 +37,10 @@ class ByteVectorOutput final : public kj::OutputStream {
 
 // An append's answer is a few words; a rejection's reason may take a second segment.
 constexpr uint kAnswerWords = 32;
+// What a connection reads at once (16 KiB): many small requests per read. A larger request
+// gets an array of its own, up to capnp's default traversal limit (64 MiB), as over RPC.
+constexpr size_t kBufferWords = 2048;
+constexpr size_t kMaxRequestWords = (64u << 20) / sizeof(capnp::word);
 
 // Failures that are the client's (frames it could not have meant) are logged at most once per
 // interval per daemon, with the count since the last line.
@@ -50,7 +53,7 @@ BurstLog& ProtocolErrorLog() {
 
 struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
   Impl(kj::Own<kj::AsyncIoStream> stream, ServerContext& context)
-      : ctx(context), socket(kj::mv(stream)), reads(*socket), state(kj::refcounted<ConnectionState>()), tasks(*this) {
+      : ctx(context), socket(kj::mv(stream)), state(kj::refcounted<ConnectionState>()), tasks(*this) {
     if (ctx.config.auth_file.empty()) role = Role::kAdmin;  // as Bootstrap.login without --auth
     state->Attach([this] { return pending.size() + sending.size(); });
     ctx.connections.insert(state.get());
@@ -67,34 +70,94 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
     return kj::mv(paf.promise);
   }
 
-  // Reads and serves requests until the client closes its side, the protocol is broken, or
-  // the bound on requests in flight stops it (then again once answers have left).
+  // Serves the requests read so far, then reads more, until the client closes its side, the
+  // protocol is broken, or the bound on requests in flight stops it (then again once
+  // answers have left). Requests are parsed where they lie in `buffer`: a whole request
+  // takes no promise and no copy of its own.
   kj::Promise<void> ReadLoop() {
+    size_t need = 0;  // words of the first request not yet whole
+    while (!stop_reading && in_flight < frames::MAX_IN_FLIGHT) {
+      auto words = kj::arrayPtr(buffer.begin() + begin / sizeof(capnp::word), (end - begin) / sizeof(capnp::word));
+      need = words.size() == 0 ? 1 : capnp::expectedSizeInWordsFromPrefix(words);
+      if (need > kMaxRequestWords) {
+        ++in_flight;  // the answer to no request counts out when written, as any other
+        ProtocolError(0, kj::str("a frame of ", need * sizeof(capnp::word), " bytes, more than the ",
+                                 kMaxRequestWords * sizeof(capnp::word), " a request may have; the connection is closed"));
+        return kj::READY_NOW;
+      }
+      if (need > words.size()) break;
+      if (!ServeFrame(words.slice(0, need))) return kj::READY_NOW;
+      begin += need * sizeof(capnp::word);
+    }
     if (stop_reading) return kj::READY_NOW;
     if (in_flight >= frames::MAX_IN_FLIGHT) {
       auto paf = kj::newPromiseAndFulfiller<void>();
       room = kj::mv(paf.fulfiller);
       return paf.promise.then([this] { return ReadLoop(); });
     }
-    return capnp::tryReadMessage(reads).then(
-        [this](kj::Maybe<kj::Own<capnp::MessageReader>> message) -> kj::Promise<void> {
-          KJ_IF_MAYBE(m, message) {
-            Serve(**m);
-            return ReadLoop();
-          }
-          stop_reading = true;  // the client closed its side: answer what it sent, then end
-          FinishIfDone();
-          return kj::READY_NOW;
-        },
-        [this](kj::Exception&& e) -> kj::Promise<void> {
-          stop_reading = true;
-          if (e.getType() == kj::Exception::Type::DISCONNECTED) return End();  // nobody to answer
-          ++in_flight;  // the answer to no request counts out when written, as any other
-          ProtocolError(0, kj::str("a frame could not be read (", e.getDescription(),
-                                   "); the connection is closed: each request must be one Cap'n Proto message in "
-                                   "the standard stream framing (protocol/frames.capnp)"));
-          return kj::READY_NOW;
-        });
+    // The part of a request read so far goes to the front; a request larger than the buffer
+    // is read into an array of its own.
+    auto* bytes = buffer.asBytes().begin();
+    if (begin > 0) {
+      std::memmove(bytes, bytes + begin, end - begin);
+      end -= begin;
+      begin = 0;
+    }
+    if (need > buffer.size()) return ReadLarge(need);
+    return socket->tryRead(bytes + end, 1, buffer.asBytes().size() - end)
+        .then(
+            [this](size_t n) -> kj::Promise<void> {
+              if (n == 0) {  // the client closed its side: answer what it sent, then end
+                stop_reading = true;
+                FinishIfDone();
+                return kj::READY_NOW;
+              }
+              end += n;
+              return ReadLoop();
+            },
+            [this](kj::Exception&& e) { return ReadFailed(kj::mv(e)); });
+  }
+
+  // The request of `words` words whose first (end - begin) bytes are in the buffer.
+  kj::Promise<void> ReadLarge(size_t words) {
+    auto large = kj::heapArray<capnp::word>(words);
+    const size_t have = end - begin;
+    std::memcpy(large.asBytes().begin(), buffer.asBytes().begin() + begin, have);
+    begin = end = 0;
+    auto* rest = large.asBytes().begin() + have;
+    const size_t left = large.asBytes().size() - have;
+    return socket->read(rest, left)
+        .then(
+            [this, large = kj::mv(large)]() -> kj::Promise<void> {
+              if (!ServeFrame(large)) return kj::READY_NOW;
+              return ReadLoop();
+            },
+            [this](kj::Exception&& e) { return ReadFailed(kj::mv(e)); });
+  }
+
+  kj::Promise<void> ReadFailed(kj::Exception&& e) {
+    stop_reading = true;
+    if (e.getType() == kj::Exception::Type::DISCONNECTED) {  // nobody to answer
+      End();
+      return kj::READY_NOW;
+    }
+    return kj::mv(e);
+  }
+
+  // One whole frame: false when the connection is closing after it. (A frame whose size its
+  // segment table gives is read as a message; a bad pointer inside it shows when the
+  // request is read, in Serve. The check here is a guard.)
+  bool ServeFrame(kj::ArrayPtr<const capnp::word> words) {
+    kj::Maybe<capnp::FlatArrayMessageReader> message;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&] { message.emplace(words); })) {
+      ++in_flight;
+      ProtocolError(0, kj::str("a frame could not be read (", e->getDescription(),
+                               "); the connection is closed: each request must be one Cap'n Proto message in the "
+                               "standard stream framing (protocol/frames.capnp)"));
+      return false;
+    }
+    Serve(KJ_ASSERT_NONNULL(message));
+    return !stop_reading;
   }
 
   // One request. Every request gets exactly one answer (Send), which counts it out of
@@ -213,15 +276,14 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
   }
 
   void FinishIfDone() {
-    if (stop_reading && in_flight == 0 && !writing) End().detach([](kj::Exception&&) {});
+    if (stop_reading && in_flight == 0 && !writing) End();
   }
 
-  kj::Promise<void> End() {
+  void End() {
     if (finished.get() != nullptr) {
       finished->fulfill();
       finished = nullptr;
     }
-    return kj::READY_NOW;
   }
 
   // A write failed (the client went), or a bug: the connection ends.
@@ -237,7 +299,10 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
 
   ServerContext& ctx;
   kj::Own<kj::AsyncIoStream> socket;
-  transport::BufferedReads reads;
+  // Requests as read, bytes [begin, end). Frames are whole words and the first starts right
+  // after the magic, so each request starts word-aligned.
+  kj::Array<capnp::word> buffer = kj::heapArray<capnp::word>(kBufferWords);
+  size_t begin = 0, end = 0;
   kj::Own<ConnectionState> state;
   kj::Maybe<Role> role;                        // none until a login, with --auth
   uint32_t in_flight = 0;                      // requests read whose answer has not been written

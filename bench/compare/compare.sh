@@ -213,6 +213,10 @@ run_esd() {
     esd_start appends
     wants esd W1 && esd_run W1 --clients 1 --duration "$DURATION"
     wants esd W2 && esd_run W2 --clients 64 --duration "$DURATION"
+    # The same over the framed protocol (esd::client::Appender; docs/server.md, "Framed
+    # appends"), for producers that only append: rows W1f and W2f.
+    wants esd W1 && esd_run W1f --protocol frames --clients 1 --duration "$DURATION"
+    wants esd W2 && esd_run W2f --protocol frames --clients 64 --duration "$DURATION"
     wants esd W3 && esd_run W3 --clients 16 --batch 100 --duration "$DURATION"
     wants esd orders && esd_run orders --workload orders --clients 64 --duration "$DURATION"
     esd_stop
@@ -446,14 +450,16 @@ verdict() {  # verdict VALUE OP BOUND: met or missed, empty without both numbers
 }
 
 row() {  # row LABEL WORKLOAD UNIT TARGET-TEXT OP BOUND-or-"redis" [cpu]
+  # WORKLOAD W1f / W2f: esd's framed run, beside the peers' W1 / W2.
   local label=$1 w=$2 unit=$3 target=$4 op=$5 bound=$6 kind=${7:-rate} e p r
+  local peer=${w%f}
   if [ "$kind" = cpu ]; then
-    e=${CPU_US[esd.$w]:-}; p=${CPU_US[postgres.$w]:-}; r=${CPU_US[redis.$w]:-}
+    e=${CPU_US[esd.$w]:-}; p=${CPU_US[postgres.$peer]:-}; r=${CPU_US[redis.$peer]:-}
   else
-    e=${RATE[esd.$w]:-}; p=${RATE[postgres.$w]:-}; r=${RATE[redis.$w]:-}
+    e=${RATE[esd.$w]:-}; p=${RATE[postgres.$peer]:-}; r=${RATE[redis.$peer]:-}
   fi
   [ "$bound" = redis ] && bound=$r
-  [[ ",$WORKLOADS," == *",$w,"* ]] || return 0
+  [[ ",$WORKLOADS," == *",$peer,"* ]] || return 0
   printf '| %s | %s | %s | %s | %s %s | %s | %s |\n' "$label" "$(human "$e" "$unit")" "$(human "$p" "$unit")" \
     "$(human "$r" "$unit")" "$target" "$(verdict "$e" "$op" "$bound")" "$(ratio "$e" "$p")" "$(ratio "$e" "$r")"
 }
@@ -470,6 +476,9 @@ print_table() {
   row "W1 1 client x 1 event" W1 /s ">= Redis" ">=" redis
   row "W2 64 clients x 1 event" W2 /s ">= Redis" ">=" redis
   row "daemon CPU per 1-event append (W2)" W2 us "<= 20 µs" "<=" 20 cpu
+  row "W1, framed appends" W1f /s ">= Redis" ">=" redis
+  row "W2, framed appends" W2f /s ">= Redis" ">=" redis
+  row "daemon CPU per 1-event append (W2, framed)" W2f us "<= 20 µs" "<=" 20 cpu
   row "W3 16 clients x 100 events" W3 /s ">= 1.5 M/s" ">=" 1500000
   row "W4 catch-up read of \$all (${W4_EVENTS} events)" W4 /s ">= 8 M/s" ">=" 8000000
   row "orders (create, 3 items, place), 64 clients" orders "orders/s" ">= 10 k/s" ">=" 10000
@@ -478,7 +487,7 @@ print_table() {
   echo "ratio is esd's CPU over the peer's: below 1 is less CPU per event. Daemon CPU per event"
   echo "in every run (µs):$(for k in $(printf '%s\n' "${!CPU_US[@]}" | sort); do printf ' %s %.1f;' "$k" "${CPU_US[$k]}"; done)"
   if [ ${#LATENCY[@]} -gt 0 ]; then
-    echo "esd latency per call (esbench):$(for k in W1 W2 W3 orders; do
+    echo "esd latency per call (esbench):$(for k in W1 W2 W1f W2f W3 orders; do
       [ -n "${LATENCY[$k]:-}" ] && printf ' %s %s;' "$k" "${LATENCY[$k]}"; done)"
   fi
 }

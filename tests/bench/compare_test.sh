@@ -65,6 +65,9 @@ COMPARE_TMPDIR="$RUN" "$COMPARE" --build-dir "$BUILD" --duration 1 --workloads W
 num='[0-9.]+( [kM])?/s'
 grep -Eq "^\| W1 1 client x 1 event \| $num \| $num \| $num \| >= Redis (met|missed) \| [0-9.]+ \| [0-9.]+ \|$" "$TMP/out" ||
   fail "the table has no W1 row with three rates and two ratios: $(cat "$TMP/out")"
+# esd's W1 again over the framed protocol, against the same peers.
+grep -Eq "^\| W1, framed appends \| $num \| $num \| $num \| >= Redis (met|missed) \| [0-9.]+ \| [0-9.]+ \|$" "$TMP/out" ||
+  fail "the table has no framed W1 row with three rates and two ratios: $(cat "$TMP/out")"
 grep -q '^esd: esd ' "$TMP/out" && grep -q '^postgres: postgres (PostgreSQL)' "$TMP/out" &&
   grep -q '^redis: Redis server' "$TMP/out" || fail "the versions are missing: $(cat "$TMP/out")"
 grep -q '^command: bench/compare/compare.sh --build-dir' "$TMP/out" || fail "the command line is missing"

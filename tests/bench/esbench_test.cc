@@ -107,6 +107,19 @@ TEST_F(EsbenchCpu, OrdersReportCpuPerOrderToo) {
   EXPECT_GT(j["order_latency_us"]["max"].get<double>(), 0) << r.out;
 }
 
+TEST_F(EsbenchCpu, FramedProtocolAppendsThroughTheAppenderAndSaysSo) {
+  const Ran r = Append({"--protocol", "frames", "--daemon-pid", std::to_string(esd_.pid()), "--json"});
+  ExpectCpuInJson(r, "pid");
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["protocol"], "frames") << r.out;
+  const uint64_t events = j["events"].get<uint64_t>();
+  EXPECT_GT(events, 0u) << r.out;
+  EXPECT_EQ(j["errors"]["total"], 0) << r.out;
+  // Every acknowledged append reached the daemon's log.
+  const std::string metrics = testing::HttpGet(esd_.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_log_appends_total " + std::to_string(events) + "\n"), std::string::npos) << metrics;
+}
+
 TEST_F(EsbenchCpu, WithoutASourceJsonSaysNull) {
   const Ran r = Append({"--json"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
@@ -170,6 +183,16 @@ TEST(EsbenchUsage, OrdersWithMoreThanOneCommandInFlightPerClientSaysToUseMoreCli
                        "follow each other); use more --clients"),
             std::string::npos)
       << r.err;
+}
+
+TEST(EsbenchUsage, TheFramedProtocolIsForTheAppendWorkloadOnly) {
+  storage::testing::TempDir dir;
+  Ran r = RunEsbench(dir.path(), {"--workload", "subscribe", "--protocol", "frames"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--protocol frames: only the append workload has a framed form"), std::string::npos) << r.err;
+  r = RunEsbench(dir.path(), {"--protocol", "http"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--protocol: expected rpc or frames, got 'http'"), std::string::npos) << r.err;
 }
 
 }  // namespace

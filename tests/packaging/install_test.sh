@@ -52,6 +52,10 @@ APP=$(find "$E/build" -maxdepth 1 -type f -executable -name 'cart*' | head -1)
 export PKG_CONFIG_PATH=$P/lib/pkgconfig
 FLAGS=$(pkg-config --cflags --libs esd) || fail "pkg-config --cflags --libs esd"
 g++ -std=c++20 "$E/main.cc" -o "$T/cart-pc" $FLAGS >"$T/pc-build.log" 2>&1 || { cat "$T/pc-build.log"; fail "building with pkg-config ($FLAGS)"; }
+# The Appender (framed appends) is installed and links too.
+printf '#include "client/appender.h"\nint main() { return &esd::client::Appender::Connect != nullptr ? 0 : 1; }\n' >"$E/appender.cc"
+g++ -std=c++20 "$E/appender.cc" -o "$T/appender-pc" $FLAGS >"$T/appender-build.log" 2>&1 ||
+  { cat "$T/appender-build.log"; fail "building against the installed client/appender.h"; }
 
 # The installed esd on a free port; its ready line (read through a pipe) is the barrier.
 start_esd "$P/bin/esd" --data-dir "$T/data" --listen 127.0.0.1:0 --http off

@@ -102,6 +102,24 @@ capnp::MallocMessageBuilder& AppendRequest(capnp::MallocMessageBuilder& m, uint6
   return m;
 }
 
+// The next `n` answers by id: "error: <text>", "append" (an ok one), "?" (anything else), or
+// "closed" under id UINT64_MAX when the daemon closed the connection first.
+std::map<uint64_t, std::string> TakeAnswers(RawFrames& raw, int n) {
+  std::map<uint64_t, std::string> answers;
+  for (int i = 0; i < n; ++i) {
+    auto words = raw.Next();
+    if (!words) {
+      answers[UINT64_MAX] = "closed";
+      break;
+    }
+    capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
+    auto response = message.getRoot<rpc::frames::Response>();
+    answers[response.getId()] = response.isError() ? "error: " + std::string(response.getError().cStr())
+                                                   : (response.isAppend() && response.getAppend().isOk() ? "append" : "?");
+  }
+  return answers;
+}
+
 TEST(FramedConnection, AnAppendIsAnsweredAsEventStoreAppendAnswersIt) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -219,43 +237,74 @@ TEST(FramedConnection, AnUnknownRequestKindIsAnsweredAndTheConnectionGoesOn) {
   capnp::MallocMessageBuilder valid;
   raw.Send(AppendRequest(valid, 4, "after-unknown"));
 
-  std::map<uint64_t, std::string> answers;  // id -> "error: ..." or "append"
-  for (int i = 0; i < 2; ++i) {
-    auto words = raw.Next();
-    ASSERT_TRUE(words.has_value()) << "the daemon closed the connection";
-    capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
-    auto response = message.getRoot<rpc::frames::Response>();
-    answers[response.getId()] = response.isError() ? "error: " + std::string(response.getError().cStr())
-                                                   : (response.isAppend() && response.getAppend().isOk() ? "append" : "?");
-  }
+  std::map<uint64_t, std::string> answers = TakeAnswers(raw, 2);
   EXPECT_EQ(answers[3], "error: unknown request kind 9: this esd serves login and append (protocol/frames.capnp)");
   EXPECT_EQ(answers[4], "append");
+  EXPECT_EQ(answers.count(UINT64_MAX), 0u) << "the daemon closed the connection";
 }
 
-TEST(FramedConnection, AFrameThatCannotBeReadIsAnsweredAndEndsOnlyItsConnection) {
+// The error (id 0) a broken frame on its own connection is answered with, once the daemon
+// has closed that connection.
+std::string BrokenFrameError(const EsdProcess& esd, const std::string& frame) {
+  RawFrames raw(esd);
+  raw.SendBytes(frame);
+  auto words = raw.Next();
+  if (!words) return "(closed without an answer)";
+  capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
+  auto response = message.getRoot<rpc::frames::Response>();
+  EXPECT_EQ(response.getId(), 0u);
+  EXPECT_TRUE(raw.ClosedByDaemon());
+  return response.isError() ? response.getError().cStr() : "(not an error)";
+}
+
+TEST(FramedConnection, AFrameLargerThanARequestMayBeIsAnsweredAndEndsOnlyItsConnection) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
   auto other = ConnectAppender(esd);
   ASSERT_TRUE(other->Append("other", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
 
-  RawFrames raw(esd);
-  // A segment table claiming 2^31 segments: no Cap'n Proto message.
-  raw.SendBytes(std::string("\xff\xff\xff\x7f\x01\x00\x00\x00", 8));
-  auto words = raw.Next();
-  ASSERT_TRUE(words.has_value());
-  capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
-  auto response = message.getRoot<rpc::frames::Response>();
-  EXPECT_EQ(response.getId(), 0u);
-  ASSERT_TRUE(response.isError());
-  const std::string error = response.getError().cStr();
-  EXPECT_NE(error.find("a frame could not be read"), std::string::npos) << error;
-  EXPECT_NE(error.find("the connection is closed"), std::string::npos) << error;
-  EXPECT_TRUE(raw.ClosedByDaemon());
+  // A segment table claiming 2^31 segments: larger than any request may be.
+  std::string error = BrokenFrameError(esd, std::string("\xff\xff\xff\x7f\x01\x00\x00\x00", 8));
+  EXPECT_NE(error.find("a frame of 8589934608 bytes, more than the 67108864 a request may have; the connection is "
+                       "closed"),
+            std::string::npos)
+      << error;
   ASSERT_TRUE(esd.WaitForOutput("a framed connection broke the protocol and was closed")) << esd.Output();
 
   // Everyone else is served on, and nothing was written for the broken frame.
   ASSERT_TRUE(other->Append("other", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok());
   EXPECT_EQ(Client::Connect(esd.rpc_address())->ReadAll(0, 100).events.size(), 2u);
+}
+
+TEST(FramedConnection, AMalformedRequestIsAnsweredAndTheConnectionGoesOn) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  RawFrames raw(esd);
+  // One segment of one word: a root pointer into segment 5, which the message does not have.
+  raw.SendBytes(std::string("\x00\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x05\x00\x00\x00", 16));
+  capnp::MallocMessageBuilder valid;
+  raw.Send(AppendRequest(valid, 8, "after-malformed"));
+  std::map<uint64_t, std::string> answers = TakeAnswers(raw, 2);
+  EXPECT_EQ(answers[0].rfind("error: malformed request: ", 0), 0u) << answers[0];
+  EXPECT_NE(answers[0].find("nothing was written"), std::string::npos) << answers[0];
+  EXPECT_EQ(answers[8], "append");
+  EXPECT_EQ(answers.count(UINT64_MAX), 0u) << "the daemon closed the connection";
+}
+
+TEST(FramedConnection, ARequestLargerThanTheReadBufferIsReadWhole) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto appender = ConnectAppender(esd);
+  std::vector<NewEvent> events;
+  for (int i = 0; i < 40; ++i) events.push_back(NewEvent::Json("Big", "\"" + std::string(4000, 'a' + i % 26) + "\""));
+  const AppendResult r = appender->Append("big", Expected::NoStream(), events);  // ~160 KB in one frame
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.last_version, 39u);
+  ASSERT_TRUE(appender->Append("big", Expected::Exact(39), {NewEvent::Json("Small", "{}")}).ok());
+  auto read = Client::Connect(esd.rpc_address())->ReadStream("big", 0, 100);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 41u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ((*read)[i].data, events[i].data) << i;
 }
 
 TEST(FramedConnection, PastMaxConnectionsTheRefusalIsSaidInTheFramedProtocol) {
