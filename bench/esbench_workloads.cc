@@ -253,7 +253,7 @@ void RunSubscribe(Run& run, std::vector<ClientState>& clients, ThreadStats& stat
       stats.bytes.fetch_add(bytes, std::memory_order_relaxed);
       stats.calls.fetch_add(1, std::memory_order_relaxed);
     };
-    cb.on_caught_up = [&st, &stats, &done](uint64_t position) {
+    cb.on_caught_up = [&st, &stats, &done, prefill = run.options->prefill](uint64_t position) {
       if (st.done) return;
       st.done = true;
       ++done;
@@ -262,6 +262,13 @@ void RunSubscribe(Run& run, std::vector<ClientState>& clients, ThreadStats& stat
       if (st.events > position || st.next_position > position) {
         stats.Error("subscribe-count-mismatch", "caught up at position " + std::to_string(position) + " after " +
                                                     std::to_string(st.events) + " events");
+      }
+      // Positions may skip removed events, so the count alone cannot say whether one was
+      // lost; but nothing removes what this run prefilled (new streams, no metadata).
+      if (st.events < prefill) {
+        stats.Error("subscribe-lost-events", "caught up after " + std::to_string(st.events) +
+                                                 " events, fewer than the " + std::to_string(prefill) +
+                                                 " this run prefilled");
       }
     };
     // Also called when the connection is lost ("connection lost: ...").

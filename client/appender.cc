@@ -19,18 +19,6 @@ namespace {
 
 namespace frames = rpc::frames;
 
-class ByteVectorOutput final : public kj::OutputStream {
- public:
-  explicit ByteVectorOutput(std::vector<kj::byte>& to) : to_(to) {}
-  void write(const void* buffer, size_t size) override {
-    const auto* b = static_cast<const kj::byte*>(buffer);
-    to_.insert(to_.end(), b, b + size);
-  }
-
- private:
-  std::vector<kj::byte>& to_;
-};
-
 std::string RoleName(rpc::Role role) {
   switch (role) {
     case rpc::Role::READER: return "reader";
@@ -52,7 +40,7 @@ class Appender::Impl final : private kj::TaskSet::ErrorHandler {
   // The answer to the request in `message` (whose id is `id`).
   kj::Promise<kj::Own<capnp::MessageReader>> Send(uint64_t id, capnp::MessageBuilder& message) {
     KJ_IF_MAYBE(e, broken) { return kj::cp(*e); }
-    ByteVectorOutput out(pending);
+    transport::ByteVectorOutput out(pending);
     capnp::writeMessage(out, message);
     if (!writing) {
       writing = true;

@@ -14,12 +14,14 @@
 #pragma once
 
 #include <kj/async-io.h>
+#include <kj/io.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace esd::transport {
 
@@ -117,6 +119,20 @@ class PrefixedStream final : public ForwardingStream {
  private:
   kj::Array<kj::byte> prefix_;
   size_t taken_ = 0;
+};
+
+// Appends what is written to a vector: the framed protocol's peers (server/framed_connection.h,
+// client/appender.h) serialize each message into the bytes of their next write.
+class ByteVectorOutput final : public kj::OutputStream {
+ public:
+  explicit ByteVectorOutput(std::vector<kj::byte>& to) : to_(to) {}
+  void write(const void* buffer, size_t size) override {
+    const auto* b = static_cast<const kj::byte*>(buffer);
+    to_.insert(to_.end(), b, b + size);
+  }
+
+ private:
+  std::vector<kj::byte>& to_;
 };
 
 // Reads ahead into a buffer of its own. Cap'n Proto 0.9.2 reads each message with two reads

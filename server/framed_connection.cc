@@ -10,6 +10,7 @@
 
 #include "log/log.h"
 #include "protocol/frames.capnp.h"
+#include "protocol/transport.h"
 #include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
@@ -21,19 +22,6 @@ namespace esd::server {
 namespace {
 
 namespace frames = rpc::frames;
-
-// Serialized answers gather here until the socket takes them.
-class ByteVectorOutput final : public kj::OutputStream {
- public:
-  explicit ByteVectorOutput(std::vector<kj::byte>& to) : to_(to) {}
-  void write(const void* buffer, size_t size) override {
-    const auto* b = static_cast<const kj::byte*>(buffer);
-    to_.insert(to_.end(), b, b + size);
-  }
-
- private:
-  std::vector<kj::byte>& to_;
-};
 
 // An append's answer is a few words; a rejection's reason may take a second segment.
 constexpr uint kAnswerWords = 32;
@@ -245,7 +233,7 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
 
   // Queues an answer; those queued in one turn of the loop leave in one write.
   void Send(capnp::MessageBuilder& message) {
-    ByteVectorOutput out(pending);
+    transport::ByteVectorOutput out(pending);
     capnp::writeMessage(out, message);
     ++pending_answers;
     if (!writing) {
