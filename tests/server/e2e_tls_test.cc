@@ -14,6 +14,7 @@
 #include <optional>
 #include <regex>
 
+#include "client/appender.h"
 #include "client/client.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
@@ -113,6 +114,33 @@ TEST(Tls, ClientsTalkToTheDaemonOverTlsAndPlainClientsDoNot) {
         plain->ReadStream("secure", 0, 10);
       },
       Error);
+}
+
+// The framed protocol (client::Appender) runs inside TLS as RPC does, with the same checks.
+TEST(Tls, AnAppenderAppendsOverTlsAndAPlainOneIsToldTheDaemonSpeaksTls) {
+  storage::testing::TempDir dir;
+  MAKE_CERTIFICATE(cert, dir.path(), "cert", "DNS:localhost");
+  EsdProcess esd(dir.path() / "data", TlsArgs(cert));
+  const std::string address = TlsAddress(esd);
+  auto appender = client::Appender::Connect(TlsOptions(address, cert, "localhost"));
+  ASSERT_TRUE(appender->Append("framed-secure", Expected::NoStream(), {NewEvent::Json("E", R"({"x":2})")}).ok());
+  EXPECT_EQ(Client::Connect(TlsOptions(address, cert, "localhost"))->ReadStream("framed-secure", 0, 10)->at(0).data,
+            R"({"x":2})");
+  try {
+    client::ConnectOptions plain;
+    plain.address = address;
+    client::Appender::Connect(plain);
+    ADD_FAILURE() << "a plain Appender was served by a TLS port";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.connect_problem(), Error::ConnectProblem::kServerSpeaksTls) << e.what();
+    EXPECT_TRUE(Has(e.what(), "esd at " + address + " speaks TLS")) << e.what();
+  }
+  try {
+    client::Appender::Connect(TlsOptions(address, cert, "db.example"));
+    ADD_FAILURE() << "a certificate without the name checked was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.connect_problem(), Error::ConnectProblem::kCertificateName) << e.what();
+  }
 }
 
 TEST(Tls, ATlsConnectionPastMaxConnectionsIsToldWhyOverTls) {
