@@ -31,8 +31,13 @@ constexpr size_t kBufferWords = 2048;
 constexpr size_t kMaxRequestWords = (64u << 20) / sizeof(capnp::word);
 
 // Failures that are the client's (frames it could not have meant) are logged at most once per
-// interval per daemon, with the count since the last line.
+// interval per daemon, with the count since the last line: connections closed for them, and
+// requests refused (as a failed RPC call is, server/failed_calls.h).
 BurstLog& ProtocolErrorLog() {
+  static BurstLog log;
+  return log;
+}
+BurstLog& RefusedRequestLog() {
   static BurstLog log;
   return log;
 }
@@ -163,7 +168,11 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
       Error(id, kj::str("unknown request kind ", static_cast<uint>(request.which()),
                         ": this esd serves login and append (protocol/frames.capnp)"));
     })) {
-      Error(id, kj::str("malformed request: ", e->getDescription(), "; nothing was written"));
+      auto text = kj::str("malformed request: ", e->getDescription(), "; nothing was written");
+      if (const uint64_t n = RefusedRequestLog().Failed()) {
+        log::Warn("a framed request was refused: {} ({} such requests since the last line)", text.cStr(), n);
+      }
+      Error(id, text);
     }
   }
 

@@ -289,6 +289,7 @@ TEST(FramedConnection, AMalformedRequestIsAnsweredAndTheConnectionGoesOn) {
   EXPECT_NE(answers[0].find("nothing was written"), std::string::npos) << answers[0];
   EXPECT_EQ(answers[8], "append");
   EXPECT_EQ(answers.count(UINT64_MAX), 0u) << "the daemon closed the connection";
+  EXPECT_TRUE(esd.WaitForOutput("a framed request was refused: malformed request: ")) << esd.Output();
 }
 
 TEST(FramedConnection, ARequestLargerThanTheReadBufferIsReadWhole) {
