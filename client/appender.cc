@@ -155,7 +155,8 @@ std::unique_ptr<Appender> Appender::Connect(const ConnectOptions& options) {
     if (e.kind() == Error::Kind::kRemote || e.kind() == Error::Kind::kDisconnected) {
       // An esd without the framed protocol reads the magic as a broken RPC message.
       throw Error(Error::Kind::kConnect, "esd at " + options.address + " did not take the framed protocol (" +
-                                             e.what() + "); an esd older than it serves appends through Client");
+                                             e.what() + "); an esd without it serves appends over RPC "
+                                             "(esd::client::Client)");
     }
     throw;
   }

@@ -6,6 +6,9 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <capnp/rpc.capnp.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/appender.h"
@@ -306,6 +310,53 @@ TEST(FramedConnection, ARequestLargerThanTheReadBufferIsReadWhole) {
   ASSERT_TRUE(read.has_value());
   ASSERT_EQ(read->size(), 41u);
   for (int i = 0; i < 40; ++i) EXPECT_EQ((*read)[i].data, events[i].data) << i;
+}
+
+// A daemon without the framed protocol reads the magic as a broken RPC message and answers
+// with RPC's Abort: a peer on a loopback port of this test's own does the same.
+TEST(FramedConnection, AnAppenderToAnRpcOnlyPeerSaysItDidNotTakeTheFramedProtocol) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t length = sizeof(addr);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &length), 0);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  std::thread peer([listener] {
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    char first[4];
+    (void)::recv(fd, first, sizeof(first), MSG_WAITALL);
+    capnp::MallocMessageBuilder abort;
+    auto exception = abort.initRoot<capnp::rpc::Message>().initAbort();
+    exception.setType(capnp::rpc::Exception::Type::FAILED);
+    exception.setReason("Message has too many segments.");
+    const auto words = capnp::messageToFlatArray(abort);
+    (void)::send(fd, words.asBytes().begin(), words.asBytes().size(), MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    char rest[4096];
+    while (::recv(fd, rest, sizeof(rest), 0) > 0) {
+    }
+    ::close(fd);
+  });
+  try {
+    client::ConnectOptions options;
+    options.address = address;
+    Appender::Connect(options);
+    ADD_FAILURE() << "an RPC-only peer was taken for a framed one";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), Error::Kind::kConnect) << e.what();
+    EXPECT_NE(std::string(e.what()).find("esd at " + address + " did not take the framed protocol ("), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("an esd without it serves appends over RPC (esd::client::Client)"),
+              std::string::npos)
+        << e.what();
+  }
+  peer.join();
+  ::close(listener);
 }
 
 TEST(FramedConnection, PastMaxConnectionsTheRefusalIsSaidInTheFramedProtocol) {
