@@ -19,15 +19,6 @@ namespace {
 
 namespace frames = rpc::frames;
 
-std::string RoleName(rpc::Role role) {
-  switch (role) {
-    case rpc::Role::READER: return "reader";
-    case rpc::Role::WRITER: return "writer";
-    case rpc::Role::ADMIN: return "admin";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 // Requests are written in one write per turn of the event loop; answers are read in a loop
@@ -109,11 +100,7 @@ class Appender::Impl final : private kj::TaskSet::ErrorHandler {
 
   template <typename T>
   T Wait(kj::Promise<T> promise) {
-    try {
-      return promise.wait(io.waitScope);
-    } catch (const kj::Exception& e) {
-      throw ErrorOf(e);
-    }
+    return internal::WaitFor(io, kj::mv(promise));
   }
 
   std::shared_ptr<internal::ThreadLoop> loop;  // first member: destroyed last
@@ -146,7 +133,7 @@ std::unique_ptr<Appender> Appender::Connect(const ConnectOptions& options) {
   request.setLogin(options.token);
   try {
     auto answer = impl->Wait(impl->Send(id, login));
-    impl->role = RoleName(answer->getRoot<frames::Response>().getLogin());
+    impl->role = internal::RoleName(answer->getRoot<frames::Response>().getLogin());
   } catch (const Error& e) {
     if (impl->first_bytes.LookLikeTls()) {
       throw Error(Error::ConnectProblem::kServerSpeaksTls,
@@ -185,14 +172,9 @@ AppendResult Appender::Append(const std::string& stream, Expected expected, cons
 }
 
 bool Appender::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto& timer = impl_->io.provider->getTimer();
-  const auto deadline = timer.now() + timeout.count() * kj::MILLISECONDS;
-  while (!done() && timer.now() < deadline) impl_->Wait(timer.afterDelay(2 * kj::MILLISECONDS));
-  return done();
+  return internal::RunLoopUntil(impl_->io, done, timeout);
 }
 
-void Appender::RunFor(std::chrono::milliseconds duration) {
-  impl_->Wait(impl_->io.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS));
-}
+void Appender::RunFor(std::chrono::milliseconds duration) { internal::RunLoopFor(impl_->io, duration); }
 
 }  // namespace esd::client

@@ -462,11 +462,7 @@ class Client::Impl {
 
   template <typename T>
   T Wait(kj::Promise<T> promise) {
-    try {
-      return promise.wait(io.waitScope);
-    } catch (const kj::Exception& e) {
-      Rethrow(e);
-    }
+    return internal::WaitFor(io, kj::mv(promise));
   }
 
   // Tells the subscriptions still alive that the connection is gone.
@@ -543,15 +539,16 @@ std::unique_ptr<Client::Subscription> Client::Subscribe(
   return Subscribe(from, filter, std::move(callbacks));
 }
 
-std::string Client::Role() {
-  auto r = impl_->Wait(impl_->session.roleRequest().send());
-  switch (r.getRole()) {
+std::string internal::RoleName(rpc::Role role) {
+  switch (role) {
     case rpc::Role::READER: return "reader";
     case rpc::Role::WRITER: return "writer";
     case rpc::Role::ADMIN: return "admin";
   }
   return "unknown";
 }
+
+std::string Client::Role() { return internal::RoleName(impl_->Wait(impl_->session.roleRequest().send()).getRole()); }
 
 kj::Promise<AppendResult> Client::AppendAsync(const std::string& stream, Expected expected,
                                               const std::vector<NewEvent>& events) {
@@ -1089,17 +1086,24 @@ std::unique_ptr<Client::Subscription> Client::Subscribe(const SubscribeFrom& fro
   return std::make_unique<SubscriptionHandle>(resp.getSubscription(), state);
 }
 
-bool Client::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto& timer = impl_->io.provider->getTimer();
+bool internal::RunLoopUntil(kj::AsyncIoContext& io, const std::function<bool()>& done,
+                            std::chrono::milliseconds timeout) {
+  auto& timer = io.provider->getTimer();
   const auto deadline = timer.now() + timeout.count() * kj::MILLISECONDS;
   while (!done() && timer.now() < deadline) {
-    impl_->Wait(timer.afterDelay(2 * kj::MILLISECONDS));
+    WaitFor(io, timer.afterDelay(2 * kj::MILLISECONDS));
   }
   return done();
 }
 
-void Client::RunFor(std::chrono::milliseconds duration) {
-  impl_->Wait(impl_->io.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS));
+void internal::RunLoopFor(kj::AsyncIoContext& io, std::chrono::milliseconds duration) {
+  WaitFor(io, io.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS));
 }
+
+bool Client::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  return internal::RunLoopUntil(impl_->io, done, timeout);
+}
+
+void Client::RunFor(std::chrono::milliseconds duration) { internal::RunLoopFor(impl_->io, duration); }
 
 }  // namespace esd::client

@@ -4,6 +4,8 @@
 
 #include <kj/async-io.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +59,22 @@ struct ThreadLoop {
   kj::AsyncIoContext io;
   static std::shared_ptr<ThreadLoop> Get();
 };
+
+// Runs the thread's loop until `promise` settles: its value, or the Error (ErrorOf) for its
+// exception. What every synchronous call of Client and Appender waits with.
+template <typename T>
+T WaitFor(kj::AsyncIoContext& io, kj::Promise<T> promise) {
+  try {
+    return promise.wait(io.waitScope);
+  } catch (const kj::Exception& e) {
+    throw ErrorOf(e);
+  }
+}
+// Client::RunUntil and RunFor, and the Appender's.
+bool RunLoopUntil(kj::AsyncIoContext& io, const std::function<bool()>& done, std::chrono::milliseconds timeout);
+void RunLoopFor(kj::AsyncIoContext& io, std::chrono::milliseconds duration);
+// "reader", "writer" or "admin".
+std::string RoleName(rpc::Role role);
 
 class FirstBytes;
 // The connection `options` ask for, TLS set up if asked (Error kConnect with its
