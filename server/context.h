@@ -114,6 +114,10 @@ struct ServerContext {
   DamageLog& damage_log;  // every read path that meets damage reports it here
   BurstLog subscriber_failures_log{};
   BurstLog ignored_snapshots_log{};  // orders' snapshots found and not used
+  // The framed protocol's client faults (server/framed_connection.h): connections closed for
+  // a frame they could not have meant, and requests refused (as a failed RPC call is).
+  BurstLog framed_protocol_errors_log{};
+  BurstLog framed_refused_requests_log{};
   ServerCounters counters{};
   OpsMetrics ops{};  // what /metrics adds beyond the counters above
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();

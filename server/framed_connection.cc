@@ -11,7 +11,6 @@
 #include "log/log.h"
 #include "protocol/frames.capnp.h"
 #include "protocol/transport.h"
-#include "server/burst_log.h"
 #include "server/connection.h"
 #include "server/context.h"
 #include "server/event_store_service.h"
@@ -29,18 +28,6 @@ constexpr uint kAnswerWords = 32;
 // gets an array of its own, up to capnp's default traversal limit (64 MiB), as over RPC.
 constexpr size_t kBufferWords = 2048;
 constexpr size_t kMaxRequestWords = (64u << 20) / sizeof(capnp::word);
-
-// Failures that are the client's (frames it could not have meant) are logged at most once per
-// interval per daemon, with the count since the last line: connections closed for them, and
-// requests refused (as a failed RPC call is, server/failed_calls.h).
-BurstLog& ProtocolErrorLog() {
-  static BurstLog log;
-  return log;
-}
-BurstLog& RefusedRequestLog() {
-  static BurstLog log;
-  return log;
-}
 
 }  // namespace
 
@@ -169,7 +156,7 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
                         ": this esd serves login and append (protocol/frames.capnp)"));
     })) {
       auto text = kj::str("malformed request: ", e->getDescription(), "; nothing was written");
-      if (const uint64_t n = RefusedRequestLog().Failed()) {
+      if (const uint64_t n = ctx.framed_refused_requests_log.Failed()) {
         log::Warn("a framed request was refused: {} ({} such requests since the last line)", text.cStr(), n);
       }
       Error(id, text);
@@ -232,7 +219,7 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
 
   // A request the connection cannot go on after: answered, and nothing more is read.
   void ProtocolError(uint64_t id, kj::StringPtr text) {
-    if (const uint64_t n = ProtocolErrorLog().Failed()) {
+    if (const uint64_t n = ctx.framed_protocol_errors_log.Failed()) {
       log::Warn("a framed connection broke the protocol and was closed: {} ({} such connections since the last line)",
                 text.cStr(), n);
     }
