@@ -33,8 +33,8 @@ Load generator for esd. Each client has its own connection; the clients are spre
   --threads T             client threads (default 1, orders: --clients up to 64; at most
                           --clients)
   --inflight K            appends each client keeps in flight (default 1; orders: only 1)
-  --protocol P            append: rpc (Cap'n Proto RPC, esd::client::Client; the default) or
-                          frames (the framed protocol, esd::client::Appender)
+  --protocol P            append, orders: rpc (Cap'n Proto RPC, esd::client::Client; the
+                          default) or frames (the framed protocol, esd::client::Appender)
   --batch B               append: events per append (default 1);
                           read-all: events per ReadAll page (default 1000)
   --event-size BYTES      data bytes per appended event (default 200)
@@ -201,8 +201,9 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     *error = "--daemon-pid and --metrics both measure the daemon's CPU: give one of them";
     return std::nullopt;
   }
-  if (o.framed && o.workload != Workload::kAppend) {
-    *error = "--protocol frames: only the append workload has a framed form (the framed protocol appends only)";
+  if (o.framed && o.workload != Workload::kAppend && o.workload != Workload::kOrders) {
+    *error = "--protocol frames: only the append and orders workloads have a framed form (the framed protocol "
+             "writes only)";
     return std::nullopt;
   }
   if (!batch_set) o.batch = o.workload == Workload::kReadAll ? 1000 : 1;
@@ -348,7 +349,8 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
     return;
   }
   if (orders) {
-    std::printf("workload     orders, %d clients on %d threads\n", o.clients, o.threads);
+    std::printf("workload     orders%s, %d clients on %d threads\n", o.framed ? " (framed protocol)" : "", o.clients,
+                o.threads);
   } else {
     std::printf("workload     %s%s, %d clients on %d threads, inflight %d, batch %u, event size %llu B\n",
                 WorkloadName(o.workload), o.framed ? " (framed protocol)" : "", o.clients, o.threads, o.inflight,

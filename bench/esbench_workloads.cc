@@ -93,6 +93,12 @@ struct ClientState {
   std::vector<std::string> streams;
   size_t next_stream = 0;
   bool dead = false;
+
+  // The thread's event loop, which any connection of the thread runs.
+  void RunFor(std::chrono::milliseconds d) { appender ? appender->RunFor(d) : client->RunFor(d); }
+  bool RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    return appender ? appender->RunUntil(done, timeout) : client->RunUntil(done, timeout);
+  }
 };
 
 // One chain of appends: when one completes, its latency is recorded and the next is issued.
@@ -170,18 +176,13 @@ void RunAppend(Run& run, std::vector<ClientState>& clients, ThreadStats& stats) 
   for (auto& c : clients) {
     for (int k = 0; k < o.inflight; ++k) slots.push_back(Slot{&c, k, MakeEvents(o.batch, o.event_size)});
   }
-  // Any connection of the thread runs its loop.
-  ClientState& first = clients.front();
-  auto run_for = [&first](std::chrono::milliseconds d) { first.appender ? first.appender->RunFor(d) : first.client->RunFor(d); };
-  auto run_until = [&first](const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-    return first.appender ? first.appender->RunUntil(done, timeout) : first.client->RunUntil(done, timeout);
-  };
+  ClientState& loop = clients.front();
   {
     AppendChains chains(run, stats, o.batch * o.event_size);
     for (auto& s : slots) chains.Start(s);
-    while (!run.stop.load() && chains.active() > 0) run_for(std::chrono::milliseconds(20));
+    while (!run.stop.load() && chains.active() > 0) loop.RunFor(std::chrono::milliseconds(20));
     // Drain: every chain stops after its call in flight completes.
-    if (!run_until([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
+    if (!loop.RunUntil([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
       stats.Error("drain-timeout", std::to_string(chains.active()) + " appends still in flight 30 s after the end");
     }
   }  // destroying the TaskSet cancels whatever still hangs
@@ -389,17 +390,19 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
   }
 
   kj::Promise<void> Send(Order& o) {
-    Client& client = *clients_[o.client].client;
     const std::string command_id = o.id + "/" + std::to_string(o.step);
     o.command_t0 = Clock::now();
-    auto sent = kj::evalNow([&]() -> kj::Promise<CommandOutcome> {
+    // The same calls on a Client (RPC) and an Appender (--protocol frames).
+    auto send = [&](auto& client) -> kj::Promise<CommandOutcome> {
       if (o.step == 0) return client.CreateOrderAsync(o.id, o.customer, command_id);
       if (o.step <= kItems) {
         const Item& it = o.items[static_cast<size_t>(o.step - 1)];
         return client.AddItemAsync(o.id, it.sku, it.quantity, it.price, command_id);
       }
       return client.PlaceOrderAsync(o.id, command_id);
-    });
+    };
+    ClientState& c = clients_[o.client];
+    auto sent = kj::evalNow([&] { return c.appender ? send(*c.appender) : send(*c.client); });
     return sent.then([this, &o](CommandOutcome r) { return Answered(o, r); },
                      [this, &o](kj::Exception&& e) -> kj::Promise<void> {
                        // A broken call ends this client: its connection is most likely gone.
@@ -455,7 +458,7 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
 };
 
 void RunOrders(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats) {
-  Client& loop = *clients.front().client;
+  ClientState& loop = clients.front();
   OrderChains chains(run, clients, first_client, stats);
   chains.StartAll();
   while (!run.stop.load() && chains.active() > 0) loop.RunFor(std::chrono::milliseconds(20));

@@ -171,6 +171,98 @@ AppendResult Appender::Append(const std::string& stream, Expected expected, cons
   return impl_->Wait(AppendAsync(stream, expected, events));
 }
 
+namespace {
+
+// A command request for `order_id`, sized for its texts; `fill` sets its kind.
+template <typename Fill>
+kj::Promise<CommandOutcome> SendCommand(Appender::Impl& impl, const std::string& order_id,
+                                        const std::string& command_id, const std::string& correlation_id,
+                                        size_t other_text_bytes, Fill fill) {
+  capnp::MallocMessageBuilder message(
+      internal::CommandSize({order_id.size(), command_id.size(), correlation_id.size(), other_text_bytes}).wordCount);
+  auto request = message.initRoot<frames::Request>();
+  const uint64_t id = impl.next_id++;
+  request.setId(id);
+  auto command = request.initCommand();
+  internal::SetMeta(command.initMeta(), command_id, correlation_id);
+  command.setOrderId(order_id);
+  fill(command);
+  return impl.Send(id, message).then([](kj::Own<capnp::MessageReader> answer) {
+    auto response = answer->getRoot<frames::Response>();
+    KJ_REQUIRE(response.isCommand(), "the server answered a command with something else");
+    return internal::ToOutcome(response.getCommand());
+  });
+}
+
+}  // namespace
+
+kj::Promise<CommandOutcome> Appender::CreateOrderAsync(const std::string& order_id, const std::string& customer_id,
+                                                       const std::string& command_id,
+                                                       const std::string& correlation_id) {
+  return SendCommand(*impl_, order_id, command_id, correlation_id, customer_id.size(),
+                     [&](frames::OrderCommand::Builder c) { c.initCreateOrder().setCustomerId(customer_id); });
+}
+
+kj::Promise<CommandOutcome> Appender::AddItemAsync(const std::string& order_id, const std::string& sku,
+                                                   uint32_t quantity, int64_t unit_price_cents,
+                                                   const std::string& command_id, const std::string& correlation_id) {
+  return SendCommand(*impl_, order_id, command_id, correlation_id, sku.size(), [&](frames::OrderCommand::Builder c) {
+    auto add = c.initAddItem();
+    add.setSku(sku);
+    add.setQuantity(quantity);
+    add.setUnitPriceCents(unit_price_cents);
+  });
+}
+
+kj::Promise<CommandOutcome> Appender::RemoveItemAsync(const std::string& order_id, const std::string& sku,
+                                                      uint32_t quantity, const std::string& command_id,
+                                                      const std::string& correlation_id) {
+  return SendCommand(*impl_, order_id, command_id, correlation_id, sku.size(), [&](frames::OrderCommand::Builder c) {
+    auto remove = c.initRemoveItem();
+    remove.setSku(sku);
+    remove.setQuantity(quantity);
+  });
+}
+
+kj::Promise<CommandOutcome> Appender::PlaceOrderAsync(const std::string& order_id, const std::string& command_id,
+                                                      const std::string& correlation_id) {
+  return SendCommand(*impl_, order_id, command_id, correlation_id, 0,
+                     [](frames::OrderCommand::Builder c) { c.setPlaceOrder(); });
+}
+
+kj::Promise<CommandOutcome> Appender::CancelOrderAsync(const std::string& order_id, const std::string& reason,
+                                                       const std::string& command_id,
+                                                       const std::string& correlation_id) {
+  return SendCommand(*impl_, order_id, command_id, correlation_id, reason.size(),
+                     [&](frames::OrderCommand::Builder c) { c.initCancelOrder().setReason(reason); });
+}
+
+CommandOutcome Appender::CreateOrder(const std::string& order_id, const std::string& customer_id,
+                                     const std::string& command_id, const std::string& correlation_id) {
+  return impl_->Wait(CreateOrderAsync(order_id, customer_id, command_id, correlation_id));
+}
+
+CommandOutcome Appender::AddItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
+                                 int64_t unit_price_cents, const std::string& command_id,
+                                 const std::string& correlation_id) {
+  return impl_->Wait(AddItemAsync(order_id, sku, quantity, unit_price_cents, command_id, correlation_id));
+}
+
+CommandOutcome Appender::RemoveItem(const std::string& order_id, const std::string& sku, uint32_t quantity,
+                                    const std::string& command_id, const std::string& correlation_id) {
+  return impl_->Wait(RemoveItemAsync(order_id, sku, quantity, command_id, correlation_id));
+}
+
+CommandOutcome Appender::PlaceOrder(const std::string& order_id, const std::string& command_id,
+                                    const std::string& correlation_id) {
+  return impl_->Wait(PlaceOrderAsync(order_id, command_id, correlation_id));
+}
+
+CommandOutcome Appender::CancelOrder(const std::string& order_id, const std::string& reason,
+                                     const std::string& command_id, const std::string& correlation_id) {
+  return impl_->Wait(CancelOrderAsync(order_id, reason, command_id, correlation_id));
+}
+
 bool Appender::RunUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   return internal::RunLoopUntil(impl_->io, done, timeout);
 }

@@ -837,7 +837,9 @@ OrderView ToView(rpc::OrderView::Reader r) {
   return v;
 }
 
-CommandOutcome ToOutcome(rpc::CommandResult::Reader r) {
+}  // namespace
+
+CommandOutcome internal::ToOutcome(rpc::CommandResult::Reader r) {
   CommandOutcome o;
   switch (r.which()) {
     case rpc::CommandResult::OK:
@@ -863,20 +865,19 @@ CommandOutcome ToOutcome(rpc::CommandResult::Reader r) {
   return o;
 }
 
-// A command's request sized for its texts, so that it is one small segment: without a
-// size hint Cap'n Proto gives each request an 8 KiB first segment, calloc'ed and zeroed.
-capnp::MessageSize CommandSize(std::initializer_list<size_t> text_bytes) {
+capnp::MessageSize internal::CommandSize(std::initializer_list<size_t> text_bytes) {
   uint64_t words = 32;  // the call's header, CommandMeta, the ids the client makes up
   for (size_t n : text_bytes) words += n / sizeof(capnp::word) + 1;
   return {words, 0};
 }
 
-template <typename Request>
-void SetMeta(Request& req, const std::string& command_id, const std::string& correlation_id) {
-  auto meta = req.initMeta();
+void internal::SetMeta(rpc::CommandMeta::Builder meta, const std::string& command_id,
+                       const std::string& correlation_id) {
   meta.setCommandId(command_id.empty() ? FormatEventId(NewEventId()) : command_id);
   meta.setCorrelationId(correlation_id);
 }
+
+namespace {
 
 OrderQuery ToQuery(rpc::OrderResult::Reader r) {
   OrderQuery q;
@@ -891,53 +892,53 @@ OrderQuery ToQuery(rpc::OrderResult::Reader r) {
 kj::Promise<CommandOutcome> Client::CreateOrderAsync(const std::string& order_id, const std::string& customer_id,
                                    const std::string& command_id, const std::string& correlation_id) {
   auto req = impl_->orders.createOrderRequest(
-      CommandSize({order_id.size(), customer_id.size(), command_id.size(), correlation_id.size()}));
-  SetMeta(req, command_id, correlation_id);
+      internal::CommandSize({order_id.size(), customer_id.size(), command_id.size(), correlation_id.size()}));
+  internal::SetMeta(req.initMeta(), command_id, correlation_id);
   req.setOrderId(order_id);
   req.setCustomerId(customer_id);
-  return req.send().then([](auto r) { return ToOutcome(r.getResult()); });
+  return req.send().then([](auto r) { return internal::ToOutcome(r.getResult()); });
 }
 
 kj::Promise<CommandOutcome> Client::AddItemAsync(const std::string& order_id, const std::string& sku, uint32_t quantity,
                                int64_t unit_price_cents, const std::string& command_id,
                                const std::string& correlation_id) {
   auto req = impl_->orders.addItemRequest(
-      CommandSize({order_id.size(), sku.size(), command_id.size(), correlation_id.size()}));
-  SetMeta(req, command_id, correlation_id);
+      internal::CommandSize({order_id.size(), sku.size(), command_id.size(), correlation_id.size()}));
+  internal::SetMeta(req.initMeta(), command_id, correlation_id);
   req.setOrderId(order_id);
   req.setSku(sku);
   req.setQuantity(quantity);
   req.setUnitPriceCents(unit_price_cents);
-  return req.send().then([](auto r) { return ToOutcome(r.getResult()); });
+  return req.send().then([](auto r) { return internal::ToOutcome(r.getResult()); });
 }
 
 kj::Promise<CommandOutcome> Client::RemoveItemAsync(const std::string& order_id, const std::string& sku, uint32_t quantity,
                                   const std::string& command_id, const std::string& correlation_id) {
   auto req = impl_->orders.removeItemRequest(
-      CommandSize({order_id.size(), sku.size(), command_id.size(), correlation_id.size()}));
-  SetMeta(req, command_id, correlation_id);
+      internal::CommandSize({order_id.size(), sku.size(), command_id.size(), correlation_id.size()}));
+  internal::SetMeta(req.initMeta(), command_id, correlation_id);
   req.setOrderId(order_id);
   req.setSku(sku);
   req.setQuantity(quantity);
-  return req.send().then([](auto r) { return ToOutcome(r.getResult()); });
+  return req.send().then([](auto r) { return internal::ToOutcome(r.getResult()); });
 }
 
 kj::Promise<CommandOutcome> Client::PlaceOrderAsync(const std::string& order_id, const std::string& command_id,
                                   const std::string& correlation_id) {
-  auto req = impl_->orders.placeOrderRequest(CommandSize({order_id.size(), command_id.size(), correlation_id.size()}));
-  SetMeta(req, command_id, correlation_id);
+  auto req = impl_->orders.placeOrderRequest(internal::CommandSize({order_id.size(), command_id.size(), correlation_id.size()}));
+  internal::SetMeta(req.initMeta(), command_id, correlation_id);
   req.setOrderId(order_id);
-  return req.send().then([](auto r) { return ToOutcome(r.getResult()); });
+  return req.send().then([](auto r) { return internal::ToOutcome(r.getResult()); });
 }
 
 kj::Promise<CommandOutcome> Client::CancelOrderAsync(const std::string& order_id, const std::string& reason,
                                    const std::string& command_id, const std::string& correlation_id) {
   auto req = impl_->orders.cancelOrderRequest(
-      CommandSize({order_id.size(), reason.size(), command_id.size(), correlation_id.size()}));
-  SetMeta(req, command_id, correlation_id);
+      internal::CommandSize({order_id.size(), reason.size(), command_id.size(), correlation_id.size()}));
+  internal::SetMeta(req.initMeta(), command_id, correlation_id);
   req.setOrderId(order_id);
   req.setReason(reason);
-  return req.send().then([](auto r) { return ToOutcome(r.getResult()); });
+  return req.send().then([](auto r) { return internal::ToOutcome(r.getResult()); });
 }
 
 CommandOutcome Client::CreateOrder(const std::string& order_id, const std::string& customer_id,

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,12 @@ const char* RejectName(rpc::RejectCode code);
 // The wire form of an expected version (appends, deletes, metadata).
 void SetExpected(rpc::ExpectedVersion::Builder out, Expected expected);
 AppendResult ToAppendResult(rpc::AppendResult::Reader r);
+CommandOutcome ToOutcome(rpc::CommandResult::Reader r);
+// A command's request sized for its texts, so that it is one small segment: without a
+// size hint Cap'n Proto gives each request an 8 KiB first segment, calloc'ed and zeroed.
+capnp::MessageSize CommandSize(std::initializer_list<size_t> text_bytes);
+// A command's id (a random one when `command_id` is empty) and correlation id.
+void SetMeta(rpc::CommandMeta::Builder meta, const std::string& command_id, const std::string& correlation_id);
 std::string Str(capnp::Text::Reader t);
 std::string Str(capnp::Data::Reader d);
 

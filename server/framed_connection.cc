@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "log/log.h"
@@ -14,6 +16,7 @@
 #include "server/connection.h"
 #include "server/context.h"
 #include "server/event_store_service.h"
+#include "server/order_service.h"
 #include "server/session.h"
 
 namespace esd::server {
@@ -151,9 +154,10 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
       switch (request.which()) {
         case frames::Request::LOGIN: return Login(id, request.getLogin());
         case frames::Request::APPEND: return Append(id, request.getAppend());
+        case frames::Request::COMMAND: return Command(id, request.getCommand());
       }
       Error(id, kj::str("unknown request kind ", static_cast<uint>(request.which()),
-                        ": this esd serves login and append (protocol/frames.capnp)"));
+                        ": this esd serves login, append and command (protocol/frames.capnp)"));
     })) {
       auto text = kj::str("malformed request: ", e->getDescription(), "; nothing was written");
       if (const uint64_t n = ctx.framed_refused_requests_log.Failed()) {
@@ -179,29 +183,78 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
   }
 
   void Append(uint64_t id, frames::Append::Reader append) {
-    Role granted;
-    KJ_IF_MAYBE(r, role) {
-      granted = *r;
+    KJ_IF_MAYBE(granted, role) {
+      // Timed as EventStore.append (esd_rpc_duration_seconds): the same call, another door.
+      const RpcLatency::Stopwatch watch = ctx.ops.rpc_latency.Start(capnp::typeId<rpc::EventStore>(), 0);
+      auto reply = Reply(id);
+      capnp::MallocMessageBuilder& m = *reply;
+      auto served = ServeAppend(ctx, *granted, append.getStream(), append.getExpected(), append.getEvents(),
+                                [&m] { return m.getRoot<frames::Response>().initAppend(); });
+      Answer(id, "append", kj::mv(served), kj::mv(reply), watch);
     } else {
       ctx.ops.appends.Add({"permission_denied"});
       Error(id, "unauthenticated: this esd runs with --auth; send a login request with a token of its --auth file "
                 "before appending; nothing was written");
-      return;
     }
-    // Timed as EventStore.append (esd_rpc_duration_seconds): the same call, another door.
-    const RpcLatency::Stopwatch watch = ctx.ops.rpc_latency.Start(capnp::typeId<rpc::EventStore>(), 0);
-    auto reply = Reply(id);
-    capnp::MallocMessageBuilder& m = *reply;
-    auto served = ServeAppend(ctx, granted, append.getStream(), append.getExpected(), append.getEvents(),
-                              [&m] { return m.getRoot<frames::Response>().initAppend(); });
+  }
+
+  void Command(uint64_t id, frames::OrderCommand::Reader command) {
+    KJ_IF_MAYBE(granted, role) {
+      auto [decoded, method] = Decode(command);
+      // Timed as the OrderService method of its kind (esd_rpc_duration_seconds).
+      const RpcLatency::Stopwatch watch = ctx.ops.rpc_latency.Start(capnp::typeId<rpc::OrderService>(), method);
+      auto reply = Reply(id);
+      capnp::MallocMessageBuilder& m = *reply;
+      auto served = ServeCommand(ctx, *granted, command.getMeta(), kj::mv(decoded),
+                                 [&m] { return m.getRoot<frames::Response>().initCommand(); });
+      Answer(id, "command", kj::mv(served), kj::mv(reply), watch);
+    } else {
+      ctx.ops.order_commands.Add({"failed", ""});
+      Error(id, "unauthenticated: this esd runs with --auth; send a login request with a token of its --auth file "
+                "before sending commands; nothing was written");
+    }
+  }
+
+  // The domain's command for `command`, and the OrderService method it is (its ordinal in
+  // protocol/esd.capnp). Throws for a kind this esd does not know.
+  static std::pair<domain::OrderCommand, uint16_t> Decode(frames::OrderCommand::Reader command) {
+    auto text = [](capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); };
+    std::string order_id = text(command.getOrderId());
+    switch (command.which()) {
+      case frames::OrderCommand::CREATE_ORDER:
+        return {domain::CreateOrder{std::move(order_id), text(command.getCreateOrder().getCustomerId())}, 0};
+      case frames::OrderCommand::ADD_ITEM: {
+        auto add = command.getAddItem();
+        return {domain::AddItem{std::move(order_id), text(add.getSku()), add.getQuantity(), add.getUnitPriceCents()},
+                1};
+      }
+      case frames::OrderCommand::REMOVE_ITEM: {
+        auto remove = command.getRemoveItem();
+        std::optional<uint32_t> quantity;
+        if (remove.getQuantity() != 0) quantity = remove.getQuantity();
+        return {domain::RemoveItem{std::move(order_id), text(remove.getSku()), quantity}, 2};
+      }
+      case frames::OrderCommand::PLACE_ORDER: return {domain::PlaceOrder{std::move(order_id)}, 3};
+      case frames::OrderCommand::CANCEL_ORDER:
+        return {domain::CancelOrder{std::move(order_id), text(command.getCancelOrder().getReason())}, 4};
+    }
+    KJ_FAIL_REQUIRE("unknown kind of order command; this esd serves createOrder, addItem, removeItem, placeOrder "
+                    "and cancelOrder",
+                    static_cast<uint>(command.which()));
+  }
+
+  // Sends `reply` once `served` has filled it, or an error if it failed (a bug: ServeAppend
+  // and ServeCommand answer every outcome).
+  void Answer(uint64_t id, const char* what, kj::Promise<void> served, kj::Own<capnp::MallocMessageBuilder> reply,
+              RpcLatency::Stopwatch watch) {
     tasks.add(served.then(
         [this, reply = kj::mv(reply), watch]() mutable {
           watch.Stop();
           Send(*reply);
         },
-        [this, id, watch](kj::Exception&& e) {
+        [this, id, what, watch](kj::Exception&& e) {
           watch.Stop();
-          Error(id, kj::str("the append failed: ", e.getDescription()));
+          Error(id, kj::str("the ", what, " failed: ", e.getDescription()));
         }));
   }
 

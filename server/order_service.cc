@@ -162,6 +162,25 @@ uint64_t WallClockMicros() {
 
 }  // namespace
 
+kj::Promise<void> ServeCommand(ServerContext& ctx, Role role, rpc::CommandMeta::Reader meta,
+                               domain::OrderCommand command, kj::Function<rpc::CommandResult::Builder()> answer) {
+  if (role < Role::kWriter || ctx.stopping) {
+    ctx.ops.order_commands.Add({"failed", ""});
+    auto failed = answer().initFailed();
+    failed.setCode(ctx.stopping ? rpc::RejectCode::UNAVAILABLE : rpc::RejectCode::PERMISSION_DENIED);
+    failed.setReason(ctx.stopping ? std::string("the server is shutting down")
+                                  : std::string("role ") + RoleName(role) + " may not send commands (needs writer)");
+    return kj::READY_NOW;
+  }
+  std::string stream = domain::OrderStream(domain::CommandOrderId(command));
+  domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role)};
+  return Run(ctx, std::move(command), std::move(cc), 1)
+      .then([&ctx, answer = kj::mv(answer), stream = std::move(stream)](kj::Own<Outcome> o) mutable {
+        ctx.ops.order_commands.Add(CommandLabels(*o));
+        Fill(answer(), *o, ctx.damage_log, stream);
+      });
+}
+
 template <typename Context>
 kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::Reader meta,
                                             domain::OrderCommand command) {
@@ -169,20 +188,8 @@ kj::Promise<void> OrderServiceImpl::Command(Context context, rpc::CommandMeta::R
   // Cap'n Proto's RPC gives every answer an 8 KiB first segment, calloc'ed and zeroed,
   // which was a tenth of the daemon's instructions per command. A longer answer (a damage
   // report) just takes another segment.
-  auto result = context.getResults(capnp::MessageSize{kCommandResultWords, 0}).initResult();
-  if (role_ < Role::kWriter || ctx_.stopping) {
-    ctx_.ops.order_commands.Add({"failed", ""});
-    auto failed = result.initFailed();
-    failed.setCode(ctx_.stopping ? rpc::RejectCode::UNAVAILABLE : rpc::RejectCode::PERMISSION_DENIED);
-    failed.setReason(ctx_.stopping ? std::string("the server is shutting down")
-                                   : std::string("role ") + RoleName(role_) + " may not send commands (needs writer)");
-    return kj::READY_NOW;
-  }
-  const std::string stream = domain::OrderStream(domain::CommandOrderId(command));
-  domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role_)};
-  return Run(ctx_, std::move(command), std::move(cc), 1).then([this, context, stream](kj::Own<Outcome> o) mutable {
-    ctx_.ops.order_commands.Add(CommandLabels(*o));
-    Fill(context.getResults().getResult(), *o, ctx_.damage_log, stream);
+  return ServeCommand(ctx_, role_, meta, std::move(command), [context]() mutable {
+    return context.getResults(capnp::MessageSize{kCommandResultWords, 0}).initResult();
   });
 }
 

@@ -42,4 +42,13 @@ class OrderServiceImpl final : public LoggedCalls<rpc::OrderService> {
   const Role role_;
 };
 
+// One order command as every protocol serves it (OrderService's five commands, and
+// frames.capnp's OrderCommand): refused at once (the daemon is stopping, the role may not
+// write), or prepared, appended without blocking and finished, again on a conflict.
+// `answer` gives where the result goes; it is called once, when the outcome is known (at
+// once for a refusal). Counts esd_order_commands_total. `meta` is not used after this
+// returns.
+kj::Promise<void> ServeCommand(ServerContext& ctx, Role role, rpc::CommandMeta::Reader meta,
+                               domain::OrderCommand command, kj::Function<rpc::CommandResult::Builder()> answer);
+
 }  // namespace esd::server

@@ -107,6 +107,21 @@ TEST_F(EsbenchCpu, OrdersReportCpuPerOrderToo) {
   EXPECT_GT(j["order_latency_us"]["max"].get<double>(), 0) << r.out;
 }
 
+TEST_F(EsbenchCpu, FramedProtocolPlacesOrdersThroughTheAppenderAndSaysSo) {
+  const Ran r = RunEsbench(dir_.path(), {"--connect", esd_.rpc_address(), "--workload", "orders", "--protocol", "frames",
+                                         "--clients", "4", "--duration", "1", "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["protocol"], "frames") << r.out;
+  EXPECT_GT(j["orders"].get<uint64_t>(), 0u) << r.out;
+  EXPECT_EQ(j["errors"]["total"], 0) << r.out;
+  // Every command esbench counts was served by the daemon's Order service, ok, and wrote.
+  const std::string metrics = testing::HttpGet(esd_.http_address(), "/metrics");
+  const std::string commands = j["commands"].dump();
+  EXPECT_NE(metrics.find("esd_order_commands_total{outcome=\"ok\"} " + commands + "\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("esd_log_appends_total " + commands + "\n"), std::string::npos) << metrics;
+}
+
 TEST_F(EsbenchCpu, FramedProtocolAppendsThroughTheAppenderAndSaysSo) {
   const Ran r = Append({"--protocol", "frames", "--daemon-pid", std::to_string(esd_.pid()), "--json"});
   ExpectCpuInJson(r, "pid");
@@ -185,11 +200,13 @@ TEST(EsbenchUsage, OrdersWithMoreThanOneCommandInFlightPerClientSaysToUseMoreCli
       << r.err;
 }
 
-TEST(EsbenchUsage, TheFramedProtocolIsForTheAppendWorkloadOnly) {
+TEST(EsbenchUsage, TheFramedProtocolIsForTheWriteWorkloadsOnly) {
   storage::testing::TempDir dir;
   Ran r = RunEsbench(dir.path(), {"--workload", "subscribe", "--protocol", "frames"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--protocol frames: only the append workload has a framed form"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--protocol frames: only the append and orders workloads have a framed form"),
+            std::string::npos)
+      << r.err;
   r = RunEsbench(dir.path(), {"--protocol", "http"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--protocol: expected rpc or frames, got 'http'"), std::string::npos) << r.err;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <capnp/rpc.capnp.h>
+#include <capnp/schema.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -226,6 +227,131 @@ TEST(FramedConnection, TokensAndRolesAreTheRpcOnes) {
       << response.getError().cStr();
 }
 
+TEST(FramedConnection, OrderCommandsAreAnsweredAsTheOrderServiceAnswersThem) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  auto appender = ConnectAppender(esd);
+  using Kind = client::CommandOutcome::Kind;
+
+  const auto created = appender->CreateOrder("o-1", "cust-1", "cmd-1", "corr-1");
+  ASSERT_TRUE(created.ok()) << created.message;
+  EXPECT_EQ(created.version, 0u);
+  const auto retried = appender->CreateOrder("o-1", "cust-1", "cmd-1");
+  ASSERT_TRUE(retried.ok()) << retried.message;
+  EXPECT_TRUE(retried.already_applied) << "a retry with the command's id is the first answer again";
+  EXPECT_EQ(retried.position, created.position);
+  const auto again = appender->CreateOrder("o-1", "cust-1", "cmd-2");
+  EXPECT_EQ(again.kind, Kind::kRejected);
+  EXPECT_EQ(again.rule, "order-already-exists") << again.message;
+
+  EXPECT_TRUE(appender->AddItem("o-1", "sku-a", 2, 150).ok());
+  EXPECT_TRUE(appender->AddItem("o-1", "sku-b", 1, 999).ok());
+  const auto removed = appender->RemoveItem("o-1", "sku-b", 0);
+  ASSERT_TRUE(removed.ok()) << removed.message;
+  EXPECT_EQ(removed.version, 3u);
+  const auto too_many = appender->RemoveItem("o-1", "sku-a", 5);
+  EXPECT_EQ(too_many.kind, Kind::kRejected);
+  EXPECT_EQ(too_many.rule, "remove-more-than-present") << too_many.message;
+  const auto placed = appender->PlaceOrder("o-1");
+  ASSERT_TRUE(placed.ok()) << placed.message;
+  EXPECT_EQ(placed.version, 4u);
+
+  EXPECT_TRUE(appender->CreateOrder("o-2", "cust-1").ok());
+  const auto cancelled = appender->CancelOrder("o-2", "changed my mind");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.message;
+  const auto empty = appender->PlaceOrder("o-2");
+  EXPECT_EQ(empty.kind, Kind::kRejected);
+  EXPECT_EQ(empty.rule, "order-not-open") << empty.message;
+
+  // What the commands decided is what the RPC side reads: the projection and the audit trail.
+  auto reader = Client::Connect(esd.rpc_address());
+  const auto o1 = reader->GetOrder("o-1", placed.position);
+  ASSERT_TRUE(o1.order.has_value());
+  EXPECT_EQ(o1.order->status, "placed");
+  EXPECT_EQ(o1.order->customer_id, "cust-1");
+  ASSERT_EQ(o1.order->lines.size(), 1u);
+  EXPECT_EQ(o1.order->lines[0].sku, "sku-a");
+  EXPECT_EQ(o1.order->total_cents, 300);
+  const auto o2 = reader->GetOrder("o-2", cancelled.position);
+  ASSERT_TRUE(o2.order.has_value());
+  EXPECT_EQ(o2.order->status, "cancelled");
+  EXPECT_EQ(o2.order->cancel_reason, "changed my mind");
+  const auto history = reader->ReadStream("order-o-1", 0, 100);
+  ASSERT_TRUE(history.has_value());
+  EXPECT_EQ(history->size(), 5u) << "a rejected or retried command writes nothing";
+  EXPECT_NE((*history)[0].metadata.find("corr-1"), std::string::npos) << (*history)[0].metadata;
+
+  // Counted and timed as the Order service's calls.
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_order_commands_total{outcome=\"ok\"} 8\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("esd_order_commands_total{outcome=\"rejected\",rule=\"order-already-exists\"} 1\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("esd_rpc_duration_seconds_count{service=\"OrderService\",method=\"createOrder\"} 4\n"),
+            std::string::npos)
+      << metrics;
+}
+
+TEST(FramedConnection, OrderCommandsNeedAWriterAsOverRpc) {
+  storage::testing::TempDir dir;
+  const auto tokens = dir.path() / "tokens";
+  std::ofstream(tokens) << "r-token reader\nw-token writer\n";
+  EsdProcess esd(dir.path() / "data", {"--auth", tokens.string()});
+  auto reader = ConnectAppender(esd, "r-token");
+  const auto refused = reader->CreateOrder("o-1", "cust-1");
+  EXPECT_EQ(refused.kind, client::CommandOutcome::Kind::kFailed);
+  EXPECT_EQ(refused.code, "permission-denied") << refused.message;
+  EXPECT_TRUE(ConnectAppender(esd, "w-token")->CreateOrder("o-1", "cust-1").ok());
+
+  // Without a login a command is refused, and nothing is written.
+  RawFrames raw(esd);
+  capnp::MallocMessageBuilder before;
+  auto request = before.initRoot<rpc::frames::Request>();
+  request.setId(6);
+  auto command = request.initCommand();
+  command.setOrderId("o-2");
+  command.initCreateOrder().setCustomerId("cust-1");
+  raw.Send(before);
+  std::map<uint64_t, std::string> answers = TakeAnswers(raw, 1);
+  EXPECT_NE(answers[6].find("send a login request with a token of its --auth file before sending commands"),
+            std::string::npos)
+      << answers[6];
+  auto rpc = Client::Connect(esd.rpc_address(), "w-token");
+  EXPECT_FALSE(rpc->GetOrder("o-2").order.has_value());
+  EXPECT_EQ(rpc->ReadAll(0, 100).events.size(), 1u);
+}
+
+TEST(FramedConnection, AnOrderCommandOfAnUnknownKindIsAnsweredAndTheConnectionGoesOn) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  RawFrames raw(esd);
+  // A command of a kind from a newer client: OrderCommand's union discriminant (where its
+  // schema puts it) set past the kinds this daemon knows.
+  capnp::MallocMessageBuilder unknown;
+  auto request = unknown.initRoot<rpc::frames::Request>();
+  request.setId(3);
+  auto command = request.initCommand();
+  command.setOrderId("o-1");
+  const uint32_t at = capnp::Schema::from<rpc::frames::OrderCommand>().getProto().getStruct().getDiscriminantOffset();
+  auto section = capnp::toAny(command).getDataSection();
+  ASSERT_GE(section.size(), 2 * at + 2);
+  section[2 * at] = 9;
+  section[2 * at + 1] = 0;
+  raw.Send(unknown);
+  capnp::MallocMessageBuilder valid;
+  raw.Send(AppendRequest(valid, 4, "after-unknown"));
+
+  std::map<uint64_t, std::string> answers = TakeAnswers(raw, 2);
+  EXPECT_EQ(answers[3].rfind("error: malformed request: ", 0), 0u) << answers[3];
+  EXPECT_NE(answers[3].find("unknown kind of order command; this esd serves createOrder, addItem, removeItem, "
+                            "placeOrder and cancelOrder"),
+            std::string::npos)
+      << answers[3];
+  EXPECT_EQ(answers[4], "append");
+  EXPECT_EQ(answers.count(UINT64_MAX), 0u) << "the daemon closed the connection";
+  EXPECT_FALSE(Client::Connect(esd.rpc_address())->GetOrder("o-1").order.has_value());
+}
+
 TEST(FramedConnection, AnUnknownRequestKindIsAnsweredAndTheConnectionGoesOn) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -242,7 +368,7 @@ TEST(FramedConnection, AnUnknownRequestKindIsAnsweredAndTheConnectionGoesOn) {
   raw.Send(AppendRequest(valid, 4, "after-unknown"));
 
   std::map<uint64_t, std::string> answers = TakeAnswers(raw, 2);
-  EXPECT_EQ(answers[3], "error: unknown request kind 9: this esd serves login and append (protocol/frames.capnp)");
+  EXPECT_EQ(answers[3], "error: unknown request kind 9: this esd serves login, append and command (protocol/frames.capnp)");
   EXPECT_EQ(answers[4], "append");
   EXPECT_EQ(answers.count(UINT64_MAX), 0u) << "the daemon closed the connection";
 }
