@@ -194,7 +194,7 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
   if ! out=$("$ESBENCH" --connect "$ESD_RPC" --threads 2 --daemon-pid "$ESD_PID" --json "$@"); then
     fail "esbench failed for esd $workload: $out"
   fi
-  if [ "$workload" = orders ]; then rate=$(json_field orders_per_s "$out"); else rate=$(json_field events_per_s "$out"); fi
+  if [ "${workload%f}" = orders ]; then rate=$(json_field orders_per_s "$out"); else rate=$(json_field events_per_s "$out"); fi
   per_event=$(sed -n 's/.*"daemon_cpu":{[^}]*"us_per_event":\([0-9.]*\).*/\1/p' <<<"$out")
   RATE[esd.$workload]=$rate
   CPU_US[esd.$workload]=$per_event
@@ -219,6 +219,8 @@ run_esd() {
     wants esd W2 && esd_run W2f --protocol frames --clients 64 --duration "$DURATION"
     wants esd W3 && esd_run W3 --clients 16 --batch 100 --duration "$DURATION"
     wants esd orders && esd_run orders --workload orders --clients 64 --duration "$DURATION"
+    # Order commands over the framed protocol too: row ordersf.
+    wants esd orders && esd_run ordersf --workload orders --protocol frames --clients 64 --duration "$DURATION"
     esd_stop
   fi
   if wants esd W4; then
@@ -450,7 +452,7 @@ verdict() {  # verdict VALUE OP BOUND: met or missed, empty without both numbers
 }
 
 row() {  # row LABEL WORKLOAD UNIT TARGET-TEXT OP BOUND-or-"redis" [cpu]
-  # WORKLOAD W1f / W2f: esd's framed run, beside the peers' W1 / W2.
+  # WORKLOAD W1f / W2f / ordersf: esd's framed run, beside the peers' W1 / W2 / orders.
   local label=$1 w=$2 unit=$3 target=$4 op=$5 bound=$6 kind=${7:-rate} e p r
   local peer=${w%f}
   if [ "$kind" = cpu ]; then
@@ -482,12 +484,13 @@ print_table() {
   row "W3 16 clients x 100 events" W3 /s ">= 1.5 M/s" ">=" 1500000
   row "W4 catch-up read of \$all (${W4_EVENTS} events)" W4 /s ">= 8 M/s" ">=" 8000000
   row "orders (create, 3 items, place), 64 clients" orders "orders/s" ">= 10 k/s" ">=" 10000
+  row "orders, framed commands" ordersf "orders/s" ">= 10 k/s" ">=" 10000
   echo
   echo "Rates are events/s (W4: events or rows read/s; orders: orders placed/s). The CPU row's"
   echo "ratio is esd's CPU over the peer's: below 1 is less CPU per event. Daemon CPU per event"
   echo "in every run (µs):$(for k in $(printf '%s\n' "${!CPU_US[@]}" | sort); do printf ' %s %.1f;' "$k" "${CPU_US[$k]}"; done)"
   if [ ${#LATENCY[@]} -gt 0 ]; then
-    echo "esd latency per call (esbench):$(for k in W1 W2 W1f W2f W3 orders; do
+    echo "esd latency per call (esbench):$(for k in W1 W2 W1f W2f W3 orders ordersf; do
       [ -n "${LATENCY[$k]:-}" ] && printf ' %s %s;' "$k" "${LATENCY[$k]}"; done)"
   fi
 }
