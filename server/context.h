@@ -59,6 +59,9 @@ struct ServerCounters {
   std::atomic<uint64_t> tls_handshake_failures{0};  // TlsAcceptor says which count
   std::atomic<uint32_t> subscriptions{0};
   std::atomic<uint64_t> subscribers_failed{0};  // subscriptions ended because a push failed
+  // Times a framed connection stopped being read: frames::MAX_IN_FLIGHT of its requests
+  // were unanswered (server/framed_connection.h).
+  std::atomic<uint64_t> framed_reads_paused{0};
 };
 
 // A subscription as the daemon sees it at shutdown.

@@ -187,6 +187,11 @@ std::string RenderMetrics(ServerContext& ctx) {
             ctx.counters.connections_refused.load());
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
+  m.Counter("esd_framed_reads_paused_total",
+            "Times a framed connection was not read because 1024 of its requests were in flight (read, answer not "
+            "yet written to its socket): its client sends faster than they are served or than it takes the "
+            "answers. Reading goes on once answers leave.",
+            ctx.counters.framed_reads_paused.load());
   m.Counter("esd_tls_handshake_failures_total",
             "TLS handshakes that failed: plain clients, clients that refuse the certificate, garbage, no handshake "
             "within 10 s (stderr names them, at most one line per 10 s).",

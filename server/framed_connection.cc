@@ -74,6 +74,7 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
     }
     if (stop_reading) return kj::READY_NOW;
     if (in_flight >= frames::MAX_IN_FLIGHT) {
+      ++ctx.counters.framed_reads_paused;
       auto paf = kj::newPromiseAndFulfiller<void>();
       room = kj::mv(paf.fulfiller);
       return paf.promise.then([this] { return ReadLoop(); });

@@ -103,13 +103,16 @@ int EsdProcess::Stop(int signo) {
 
 void EsdProcess::Kill() { Stop(SIGKILL); }
 
-int ConnectLoopback(const std::string& host_port) {
+int ConnectLoopback(const std::string& host_port, int receive_buffer_bytes) {
   const auto colon = host_port.rfind(':');
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(std::stoi(host_port.substr(colon + 1))));
   ::inet_pton(AF_INET, host_port.substr(0, colon).c_str(), &addr.sin_addr);
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (receive_buffer_bytes > 0) {  // before connect: it sets the window the peer is offered
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof(receive_buffer_bytes));
+  }
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
     throw std::runtime_error("cannot connect to " + host_port);

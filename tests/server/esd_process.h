@@ -45,8 +45,9 @@ class EsdProcess {
   std::string rpc_, http_;
 };
 
-// A TCP connection to "127.0.0.1:PORT"; throws std::runtime_error when it fails.
-int ConnectLoopback(const std::string& host_port);
+// A TCP connection to "127.0.0.1:PORT"; throws std::runtime_error when it fails. With
+// receive_buffer_bytes, its SO_RCVBUF (the window the daemon may fill) is set that small.
+int ConnectLoopback(const std::string& host_port, int receive_buffer_bytes = 0);
 
 // Connects to "127.0.0.1:PORT", sends `bytes` and returns what comes back until the peer
 // closes.

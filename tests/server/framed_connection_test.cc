@@ -49,7 +49,9 @@ std::unique_ptr<Appender> ConnectAppender(const EsdProcess& esd, const std::stri
 // A raw connection that has sent the framed protocol's magic.
 class RawFrames {
  public:
-  explicit RawFrames(const EsdProcess& esd) : fd_(testing::ConnectLoopback(esd.rpc_address())) {
+  // receive_buffer_bytes: see testing::ConnectLoopback.
+  explicit RawFrames(const EsdProcess& esd, int receive_buffer_bytes = 0)
+      : fd_(testing::ConnectLoopback(esd.rpc_address(), receive_buffer_bytes)) {
     SendBytes("ESF1");
   }
   ~RawFrames() { ::close(fd_); }
@@ -81,6 +83,7 @@ class RawFrames {
       buffer_.append(chunk, static_cast<size_t>(n));
     }
   }
+  int fd() const { return fd_; }
   // True once the daemon has closed the connection (after any answers still unread).
   bool ClosedByDaemon() {
     while (Next()) {
@@ -497,6 +500,66 @@ TEST(FramedConnection, PastMaxConnectionsTheRefusalIsSaidInTheFramedProtocol) {
     EXPECT_NE(std::string(e.what()).find("--max-connections"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(held->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+}
+
+// The metric `name` (no labels) as /metrics says it now.
+uint64_t Metric(const EsdProcess& esd, const std::string& name) {
+  const std::string text = testing::HttpGet(esd.http_address(), "/metrics");
+  const std::string line = "\n" + name + " ";
+  const size_t at = text.find(line);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << name << " is not in /metrics:\n" << text;
+    return 0;
+  }
+  return std::stoull(text.substr(at + line.size()));
+}
+
+TEST(FramedConnection, AClientThatDoesNotReadItsAnswersIsNotReadPastTheBound) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  RawFrames raw(esd, 4096);  // a small receive window
+  // More answers (~64 bytes each) than the kernel's socket buffers hold (the daemon's send
+  // buffer grows to tcp_wmem's 4 MiB): past them, the answers stop leaving.
+  constexpr uint64_t kSent = 150000;
+  std::string requests;
+  for (uint64_t id = 1; id <= kSent; ++id) {
+    capnp::MallocMessageBuilder m;
+    auto words = capnp::messageToFlatArray(AppendRequest(m, id, "flood"));
+    requests.append(reinterpret_cast<const char*>(words.asBytes().begin()), words.asBytes().size());
+  }
+  // Sent from another thread: once the daemon stops reading, the sends block.
+  std::thread sender([&] { raw.SendBytes(requests); });
+
+  // Wait until the daemon has stopped reading the flood: an append on another connection
+  // (through the same writer, after every flood append handed to it before) is answered and
+  // no flood append was written meanwhile.
+  auto other = ConnectAppender(esd);
+  uint64_t before = 0, after = 0, barriers = 0;
+  do {
+    before = Metric(esd, "esd_log_appends_total");
+    ASSERT_TRUE(other->Append("barrier", Expected::Any(), {NewEvent::Json("B", "{}")}).ok());
+    ++barriers;
+    after = Metric(esd, "esd_log_appends_total");
+  } while (after != before + 1);
+  EXPECT_GE(Metric(esd, "esd_framed_reads_paused_total"), 1u);
+  // It stopped short: it read (and wrote) at most frames::MAX_IN_FLIGHT more requests than
+  // the answers the kernel took, and the client has taken none.
+  EXPECT_LT(after - barriers, kSent) << "the daemon read every request of a client that took no answer";
+
+  // Taking the answers lets it read the rest: every request is answered, once, ok.
+  std::vector<bool> answered(kSent + 1, false);
+  for (uint64_t i = 0; i < kSent; ++i) {
+    auto words = raw.Next();
+    ASSERT_TRUE(words.has_value()) << "the daemon closed the connection after " << i << " answers";
+    capnp::FlatArrayMessageReader message(kj::arrayPtr(words->data(), words->size()));
+    auto response = message.getRoot<rpc::frames::Response>();
+    ASSERT_TRUE(response.isAppend() && response.getAppend().isOk()) << "answer " << i;
+    ASSERT_TRUE(response.getId() >= 1 && response.getId() <= kSent && !answered[response.getId()])
+        << "request " << response.getId() << " answered twice, or never sent";
+    answered[response.getId()] = true;
+  }
+  sender.join();
+  EXPECT_EQ(Metric(esd, "esd_log_appends_total"), kSent + barriers);
 }
 
 TEST(FramedConnection, AppendsAnsweredBeforeAGracefulStopAreDurable) {
