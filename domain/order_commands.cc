@@ -13,23 +13,39 @@ namespace esd::domain {
 namespace {
 
 // The canonical bytes of a command, for its fingerprint: every field at a fixed width or
-// behind its length, so that no two commands encode alike ("ab","c" vs "a","bc").
+// behind its length, so that no two commands encode alike ("ab","c" vs "a","bc"). Kept on
+// the stack while they fit (a usual command's do), in a string past that: the bytes are
+// the same either way, and so is the fingerprint written into events' metadata.
 class Canonical {
  public:
   explicit Canonical(size_t kind) { Int(kind); }
   Canonical& Text(const std::string& s) {
     Int(s.size());
-    bytes_ += s;
+    Append(s.data(), s.size());
     return *this;
   }
   Canonical& Int(uint64_t v) {
-    for (int i = 0; i < 8; ++i) bytes_.push_back(static_cast<char>(v >> (8 * i)));
+    char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));  // little-endian
+    Append(b, sizeof b);
     return *this;
   }
-  const std::string& bytes() const { return bytes_; }
+  std::string_view bytes() const { return spilled_.empty() ? std::string_view(inline_, size_) : spilled_; }
 
  private:
-  std::string bytes_;
+  void Append(const char* p, size_t n) {
+    if (spilled_.empty() && size_ + n <= sizeof inline_) {
+      std::memcpy(inline_ + size_, p, n);
+      size_ += n;
+      return;
+    }
+    if (spilled_.empty()) spilled_.assign(inline_, size_);
+    spilled_.append(p, n);
+  }
+
+  char inline_[192];
+  size_t size_ = 0;
+  std::string spilled_;
 };
 
 template <class... F>

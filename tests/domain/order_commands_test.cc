@@ -615,6 +615,17 @@ TEST(CommandFingerprint, IsStablePerCommandAndDiffersWhenAnyFieldOrTheKindDiffer
   }
 }
 
+// Fingerprints are written into the metadata of every command's events, and a retry after
+// an upgrade is told from another command by comparing them: their values never change.
+TEST(CommandFingerprint, ValuesWrittenBeforeStayTheSame) {
+  EXPECT_EQ(CommandFingerprint(CreateOrder{"order-1", "customer-1"}), 0x5b69c019f7abc7c9u);
+  EXPECT_EQ(CommandFingerprint(AddItem{"order-1", "sku-0042", 3, 1999}), 0xcc66c083071ceaa9u);
+  EXPECT_EQ(CommandFingerprint(RemoveItem{"order-1", "sku-0042", std::nullopt}), 0x49fb71a0556c3b81u);
+  EXPECT_EQ(CommandFingerprint(RemoveItem{"order-1", "sku-0042", 2}), 0x5405d35a59e0b925u);
+  EXPECT_EQ(CommandFingerprint(PlaceOrder{"order-1"}), 0xc827f465981723cdu);
+  EXPECT_EQ(CommandFingerprint(CancelOrder{"order-1", std::string(300, 'r')}), 0xf86308f49181cdf5u);  // past any small buffer
+}
+
 TEST(CommandEventId, IsStablePerCommandAndIndexAndDiffersOtherwise) {
   EXPECT_EQ(CommandEventId("a", 0), CommandEventId("a", 0));
   EXPECT_NE(CommandEventId("a", 0), CommandEventId("a", 1));
