@@ -39,7 +39,8 @@ class OrderProjection {
   // the checkpoint; an event there that is not an order event (a ForeignEvent, written
   // before such streams were reserved) is skipped, counted in skipped_events(), and the
   // first one kept in first_skipped(). "$streamDeleted" on "$$order-<id>" drops the order
-  // (Drop).
+  // (Drop). The states it keeps are the orders as queries see them: without the recent
+  // command ids (OrderState::recent_commands) that only a command's retry needs.
   void Apply(const storage::EventView& e);
 
   // Applies every durable event from checkpoint() on (at most `max_events`). Returns how
