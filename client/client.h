@@ -160,6 +160,7 @@ struct ScavengeStatus {
   uint64_t segments_total = 0, segments_done = 0, segments_rewritten = 0;
   uint64_t bytes_total = 0, bytes_read = 0, bytes_reclaimed = 0;
   uint64_t events_removed = 0;
+  uint64_t read_rate_cap = 0;  // bytes/s it reads at most (esd --scavenge-max-read-rate); 0: none
   std::string error;  // "failed": why
   bool running() const { return state == "running" || state == "stopping"; }
 };

@@ -74,6 +74,7 @@ ScavengeStatus ToScavengeStatus(rpc::ScavengeStatus::Reader s) {
   out.bytes_read = s.getBytesRead();
   out.bytes_reclaimed = s.getBytesReclaimed();
   out.events_removed = s.getEventsRemoved();
+  out.read_rate_cap = s.getReadRateCap();
   out.error = Str(s.getError());
   return out;
 }

@@ -439,6 +439,7 @@ struct ScavengeStatus {
   bytesReclaimed @8 :UInt64;    # disk blocks freed so far
   eventsRemoved @9 :UInt64;     # removed events whose bytes are gone
   error @10 :Text;              # failed: why
+  readRateCap @11 :UInt64;      # bytes per second it reads at most (esd --scavenge-max-read-rate); 0: none
 }
 
 interface ProgressSink {

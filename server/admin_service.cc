@@ -196,6 +196,7 @@ void FillScavenge(rpc::ScavengeStatus::Builder out, const storage::ScavengeStatu
   out.setBytesRead(s.bytes_read);
   out.setBytesReclaimed(s.bytes_reclaimed);
   out.setEventsRemoved(s.events_removed);
+  out.setReadRateCap(s.read_rate_cap);
   out.setError(s.error.ok() ? std::string() : s.error.ToString());
 }
 

@@ -36,6 +36,9 @@ std::string Usage() {
   --snapshot-every N       snapshot an order each time it crosses N events (default 50; 0: never)
   --max-connections N      RPC connections served at once, from 1 to 1000000 (default 10000);
                            one more is told why and closed
+  --scavenge-max-read-rate BYTES
+                           bytes per second a scavenge (esctl scavenge start) reads at most,
+                           so that appends keep the disk (default 0: no cap)
   --auth FILE              tokens and roles, one "TOKEN reader|writer|admin" per line
   --tls-cert FILE          serve RPC over TLS with this certificate chain (PEM) ...
   --tls-key FILE           ... and this private key (PEM)
@@ -134,7 +137,7 @@ constexpr uint64_t kMostConnections = 1'000'000;  // fs.nr_open's default: no mo
 po::options_description FileOptions() {
   po::options_description d("esd options");
   for (const char* name : {"data-dir", "listen", "http", "fsync", "segment-size", "max-event-size", "snapshot-every",
-                           "max-connections", "auth", "tls-cert", "tls-key", "log-level", "log-format"}) {
+                           "max-connections", "scavenge-max-read-rate", "auth", "tls-cert", "tls-key", "log-level", "log-format"}) {
     d.add_options()(name, po::value<std::string>());
   }
   d.add_options()("insecure", po::bool_switch());
@@ -231,6 +234,8 @@ bool Apply(const std::string& name, const std::vector<std::string>& values, cons
         return false;
       }
       c->max_connections = n;
+    } else if (name == "scavenge-max-read-rate") {
+      c->scavenge_max_read_rate = n;
     } else {
       c->snapshot_every = n;
     }

@@ -31,6 +31,8 @@ struct Config {
   uint64_t snapshot_every = 50;  // aggregate snapshot each time an order crosses N events
   // RPC connections served at once; one more is told why and closed (docs/server.md).
   uint64_t max_connections = 10'000;
+  // Bytes per second a scavenge reads at most (0: no cap): its I/O beside the appends'.
+  uint64_t scavenge_max_read_rate = 0;
   std::string auth_file;
   std::string tls_cert;
   std::string tls_key;

@@ -118,6 +118,7 @@ void LogStart(const Config& config) {
               {"max_event_size", config.max_event_size},
               {"snapshot_every", config.snapshot_every},
               {"max_connections", config.max_connections},
+              {"scavenge_max_read_rate", config.scavenge_max_read_rate},
               {"auth", config.auth_file.empty() ? "off" : "on"},
               {"tls", config.tls_cert.empty() ? "off" : "on"},
               {"log_level", log::LevelName(config.log_level)}});
@@ -275,6 +276,7 @@ int RunDaemon(const Config& config) {
   options.listener = &store_events;
   options.segment_size = config.segment_size;
   options.durability = config.fsync;
+  options.scavenge_read_bytes_per_second = config.scavenge_max_read_rate;
   options.max_event_size = static_cast<uint32_t>(std::min<uint64_t>(config.max_event_size, UINT32_MAX));
   auto opened = storage::Store::Open(config.data_dir, options);
   if (!opened.ok()) {

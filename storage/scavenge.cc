@@ -171,6 +171,7 @@ Status Scavenger::Start() {
   status_ = ScavengeStatus{};
   status_.state = ScavengeStatus::State::kRunning;
   status_.started_micros = NowMicros();
+  status_.read_rate_cap = store_.options_.scavenge_read_bytes_per_second;
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }

@@ -250,6 +250,9 @@ struct ScavengeStatus {
   uint64_t bytes_read = 0;
   uint64_t bytes_reclaimed = 0;    // disk blocks freed so far
   uint64_t events_removed = 0;     // removed events whose bytes are gone
+  // Bytes per second the run reads at most: Options::scavenge_read_bytes_per_second as it
+  // began (0: no cap). Says why a slow run is slow.
+  uint64_t read_rate_cap = 0;
   Status error;                    // kFailed: why
   static const char* StateName(State s);
 };

@@ -145,7 +145,8 @@ commands:
   start [--no-wait]   start one, then follow it with a progress bar until it ends (Ctrl-C
                       stops following, not the scavenge); --no-wait: only start it
   status              the running or last scavenge: state, segments, bytes read and
-                      reclaimed, removed events dropped, rate in MB/s
+                      reclaimed, removed events dropped, rate in MB/s, and the read cap
+                      of esd --scavenge-max-read-rate
   stop                ask the running scavenge to stop after the segment it is on
 
 exit codes: 0 done (stop with none running too); 1 failure (it failed: the esd log says why;

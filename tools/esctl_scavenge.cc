@@ -160,7 +160,8 @@ std::string ScavengeText(const client::ScavengeStatus& s, uint64_t now_micros, b
         .Number("bytesRead", s.bytes_read)
         .Number("bytesReclaimed", s.bytes_reclaimed)
         .Number("eventsRemoved", s.events_removed)
-        .Real("rateMBps", rate);
+        .Real("rateMBps", rate)
+        .Number("readRateCap", s.read_rate_cap);
     if (s.error.empty()) o.Null("error");
     else o.String("error", s.error);
     return o.Done() + "\n";
@@ -183,6 +184,10 @@ std::string ScavengeText(const client::ScavengeStatus& s, uint64_t now_micros, b
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f MB/s", rate);
   row("rate", buf);
+  if (s.read_rate_cap != 0) {
+    std::snprintf(buf, sizeof(buf), "%.1f MB/s", static_cast<double>(s.read_rate_cap) / 1e6);
+    row("read cap", std::string(buf) + " (esd --scavenge-max-read-rate " + std::to_string(s.read_rate_cap) + ")");
+  }
   if (!s.error.empty()) row("error", s.error);
   return out;
 }

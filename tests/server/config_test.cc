@@ -44,6 +44,7 @@ void ExpectSameOptions(const Config& a, const Config& b) {
   EXPECT_EQ(a.max_event_size, b.max_event_size);
   EXPECT_EQ(a.snapshot_every, b.snapshot_every);
   EXPECT_EQ(a.max_connections, b.max_connections);
+  EXPECT_EQ(a.scavenge_max_read_rate, b.scavenge_max_read_rate);
   EXPECT_EQ(a.auth_file, b.auth_file);
   EXPECT_EQ(a.tls_cert, b.tls_cert);
   EXPECT_EQ(a.tls_key, b.tls_key);
@@ -163,6 +164,19 @@ TEST(Config, SnapshotEveryAndLogOptions) {
   EXPECT_NE(error.find("--snapshot-every"), std::string::npos) << error;
 }
 
+TEST(Config, ScavengeMaxReadRateCapsTheScavengesReadsAndIsOffByDefault) {
+  std::string error;
+  auto c = Parse({}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->scavenge_max_read_rate, 0u) << "no cap unless asked";
+  c = Parse({"--scavenge-max-read-rate", "52428800"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->scavenge_max_read_rate, 52428800u);
+  EXPECT_FALSE(Parse({"--scavenge-max-read-rate", "50MB"}, &error));
+  EXPECT_NE(error.find("--scavenge-max-read-rate: not a number: '50MB'"), std::string::npos) << error;
+  EXPECT_NE(Usage().find("--scavenge-max-read-rate BYTES"), std::string::npos);
+}
+
 TEST(Config, HelpAndVersionNeedNothingElseValid) {
   std::string error;
   auto c = Parse({"--version", "--listen", "nohost"}, &error);
@@ -275,7 +289,7 @@ TEST(Config, EveryFlagInTheHelpIsParsedAndDocumented) {
   const std::string readme = ReadText(ESD_SOURCE_DIR "/README.md");
   const std::string docs = ReadText(ESD_SOURCE_DIR "/docs/server.md");
   const std::vector<std::string> flags = UsageFlags();
-  EXPECT_EQ(flags.size(), 17u) << "a flag added to esd --help belongs in this count and the docs";
+  EXPECT_EQ(flags.size(), 18u) << "a flag added to esd --help belongs in this count and the docs";
   for (const std::string& flag : flags) {
     EXPECT_NE(readme.find("`" + flag), std::string::npos) << flag << " is missing from README.md";
     EXPECT_NE(docs.find("`" + flag), std::string::npos) << flag << " is missing from docs/server.md";

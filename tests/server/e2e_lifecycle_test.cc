@@ -324,6 +324,33 @@ TEST(Lifecycle, ScavengeFreesADeletedStreamsBytesAndSaysSoInStatusMetricsAndLog)
   EXPECT_EQ(Metric(m2, "esd_scavenge_runs_total"), 2) << m2;
 }
 
+TEST(Lifecycle, ScavengeMaxReadRateCapsTheScavengeAndItsStatusSaysSo) {
+  storage::testing::TempDir dir;
+  // 1 byte per second: the run is still reading its first segment when it is stopped.
+  EsdProcess esd(dir.path() / "data",
+                 {"--segment-size", "65536", "--max-event-size", "16384", "--scavenge-max-read-rate", "1"});
+  EXPECT_NE(esd.Output().find("scavenge_max_read_rate=1"), std::string::npos) << esd.Output();
+  auto c = Client::Connect(esd.rpc_address());
+  const std::string big(2000, 'x');
+  for (int i = 0; i < 100; ++i) {  // three sealed segments and more
+    ASSERT_TRUE(c->Append(i % 2 == 0 ? "doomed" : "kept", Expected::Any(),
+                          {NewEvent::Json("E", "{\"pad\":\"" + big + "\"}")})
+                    .ok());
+  }
+  ASSERT_TRUE(c->DeleteStream("doomed", Expected::Any(), true).ok());
+  const auto started = c->ScavengeStart();
+  ASSERT_TRUE(started.started) << started.reason;
+  EXPECT_EQ(started.status.read_rate_cap, 1u) << "the store was not given the flag's cap";
+  EXPECT_TRUE(c->GetScavengeStatus().running());
+  const auto stop = c->ScavengeStop();
+  EXPECT_TRUE(stop.was_running);
+  EXPECT_TRUE(esd.WaitForOutput("scavenge stopped")) << esd.Output();
+  const client::ScavengeStatus s = c->GetScavengeStatus();
+  EXPECT_EQ(s.state, "stopped") << s.error;
+  EXPECT_EQ(s.read_rate_cap, 1u);
+  EXPECT_EQ(Versions(*c, "kept").size(), 50u);
+}
+
 TEST(Lifecycle, StoppingWithNoScavengeRunningSaysNoneWasRunning) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");

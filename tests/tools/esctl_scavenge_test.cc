@@ -140,6 +140,13 @@ TEST(ScavengeText, SaysProgressReclaimedBytesAndTheRate) {
             "reclaimed       50.0 MB (50000000 bytes)\n"
             "events removed  1234\n"
             "rate            50.0 MB/s\n");
+  // Capped by the daemon's flag: said, with the flag.
+  s.read_rate_cap = 20'000'000;
+  EXPECT_NE(esctl::ScavengeText(s, 3'000'000, false)
+                .find("read cap        20.0 MB/s (esd --scavenge-max-read-rate 20000000)\n"),
+            std::string::npos);
+  EXPECT_NE(esctl::ScavengeText(s, 3'000'000, true).find("\"readRateCap\":20000000"), std::string::npos);
+  s.read_rate_cap = 0;
   s.state = "failed";
   s.finished_micros = 2'000'000;
   s.error = "pwrite failed";
