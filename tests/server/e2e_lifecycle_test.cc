@@ -280,17 +280,23 @@ TEST(Lifecycle, MetricsCountTheDeletesAndTheCalls) {
 
 // ---- Scavenge (its storage side is tests/storage's; these need it merged) ----
 
+// 100 events of ~2 KB, every other one to "doomed", which is then hard-deleted: with
+// --segment-size 65536, three sealed segments and more, half of them removed events.
+void HalfOfItDeleted(Client& c) {
+  const std::string big(2000, 'x');
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(c.Append(i % 2 == 0 ? "doomed" : "kept", Expected::Any(),
+                         {NewEvent::Json("E", "{\"pad\":\"" + big + "\"}")})
+                    .ok());
+  }
+  ASSERT_TRUE(c.DeleteStream("doomed", Expected::Any(), true).ok());
+}
+
 TEST(Lifecycle, ScavengeFreesADeletedStreamsBytesAndSaysSoInStatusMetricsAndLog) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data", {"--segment-size", "65536", "--max-event-size", "16384"});
   auto c = Client::Connect(esd.rpc_address());
-  const std::string big(2000, 'x');
-  for (int i = 0; i < 100; ++i) {  // ~200 KB: three sealed segments and more
-    ASSERT_TRUE(c->Append(i % 2 == 0 ? "doomed" : "kept", Expected::Any(),
-                          {NewEvent::Json("E", "{\"pad\":\"" + big + "\"}")})
-                    .ok());
-  }
-  ASSERT_TRUE(c->DeleteStream("doomed", Expected::Any(), true).ok());
+  ASSERT_NO_FATAL_FAILURE(HalfOfItDeleted(*c));
 
   const auto started = c->ScavengeStart();
   ASSERT_TRUE(started.started) << started.reason;
@@ -331,13 +337,7 @@ TEST(Lifecycle, ScavengeMaxReadRateCapsTheScavengeAndItsStatusSaysSo) {
                  {"--segment-size", "65536", "--max-event-size", "16384", "--scavenge-max-read-rate", "1"});
   EXPECT_NE(esd.Output().find("scavenge_max_read_rate=1"), std::string::npos) << esd.Output();
   auto c = Client::Connect(esd.rpc_address());
-  const std::string big(2000, 'x');
-  for (int i = 0; i < 100; ++i) {  // three sealed segments and more
-    ASSERT_TRUE(c->Append(i % 2 == 0 ? "doomed" : "kept", Expected::Any(),
-                          {NewEvent::Json("E", "{\"pad\":\"" + big + "\"}")})
-                    .ok());
-  }
-  ASSERT_TRUE(c->DeleteStream("doomed", Expected::Any(), true).ok());
+  ASSERT_NO_FATAL_FAILURE(HalfOfItDeleted(*c));
   const auto started = c->ScavengeStart();
   ASSERT_TRUE(started.started) << started.reason;
   EXPECT_EQ(started.status.read_rate_cap, 1u) << "the store was not given the flag's cap";

@@ -110,6 +110,16 @@ capnp::MallocMessageBuilder& AppendRequest(capnp::MallocMessageBuilder& m, uint6
   return m;
 }
 
+// A command request for `order_id`, its kind still to set.
+rpc::frames::OrderCommand::Builder CommandRequest(capnp::MallocMessageBuilder& m, uint64_t id,
+                                                  const std::string& order_id) {
+  auto request = m.initRoot<rpc::frames::Request>();
+  request.setId(id);
+  auto command = request.initCommand();
+  command.setOrderId(order_id);
+  return command;
+}
+
 // The next `n` answers by id: "error: <text>", "append" (an ok one), "?" (anything else), or
 // "closed" under id UINT64_MAX when the daemon closed the connection first.
 std::map<uint64_t, std::string> TakeAnswers(RawFrames& raw, int n) {
@@ -309,11 +319,7 @@ TEST(FramedConnection, OrderCommandsNeedAWriterAsOverRpc) {
   // Without a login a command is refused, and nothing is written.
   RawFrames raw(esd);
   capnp::MallocMessageBuilder before;
-  auto request = before.initRoot<rpc::frames::Request>();
-  request.setId(6);
-  auto command = request.initCommand();
-  command.setOrderId("o-2");
-  command.initCreateOrder().setCustomerId("cust-1");
+  CommandRequest(before, 6, "o-2").initCreateOrder().setCustomerId("cust-1");
   raw.Send(before);
   std::map<uint64_t, std::string> answers = TakeAnswers(raw, 1);
   EXPECT_NE(answers[6].find("send a login request with a token of its --auth file before sending commands"),
@@ -331,10 +337,7 @@ TEST(FramedConnection, AnOrderCommandOfAnUnknownKindIsAnsweredAndTheConnectionGo
   // A command of a kind from a newer client: OrderCommand's union discriminant (where its
   // schema puts it) set past the kinds this daemon knows.
   capnp::MallocMessageBuilder unknown;
-  auto request = unknown.initRoot<rpc::frames::Request>();
-  request.setId(3);
-  auto command = request.initCommand();
-  command.setOrderId("o-1");
+  auto command = CommandRequest(unknown, 3, "o-1");
   const uint32_t at = capnp::Schema::from<rpc::frames::OrderCommand>().getProto().getStruct().getDiscriminantOffset();
   auto section = capnp::toAny(command).getDataSection();
   ASSERT_GE(section.size(), 2 * at + 2);
