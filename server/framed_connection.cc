@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <optional>
 #include <utility>
 #include <vector>
 
@@ -231,9 +230,7 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
       }
       case frames::OrderCommand::REMOVE_ITEM: {
         auto remove = command.getRemoveItem();
-        std::optional<uint32_t> quantity;
-        if (remove.getQuantity() != 0) quantity = remove.getQuantity();
-        return {domain::RemoveItem{std::move(order_id), text(remove.getSku()), quantity}, 2};
+        return {RemoveItemCommand(std::move(order_id), text(remove.getSku()), remove.getQuantity()), 2};
       }
       case frames::OrderCommand::PLACE_ORDER: return {domain::PlaceOrder{std::move(order_id)}, 3};
       case frames::OrderCommand::CANCEL_ORDER:

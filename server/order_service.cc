@@ -162,6 +162,12 @@ uint64_t WallClockMicros() {
 
 }  // namespace
 
+domain::RemoveItem RemoveItemCommand(std::string order_id, std::string sku, uint32_t quantity) {
+  std::optional<uint32_t> some;
+  if (quantity != 0) some = quantity;
+  return domain::RemoveItem{std::move(order_id), std::move(sku), some};
+}
+
 kj::Promise<void> ServeCommand(ServerContext& ctx, Role role, rpc::CommandMeta::Reader meta,
                                domain::OrderCommand command, kj::Function<rpc::CommandResult::Builder()> answer) {
   if (role < Role::kWriter || ctx.stopping) {
@@ -206,9 +212,7 @@ kj::Promise<void> OrderServiceImpl::addItem(AddItemContext context) {
 
 kj::Promise<void> OrderServiceImpl::removeItem(RemoveItemContext context) {
   auto p = context.getParams();
-  std::optional<uint32_t> quantity;
-  if (p.getQuantity() != 0) quantity = p.getQuantity();
-  return Command(context, p.getMeta(), domain::RemoveItem{Str(p.getOrderId()), Str(p.getSku()), quantity});
+  return Command(context, p.getMeta(), RemoveItemCommand(Str(p.getOrderId()), Str(p.getSku()), p.getQuantity()));
 }
 
 kj::Promise<void> OrderServiceImpl::placeOrder(PlaceOrderContext context) {

@@ -42,6 +42,10 @@ class OrderServiceImpl final : public LoggedCalls<rpc::OrderService> {
   const Role role_;
 };
 
+// removeItem's arguments as the domain's command: on the wire (OrderService.removeItem,
+// frames.capnp's removeItem) a quantity of 0 removes the whole line.
+domain::RemoveItem RemoveItemCommand(std::string order_id, std::string sku, uint32_t quantity);
+
 // One order command as every protocol serves it (OrderService's five commands, and
 // frames.capnp's OrderCommand): refused at once (the daemon is stopping, the role may not
 // write), or prepared, appended without blocking and finished, again on a conflict.
