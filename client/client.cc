@@ -14,6 +14,7 @@
 #include "client/coalesced_writes.h"
 #include "client/tls.h"
 #include "protocol/esd.capnp.h"
+#include "protocol/socket_stream.h"
 #include "protocol/transport.h"
 
 namespace esd::client {
@@ -440,7 +441,8 @@ kj::Own<kj::AsyncIoStream> OpenStream(kj::AsyncIoContext& io, const ConnectOptio
   kj::Own<kj::AsyncIoStream> stream;
   try {
     auto address = io.provider->getNetwork().parseAddress(options.address, 7400).wait(ws);
-    stream = address->connect().wait(ws);
+    // A TCP connection is read once per arrival of bytes (protocol/socket_stream.h).
+    stream = transport::AdoptTcpSocket(address->connect().wait(ws), io.unixEventPort);
   } catch (const kj::Exception& e) {
     throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
   }

@@ -30,6 +30,7 @@
 #include "server/sd_notify.h"
 #include "server/session.h"
 #include "server/tls_acceptor.h"
+#include "protocol/socket_stream.h"
 #include "protocol/transport.h"
 #include "storage/file.h"
 #include "version/version.h"
@@ -491,7 +492,9 @@ int RunDaemon(const Config& config) {
     std::function<kj::Promise<void>()> accept_loop = [&]() -> kj::Promise<void> {
       // evalNow: accept() may throw at once (EMFILE) rather than reject its promise.
       return kj::evalNow([&] { return listener->accept(); }).then(
-          [&](kj::Own<kj::AsyncIoStream> stream) {
+          [&](kj::Own<kj::AsyncIoStream> accepted) {
+            // A TCP connection is read once per arrival of bytes (protocol/socket_stream.h).
+            auto stream = transport::AdoptTcpSocket(kj::mv(accepted), io.unixEventPort);
             if (!tls) {
               connections.add(admit(kj::mv(stream)));
             } else {

@@ -1,0 +1,69 @@
+// A TCP connection's byte stream that reads the socket once per arrival of bytes.
+//
+// kj's socket stream (0.9.2) reads until read() says EAGAIN before it waits for the socket:
+// on a connection that carries one request at a time (esbench's W2, a client waiting for
+// each answer), every request costs a second read that finds nothing, on both sides. A short
+// read does not prove that the socket is empty (kj's own comment: a signal can cut a read
+// short), so this stream asks the kernel instead: with TCP_INQ set, every recvmsg() reports
+// in a control message the bytes the receive queue still holds (Linux 4.18; one or more
+// after a FIN, so the end of the stream is read too). When it holds none, the stream waits
+// for the socket's next edge, and arms that wait at once: bytes that arrive while nobody
+// reads fulfil the wait rather than pass unseen.
+//
+// Writes are kj's: sendmsg() (no SIGPIPE), and when the socket's buffer is full, a wait for
+// room. Everything else a kj stream does (shutdown, socket options, addresses) is a syscall
+// on the descriptor.
+//
+// Single-threaded, like every kj stream: use it on the event loop that made it.
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <kj/io.h>
+
+#include <cstdint>
+
+namespace esd::transport {
+
+class SocketStream final : public kj::AsyncIoStream {
+ public:
+  // `fd`: a connected, non-blocking TCP socket with TCP_INQ set, owned from here on.
+  SocketStream(kj::UnixEventPort& port, kj::AutoCloseFd fd);
+  ~SocketStream() noexcept(false);
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override;
+  kj::Promise<void> write(const void* buffer, size_t size) override;
+  // `pieces` and what they point to must stay valid until the promise resolves.
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override;
+  kj::Promise<void> whenWriteDisconnected() override;
+  void shutdownWrite() override;
+  void abortRead() override;
+  void getsockopt(int level, int option, void* value, kj::uint* length) override;
+  void setsockopt(int level, int option, const void* value, kj::uint length) override;
+  void getsockname(struct sockaddr* addr, kj::uint* length) override;
+  void getpeername(struct sockaddr* addr, kj::uint* length) override;
+  kj::Maybe<int> getFd() const override { return fd_.get(); }
+
+  // Reads that found the socket empty (EAGAIN): one per wake-up for bytes an earlier read
+  // already took, which the kernel's edge reports late. Tests look at it.
+  uint64_t empty_reads() const { return empty_reads_; }
+
+ private:
+  kj::Promise<size_t> Read(kj::byte* out, size_t min_bytes, size_t max_bytes, size_t done);
+  kj::Promise<void> Write(kj::ArrayPtr<const kj::byte> first, kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> more);
+
+  kj::AutoCloseFd fd_;
+  kj::UnixEventPort::FdObserver observer_;
+  kj::Maybe<kj::Promise<void>> readable_;  // armed when a read left the receive queue empty
+  kj::Maybe<kj::ForkedPromise<void>> write_disconnected_;
+  uint64_t empty_reads_ = 0;
+};
+
+// `stream` as a SocketStream when it is a TCP socket (kj's, from a listener's accept() or a
+// connect()): its descriptor is duplicated and `stream` closed. Anything else (a unix socket,
+// TLS, an in-memory pipe), or when the duplicate or TCP_INQ fails (out of descriptors, an
+// old kernel), comes back as it was: kj's stream reads correctly, with one more read per
+// arrival.
+kj::Own<kj::AsyncIoStream> AdoptTcpSocket(kj::Own<kj::AsyncIoStream> stream, kj::UnixEventPort& port);
+
+}  // namespace esd::transport
