@@ -157,6 +157,7 @@ proc_ticks() {
 declare -A RATE=() CPU_US=()
 declare -A VERSION=()
 declare -A LATENCY=()  # esd's "p99.9 X ms, max Y ms" per workload
+declare -A REDIS_LATENCY=()  # the same for Redis, from a second redis-benchmark pass
 
 # --- esd -----------------------------------------------------------------------------------------
 
@@ -422,6 +423,16 @@ redis_run() {  # redis_run WORKLOAD CLIENTS
   RATE[redis.$workload]=$(calc "($calls1 - $calls0) / ($t1 - $t0)")
   CPU_US[redis.$workload]=$(calc "($cpu1 - $cpu0) / $TICKS * 1e6 / ($calls1 - $calls0)")
   log "redis $workload: ${RATE[redis.$workload]}/s, daemon cpu ${CPU_US[redis.$workload]} us/event"
+  # Latency, beside esd's: a killed redis-benchmark prints nothing, so a second pass of about
+  # 5 s at the rate just measured runs to its end and prints its percentiles.
+  local n out
+  n=$(awk -v r="${RATE[redis.$workload]}" 'BEGIN { n = int(r * 5); if (n < 1000) n = 1000; print n }')
+  out=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$clients" "${threads[@]}" -n "$n" -r 64000 \
+    XADD "bench-__rand_int__" '*' data "$VALUE" 2>/dev/null) || true
+  # "99.902% <= 59.007 milliseconds (cumulative count 19981)": the first line at or past 99.9%.
+  REDIS_LATENCY[$workload]=$(awk '/% <= .* milliseconds/ { p = $1 + 0; v = $3 + 0
+      if (p >= 99.9 && a == "") a = v; if (p >= 100) m = v }
+    END { if (a != "") printf "p99.9 %.1f ms, max %.1f ms", a, m }' <<<"$out")
 }
 
 run_redis() {
@@ -492,6 +503,10 @@ print_table() {
   if [ ${#LATENCY[@]} -gt 0 ]; then
     echo "esd latency per call (esbench):$(for k in W1 W2 W1f W2f W3 orders ordersf; do
       [ -n "${LATENCY[$k]:-}" ] && printf ' %s %s;' "$k" "${LATENCY[$k]}"; done)"
+  fi
+  if [ ${#REDIS_LATENCY[@]} -gt 0 ]; then
+    echo "Redis latency per call (redis-benchmark, a second pass of ~5 s):$(for k in W1 W2; do
+      [ -n "${REDIS_LATENCY[$k]:-}" ] && printf ' %s %s;' "$k" "${REDIS_LATENCY[$k]}"; done)"
   fi
 }
 
