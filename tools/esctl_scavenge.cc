@@ -185,8 +185,7 @@ std::string ScavengeText(const client::ScavengeStatus& s, uint64_t now_micros, b
   std::snprintf(buf, sizeof(buf), "%.1f MB/s", rate);
   row("rate", buf);
   if (s.read_rate_cap != 0) {
-    std::snprintf(buf, sizeof(buf), "%.1f MB/s", static_cast<double>(s.read_rate_cap) / 1e6);
-    row("read cap", std::string(buf) + " (esd --scavenge-max-read-rate " + std::to_string(s.read_rate_cap) + ")");
+    row("read cap", Mb(s.read_rate_cap) + "/s (esd --scavenge-max-read-rate " + std::to_string(s.read_rate_cap) + ")");
   }
   if (!s.error.empty()) row("error", s.error);
   return out;
