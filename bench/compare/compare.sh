@@ -405,15 +405,25 @@ redis_start() {
 redis_stop() { kill "$REDIS_PID" && wait "$REDIS_PID" || true; }
 redis_xadds() { rcli info commandstats | sed -n 's/^cmdstat_xadd:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0; }
 
-redis_run() {  # redis_run WORKLOAD CLIENTS
-  local workload=$1 clients=$2 calls0 calls1 cpu0 cpu1 t0 t1 bench threads=()
+# redis_xadd CLIENTS REQUESTS [OPTIONS...]: sets XADD_COMMAND to redis-benchmark's XADD of a
+# 200-byte event to one of 64,000 random streams, CLIENTS connections on up to 2 threads (when
+# it has --threads). The caller runs it, so that $! of a background run is redis-benchmark's.
+redis_xadd() {
+  local clients=$1 requests=$2 threads=()
+  shift 2
   redis-benchmark --help 2>&1 | grep -q -- '--threads' && threads=(--threads $(( clients < 2 ? clients : 2 )))
+  XADD_COMMAND=(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$clients" "${threads[@]}" -n "$requests"
+    -r 64000 "$@" XADD "bench-__rand_int__" '*' data "$VALUE")
+}
+
+redis_run() {  # redis_run WORKLOAD CLIENTS
+  local workload=$1 clients=$2 calls0 calls1 cpu0 cpu1 t0 t1 bench
   log "redis $workload: redis-benchmark -c $clients XADD to random streams"
   # redis-benchmark has no duration: it runs far more requests than fit, and is stopped after
   # DURATION seconds; the rate is the XADD count of INFO commandstats over the window.
   calls0=$(redis_xadds); cpu0=$(proc_ticks "$REDIS_PID"); t0=$(now)
-  redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$clients" "${threads[@]}" -n 2000000000 -r 64000 -q \
-    XADD "bench-__rand_int__" '*' data "$VALUE" >/dev/null 2>&1 &
+  redis_xadd "$clients" 2000000000 -q
+  "${XADD_COMMAND[@]}" >/dev/null 2>&1 &
   bench=$!
   sleep "$DURATION"
   # SIGTERM: a background job of a script ignores SIGINT.
@@ -427,8 +437,8 @@ redis_run() {  # redis_run WORKLOAD CLIENTS
   # 5 s at the rate just measured runs to its end and prints its percentiles.
   local n out
   n=$(awk -v r="${RATE[redis.$workload]}" 'BEGIN { n = int(r * 5); if (n < 1000) n = 1000; print n }')
-  out=$(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$clients" "${threads[@]}" -n "$n" -r 64000 \
-    XADD "bench-__rand_int__" '*' data "$VALUE" 2>/dev/null) || true
+  redis_xadd "$clients" "$n"
+  out=$("${XADD_COMMAND[@]}" 2>/dev/null) || true
   # "99.902% <= 59.007 milliseconds (cumulative count 19981)": the first line at or past 99.9%.
   REDIS_LATENCY[$workload]=$(awk '/% <= .* milliseconds/ { p = $1 + 0; v = $3 + 0
       if (p >= 99.9 && a == "") a = v; if (p >= 100) m = v }
