@@ -142,7 +142,7 @@ TEST(SocketStream, WhatIsNoTcpSocketIsLeftAsItWas) {
 
   auto unix_pipe = io.provider->newCapabilityPipe();  // a unix socket pair: a descriptor, no TCP
   auto* unix_end = unix_pipe.ends[0].get();
-  KJ_IF_MAYBE(fd, unix_end->getFd()) { EXPECT_GE(*fd, 0); }
+  ASSERT_TRUE(unix_end->getFd() != nullptr) << "the unix socket must have a descriptor, or this checks nothing new";
   EXPECT_EQ(AdoptTcpSocket(kj::mv(unix_pipe.ends[0]), io.unixEventPort).get(), unix_end);
 }
 
