@@ -77,6 +77,7 @@ TEST(StreamName, OrdinaryNamesAreAccepted) {
   EXPECT_TRUE(ValidateStreamName("caf\xc3\xa9/\xe2\x82\xac").ok());
   EXPECT_TRUE(ValidateStreamName("a$b").ok()) << "only a leading '$' is reserved";
   EXPECT_TRUE(ValidateStreamName("\xc2\xa0nbsp").ok()) << "U+00A0 is past the C1 range";
+  EXPECT_TRUE(ValidateStreamName(" ~").ok()) << "the first and last printable ASCII characters";
 }
 
 TEST(StreamName, LengthMustBeOneTo255Bytes) {
