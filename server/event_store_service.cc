@@ -293,7 +293,11 @@ kj::Promise<void> ServeAppend(ServerContext& ctx, Role role, capnp::Text::Reader
   }
   auto appended = AppendOnLoop(ctx, ToString(stream), expected, std::move(events));
   return appended.then([&ctx, answer = kj::mv(answer)](kj::Own<storage::AppendResult> r) mutable {
-    ctx.ops.appends.Add({AppendOutcome(r->ok() ? Status::Ok() : r->status())});
+    if (r->ok()) {
+      ctx.ops.appends_ok.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ctx.ops.appends.Add({AppendOutcome(r->status())});
+    }
     FillAppendResult(answer(), *r);
   });
 }

@@ -182,21 +182,27 @@ void MetricsText::HistogramLines(std::string_view name, const MetricLabels& labe
 std::string MetricsText::Take() { return std::exchange(text_, std::string()); }
 
 void CounterFamily::Add(const std::vector<std::string>& values, uint64_t n) {
+  At(values).fetch_add(n, std::memory_order_relaxed);
+}
+
+std::atomic<uint64_t>& CounterFamily::At(const std::vector<std::string>& values) {
   KJ_REQUIRE(values.size() == names_.size(), "one value per label", values.size(), names_.size());
   std::lock_guard lock(mu_);
-  counts_[values] += n;
+  return counts_[values];
 }
 
 uint64_t CounterFamily::Get(const std::vector<std::string>& values) const {
   std::lock_guard lock(mu_);
   auto it = counts_.find(values);
-  return it == counts_.end() ? 0 : it->second;
+  return it == counts_.end() ? 0 : it->second.load(std::memory_order_relaxed);
 }
 
 std::vector<MetricsText::Sample> CounterFamily::Samples() const {
   std::lock_guard lock(mu_);
   std::vector<MetricsText::Sample> out;
-  for (const auto& [values, count] : counts_) {
+  for (const auto& [values, counter] : counts_) {
+    const uint64_t count = counter.load(std::memory_order_relaxed);
+    if (count == 0) continue;  // At() made it, nothing counted yet
     MetricsText::Sample s;
     // An empty value is the same as no label to Prometheus: left out, it reads better.
     for (size_t i = 0; i < names_.size(); ++i) {

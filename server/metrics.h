@@ -3,6 +3,7 @@
 // Not thread-safe: build one per scrape.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -74,6 +75,10 @@ class CounterFamily {
   CounterFamily& operator=(const CounterFamily&) = delete;
 
   void Add(const std::vector<std::string>& values, uint64_t n = 1);
+  // The counter of one label set, valid as long as the family, for a set counted on every
+  // call (an append's "ok"): adding to it takes no lock and no lookup. A set whose counter
+  // is still 0 is not among the samples.
+  std::atomic<uint64_t>& At(const std::vector<std::string>& values);
   uint64_t Get(const std::vector<std::string>& values) const;  // 0 when never added
   // Every label set added so far, in value order, for MetricsText::Counter.
   std::vector<MetricsText::Sample> Samples() const;
@@ -81,7 +86,7 @@ class CounterFamily {
  private:
   const std::vector<std::string> names_;
   mutable std::mutex mu_;
-  std::map<std::vector<std::string>, uint64_t> counts_;
+  std::map<std::vector<std::string>, std::atomic<uint64_t>> counts_;  // a node stays put: At
 };
 
 // Integral values print as integers (12345, not 1.2345e+04), others with the shortest text

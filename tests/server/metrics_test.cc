@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <kj/exception.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -201,6 +202,22 @@ TEST(CounterFamilyTest, CountsEachLabelSetAndLeavesEmptyValuesOut) {
   MetricsText m;
   m.Counter("c", "x", f.Samples());
   EXPECT_EQ(m.Take(), "# HELP c x\n# TYPE c counter\nc{outcome=\"ok\"} 2\nc{outcome=\"rejected\",rule=\"order-empty\"} 2\n");
+}
+
+TEST(CounterFamilyTest, ACounterTakenWithAtCountsWithAddAndShowsOnlyOnceCounted) {
+  CounterFamily f(std::vector<std::string>{"outcome"});
+  std::atomic<uint64_t>& ok = f.At({"ok"});
+  MetricsText m;
+  m.Counter("c", "x", f.Samples());
+  EXPECT_EQ(m.Take(), "# HELP c x\n# TYPE c counter\n") << "a label set at 0 is not a sample yet";
+  ok.fetch_add(3);
+  f.Add({"ok"});
+  f.Add({"overloaded"});
+  EXPECT_EQ(&f.At({"ok"}), &ok) << "the same counter for the same labels, as others are added";
+  EXPECT_EQ(f.Get({"ok"}), 4u);
+  m.Counter("c", "x", f.Samples());
+  EXPECT_EQ(m.Take(), "# HELP c x\n# TYPE c counter\nc{outcome=\"ok\"} 4\nc{outcome=\"overloaded\"} 1\n");
+  EXPECT_THROW(f.At({"ok", "extra"}), kj::Exception);
 }
 
 TEST(CounterFamilyTest, AddNeedsOneValuePerLabel) {
