@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace esd::transport {
@@ -18,6 +19,10 @@ namespace {
 
 // At most this many pieces go to one sendmsg(); the rest after it.
 constexpr size_t kMaxPieces = 64;
+
+// A read that waits for at least this many more bytes asks the kernel to wake it only once
+// they are all queued (SO_RCVLOWAT); a smaller one is not worth the two setsockopt() calls.
+constexpr size_t kLowWaterMin = 64 * 1024;
 
 // One recvmsg(): the bytes read (0 at the end of the stream, -1 when there were none, EAGAIN),
 // and in `left` what the receive queue still holds (1 when the kernel did not say).
@@ -60,6 +65,7 @@ kj::Promise<size_t> SocketStream::tryRead(void* buffer, size_t min_bytes, size_t
 
 kj::Promise<size_t> SocketStream::Read(kj::byte* out, size_t min_bytes, size_t max_bytes, size_t done) {
   KJ_IF_MAYBE(armed, readable_) {
+    WakeFor(min_bytes);
     auto wait = kj::mv(*armed);
     readable_ = nullptr;
     return wait.then([this, out, min_bytes, max_bytes, done] { return Read(out, min_bytes, max_bytes, done); });
@@ -67,6 +73,7 @@ kj::Promise<size_t> SocketStream::Read(kj::byte* out, size_t min_bytes, size_t m
   for (;;) {
     int left = 1;
     const ssize_t n = Receive(fd_.get(), out, max_bytes, left);
+    ++reads_;
     if (n < 0) {  // woken for bytes an earlier read took: wait for the next edge
       ++empty_reads_;
       readable_ = observer_.whenBecomesReadable();
@@ -82,6 +89,18 @@ kj::Promise<size_t> SocketStream::Read(kj::byte* out, size_t min_bytes, size_t m
     if (left == 0) readable_ = observer_.whenBecomesReadable();
     if (min_bytes == 0) return done;
     if (readable_ != nullptr) return Read(out, min_bytes, max_bytes, done);
+  }
+}
+
+void SocketStream::WakeFor(size_t min_bytes) {
+  // The kernel caps it below the receive buffer's limit, and wakes a reader before it is
+  // reached when the queue presses on memory or the window closes: never a hang.
+  const int want = min_bytes >= kLowWaterMin ? static_cast<int>(std::min<size_t>(min_bytes, INT_MAX)) : 1;
+  if (want == low_water_) return;
+  if (::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0) {
+    low_water_ = want;
+  } else {
+    low_water_ = 0;  // unknown: set it again before the next wait
   }
 }
 

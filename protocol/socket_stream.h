@@ -10,6 +10,13 @@
 // for the socket's next edge, and arms that wait at once: bytes that arrive while nobody
 // reads fulfil the wait rather than pass unseen.
 //
+// A read that waits for many bytes (at least 64 KiB more: a subscription's push, a large
+// append) sets the socket's low-water mark (SO_RCVLOWAT) to them, so the kernel wakes it once
+// they are all queued instead of once per arriving segment; a smaller read sets it back to 1
+// before it waits. The mark never exceeds what the waiting read needs (it could not finish
+// sooner), and the kernel wakes a reader below it at the end of the stream, on an error, or
+// when the queue presses on memory. W4 in docs/performance.md has what it saves.
+//
 // Writes are kj's: sendmsg() (no SIGPIPE), and when the socket's buffer is full, a wait for
 // room. Everything else a kj stream does (shutdown, socket options, addresses) is a syscall
 // on the descriptor.
@@ -47,9 +54,15 @@ class SocketStream final : public kj::AsyncIoStream {
   // Reads that found the socket empty (EAGAIN): one per wake-up for bytes an earlier read
   // already took, which the kernel's edge reports late. Tests look at it.
   uint64_t empty_reads() const { return empty_reads_; }
+  // recvmsg() calls, empty ones included. Tests look at it.
+  uint64_t reads() const { return reads_; }
 
  private:
   kj::Promise<size_t> Read(kj::byte* out, size_t min_bytes, size_t max_bytes, size_t done);
+  // Before a wait for `min_bytes` more: the receive queue's low-water mark (SO_RCVLOWAT) at
+  // those bytes when they are many, else at 1 byte. It never exceeds what the waiting read
+  // needs, so the wake-up it holds back is one the read could not have used.
+  void WakeFor(size_t min_bytes);
   kj::Promise<void> Write(kj::ArrayPtr<const kj::byte> first, kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> more);
 
   kj::AutoCloseFd fd_;
@@ -57,6 +70,8 @@ class SocketStream final : public kj::AsyncIoStream {
   kj::Maybe<kj::Promise<void>> readable_;  // armed when a read left the receive queue empty
   kj::Maybe<kj::ForkedPromise<void>> write_disconnected_;
   uint64_t empty_reads_ = 0;
+  uint64_t reads_ = 0;
+  int low_water_ = 1;  // the socket's SO_RCVLOWAT as last set (0: unknown)
 };
 
 // `stream` as a SocketStream when it is a TCP socket (kj's, from a listener's accept() or a

@@ -1,5 +1,6 @@
 // SocketStream: a TCP connection read once per arrival (TCP_INQ says when the socket is
-// empty), which still sees every byte, the end of the stream, and a peer that went.
+// empty) or, for a large read, once its bytes are there (SO_RCVLOWAT), which still sees
+// every byte, the end of the stream, and a peer that went.
 #include "protocol/socket_stream.h"
 
 #include <gtest/gtest.h>
@@ -117,6 +118,56 @@ TEST(SocketStream, AWriteLargerThanTheSocketBuffersCompletesAsThePeerReads) {
   auto read = c->client->readAllText();
   c->Wait(kj::mv(written));
   EXPECT_TRUE(std::string(c->Wait(kj::mv(read)).cStr()) == all);
+}
+
+// A read waiting for many bytes (a subscription's push of up to 1 MiB) is woken once they
+// are all there, not for each piece that arrives (SO_RCVLOWAT).
+TEST(SocketStream, AReadOfManyBytesIsWokenWhenTheyHaveAllArrived) {
+  auto c = std::make_unique<Connection>();
+  constexpr size_t kPiece = 32 * 1024, kPieces = 16;
+  std::string bytes(kPiece * kPieces, '\0');
+  auto read = c->server->tryRead(bytes.data(), bytes.size(), bytes.size());
+  std::string sent;
+  for (size_t i = 0; i < kPieces; ++i) {
+    const std::string piece(kPiece, static_cast<char>('a' + i));
+    c->Send(*c->client, piece);
+    sent += piece;
+    c->io.waitScope.poll();  // a wake-up for this piece would be taken here
+  }
+  bytes.resize(c->Wait(kj::mv(read)));
+  EXPECT_TRUE(bytes == sent);
+  // The first read finds the socket empty; the second takes everything. kj's stream reads
+  // once per piece (17 times here).
+  EXPECT_LE(c->Server().reads(), 3u);
+}
+
+// The low-water mark of a large read must not hold back the small read after it: a read
+// waits for no more than it needs.
+TEST(SocketStream, AReadOfAFewBytesAfterALargeOneIsWokenByThem) {
+  auto c = std::make_unique<Connection>();
+  const std::string large(256 * 1024, 'x');
+  std::string bytes(large.size(), '\0');
+  auto read = c->server->tryRead(bytes.data(), bytes.size(), bytes.size());
+  c->io.waitScope.poll();
+  c->Send(*c->client, large);
+  ASSERT_EQ(c->Wait(kj::mv(read)), large.size());
+  auto small = c->server->tryRead(bytes.data(), 1, bytes.size());
+  c->io.waitScope.poll();
+  c->Send(*c->client, "small");
+  bytes.resize(c->Wait(kj::mv(small)));
+  EXPECT_EQ(bytes, "small");
+}
+
+TEST(SocketStream, AReadOfManyBytesEndsWithTheStream) {
+  auto c = std::make_unique<Connection>();
+  std::string bytes(512 * 1024, '\0');
+  auto read = c->server->tryRead(bytes.data(), bytes.size(), bytes.size());
+  c->io.waitScope.poll();
+  c->Send(*c->client, std::string(100 * 1024, 'y'));
+  c->io.waitScope.poll();
+  c->client->shutdownWrite();
+  bytes.resize(c->Wait(kj::mv(read)));  // fewer than asked for: the end of the stream came first
+  EXPECT_EQ(bytes, std::string(100 * 1024, 'y'));
 }
 
 TEST(SocketStream, AWriteToAPeerThatWentFailsAsDisconnected) {
