@@ -67,6 +67,7 @@ struct OpsMetrics {
   CounterFamily appends{std::vector<std::string>{"outcome"}};                 // EventStore.append calls answered
   std::atomic<uint64_t>& appends_ok = appends.At({"ok"});                    // its "ok", counted without a lock
   CounterFamily order_commands{std::vector<std::string>{"outcome", "rule"}};  // ok, rejected (by rule), conflict, failed
+  std::atomic<uint64_t>& order_commands_ok = order_commands.At({"ok", ""});   // its "ok", counted without a lock
   // deleteStream, truncateStream, setStreamMetadata answered: call (delete_stream, ...) and
   // outcome (as AppendOutcome, or permission_denied).
   CounterFamily lifecycle_calls{std::vector<std::string>{"call", "outcome"}};

@@ -182,7 +182,11 @@ kj::Promise<void> ServeCommand(ServerContext& ctx, Role role, rpc::CommandMeta::
   domain::CommandContext cc{Str(meta.getCommandId()), Str(meta.getCorrelationId()), std::string("role:") + RoleName(role)};
   return Run(ctx, std::move(command), std::move(cc), 1)
       .then([&ctx, answer = kj::mv(answer), stream = std::move(stream)](kj::Own<Outcome> o) mutable {
-        ctx.ops.order_commands.Add(CommandLabels(*o));
+        if (std::holds_alternative<domain::OrderCommands::Accepted>(*o)) {
+          ctx.ops.order_commands_ok.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          ctx.ops.order_commands.Add(CommandLabels(*o));
+        }
         Fill(answer(), *o, ctx.damage_log, stream);
       });
 }
