@@ -163,12 +163,16 @@ declare -A REDIS_LATENCY=()  # the same for Redis, from a second redis-benchmark
 
 ESD_PID=""
 ESD_RPC=""
-esd_start() {  # esd_start NAME: a fresh store, default --fsync always, port 0 (it says which)
+ESD_HTTP=""
+esd_start() {  # esd_start NAME: a fresh store, default --fsync always, on free loopback ports
   local dir="$WORK/esd-$1"
   mkdir -p "$dir"
   : >"$dir/log"
   free_port
-  "$ESD" --data-dir "$dir/data" --listen "127.0.0.1:$PORT" --http off >"$dir/log" 2>&1 &
+  local rpc_port=$PORT
+  free_port
+  ESD_HTTP=$PORT
+  "$ESD" --data-dir "$dir/data" --listen "127.0.0.1:$rpc_port" --http "127.0.0.1:$ESD_HTTP" >"$dir/log" 2>&1 &
   ESD_PID=$!
   CLEANUPS+=("kill $ESD_PID; wait $ESD_PID")
   local i
@@ -184,6 +188,16 @@ esd_stop() {
   kill "$ESD_PID" && wait "$ESD_PID" || true
 }
 
+# esd_slow_syncs: "A B", esd's fdatasyncs so far that took over 10 ms and over 50 ms (from
+# esd_fsync_seconds on its /metrics): the disk's share of an append's tail latency.
+esd_slow_syncs() {
+  local text
+  text=$(exec 3<>"/dev/tcp/127.0.0.1/$ESD_HTTP" && printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3) ||
+    fail "esd's /metrics did not answer on 127.0.0.1:$ESD_HTTP"
+  awk '/^esd_fsync_seconds_bucket\{le="0.01"\}/ { a = $2 } /^esd_fsync_seconds_bucket\{le="0.05"\}/ { b = $2 }
+       /^esd_fsync_seconds_count/ { n = $2 } END { printf "%d %d", n - a, n - b }' <<<"$text"
+}
+
 json_field() {  # json_field NAME JSON: a number from esbench's --json line
   sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" <<<"$2"
 }
@@ -192,9 +206,12 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
   local workload=$1 out rate per_event
   shift
   log "esd $workload: esbench $*"
+  local slow_before slow_after
+  slow_before=$(esd_slow_syncs)
   if ! out=$("$ESBENCH" --connect "$ESD_RPC" --threads 2 --daemon-pid "$ESD_PID" --json "$@"); then
     fail "esbench failed for esd $workload: $out"
   fi
+  slow_after=$(esd_slow_syncs)
   if [ "${workload%f}" = orders ]; then rate=$(json_field orders_per_s "$out"); else rate=$(json_field events_per_s "$out"); fi
   per_event=$(sed -n 's/.*"daemon_cpu":{[^}]*"us_per_event":\([0-9.]*\).*/\1/p' <<<"$out")
   RATE[esd.$workload]=$rate
@@ -203,6 +220,8 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
     LATENCY[$workload]=$(awk -v a="$(sed -n 's/.*"latency_us":{[^}]*"p999":\([0-9.]*\).*/\1/p' <<<"$out")" \
       -v b="$(sed -n 's/.*"latency_us":{[^}]*"max":\([0-9.]*\).*/\1/p' <<<"$out")" \
       'BEGIN { printf "p99.9 %.1f ms, max %.1f ms", a / 1e3, b / 1e3 }')
+    LATENCY[$workload]+=$(awk -v b="$slow_before" -v a="$slow_after" 'BEGIN { split(b, x, " "); split(a, y, " ")
+      printf " (fdatasyncs over 10 ms: %d, over 50 ms: %d)", y[1] - x[1], y[2] - x[2] }')
   fi
   log "esd $workload: $rate/s, daemon cpu ${per_event:-?} us/event"
 }

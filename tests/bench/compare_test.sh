@@ -72,6 +72,9 @@ grep -q '^esd: esd ' "$TMP/out" && grep -q '^postgres: postgres (PostgreSQL)' "$
   grep -q '^redis: Redis server' "$TMP/out" || fail "the versions are missing: $(cat "$TMP/out")"
 grep -q '^command: bench/compare/compare.sh --build-dir' "$TMP/out" || fail "the command line is missing"
 grep -q '\[compare\] redis W1' "$TMP/err" || fail "no progress on stderr: $(cat "$TMP/err")"
+# esd's tail latency beside its disk's: the slow fdatasyncs of the same run, from its /metrics.
+grep -Eq '^esd latency per call \(esbench\): W1 p99\.9 [0-9.]+ ms, max [0-9.]+ ms \(fdatasyncs over 10 ms: [0-9]+, over 50 ms: [0-9]+\);' "$TMP/out" ||
+  fail "esd's latency line lacks its slow fdatasyncs: $(cat "$TMP/out")"
 
 # Nothing of the run remains: its temp dir is gone and no process runs from it.
 [ -z "$(ls -A "$RUN")" ] || fail "the run left $(ls -A "$RUN") in its temp dir"
