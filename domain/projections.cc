@@ -25,6 +25,17 @@ std::optional<std::pair<uint64_t, std::string>> ParseToken(const std::string& to
 
 }  // namespace
 
+OrderState& OrderProjection::Mutable(const std::string& order_id) {
+  Slot& slot = orders_[order_id];
+  if (slot.state == nullptr) {
+    slot.state = std::make_shared<OrderState>();
+  } else if (slot.capture < captures_) {
+    slot.state = std::make_shared<OrderState>(*slot.state);  // the capture keeps the one it saw
+  }
+  slot.capture = captures_;
+  return *slot.state;
+}
+
 void OrderProjection::Index(const OrderState& order) {
   by_customer_[order.customer_id].insert({UINT64_MAX - order.created_at, order.order_id});
 }
@@ -46,7 +57,7 @@ void OrderProjection::Apply(const storage::EventView& e) {
     if (!first_skipped_) first_skipped_ = ForeignEventOf(e);
     return;
   }
-  OrderState& state = orders_[*order_id];
+  OrderState& state = Mutable(*order_id);
   const bool created = std::holds_alternative<OrderCreated>(*event);
   // No CommandContext: the projection answers queries, never a retried command, so its
   // states keep no recent command ids (OrderCommands' do), and the event's metadata is not
@@ -102,7 +113,8 @@ void OrderProjection::ApplyMetadata(const std::string& order_id, const storage::
   if (!meta.ok()) return;
   auto it = orders_.find(order_id);
   if (it == orders_.end()) return;
-  if (meta->hard_deleted || (it->second.version && *it->second.version < meta->truncate_before.value)) {
+  const OrderState& order = *it->second.state;
+  if (meta->hard_deleted || (order.version && *order.version < meta->truncate_before.value)) {
     Drop(order_id);
   }
 }
@@ -121,8 +133,9 @@ bool OrderProjection::Drop(const std::string& order_id) {
   auto it = orders_.find(order_id);
   if (it == orders_.end()) return false;
   // Index() keyed it by its customer and creation time: the same key finds it again.
-  if (auto c = by_customer_.find(it->second.customer_id); c != by_customer_.end()) {
-    c->second.erase({UINT64_MAX - it->second.created_at, order_id});
+  const OrderState& order = *it->second.state;
+  if (auto c = by_customer_.find(order.customer_id); c != by_customer_.end()) {
+    c->second.erase({UINT64_MAX - order.created_at, order_id});
     if (c->second.empty()) by_customer_.erase(c);
   }
   orders_.erase(it);
@@ -131,7 +144,7 @@ bool OrderProjection::Drop(const std::string& order_id) {
 
 const OrderState* OrderProjection::Get(const std::string& order_id) const {
   auto it = orders_.find(order_id);
-  return it == orders_.end() ? nullptr : &it->second;
+  return it == orders_.end() ? nullptr : it->second.state.get();
 }
 
 std::optional<OrderProjection::ListPage> OrderProjection::List(const std::string& customer_id,
@@ -166,11 +179,28 @@ storage::Status OrderProjection::SaveSnapshot(storage::Store& log, const std::fi
   return WriteSnapshot(log, path, EncodeSnapshot());
 }
 
-OrderProjection::EncodedSnapshot OrderProjection::EncodeSnapshot() const {
+OrderProjection::CapturedSnapshot OrderProjection::CaptureSnapshot() const {
+  CapturedSnapshot captured{checkpoint_, last_timestamp_, {}};
+  captured.orders.reserve(orders_.size());
+  for (const auto& [id, slot] : orders_) captured.orders.push_back(slot.state);
+  ++captures_;  // every order now predates this capture: the next change copies it
+  return captured;
+}
+
+OrderProjection::EncodedSnapshot OrderProjection::EncodeCaptured(const CapturedSnapshot& captured) {
   std::vector<const OrderState*> states;
-  states.reserve(orders_.size());
-  for (const auto& [id, state] : orders_) states.push_back(&state);
-  return {checkpoint_, EncodeProjection(checkpoint_, last_timestamp_, states)};
+  states.reserve(captured.orders.size());
+  for (const auto& state : captured.orders) states.push_back(state.get());
+  return {captured.checkpoint, EncodeProjection(captured.checkpoint, captured.last_timestamp, states)};
+}
+
+bool OrderProjection::operator==(const OrderProjection& o) const {
+  if (checkpoint_ != o.checkpoint_ || orders_.size() != o.orders_.size()) return false;
+  for (const auto& [id, slot] : orders_) {
+    auto it = o.orders_.find(id);
+    if (it == o.orders_.end() || !(*slot.state == *it->second.state)) return false;
+  }
+  return true;
 }
 
 storage::Status OrderProjection::WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
@@ -198,7 +228,7 @@ OrderProjection OrderProjection::LoadSnapshot(const storage::Store& log, const s
   for (auto& order : state->orders) {
     std::string id = order.order_id;
     p.Index(order);
-    p.orders_.emplace(std::move(id), std::move(order));
+    p.orders_.emplace(std::move(id), Slot{std::make_shared<OrderState>(std::move(order)), 0});
   }
   p.checkpoint_ = state->checkpoint;
   p.last_timestamp_ = state->last_timestamp;

@@ -13,7 +13,12 @@
 // is not there. A soft-deleted order that commands create again comes back from its new
 // events only.
 //
-// Not thread-safe: one owner feeds it and answers from it.
+// Not thread-safe: one owner feeds it and answers from it. A snapshot is taken in two steps
+// so that its owner (the daemon's event loop) does not encode every order: CaptureSnapshot
+// holds the orders as they are, by reference, and an order changed after it is copied on
+// its first change (copy on write, per capture); EncodeCaptured turns the capture into bytes
+// on any thread. Encoding ~50 k orders on the loop took ~80 ms of CPU and stalled every
+// client for up to ~200 ms (docs/performance.md, "Orders").
 #pragma once
 
 #include <cstdint>
@@ -78,14 +83,24 @@ class OrderProjection {
   // sync fails. `log` is the store this projection was fed from. Encode, then Write.
   storage::Status SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const;
 
-  // SaveSnapshot in two steps, for a caller that must not wait on the disk where the
-  // projection lives (the daemon's event loop): Encode copies the projection into bytes
-  // there (CPU only); Write syncs the log and writes them, on any thread.
+  // SaveSnapshot in steps, for a caller that must not wait on the disk where the projection
+  // lives, nor encode every order there (the daemon's event loop): CaptureSnapshot holds the
+  // projection as it is now (a reference per order; the orders changed later are copied on
+  // their next change, so the capture keeps what it saw); EncodeCaptured makes its bytes and
+  // WriteSnapshot syncs the log and writes them, both on any thread. EncodeSnapshot is the
+  // first two at once.
+  struct CapturedSnapshot {
+    uint64_t checkpoint = 0;
+    uint64_t last_timestamp = 0;
+    std::vector<std::shared_ptr<const OrderState>> orders;
+  };
   struct EncodedSnapshot {
     uint64_t checkpoint = 0;
     std::string body;
   };
-  EncodedSnapshot EncodeSnapshot() const;
+  CapturedSnapshot CaptureSnapshot() const;
+  static EncodedSnapshot EncodeCaptured(const CapturedSnapshot& captured);
+  EncodedSnapshot EncodeSnapshot() const { return EncodeCaptured(CaptureSnapshot()); }
   static storage::Status WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
                                        const EncodedSnapshot& snapshot);
   // The projection in the snapshot at `path`, or an empty one (checkpoint 0) when there is
@@ -98,14 +113,30 @@ class OrderProjection {
   static OrderProjection LoadSnapshot(const storage::Store& log, const std::filesystem::path& path,
                                       std::string* ignored = nullptr);
 
-  bool operator==(const OrderProjection& o) const { return checkpoint_ == o.checkpoint_ && orders_ == o.orders_; }
+  OrderProjection() = default;
+  // Move only: a copy would share its orders, which change in place.
+  OrderProjection(OrderProjection&&) = default;
+  OrderProjection& operator=(OrderProjection&&) = default;
+  OrderProjection(const OrderProjection&) = delete;
+  OrderProjection& operator=(const OrderProjection&) = delete;
+
+  bool operator==(const OrderProjection& o) const;
 
  private:
+  // An order, and the capture it was made or last copied in: one made before the latest
+  // capture is shared with it, and is copied before it changes.
+  struct Slot {
+    std::shared_ptr<OrderState> state;
+    uint64_t capture = 0;
+  };
+  // The order to change, made if new, copied first if a capture shares it.
+  OrderState& Mutable(const std::string& order_id);
   void Index(const OrderState& order);
   // An event of "$$order-<id>" (the order stream's metadata).
   void ApplyMetadata(const std::string& order_id, const storage::EventView& e);
 
-  std::unordered_map<std::string, OrderState> orders_;
+  std::unordered_map<std::string, Slot> orders_;
+  mutable uint64_t captures_ = 0;  // CaptureSnapshot calls so far
   // Per customer, sorted newest first: (UINT64_MAX - created_at, order id).
   std::map<std::string, std::set<std::pair<uint64_t, std::string>>> by_customer_;
   uint64_t checkpoint_ = 0;

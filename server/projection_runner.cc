@@ -184,8 +184,9 @@ storage::Status ProjectionRunner::SaveSnapshot() {
   last_snapshot_ = timer_.now();
   std::promise<storage::Status> written;
   auto done = written.get_future();
-  writer_.Post([this, snapshot = projection_.EncodeSnapshot(), &written] {
-    written.set_value(domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, snapshot));
+  writer_.Post([this, captured = projection_.CaptureSnapshot(), &written] {
+    written.set_value(domain::OrderProjection::WriteSnapshot(store_, snapshot_path_,
+                                                             domain::OrderProjection::EncodeCaptured(captured)));
   });
   return done.get();
 }
@@ -194,7 +195,10 @@ void ProjectionRunner::SaveSnapshotInBackground() {
   if (writing_->exchange(true)) return;
   applied_since_snapshot_ = 0;
   last_snapshot_ = timer_.now();
-  writer_.Post([this, writing = writing_, snapshot = projection_.EncodeSnapshot()] {
+  // Captured here, encoded on the writer's thread: encoding every order on the loop stalled
+  // every client (domain/projections.h).
+  writer_.Post([this, writing = writing_, captured = projection_.CaptureSnapshot()] {
+    const auto snapshot = domain::OrderProjection::EncodeCaptured(captured);
     if (auto s = domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, snapshot); !s.ok()) {
       log::Error("could not save the order projection's snapshot at position {} ({}); the next one is tried after "
                  "the next period",
