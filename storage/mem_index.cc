@@ -10,11 +10,8 @@ void MemIndex::AddBatch(std::string_view stream, StreamVersion first_version,
                         uint64_t batch_offset, uint64_t batch_size,
                         std::span<const uint32_t> event_offsets) {
   assert(!event_offsets.empty());
-  auto it = runs_.find(stream);
-  if (it == runs_.end()) {
-    it = runs_.emplace(std::string(stream), Run{first_version, {}, {}, 0}).first;
-  }
-  Run& run = it->second;
+  Run* found = runs_.Find(stream);
+  Run& run = found != nullptr ? *found : runs_.TryEmplace(std::string(stream), Run{first_version, {}, {}, 0}).first->second;
   // Invariant: a stream's versions are dense within a segment. The writer assigns them so;
   // what comes from disk has passed the version judge of recovery or verify first (a batch
   // that does not continue its stream is damage there), so this cannot fail on bad input.
@@ -35,9 +32,9 @@ void MemIndex::AddBatch(std::string_view stream, StreamVersion first_version,
 }
 
 std::optional<StreamRun> MemIndex::Find(std::string_view stream) const {
-  auto it = runs_.find(stream);
-  if (it == runs_.end()) return std::nullopt;
-  return ToRun(it->second);
+  const Run* run = runs_.Find(stream);
+  if (run == nullptr) return std::nullopt;
+  return ToRun(*run);
 }
 
 std::optional<SparseEntry> MemIndex::SparseFloor(GlobalPosition position) const {

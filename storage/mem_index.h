@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "storage/sharded_map.h"  // also StringHash
 #include "storage/types.h"
 
 namespace esd::storage {
@@ -46,11 +47,6 @@ struct SparseEntry {
 inline constexpr uint64_t kSparseEveryEvents = 64;
 inline constexpr uint64_t kSparseEveryBytes = 16 * 1024;
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>()(s); }
-};
-
 class MemIndex {
  public:
   // Records a batch of `event_offsets.size()` events of `stream`. Offsets are segment
@@ -65,7 +61,7 @@ class MemIndex {
 
   template <typename F>  // f(std::string_view stream, const StreamRun&)
   void ForEachStream(F&& f) const {
-    for (const auto& [name, run] : runs_) f(std::string_view(name), ToRun(run));
+    runs_.ForEach([&](const std::string& name, const Run& run) { f(std::string_view(name), ToRun(run)); });
   }
   const std::vector<SparseEntry>& sparse() const { return sparse_; }
   size_t stream_count() const { return runs_.size(); }
@@ -82,7 +78,8 @@ class MemIndex {
     return {r.first_version, r.offsets, r.last_position, r.last_timestamp};
   }
 
-  std::unordered_map<std::string, Run, StringHash, std::equal_to<>> runs_;
+  // Grown under the Store's exclusive lock: sharded so that no one rehash moves them all.
+  ShardedStringMap<Run> runs_;
   std::vector<SparseEntry> sparse_;
   uint64_t events_ = 0;
   uint64_t events_since_sparse_ = 0;

@@ -338,7 +338,7 @@ std::vector<std::string_view> Store::Impl::NewestIndexNames() const {
 }
 
 std::optional<StreamTip> Store::Impl::ListedTipLocked(const StreamDirectory::Entry& entry) const {
-  if (auto it = streams_.find(entry.name); it != streams_.end()) return it->second;
+  if (const StreamTip* tip = streams_.Find(entry.name)) return *tip;
   const IndexFile* base = listed_base_.load(std::memory_order_acquire);
   if (base != nullptr && entry.base_index != StreamDirectory::kNotInBase &&
       listed_base_current_.load(std::memory_order_relaxed)) {
@@ -473,7 +473,7 @@ std::optional<StreamTip> Store::Impl::SealedTipLocked(size_t slot, std::string_v
 }
 
 std::optional<StreamTip> Store::Impl::TipLocked(std::string_view stream) const {
-  if (auto it = streams_.find(stream); it != streams_.end()) return it->second;
+  if (const StreamTip* tip = streams_.Find(stream)) return *tip;
   if (segments_.size() < 2) return std::nullopt;
   return SealedTipLocked(segments_.size() - 2, stream);
 }

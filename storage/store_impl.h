@@ -173,9 +173,10 @@ class Store::Impl {
   mutable std::shared_mutex mu_;
   std::vector<std::unique_ptr<SegmentSlot>> segments_;  // log order; back() is active
   // Every stream of the active segment at open, and every stream written since: the rest
-  // are found in the sealed segments' tips. Entries are never erased, and an unordered_map's
-  // keys never move, so directory_ holds views of them.
-  std::unordered_map<std::string, StreamTip, StringHash, std::equal_to<>> streams_;
+  // are found in the sealed segments' tips. Entries are never erased, and their keys never
+  // move, so directory_ holds views of them. Sharded: the writer grows it under mu_ held
+  // exclusively, and one rehash of every stream there stalled all reads (sharded_map.h).
+  ShardedStringMap<StreamTip> streams_;
   // Every stream's name, in name order (stream_directory.h). Its base is the newest index
   // file's tips; recovery adds what is not in it (streams_ at open, the streams of sealed
   // segments left without an index file), and the writer adds each stream it puts in

@@ -214,7 +214,7 @@ Status Store::Impl::LoadMetadata() {
     }
     s.mem->ForEachStream([&](std::string_view name, const StreamRun&) { note(name); });
   }
-  for (const auto& [name, tip] : streams_) note(name);
+  streams_.ForEach([&](const std::string& name, const StreamTip&) { note(name); });
 
   for (const std::string& name : names) {
     const auto tip = TipLocked(name);

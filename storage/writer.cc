@@ -134,7 +134,7 @@ void Store::Impl::PublishWriteState() {
 std::optional<StreamTip> Store::Impl::WriterTip(std::string_view stream) const {
   // The writer is the only thread that changes streams_, so it may read it unlocked.
   if (auto it = overlay_.find(stream); it != overlay_.end()) return it->second;
-  if (auto it = streams_.find(stream); it != streams_.end()) return it->second;
+  if (const StreamTip* tip = streams_.Find(stream)) return *tip;
   if (segments_.size() < 2) return std::nullopt;
   std::shared_lock lock(mu_);  // the index job may swap a sealed slot's index
   return SealedTipLocked(segments_.size() - 2, stream);
@@ -414,7 +414,7 @@ void Store::Impl::FlushGroup() {
         const uint32_t n = static_cast<uint32_t>(p.event_offsets.size());
         active.mem->AddBatch(p.request->stream, p.first_version, p.first_position, last_timestamp_,
                              base + p.offset, p.request->bytes, p.event_offsets);
-        auto [it, created] = streams_.insert_or_assign(
+        auto [it, created] = streams_.InsertOrAssign(
             p.request->stream, StreamTip{p.first_version + (n - 1), p.first_position + (n - 1), last_timestamp_});
         if (created) directory_.Add(it->first);  // O(1): never waits for a listing
         if (p.metadata) {
@@ -562,9 +562,15 @@ bool Store::Impl::WriteOneIndex(size_t slot_number) {
   auto idx = IndexFile::Load(path, seg.id(), seg.first_position(), seg.size());
   if (!idx.ok()) return false;
   ++stat_index_files_;
-  std::unique_lock lock(mu_);
-  slot->idx = std::move(idx).value();
-  slot->mem.reset();
+  std::shared_ptr<MemIndex> retired;
+  {
+    std::unique_lock lock(mu_);
+    slot->idx = std::move(idx).value();
+    retired = std::move(slot->mem);
+  }
+  // Freed with mu_ released: a segment's index of every stream in it is O(streams) to free,
+  // and every read waits while mu_ is held exclusively.
+  retired.reset();
   return true;
 }
 
