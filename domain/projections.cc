@@ -1,6 +1,8 @@
 #include "domain/projections.h"
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include "domain/codec.h"
 #include "domain/order_commands.h"
@@ -25,15 +27,90 @@ std::optional<std::pair<uint64_t, std::string>> ParseToken(const std::string& to
 
 }  // namespace
 
-OrderState& OrderProjection::Mutable(const std::string& order_id) {
-  Slot& slot = orders_[order_id];
-  if (slot.state == nullptr) {
-    slot.state = std::make_shared<OrderState>();
-  } else if (slot.capture < captures_) {
-    slot.state = std::make_shared<OrderState>(*slot.state);  // the capture keeps the one it saw
+OrderProjection::Orders::Orders(Orders&& o) noexcept
+    : slots_(std::exchange(o.slots_, {})),
+      index_(std::exchange(o.index_, {})),
+      captures_(o.captures_),
+      live_(std::exchange(o.live_, {})) {}
+
+OrderProjection::Orders& OrderProjection::Orders::operator=(Orders&& o) noexcept {
+  if (this != &o) {
+    KeepAll();
+    slots_ = std::exchange(o.slots_, {});
+    index_ = std::exchange(o.index_, {});
+    captures_ = o.captures_;
+    live_ = std::exchange(o.live_, {});
   }
-  slot.capture = captures_;
+  return *this;
+}
+
+OrderProjection::Orders::~Orders() { KeepAll(); }
+
+const OrderState* OrderProjection::Orders::Find(const std::string& order_id) const {
+  const size_t* slot = index_.Find(order_id);
+  return slot == nullptr ? nullptr : slots_[*slot].state.get();
+}
+
+OrderState& OrderProjection::Orders::Mutable(const std::string& order_id) {
+  auto [it, added] = index_.TryEmplace(order_id, slots_.size());
+  if (added) {
+    slots_.push_back({std::make_shared<OrderState>(), captures_});
+    return *slots_.back().state;
+  }
+  Slot& slot = slots_[it->second];
+  if (slot.made_after < captures_) {
+    // A capture saw this state: if one still reads it, it keeps it and this changes a copy.
+    if (KeepForCaptures(slot)) slot.state = std::make_shared<OrderState>(*slot.state);
+    slot.made_after = captures_;
+  }
   return *slot.state;
+}
+
+void OrderProjection::Orders::Insert(OrderState order) {
+  if (!index_.TryEmplace(order.order_id, slots_.size()).second) return;
+  slots_.push_back({std::make_shared<OrderState>(std::move(order)), captures_});
+}
+
+bool OrderProjection::Orders::Erase(const std::string& order_id) {
+  const size_t* found = index_.Find(order_id);
+  if (found == nullptr) return false;
+  Slot& slot = slots_[*found];
+  if (slot.made_after < captures_) KeepForCaptures(slot);
+  slot.state.reset();  // the slot stays, empty: slots never move (drops are rare)
+  index_.Erase(order_id);
+  return true;
+}
+
+OrderProjection::CapturedSnapshot OrderProjection::Orders::Capture(uint64_t checkpoint, uint64_t last_timestamp) {
+  CapturedSnapshot captured{checkpoint, last_timestamp, {}, std::make_shared<KeptStates>()};
+  captured.orders.reserve(index_.size());
+  for (const Slot& slot : slots_) {
+    if (slot.state != nullptr) captured.orders.push_back(slot.state.get());
+  }
+  ++captures_;  // every state now was made before this capture: it saw them all
+  std::erase_if(live_, [](const auto& c) { return c.second.expired(); });
+  live_.emplace_back(captures_, captured.kept);
+  return captured;
+}
+
+bool OrderProjection::Orders::KeepForCaptures(const Slot& slot) {
+  bool kept = false;
+  for (const auto& [number, weak] : live_) {
+    if (number <= slot.made_after) continue;  // taken before this state was made
+    if (auto k = weak.lock()) {
+      std::lock_guard lock(k->mu);
+      k->states.push_back(slot.state);
+      kept = true;
+    }
+  }
+  return kept;
+}
+
+void OrderProjection::Orders::KeepAll() {
+  if (std::none_of(live_.begin(), live_.end(), [](const auto& c) { return !c.second.expired(); })) return;
+  for (const Slot& slot : slots_) {
+    if (slot.state != nullptr && slot.made_after < captures_) KeepForCaptures(slot);
+  }
 }
 
 void OrderProjection::Index(const OrderState& order) {
@@ -57,7 +134,7 @@ void OrderProjection::Apply(const storage::EventView& e) {
     if (!first_skipped_) first_skipped_ = ForeignEventOf(e);
     return;
   }
-  OrderState& state = Mutable(*order_id);
+  OrderState& state = orders_.Mutable(*order_id);
   const bool created = std::holds_alternative<OrderCreated>(*event);
   // No CommandContext: the projection answers queries, never a retried command, so its
   // states keep no recent command ids (OrderCommands' do), and the event's metadata is not
@@ -111,9 +188,9 @@ void OrderProjection::ApplyMetadata(const std::string& order_id, const storage::
   // projection that had not reached the tombstone yet learns of the delete here.
   auto meta = storage::DecodeStreamMetadata(e.data);
   if (!meta.ok()) return;
-  auto it = orders_.find(order_id);
-  if (it == orders_.end()) return;
-  const OrderState& order = *it->second.state;
+  const OrderState* found = orders_.Find(order_id);
+  if (found == nullptr) return;
+  const OrderState& order = *found;
   if (meta->hard_deleted || (order.version && *order.version < meta->truncate_before.value)) {
     Drop(order_id);
   }
@@ -124,27 +201,24 @@ std::vector<std::string> OrderProjection::OrdersOf(const std::string& customer_i
   auto c = by_customer_.find(customer_id);
   if (c == by_customer_.end()) return ids;
   for (const auto& key : c->second) {
-    if (orders_.count(key.second) != 0) ids.push_back(key.second);
+    if (orders_.Find(key.second) != nullptr) ids.push_back(key.second);
   }
   return ids;
 }
 
 bool OrderProjection::Drop(const std::string& order_id) {
-  auto it = orders_.find(order_id);
-  if (it == orders_.end()) return false;
+  const OrderState* found = orders_.Find(order_id);
+  if (found == nullptr) return false;
   // Index() keyed it by its customer and creation time: the same key finds it again.
-  const OrderState& order = *it->second.state;
-  if (auto c = by_customer_.find(order.customer_id); c != by_customer_.end()) {
-    c->second.erase({UINT64_MAX - order.created_at, order_id});
+  if (auto c = by_customer_.find(found->customer_id); c != by_customer_.end()) {
+    c->second.erase({UINT64_MAX - found->created_at, order_id});
     if (c->second.empty()) by_customer_.erase(c);
   }
-  orders_.erase(it);
-  return true;
+  return orders_.Erase(order_id);
 }
 
 const OrderState* OrderProjection::Get(const std::string& order_id) const {
-  auto it = orders_.find(order_id);
-  return it == orders_.end() ? nullptr : it->second.state.get();
+  return orders_.Find(order_id);
 }
 
 std::optional<OrderProjection::ListPage> OrderProjection::List(const std::string& customer_id,
@@ -180,27 +254,21 @@ storage::Status OrderProjection::SaveSnapshot(storage::Store& log, const std::fi
 }
 
 OrderProjection::CapturedSnapshot OrderProjection::CaptureSnapshot() const {
-  CapturedSnapshot captured{checkpoint_, last_timestamp_, {}};
-  captured.orders.reserve(orders_.size());
-  for (const auto& [id, slot] : orders_) captured.orders.push_back(slot.state);
-  ++captures_;  // every order now predates this capture: the next change copies it
-  return captured;
+  return orders_.Capture(checkpoint_, last_timestamp_);
 }
 
 OrderProjection::EncodedSnapshot OrderProjection::EncodeCaptured(const CapturedSnapshot& captured) {
-  std::vector<const OrderState*> states;
-  states.reserve(captured.orders.size());
-  for (const auto& state : captured.orders) states.push_back(state.get());
-  return {captured.checkpoint, EncodeProjection(captured.checkpoint, captured.last_timestamp, states)};
+  return {captured.checkpoint, EncodeProjection(captured.checkpoint, captured.last_timestamp, captured.orders)};
 }
 
 bool OrderProjection::operator==(const OrderProjection& o) const {
   if (checkpoint_ != o.checkpoint_ || orders_.size() != o.orders_.size()) return false;
-  for (const auto& [id, slot] : orders_) {
-    auto it = o.orders_.find(id);
-    if (it == o.orders_.end() || !(*slot.state == *it->second.state)) return false;
-  }
-  return true;
+  bool same = true;
+  orders_.ForEach([&](const std::string& id, const OrderState& state) {
+    const OrderState* other = o.orders_.Find(id);
+    same = same && other != nullptr && state == *other;
+  });
+  return same;
 }
 
 storage::Status OrderProjection::WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
@@ -226,9 +294,8 @@ OrderProjection OrderProjection::LoadSnapshot(const storage::Store& log, const s
   why = ProjectionSnapshotMismatch(log, state->checkpoint, state->last_timestamp);
   if (!why.empty()) return p;
   for (auto& order : state->orders) {
-    std::string id = order.order_id;
     p.Index(order);
-    p.orders_.emplace(std::move(id), Slot{std::make_shared<OrderState>(std::move(order)), 0});
+    p.orders_.Insert(std::move(order));
   }
   p.checkpoint_ = state->checkpoint;
   p.last_timestamp_ = state->last_timestamp;

@@ -15,16 +15,20 @@
 //
 // Not thread-safe: one owner feeds it and answers from it. A snapshot is taken in two steps
 // so that its owner (the daemon's event loop) does not encode every order: CaptureSnapshot
-// holds the orders as they are, by reference, and an order changed after it is copied on
-// its first change (copy on write, per capture); EncodeCaptured turns the capture into bytes
-// on any thread. Encoding ~50 k orders on the loop took ~80 ms of CPU and stalled every
-// client for up to ~200 ms (docs/performance.md, "Orders").
+// lists the orders as they are (a pointer each, read front to back from contiguous slots),
+// and while a capture is being encoded an order is copied before it changes or is dropped,
+// the capture keeping the one it saw (copy on write); EncodeCaptured turns the capture into
+// bytes on any thread. Encoding ~50 k orders on the loop took ~80 ms of CPU and stalled
+// every client for up to ~200 ms; a capture through the hash map with a reference count per
+// order still took ~90 ms at ~300 k orders (docs/performance.md, "Orders").
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -33,6 +37,7 @@
 
 #include "domain/order.h"
 #include "domain/order_history.h"
+#include "storage/sharded_map.h"
 #include "storage/store.h"
 
 namespace esd::domain {
@@ -85,14 +90,20 @@ class OrderProjection {
 
   // SaveSnapshot in steps, for a caller that must not wait on the disk where the projection
   // lives, nor encode every order there (the daemon's event loop): CaptureSnapshot holds the
-  // projection as it is now (a reference per order; the orders changed later are copied on
-  // their next change, so the capture keeps what it saw); EncodeCaptured makes its bytes and
-  // WriteSnapshot syncs the log and writes them, both on any thread. EncodeSnapshot is the
+  // projection as it is now; EncodeCaptured makes its bytes and WriteSnapshot syncs the log
+  // and writes them, both on any thread, while the owner goes on applying events. An order
+  // that changes, is dropped, or whose projection is destroyed while a capture of it is alive
+  // goes to the capture's `kept` first, so `orders` stay as they were. EncodeSnapshot is the
   // first two at once.
+  struct KeptStates {
+    std::mutex mu;
+    std::vector<std::shared_ptr<const OrderState>> states;
+  };
   struct CapturedSnapshot {
     uint64_t checkpoint = 0;
     uint64_t last_timestamp = 0;
-    std::vector<std::shared_ptr<const OrderState>> orders;
+    std::vector<const OrderState*> orders;
+    std::shared_ptr<KeptStates> kept;  // keeps what `orders` point to that the projection let go
   };
   struct EncodedSnapshot {
     uint64_t checkpoint = 0;
@@ -113,30 +124,55 @@ class OrderProjection {
   static OrderProjection LoadSnapshot(const storage::Store& log, const std::filesystem::path& path,
                                       std::string* ignored = nullptr);
 
-  OrderProjection() = default;
-  // Move only: a copy would share its orders, which change in place.
-  OrderProjection(OrderProjection&&) = default;
-  OrderProjection& operator=(OrderProjection&&) = default;
-  OrderProjection(const OrderProjection&) = delete;
-  OrderProjection& operator=(const OrderProjection&) = delete;
-
   bool operator==(const OrderProjection& o) const;
 
  private:
-  // An order, and the capture it was made or last copied in: one made before the latest
-  // capture is shared with it, and is copied before it changes.
-  struct Slot {
-    std::shared_ptr<OrderState> state;
-    uint64_t capture = 0;
+  // The orders, in slots that a capture reads front to back, with the captures that may
+  // still read them. Move only; destroyed or assigned over, it hands every state to the
+  // captures still alive.
+  class Orders {
+   public:
+    Orders() = default;
+    Orders(Orders&& o) noexcept;
+    Orders& operator=(Orders&& o) noexcept;
+    ~Orders();
+
+    const OrderState* Find(const std::string& order_id) const;
+    // The order to change: made if new; copied first if a live capture holds it.
+    OrderState& Mutable(const std::string& order_id);
+    // Adds a whole order (from a snapshot) that is not there yet.
+    void Insert(OrderState order);
+    bool Erase(const std::string& order_id);
+    size_t size() const { return index_.size(); }
+    CapturedSnapshot Capture(uint64_t checkpoint, uint64_t last_timestamp);
+    template <typename F>  // f(const std::string& order_id, const OrderState&)
+    void ForEach(F&& f) const {
+      index_.ForEach([&](const std::string& id, size_t slot) { f(id, *slots_[slot].state); });
+    }
+
+   private:
+    // An order's state, and the number of captures taken when it was made: every capture
+    // numbered above that has seen it.
+    struct Slot {
+      std::shared_ptr<OrderState> state;  // nullptr: a dropped order's slot
+      uint64_t made_after = 0;
+    };
+    // Hands `slot`'s state to every live capture that saw it. True if one did.
+    bool KeepForCaptures(const Slot& slot);
+    void KeepAll();
+
+    std::deque<Slot> slots_;  // in the order the orders were made; never shrinks
+    storage::ShardedStringMap<size_t> index_;  // order id -> its slot; sharded: grows on the loop
+    uint64_t captures_ = 0;
+    std::vector<std::pair<uint64_t, std::weak_ptr<KeptStates>>> live_;  // (capture number, its kept)
   };
-  // The order to change, made if new, copied first if a capture shares it.
-  OrderState& Mutable(const std::string& order_id);
+
   void Index(const OrderState& order);
   // An event of "$$order-<id>" (the order stream's metadata).
   void ApplyMetadata(const std::string& order_id, const storage::EventView& e);
 
-  std::unordered_map<std::string, Slot> orders_;
-  mutable uint64_t captures_ = 0;  // CaptureSnapshot calls so far
+  // Mutable: CaptureSnapshot, const for its callers, registers the capture here.
+  mutable Orders orders_;
   // Per customer, sorted newest first: (UINT64_MAX - created_at, order id).
   std::map<std::string, std::set<std::pair<uint64_t, std::string>>> by_customer_;
   uint64_t checkpoint_ = 0;

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -174,6 +175,24 @@ TEST_F(ProjectionsTest, ACaptureKeepsTheProjectionAsItWasWhateverIsAppliedAfterI
   ASSERT_TRUE(rebuilt.Drop(dropped));
   EXPECT_TRUE(live == rebuilt);
   EXPECT_FALSE(live.EncodeSnapshot().body == then.body);
+}
+
+// The daemon may replace its projection (a rebuild takes over) or stop while a capture is
+// being encoded on another thread: the capture then owns what it saw.
+TEST_F(ProjectionsTest, ACaptureOutlivesItsProjection) {
+  auto live = std::make_unique<OrderProjection>();
+  Run(120, 20, 13, live.get());
+  const OrderProjection::EncodedSnapshot then = live->EncodeSnapshot();
+  const OrderProjection::CapturedSnapshot captured = live->CaptureSnapshot();
+  const size_t orders = live->order_count();
+  ASSERT_GT(orders, 5u);
+  EXPECT_TRUE(captured.kept->states.empty()) << "nothing changed yet: nothing to keep";
+
+  *live = Rebuilt();  // assigned over: its old orders go to the capture
+  EXPECT_EQ(captured.kept->states.size(), orders);
+  live.reset();
+  EXPECT_EQ(captured.kept->states.size(), orders) << "the rebuilt one's orders were not in the capture";
+  EXPECT_TRUE(OrderProjection::EncodeCaptured(captured).body == then.body);
 }
 
 TEST_F(ProjectionsTest, ADamagedSnapshotMeansARebuildNotAWrongState) {
