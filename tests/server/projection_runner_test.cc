@@ -6,8 +6,17 @@
 #include <kj/async-io.h>
 #include <kj/timer.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
 #include <mutex>
 #include <thread>
 #include <limits>
@@ -138,6 +147,39 @@ TEST(ProjectionRunner, APeriodicSnapshotIsWrittenOffTheEventLoop) {
   EXPECT_EQ(h.runner.WaitFor(2, 5 * kj::SECONDS).wait(h.io.waitScope), ProjectionRunner::Wait::kApplied);
   EXPECT_FALSE(gate.released_by_guard()) << "the query waited for the snapshot's write";
   gate.Open();
+}
+
+// The nice value of a thread of this process (field 19 of /proc/self/task/TID/stat).
+int NiceOf(const std::filesystem::path& task) {
+  std::ifstream in(task / "stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // from field 3, the state
+  std::string field;
+  for (int k = 3; k <= 19 && fields >> field; ++k) {
+    if (k == 19) return std::stoi(field);
+  }
+  ADD_FAILURE() << "no nice value in " << stat;
+  return 0;
+}
+
+long ThreadsAtNice(int nice) {
+  long n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) n += NiceOf(task.path()) == nice;
+  return n;
+}
+
+// Encoding a large projection takes the writer a second of CPU: it must not take it from the
+// event loop, whose every client waits while it is off its core.
+TEST(ProjectionRunner, TheSnapshotWriterGivesWayToTheEventLoop) {
+  const std::filesystem::path self = "/proc/self/task/" + std::to_string(::gettid());
+  const int loop_nice = NiceOf(self);
+  if (loop_nice >= 10) GTEST_SKIP() << "this test runs at nice " << loop_nice << ": the writer cannot be below it";
+  const long before = ThreadsAtNice(10);
+  Harness h;
+  h.runner.Start();
+  ASSERT_TRUE(h.runner.SaveSnapshot().ok());  // runs on the writer, after what was posted at construction
+  EXPECT_EQ(ThreadsAtNice(10), before + 1);
+  EXPECT_EQ(NiceOf(self), loop_nice) << "the loop's own thread was lowered";
 }
 
 }  // namespace
