@@ -10,8 +10,7 @@ void MemIndex::AddBatch(std::string_view stream, StreamVersion first_version,
                         uint64_t batch_offset, uint64_t batch_size,
                         std::span<const uint32_t> event_offsets) {
   assert(!event_offsets.empty());
-  Run* found = runs_.Find(stream);
-  Run& run = found != nullptr ? *found : runs_.TryEmplace(std::string(stream), Run{first_version, {}, {}, 0}).first->second;
+  Run& run = runs_.TryEmplace(stream, Run{first_version, {}, {}, 0}).first->second;
   // Invariant: a stream's versions are dense within a segment. The writer assigns them so;
   // what comes from disk has passed the version judge of recovery or verify first (a batch
   // that does not continue its stream is damage there), so this cannot fail on bad input.

@@ -210,7 +210,7 @@ Status Store::Impl::Recover() {
   if (!s.ok()) return s;
 
   active.mem->ForEachStream([&](std::string_view name, const StreamRun& run) {
-    auto [it, added] = streams_.TryEmplace(std::string(name),
+    auto [it, added] = streams_.TryEmplace(name,
                                             StreamTip{run.last_version(), run.last_position, run.last_timestamp});
     if (added) directory_.Add(it->first);
   });

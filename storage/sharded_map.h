@@ -28,28 +28,55 @@ struct StringHash {
 
 template <typename V>
 class ShardedStringMap {
+  // A name with its hash, computed once: it picks the shard, and the shard's lookup uses it.
+  struct Hashed {
+    std::string_view key;
+    size_t hash;
+  };
+  struct ShardHash {
+    using is_transparent = void;
+    // Not noexcept, on purpose: libstdc++ then keeps each entry's hash beside it, so a rehash
+    // moves entries without hashing their names again.
+    size_t operator()(std::string_view s) const { return StringHash()(s); }
+    size_t operator()(const Hashed& k) const { return k.hash; }
+  };
+  struct ShardEqual {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+    bool operator()(const Hashed& a, std::string_view b) const { return a.key == b; }
+    bool operator()(std::string_view a, const Hashed& b) const { return a == b.key; }
+  };
+
  public:
   static constexpr size_t kShards = 64;
-  using Shard = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+  using Shard = std::unordered_map<std::string, V, ShardHash, ShardEqual>;
 
-  V* Find(std::string_view key) { return Lookup(ShardOf(key), key); }
-  const V* Find(std::string_view key) const { return Lookup(ShardOf(key), key); }
+  V* Find(std::string_view key) { return Lookup(shards_, key); }
+  const V* Find(std::string_view key) const { return Lookup(shards_, key); }
 
-  // As unordered_map's: the entry, and whether it was added.
+  // As unordered_map's: the entry, and whether it was added. A new name is hashed twice.
   template <typename... Args>
-  std::pair<typename Shard::iterator, bool> TryEmplace(std::string key, Args&&... args) {
-    Shard& shard = ShardOf(key);
-    return shard.try_emplace(std::move(key), std::forward<Args>(args)...);
+  std::pair<typename Shard::iterator, bool> TryEmplace(std::string_view key, Args&&... args) {
+    const Hashed k = HashOf(key);
+    Shard& shard = shards_[ShardIndex(k)];
+    if (auto it = shard.find(k); it != shard.end()) return {it, false};
+    return shard.try_emplace(std::string(key), std::forward<Args>(args)...);
   }
   template <typename T>
-  std::pair<typename Shard::iterator, bool> InsertOrAssign(std::string key, T&& value) {
-    Shard& shard = ShardOf(key);
-    return shard.insert_or_assign(std::move(key), std::forward<T>(value));
+  std::pair<typename Shard::iterator, bool> InsertOrAssign(std::string_view key, T&& value) {
+    const Hashed k = HashOf(key);
+    Shard& shard = shards_[ShardIndex(k)];
+    if (auto it = shard.find(k); it != shard.end()) {
+      it->second = std::forward<T>(value);
+      return {it, false};
+    }
+    return shard.try_emplace(std::string(key), std::forward<T>(value));
   }
 
   bool Erase(std::string_view key) {
-    Shard& shard = ShardOf(key);
-    auto it = shard.find(key);
+    const Hashed k = HashOf(key);
+    Shard& shard = shards_[ShardIndex(k)];
+    auto it = shard.find(k);
     if (it == shard.end()) return false;
     shard.erase(it);
     return true;
@@ -75,20 +102,18 @@ class ShardedStringMap {
   }
 
  private:
+  static Hashed HashOf(std::string_view key) { return {key, StringHash()(key)}; }
   // The top bits pick the shard; each shard's buckets use the whole hash modulo a prime,
   // so the two do not correlate.
-  size_t Index(std::string_view key) const { return StringHash()(key) >> (8 * sizeof(size_t) - 6); }
-  Shard& ShardOf(std::string_view key) { return shards_[Index(key)]; }
-  const Shard& ShardOf(std::string_view key) const { return shards_[Index(key)]; }
-  static V* Lookup(Shard& shard, std::string_view key) {
-    auto it = shard.find(key);
+  static size_t ShardIndex(const Hashed& k) { return k.hash >> (8 * sizeof(size_t) - 6); }
+  static_assert(kShards == 64, "ShardIndex takes the top 6 bits of the hash");
+  template <typename Shards>  // the const or the mutable shards_
+  static auto Lookup(Shards& shards, std::string_view key) -> decltype(&shards[0].begin()->second) {
+    const Hashed k = HashOf(key);
+    auto& shard = shards[ShardIndex(k)];
+    auto it = shard.find(k);
     return it == shard.end() ? nullptr : &it->second;
   }
-  static const V* Lookup(const Shard& shard, std::string_view key) {
-    auto it = shard.find(key);
-    return it == shard.end() ? nullptr : &it->second;
-  }
-  static_assert(kShards == 64, "Index takes the top 6 bits of the hash");
 
   std::array<Shard, kShards> shards_;
 };
