@@ -250,7 +250,7 @@ std::optional<OrderProjection::ListPage> OrderProjection::List(const std::string
 }
 
 storage::Status OrderProjection::SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const {
-  return WriteSnapshot(log, path, EncodeSnapshot());
+  return WriteSnapshot(log, path, CaptureSnapshot());
 }
 
 OrderProjection::CapturedSnapshot OrderProjection::CaptureSnapshot() const {
@@ -272,7 +272,8 @@ bool OrderProjection::operator==(const OrderProjection& o) const {
 }
 
 storage::Status OrderProjection::WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
-                                               const EncodedSnapshot& snapshot) {
+                                               const CapturedSnapshot& captured) {
+  const EncodedSnapshot snapshot = EncodeCaptured(captured);
   if (auto synced = SyncLogThrough(log, snapshot.checkpoint); !synced.ok()) return synced;
   return WriteSnapshotFile(path, snapshot.checkpoint, snapshot.body);
 }

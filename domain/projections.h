@@ -85,16 +85,16 @@ class OrderProjection {
 
   // Syncs `log` through the checkpoint (SyncLogThrough: under Durability::kInterval or
   // kNever one fdatasync on this thread), then writes the snapshot; writes nothing when the
-  // sync fails. `log` is the store this projection was fed from. Encode, then Write.
+  // sync fails. `log` is the store this projection was fed from. Capture, then Write.
   storage::Status SaveSnapshot(storage::Store& log, const std::filesystem::path& path) const;
 
   // SaveSnapshot in steps, for a caller that must not wait on the disk where the projection
   // lives, nor encode every order there (the daemon's event loop): CaptureSnapshot holds the
-  // projection as it is now; EncodeCaptured makes its bytes and WriteSnapshot syncs the log
-  // and writes them, both on any thread, while the owner goes on applying events. An order
-  // that changes, is dropped, or whose projection is destroyed while a capture of it is alive
-  // goes to the capture's `kept` first, so `orders` stay as they were. EncodeSnapshot is the
-  // first two at once.
+  // projection as it is now; WriteSnapshot encodes it, syncs the log and writes the bytes,
+  // on any thread, while the owner goes on applying events. An order that changes, is
+  // dropped, or whose projection is destroyed while a capture of it is alive goes to the
+  // capture's `kept` first, so `orders` stay as they were. EncodeCaptured is the bytes alone
+  // (what WriteSnapshot writes); EncodeSnapshot captures and encodes at once.
   struct KeptStates {
     std::mutex mu;
     std::vector<std::shared_ptr<const OrderState>> states;
@@ -113,7 +113,7 @@ class OrderProjection {
   static EncodedSnapshot EncodeCaptured(const CapturedSnapshot& captured);
   EncodedSnapshot EncodeSnapshot() const { return EncodeCaptured(CaptureSnapshot()); }
   static storage::Status WriteSnapshot(storage::Store& log, const std::filesystem::path& path,
-                                       const EncodedSnapshot& snapshot);
+                                       const CapturedSnapshot& captured);
   // The projection in the snapshot at `path`, or an empty one (checkpoint 0) when there is
   // none or it cannot be used: catching up then rebuilds it. It cannot be used when damaged
   // or when `log` does not hold the event before its checkpoint as it was

@@ -194,8 +194,7 @@ storage::Status ProjectionRunner::SaveSnapshot() {
   std::promise<storage::Status> written;
   auto done = written.get_future();
   writer_.Post([this, captured = projection_.CaptureSnapshot(), &written] {
-    written.set_value(domain::OrderProjection::WriteSnapshot(store_, snapshot_path_,
-                                                             domain::OrderProjection::EncodeCaptured(captured)));
+    written.set_value(domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, captured));
   });
   return done.get();
 }
@@ -207,11 +206,10 @@ void ProjectionRunner::SaveSnapshotInBackground() {
   // Captured here, encoded on the writer's thread: encoding every order on the loop stalled
   // every client (domain/projections.h).
   writer_.Post([this, writing = writing_, captured = projection_.CaptureSnapshot()] {
-    const auto snapshot = domain::OrderProjection::EncodeCaptured(captured);
-    if (auto s = domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, snapshot); !s.ok()) {
+    if (auto s = domain::OrderProjection::WriteSnapshot(store_, snapshot_path_, captured); !s.ok()) {
       log::Error("could not save the order projection's snapshot at position {} ({}); the next one is tried after "
                  "the next period",
-                 snapshot.checkpoint, s.ToString());
+                 captured.checkpoint, s.ToString());
     }
     writing->store(false);
   });

@@ -18,7 +18,7 @@
 
 #include "storage/file.h"
 #include "storage/format.h"
-#include "storage/mem_index.h"  // StringHash
+#include "storage/sharded_map.h"  // StringHash
 #include "storage/status.h"
 
 namespace esd::storage {
