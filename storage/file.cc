@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -287,7 +288,20 @@ Status WriteFileAtomically(const std::filesystem::path& path, std::span<const ui
   {
     auto f = File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
     if (!f.ok()) return f.status();
-    Status s = f->WriteAt(0, bytes);
+    // A large file (a projection snapshot: ~100 MB at 350 k orders) goes out a chunk at a
+    // time, each started on its way to the disk as it is written and waited for one chunk
+    // later. Written whole and then fdatasync'ed, its dirty pages all reached the device
+    // queue at once, and the log's fdatasyncs meanwhile waited behind them (one over 50 ms
+    // in the orders run of docs/performance.md). This way at most two chunks are in flight
+    // and the closing fdatasync has little left to write.
+    constexpr size_t kChunk = 4u << 20;
+    Status s;
+    for (size_t off = 0; s.ok() && off < bytes.size(); off += kChunk) {
+      const size_t n = std::min(kChunk, bytes.size() - off);
+      s = f->WriteAt(off, bytes.subspan(off, n));
+      if (s.ok()) s = f->StartWriteBack(off, n);
+      if (s.ok() && off > 0) s = f->WriteBack(off - kChunk, kChunk);
+    }
     if (s.ok()) s = f->DataSync();
     if (!s.ok()) {
       ::unlink(tmp.c_str());

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -115,6 +117,57 @@ TEST(WriteFileAtomically, BareFileNameInTheWorkingDirectorySucceeds) {
   std::filesystem::current_path(cwd);
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "bare.bin"));
   EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// Fails every pwrite to a file whose name ends in `suffix` after the first `allowed`.
+class FailWritesAfter : public FileFaults {
+ public:
+  FailWritesAfter(std::string suffix, int allowed) : suffix_(std::move(suffix)), allowed_(allowed) {
+    SetFileFaults(this);
+  }
+  ~FailWritesAfter() override { SetFileFaults(nullptr); }
+  InjectedFault Before(FileOp op, const std::filesystem::path& path) override {
+    if (op != FileOp::kWrite || !path.string().ends_with(suffix_)) return {};
+    return {.error = seen_++ < allowed_ ? 0 : EIO};
+  }
+
+ private:
+  std::string suffix_;
+  int allowed_;
+  std::atomic<int> seen_{0};
+};
+
+TEST(WriteFileAtomically, ALargeFileIsWrittenWholeAcrossItsChunks) {
+  TempDir dir;
+  const auto path = dir.path() / "big.bin";
+  std::string content((9u << 20) + 123, '\0');  // several write-back chunks and a partial one
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 131 + (i >> 12));
+  ASSERT_TRUE(WriteFileAtomically(path, Bytes(content)).ok());
+  const auto bytes = ReadFileBytes(path);
+  ASSERT_EQ(bytes.size(), content.size());
+  EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), content.begin(),
+                         [](uint8_t a, char b) { return a == static_cast<uint8_t>(b); }));
+  EXPECT_EQ(FileNames(dir.path()), std::vector<std::string>{"big.bin"});
+}
+
+// A large file goes out in chunks, each written back before the next is queued, so that its
+// dirty pages never pile up for a concurrent fdatasync of the log. A write failing after
+// the first chunk leaves the previous version whole and no temporary file.
+TEST(WriteFileAtomically, AWriteFailingAfterTheFirstChunkKeepsThePreviousVersion) {
+  TempDir dir;
+  const auto path = dir.path() / "big.bin";
+  ASSERT_TRUE(WriteFileAtomically(path, Bytes("previous version")).ok());
+  Status s;
+  {
+    FailWritesAfter faults(".tmp", 1);
+    s = WriteFileAtomically(path, Bytes(std::string(9u << 20, 'n')));
+  }
+  EXPECT_EQ(s.code(), Status::Code::kIOError) << s.ToString();
+  EXPECT_NE(s.message().find("big.bin.tmp"), std::string::npos) << s.ToString();
+  const auto bytes = ReadFileBytes(path);
+  ASSERT_EQ(bytes.size(), std::string_view("previous version").size());  // not the 9 MiB
+  EXPECT_EQ(std::string(bytes.begin(), bytes.end()), "previous version");
+  EXPECT_EQ(FileNames(dir.path()), std::vector<std::string>{"big.bin"});
 }
 
 TEST(File, WriteZerosWritesRealZeroBytes) {
