@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "storage/background.h"
+
 namespace esd::server {
 
 namespace {
@@ -83,6 +85,7 @@ void OffLoopJobs::Start(std::function<void()> job) {
 }
 
 void OffLoopJobs::Work() {
+  storage::NameThisThread("esd-jobs");
   while (true) {
     std::function<void()> job;
     {

@@ -308,7 +308,7 @@ int RunDaemon(const Config& config) {
       order_snapshot_writer->Post(std::move(write));
     };
     domain::OrderCommands orders(*store, order_options);
-    storage::TaskQueue order_snapshots;
+    storage::TaskQueue order_snapshots("esd-ord-snap");
     order_snapshot_writer = &order_snapshots;
     // The projection snapshots after 10,000 events and 60 s, and at a graceful stop.
     ProjectionRunner projection(*store, notifier, io.provider->getTimer(), damage_log,

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "server/config.h"
+#include "storage/background.h"
 
 namespace esd::server {
 namespace {
@@ -253,7 +254,10 @@ std::unique_ptr<HttpServer> HttpServer::Start(Options options, std::string* erro
   }
   if (impl->acceptor.is_open()) net::co_spawn(impl->io, impl->Accept(), net::detached);
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->io.run(); });
+  impl->thread = std::thread([raw] {
+    storage::NameThisThread("esd-http");
+    raw->io.run();
+  });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

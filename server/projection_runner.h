@@ -146,7 +146,7 @@ class ProjectionRunner {
   // period saves a newer state anyway.
   void SaveSnapshotInBackground();
   std::shared_ptr<std::atomic<bool>> writing_ = std::make_shared<std::atomic<bool>>(false);
-  storage::TaskQueue writer_;  // last: destroyed (finishing its writes) first
+  storage::TaskQueue writer_{"esd-proj-snap"};  // last: destroyed (finishing its writes) first
 };
 
 }  // namespace esd::server

@@ -1,11 +1,13 @@
 #include "storage/background.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "storage/segment.h"
 
@@ -71,6 +73,7 @@ bool Preallocator::SpareWanted() const {
 }
 
 void Preallocator::Run() {
+  NameThisThread("esd-prealloc");
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, [&] { return stop_ || FillWanted() || SpareWanted(); });
@@ -278,8 +281,15 @@ bool Preallocator::Offer(const std::filesystem::path& retired) {
   return s.ok();
 }
 
-TaskQueue::TaskQueue()
-    : thread_([this] {
+void NameThisThread(const char* name) {
+  char cut[16] = {};
+  std::strncpy(cut, name, sizeof(cut) - 1);
+  (void)::pthread_setname_np(::pthread_self(), cut);
+}
+
+TaskQueue::TaskQueue(const char* thread_name)
+    : thread_([this, thread_name] {
+        NameThisThread(thread_name);
         std::unique_lock lock(mu_);
         while (true) {
           cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });

@@ -14,6 +14,11 @@
 //    docs/storage.md ("Preallocation") says why the file has its full length from the start.
 //  - TaskQueue runs jobs in order on its own thread: writing the index file of a segment
 //    that was just sealed.
+//
+// Every thread of the daemon has a name (`top -H`, `ps -L -o tid,comm`, perf, gdb): the
+// event loop keeps the process's, "esd"; the others are esd-writer, esd-prealloc,
+// esd-index, esd-scavenge, esd-http, esd-jobs (OffLoopJobs) and the order service's
+// esd-ord-snap and esd-proj-snap (snapshot writers).
 #pragma once
 
 #include <atomic>
@@ -120,9 +125,13 @@ class Preallocator {
   std::thread thread_;
 };
 
+// Names the calling thread, as the threads above are named. Names longer than 15 characters
+// are cut (the kernel's limit). Best effort: a failure leaves the name as it was.
+void NameThisThread(const char* name);
+
 class TaskQueue {
  public:
-  TaskQueue();
+  explicit TaskQueue(const char* thread_name);
   ~TaskQueue();  // runs the jobs already queued, then stops
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;

@@ -197,6 +197,7 @@ void Scavenger::Update(const std::function<void(ScavengeStatus&)>& f) {
 }
 
 void Scavenger::Run() {
+  NameThisThread("esd-scavenge");
   LowerIoPriority();
   // Everything removed as of this moment is what this scavenge frees.
   const TimestampMicros now = NowMicros();

@@ -15,7 +15,7 @@ void Store::Impl::StartThreads() {
   preallocator_ = std::make_unique<Preallocator>(segments_dir_, options_.segment_size, options_.fill_ahead);
   const Segment& active = *segments_.back()->segment;
   preallocator_->Follow(active.path(), active.size(), active_filled_, write_offset_);
-  index_jobs_ = std::make_unique<TaskQueue>();
+  index_jobs_ = std::make_unique<TaskQueue>("esd-index");
   if (!unindexed_at_open_.empty()) {
     index_jobs_->Post([this, k = unindexed_at_open_.back()] { WriteIndexFor(k); });
   }
@@ -57,6 +57,7 @@ void Store::Impl::Enqueue(std::unique_ptr<AppendRequest> request) {
 }
 
 void Store::Impl::WriterLoop() {
+  NameThisThread("esd-writer");
   std::vector<std::unique_ptr<AppendRequest>> group;
   while (true) {
     {

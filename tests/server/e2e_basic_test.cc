@@ -5,7 +5,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "client/client.h"
@@ -49,6 +52,26 @@ TEST(EndToEnd, AppendThenReadRoundTrip) {
   EXPECT_EQ(info->event_count, 2u);
   EXPECT_FALSE(c->GetStreamInfo("cart-2").has_value());
   EXPECT_FALSE(c->ReadStream("cart-2", 0, 10).has_value());
+}
+
+// What `top -H` and `ps -L -o tid,comm` show an operator: each thread says what it does, and
+// only the event loop carries the process's own name.
+TEST(EndToEnd, EveryThreadOfTheDaemonIsNamedForWhatItDoes) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data");
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(esd.pid()) + "/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  std::string all;
+  for (const auto& n : names) all += n + " ";
+  EXPECT_EQ(names.count("esd"), 1u) << all;
+  for (const char* expected : {"esd-writer", "esd-prealloc", "esd-index", "esd-http", "esd-ord-snap", "esd-proj-snap"}) {
+    EXPECT_EQ(names.count(expected), 1u) << expected << " in: " << all;
+  }
 }
 
 TEST(EndToEnd, WrongExpectedVersionCarriesTheActualVersion) {

@@ -2,14 +2,17 @@
 // task queue runs jobs in order, finishing the queued ones when it is destroyed.
 #include "storage/background.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <future>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "storage/segment.h"
@@ -127,7 +130,7 @@ TEST(TaskQueue, RunsJobsInTheOrderTheyWerePosted) {
   std::vector<int> ran;
   std::promise<void> last_done;
   {
-    TaskQueue queue;
+    TaskQueue queue("test-queue");
     for (int i = 0; i < 100; ++i) {
       queue.Post([&, i] {
         std::lock_guard lock(mu);
@@ -147,7 +150,7 @@ TEST(TaskQueue, DestructorRunsTheJobsAlreadyQueued) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   {
-    TaskQueue queue;
+    TaskQueue queue("test-queue");
     // The first job holds the thread, so the others are still queued when we stop.
     queue.Post([&ran, released] {
       released.wait();
@@ -160,10 +163,31 @@ TEST(TaskQueue, DestructorRunsTheJobsAlreadyQueued) {
   for (int i = 0; i <= 20; ++i) EXPECT_EQ(ran[i], i);
 }
 
+std::string ThisThreadsName() {
+  char name[16] = {};
+  EXPECT_EQ(::pthread_getname_np(::pthread_self(), name, sizeof(name)), 0);
+  return name;
+}
+
+TEST(TaskQueue, ItsThreadCarriesTheNameItWasGivenCutToFifteenCharacters) {
+  std::promise<std::string> seen;
+  {
+    TaskQueue queue("esd-index");
+    queue.Post([&] { seen.set_value(ThisThreadsName()); });
+  }
+  EXPECT_EQ(seen.get_future().get(), "esd-index");
+  std::promise<std::string> cut;
+  {
+    TaskQueue queue("a-name-longer-than-the-kernel-keeps");
+    queue.Post([&] { cut.set_value(ThisThreadsName()); });
+  }
+  EXPECT_EQ(cut.get_future().get(), "a-name-longer-t");
+}
+
 TEST(TaskQueue, JobsMayPostMoreJobs) {
   std::vector<int> ran;
   std::promise<void> done;
-  TaskQueue queue;
+  TaskQueue queue("test-queue");
   queue.Post([&] {
     ran.push_back(1);
     queue.Post([&] {

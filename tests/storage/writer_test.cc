@@ -14,6 +14,8 @@
 #include <functional>
 #include <future>
 #include <optional>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "storage/store.h"
@@ -56,6 +58,34 @@ std::filesystem::path FillUp(const std::filesystem::path& dir) {
   }
   std::fclose(f);
   return path;
+}
+
+std::multiset<std::string> ThreadNamesOfThisProcess() {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  return names;
+}
+
+TEST(Writer, AnOpenStoresThreadsAreNamedAndGoWithIt) {
+  const auto before = ThreadNamesOfThisProcess();
+  {
+    TempDir dir;
+    auto store = Store::Open(dir.path() / "data", SmallOptions());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    const auto open = ThreadNamesOfThisProcess();
+    for (const char* name : {"esd-writer", "esd-prealloc", "esd-index"}) {
+      EXPECT_EQ(open.count(name), before.count(name) + 1) << name;
+    }
+  }
+  const auto after = ThreadNamesOfThisProcess();
+  for (const char* name : {"esd-writer", "esd-prealloc", "esd-index"}) {
+    EXPECT_EQ(after.count(name), before.count(name)) << name;
+  }
 }
 
 TEST(Writer, FullDiskFailsTheAppendWithOutOfSpaceAndWritesResumeWhenSpaceReturns) {
