@@ -1,5 +1,8 @@
 #include "storage/types.h"
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstring>
 #include <random>
 
@@ -48,13 +51,35 @@ std::optional<EventId> EventId::Parse(std::string_view text) {
   return id;
 }
 
-EventId EventId::Random() {
+namespace {
+
+// Forks this process came out of as a child. A generator seeded before a fork would give the
+// child the parent's next ids, and the store takes an id it has seen for a retry; each
+// thread's generator reseeds once it sees the count move. (client/client.cc's NewEventId
+// does the same for clients.)
+std::atomic<uint64_t> g_forks{0};
+
+std::mt19937_64 SeededGenerator() {
   // Seed with 256 bits from the OS: a 32-bit seed would allow only 2^32 id sequences.
-  thread_local std::mt19937_64 rng = [] {
-    std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
+  std::random_device rd;
+  std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
+EventId EventId::Random() {
+  static const bool watching_forks = [] {
+    return ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
   }();
+  (void)watching_forks;
+  struct Generator {
+    std::mt19937_64 rng = SeededGenerator();
+    uint64_t forks = g_forks.load(std::memory_order_relaxed);
+  };
+  thread_local Generator g;
+  if (const uint64_t forks = g_forks.load(std::memory_order_relaxed); forks != g.forks) g = Generator{};
+  std::mt19937_64& rng = g.rng;
   EventId id;
   uint64_t a = rng(), b = rng();
   std::memcpy(id.bytes.data(), &a, 8);

@@ -1,6 +1,9 @@
 // The vocabulary types: event ids as text and at random, expected versions as text.
 #include "storage/types.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -76,6 +79,29 @@ TEST(EventId, RandomDiffersBetweenCalls) {
   std::set<EventId> seen;
   for (int i = 0; i < 1000; ++i) seen.insert(EventId::Random());
   EXPECT_EQ(seen.size(), 1000u);
+}
+
+// A process that forks (a worker pool embedding the store, a test harness) must not give
+// its child the parent's next ids: the store takes an id it has seen for a retry.
+TEST(EventId, AForkedChildDoesNotRepeatItsParentsNextIds) {
+  (void)EventId::Random();  // the calling thread's generator exists before the fork
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const EventId id = EventId::Random();
+    (void)!::write(fds[1], id.bytes.data(), id.bytes.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  const EventId parents = EventId::Random();
+  EventId childs;
+  ASSERT_EQ(::read(fds[0], childs.bytes.data(), childs.bytes.size()), static_cast<ssize_t>(childs.bytes.size()));
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_NE(childs, parents) << "the child's first id after the fork is the parent's: " << parents.ToString();
 }
 
 TEST(EventId, EqualIdsHashEqually) {
