@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "storage/segment.h"
 
@@ -288,8 +289,8 @@ void NameThisThread(const char* name) {
 }
 
 TaskQueue::TaskQueue(const char* thread_name)
-    : thread_([this, thread_name] {
-        NameThisThread(thread_name);
+    : thread_([this, name = std::string(thread_name)] {
+        NameThisThread(name.c_str());
         std::unique_lock lock(mu_);
         while (true) {
           cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
