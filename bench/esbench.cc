@@ -42,6 +42,11 @@ Load generator for esd. Each client has its own connection; the clients are spre
                           stream per in-flight slot, so appends never contend)
   --duration S            seconds to run (default 10); subscribe: the most to wait for the
                           catch-up (default 600)
+  --calls N               append, orders, read-all: stop once N calls (commands, pages) have
+                          completed, or at --duration if that comes first (no time limit
+                          without --duration); a few more may complete, as the count is
+                          checked every 50 ms. For tail checks such as "no append over
+                          50 ms in 5 M": --calls 5000000, then see max
   --prefill N             append N events (batches of 1000, 16 in flight) before measuring
   --daemon-pid PID        report the daemon's CPU time per event (per order): utime + stime
                           of /proc/PID/stat (all its threads) before and after the run; the
@@ -112,7 +117,7 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     static const char* const kKnown[] = {"--connect", "--token",      "--workload",           "--clients",
                                          "--threads", "--inflight",   "--batch",              "--event-size",
                                          "--prefill", "--duration",   "--streams-per-client",
-                                         "--daemon-pid", "--metrics", "--protocol"};
+                                         "--daemon-pid", "--metrics", "--protocol", "--calls"};
     const std::string name = arg.substr(0, arg.find('='));
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) {
       *error = "unknown option " + name;
@@ -175,6 +180,9 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     } else if (arg == "--streams-per-client") {
       if (!number(1, 1000000)) return std::nullopt;
       o.streams_per_client = static_cast<int>(n);
+    } else if (arg == "--calls") {
+      if (!number(1, UINT64_MAX)) return std::nullopt;
+      o.calls = n;
     } else if (arg == "--prefill") {
       if (!number(0, UINT64_MAX)) return std::nullopt;
       o.prefill = n;
@@ -207,7 +215,11 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
     return std::nullopt;
   }
   if (!batch_set) o.batch = o.workload == Workload::kReadAll ? 1000 : 1;
-  if (!duration_set) o.duration = o.workload == Workload::kSubscribe ? 600 : 10;
+  if (o.calls > 0 && o.workload == Workload::kSubscribe) {
+    *error = "--calls: a subscription stops when it has caught up; use --prefill to size what it reads";
+    return std::nullopt;
+  }
+  if (!duration_set) o.duration = o.workload == Workload::kSubscribe ? 600 : o.calls > 0 ? 1e7 : 10;
   if (o.workload == Workload::kOrders) {
     if (o.inflight != 1) {
       *error = "--inflight: the orders workload has one command in flight per client (an order's commands "
@@ -450,6 +462,7 @@ int Main(int argc, char** argv) {
   while (!run.connect_failed && run.finished.load() < o.threads) {
     const auto now = Clock::now();
     if (now >= end) break;
+    if (o.calls > 0 && sum(&ThreadStats::calls) >= o.calls) break;
     if (now >= next_print) {
       const double elapsed = std::chrono::duration<double>(now - last_time).count();
       const uint64_t errors = sum(&ThreadStats::error_count);

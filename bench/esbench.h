@@ -33,6 +33,7 @@ struct Options {
   uint32_t batch = 0;             // 0: the workload's default (append 1, read-all 1000)
   uint64_t event_size = 200;
   double duration = 0;            // 0: the workload's default (10 s; subscribe: a 600 s cap)
+  uint64_t calls = 0;             // --calls: stop once this many calls completed (0: no such stop)
   int streams_per_client = 0;     // 0: one stream per in-flight slot
   uint64_t prefill = 0;
   bool json = false;

@@ -26,7 +26,7 @@ expect_usage_error() {
 
 "$COMPARE" --help >"$TMP/out" 2>&1 || fail "--help exited $?"
 grep -q '^usage: bench/compare/compare.sh \[options\]' "$TMP/out" || fail "--help: $(cat "$TMP/out")"
-for flag in --duration --quick --only --workloads --w4-events --rounds --build-dir; do
+for flag in --duration --quick --only --workloads --w4-events --rounds --tail-appends --build-dir; do
   grep -q -- "^  $flag" "$TMP/out" || fail "--help does not list $flag"
 done
 
@@ -36,6 +36,7 @@ expect_usage_error "--only: expected esd, postgres or redis, got 'mysql'" --only
 expect_usage_error "--workloads: expected a list of W1,W2,W3,W4,orders, got 'W9'" --workloads W1,W9
 expect_usage_error "--w4-events: expected a multiple of 1000 (at least 1000), got '1500'" --w4-events 1500
 expect_usage_error "--rounds: expected a number from 1 to 9, got '0'" --rounds 0
+expect_usage_error "--tail-appends: expected a number of appends from 1 to 100000000, got '5M'" --tail-appends 5M
 expect_usage_error "--build-dir: no directory '$TMP/nothing'" --build-dir "$TMP/nothing"
 expect_usage_error "unknown argument '--fast'" --fast
 
@@ -47,6 +48,15 @@ if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
   grep -qF "set COMPARE_TMPDIR to a directory on a disk" "$TMP/err" || fail "tmpfs refusal: $(cat "$TMP/err")"
   ls /dev/shm | grep -q '^esd-compare\.' && fail "a temp dir was left in /dev/shm"
 fi
+
+# The tail check needs esd alone: W2 over each protocol until N appends, and its verdict.
+TAILRUN="$TMP/tail"
+mkdir "$TAILRUN"
+COMPARE_TMPDIR="$TAILRUN" "$COMPARE" --build-dir "$BUILD" --only esd --workloads W1 --duration 1 --tail-appends 300 \
+  >"$TMP/out" 2>"$TMP/err" || fail "the tail run failed: $(cat "$TMP/err")"
+tail_re='^esd W2 \(64 clients\) until 300 appends, no append over 50 ms: rpc (met|missed), [0-9]+ appends, p99\.9 [0-9.]+ ms, max [0-9.]+ ms \(fdatasyncs over 10 ms: [0-9]+, over 50 ms: [0-9]+\); frames (met|missed), [0-9]+ appends, '
+grep -Eq "$tail_re" "$TMP/out" || fail "no tail line for both protocols: $(cat "$TMP/out")"
+[ -z "$(ls -A "$TAILRUN")" ] || fail "the tail run left $(ls -A "$TAILRUN") in its temp dir"
 
 missing=""
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || missing="$missing postgresql"

@@ -135,6 +135,17 @@ TEST_F(EsbenchCpu, FramedProtocolAppendsThroughTheAppenderAndSaysSo) {
   EXPECT_NE(metrics.find("esd_log_appends_total " + std::to_string(events) + "\n"), std::string::npos) << metrics;
 }
 
+// --calls ends the run by count, not by the clock: the tail check "no append over 50 ms in
+// 5 M appends" is `--calls 5000000`. The duration is a cap far beyond what 300 appends take.
+TEST_F(EsbenchCpu, CallsEndsTheRunOnceThatManyAppendsHaveCompleted) {
+  const Ran r = Append({"--calls", "300", "--duration", "120", "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j["calls"].get<uint64_t>(), 300u) << r.out;
+  EXPECT_EQ(j["latency_us"]["count"].get<uint64_t>(), j["calls"].get<uint64_t>()) << r.out;
+  EXPECT_LT(j["seconds"].get<double>(), 120) << "the run went on to its --duration: " << r.out;
+}
+
 TEST_F(EsbenchCpu, WithoutASourceJsonSaysNull) {
   const Ran r = Append({"--json"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
@@ -196,6 +207,18 @@ TEST(EsbenchUsage, OrdersWithMoreThanOneCommandInFlightPerClientSaysToUseMoreCli
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--inflight: the orders workload has one command in flight per client (an order's commands "
                        "follow each other); use more --clients"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(EsbenchUsage, CallsIsAPositiveCountAndNotForSubscriptions) {
+  storage::testing::TempDir dir;
+  Ran r = RunEsbench(dir.path(), {"--calls", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--calls: expected a whole number from 1 to"), std::string::npos) << r.err;
+  r = RunEsbench(dir.path(), {"--workload", "subscribe", "--calls", "10"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--calls: a subscription stops when it has caught up; use --prefill to size what it reads"),
             std::string::npos)
       << r.err;
 }
