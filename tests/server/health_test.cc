@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <string>
 
+#include "storage/open_store.h"
 #include "storage/test_util.h"
 
 namespace esd::server {
@@ -33,12 +34,10 @@ std::string Reasons(const HttpResponse& r) {
   return all;
 }
 
-std::unique_ptr<storage::Store> OpenStore(const TempDir& dir) {
+std::unique_ptr<storage::Store> OpenStoreWith4MiBSegments(const TempDir& dir) {
   storage::Options options = storage::testing::SmallOptions();
   options.segment_size = 4u << 20;
-  auto opened = storage::Store::Open(dir.path(), options);
-  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
-  return std::move(opened).value();
+  return storage::testing::OpenStore(dir, options);
 }
 
 // Fails the next pwrite of a segment file with `error`, once, when armed.
@@ -72,7 +71,7 @@ TEST(Heartbeat, ALoopThatTurnedLatelyIsAliveAndOneSilentPastTheLimitIsNot) {
 
 TEST(Readiness, AWritableStoreWithACurrentProjectionIsReady) {
   TempDir dir;
-  auto store = OpenStore(dir);
+  auto store = OpenStoreWith4MiBSegments(dir);
   ASSERT_TRUE(store->AppendSync("s", ExpectedVersion::Any(), MakeEvents("s", 0, 3)).ok());
   LoopHeartbeat beat;
   HttpResponse r = ReadyResponse(GatherHealthFacts(*store, beat, 3, false));
@@ -100,7 +99,7 @@ TEST(Readiness, AProjectionStoppedAtDamageIsNotReadyAtOnceNamingThePlaceAndTheCo
 
 TEST(Readiness, OutOfSpaceIsNotReadyUntilAnAppendSucceedsAgain) {
   TempDir dir;
-  auto store = OpenStore(dir);
+  auto store = OpenStoreWith4MiBSegments(dir);
   LoopHeartbeat beat;
   std::atomic<bool> full{true};
   storage::testing::ScriptedFaults faults(FailNextSegmentWrite(full, ENOSPC));
@@ -119,7 +118,7 @@ TEST(Readiness, OutOfSpaceIsNotReadyUntilAnAppendSucceedsAgain) {
 
 TEST(Readiness, AStoreThatFailedAfterAnIOErrorIsNotReady) {
   TempDir dir;
-  auto store = OpenStore(dir);
+  auto store = OpenStoreWith4MiBSegments(dir);
   LoopHeartbeat beat;
   std::atomic<bool> broken{true};
   storage::testing::ScriptedFaults faults(FailNextSegmentWrite(broken, EIO));
@@ -133,7 +132,7 @@ TEST(Readiness, AStoreThatFailedAfterAnIOErrorIsNotReady) {
 
 TEST(Readiness, AProjectionMoreThanTheBoundBehindIsNotReady) {
   TempDir dir;
-  auto store = OpenStore(dir);
+  auto store = OpenStoreWith4MiBSegments(dir);
   ASSERT_TRUE(store->AppendSync("a", ExpectedVersion::Any(), MakeEvents("a", 0, kReadyMaxProjectionLag)).ok());
   ASSERT_TRUE(store->AppendSync("b", ExpectedVersion::Any(), MakeEvents("b", 0, 1)).ok());
   LoopHeartbeat beat;
@@ -148,7 +147,7 @@ TEST(Readiness, AProjectionMoreThanTheBoundBehindIsNotReady) {
 
 TEST(Readiness, AGracefulStopIsNotReadyAndEveryReasonIsListed) {
   TempDir dir;
-  auto store = OpenStore(dir);
+  auto store = OpenStoreWith4MiBSegments(dir);
   ASSERT_TRUE(store->AppendSync("a", ExpectedVersion::Any(), MakeEvents("a", 0, kReadyMaxProjectionLag)).ok());
   ASSERT_TRUE(store->AppendSync("b", ExpectedVersion::Any(), MakeEvents("b", 0, 5)).ok());
   LoopHeartbeat beat;

@@ -11,20 +11,16 @@
 #include "storage/file.h"
 #include "storage/lifecycle.h"
 #include "storage/store.h"
+#include "open_store.h"
 #include "test_util.h"
 
 namespace esd::storage {
 namespace {
 
 using testing::MakeEvents;
+using testing::OpenStore;
 using testing::SmallOptions;
 using testing::TempDir;
-
-std::unique_ptr<Store> OpenStore(const TempDir& dir) {
-  auto store = Store::Open(dir.path(), SmallOptions());
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  return store.ok() ? std::move(store).value() : nullptr;
-}
 
 void Append(Store& store, const std::string& stream, uint64_t first, size_t count, size_t data_size = 40) {
   auto r = store.AppendSync(stream, ExpectedVersion::Any(), MakeEvents(stream, first, count, 0, data_size));

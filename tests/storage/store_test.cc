@@ -16,21 +16,17 @@
 
 #include "storage/format.h"
 #include "storage/verify.h"
+#include "open_store.h"
 #include "test_util.h"
 
 namespace esd::storage {
 namespace {
 
 using testing::MakeEvent;
+using testing::OpenStore;
 using testing::MakeEvents;
 using testing::SmallOptions;
 using testing::TempDir;
-
-std::unique_ptr<Store> OpenStore(const TempDir& dir, const Options& options = SmallOptions()) {
-  auto store = Store::Open(dir.path(), options);
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  return store.ok() ? std::move(store).value() : nullptr;
-}
 
 TEST(Store, AppendThenReadStreamReturnsEventsWithPositionsAndVersions) {
   TempDir dir;
