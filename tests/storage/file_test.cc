@@ -102,6 +102,15 @@ TEST(WriteFileAtomically, ReplacesTheWholeContent) {
   EXPECT_EQ(FileNames(dir.path()).size(), 1u);
 }
 
+TEST(WriteFileAtomically, AnEmptyContentReplacesTheFileWithAnEmptyOne) {
+  TempDir dir;
+  const auto path = dir.path() / "data.bin";
+  ASSERT_TRUE(WriteFileAtomically(path, Bytes("something")).ok());
+  ASSERT_TRUE(WriteFileAtomically(path, {}).ok());
+  EXPECT_TRUE(ReadFileBytes(path).empty());
+  EXPECT_EQ(FileNames(dir.path()), std::vector<std::string>{"data.bin"});
+}
+
 TEST(WriteFileAtomically, FailureInAMissingDirectoryIsReported) {
   TempDir dir;
   Status s = WriteFileAtomically(dir.path() / "no-such-dir" / "f", Bytes("x"));
