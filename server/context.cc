@@ -81,11 +81,11 @@ void OffLoopJobs::Start(std::function<void()> job) {
                           ended->store(true, std::memory_order_release);
                         }),
                         ended});
+    storage::NameThread(threads_.back().thread, "esd-jobs");
   }
 }
 
 void OffLoopJobs::Work() {
-  storage::NameThisThread("esd-jobs");
   while (true) {
     std::function<void()> job;
     {

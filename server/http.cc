@@ -254,10 +254,8 @@ std::unique_ptr<HttpServer> HttpServer::Start(Options options, std::string* erro
   }
   if (impl->acceptor.is_open()) net::co_spawn(impl->io, impl->Accept(), net::detached);
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] {
-    storage::NameThisThread("esd-http");
-    raw->io.run();
-  });
+  impl->thread = std::thread([raw] { raw->io.run(); });
+  storage::NameThread(impl->thread, "esd-http");
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

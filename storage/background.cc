@@ -24,6 +24,7 @@ Preallocator::Preallocator(std::filesystem::path segments_dir, uint64_t segment_
       fill_step_(fill_ahead_ / 2) {
   AdoptLeftovers();
   thread_ = std::thread([this] { Run(); });
+  NameThread(thread_, "esd-prealloc");
 }
 
 std::filesystem::path Preallocator::SparePath(uint64_t n, const char* suffix) const {
@@ -74,7 +75,6 @@ bool Preallocator::SpareWanted() const {
 }
 
 void Preallocator::Run() {
-  NameThisThread("esd-prealloc");
   std::unique_lock lock(mu_);
   while (true) {
     cv_.wait(lock, [&] { return stop_ || FillWanted() || SpareWanted(); });
@@ -282,15 +282,14 @@ bool Preallocator::Offer(const std::filesystem::path& retired) {
   return s.ok();
 }
 
-void NameThisThread(const char* name) {
+void NameThread(std::thread& thread, const char* name) {
   char cut[16] = {};
   std::strncpy(cut, name, sizeof(cut) - 1);
-  (void)::pthread_setname_np(::pthread_self(), cut);
+  (void)::pthread_setname_np(thread.native_handle(), cut);
 }
 
 TaskQueue::TaskQueue(const char* thread_name)
-    : thread_([this, name = std::string(thread_name)] {
-        NameThisThread(name.c_str());
+    : thread_([this] {
         std::unique_lock lock(mu_);
         while (true) {
           cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
@@ -301,7 +300,9 @@ TaskQueue::TaskQueue(const char* thread_name)
           job();
           lock.lock();
         }
-      }) {}
+      }) {
+  NameThread(thread_, thread_name);
+}
 
 TaskQueue::~TaskQueue() {
   {

@@ -125,9 +125,10 @@ class Preallocator {
   std::thread thread_;
 };
 
-// Names the calling thread, as the threads above are named. Names longer than 15 characters
+// Names `thread`, as the threads above are named: called by whoever starts it, right after,
+// so that the name is there once the starting call returns. Names longer than 15 characters
 // are cut (the kernel's limit). Best effort: a failure leaves the name as it was.
-void NameThisThread(const char* name);
+void NameThread(std::thread& thread, const char* name);
 
 class TaskQueue {
  public:

@@ -173,6 +173,7 @@ Status Scavenger::Start() {
   status_.started_micros = NowMicros();
   status_.read_rate_cap = store_.options_.scavenge_read_bytes_per_second;
   thread_ = std::thread([this] { Run(); });
+  NameThread(thread_, "esd-scavenge");
   return Status::Ok();
 }
 
@@ -197,7 +198,6 @@ void Scavenger::Update(const std::function<void(ScavengeStatus&)>& f) {
 }
 
 void Scavenger::Run() {
-  NameThisThread("esd-scavenge");
   LowerIoPriority();
   // Everything removed as of this moment is what this scavenge frees.
   const TimestampMicros now = NowMicros();

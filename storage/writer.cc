@@ -22,6 +22,7 @@ void Store::Impl::StartThreads() {
   last_sync_ = std::chrono::steady_clock::now();
   group_.reserve(options_.max_group_bytes);
   writer_ = std::thread([this] { WriterLoop(); });
+  NameThread(writer_, "esd-writer");
 }
 
 void Store::Impl::StopThreads() {
@@ -57,7 +58,6 @@ void Store::Impl::Enqueue(std::unique_ptr<AppendRequest> request) {
 }
 
 void Store::Impl::WriterLoop() {
-  NameThisThread("esd-writer");
   std::vector<std::unique_ptr<AppendRequest>> group;
   while (true) {
     {
