@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -275,6 +276,7 @@ struct Totals {
   std::map<std::string, std::string> examples;
   int caught_up = 0;
   std::optional<double> daemon_cpu_seconds;  // over the measured window, when asked for
+  const char* ended_by = "duration";         // what ended the run: duration, calls, finished
 };
 
 // Microseconds of `seconds` per unit, as text with one decimal; `none` when there are no units.
@@ -355,6 +357,7 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
       first = false;
     }
     j += "}}";
+    j += ",\"ended_by\":" + JsonString(t.ended_by);
     if (!connect_error.empty()) j += ",\"connect_error\":" + JsonString(connect_error);
     j += "}";
     std::cout << j << std::endl;
@@ -368,7 +371,11 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
                 WorkloadName(o.workload), o.framed ? " (framed protocol)" : "", o.clients, o.threads, o.inflight,
                 o.batch, static_cast<unsigned long long>(o.event_size));
   }
-  std::printf("duration     %.2f s\n", t.seconds);
+  if (std::string_view(t.ended_by) == "calls") {
+    std::printf("duration     %.2f s (ended by --calls %llu)\n", t.seconds, static_cast<unsigned long long>(o.calls));
+  } else {
+    std::printf("duration     %.2f s\n", t.seconds);
+  }
   if (orders) {
     std::printf("orders       %llu (%.0f orders/s)\n", static_cast<unsigned long long>(t.orders), ops);
     std::printf("commands     %llu (%.0f commands/s)\n", static_cast<unsigned long long>(t.calls), cps);
@@ -459,10 +466,17 @@ int Main(int argc, char** argv) {
     for (auto& s : stats) n += ((*s).*member).load(std::memory_order_relaxed);
     return n;
   };
+  const char* ended_by = "finished";
   while (!run.connect_failed && run.finished.load() < o.threads) {
     const auto now = Clock::now();
-    if (now >= end) break;
-    if (o.calls > 0 && sum(&ThreadStats::calls) >= o.calls) break;
+    if (now >= end) {
+      ended_by = "duration";
+      break;
+    }
+    if (o.calls > 0 && sum(&ThreadStats::calls) >= o.calls) {
+      ended_by = "calls";
+      break;
+    }
     if (now >= next_print) {
       const double elapsed = std::chrono::duration<double>(now - last_time).count();
       const uint64_t errors = sum(&ThreadStats::error_count);
@@ -495,6 +509,7 @@ int Main(int argc, char** argv) {
   if (tty && last_time != run.start) std::fputc('\n', stderr);
 
   Totals t;
+  t.ended_by = ended_by;
   auto last = run.start;
   for (auto& s : stats) {
     t.events += s->events;

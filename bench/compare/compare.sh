@@ -26,7 +26,7 @@ against PostgreSQL and Redis, all durable, 200-byte events, and prints one table
                     single runs move by a third
   --tail-appends N  after the table, esd alone: W2 (64 clients) over RPC and framed until N
                     appends each (esbench --calls N), on fresh stores, and whether any took
-                    over 50 ms (issue 12: none in 5,000,000); 5 M take 3-4 minutes a protocol
+                    over 50 ms (issue 12: none in 5,000,000); 5 M take about 4-5 minutes for both
   --build-dir DIR   where esd and esbench are (default build; make compare builds them)
   --help            print this and exit
 

@@ -159,9 +159,10 @@ TEST(WriteFileAtomically, ALargeFileIsWrittenWholeAcrossItsChunks) {
   EXPECT_EQ(FileNames(dir.path()), std::vector<std::string>{"big.bin"});
 }
 
-// A large file goes out in chunks, each written back before the next is queued, so that its
-// dirty pages never pile up for a concurrent fdatasync of the log. A write failing after
-// the first chunk leaves the previous version whole and no temporary file.
+// A large file goes out in chunks, each started on its way to the disk as it is written and
+// waited for one chunk later, so that its dirty pages never pile up for a concurrent
+// fdatasync of the log. A write failing after the first chunk leaves the previous version
+// whole and no temporary file.
 TEST(WriteFileAtomically, AWriteFailingAfterTheFirstChunkKeepsThePreviousVersion) {
   TempDir dir;
   const auto path = dir.path() / "big.bin";
