@@ -1,18 +1,16 @@
 #include "client/client.h"
 
 #include <capnp/rpc-twoparty.h>
-#include <pthread.h>
 #include <kj/async-io.h>
 
-#include <atomic>
 #include <cstring>
 #include <initializer_list>
 #include <iterator>
-#include <random>
 
 #include "client/client_internal.h"
 #include "client/coalesced_writes.h"
 #include "client/tls.h"
+#include "common/random_uuid.h"
 #include "protocol/esd.capnp.h"
 #include "protocol/socket_stream.h"
 #include "protocol/transport.h"
@@ -328,42 +326,7 @@ Error::Error(Damage damage)
       connect_problem_(ConnectProblem::kNone),
       damage_(std::move(damage)) {}
 
-namespace {
-
-// Counts the forks this process came out of as a child: a generator seeded before a fork
-// would otherwise give the child the parent's next ids, which esd takes for retries of the
-// parent's appends.
-std::atomic<uint64_t> g_forks{0};
-
-std::mt19937_64 SeededGenerator() {
-  // 256 bits from the OS: a 32-bit seed would allow only 2^32 id sequences.
-  std::random_device rd;
-  std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-  return std::mt19937_64(seq);
-}
-
-}  // namespace
-
-EventId NewEventId() {
-  static const bool watching_forks = [] {
-    return ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
-  }();
-  (void)watching_forks;
-  struct Generator {
-    std::mt19937_64 rng = SeededGenerator();
-    uint64_t forks = g_forks.load(std::memory_order_relaxed);
-  };
-  thread_local Generator g;
-  if (const uint64_t forks = g_forks.load(std::memory_order_relaxed); forks != g.forks) g = Generator{};
-  std::mt19937_64& rng = g.rng;
-  EventId id;
-  uint64_t a = rng(), b = rng();
-  std::memcpy(id.data(), &a, 8);
-  std::memcpy(id.data() + 8, &b, 8);
-  id[6] = static_cast<uint8_t>((id[6] & 0x0f) | 0x40);
-  id[8] = static_cast<uint8_t>((id[8] & 0x3f) | 0x80);
-  return id;
-}
+EventId NewEventId() { return common::RandomUuid(); }
 
 std::string FormatEventId(const EventId& id) {
   static const char kHex[] = "0123456789abcdef";

@@ -1,12 +1,10 @@
 #include "storage/types.h"
 
-#include <pthread.h>
-
-#include <atomic>
 #include <cstring>
-#include <random>
 
 #include <xxhash.h>
+
+#include "common/random_uuid.h"
 
 namespace esd::storage {
 
@@ -51,41 +49,9 @@ std::optional<EventId> EventId::Parse(std::string_view text) {
   return id;
 }
 
-namespace {
-
-// Forks this process came out of as a child. A generator seeded before a fork would give the
-// child the parent's next ids, and the store takes an id it has seen for a retry; each
-// thread's generator reseeds once it sees the count move. (client/client.cc's NewEventId
-// does the same for clients.)
-std::atomic<uint64_t> g_forks{0};
-
-std::mt19937_64 SeededGenerator() {
-  // Seed with 256 bits from the OS: a 32-bit seed would allow only 2^32 id sequences.
-  std::random_device rd;
-  std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-  return std::mt19937_64(seq);
-}
-
-}  // namespace
-
 EventId EventId::Random() {
-  static const bool watching_forks = [] {
-    return ::pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
-  }();
-  (void)watching_forks;
-  struct Generator {
-    std::mt19937_64 rng = SeededGenerator();
-    uint64_t forks = g_forks.load(std::memory_order_relaxed);
-  };
-  thread_local Generator g;
-  if (const uint64_t forks = g_forks.load(std::memory_order_relaxed); forks != g.forks) g = Generator{};
-  std::mt19937_64& rng = g.rng;
   EventId id;
-  uint64_t a = rng(), b = rng();
-  std::memcpy(id.bytes.data(), &a, 8);
-  std::memcpy(id.bytes.data() + 8, &b, 8);
-  id.bytes[6] = static_cast<uint8_t>((id.bytes[6] & 0x0f) | 0x40);  // version 4
-  id.bytes[8] = static_cast<uint8_t>((id.bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  id.bytes = common::RandomUuid();
   return id;
 }
 
