@@ -231,8 +231,7 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
       'BEGIN { printf "%.1f", b / 1e3 }')
     CALLS[$workload]=$(json_field calls "$out")
     LATENCY[$workload]=$(awk -v a="$(sed -n 's/.*"latency_us":{[^}]*"p999":\([0-9.]*\).*/\1/p' <<<"$out")" \
-      -v b="$(sed -n 's/.*"latency_us":{[^}]*"max":\([0-9.]*\).*/\1/p' <<<"$out")" \
-      'BEGIN { printf "p99.9 %.1f ms, max %.1f ms", a / 1e3, b / 1e3 }')
+      -v max="${MAX_MS[$workload]}" 'BEGIN { printf "p99.9 %.1f ms, max %s ms", a / 1e3, max }')
     LATENCY[$workload]+=$(awk -v b="$slow_before" -v a="$slow_after" 'BEGIN { split(b, x, " "); split(a, y, " ")
       printf " (fdatasyncs over 10 ms: %d, over 50 ms: %d)", y[1] - x[1], y[2] - x[2] }')
   fi

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -59,13 +58,7 @@ TEST(EndToEnd, AppendThenReadRoundTrip) {
 TEST(EndToEnd, EveryThreadOfTheDaemonIsNamedForWhatItDoes) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
-  std::multiset<std::string> names;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(esd.pid()) + "/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    names.insert(name);
-  }
+  const std::multiset<std::string> names = storage::testing::ThreadNames(std::to_string(esd.pid()));
   std::string all;
   for (const auto& n : names) all += n + " ";
   EXPECT_EQ(names.count("esd"), 1u) << all;

@@ -87,6 +87,17 @@ std::vector<EventData> MakeEvents(const std::string& stream, uint64_t first_vers
   return v;
 }
 
+std::multiset<std::string> ThreadNames(const std::string& pid) {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + pid + "/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  return names;
+}
+
 std::vector<std::filesystem::path> SegmentFiles(const std::filesystem::path& data_dir) {
   std::vector<std::filesystem::path> out;
   for (const auto& entry : std::filesystem::directory_iterator(data_dir / "segments")) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,10 @@ std::vector<EventData> MakeEvents(const std::string& stream, uint64_t first_vers
                                   uint64_t salt = 0, size_t data_size = 40);
 std::string ExpectedData(const std::string& stream, uint64_t version, uint64_t salt,
                          size_t data_size);
+
+// The names of the threads of process `pid` ("self": this one), from /proc/PID/task/*/comm,
+// one entry per thread.
+std::multiset<std::string> ThreadNames(const std::string& pid = "self");
 
 // Segment files of a store directory, in log order.
 std::vector<std::filesystem::path> SegmentFiles(const std::filesystem::path& data_dir);

@@ -62,24 +62,13 @@ std::filesystem::path FillUp(const std::filesystem::path& dir) {
   return path;
 }
 
-std::multiset<std::string> ThreadNamesOfThisProcess() {
-  std::multiset<std::string> names;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    names.insert(name);
-  }
-  return names;
-}
-
 // Whether, within 10 s, this process has exactly `count` threads of each of `names`. A
 // joined thread leaves /proc/self/task a little after its join returns (the kernel clears
 // its id first and reaps it later), so its going is waited for, not assumed.
 bool ThreadsNamedBecome(std::initializer_list<const char*> names, size_t count) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (true) {
-    const auto now = ThreadNamesOfThisProcess();
+    const auto now = testing::ThreadNames();
     if (std::all_of(names.begin(), names.end(), [&](const char* n) { return now.count(n) == count; })) return true;
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -94,7 +83,7 @@ TEST(Writer, AnOpenStoresThreadsAreNamedAndGoWithIt) {
     auto store = Store::Open(dir.path() / "data", SmallOptions());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     // Named by the thread that starts them: there as soon as the open returns.
-    const auto open = ThreadNamesOfThisProcess();
+    const auto open = testing::ThreadNames();
     for (const char* name : {"esd-writer", "esd-prealloc", "esd-index"}) EXPECT_EQ(open.count(name), 1u) << name;
   }
   EXPECT_TRUE(ThreadsNamedBecome({"esd-writer", "esd-prealloc", "esd-index"}, 0))
