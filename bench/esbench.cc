@@ -33,7 +33,8 @@ Load generator for esd. Each client has its own connection; the clients are spre
   --clients N             connections (default 1)
   --threads T             client threads (default 1, orders: --clients up to 64; at most
                           --clients)
-  --inflight K            appends each client keeps in flight (default 1; orders: only 1)
+  --inflight K            appends each client keeps in flight (default 1); orders: orders
+                          each client keeps in progress on its one connection
   --protocol P            append, orders: rpc (Cap'n Proto RPC, esd::client::Client; the
                           default) or frames (the framed protocol, esd::client::Appender)
   --batch B               append: events per append (default 1);
@@ -75,10 +76,13 @@ Workloads:
              Reports orders/s (orders placed) and commands/s; latency is per command, and
              per placed order from CreateOrder to PlaceOrder. Any outcome but ok is an
              error by kind (rejected:<rule>, conflict, failed:<code>) and abandons that
-             order. Each client has one command in flight and sends its next when the
+             order. Each order has one command in flight and sends its next when the
              answer arrives; the clients of a thread share its event loop, so
-             --clients 64 --threads 2 has 64 commands in flight. --threads defaults to
-             --clients (at most 64) here.
+             --clients 64 --threads 2 has 64 commands in flight. --inflight K gives each
+             client K orders in progress at once over its connection (as an application
+             server multiplexes its users' commands over a few connections): --clients 2
+             --inflight 32 has 64 commands in flight on 2 connections. --threads defaults
+             to --clients (at most 64) here.
 
 Latency is per call (append or ReadAll) from a log-bucketed histogram (< 0.8% buckets).
 MB/s counts event data bytes (1 MB = 10^6 bytes). The daemon's CPU is sampled when the
@@ -222,11 +226,6 @@ std::optional<Options> ParseArgs(int argc, char** argv, bool* help, std::string*
   }
   if (!duration_set) o.duration = o.workload == Workload::kSubscribe ? 600 : o.calls > 0 ? 1e7 : 10;
   if (o.workload == Workload::kOrders) {
-    if (o.inflight != 1) {
-      *error = "--inflight: the orders workload has one command in flight per client (an order's commands "
-               "follow each other); use more --clients";
-      return std::nullopt;
-    }
     if (!threads_set) o.threads = std::min(o.clients, kOrdersMaxDefaultThreads);
   }
   o.threads = std::min(o.threads, o.clients);

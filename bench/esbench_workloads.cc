@@ -319,9 +319,11 @@ void CountCommandError(const CommandOutcome& r, ThreadStats& stats) {
 
 // Every client places orders, one after the other: CreateOrder, three AddItem (different
 // SKUs, quantity 1..3, 100..999 cents) and PlaceOrder, each with a command id of its own.
-// Each client has one command in flight and sends its next when the answer arrives (the
+// Each order has one command in flight and sends its next when the answer arrives (the
 // client's *Async order calls), so one thread drives all of its clients at once: with
-// --clients 64 --threads 2, 64 commands are in flight. An order whose command is not ok is
+// --clients 64 --threads 2, 64 commands are in flight. With --inflight K each client keeps
+// K orders in progress on its one connection (K lanes), as an application server with a
+// small pool of connections does for its many users. An order whose command is not ok is
 // abandoned (its later commands would only be refused) and the client goes on with the
 // next one; a broken call (an exception) ends the client. An order once begun is finished
 // (or abandoned) even past the end: at most five commands.
@@ -330,11 +332,14 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
   static constexpr int kSkus = 1000;
   static constexpr int kItems = 3;
 
-  OrderChains(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats)
-      : run_(run), clients_(clients), first_client_(first_client), stats_(stats),
-        rng_(std::random_device{}() ^ (static_cast<uint64_t>(first_client) << 32)), orders_(clients.size()),
-        tasks_(*this) {
-    for (size_t i = 0; i < clients.size(); ++i) orders_[i].client = i;
+  OrderChains(Run& run, std::vector<ClientState>& clients, int first_client, int lanes, ThreadStats& stats)
+      : run_(run), clients_(clients), first_client_(first_client), lanes_(lanes), stats_(stats),
+        rng_(std::random_device{}() ^ (static_cast<uint64_t>(first_client) << 32)),
+        orders_(clients.size() * static_cast<size_t>(lanes)), tasks_(*this) {
+    for (size_t i = 0; i < orders_.size(); ++i) {
+      orders_[i].client = i / static_cast<size_t>(lanes);
+      orders_[i].lane = static_cast<int>(i % static_cast<size_t>(lanes));
+    }
   }
 
   void StartAll() {
@@ -354,6 +359,7 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
   // One client's order in progress.
   struct Order {
     size_t client = 0;
+    int lane = 0;  // which of its client's --inflight orders this is
     uint64_t iteration = 0;
     std::string id, customer;
     std::array<Item, kItems> items;
@@ -372,8 +378,9 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
       return kj::READY_NOW;
     }
     const int client_number = first_client_ + static_cast<int>(o.client);
-    o.id = "bench-" + run_.run_id + "-c" + std::to_string(client_number) + "-o" + std::to_string(o.iteration++);
-    o.customer = "cust-" + std::to_string(client_number % 100);
+    o.id = "bench-" + run_.run_id + "-c" + std::to_string(client_number) +
+           (lanes_ > 1 ? "-l" + std::to_string(o.lane) : std::string()) + "-o" + std::to_string(o.iteration++);
+    o.customer = "cust-" + std::to_string((client_number * lanes_ + o.lane) % 100);
     int skus[kItems];
     for (int k = 0; k < kItems; ++k) {
       do {
@@ -450,19 +457,20 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
   Run& run_;
   std::vector<ClientState>& clients_;
   const int first_client_;
+  const int lanes_;
   ThreadStats& stats_;
   std::mt19937_64 rng_;
-  std::vector<Order> orders_;  // one per client; chains refer to them: never resized
+  std::vector<Order> orders_;  // --inflight per client; chains refer to them: never resized
   int active_ = 0;
   kj::TaskSet tasks_;
 };
 
 void RunOrders(Run& run, std::vector<ClientState>& clients, int first_client, ThreadStats& stats) {
   ClientState& loop = clients.front();
-  OrderChains chains(run, clients, first_client, stats);
+  OrderChains chains(run, clients, first_client, run.options->inflight, stats);
   chains.StartAll();
   while (!run.stop.load() && chains.active() > 0) loop.RunFor(std::chrono::milliseconds(20));
-  // Drain: every client finishes (or abandons) the order it began.
+  // Drain: every client finishes (or abandons) the orders it began.
   if (!loop.RunUntil([&] { return chains.active() == 0; }, std::chrono::seconds(30))) {
     stats.Error("drain-timeout", std::to_string(chains.active()) + " orders still in flight 30 s after the end");
   }
