@@ -222,7 +222,7 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
     fail "esbench failed for esd $workload: $out"
   fi
   slow_after=$(esd_slow_syncs)
-  if [ "${workload%f}" = orders ]; then rate=$(json_field orders_per_s "$out"); else rate=$(json_field events_per_s "$out"); fi
+  if [[ "$workload" == orders* ]]; then rate=$(json_field orders_per_s "$out"); else rate=$(json_field events_per_s "$out"); fi
   per_event=$(sed -n 's/.*"daemon_cpu":{[^}]*"us_per_event":\([0-9.]*\).*/\1/p' <<<"$out")
   RATE[esd.$workload]=$rate
   CPU_US[esd.$workload]=$per_event
@@ -253,6 +253,10 @@ run_esd() {
     wants esd orders && esd_run orders --workload orders --clients 64 --duration "$DURATION"
     # Order commands over the framed protocol too: row ordersf.
     wants esd orders && esd_run ordersf --workload orders --protocol frames --clients 64 --duration "$DURATION"
+    # The same 64 orders in flight over 2 connections (32 each), as an application server
+    # multiplexes its users' commands over a small pool: row ordersf_mux.
+    wants esd orders && esd_run ordersf_mux --workload orders --protocol frames --clients 2 --inflight 32 \
+      --duration "$DURATION"
     esd_stop
   fi
   if wants esd W4; then
@@ -504,9 +508,11 @@ verdict() {  # verdict VALUE OP BOUND: met or missed, empty without both numbers
 }
 
 row() {  # row LABEL WORKLOAD UNIT TARGET-TEXT OP BOUND-or-"redis" [cpu]
-  # WORKLOAD W1f / W2f / ordersf: esd's framed run, beside the peers' W1 / W2 / orders.
+  # WORKLOAD W1f / W2f / ordersf / ordersf_mux: esd's framed runs, beside the peers' W1 / W2 /
+  # orders.
   local label=$1 w=$2 unit=$3 target=$4 op=$5 bound=$6 kind=${7:-rate} e p r
-  local peer=${w%f}
+  local peer=${w%_mux}
+  peer=${peer%f}
   if [ "$kind" = cpu ]; then
     e=${CPU_US[esd.$w]:-}; p=${CPU_US[postgres.$peer]:-}; r=${CPU_US[redis.$peer]:-}
   else
@@ -537,12 +543,13 @@ print_table() {
   row "W4 catch-up read of \$all (${W4_EVENTS} events)" W4 /s ">= 8 M/s" ">=" 8000000
   row "orders (create, 3 items, place), 64 clients" orders "orders/s" ">= 10 k/s" ">=" 10000
   row "orders, framed commands" ordersf "orders/s" ">= 10 k/s" ">=" 10000
+  row "orders, framed, 64 in flight on 2 connections" ordersf_mux "orders/s" ">= 10 k/s" ">=" 10000
   echo
   echo "Rates are events/s (W4: events or rows read/s; orders: orders placed/s). The CPU row's"
   echo "ratio is esd's CPU over the peer's: below 1 is less CPU per event. Daemon CPU per event"
   echo "in every run (µs):$(for k in $(printf '%s\n' "${!CPU_US[@]}" | sort); do printf ' %s %.1f;' "$k" "${CPU_US[$k]}"; done)"
   if [ ${#LATENCY[@]} -gt 0 ]; then
-    echo "esd latency per call (esbench):$(for k in W1 W2 W1f W2f W3 orders ordersf; do
+    echo "esd latency per call (esbench):$(for k in W1 W2 W1f W2f W3 orders ordersf ordersf_mux; do
       [ -n "${LATENCY[$k]:-}" ] && printf ' %s %s;' "$k" "${LATENCY[$k]}"; done)"
   fi
   if [ ${#REDIS_LATENCY[@]} -gt 0 ]; then

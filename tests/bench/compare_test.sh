@@ -74,6 +74,24 @@ else
   no_process_runs_from "$TAILRUN"
 fi
 
+# esd's orders rows need no peer: over RPC, framed, and framed with 64 orders in flight on 2
+# connections (esbench --inflight 32), each with a rate and a verdict against 10 k/s.
+ORDERSRUN="$TMP/orders"
+mkdir "$ORDERSRUN"
+if [ "$(stat -f -c %T "$ORDERSRUN")" = tmpfs ]; then
+  echo "note: $ORDERSRUN is on a tmpfs; the orders run is left out (set TMPDIR to a disk)"
+else
+  COMPARE_TMPDIR="$ORDERSRUN" "$COMPARE" --build-dir "$BUILD" --only esd --workloads orders --duration 1 \
+    >"$TMP/out" 2>"$TMP/err" || fail "the orders run failed: $(cat "$TMP/err")"
+  for label in "orders (create, 3 items, place), 64 clients" "orders, framed commands" \
+    "orders, framed, 64 in flight on 2 connections"; do
+    grep -Eq "^\| ${label//[()]/.} \| [0-9.]+( k)? orders/s \| +\| +\| >= 10 k/s (met|missed) \|" "$TMP/out" ||
+      fail "no row '$label' with a rate: $(cat "$TMP/out")"
+  done
+  grep -q 'esd ordersf_mux: esbench .*--clients 2 --inflight 32' "$TMP/err" || fail "no multiplexed orders run: $(cat "$TMP/err")"
+  no_process_runs_from "$ORDERSRUN"
+fi
+
 missing=""
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || missing="$missing postgresql"
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || missing="$missing redis-server/redis-tools"
