@@ -363,8 +363,8 @@ void Report(const Options& o, const Totals& t, const std::string& connect_error)
     return;
   }
   if (orders) {
-    std::printf("workload     orders%s, %d clients on %d threads\n", o.framed ? " (framed protocol)" : "", o.clients,
-                o.threads);
+    std::printf("workload     orders%s, %d clients on %d threads, %d order%s in progress per client\n",
+                o.framed ? " (framed protocol)" : "", o.clients, o.threads, o.inflight, o.inflight == 1 ? "" : "s");
   } else {
     std::printf("workload     %s%s, %d clients on %d threads, inflight %d, batch %u, event size %llu B\n",
                 WorkloadName(o.workload), o.framed ? " (framed protocol)" : "", o.clients, o.threads, o.inflight,
