@@ -70,8 +70,9 @@ Workloads:
              that positions arrive in order (holes where events were removed). "calls"
              are the batches pushed.
   orders     every client places orders through the Order service, one after the other:
-             CreateOrder (id unique per run, client and iteration; customer
-             "cust-<client % 100>"), three AddItem (different SKUs, quantity 1..3, unit
+             CreateOrder (id unique per run, client, lane and iteration; customer
+             "cust-<(client * K + lane) % 100>", K = --inflight, lane 0..K-1), three
+             AddItem (different SKUs, quantity 1..3, unit
              price 100..999 cents) and PlaceOrder, each command with a fresh command id.
              Reports orders/s (orders placed) and commands/s; latency is per command, and
              per placed order from CreateOrder to PlaceOrder. Any outcome but ok is an
@@ -81,8 +82,9 @@ Workloads:
              --clients 64 --threads 2 has 64 commands in flight. --inflight K gives each
              client K orders in progress at once over its connection (as an application
              server multiplexes its users' commands over a few connections): --clients 2
-             --inflight 32 has 64 commands in flight on 2 connections. --threads defaults
-             to --clients (at most 64) here.
+             --inflight 32 has 64 commands in flight on 2 connections. A broken
+             connection ends all of its client's orders. --threads defaults to --clients
+             (at most 64) here.
 
 Latency is per call (append or ReadAll) from a log-bucketed histogram (< 0.8% buckets).
 MB/s counts event data bytes (1 MB = 10^6 bytes). The daemon's CPU is sampled when the

@@ -356,7 +356,7 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
     uint32_t quantity = 0;
     int64_t price = 0;
   };
-  // One client's order in progress.
+  // One lane's order in progress (a client has --inflight lanes).
   struct Order {
     size_t client = 0;
     int lane = 0;  // which of its client's --inflight orders this is
@@ -380,7 +380,9 @@ class OrderChains : private kj::TaskSet::ErrorHandler {
     const int client_number = first_client_ + static_cast<int>(o.client);
     o.id = "bench-" + run_.run_id + "-c" + std::to_string(client_number) +
            (lanes_ > 1 ? "-l" + std::to_string(o.lane) : std::string()) + "-o" + std::to_string(o.iteration++);
-    o.customer = "cust-" + std::to_string((client_number * lanes_ + o.lane) % 100);
+    const uint64_t customer = static_cast<uint64_t>(client_number) * static_cast<uint64_t>(lanes_) +
+                              static_cast<uint64_t>(o.lane);
+    o.customer = "cust-" + std::to_string(customer % 100);
     int skus[kItems];
     for (int k = 0; k < kItems; ++k) {
       do {
@@ -490,7 +492,8 @@ void RunWorker(Run& run, int first_client, int client_count, ThreadStats& stats)
       } else {
         c.client = Connect(o);
       }
-      const int n = o.streams_per_client > 0 ? o.streams_per_client : o.inflight;
+      // The append workload's streams (orders name their own).
+      const int n = o.workload != Workload::kAppend ? 0 : o.streams_per_client > 0 ? o.streams_per_client : o.inflight;
       for (int s = 0; s < n; ++s) {
         c.streams.push_back("bench-" + run.run_id + "-c" + std::to_string(first_client + i) + "-s" + std::to_string(s));
       }
