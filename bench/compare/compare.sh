@@ -222,7 +222,9 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
     fail "esbench failed for esd $workload: $out"
   fi
   slow_after=$(esd_slow_syncs)
-  if [[ "$workload" == orders* ]]; then rate=$(json_field orders_per_s "$out"); else rate=$(json_field events_per_s "$out"); fi
+  local field=events_per_s
+  [[ "$workload" == orders* ]] && field=orders_per_s
+  rate=$(json_field "$field" "$out")
   per_event=$(sed -n 's/.*"daemon_cpu":{[^}]*"us_per_event":\([0-9.]*\).*/\1/p' <<<"$out")
   RATE[esd.$workload]=$rate
   CPU_US[esd.$workload]=$per_event
@@ -235,7 +237,7 @@ esd_run() {  # esd_run WORKLOAD esbench-options...: RATE and CPU_US of esd for W
     LATENCY[$workload]+=$(awk -v b="$slow_before" -v a="$slow_after" 'BEGIN { split(b, x, " "); split(a, y, " ")
       printf " (fdatasyncs over 10 ms: %d, over 50 ms: %d)", y[1] - x[1], y[2] - x[2] }')
   fi
-  log "esd $workload: $rate/s, daemon cpu ${per_event:-?} us/event"
+  log "esd $workload: $rate/s ($field), daemon cpu ${per_event:-?} us/event"
 }
 
 run_esd() {

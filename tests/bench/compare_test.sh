@@ -89,6 +89,10 @@ else
       fail "no row '$label' with a rate: $(cat "$TMP/out")"
   done
   grep -q 'esd ordersf_mux: esbench .*--clients 2 --inflight 32' "$TMP/err" || fail "no multiplexed orders run: $(cat "$TMP/err")"
+  for w in orders ordersf ordersf_mux; do  # each orders row's rate is orders placed, not events
+    grep -Eq "esd $w: [0-9.]+/s \(orders_per_s\)" "$TMP/err" || fail "$w's rate is not orders/s: $(cat "$TMP/err")"
+  done
+  [ -z "$(ls -A "$ORDERSRUN")" ] || fail "the orders run left $(ls -A "$ORDERSRUN") in its temp dir"
   no_process_runs_from "$ORDERSRUN"
 fi
 
