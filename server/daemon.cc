@@ -182,10 +182,10 @@ std::string RenderMetrics(ServerContext& ctx) {
             st.corruption_found);
   m.Gauge("esd_durable_position", "Events durable in the store (one past the last position).",
           static_cast<double>(ctx.store.DurablePosition().value));
-  m.Gauge("esd_connections", "Open RPC connections.", ctx.counters.connections.load());
-  m.Counter("esd_connections_total", "RPC connections accepted.", ctx.counters.connections_total.load());
+  m.Gauge("esd_connections", "Open connections (RPC and framed).", ctx.counters.connections.load());
+  m.Counter("esd_connections_total", "Connections accepted (RPC and framed).", ctx.counters.connections_total.load());
   m.Counter("esd_connections_refused_total",
-            "RPC connections refused because --max-connections were open (each was told why and closed).",
+            "Connections refused because --max-connections were open (each was told why and closed).",
             ctx.counters.connections_refused.load());
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
