@@ -31,6 +31,7 @@ using client::CommandOutcome;
 using client::Expected;
 using client::NewEvent;
 using testing::EsdProcess;
+using testing::MetricSample;
 
 struct Http {
   int status = 0;
@@ -43,15 +44,6 @@ Http Get(const EsdProcess& esd, const std::string& path) {
   if (raw.size() > 12) r.status = std::atoi(raw.substr(9, 3).c_str());  // "HTTP/1.1 200 OK"
   if (const size_t at = raw.find("\r\n\r\n"); at != std::string::npos) r.body = raw.substr(at + 4);
   return r;
-}
-
-// The value of the sample `series` (a name and its labels exactly as printed, e.g.
-// `esd_appends_total{outcome="ok"}`) in a scrape; nullopt when it is not there.
-std::optional<double> Sample(const std::string& scrape, const std::string& series) {
-  const std::string line_start = "\n" + series + " ";
-  const size_t at = scrape.find(line_start);
-  if (at == std::string::npos) return std::nullopt;
-  return std::strtod(scrape.c_str() + at + line_start.size(), nullptr);
 }
 
 // With a newline in front, so that every sample line starts with "\n". (Not `"\n" + body`:
@@ -110,8 +102,8 @@ TEST(Health, AFullDiskMakesTheDaemonNotReadyUntilAnAppendSucceedsAgain) {
   EXPECT_EQ(body["reasons"][0].get<std::string>().rfind("out of space: ", 0), 0u) << full.body;
   EXPECT_EQ(Get(esd, "/health").status, 200) << "a full disk is no reason to restart";
   const std::string scrape = Scrape(esd);
-  EXPECT_GE(Sample(scrape, "esd_appends_total{outcome=\"out_of_space\"}").value_or(0), 1) << scrape;
-  EXPECT_LT(Sample(scrape, "esd_data_dir_free_bytes").value_or(1e18), 65536) << scrape;
+  EXPECT_GE(MetricSample(scrape, "esd_appends_total{outcome=\"out_of_space\"}").value_or(0), 1) << scrape;
+  EXPECT_LT(MetricSample(scrape, "esd_data_dir_free_bytes").value_or(1e18), 65536) << scrape;
 
   std::filesystem::remove(dir.path() / "ballast");
   ASSERT_TRUE(c->Append("full", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
@@ -132,16 +124,16 @@ TEST(Metrics, AppendsAreCountedByOutcomeAndTimedByMethod) {
   ASSERT_FALSE(reserved.ok());
 
   const std::string scrape = Scrape(esd);
-  EXPECT_EQ(Sample(scrape, "esd_appends_total{outcome=\"ok\"}"), 2) << scrape;
-  EXPECT_EQ(Sample(scrape, "esd_appends_total{outcome=\"wrong_expected_version\"}"), 1);
-  EXPECT_EQ(Sample(scrape, "esd_appends_total{outcome=\"invalid_argument\"}"), 1);
-  EXPECT_EQ(Sample(scrape, "esd_log_appends_total"), 2);
-  EXPECT_EQ(Sample(scrape, "esd_rpc_duration_seconds_count{service=\"EventStore\",method=\"append\"}"), 4);
-  EXPECT_EQ(Sample(scrape, "esd_rpc_duration_seconds_bucket{service=\"EventStore\",method=\"append\",le=\"+Inf\"}"), 4);
-  EXPECT_FALSE(Sample(scrape, "esd_rpc_duration_seconds_count{service=\"EventStore\",method=\"readAll\"}"))
+  EXPECT_EQ(MetricSample(scrape, "esd_appends_total{outcome=\"ok\"}"), 2) << scrape;
+  EXPECT_EQ(MetricSample(scrape, "esd_appends_total{outcome=\"wrong_expected_version\"}"), 1);
+  EXPECT_EQ(MetricSample(scrape, "esd_appends_total{outcome=\"invalid_argument\"}"), 1);
+  EXPECT_EQ(MetricSample(scrape, "esd_log_appends_total"), 2);
+  EXPECT_EQ(MetricSample(scrape, "esd_rpc_duration_seconds_count{service=\"EventStore\",method=\"append\"}"), 4);
+  EXPECT_EQ(MetricSample(scrape, "esd_rpc_duration_seconds_bucket{service=\"EventStore\",method=\"append\",le=\"+Inf\"}"), 4);
+  EXPECT_FALSE(MetricSample(scrape, "esd_rpc_duration_seconds_count{service=\"EventStore\",method=\"readAll\"}"))
       << "a method never called has no series";
   c->ReadAll(0, 10);
-  EXPECT_EQ(Sample(Scrape(esd), "esd_rpc_duration_seconds_count{service=\"EventStore\",method=\"readAll\"}"), 1);
+  EXPECT_EQ(MetricSample(Scrape(esd), "esd_rpc_duration_seconds_count{service=\"EventStore\",method=\"readAll\"}"), 1);
 }
 
 TEST(Metrics, OrderCommandsAreCountedByOutcomeAndRule) {
@@ -154,10 +146,10 @@ TEST(Metrics, OrderCommandsAreCountedByOutcomeAndRule) {
   EXPECT_EQ(c->PlaceOrder("nobody").rule, "order-not-found");
 
   const std::string scrape = Scrape(esd);
-  EXPECT_EQ(Sample(scrape, "esd_order_commands_total{outcome=\"ok\"}"), 1) << scrape;
-  EXPECT_EQ(Sample(scrape, "esd_order_commands_total{outcome=\"rejected\",rule=\"order-empty\"}"), 2);
-  EXPECT_EQ(Sample(scrape, "esd_order_commands_total{outcome=\"rejected\",rule=\"order-not-found\"}"), 1);
-  EXPECT_EQ(Sample(scrape, "esd_rpc_duration_seconds_count{service=\"OrderService\",method=\"placeOrder\"}"), 3);
+  EXPECT_EQ(MetricSample(scrape, "esd_order_commands_total{outcome=\"ok\"}"), 1) << scrape;
+  EXPECT_EQ(MetricSample(scrape, "esd_order_commands_total{outcome=\"rejected\",rule=\"order-empty\"}"), 2);
+  EXPECT_EQ(MetricSample(scrape, "esd_order_commands_total{outcome=\"rejected\",rule=\"order-not-found\"}"), 1);
+  EXPECT_EQ(MetricSample(scrape, "esd_rpc_duration_seconds_count{service=\"OrderService\",method=\"placeOrder\"}"), 3);
 }
 
 TEST(Metrics, TheLastVerifyAndBackupSayWhenAndWhetherTheySucceeded) {
@@ -166,31 +158,31 @@ TEST(Metrics, TheLastVerifyAndBackupSayWhenAndWhetherTheySucceeded) {
   auto c = Client::Connect(esd.rpc_address());
   ASSERT_TRUE(c->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
   std::string scrape = Scrape(esd);
-  EXPECT_EQ(Sample(scrape, "esd_last_verify_timestamp_seconds"), 0) << "none yet\n" << scrape;
-  EXPECT_EQ(Sample(scrape, "esd_last_verify_success"), 0);
-  EXPECT_EQ(Sample(scrape, "esd_last_backup_timestamp_seconds"), 0);
+  EXPECT_EQ(MetricSample(scrape, "esd_last_verify_timestamp_seconds"), 0) << "none yet\n" << scrape;
+  EXPECT_EQ(MetricSample(scrape, "esd_last_verify_success"), 0);
+  EXPECT_EQ(MetricSample(scrape, "esd_last_backup_timestamp_seconds"), 0);
 
   const double before = static_cast<double>(std::time(nullptr)) - 1;
   EXPECT_TRUE(c->Verify().problems.empty());
   ASSERT_NO_THROW(c->Backup((dir.path() / "backup").string()));
   scrape = Scrape(esd);
-  EXPECT_GE(Sample(scrape, "esd_last_verify_timestamp_seconds").value_or(0), before) << scrape;
-  EXPECT_EQ(Sample(scrape, "esd_last_verify_success"), 1);
-  EXPECT_GE(Sample(scrape, "esd_last_backup_timestamp_seconds").value_or(0), before);
-  EXPECT_EQ(Sample(scrape, "esd_last_backup_success"), 1);
-  EXPECT_EQ(Sample(scrape, "esd_rpc_duration_seconds_count{service=\"Admin\",method=\"verify\"}"), 1);
+  EXPECT_GE(MetricSample(scrape, "esd_last_verify_timestamp_seconds").value_or(0), before) << scrape;
+  EXPECT_EQ(MetricSample(scrape, "esd_last_verify_success"), 1);
+  EXPECT_GE(MetricSample(scrape, "esd_last_backup_timestamp_seconds").value_or(0), before);
+  EXPECT_EQ(MetricSample(scrape, "esd_last_backup_success"), 1);
+  EXPECT_EQ(MetricSample(scrape, "esd_rpc_duration_seconds_count{service=\"Admin\",method=\"verify\"}"), 1);
 
   // The same destination again: it holds a store now, so the backup fails.
   EXPECT_ANY_THROW(c->Backup((dir.path() / "backup").string()));
   scrape = Scrape(esd);
-  EXPECT_EQ(Sample(scrape, "esd_last_backup_success"), 0) << scrape;
-  EXPECT_EQ(Sample(scrape, "esd_last_verify_success"), 1) << "a failed backup says nothing of verify";
+  EXPECT_EQ(MetricSample(scrape, "esd_last_backup_success"), 0) << scrape;
+  EXPECT_EQ(MetricSample(scrape, "esd_last_verify_success"), 1) << "a failed backup says nothing of verify";
 }
 
 TEST(Metrics, ASubscriberThatDoesNotReadFallsBehindAndCatchesUpWhenItDoes) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
-  EXPECT_EQ(Sample(Scrape(esd), "esd_subscription_lag_events"), 0) << "no subscription";
+  EXPECT_EQ(MetricSample(Scrape(esd), "esd_subscription_lag_events"), 0) << "no subscription";
   auto reader = Client::Connect(esd.rpc_address());
   size_t received = 0;
   auto sub = reader->Subscribe(client::SubscribeFrom::Start(), {},
@@ -208,38 +200,38 @@ TEST(Metrics, ASubscriberThatDoesNotReadFallsBehindAndCatchesUpWhenItDoes) {
   });
   ASSERT_TRUE(appended.get());
   const std::string behind = Scrape(esd);
-  EXPECT_GT(Sample(behind, "esd_subscription_lag_events").value_or(0), 0) << behind;
-  EXPECT_EQ(Sample(behind, "esd_subscriptions"), 1);
+  EXPECT_GT(MetricSample(behind, "esd_subscription_lag_events").value_or(0), 0) << behind;
+  EXPECT_EQ(MetricSample(behind, "esd_subscriptions"), 1);
 
   ASSERT_TRUE(reader->RunUntil([&] { return received == kEvents; }, std::chrono::seconds(60)));
-  EXPECT_EQ(Sample(Scrape(esd), "esd_subscription_lag_events"), 0);
+  EXPECT_EQ(MetricSample(Scrape(esd), "esd_subscription_lag_events"), 0);
 }
 
 TEST(Metrics, TheProcessCollectorAndFreeSpaceAreReported) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
   const std::string scrape = Scrape(esd);
-  EXPECT_GT(Sample(scrape, "process_cpu_seconds_total").value_or(-1), 0) << scrape;
-  EXPECT_GT(Sample(scrape, "process_resident_memory_bytes").value_or(0), 1 << 20);
-  EXPECT_GT(Sample(scrape, "process_virtual_memory_bytes").value_or(0), 1 << 20);
-  const double fds = Sample(scrape, "process_open_fds").value_or(0);
+  EXPECT_GT(MetricSample(scrape, "process_cpu_seconds_total").value_or(-1), 0) << scrape;
+  EXPECT_GT(MetricSample(scrape, "process_resident_memory_bytes").value_or(0), 1 << 20);
+  EXPECT_GT(MetricSample(scrape, "process_virtual_memory_bytes").value_or(0), 1 << 20);
+  const double fds = MetricSample(scrape, "process_open_fds").value_or(0);
   EXPECT_GT(fds, 3) << "segments, sockets, the lock file ...";
-  EXPECT_GE(Sample(scrape, "process_max_fds").value_or(0), fds);
-  EXPECT_GT(Sample(scrape, "process_start_time_seconds").value_or(0), static_cast<double>(std::time(nullptr)) - 600);
-  EXPECT_GT(Sample(scrape, "esd_data_dir_free_bytes").value_or(0), 0);
+  EXPECT_GE(MetricSample(scrape, "process_max_fds").value_or(0), fds);
+  EXPECT_GT(MetricSample(scrape, "process_start_time_seconds").value_or(0), static_cast<double>(std::time(nullptr)) - 600);
+  EXPECT_GT(MetricSample(scrape, "esd_data_dir_free_bytes").value_or(0), 0);
 }
 
 TEST(Metrics, LogBytesAndAllocatedBytesAreToldApart) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
   const std::string before = Scrape(esd);
-  const double log_before = Sample(before, "esd_log_bytes").value_or(-1);
+  const double log_before = MetricSample(before, "esd_log_bytes").value_or(-1);
   EXPECT_GT(log_before, 0) << "a segment's header at least: " << before;
-  EXPECT_GT(Sample(before, "esd_allocated_bytes").value_or(0), log_before) << "zeros are kept ahead of the writer";
-  EXPECT_EQ(Sample(before, "esd_fill_waits_total"), 0.0);
+  EXPECT_GT(MetricSample(before, "esd_allocated_bytes").value_or(0), log_before) << "zeros are kept ahead of the writer";
+  EXPECT_EQ(MetricSample(before, "esd_fill_waits_total"), 0.0);
   auto c = Client::Connect(esd.rpc_address());
   ASSERT_TRUE(c->Append("s", Expected::Any(), {NewEvent::Json("E", std::string(1000, 'x'))}).ok());
-  EXPECT_GT(Sample(Scrape(esd), "esd_log_bytes").value_or(0), log_before + 1000);
+  EXPECT_GT(MetricSample(Scrape(esd), "esd_log_bytes").value_or(0), log_before + 1000);
 }
 
 TEST(Metrics, PromtoolAcceptsARealScrape) {

@@ -20,6 +20,7 @@ using client::Expected;
 using client::LifecycleResult;
 using client::NewEvent;
 using testing::EsdProcess;
+using testing::MetricSample;
 using Outcome = LifecycleResult::Outcome;
 
 void AppendN(Client& c, const std::string& stream, int n) {
@@ -252,12 +253,6 @@ TEST(Lifecycle, AReaderMayNotChangeAStreamAndOnlyTheAdminScavenges) {
   EXPECT_EQ(admin->GetScavengeStatus().state, "idle");
 }
 
-// The value of an unlabelled sample "name value" in /metrics text (-1: absent).
-double Metric(const std::string& text, const std::string& name) {
-  const size_t at = text.find("\n" + name + " ");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
-}
-
 TEST(Lifecycle, MetricsCountTheDeletesAndTheCalls) {
   storage::testing::TempDir dir;
   EsdProcess esd(dir.path() / "data");
@@ -274,8 +269,8 @@ TEST(Lifecycle, MetricsCountTheDeletesAndTheCalls) {
   EXPECT_NE(m.find("esd_lifecycle_calls_total{call=\"delete_stream\",outcome=\"stream_deleted\"} 1\n"),
             std::string::npos)
       << m;
-  EXPECT_EQ(Metric(m, "esd_scavenge_running"), 0) << m;
-  EXPECT_EQ(Metric(m, "esd_scavenge_bytes_reclaimed_total"), 0) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_running"), 0) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_bytes_reclaimed_total"), 0) << m;
 }
 
 // ---- Scavenge (its storage side is tests/storage's; these need it merged) ----
@@ -314,11 +309,11 @@ TEST(Lifecycle, ScavengeFreesADeletedStreamsBytesAndSaysSoInStatusMetricsAndLog)
 
   EXPECT_EQ(Versions(*c, "kept").size(), 50u) << "what was kept is all there";
   const std::string m = testing::HttpGet(esd.http_address(), "/metrics");
-  EXPECT_EQ(Metric(m, "esd_scavenge_running"), 0) << m;
-  EXPECT_EQ(Metric(m, "esd_scavenge_bytes_reclaimed_total"), static_cast<double>(s.bytes_reclaimed)) << m;
-  EXPECT_EQ(Metric(m, "esd_scavenge_events_removed_total"), static_cast<double>(s.events_removed)) << m;
-  EXPECT_EQ(Metric(m, "esd_scavenge_segments_rewritten_total"), static_cast<double>(s.segments_rewritten)) << m;
-  EXPECT_EQ(Metric(m, "esd_scavenge_bytes_read_total"), static_cast<double>(s.bytes_read)) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_running"), 0) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_bytes_reclaimed_total"), static_cast<double>(s.bytes_reclaimed)) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_events_removed_total"), static_cast<double>(s.events_removed)) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_segments_rewritten_total"), static_cast<double>(s.segments_rewritten)) << m;
+  EXPECT_EQ(MetricSample(m, "esd_scavenge_bytes_read_total"), static_cast<double>(s.bytes_read)) << m;
 
   // A second run adds to the totals, which count every run since the start.
   ASSERT_TRUE(c->ScavengeStart().started);
@@ -326,8 +321,8 @@ TEST(Lifecycle, ScavengeFreesADeletedStreamsBytesAndSaysSoInStatusMetricsAndLog)
   const client::ScavengeStatus again = c->GetScavengeStatus();
   ASSERT_EQ(again.state, "finished") << again.error;
   const std::string m2 = testing::HttpGet(esd.http_address(), "/metrics");
-  EXPECT_EQ(Metric(m2, "esd_scavenge_bytes_read_total"), static_cast<double>(s.bytes_read + again.bytes_read)) << m2;
-  EXPECT_EQ(Metric(m2, "esd_scavenge_runs_total"), 2) << m2;
+  EXPECT_EQ(MetricSample(m2, "esd_scavenge_bytes_read_total"), static_cast<double>(s.bytes_read + again.bytes_read)) << m2;
+  EXPECT_EQ(MetricSample(m2, "esd_scavenge_runs_total"), 2) << m2;
 }
 
 TEST(Lifecycle, ScavengeMaxReadRateCapsTheScavengeAndItsStatusSaysSo) {

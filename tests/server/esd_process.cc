@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <cstdlib>
 #include <cstring>
 #include <regex>
 #include <stdexcept>
@@ -133,6 +134,13 @@ std::string SendAndReadToEnd(const std::string& host_port, const std::string& by
 
 std::string HttpGet(const std::string& host_port, const std::string& path) {
   return SendAndReadToEnd(host_port, "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\n\r\n");
+}
+
+std::optional<double> MetricSample(const std::string& text, const std::string& series) {
+  const std::string line_start = "\n" + series + " ";
+  const size_t at = text.find(line_start);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtod(text.c_str() + at + line_start.size(), nullptr);
 }
 
 size_t EsdProcess::OpenFds() const {

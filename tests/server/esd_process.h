@@ -56,4 +56,9 @@ std::string SendAndReadToEnd(const std::string& host_port, const std::string& by
 // A minimal HTTP GET on loopback; returns the whole response (status line, headers, body).
 std::string HttpGet(const std::string& host_port, const std::string& path);
 
+// The value of the sample `series` (a name and its labels exactly as printed, e.g.
+// `esd_appends_total{outcome="ok"}`) in /metrics text whose every line follows a newline
+// (HttpGet's whole response has the headers before the first); nullopt when it is not there.
+std::optional<double> MetricSample(const std::string& text, const std::string& series);
+
 }  // namespace esd::testing
