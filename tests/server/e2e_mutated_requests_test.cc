@@ -67,8 +67,12 @@ constexpr int kMutantsPerCheck = 100;  // the daemon is checked after this many 
 // Longer than this for an answer to a well-formed request, or for the daemon to close a
 // connection whose client has said all, is a daemon that hangs: a bound, not a timing test.
 constexpr auto kHangBound = std::chrono::seconds(60);
-// How long an RPC mutant's calls may take to be answered before the client goes anyway: a
-// mutated call may be answered under another question id, or not at all (a Finish).
+// How long an RPC mutant's calls may take to be answered before the client goes anyway. Not
+// a condition: some mutated calls are rightly never answered while the connection is open
+// (seed kSeed's "rpc createOrder" mutant 70 and seed 9's mutant 328, a u32 set to 65536,
+// waited 60 s with no Return: capnp answers some call forms only after the caller's Finish),
+// and a sentinel call after the mutant would not show that its pipelined calls were
+// dispatched. It never fails the test; the count of mutants that reach it is printed.
 constexpr auto kQuietBound = std::chrono::milliseconds(500);
 const std::string kFramesMagic = "ESF1";
 
@@ -706,11 +710,11 @@ class MutatedRequests : public ::testing::Test {
   // The daemon has let go of every mutant's connection: those left are the test's own.
   void ExpectEveryMutantConnectionClosed() {
     // A connection whose peer closed is torn down in a later turn of the daemon's loop than
-    // the one that closed its socket: wait for the count, within the bound.
+    // the one that closed its socket: ask again (each Status call is a round trip through
+    // that loop, so the teardowns queued before it have had their turn), within the bound.
     const auto deadline = std::chrono::steady_clock::now() + kHangBound;
     uint32_t open = 0;
     while ((open = bystander_->Status().connections) > 2 && std::chrono::steady_clock::now() < deadline) {
-      bystander_->RunFor(std::chrono::milliseconds(20));
     }
     EXPECT_EQ(open, 2u) << "connections open besides the test's two";
   }
