@@ -59,30 +59,33 @@ no_process_runs_from() {
   done
 }
 
+# esd_only_run NAME WHAT ARGS...: compare.sh --only esd ARGS in a temp dir of its own, its
+# output in $TMP/out and $TMP/err; afterwards the dir must be empty and no process of the run
+# left. Returns 1 (and the caller checks nothing) when the dir is on a tmpfs, where compare.sh
+# (rightly) refuses to run.
+esd_only_run() {
+  local dir="$TMP/$1" what=$2
+  shift 2
+  mkdir "$dir"
+  if [ "$(stat -f -c %T "$dir")" = tmpfs ]; then
+    echo "note: $dir is on a tmpfs; the $what is left out (set TMPDIR to a disk)"
+    return 1
+  fi
+  COMPARE_TMPDIR="$dir" "$COMPARE" --build-dir "$BUILD" --only esd "$@" >"$TMP/out" 2>"$TMP/err" ||
+    fail "the $what failed: $(cat "$TMP/err")"
+  [ -z "$(ls -A "$dir")" ] || fail "the $what left $(ls -A "$dir") in its temp dir"
+  no_process_runs_from "$dir"
+}
+
 # The tail check needs esd alone: W2 over each protocol until N appends, and its verdict.
-# Not on a tmpfs $TMPDIR, where compare.sh (rightly) refuses to run.
-TAILRUN="$TMP/tail"
-mkdir "$TAILRUN"
-if [ "$(stat -f -c %T "$TAILRUN")" = tmpfs ]; then
-  echo "note: $TAILRUN is on a tmpfs; the --tail-appends run is left out (set TMPDIR to a disk)"
-else
-  COMPARE_TMPDIR="$TAILRUN" "$COMPARE" --build-dir "$BUILD" --only esd --workloads W1 --duration 1 --tail-appends 300 \
-    >"$TMP/out" 2>"$TMP/err" || fail "the tail run failed: $(cat "$TMP/err")"
+if esd_only_run tail "tail run" --workloads W1 --duration 1 --tail-appends 300; then
   tail_re='^esd W2 \(64 clients\) until 300 appends, no append over 50 ms: rpc (met|missed), [0-9]+ appends, p99\.9 [0-9.]+ ms, max [0-9.]+ ms \(fdatasyncs over 10 ms: [0-9]+, over 50 ms: [0-9]+\); frames (met|missed), [0-9]+ appends, '
   grep -Eq "$tail_re" "$TMP/out" || fail "no tail line for both protocols: $(cat "$TMP/out")"
-  [ -z "$(ls -A "$TAILRUN")" ] || fail "the tail run left $(ls -A "$TAILRUN") in its temp dir"
-  no_process_runs_from "$TAILRUN"
 fi
 
 # esd's orders rows need no peer: over RPC, framed, and framed with 64 orders in flight on 2
 # connections (esbench --inflight 32), each with a rate and a verdict against 10 k/s.
-ORDERSRUN="$TMP/orders"
-mkdir "$ORDERSRUN"
-if [ "$(stat -f -c %T "$ORDERSRUN")" = tmpfs ]; then
-  echo "note: $ORDERSRUN is on a tmpfs; the orders run is left out (set TMPDIR to a disk)"
-else
-  COMPARE_TMPDIR="$ORDERSRUN" "$COMPARE" --build-dir "$BUILD" --only esd --workloads orders --duration 1 \
-    >"$TMP/out" 2>"$TMP/err" || fail "the orders run failed: $(cat "$TMP/err")"
+if esd_only_run orders "orders run" --workloads orders --duration 1; then
   for label in "orders (create, 3 items, place), 64 clients" "orders, framed commands" \
     "orders, framed, 64 in flight on 2 connections"; do
     grep -Eq "^\| ${label//[()]/.} \| [0-9.]+( k)? orders/s \| +\| +\| >= 10 k/s (met|missed) \|" "$TMP/out" ||
@@ -92,8 +95,6 @@ else
   for w in orders ordersf ordersf_mux; do  # each orders row's rate is orders placed, not events
     grep -Eq "esd $w: [0-9.]+/s \(orders_per_s\)" "$TMP/err" || fail "$w's rate is not orders/s: $(cat "$TMP/err")"
   done
-  [ -z "$(ls -A "$ORDERSRUN")" ] || fail "the orders run left $(ls -A "$ORDERSRUN") in its temp dir"
-  no_process_runs_from "$ORDERSRUN"
 fi
 
 missing=""
