@@ -11,6 +11,10 @@
 // answered before the client goes depends on load (kQuietBound), so a replay of one mutant
 // alone may differ. ESD_MUTATION_SEED=N runs another seed (for a search; the test as
 // committed always runs kSeed).
+//
+// With --auth, a third and fourth campaign send a reader's token, a wrong one or none
+// before an append and an order command: whatever the bytes, no mutant may write (the
+// writer's and admin's tokens are in no message sent).
 #include <capnp/message.h>
 #include <capnp/rpc.capnp.h>
 #include <capnp/serialize.h>
@@ -271,6 +275,101 @@ std::vector<Request> RpcRequests() {
           std::move(append), std::move(create)};
 }
 
+// ---- With --auth ----
+
+// Tokens of the --auth file. Only the test's own clients send the admin's (they ask for the
+// daemon's status too); no mutant can make it from the bytes it is given (it shares no run of
+// three bytes with them).
+constexpr const char* kReaderToken = "fuzz-reader";
+constexpr const char* kAdminToken = "W9qZx2Lm7Pk4Jt8V";
+constexpr const char* kWrongToken = "fuzz-wrong";
+
+// One connection's bytes: `login` (none when null), then an append and a createOrder, which
+// are refused as they are.
+Request FramedWithToken(const std::string& name, const char* login) {
+  Request r{name, Answer::kAppend, 2};
+  if (login != nullptr) {
+    capnp::MallocMessageBuilder m;
+    auto request = m.initRoot<rpc::frames::Request>();
+    request.setId(1);
+    request.setLogin(login);
+    r.Add(m);
+  }
+  {
+    capnp::MallocMessageBuilder m;
+    auto request = m.initRoot<rpc::frames::Request>();
+    request.setId(2);
+    auto append = request.initAppend();
+    append.setStream("fuzz-auth-framed");
+    append.initExpected().setAny();
+    FillEvents(append.initEvents(2), "auth-framed");
+    r.Add(m);
+  }
+  {
+    capnp::MallocMessageBuilder m;
+    auto request = m.initRoot<rpc::frames::Request>();
+    request.setId(3);
+    auto command = request.initCommand();
+    command.getMeta().setCommandId("fuzz-auth-command");
+    command.setOrderId("fuzz-auth-order");
+    command.initCreateOrder().setCustomerId("fuzz-auth-customer");
+    r.Add(m);
+  }
+  return r;
+}
+
+std::vector<Request> FramedRequestsWithoutAWriter() {
+  return {FramedWithToken("framed reader's login, append, createOrder", kReaderToken),
+          FramedWithToken("framed wrong login, append, createOrder", kWrongToken),
+          FramedWithToken("framed append, createOrder without a login", nullptr)};
+}
+
+// The RPC chain of RpcRequests with `token` in the login, to an append or a createOrder.
+Request RpcWithToken(const std::string& name, const char* token, bool order) {
+  Request r{name, order ? Answer::kCommand : Answer::kAppend, 3};
+  {
+    capnp::MallocMessageBuilder m;
+    m.initRoot<capnp::rpc::Message>().initBootstrap().setQuestionId(0);
+    r.Add(m);
+  }
+  {
+    capnp::MallocMessageBuilder m;
+    InitCall(m, 1, 0, capnp::typeId<rpc::Bootstrap>(), kLoginMethod)
+        .initAs<rpc::Bootstrap::LoginParams>()
+        .setToken(token);
+    r.Add(m);
+  }
+  {
+    capnp::MallocMessageBuilder m;
+    InitCall(m, 2, 1, capnp::typeId<rpc::Session>(), order ? kOrdersMethod : kEventStoreMethod)
+        .initAsAnyStruct(0, 0);
+    r.Add(m);
+  }
+  capnp::MallocMessageBuilder m;
+  if (order) {
+    auto params = InitCall(m, 3, 2, capnp::typeId<rpc::OrderService>(), kCreateOrderMethod)
+                      .initAs<rpc::OrderService::CreateOrderParams>();
+    params.getMeta().setCommandId("fuzz-auth-rpc-command");
+    params.setOrderId("fuzz-auth-rpc-order");
+    params.setCustomerId("fuzz-auth-customer");
+  } else {
+    auto params =
+        InitCall(m, 3, 2, capnp::typeId<rpc::EventStore>(), kAppendMethod).initAs<rpc::EventStore::AppendParams>();
+    params.setStream("fuzz-auth-rpc");
+    params.initExpected().setAny();
+    FillEvents(params.initEvents(2), "auth-rpc");
+  }
+  r.Add(m);
+  return r;
+}
+
+std::vector<Request> RpcRequestsWithoutAWriter() {
+  return {RpcWithToken("rpc reader's login, append", kReaderToken, false),
+          RpcWithToken("rpc reader's login, createOrder", kReaderToken, true),
+          RpcWithToken("rpc wrong login, append", kWrongToken, false),
+          RpcWithToken("rpc wrong login, createOrder", kWrongToken, true)};
+}
+
 // ---- Mutations ----
 
 // A mutant and what was done to make it, for the report of a failure.
@@ -513,6 +612,27 @@ std::set<uint32_t> Questions(std::string bytes) {
   return questions;
 }
 
+// `kind` when question 3 among the RPC messages of `bytes` is still a call of the method
+// that kind names (EventStore.append, OrderService.createOrder), else kCapability: a mutant
+// may call another method, whose results say nothing of an append or a command.
+Answer Question3Kind(std::string bytes, Answer kind) {
+  const uint64_t interface_id =
+      kind == Answer::kAppend ? capnp::typeId<rpc::EventStore>() : capnp::typeId<rpc::OrderService>();
+  const uint16_t method = kind == Answer::kAppend ? kAppendMethod : kCreateOrderMethod;
+  for (auto& words : TakeMessages(bytes)) {
+    try {
+      capnp::FlatArrayMessageReader message(words);
+      auto rpc_message = message.getRoot<capnp::rpc::Message>();
+      if (!rpc_message.isCall() || rpc_message.getCall().getQuestionId() != 3) continue;
+      auto call = rpc_message.getCall();
+      return call.getInterfaceId() == interface_id && call.getMethodId() == method ? kind : Answer::kCapability;
+    } catch (const kj::Exception&) {
+      break;
+    }
+  }
+  return Answer::kCapability;
+}
+
 // `answer` holds a Return for each of `questions`, or an Abort.
 bool Answered(std::set<uint32_t> questions, std::string answer) {
   for (auto& words : TakeMessages(answer)) {
@@ -556,16 +676,47 @@ std::string Alarm(const std::string& output) {
 class MutatedRequests : public ::testing::Test {
  protected:
   void SetUp() override {
-    esd_ = std::make_unique<EsdProcess>(dir_.path() / "data");
+    esd_ = std::make_unique<EsdProcess>(dir_.path() / "data", esd_args_);
     // Connected before any mutant: they must be served throughout, as any other client.
-    bystander_ = Client::Connect(esd_->rpc_address());
+    bystander_ = Client::Connect(esd_->rpc_address(), token_);
     bystander_appender_ = Appender::Connect(Options());
+  }
+
+  // The daemon runs with --auth; the test's own clients log in as admins.
+  void UseAuth() {
+    const auto path = dir_.path() / "tokens";
+    std::ofstream(path) << "# token role\n"
+                        << kReaderToken << " reader\n"
+                        << kAdminToken << " admin\n";
+    esd_args_ = {"--auth", path.string()};
+    token_ = kAdminToken;
   }
 
   client::ConnectOptions Options() const {
     client::ConnectOptions options;
     options.address = esd_->rpc_address();
+    options.token = token_;
     return options;
+  }
+
+  // Each request, as it is, is refused: nothing done, and a refusal in its answers.
+  void ExpectRefusedAsTheyAre(const std::vector<Request>& requests, const std::string& prefix) {
+    const bool framed = !prefix.empty();
+    for (const Request& r : requests) {
+      sent_.push_back(r.bytes);
+      RawConnection c(esd_->rpc_address());
+      c.Send(prefix + r.bytes);
+      if (!framed) {
+        c.ReadUntil([&](const std::string& answer) { return Answered(Questions(r.bytes), answer); }, kHangBound);
+      }
+      c.SaidAll();
+      c.ReadUntil(nullptr, kHangBound);
+      const uint64_t done = done_, refused = refused_;
+      ExpectWellFormedAnswers(c, framed, r.answer, r.name);
+      EXPECT_EQ(done_, done) << r.name << " was served as it is";
+      EXPECT_GT(refused_, refused) << r.name << " was not refused as it is";
+    }
+    answers_ = ok_answers_ = errors_ = done_ = refused_ = 0;
   }
 
   // Each request, as it is, is served: else its mutants would prove little.
@@ -611,7 +762,8 @@ class MutatedRequests : public ::testing::Test {
                                           << esd_->Output();
         EXPECT_TRUE(closed) << "the daemon did not close a connection whose client had said all within "
                             << kHangBound.count() << " s: " << which.str();
-        ExpectWellFormedAnswers(c, framed, which.str());
+        ExpectWellFormedAnswers(c, framed, framed ? requests[r].answer : Question3Kind(mutant.bytes, requests[r].answer),
+                                which.str());
         if (++count % kMutantsPerCheck == 0) {
           ExpectStillServing("after mutant " + std::to_string(k) + " of " + requests[r].name + ", seed " +
                              std::to_string(seed));
@@ -625,12 +777,15 @@ class MutatedRequests : public ::testing::Test {
               << " answers, " << ok_answers_
               << (framed ? " appends or commands done, " : " appends or createOrders answered with results, ")
               << errors_ << (framed ? " errors; " : " calls answered with an exception; ") << unanswered_
-              << " mutants whose calls were not all answered within " << kQuietBound.count() << " ms\n";
+              << " mutants whose calls were not all answered within " << kQuietBound.count() << " ms; "
+              << done_ << " appends written or commands decided, " << refused_ << " refused\n";
   }
 
   // What the daemon sent is whole messages of its protocol (framed Responses, RPC Messages),
-  // and the last is whole when it closed the connection without a reset.
-  void ExpectWellFormedAnswers(RawConnection& x, bool framed, const std::string& which) {
+  // and the last is whole when it closed the connection without a reset. Counts them, and
+  // appends written or commands decided (done_) against refusals (refused_); over RPC, those
+  // of question 3 when `kind` says which call it is (kAppend, kCommand).
+  void ExpectWellFormedAnswers(RawConnection& x, bool framed, Answer kind, const std::string& which) {
     for (auto& words : TakeMessages(x.answer)) {
       ++answers_;
       try {
@@ -639,10 +794,17 @@ class MutatedRequests : public ::testing::Test {
           auto response = message.getRoot<rpc::frames::Response>();
           switch (response.which()) {
             case rpc::frames::Response::LOGIN: break;
-            case rpc::frames::Response::APPEND: ok_answers_ += response.getAppend().isOk(); break;
-            case rpc::frames::Response::COMMAND: ok_answers_ += response.getCommand().isOk(); break;
+            case rpc::frames::Response::APPEND:
+              ok_answers_ += response.getAppend().isOk();
+              (response.getAppend().isOk() ? done_ : refused_) += 1;
+              break;
+            case rpc::frames::Response::COMMAND:
+              ok_answers_ += response.getCommand().isOk();
+              (response.getCommand().isFailed() ? refused_ : done_) += 1;
+              break;
             case rpc::frames::Response::ERROR:
               ++errors_;
+              ++refused_;
               (void)response.getError();
               break;
             default: ADD_FAILURE() << "an answer of an unknown kind to " << which;
@@ -653,6 +815,10 @@ class MutatedRequests : public ::testing::Test {
             auto ret = rpc_message.getReturn();
             ok_answers_ += ret.getAnswerId() == 3 && ret.isResults();
             errors_ += ret.isException();
+            refused_ += ret.isException();
+            if (ret.getAnswerId() == 3 && ret.isResults() && kind != Answer::kCapability) {
+              CountResults(ret.getResults().getContent(), kind);
+            }
           }
         }
       } catch (const kj::Exception& e) {
@@ -664,6 +830,19 @@ class MutatedRequests : public ::testing::Test {
     }
   }
 
+  // Results of question 3, a call of `kind`: an append written or a command decided, or a
+  // refusal. (A mutant's pointer may still point elsewhere than its call's results: what does
+  // not read as them is not counted; the log's check covers what any call wrote.)
+  void CountResults(capnp::AnyPointer::Reader content, Answer kind) {
+    try {
+      const bool done = kind == Answer::kAppend
+                            ? content.getAs<rpc::EventStore::AppendResults>().getResult().isOk()
+                            : !content.getAs<rpc::OrderService::CreateOrderResults>().getResult().isFailed();
+      (done ? done_ : refused_) += 1;
+    } catch (const kj::Exception&) {
+    }
+  }
+
   // The daemon is running, says nothing alarming, and serves well-formed appends within
   // kHangBound on the connections it had and on new ones, over both protocols.
   void ExpectStillServing(const std::string& when) {
@@ -672,7 +851,7 @@ class MutatedRequests : public ::testing::Test {
     ASSERT_EQ(Alarm(output), "") << "the daemon's output " << when << ":\n" << output;
     AppendWell(*bystander_, "well-formed-rpc-bystander", when);
     AppendWell(*bystander_appender_, "well-formed-framed-bystander", when);
-    auto fresh = Client::Connect(esd_->rpc_address());
+    auto fresh = Client::Connect(esd_->rpc_address(), token_);
     AppendWell(*fresh, "well-formed-rpc-fresh", when);
     auto fresh_appender = Appender::Connect(Options());
     AppendWell(*fresh_appender, "well-formed-framed-fresh", when);
@@ -815,7 +994,7 @@ class MutatedRequests : public ::testing::Test {
 
   // esctl verify finds the log clean online, the daemon stops cleanly, and verify offline agrees.
   void ExpectCleanStop() {
-    const Result online = RunEsctl({"--connect", esd_->rpc_address(), "verify"});
+    const Result online = RunEsctl({"--connect", esd_->rpc_address(), "--token", token_, "verify"});
     EXPECT_EQ(online.code, 0) << online.out << online.err;
     EXPECT_NE(online.out.find("clean: "), std::string::npos) << online.out;
     bystander_.reset();
@@ -828,12 +1007,15 @@ class MutatedRequests : public ::testing::Test {
   }
 
   storage::testing::TempDir dir_;
+  std::vector<std::string> esd_args_;  // besides EsdProcess's own
+  std::string token_;                  // the test's own clients' (empty without --auth)
   std::unique_ptr<EsdProcess> esd_;
   std::unique_ptr<Client> bystander_;
   std::unique_ptr<Appender> bystander_appender_;
   std::vector<std::string> sent_;                       // every request and mutant sent raw
   std::map<std::string, std::vector<NewEvent>> good_;   // the well-formed appends, by stream
   uint64_t answers_ = 0, ok_answers_ = 0, errors_ = 0, unanswered_ = 0;
+  uint64_t done_ = 0, refused_ = 0;  // appends written and commands decided; refusals
 };
 
 TEST_F(MutatedRequests, FramedMutantsCloseOnlyTheirConnectionAndWriteNothingUnsent) {
@@ -857,6 +1039,36 @@ TEST_F(MutatedRequests, RpcMutantsCloseOnlyTheirConnectionAndWriteNothingUnsent)
   ExpectTheLogHoldsOnlyWhatWasSent(/*framed=*/false);
   // The mutants reached esd's own code: some appends or createOrders were served.
   EXPECT_GT(ok_answers_, 0u);
+  ExpectCleanStop();
+}
+
+class MutatedRequestsWithAuth : public MutatedRequests {
+ protected:
+  void SetUp() override {
+    UseAuth();
+    MutatedRequests::SetUp();
+  }
+};
+
+TEST_F(MutatedRequestsWithAuth, FramedMutantsWithoutAWritersTokenWriteNothing) {
+  const std::vector<Request> requests = FramedRequestsWithoutAWriter();
+  ExpectRefusedAsTheyAre(requests, kFramesMagic);
+  SendMutants(requests, kFramesMagic);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(ExpectTheLogHoldsOnlyWhatWasSent(/*framed=*/true), 0u);
+  EXPECT_EQ(done_, 0u) << "a mutant's append was written or its command decided";
+  EXPECT_GT(refused_, 0u);  // the mutants reached esd's own code
+  ExpectCleanStop();
+}
+
+TEST_F(MutatedRequestsWithAuth, RpcMutantsWithoutAWritersTokenWriteNothing) {
+  const std::vector<Request> requests = RpcRequestsWithoutAWriter();
+  ExpectRefusedAsTheyAre(requests, "");
+  SendMutants(requests, "");
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(ExpectTheLogHoldsOnlyWhatWasSent(/*framed=*/false), 0u);
+  EXPECT_EQ(done_, 0u) << "a mutant's append was written or its createOrder decided";
+  EXPECT_GT(refused_, 0u);
   ExpectCleanStop();
 }
 
