@@ -111,7 +111,7 @@ Status ValidateAppend(std::string_view stream, std::span<const format::EventFiel
     if (size > options.max_event_size) {
       return Status::InvalidArgument(at(i) + "event is " + std::to_string(size) +
                                      " bytes encoded, over the limit of " +
-                                     std::to_string(options.max_event_size));
+                                     std::to_string(options.max_event_size) + " (esd --max-event-size)");
     }
     batch_bytes += size;
   }

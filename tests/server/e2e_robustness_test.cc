@@ -69,7 +69,9 @@ TEST(Robustness, InvalidAppendsAreRejectedWithTheReasonAndTheConnectionGoesOn) {
     EXPECT_EQ(r.reject_code, "invalid-argument");
     return r.reason;
   };
-  EXPECT_NE(reject("s", {NewEvent::Json("E", std::string(2 << 20, 'x'))}).find("over the limit"), std::string::npos);
+  EXPECT_NE(reject("s", {NewEvent::Json("E", std::string(2 << 20, 'x'))})
+                .find("over the limit of 1048576 (esd --max-event-size)"),
+            std::string::npos);
   EXPECT_NE(reject("bad\xff\xfe", {NewEvent::Json("E", "{}")}).find("UTF-8"), std::string::npos);
   EXPECT_NE(reject("$system", {NewEvent::Json("E", "{}")}).find("reserved"), std::string::npos);
   EXPECT_NE(reject("", {NewEvent::Json("E", "{}")}).find("stream name"), std::string::npos);
