@@ -38,7 +38,7 @@ inline std::vector<OrderState> ManyOrders(size_t n) {
     o.created_at = 1'700'000'000'000'000 + i;
     o.placed_at = o.created_at + 1;
     for (uint64_t c = 0; c < 5; ++c) {
-      char id[40];
+      char id[48];  // 36 for a UUID; room for an i past 32 bits
       std::snprintf(id, sizeof(id), "%08zx-0000-4000-8000-%012llx", i, static_cast<unsigned long long>(c));
       o.recent_commands.push_back({id, c, c, 0});
     }
