@@ -14,7 +14,7 @@
 //
 // With --auth, a third and fourth campaign send a reader's token, a wrong one or none
 // before an append and an order command: whatever the bytes, no mutant may write (the
-// writer's and admin's tokens are in no message sent).
+// only token that may, the admin's of the test's own clients, is in no message sent).
 #include <capnp/message.h>
 #include <capnp/rpc.capnp.h>
 #include <capnp/serialize.h>
