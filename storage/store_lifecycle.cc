@@ -274,7 +274,7 @@ void Store::SetStreamMetadata(std::string stream, ExpectedVersion expected, Stre
   if (metadata.custom.size() > impl_->options_.max_event_size) {
     done(Status::InvalidArgument("custom metadata of " + std::to_string(metadata.custom.size()) +
                                  " bytes is over the event size limit of " +
-                                 std::to_string(impl_->options_.max_event_size)));
+                                 std::to_string(impl_->options_.max_event_size) + " (esd --max-event-size)"));
     return;
   }
   auto op = std::make_unique<LifecycleOp>();

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/appender.h"
@@ -60,13 +62,33 @@ kj::Promise<void> Track(kj::Promise<T> call, Settled<T> &out) {
 }
 
 // The process is stopped (state T in /proc/PID/stat): a barrier after SIGSTOP, which is
-// delivered asynchronously.
+// delivered asynchronously. The state read is the main thread's, which runs the daemon's
+// event loop (server/daemon.cc), the one that reads connections.
 bool Stopped(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
   const size_t name_end = line.rfind(')');
   return name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'T';
+}
+
+// Bytes received and not yet read on the established IPv4 TCP sockets whose local port is
+// `port` (the daemon's ends of its connections), from /proc/net/tcp: its rx_queue column.
+uint64_t UnreadBytesAtPort(uint16_t port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  uint64_t unread = 0;
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues;
+    fields >> slot >> local >> remote >> state >> queues;
+    const size_t colon = local.find(':'), queue_colon = queues.find(':');
+    if (colon == std::string::npos || queue_colon == std::string::npos || state != "01") continue;
+    if (std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
+    unread += std::stoull(queues.substr(queue_colon + 1), nullptr, 16);
+  }
+  return unread;
 }
 
 TEST(Appender, ARefusedAppendFailsOnlyItselfAndTheConnectionGoesOn) {
@@ -110,6 +132,7 @@ TEST(Appender, CallsInFlightWhenTheDaemonIsKilledFailAsDisconnectedAndSoDoLaterO
   ASSERT_EQ(::kill(esd->pid(), SIGSTOP), 0);
   const auto deadline = std::chrono::steady_clock::now() + kHangBound;
   while (!Stopped(esd->pid()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ASSERT_TRUE(Stopped(esd->pid()));
   std::vector<Settled<AppendResult>> appends(16);
@@ -120,10 +143,17 @@ TEST(Appender, CallsInFlightWhenTheDaemonIsKilledFailAsDisconnectedAndSoDoLaterO
   }
   calls.add(Track(appender->CreateOrderAsync("o1", "ann"), command));
   auto all = kj::joinPromises(calls.releaseAsArray()).eagerlyEvaluate(nullptr);
-  esd->Kill();
+  // The requests are written in one write on a turn of the client's loop: once they wait in
+  // the stopped daemon's socket, they are in flight, unanswered.
+  const auto port = static_cast<uint16_t>(std::stoul(esd->rpc_address().substr(esd->rpc_address().rfind(':') + 1)));
+  ASSERT_TRUE(appender->RunUntil([&] { return UnreadBytesAtPort(port) > 0; }, kHangBound))
+      << "the requests did not reach the daemon's socket";
+  for (const auto& a : appends) ASSERT_FALSE(a.done());
+  ASSERT_FALSE(command.done());
+  esd->Kill();  // with unread bytes: its end resets the connection
 
   auto settled = [&] {
-    for (const auto &a : appends) {
+    for (const auto& a : appends) {
       if (!a.done()) return false;
     }
     return command.done();

@@ -236,6 +236,22 @@ TEST(StoreLifecycle, TruncatePastTheEndIsRefusedAndChangesNothing) {
   EXPECT_FALSE(store->GetStreamMetadata("log-1")->metadata_version.has_value());
 }
 
+TEST(StoreLifecycle, CustomMetadataOverTheEventSizeLimitIsRefusedNamingTheFlagAndChangesNothing) {
+  TempDir dir;
+  auto store = OpenStore(dir);
+  Append(*store, "log-1", 0, 1);
+  const GlobalPosition end = store->DurablePosition();
+  StreamMetadata m;
+  m.custom = std::string(Options().max_event_size + 1, 'x');
+  const auto set = store->SetStreamMetadataSync("log-1", ExpectedVersion::Any(), m);
+  ASSERT_EQ(set.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(set.status().message().find("bytes is over the event size limit of "), std::string::npos)
+      << set.status().message();
+  EXPECT_NE(set.status().message().find("(esd --max-event-size)"), std::string::npos) << set.status().message();
+  EXPECT_EQ(store->DurablePosition(), end);
+  EXPECT_FALSE(store->GetStreamMetadata("log-1")->metadata_version.has_value());
+}
+
 TEST(StoreLifecycle, TruncateBeforeNeverMovesBack) {
   TempDir dir;
   auto store = OpenStore(dir);
