@@ -75,6 +75,7 @@ esd_only_run() {
     fail "the $what failed: $(cat "$TMP/err")"
   [ -z "$(ls -A "$dir")" ] || fail "the $what left $(ls -A "$dir") in its temp dir"
   no_process_runs_from "$dir"
+  return 0
 }
 
 # The tail check needs esd alone: W2 over each protocol until N appends, and its verdict.
