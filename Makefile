@@ -60,19 +60,22 @@ asan: deps
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure --timeout 1800 -j2 -R '$(ASAN_TESTS)'
 
-# The storage tests against a build with ThreadSanitizer (ESD_SANITIZE_THREAD) in build-tsan/:
-# the writer, the index job, the zero filler and readers share the store through std threads
-# and locks, which TSan checks. Not the daemon's tests: Debian's kj is not instrumented and its
-# cross-thread hand-offs would read as races (CMakeLists.txt). TSAN_TESTS chooses what runs (a
-# gtest filter), e.g. make tsan TSAN_TESTS='Writer.*'; by default all but the fault-injection
-# sweeps, which take ~5 minutes each under TSan (the rest: ~20 minutes).
+# The storage and domain tests against a build with ThreadSanitizer (ESD_SANITIZE_THREAD) in
+# build-tsan/: the writer, the index job, the zero filler and readers share the store, and
+# order commands from several threads share the order cache, through std threads and locks,
+# which TSan checks. Not the daemon's tests: Debian's kj is not
+# instrumented and its cross-thread hand-offs would read as races (CMakeLists.txt).
+# TSAN_TESTS chooses what runs (a gtest filter, for both binaries), e.g. make tsan
+# TSAN_TESTS='Writer.*'; by default all but the fault-injection sweeps, which take ~5 minutes
+# each under TSan (the rest: ~20 minutes).
 TSAN_DIR ?= build-tsan
 TSAN_TESTS ?= -FaultInjection/FaultInjectionSweep.*
 
 tsan: deps
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DESD_SANITIZE_THREAD=ON
-	cmake --build $(TSAN_DIR) --target storage_tests
+	cmake --build $(TSAN_DIR) --target storage_tests domain_tests
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(TSAN_DIR)/bin/storage_tests --gtest_filter='$(TSAN_TESTS)'
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(TSAN_DIR)/bin/domain_tests --gtest_filter='$(TSAN_TESTS)'
 
 # The Debian package (CPack, packaging/CMakeLists.txt): $(BUILD_DIR)/esd_<version>_<arch>.deb.
 # dpkg-shlibdeps (dpkg-dev) works out its library dependencies.
