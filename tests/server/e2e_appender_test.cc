@@ -3,13 +3,15 @@
 #include <gtest/gtest.h>
 #include <kj/vector.h>
 #include <signal.h>
+#include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "client/appender.h"
@@ -59,17 +61,6 @@ template <typename T>
 kj::Promise<void> Track(kj::Promise<T> call, Settled<T> &out) {
   return call.then([&out](T v) { out.value = std::move(v); },
                    [&out](kj::Exception &&e) { out.error = client::ErrorOf(e); });
-}
-
-// The process is stopped (state T in /proc/PID/stat): a barrier after SIGSTOP, which is
-// delivered asynchronously. The state read is the main thread's, which runs the daemon's
-// event loop (server/daemon.cc), the one that reads connections.
-bool Stopped(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const size_t name_end = line.rfind(')');
-  return name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'T';
 }
 
 // Bytes received and not yet read on the established IPv4 TCP sockets whose local port is
@@ -128,13 +119,12 @@ TEST(Appender, CallsInFlightWhenTheDaemonIsKilledFailAsDisconnectedAndSoDoLaterO
   auto appender = Appender::Connect(Options(*esd));
   ASSERT_TRUE(appender->Append("s", Expected::NoStream(), {Event(0)}).ok());
 
-  // Stopped, the daemon reads nothing more: what is sent now stays in flight.
+  // Stopped, the daemon reads nothing more: what is sent now stays in flight. It is this
+  // process's child, so waitpid with WUNTRACED returns once all its threads have stopped.
   ASSERT_EQ(::kill(esd->pid(), SIGSTOP), 0);
-  const auto deadline = std::chrono::steady_clock::now() + kHangBound;
-  while (!Stopped(esd->pid()) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ASSERT_TRUE(Stopped(esd->pid()));
+  int status = 0;
+  ASSERT_EQ(::waitpid(esd->pid(), &status, WUNTRACED), esd->pid()) << std::strerror(errno);
+  ASSERT_TRUE(WIFSTOPPED(status)) << "the daemon ended instead: status " << status;
   std::vector<Settled<AppendResult>> appends(16);
   Settled<CommandOutcome> command;
   kj::Vector<kj::Promise<void>> calls;
