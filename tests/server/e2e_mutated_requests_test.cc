@@ -1064,28 +1064,28 @@ class MutatedRequestsWithAuth : public MutatedRequests {
     UseAuth();
     MutatedRequests::SetUp();
   }
+
+
+  // The campaign of both protocols: `requests` are refused as they are; mutated, none
+  // writes an event or has an append or command done, and some reach the role and token
+  // checks.
+  void ExpectNoMutantWrites(const std::vector<Request>& requests, const std::string& prefix) {
+    ExpectRefusedAsTheyAre(requests, prefix);
+    SendMutants(requests, prefix);
+    if (HasFatalFailure()) return;
+    EXPECT_EQ(ExpectTheLogHoldsOnlyWhatWasSent(/*framed=*/!prefix.empty()), 0u);
+    EXPECT_EQ(done_, 0u) << "a mutant's append was written or its command decided";
+    EXPECT_GT(role_refusals_, 0u);
+    ExpectCleanStop();
+  }
 };
 
 TEST_F(MutatedRequestsWithAuth, FramedMutantsWithoutAWritersTokenWriteNothing) {
-  const std::vector<Request> requests = FramedRequestsWithoutAWriter();
-  ExpectRefusedAsTheyAre(requests, kFramesMagic);
-  SendMutants(requests, kFramesMagic);
-  if (HasFatalFailure()) return;
-  EXPECT_EQ(ExpectTheLogHoldsOnlyWhatWasSent(/*framed=*/true), 0u);
-  EXPECT_EQ(done_, 0u) << "a mutant's append was written or its command decided";
-  EXPECT_GT(role_refusals_, 0u);  // the mutants reached the role and token checks
-  ExpectCleanStop();
+  ExpectNoMutantWrites(FramedRequestsWithoutAWriter(), kFramesMagic);
 }
 
 TEST_F(MutatedRequestsWithAuth, RpcMutantsWithoutAWritersTokenWriteNothing) {
-  const std::vector<Request> requests = RpcRequestsWithoutAWriter();
-  ExpectRefusedAsTheyAre(requests, "");
-  SendMutants(requests, "");
-  if (HasFatalFailure()) return;
-  EXPECT_EQ(ExpectTheLogHoldsOnlyWhatWasSent(/*framed=*/false), 0u);
-  EXPECT_EQ(done_, 0u) << "a mutant's append was written or its createOrder decided";
-  EXPECT_GT(role_refusals_, 0u);
-  ExpectCleanStop();
+  ExpectNoMutantWrites(RpcRequestsWithoutAWriter(), "");
 }
 
 }  // namespace
