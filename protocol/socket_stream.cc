@@ -196,4 +196,24 @@ kj::Own<kj::AsyncIoStream> AdoptTcpSocket(kj::Own<kj::AsyncIoStream> stream, kj:
   return kj::heap<SocketStream>(port, kj::AutoCloseFd(copy));
 }
 
+bool SetKeepAlive(kj::AsyncIoStream& stream, int idle_seconds) {
+  int fd = -1;
+  KJ_IF_MAYBE(f, stream.getFd()) { fd = *f; }
+  int protocol = 0;
+  socklen_t length = sizeof(protocol);
+  if (fd < 0 || idle_seconds <= 0 || ::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &length) != 0 ||
+      protocol != IPPROTO_TCP) {
+    return false;
+  }
+  const int on = 1, interval = KeepAliveInterval(idle_seconds), probes = kKeepAliveProbes;
+  // In milliseconds: as long as the probes take, so that neither bound ends a connection
+  // the other would keep.
+  const unsigned user_timeout = 1000u * static_cast<unsigned>(idle_seconds + probes * interval);
+  return ::setsockopt(fd, SOL_TCP, TCP_KEEPIDLE, &idle_seconds, sizeof(idle_seconds)) == 0 &&
+         ::setsockopt(fd, SOL_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) == 0 &&
+         ::setsockopt(fd, SOL_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) == 0 &&
+         ::setsockopt(fd, SOL_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)) == 0 &&
+         ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0;
+}
+
 }  // namespace esd::transport

@@ -36,6 +36,10 @@ std::string Usage() {
   --snapshot-every N       snapshot an order each time it crosses N events (default 50; 0: never)
   --max-connections N      RPC connections served at once, from 1 to 1000000 (default 10000);
                            one more is told why and closed
+  --tcp-keepalive SECONDS  probe a TCP connection idle for SECONDS and close it when its client
+                           does not answer 3 probes, SECONDS/3 apart: a client whose machine or
+                           network went away frees its connection (default 300, at most 32767;
+                           0: never)
   --scavenge-max-read-rate BYTES
                            bytes per second a scavenge (esctl scavenge start) reads at most,
                            so that appends keep the disk (default 0: no cap)
@@ -130,6 +134,7 @@ namespace {
 namespace po = boost::program_options;
 
 constexpr uint64_t kMostConnections = 1'000'000;  // fs.nr_open's default: no more descriptors
+constexpr uint64_t kMostKeepAliveSeconds = 32'767;  // Linux's bound on TCP_KEEPIDLE
 
 // The options a --config file may hold: every flag but --config, --help and --version.
 // Values are taken as text and checked by Apply, so that the messages are ours and the same
@@ -137,7 +142,8 @@ constexpr uint64_t kMostConnections = 1'000'000;  // fs.nr_open's default: no mo
 po::options_description FileOptions() {
   po::options_description d("esd options");
   for (const char* name : {"data-dir", "listen", "http", "fsync", "segment-size", "max-event-size", "snapshot-every",
-                           "max-connections", "scavenge-max-read-rate", "auth", "tls-cert", "tls-key", "log-level", "log-format"}) {
+                           "max-connections", "tcp-keepalive", "scavenge-max-read-rate", "auth", "tls-cert",
+                           "tls-key", "log-level", "log-format"}) {
     d.add_options()(name, po::value<std::string>());
   }
   d.add_options()("insecure", po::bool_switch());
@@ -234,6 +240,12 @@ bool Apply(const std::string& name, const std::vector<std::string>& values, cons
         return false;
       }
       c->max_connections = n;
+    } else if (name == "tcp-keepalive") {
+      if (n > kMostKeepAliveSeconds) {
+        *error = where + ": must be from 0 (never) to " + std::to_string(kMostKeepAliveSeconds) + " seconds, got " + v;
+        return false;
+      }
+      c->tcp_keepalive = n;
     } else if (name == "scavenge-max-read-rate") {
       c->scavenge_max_read_rate = n;
     } else {

@@ -31,6 +31,9 @@ struct Config {
   uint64_t snapshot_every = 50;  // aggregate snapshot each time an order crosses N events
   // RPC connections served at once; one more is told why and closed (docs/server.md).
   uint64_t max_connections = 10'000;
+  // A TCP connection idle this long is probed, and ended when its client does not answer
+  // (transport::SetKeepAlive): a client that vanished without closing frees its slot. 0: off.
+  uint64_t tcp_keepalive = 300;
   // Bytes per second a scavenge reads at most (0: no cap): its I/O beside the appends'.
   uint64_t scavenge_max_read_rate = 0;
   std::string auth_file;

@@ -119,6 +119,7 @@ void LogStart(const Config& config) {
               {"max_event_size", config.max_event_size},
               {"snapshot_every", config.snapshot_every},
               {"max_connections", config.max_connections},
+              {"tcp_keepalive", config.tcp_keepalive},
               {"scavenge_max_read_rate", config.scavenge_max_read_rate},
               {"auth", config.auth_file.empty() ? "off" : "on"},
               {"tls", config.tls_cert.empty() ? "off" : "on"},
@@ -493,6 +494,9 @@ int RunDaemon(const Config& config) {
       // evalNow: accept() may throw at once (EMFILE) rather than reject its promise.
       return kj::evalNow([&] { return listener->accept(); }).then(
           [&](kj::Own<kj::AsyncIoStream> accepted) {
+            // Keepalive first: a client that vanishes, even during its TLS handshake or
+            // before its first byte, is found out (a unix socket has no use for it).
+            if (config.tcp_keepalive > 0) transport::SetKeepAlive(*accepted, static_cast<int>(config.tcp_keepalive));
             // A TCP connection is read once per arrival of bytes (protocol/socket_stream.h).
             auto stream = transport::AdoptTcpSocket(kj::mv(accepted), io.unixEventPort);
             if (!tls) {

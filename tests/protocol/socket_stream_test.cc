@@ -7,6 +7,9 @@
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
@@ -195,6 +198,40 @@ TEST(SocketStream, WhatIsNoTcpSocketIsLeftAsItWas) {
   auto* unix_end = unix_pipe.ends[0].get();
   ASSERT_TRUE(unix_end->getFd() != nullptr) << "the unix socket must have a descriptor, or this checks nothing new";
   EXPECT_EQ(AdoptTcpSocket(kj::mv(unix_pipe.ends[0]), io.unixEventPort).get(), unix_end);
+}
+
+int IntOption(kj::AsyncIoStream& stream, int level, int option) {
+  int value = -1;
+  kj::uint length = sizeof(value);
+  stream.getsockopt(level, option, &value, &length);
+  return value;
+}
+
+TEST(SocketStream, KeepAliveProbesAnIdleConnectionThreeTimesAThirdOfItsIdleTimeApart) {
+  auto c = std::make_unique<Connection>();
+  EXPECT_EQ(IntOption(*c->server, SOL_SOCKET, SO_KEEPALIVE), 0);  // the kernel's default: a silent peer is kept
+  ASSERT_TRUE(SetKeepAlive(*c->server, 300));
+  EXPECT_EQ(IntOption(*c->server, SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(IntOption(*c->server, SOL_TCP, TCP_KEEPIDLE), 300);
+  EXPECT_EQ(IntOption(*c->server, SOL_TCP, TCP_KEEPINTVL), 100);
+  EXPECT_EQ(IntOption(*c->server, SOL_TCP, TCP_KEEPCNT), 3);
+  EXPECT_EQ(IntOption(*c->server, SOL_TCP, TCP_USER_TIMEOUT), 600'000);  // ms: unacknowledged data, as long
+  ASSERT_TRUE(SetKeepAlive(*c->client, 1));  // a probe a second at least
+  EXPECT_EQ(IntOption(*c->client, SOL_TCP, TCP_KEEPINTVL), 1);
+  EXPECT_EQ(IntOption(*c->client, SOL_TCP, TCP_USER_TIMEOUT), 4'000);
+
+  // The connection carries bytes as before.
+  c->Send(*c->client, "after");
+  EXPECT_EQ(c->Receive(*c->server), "after");
+}
+
+TEST(SocketStream, KeepAliveLeavesWhatIsNoTcpSocketAlone) {
+  auto c = std::make_unique<Connection>();
+  auto pipe = c->io.provider->newTwoWayPipe();  // a unix socket pair
+  EXPECT_FALSE(SetKeepAlive(*pipe.ends[0], 300));
+  EXPECT_EQ(IntOption(*pipe.ends[0], SOL_SOCKET, SO_KEEPALIVE), 0);
+  EXPECT_FALSE(SetKeepAlive(*c->server, 0));
+  EXPECT_EQ(IntOption(*c->server, SOL_SOCKET, SO_KEEPALIVE), 0);
 }
 
 }  // namespace

@@ -44,6 +44,7 @@ void ExpectSameOptions(const Config& a, const Config& b) {
   EXPECT_EQ(a.max_event_size, b.max_event_size);
   EXPECT_EQ(a.snapshot_every, b.snapshot_every);
   EXPECT_EQ(a.max_connections, b.max_connections);
+  EXPECT_EQ(a.tcp_keepalive, b.tcp_keepalive);
   EXPECT_EQ(a.scavenge_max_read_rate, b.scavenge_max_read_rate);
   EXPECT_EQ(a.auth_file, b.auth_file);
   EXPECT_EQ(a.tls_cert, b.tls_cert);
@@ -126,6 +127,27 @@ TEST(Config, MaxConnectionsIsFromOneToAMillion) {
   Config from_file;
   ASSERT_TRUE(ParseConfigText("max-connections = 500\n", "esd.conf", &from_file, &error)) << error;
   EXPECT_EQ(from_file.max_connections, 500u);
+}
+
+TEST(Config, TcpKeepaliveIsInSecondsUpToLinuxsBoundAndZeroTurnsItOff) {
+  std::string error;
+  auto c = Parse({}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->tcp_keepalive, 300u);
+  c = Parse({"--tcp-keepalive", "0"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->tcp_keepalive, 0u);
+  c = Parse({"--tcp-keepalive", "32767"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->tcp_keepalive, 32767u);
+  EXPECT_FALSE(Parse({"--tcp-keepalive", "32768"}, &error));
+  EXPECT_NE(error.find("--tcp-keepalive: must be from 0 (never) to 32767 seconds, got 32768"), std::string::npos)
+      << error;
+  EXPECT_FALSE(Parse({"--tcp-keepalive", "5m"}, &error));
+  EXPECT_NE(error.find("--tcp-keepalive: not a number: '5m'"), std::string::npos) << error;
+  Config from_file;
+  ASSERT_TRUE(ParseConfigText("tcp-keepalive = 60\n", "esd.conf", &from_file, &error)) << error;
+  EXPECT_EQ(from_file.tcp_keepalive, 60u);
 }
 
 TEST(Config, ConnectionsThatFitLeaveTheStoreItsFilesAndSpares) {
@@ -289,7 +311,7 @@ TEST(Config, EveryFlagInTheHelpIsParsedAndDocumented) {
   const std::string readme = ReadText(ESD_SOURCE_DIR "/README.md");
   const std::string docs = ReadText(ESD_SOURCE_DIR "/docs/server.md");
   const std::vector<std::string> flags = UsageFlags();
-  EXPECT_EQ(flags.size(), 18u) << "a flag added to esd --help belongs in this count and the docs";
+  EXPECT_EQ(flags.size(), 19u) << "a flag added to esd --help belongs in this count and the docs";
   for (const std::string& flag : flags) {
     EXPECT_NE(readme.find("`" + flag), std::string::npos) << flag << " is missing from README.md";
     EXPECT_NE(docs.find("`" + flag), std::string::npos) << flag << " is missing from docs/server.md";

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -476,6 +477,29 @@ TEST(Robustness, MaxConnectionsIsLoweredToWhatTheOpenFileLimitLeavesAndSaysSo) {
         << e.what();
   }
   for (int fd : held) ::close(fd);
+}
+
+// A client whose machine loses power or its network sends no FIN and no reset: without
+// keepalive, its connection would hold a slot (--max-connections) and a descriptor until esd
+// restarts, since esd writes nothing to an idle connection. Here the client's socket is
+// closed in repair mode (TCP_REPAIR), which sends nothing: its peer is gone as silently as a
+// powered-off machine. esd's first keepalive probe then meets a port with no socket behind
+// it and is answered with a reset.
+TEST(Robustness, AConnectionWhoseClientVanishedSilentlyIsClosedByKeepaliveAndFreesItsSlot) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data", {"--max-connections", "1", "--tcp-keepalive", "1", "--log-level", "debug"});
+  const int fd = testing::ConnectLoopback(esd.rpc_address());
+  ASSERT_TRUE(esd.WaitForOutput("esd: a connection opened: 1 are open")) << esd.Output();
+  const int on = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) {
+    ::close(fd);
+    GTEST_SKIP() << "TCP_REPAIR needs CAP_NET_ADMIN, which this test does not have: " << std::strerror(errno);
+  }
+  ::close(fd);  // in repair mode: no FIN, no reset
+
+  ASSERT_TRUE(esd.WaitForOutput("esd: a connection closed: 0 are open")) << esd.Output();
+  auto next = Connect(esd);
+  EXPECT_TRUE(next->Append("k", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
 }
 
 }  // namespace
