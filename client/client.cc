@@ -406,6 +406,7 @@ kj::Own<kj::AsyncIoStream> OpenStream(kj::AsyncIoContext& io, const ConnectOptio
     auto address = io.provider->getNetwork().parseAddress(options.address, 7400).wait(ws);
     // A TCP connection is read once per arrival of bytes (protocol/socket_stream.h).
     stream = transport::AdoptTcpSocket(address->connect().wait(ws), io.unixEventPort);
+    if (options.keepalive_seconds > 0) transport::SetKeepAlive(*stream, options.keepalive_seconds);
   } catch (const kj::Exception& e) {
     throw Error(Error::Kind::kConnect, "cannot connect to " + options.address + ": " + e.getDescription().cStr());
   }

@@ -318,6 +318,13 @@ struct ConnectOptions {
   bool tls = false;
   std::string tls_ca_file;
   std::string tls_server_name;
+  // A TCP connection idle this many seconds is probed, and its calls and subscriptions fail
+  // as disconnected (Error::Kind::kDisconnected) when the server does not answer 3 probes,
+  // a third of this apart: a server whose machine or network went away, which sends no FIN
+  // and no reset, is found out instead of waited for without end. 0: never (the kernel's
+  // default). A live server answers the probes in its kernel, however long it has nothing
+  // to say (transport::SetKeepAlive; esd does the same from its side, esd --tcp-keepalive).
+  int keepalive_seconds = 60;
 };
 
 class Error : public std::runtime_error {

@@ -1,11 +1,21 @@
 // client/client.cc pieces that need no daemon.
 #include "client/client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <future>
 #include <set>
+#include <string>
+#include <thread>
 
 namespace esd::client {
 namespace {
@@ -41,6 +51,61 @@ TEST(NewEventId, AForkedChildDrawsIdsOfItsOwn) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_NE(FormatEventId(mine), FormatEventId(childs)) << "the child repeated the parent's next id";
+}
+
+// A server whose machine loses power or its network sends no FIN and no reset. This one
+// (a plain socket on loopback) takes the connection, reads the client's first messages (the
+// login), and closes its socket in TCP_REPAIR mode, which sends nothing. The client, waiting
+// for the login's answer, must learn that the server is gone: its keepalive probe meets a
+// port with no socket behind it, which answers with a reset.
+TEST(ClientKeepAlive, AConnectionToAServerThatVanishedSilentlyFailsAsDisconnected) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+
+  // The client on a thread of its own: its Connect waits for an answer that never comes.
+  std::promise<std::string> outcome;
+  std::future<std::string> done = outcome.get_future();
+  std::thread client([&outcome, port = ntohs(address.sin_port)] {
+    ConnectOptions options;
+    options.address = "127.0.0.1:" + std::to_string(port);
+    options.keepalive_seconds = 1;
+    try {
+      (void)Client::Connect(options);
+      outcome.set_value("connected");
+    } catch (const Error& e) {
+      outcome.set_value(std::string(e.kind() == Error::Kind::kDisconnected ? "disconnected: " : "other error: ") +
+                        e.what());
+    }
+  });
+  const int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(server, 0);
+  ::close(listener);
+  char first[64];
+  ASSERT_GT(::read(server, first, sizeof(first)), 0);  // the login has been sent
+  const int on = 1;
+  const bool repair = ::setsockopt(server, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) == 0;
+  const int repair_error = errno;
+  ::close(server);  // in repair mode: nothing is sent; else a FIN, and the client's wait ends anyway
+  if (!repair) {
+    client.join();
+    GTEST_SKIP() << "TCP_REPAIR needs CAP_NET_ADMIN, which this test does not have: " << std::strerror(repair_error);
+  }
+
+  // A bound, not a timing: without keepalive the client would wait for good.
+  if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    client.detach();  // blocked for good; the process ends it
+    FAIL() << "the client still waits 60 s after its server vanished";
+  }
+  client.join();
+  const std::string what = done.get();
+  EXPECT_EQ(what.rfind("disconnected: ", 0), 0u) << what;
 }
 
 }  // namespace
