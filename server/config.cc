@@ -40,6 +40,8 @@ std::string Usage() {
                            does not answer 3 probes, SECONDS/3 apart: a client whose machine or
                            network went away frees its connection (default 300, at most 32767;
                            0: never)
+  --login-timeout SECONDS  with --auth: close a connection whose client has not logged in
+                           within SECONDS, from 1 to 3600 (default 60)
   --scavenge-max-read-rate BYTES
                            bytes per second a scavenge (esctl scavenge start) reads at most,
                            so that appends keep the disk (default 0: no cap)
@@ -135,6 +137,7 @@ namespace po = boost::program_options;
 
 constexpr uint64_t kMostConnections = 1'000'000;  // fs.nr_open's default: no more descriptors
 constexpr uint64_t kMostKeepAliveSeconds = 32'767;  // Linux's bound on TCP_KEEPIDLE
+constexpr uint64_t kMostLoginSeconds = 3600;
 
 // The options a --config file may hold: every flag but --config, --help and --version.
 // Values are taken as text and checked by Apply, so that the messages are ours and the same
@@ -142,8 +145,8 @@ constexpr uint64_t kMostKeepAliveSeconds = 32'767;  // Linux's bound on TCP_KEEP
 po::options_description FileOptions() {
   po::options_description d("esd options");
   for (const char* name : {"data-dir", "listen", "http", "fsync", "segment-size", "max-event-size", "snapshot-every",
-                           "max-connections", "tcp-keepalive", "scavenge-max-read-rate", "auth", "tls-cert",
-                           "tls-key", "log-level", "log-format"}) {
+                           "max-connections", "tcp-keepalive", "login-timeout", "scavenge-max-read-rate", "auth",
+                           "tls-cert", "tls-key", "log-level", "log-format"}) {
     d.add_options()(name, po::value<std::string>());
   }
   d.add_options()("insecure", po::bool_switch());
@@ -246,6 +249,12 @@ bool Apply(const std::string& name, const std::vector<std::string>& values, cons
         return false;
       }
       c->tcp_keepalive = n;
+    } else if (name == "login-timeout") {
+      if (n < 1 || n > kMostLoginSeconds) {
+        *error = where + ": must be from 1 to " + std::to_string(kMostLoginSeconds) + " seconds, got " + v;
+        return false;
+      }
+      c->login_timeout = n;
     } else if (name == "scavenge-max-read-rate") {
       c->scavenge_max_read_rate = n;
     } else {

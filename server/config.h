@@ -34,6 +34,9 @@ struct Config {
   // A TCP connection idle this long is probed, and ended when its client does not answer
   // (transport::SetKeepAlive): a client that vanished without closing frees its slot. 0: off.
   uint64_t tcp_keepalive = 300;
+  // With --auth: a connection whose client has not logged in this many seconds after it was
+  // admitted is closed, so that clients without a token cannot hold the connection slots.
+  uint64_t login_timeout = 60;
   // Bytes per second a scavenge reads at most (0: no cap): its I/O beside the appends'.
   uint64_t scavenge_max_read_rate = 0;
   std::string auth_file;

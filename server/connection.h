@@ -51,6 +51,12 @@ class ConnectionState final : public kj::Refcounted {
   // Every answer queued so far has been written to the socket.
   kj::Promise<void> WhenFlushed() { return WhenOutgoingBelow(1); }
 
+  // The connection's client has logged in with a token of the --auth file (Bootstrap.login,
+  // or the framed protocol's login). Under --auth, one that has not within --login-timeout
+  // is closed (server/daemon.cc).
+  void LoggedIn() { logged_in_ = true; }
+  bool logged_in() const { return logged_in_; }
+
  private:
   friend class Connection;
   friend class FramedConnection;
@@ -69,6 +75,7 @@ class ConnectionState final : public kj::Refcounted {
   std::map<uint64_t, Waiter> waiters_;
   uint64_t next_waiter_ = 0;
   bool check_scheduled_ = false;
+  bool logged_in_ = false;
 };
 
 struct ServerContext;

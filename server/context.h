@@ -57,6 +57,7 @@ struct ServerCounters {
   std::atomic<uint64_t> connections_refused{0};  // past --max-connections
   std::atomic<uint64_t> accept_errors{0};  // RPC and HTTP listeners; each was retried
   std::atomic<uint64_t> tls_handshake_failures{0};  // TlsAcceptor says which count
+  std::atomic<uint64_t> login_timeouts{0};  // closed under --auth: no login within --login-timeout
   std::atomic<uint32_t> subscriptions{0};
   std::atomic<uint64_t> subscribers_failed{0};  // subscriptions ended because a push failed
   // Times a framed connection stopped being read: frames::MAX_IN_FLIGHT of its requests

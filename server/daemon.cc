@@ -120,6 +120,7 @@ void LogStart(const Config& config) {
               {"snapshot_every", config.snapshot_every},
               {"max_connections", config.max_connections},
               {"tcp_keepalive", config.tcp_keepalive},
+              {"login_timeout", config.login_timeout},
               {"scavenge_max_read_rate", config.scavenge_max_read_rate},
               {"auth", config.auth_file.empty() ? "off" : "on"},
               {"tls", config.tls_cert.empty() ? "off" : "on"},
@@ -188,6 +189,9 @@ std::string RenderMetrics(ServerContext& ctx) {
   m.Counter("esd_connections_refused_total",
             "Connections refused because --max-connections were open (each was told why and closed).",
             ctx.counters.connections_refused.load());
+  m.Counter("esd_login_timeouts_total",
+            "Connections closed under --auth because their client had not logged in within --login-timeout.",
+            ctx.counters.login_timeouts.load());
   m.Counter("esd_accept_errors_total", "Accepts that failed (out of descriptors, aborted connections ...), each retried.",
             ctx.counters.accept_errors.load());
   m.Counter("esd_framed_reads_paused_total",
@@ -412,21 +416,51 @@ int RunDaemon(const Config& config) {
     // from here, before it has sent anything. Its first four bytes say which protocol it
     // speaks: the framed one's magic (protocol/frames.capnp), else Cap'n Proto RPC, which is
     // given them back. Each connection comes and goes with a debug line, which tests wait on.
+    //
+    // Under --auth, a connection whose client has not logged in within --login-timeout of
+    // being admitted (its first bytes included) is closed and counted: without it, clients
+    // with no token (a scanner, a flood) could hold every slot --max-connections allows. A
+    // client that vanished is the keepalive's (--tcp-keepalive), with or without --auth.
+    auto& login_timer = io.provider->getTimer();
+    BurstLog login_timeout_log;
     auto serve = [&](kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<void> {
       log::Debug("a connection opened: {} are open", ++ctx.counters.connections);
       ++ctx.counters.connections_total;
+      struct Served {
+        kj::Maybe<kj::Own<ConnectionState>> state;  // once its protocol is known
+      };
+      auto served = kj::heap<Served>();
+      Served& s = *served;
       auto first = kj::heapArray<kj::byte>(transport::kProtocolSniffBytes);
       auto read = stream->tryRead(first.begin(), first.size(), first.size());
-      return read
-          .then([&ctx, stream = kj::mv(stream), first = kj::mv(first)](size_t n) mutable -> kj::Promise<void> {
+      kj::Promise<void> serving =
+          read.then([&ctx, &s, stream = kj::mv(stream), first = kj::mv(first)](size_t n) mutable -> kj::Promise<void> {
             if (transport::IsFramesMagic(first.begin(), n)) {
               auto conn = kj::heap<FramedConnection>(kj::mv(stream), ctx);
+              s.state = kj::addRef(conn->state());
               return conn->Run().attach(kj::mv(conn));
             }
             if (n < first.size()) return kj::READY_NOW;  // gone before its first message: nothing to serve
             auto conn = kj::heap<Connection>(kj::heap<transport::PrefixedStream>(kj::mv(stream), kj::mv(first)), ctx);
+            s.state = kj::addRef(conn->state());
             return conn->OnDisconnect().attach(kj::mv(conn));
-          })
+          });
+      if (!config.auth_file.empty()) {
+        auto deadline = login_timer.afterDelay(config.login_timeout * kj::SECONDS).then([&, &s]() -> kj::Promise<void> {
+          KJ_IF_MAYBE(state, s.state) {
+            if ((*state)->logged_in()) return kj::NEVER_DONE;
+          }
+          ++ctx.counters.login_timeouts;
+          if (const uint64_t n = login_timeout_log.Failed()) {
+            log::Warn("closed a connection whose client did not log in within {} s (esd --login-timeout; {} such "
+                      "connections since the last such line; esd_login_timeouts_total counts them all)",
+                      config.login_timeout, n);
+          }
+          return kj::READY_NOW;  // the connection is dropped, its socket closed
+        });
+        serving = serving.exclusiveJoin(kj::mv(deadline));
+      }
+      return serving.attach(kj::mv(served))
           .then([&ctx] { log::Debug("a connection closed: {} are open", --ctx.counters.connections); },
                 [&ctx](kj::Exception&& e) {
                   log::Debug("a connection closed: {} are open", --ctx.counters.connections);

@@ -177,6 +177,7 @@ struct FramedConnection::Impl final : private kj::TaskSet::ErrorHandler {
       }
       role = it->second;
     }
+    state->LoggedIn();
     auto reply = Reply(id);
     reply->getRoot<frames::Response>().setLogin(RoleOnWire(KJ_ASSERT_NONNULL(role)));
     Send(*reply);
@@ -356,5 +357,7 @@ FramedConnection::FramedConnection(kj::Own<kj::AsyncIoStream> stream, ServerCont
 FramedConnection::~FramedConnection() noexcept(false) = default;
 
 kj::Promise<void> FramedConnection::Run() { return impl_->Run(); }
+
+ConnectionState& FramedConnection::state() { return *impl_->state; }
 
 }  // namespace esd::server

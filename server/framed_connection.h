@@ -21,6 +21,7 @@
 namespace esd::server {
 
 struct ServerContext;
+class ConnectionState;
 
 class FramedConnection {
  public:
@@ -36,6 +37,8 @@ class FramedConnection {
   // sent has been answered onto the socket, or the protocol was broken and that was answered,
   // or the socket failed. Call once.
   kj::Promise<void> Run();
+
+  ConnectionState& state();
 
  private:
   struct Impl;

@@ -61,6 +61,7 @@ class BootstrapImpl final : public LoggedCalls<rpc::Bootstrap> {
       }
       role = it->second;
     }
+    connection_->LoggedIn();
     context.getResults().setSession(kj::heap<SessionImpl>(ctx_, *connection_, role));
     return kj::READY_NOW;
   }

@@ -45,6 +45,7 @@ void ExpectSameOptions(const Config& a, const Config& b) {
   EXPECT_EQ(a.snapshot_every, b.snapshot_every);
   EXPECT_EQ(a.max_connections, b.max_connections);
   EXPECT_EQ(a.tcp_keepalive, b.tcp_keepalive);
+  EXPECT_EQ(a.login_timeout, b.login_timeout);
   EXPECT_EQ(a.scavenge_max_read_rate, b.scavenge_max_read_rate);
   EXPECT_EQ(a.auth_file, b.auth_file);
   EXPECT_EQ(a.tls_cert, b.tls_cert);
@@ -148,6 +149,24 @@ TEST(Config, TcpKeepaliveIsInSecondsUpToLinuxsBoundAndZeroTurnsItOff) {
   Config from_file;
   ASSERT_TRUE(ParseConfigText("tcp-keepalive = 60\n", "esd.conf", &from_file, &error)) << error;
   EXPECT_EQ(from_file.tcp_keepalive, 60u);
+}
+
+TEST(Config, LoginTimeoutIsFromOneSecondToAnHour) {
+  std::string error;
+  auto c = Parse({}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->login_timeout, 60u);
+  c = Parse({"--login-timeout", "3600"}, &error);
+  ASSERT_TRUE(c.has_value()) << error;
+  EXPECT_EQ(c->login_timeout, 3600u);
+  for (const char* bad : {"0", "3601"}) {
+    EXPECT_FALSE(Parse({"--login-timeout", bad}, &error));
+    EXPECT_NE(error.find(std::string("--login-timeout: must be from 1 to 3600 seconds, got ") + bad), std::string::npos)
+        << error;
+  }
+  Config from_file;
+  ASSERT_TRUE(ParseConfigText("login-timeout = 10\n", "esd.conf", &from_file, &error)) << error;
+  EXPECT_EQ(from_file.login_timeout, 10u);
 }
 
 TEST(Config, ConnectionsThatFitLeaveTheStoreItsFilesAndSpares) {
@@ -311,7 +330,7 @@ TEST(Config, EveryFlagInTheHelpIsParsedAndDocumented) {
   const std::string readme = ReadText(ESD_SOURCE_DIR "/README.md");
   const std::string docs = ReadText(ESD_SOURCE_DIR "/docs/server.md");
   const std::vector<std::string> flags = UsageFlags();
-  EXPECT_EQ(flags.size(), 19u) << "a flag added to esd --help belongs in this count and the docs";
+  EXPECT_EQ(flags.size(), 20u) << "a flag added to esd --help belongs in this count and the docs";
   for (const std::string& flag : flags) {
     EXPECT_NE(readme.find("`" + flag), std::string::npos) << flag << " is missing from README.md";
     EXPECT_NE(docs.find("`" + flag), std::string::npos) << flag << " is missing from docs/server.md";

@@ -1,11 +1,18 @@
 // Authentication and roles, end to end (TLS: e2e_tls_test.cc).
+#include <capnp/rpc-twoparty.h>
 #include <gtest/gtest.h>
+#include <kj/async-io.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
+#include "client/appender.h"
 #include "client/client.h"
+#include "protocol/esd.capnp.h"
+#include "protocol/transport.h"
 #include "server/esd_process.h"
 #include "storage/test_util.h"
 
@@ -65,6 +72,58 @@ TEST(Auth, EachRoleGetsWhatItMayDoAndNoMore) {
   auto admin = Client::Connect(esd.rpc_address(), "a-token");
   EXPECT_EQ(admin->Status().durable_position, 1u);
   EXPECT_TRUE(admin->Append("s", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok());
+}
+
+// Under --auth a connection slot is for a client that logged in. Three that have not are
+// closed at --login-timeout: one that sends nothing, a framed one that sends its magic and
+// no login, and an RPC one whose login was refused (it sees the disconnect). A client that
+// logged in before them is served after their deadlines, and so after its own.
+TEST(Auth, ConnectionsThatDoNotLogInWithinLoginTimeoutAreClosedAndLoggedInOnesAreServed) {
+  storage::testing::TempDir dir;
+  EsdProcess esd(dir.path() / "data",
+                 {"--auth", WriteAuthFile(dir.path()).string(), "--login-timeout", "1", "--log-level", "debug"});
+  auto writer = Client::Connect(esd.rpc_address(), "w-token");
+  ASSERT_TRUE(writer->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+  auto framed_writer = client::Appender::Connect({.address = esd.rpc_address(), .token = "w-token"});
+  ASSERT_TRUE(framed_writer->Append("f", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
+
+  const int silent = testing::ConnectLoopback(esd.rpc_address());
+  const int framed = testing::ConnectLoopback(esd.rpc_address());
+  ASSERT_EQ(::write(framed, transport::kFramesMagic, sizeof(transport::kFramesMagic)),
+            static_cast<ssize_t>(sizeof(transport::kFramesMagic)));
+  // A raw RPC client, on a thread of its own: this one's event loop is the Client's.
+  bool refused = false, closed = false;
+  std::thread([&] {
+    auto io = kj::setupAsyncIo();
+    auto stream = io.provider->getNetwork().parseAddress(esd.rpc_address()).wait(io.waitScope)->connect().wait(
+        io.waitScope);
+    capnp::TwoPartyClient rpc(*stream);
+    auto login = rpc.bootstrap().castAs<rpc::Bootstrap>().loginRequest();
+    login.setToken("wrong");
+    refused = login.send().then([](auto&&) { return false; }, [](kj::Exception&&) { return true; }).wait(io.waitScope);
+    // The bound is the test's patience, not a timing: esd closes it about a second in.
+    closed = io.provider->getTimer()
+                 .timeoutAfter(60 * kj::SECONDS, rpc.onDisconnect())
+                 .then([] { return true; }, [](kj::Exception&&) { return false; })
+                 .wait(io.waitScope);
+  }).join();
+  EXPECT_TRUE(refused) << "a wrong token was accepted";
+  EXPECT_TRUE(closed) << "esd kept a connection that did not log in";
+  ASSERT_TRUE(esd.WaitForOutput("esd: a connection closed:", 3)) << esd.Output();
+  EXPECT_TRUE(esd.WaitForOutput("closed a connection whose client did not log in within 1 s (esd --login-timeout;"))
+      << esd.Output();
+  char byte;
+  EXPECT_EQ(::read(silent, &byte, 1), 0) << "the silent connection is closed";
+  EXPECT_EQ(::read(framed, &byte, 1), 0) << "the framed connection without a login is closed";
+  ::close(silent);
+  ::close(framed);
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_login_timeouts_total 3\n"), std::string::npos) << metrics;
+
+  EXPECT_TRUE(writer->Append("s", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok()) << "the logged-in client";
+  EXPECT_TRUE(framed_writer->Append("f", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok())
+      << "the logged-in framed client";
+  EXPECT_NE(metrics.find("esd_connections 2\n"), std::string::npos) << metrics;
 }
 
 int RunEsd(const std::vector<std::string>& args, std::string* output) {
