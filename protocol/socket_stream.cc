@@ -205,14 +205,11 @@ bool SetKeepAlive(kj::AsyncIoStream& stream, int idle_seconds) {
       protocol != IPPROTO_TCP) {
     return false;
   }
-  const int on = 1, interval = KeepAliveInterval(idle_seconds), probes = kKeepAliveProbes;
-  // In milliseconds: as long as the probes take, so that neither bound ends a connection
-  // the other would keep.
-  const unsigned user_timeout = 1000u * static_cast<unsigned>(idle_seconds + probes * interval);
-  return ::setsockopt(fd, SOL_TCP, TCP_KEEPIDLE, &idle_seconds, sizeof(idle_seconds)) == 0 &&
+  const int idle = std::min(idle_seconds, kMaxKeepAliveSeconds);
+  const int on = 1, interval = KeepAliveInterval(idle), probes = kKeepAliveProbes;
+  return ::setsockopt(fd, SOL_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) == 0 &&
          ::setsockopt(fd, SOL_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) == 0 &&
          ::setsockopt(fd, SOL_TCP, TCP_KEEPCNT, &probes, sizeof(probes)) == 0 &&
-         ::setsockopt(fd, SOL_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)) == 0 &&
          ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == 0;
 }
 

@@ -82,15 +82,19 @@ class SocketStream final : public kj::AsyncIoStream {
 kj::Own<kj::AsyncIoStream> AdoptTcpSocket(kj::Own<kj::AsyncIoStream> stream, kj::UnixEventPort& port);
 
 // Keepalive on a TCP connection, for a peer that goes without a word (its machine lost power
-// or its network): once the connection has been idle for `idle_seconds`, the kernel probes
-// the peer every KeepAliveInterval(idle_seconds) and ends the connection after
-// kKeepAliveProbes unanswered probes; data written and not acknowledged for as long ends it
-// too (TCP_USER_TIMEOUT). Reads and writes then fail as on a reset. A peer that is alive
-// answers the probes at the kernel's level, however long its application stays silent.
+// or its network): once the connection has been idle for `idle_seconds` (at most
+// kMaxKeepAliveSeconds, Linux's bound; more is taken as that), the kernel probes the peer
+// every KeepAliveInterval(idle_seconds) and ends the connection after kKeepAliveProbes
+// unanswered probes. Reads and writes then fail (ETIMEDOUT). A peer that is alive answers
+// the probes in its kernel, however long its application stays silent or leaves its
+// receive window closed. (No TCP_USER_TIMEOUT: Linux applies it to zero-window probes too,
+// so it would end a live subscriber that has not read for that long. Unacknowledged data
+// to a vanished peer ends a connection after the kernel's retransmissions, tcp_retries2.)
 // False for a stream that is not a TCP socket (a unix socket, an in-memory pipe), with
 // nothing changed, or when the kernel refuses an option (errno says why); never throws, so
 // that the accept loop cannot fail on it.
 inline constexpr int kKeepAliveProbes = 3;
+inline constexpr int kMaxKeepAliveSeconds = 32'767;
 constexpr int KeepAliveInterval(int idle_seconds) { return idle_seconds >= 3 ? idle_seconds / 3 : 1; }
 bool SetKeepAlive(kj::AsyncIoStream& stream, int idle_seconds);
 

@@ -136,7 +136,7 @@ namespace {
 namespace po = boost::program_options;
 
 constexpr uint64_t kMostConnections = 1'000'000;  // fs.nr_open's default: no more descriptors
-constexpr uint64_t kMostKeepAliveSeconds = 32'767;  // Linux's bound on TCP_KEEPIDLE
+constexpr uint64_t kMostKeepAliveSeconds = 32'767;  // Linux's bound (transport::kMaxKeepAliveSeconds)
 constexpr uint64_t kMostLoginSeconds = 3600;
 
 // The options a --config file may hold: every flag but --config, --help and --version.

@@ -446,7 +446,7 @@ int RunDaemon(const Config& config) {
             return conn->OnDisconnect().attach(kj::mv(conn));
           });
       if (!config.auth_file.empty()) {
-        auto deadline = login_timer.afterDelay(config.login_timeout * kj::SECONDS).then([&, &s]() -> kj::Promise<void> {
+        auto deadline = login_timer.afterDelay(config.login_timeout * kj::SECONDS).then([&ctx, &config, &login_timeout_log, &s]() -> kj::Promise<void> {
           KJ_IF_MAYBE(state, s.state) {
             if ((*state)->logged_in()) return kj::NEVER_DONE;
           }

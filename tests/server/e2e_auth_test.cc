@@ -84,7 +84,10 @@ TEST(Auth, ConnectionsThatDoNotLogInWithinLoginTimeoutAreClosedAndLoggedInOnesAr
                  {"--auth", WriteAuthFile(dir.path()).string(), "--login-timeout", "1", "--log-level", "debug"});
   auto writer = Client::Connect(esd.rpc_address(), "w-token");
   ASSERT_TRUE(writer->Append("s", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
-  auto framed_writer = client::Appender::Connect({.address = esd.rpc_address(), .token = "w-token"});
+  client::ConnectOptions options;
+  options.address = esd.rpc_address();
+  options.token = "w-token";
+  auto framed_writer = client::Appender::Connect(options);
   ASSERT_TRUE(framed_writer->Append("f", Expected::Any(), {NewEvent::Json("E", "{}")}).ok());
 
   const int silent = testing::ConnectLoopback(esd.rpc_address());
@@ -117,12 +120,11 @@ TEST(Auth, ConnectionsThatDoNotLogInWithinLoginTimeoutAreClosedAndLoggedInOnesAr
   EXPECT_EQ(::read(framed, &byte, 1), 0) << "the framed connection without a login is closed";
   ::close(silent);
   ::close(framed);
-  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
-  EXPECT_NE(metrics.find("esd_login_timeouts_total 3\n"), std::string::npos) << metrics;
-
   EXPECT_TRUE(writer->Append("s", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok()) << "the logged-in client";
   EXPECT_TRUE(framed_writer->Append("f", Expected::Exact(0), {NewEvent::Json("E", "{}")}).ok())
       << "the logged-in framed client";
+  const std::string metrics = testing::HttpGet(esd.http_address(), "/metrics");
+  EXPECT_NE(metrics.find("esd_login_timeouts_total 3\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("esd_connections 2\n"), std::string::npos) << metrics;
 }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -119,6 +120,14 @@ int ConnectLoopback(const std::string& host_port, int receive_buffer_bytes) {
     throw std::runtime_error("cannot connect to " + host_port);
   }
   return fd;
+}
+
+void DropEverythingArriving(int fd) {
+  sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);  // keep 0 bytes: drop
+  sock_fprog program{1, &drop};
+  if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) != 0) {
+    throw std::runtime_error(std::string("SO_ATTACH_FILTER: ") + std::strerror(errno));
+  }
 }
 
 std::string SendAndReadToEnd(const std::string& host_port, const std::string& bytes) {

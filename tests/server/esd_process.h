@@ -49,6 +49,12 @@ class EsdProcess {
 // receive_buffer_bytes, its SO_RCVBUF (the window the daemon may fill) is set that small.
 int ConnectLoopback(const std::string& host_port, int receive_buffer_bytes = 0);
 
+// From here on `fd`'s kernel drops every segment that arrives for it, unanswered: a socket
+// filter that accepts nothing, which TCP applies before it acts on a segment. To its peer
+// the socket's machine has gone without a word (power, network). Needs no privilege; throws
+// std::runtime_error when the kernel refuses.
+void DropEverythingArriving(int fd);
+
 // Connects to "127.0.0.1:PORT", sends `bytes` and returns what comes back until the peer
 // closes.
 std::string SendAndReadToEnd(const std::string& host_port, const std::string& bytes);
