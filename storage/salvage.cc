@@ -158,13 +158,20 @@ Result<SalvageReport> SalvageStore(const std::filesystem::path& dir, const Salva
   }
   if (Status s = SyncDirectory(report.quarantine); !s.ok()) return s;
   if (Status s = SyncDirectory(segments_dir); !s.ok()) return s;
-  // 3. The damaged segment ends before the bad batch: zeros from there, as open expects.
+  // 3. The damaged segment ends before the bad batch: zeros from there, as open expects. A
+  // file shorter than its header says (cut by something else) ends there instead, as a
+  // backup's copy of the active segment does, and open gives it its length back: fewer
+  // zeros than a batch header at the end of a short file read as a cut again.
   if (!whole) {
     auto f = File::Open(damaged, O_RDWR);
     if (!f.ok()) return f.status();
     auto size = f->Size();
     if (!size.ok()) return size.status();
-    Status s = f->WriteZeros(cut.offset, *size - cut.offset);
+    format::SegmentHeader header{};
+    auto read = f->ReadAt(0, std::span(reinterpret_cast<uint8_t*>(&header), sizeof(header)));
+    if (!read.ok()) return read.status();
+    const bool short_file = *read == sizeof(header) && *size < header.segment_size;
+    Status s = short_file ? f->Truncate(cut.offset) : f->WriteZeros(cut.offset, *size - cut.offset);
     if (s.ok()) s = f->DataSync();
     if (!s.ok()) return s;
   }

@@ -174,6 +174,16 @@ ScanResult ScanWindow(const Segment& segment, std::span<const uint8_t> window, u
     format::BatchHeader h;
     auto check = format::CheckBatch(bytes.subspan(std::min<uint64_t>(r.end_offset, bytes.size())), true, &h);
     if (check == format::BatchCheck::kEndOfLog) {
+      // Zeros, but fewer than a batch header of them, and then the end of a short file: the
+      // file was cut by something else (esd makes every segment at its full length, and a
+      // backup's copy ends at a batch) where no batch ends. Those zeros may be the first
+      // bytes of a batch's header (its checksum's low byte is 0 once in 256 batches): a cut
+      // inside a batch, judged as such, never read as the end of the log.
+      const uint64_t left = r.end_offset < bytes.size() ? bytes.size() - r.end_offset : 0;
+      if (segment.is_short() && bytes.size() == segment.size() && left > 0 && left < format::kBatchHeaderSize) {
+        r.past_end_of_file = true;
+        return fail(format::BatchCheckName(format::BatchCheck::kTruncated));
+      }
       // A scavenged segment's positions go on to where it ended before the removal.
       if (segment.scavenged() && r.end_position < segment.scavenged_end()) r.end_position = segment.scavenged_end();
       return r;

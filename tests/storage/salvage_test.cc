@@ -71,6 +71,29 @@ TEST(Salvage, DamageInTheActiveSegmentIsMovedAsideAndTheStoreOpensWithEverything
   EXPECT_EQ(r->first_position, GlobalPosition(5));
 }
 
+// A file cut by something else a few bytes into a batch whose header starts with zeros
+// (Recovery.AShortFileCutInsideABatchHeaderWhoseFirstBytesAreZerosIsRefused): open refuses
+// it, and salvage cuts at that batch, keeping everything before it.
+TEST(Salvage, AShortFileCutInsideABatchHeaderIsCutAtThatBatch) {
+  TempDir dir;
+  Fill(dir.path(), 6);
+  const auto seg = SegmentFiles(dir.path()).back();
+  const uint64_t last = BatchOffsets(seg).back();
+  testing::ZeroRange(seg, last, 1);
+  testing::TruncateFile(seg, last + 1);
+  ASSERT_EQ(Store::Open(dir.path(), SmallOptions()).status().code(), Status::Code::kCorruption);
+
+  auto report = SalvageStore(dir.path());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_TRUE(report->damage.has_value());
+  EXPECT_EQ(report->damage->offset, last);
+  EXPECT_EQ(report->log_end, GlobalPosition(5));
+  EXPECT_NE(report->problem.find("cut it short"), std::string::npos) << report->problem;
+  auto store = Store::Open(dir.path(), SmallOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(EventsIn(**store), 5u);
+}
+
 TEST(Salvage, DamageInASealedSegmentMovesItAndEveryLaterSegmentAside) {
   TempDir dir;
   Fill(dir.path(), 600);
