@@ -446,7 +446,7 @@ int RunDaemon(const Config& config) {
             return conn->OnDisconnect().attach(kj::mv(conn));
           });
       if (!config.auth_file.empty()) {
-        auto deadline = login_timer.afterDelay(config.login_timeout * kj::SECONDS).then([&ctx, &config, &login_timeout_log, &s]() -> kj::Promise<void> {
+        auto expired = [&ctx, &config, &login_timeout_log, &s]() -> kj::Promise<void> {
           KJ_IF_MAYBE(state, s.state) {
             if ((*state)->logged_in()) return kj::NEVER_DONE;
           }
@@ -457,7 +457,8 @@ int RunDaemon(const Config& config) {
                       config.login_timeout, n);
           }
           return kj::READY_NOW;  // the connection is dropped, its socket closed
-        });
+        };
+        auto deadline = login_timer.afterDelay(config.login_timeout * kj::SECONDS).then(kj::mv(expired));
         serving = serving.exclusiveJoin(kj::mv(deadline));
       }
       return serving.attach(kj::mv(served))

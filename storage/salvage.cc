@@ -22,6 +22,7 @@ struct Cut {
   uint64_t offset = 0;
   std::optional<uint64_t> position;
   std::string problem;
+  bool short_file = false;  // the segment is shorter than its header says (Segment::is_short)
 };
 
 struct Walk {
@@ -39,8 +40,9 @@ Walk FindFirstDamage(const std::vector<std::pair<GlobalPosition, std::filesystem
   uint64_t total = 0, done = 0;
   for (const auto& [first, path] : files) total += std::filesystem::file_size(path, ec);
   NextVersions next_version;
-  auto cut = [&](size_t k, uint64_t offset, std::optional<uint64_t> position, std::string problem) {
-    w.cut = Cut{k, offset, position, std::move(problem)};
+  auto cut = [&](size_t k, uint64_t offset, std::optional<uint64_t> position, std::string problem,
+                 bool short_file = false) {
+    w.cut = Cut{k, offset, position, std::move(problem), short_file};
     return w;
   };
   for (size_t k = 0; k < files.size(); ++k) {
@@ -64,7 +66,9 @@ Walk FindFirstDamage(const std::vector<std::pair<GlobalPosition, std::filesystem
         [&](const ScannedBatch& b) { return next_version.Check(b); });
     next_version.RecordTips(v.scan);
     w.log_end = v.scan.end_position;
-    if (v.kind == SegmentVerdict::Kind::kDamaged) return cut(k, v.scan.end_offset, v.scan.end_position.value, v.problem);
+    if (v.kind == SegmentVerdict::Kind::kDamaged) {
+      return cut(k, v.scan.end_offset, v.scan.end_position.value, v.problem, s.is_short());
+    }
     done += std::filesystem::file_size(files[k].second, ec);
   }
   return w;
@@ -167,11 +171,7 @@ Result<SalvageReport> SalvageStore(const std::filesystem::path& dir, const Salva
     if (!f.ok()) return f.status();
     auto size = f->Size();
     if (!size.ok()) return size.status();
-    format::SegmentHeader header{};
-    auto read = f->ReadAt(0, std::span(reinterpret_cast<uint8_t*>(&header), sizeof(header)));
-    if (!read.ok()) return read.status();
-    const bool short_file = *read == sizeof(header) && *size < header.segment_size;
-    Status s = short_file ? f->Truncate(cut.offset) : f->WriteZeros(cut.offset, *size - cut.offset);
+    Status s = cut.short_file ? f->Truncate(cut.offset) : f->WriteZeros(cut.offset, *size - cut.offset);
     if (s.ok()) s = f->DataSync();
     if (!s.ok()) return s;
   }
